@@ -1,0 +1,84 @@
+//! The OpenRouter classifier.
+
+use http::{HeaderMap, StatusCode};
+use tollgate_core::{ErrorClass, RetryAdvice, headers};
+
+use crate::body::ErrorBody;
+use crate::rules::{Failure, Spec, classifier, status_class};
+use crate::signals::context_window_exceeded;
+
+/// The OpenRouter classifier (`{"error":{"code":<int>,"message","metadata"?}}` bodies).
+///
+/// OpenRouter answers with a non-200 status only for invalid requests and missing credits; other
+/// errors can arrive with **HTTP 200** and the error in the body, so a 200 whose body carries an
+/// `error` object is classified by its `error.code`. (Bodies of successful responses are only
+/// seen when this classifier is called directly with [`verdict`](Self::verdict); `ClassifyLayer`
+/// peeks error bodies only.)
+///
+/// | response | class | advice |
+/// |---|---|---|
+/// | 402 (credits used up, negative balance) | QuotaExhausted | elsewhere |
+/// | 403 with moderation `metadata` | ContentPolicy | elsewhere |
+/// | 502 / 503 (upstream down or overloaded) | Overloaded | **elsewhere**: switch now |
+/// | 408 | Timeout | same target |
+/// | 429 | RateLimited | same target |
+/// | 400 with the upstream's context-window message | ContextWindowExceeded | elsewhere |
+///
+/// The snapshot comes from [`headers::openrouter`].
+///
+/// # Examples
+///
+/// ```
+/// use http::{HeaderMap, StatusCode};
+/// use tollgate_core::{ErrorClass, RetryAdvice};
+/// use tollgate_providers::OpenRouter;
+///
+/// let body = br#"{"error":{"code":503,"message":"Provider returned error","metadata":{"provider_name":"Example"}}}"#;
+/// let verdict = OpenRouter::new().verdict(StatusCode::OK, &HeaderMap::new(), body);
+/// assert_eq!(verdict.class(), Some(ErrorClass::Overloaded));
+/// assert_eq!(verdict.advice(), RetryAdvice::Elsewhere);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct OpenRouter {}
+
+impl OpenRouter {
+    const SPEC: Spec = Spec {
+        should_retry: true,
+        snapshot: headers::openrouter,
+        body_hints: true,
+        query_cost: false,
+    };
+
+    /// The classifier.
+    pub const fn new() -> Self {
+        OpenRouter {}
+    }
+
+    fn failure(&self, status: StatusCode, _: &HeaderMap, body: &ErrorBody<'_>) -> Option<Failure> {
+        // An error inside a 200 carries its status as `error.code`.
+        let status = if status.is_success() && body.message.is_some() {
+            body.code
+                .as_ref()
+                .and_then(|c| c.as_number())
+                .and_then(|n| u16::try_from(n).ok())
+                .and_then(|n| StatusCode::from_u16(n).ok())
+                .filter(|s| s.as_u16() >= 400)
+                .unwrap_or(status)
+        } else {
+            status
+        };
+        let class = status_class(status)?;
+        let failure = match status.as_u16() {
+            403 if body.moderation => Failure::new(ErrorClass::ContentPolicy),
+            502 | 503 => Failure::new(ErrorClass::Overloaded).advice(RetryAdvice::Elsewhere),
+            400..=499 if status.as_u16() != 429 && context_window_exceeded(body) => {
+                Failure::new(ErrorClass::ContextWindowExceeded)
+            }
+            _ => Failure::new(class),
+        };
+        Some(failure)
+    }
+}
+
+classifier!(OpenRouter);

@@ -1,0 +1,203 @@
+//! The steps every provider classifier shares: `x-should-retry`, the delay precedence, the
+//! rate-limit snapshot and usage.
+
+use std::time::SystemTime;
+
+use http::{HeaderMap, StatusCode};
+use tollgate_core::headers::{self, server_delay, should_retry};
+use tollgate_core::{
+    DelaySource, ErrorClass, RateLimitSnapshot, ResponseView, RetryAdvice, Usage, Verdict,
+};
+
+use crate::body::ErrorBody;
+use crate::signals::body_delay;
+
+/// How a provider's classifier differs from the others in the shared steps.
+pub(crate) struct Spec {
+    /// Whether the provider sends `x-should-retry` (OpenAI, Anthropic, Groq) and its SDK obeys it.
+    pub(crate) should_retry: bool,
+    /// The provider's rate-limit header family.
+    pub(crate) snapshot: fn(&HeaderMap, SystemTime) -> RateLimitSnapshot,
+    /// Whether the provider puts delay hints in error bodies.
+    pub(crate) body_hints: bool,
+    /// Whether the provider reports the tokens charged in `ratelimitbysize-query-cost` (Mistral).
+    pub(crate) query_cost: bool,
+}
+
+/// A snapshot parser for providers that send no rate-limit headers.
+pub(crate) fn no_snapshot(_: &HeaderMap, _: SystemTime) -> RateLimitSnapshot {
+    RateLimitSnapshot::new()
+}
+
+/// What a provider's own rules decided about a failed response.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failure {
+    pub(crate) class: ErrorClass,
+    pub(crate) advice: RetryAdvice,
+    /// Whether a body delay hint may be used (not for Gemini's per-day quotas).
+    pub(crate) hints: bool,
+}
+
+impl Failure {
+    pub(crate) const fn new(class: ErrorClass) -> Self {
+        Failure {
+            class,
+            advice: class.default_advice(),
+            hints: true,
+        }
+    }
+
+    pub(crate) const fn advice(mut self, advice: RetryAdvice) -> Self {
+        self.advice = advice;
+        self
+    }
+
+    pub(crate) const fn no_hints(mut self) -> Self {
+        self.hints = false;
+        self
+    }
+}
+
+/// The class the official SDKs' status rules give (PROVIDERS.md §4, §7 item 12), with 503 and
+/// 529 as overloads and 504 as a timeout. `None` for a success (below 400).
+pub(crate) fn status_class(status: StatusCode) -> Option<ErrorClass> {
+    let class = match status.as_u16() {
+        0..=399 => return None,
+        400 | 422 => ErrorClass::BadRequest,
+        401 => ErrorClass::Unauthorized,
+        402 => ErrorClass::QuotaExhausted,
+        403 => ErrorClass::PermissionDenied,
+        404 => ErrorClass::NotFound,
+        408 => ErrorClass::Timeout,
+        409 => ErrorClass::Conflict,
+        413 => ErrorClass::PayloadTooLarge,
+        429 => ErrorClass::RateLimited,
+        503 | 529 | 498 => ErrorClass::Overloaded,
+        504 => ErrorClass::Timeout,
+        500..=599 => ErrorClass::ServerError,
+        _ => ErrorClass::Unknown,
+    };
+    Some(class)
+}
+
+/// Whether a failure is decided by the request or the account, so that `x-should-retry: true`
+/// cannot make it retryable: quota wins (PROVIDERS.md §7 item 2), and an oversized request or
+/// context never fits however often it is sent.
+const fn deterministic(class: ErrorClass) -> bool {
+    matches!(
+        class,
+        ErrorClass::QuotaExhausted
+            | ErrorClass::ContextWindowExceeded
+            | ErrorClass::PayloadTooLarge
+    )
+}
+
+/// Builds the verdict from a provider's decision.
+pub(crate) fn verdict(
+    view: &ResponseView<'_>,
+    body: &ErrorBody<'_>,
+    failure: Option<Failure>,
+    spec: &Spec,
+) -> Verdict {
+    let snapshot = (spec.snapshot)(view.headers(), view.time());
+    let usage = body.usage.or_else(|| {
+        spec.query_cost
+            .then(|| header_usage(view.headers()))
+            .flatten()
+    });
+    let Some(failure) = failure else {
+        let mut verdict = Verdict::success()
+            .with_status(view.status())
+            .with_rate_limits(snapshot);
+        if let Some(usage) = usage {
+            verdict = verdict.with_usage(usage);
+        }
+        return verdict;
+    };
+
+    let mut advice = failure.advice;
+    if spec.should_retry {
+        match should_retry(view.headers()) {
+            Some(false) if advice == RetryAdvice::SameTarget => advice = RetryAdvice::Never,
+            Some(true) if !deterministic(failure.class) => advice = RetryAdvice::SameTarget,
+            _ => {}
+        }
+    }
+
+    let mut verdict = Verdict::failure(failure.class)
+        .with_advice(advice)
+        .with_status(view.status());
+    let delay = server_delay(view.headers(), view.time())
+        .or_else(|| {
+            (spec.body_hints && failure.hints)
+                .then(|| body_delay(body))
+                .flatten()
+                .map(|d| (d, DelaySource::BodyHint))
+        })
+        .or_else(|| {
+            (failure.class == ErrorClass::RateLimited)
+                .then(|| snapshot.exhausted_reset())
+                .flatten()
+                .map(|d| (d, DelaySource::ResetHeader))
+        });
+    if let Some((delay, source)) = delay {
+        verdict = verdict.with_delay(delay, source);
+    }
+    if let Some(usage) = usage {
+        verdict = verdict.with_usage(usage);
+    }
+    verdict.with_rate_limits(snapshot)
+}
+
+/// Mistral reports the tokens it charged in `ratelimitbysize-query-cost`.
+fn header_usage(headers: &HeaderMap) -> Option<Usage> {
+    let value = headers.get("ratelimitbysize-query-cost")?;
+    let n: u64 = std::str::from_utf8(value.as_bytes())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Usage::new().with_total_tokens(n))
+}
+
+/// The OpenAI header family, for the generic classifier.
+pub(crate) fn openai_snapshot(headers: &HeaderMap, now: SystemTime) -> RateLimitSnapshot {
+    headers::openai(headers, now)
+}
+
+/// Implements `Classify`, `verdict` and `verdict_at` for a classifier with a
+/// `fn failure(&self, status, headers, body) -> Option<Failure>` and a `SPEC`.
+macro_rules! classifier {
+    ($name:ident) => {
+        impl $name {
+            /// Classifies a response from its status, headers and (peeked) body, as received now.
+            ///
+            /// Any bytes are accepted: a body that is not JSON, not UTF-8 or truncated is judged
+            /// from the status and headers (and its text, if any).
+            pub fn verdict(
+                &self,
+                status: http::StatusCode,
+                headers: &http::HeaderMap,
+                body: &[u8],
+            ) -> tollgate_core::Verdict {
+                tollgate_core::Classify::classify(
+                    self,
+                    &tollgate_core::ResponseView::new(status, headers, body),
+                )
+            }
+        }
+
+        impl tollgate_core::Classify for $name {
+            fn classify(
+                &self,
+                response: &tollgate_core::ResponseView<'_>,
+            ) -> tollgate_core::Verdict {
+                let body = $crate::body::ErrorBody::parse(response.body());
+                let failure = self.failure(response.status(), response.headers(), &body);
+                $crate::rules::verdict(response, &body, failure, &Self::SPEC)
+            }
+        }
+    };
+}
+
+pub(crate) use classifier;
