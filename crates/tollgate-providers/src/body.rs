@@ -163,10 +163,8 @@ impl<'a> RawBody<'a> {
             ..ErrorBody::default()
         };
         match self.error {
-            Some(ErrorField::Text(t)) => {
-                if body.message.is_none() && !t.is_empty() {
-                    body.message = Some(t);
-                }
+            Some(ErrorField::Text(t)) if body.message.is_none() && !t.is_empty() => {
+                body.message = Some(t);
             }
             Some(ErrorField::Object(e)) => {
                 let e = *e;
@@ -208,7 +206,7 @@ impl<'a> RawBody<'a> {
                     body.upstream = text(meta.raw);
                 }
             }
-            None => {}
+            Some(ErrorField::Text(_)) | None => {}
         }
         body.usage = self
             .usage

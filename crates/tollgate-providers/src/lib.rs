@@ -62,6 +62,7 @@
 mod anthropic;
 mod bedrock;
 mod body;
+pub mod classify_layer;
 mod gemini;
 mod generic;
 mod mistral;
@@ -73,6 +74,7 @@ mod signals;
 
 pub use anthropic::Anthropic;
 pub use bedrock::Bedrock;
+pub use classify_layer::{ClassifyLayer, ClassifyService, PeekedBody};
 pub use gemini::Gemini;
 pub use generic::Generic;
 pub use mistral::Mistral;
