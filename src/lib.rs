@@ -1,4 +1,100 @@
-//! tollgate: composable tower layers for calling rate-limited LLM APIs.
-#![cfg_attr(docsrs, feature(doc_cfg))]
+//! Composable [`tower`] layers for calling rate-limited HTTP APIs — OpenAI, Anthropic, Gemini,
+//! DeepSeek and every OpenAI-compatible endpoint — without breaking.
+//!
+//! # Overview
+//!
+//! Every AI API rate-limits its callers, and the same status code means different things at
+//! different providers: a 429 may be a rate limit (wait and retry) or an exhausted quota (retrying
+//! is useless); a 529 is an overload; a 400 may mean the prompt is too long for the model.
+//! tollgate turns each response into one [`Verdict`] — an [`ErrorClass`], [`RetryAdvice`], the
+//! server's requested delay and its [`DelaySource`], the provider's rate-limit headers as a
+//! [`RateLimitSnapshot`], and the reported [`Usage`] — and its layers act on that verdict.
+//!
+//! This release holds the foundation: the verdict vocabulary ([`Verdict`], [`Classify`]),
+//! the [`headers`] parsers, per-request hints ([`Cost`], [`Priority`], [`RouteKey`],
+//! [`Deadline`]), request [`body`] buffering, the provider classifiers in [`providers`], and
+//! `ClassifyLayer`, which runs a classifier once per response, nearest the wire. The rate
+//! limiting, retry, circuit-breaker, fallback, routing, cache, concurrency and metrics layers
+//! build on it.
+//!
+//! # Example
+//!
+//! Wrap any `tower::Service<http::Request<B>>` — a reqwest or hyper-util client — and every
+//! response carries its verdict:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tollgate::providers::OpenAi;
+//! use tollgate::{ErrorClass, RetryAdvice, ServiceBuilderExt, Verdict};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tollgate::BoxError> {
+//! // Stands in for an HTTP client: answers like OpenAI when the account is out of credit.
+//! let transport = tower::service_fn(|_req: Request<Full<Bytes>>| async {
+//!     let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+//!     Ok::<_, std::convert::Infallible>(
+//!         Response::builder().status(StatusCode::TOO_MANY_REQUESTS).body(Full::new(Bytes::from(body)))?,
+//!     )
+//! });
+//!
+//! let client = ServiceBuilder::new().classify(OpenAi::new()).service(transport);
+//! let response = client.oneshot(Request::new(Full::new(Bytes::new()))).await?;
+//!
+//! let verdict = Verdict::of_response(&response).unwrap();
+//! assert_eq!(verdict.class(), Some(ErrorClass::QuotaExhausted)); // a 429, but not a rate limit
+//! assert_eq!(verdict.advice(), RetryAdvice::Elsewhere); // retrying this key will not help
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layer ordering
+//!
+//! See [`ordering`] for where each layer belongs in a stack, and why.
+//!
+//! # Feature flags
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `full` | Every layer and the provider classifiers | yes |
+//! | `providers` | Provider classifiers ([`providers`]), `ClassifyLayer` and [`ServiceBuilderExt::classify`] | yes (via `full`) |
+//!
+//! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is 1.85 (edition 2024).
 
-pub use tollgate_core as core;
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
+
+#[doc(inline)]
+pub use tollgate_core::{
+    BoxError, Classified, Classify, ClassifyFn, Cost, Deadline, DelaySource, Dimension, ErrorClass,
+    LimitEntry, LimitReading, Priority, RateLimitSnapshot, ResponseView, RetryAdvice, RouteKey,
+    Usage, Verdict, Window, classify_fn, transport_verdict,
+};
+
+#[doc(inline)]
+pub use tollgate_core::{body, headers};
+
+/// Provider classifiers and `ClassifyLayer` (from `tollgate-providers`).
+#[cfg(feature = "providers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "providers")))]
+pub mod providers {
+    #[doc(inline)]
+    pub use tollgate_providers::*;
+}
+
+#[cfg(feature = "providers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "providers")))]
+#[doc(inline)]
+pub use tollgate_providers::ClassifyLayer;
+
+mod builder;
+pub use builder::ServiceBuilderExt;
+
+#[doc = include_str!("docs/ordering.md")]
+pub mod ordering {}

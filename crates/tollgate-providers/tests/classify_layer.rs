@@ -302,7 +302,13 @@ async fn trailers_and_frame_boundaries_are_replayed() {
     assert_eq!(first, "{\"error\":");
     let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(second, "{\"code\":\"rate_limit_exceeded\"}}");
-    let last = body.frame().await.unwrap().unwrap().into_trailers().unwrap();
+    let last = body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_trailers()
+        .unwrap();
     assert_eq!(last, trailers);
     assert!(body.frame().await.is_none());
     assert!(body.is_end_stream());
