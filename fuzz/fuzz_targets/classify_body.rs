@@ -1,0 +1,130 @@
+//! Every provider classifier on arbitrary status, headers and body.
+//!
+//! Input layout:
+//!
+//! | bytes | meaning |
+//! |---|---|
+//! | 0..2 | status: `100 + u16::from_be_bytes(..) % 900` (so 100..=999) |
+//! | 2 | provider selector: `Provider::ALL[byte % 10]` gets the extra checks |
+//! | 3 | header block length `n`; 0 = no headers |
+//! | 4..4+n | header lines as in `rate_limit_headers` (first byte picks the name from the delay, classifier and rate-limit names) |
+//! | rest | body |
+//!
+//! Checks, for every provider: no panic; `verdict` records the status; a delay is non-zero
+//! and has a source (and no source without a delay); the snapshot has unique pairs; the class
+//! and advice do not depend on the time; classification is deterministic. For the selected
+//! provider, the concrete classifier and `Provider` agree. For `Generic`, the class (and advice
+//! and delay) are the same with an empty body.
+
+#![no_main]
+
+use http::{HeaderMap, StatusCode};
+use libfuzzer_sys::fuzz_target;
+use tollgate_core::{Classify, DelaySource, ResponseView, Verdict};
+use tollgate_fuzz::{
+    CLASSIFIER_NAMES, DELAY_NAMES, RATE_LIMIT_NAMES, check_snapshot, fixed_now, header_lines,
+};
+use tollgate_providers::{
+    Anthropic, AzureOpenAi, Bedrock, DeepSeek, Gemini, Generic, Groq, Mistral, OpenAi, OpenRouter,
+    Provider,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let [hi, lo, selector, header_len, rest @ ..] = data else {
+        return;
+    };
+    let status = 100 + u16::from_be_bytes([*hi, *lo]) % 900;
+    let status = StatusCode::from_u16(status).expect("100..=999 is a valid status");
+    let selected = Provider::ALL[usize::from(*selector) % Provider::ALL.len()];
+    let (header_bytes, body) = rest.split_at(usize::from(*header_len).min(rest.len()));
+    let headers = if *header_len == 0 {
+        HeaderMap::new()
+    } else {
+        header_lines(
+            header_bytes,
+            &[DELAY_NAMES, CLASSIFIER_NAMES, RATE_LIMIT_NAMES],
+        )
+    };
+
+    let now = fixed_now();
+    let view = ResponseView::new(status, &headers, body).received_at(now);
+    for provider in Provider::ALL {
+        let live = provider.verdict(status, &headers, body);
+        let pinned = provider.classify(&view);
+        check(provider, status, &live);
+        check(provider, status, &pinned);
+        assert_eq!(
+            pinned,
+            provider.classify(&view),
+            "{provider}: not deterministic"
+        );
+        assert_eq!(
+            (live.class(), live.advice()),
+            (pinned.class(), pinned.advice()),
+            "{provider}: class or advice depends on the time",
+        );
+    }
+
+    let concrete = match selected {
+        Provider::OpenAi => OpenAi::new().classify(&view),
+        Provider::AzureOpenAi => AzureOpenAi::new().classify(&view),
+        Provider::Anthropic => Anthropic::new().classify(&view),
+        Provider::Gemini => Gemini::new().classify(&view),
+        Provider::DeepSeek => DeepSeek::new().classify(&view),
+        Provider::Groq => Groq::new().classify(&view),
+        Provider::Mistral => Mistral::new().classify(&view),
+        Provider::OpenRouter => OpenRouter::new().classify(&view),
+        Provider::Bedrock => Bedrock::new().classify(&view),
+        Provider::Generic => Generic::new().classify(&view),
+        _ => return,
+    };
+    assert_eq!(
+        concrete,
+        selected.classify(&view),
+        "{selected}: enum and concrete type differ"
+    );
+
+    // Generic decides from the status and headers only.
+    let generic = Provider::Generic.classify(&view);
+    let without_body =
+        Provider::Generic.classify(&ResponseView::new(status, &headers, b"").received_at(now));
+    assert_eq!(
+        generic.class(),
+        without_body.class(),
+        "generic: class depends on the body"
+    );
+    assert_eq!(
+        generic.advice(),
+        without_body.advice(),
+        "generic: advice depends on the body"
+    );
+    assert_eq!(
+        (generic.delay(), generic.delay_source()),
+        (without_body.delay(), without_body.delay_source()),
+        "generic: delay depends on the body",
+    );
+});
+
+fn check(provider: Provider, status: StatusCode, verdict: &Verdict) {
+    assert_eq!(
+        verdict.status(),
+        Some(status),
+        "{provider}: status not recorded"
+    );
+    match verdict.delay() {
+        Some(delay) => {
+            assert!(!delay.is_zero(), "{provider}: zero delay");
+            assert_ne!(
+                verdict.delay_source(),
+                DelaySource::None,
+                "{provider}: delay without source"
+            );
+        }
+        None => assert_eq!(
+            verdict.delay_source(),
+            DelaySource::None,
+            "{provider}: source without delay"
+        ),
+    }
+    check_snapshot(verdict.rate_limits());
+}
