@@ -10,8 +10,9 @@ use http::{HeaderMap, StatusCode};
 use crate::{ErrorClass, Verdict};
 
 /// What a classifier sees of a response: its status, its headers, a peek at its body (at most
-/// [`ResponseView::PEEK_LIMIT`] bytes of an error body, empty for a success) and the time it was
-/// received (to turn HTTP-dates and absolute reset times into delays).
+/// [`ResponseView::PEEK_LIMIT`] bytes when [`Classify::needs_body`] asked for it, as it does for
+/// every error status; empty otherwise) and the time it was received (to turn HTTP-dates and
+/// absolute reset times into delays).
 ///
 /// # Examples
 ///
@@ -111,6 +112,18 @@ pub trait Classify {
     fn classify_error(&self, error: &(dyn Error + 'static)) -> Verdict {
         transport_verdict(error)
     }
+
+    /// Whether [`classify`](Self::classify) needs to see the body of a response with this status
+    /// and these headers. A layer reads the body ahead (up to [`ResponseView::PEEK_LIMIT`]) only
+    /// when this says so, and otherwise classifies with an empty body, so a streamed success is
+    /// never held back.
+    ///
+    /// The default is every error status (400 and above). A provider that reports errors inside
+    /// successful responses (OpenRouter) also asks for those bodies.
+    fn needs_body(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        let _ = headers;
+        status.as_u16() >= 400
+    }
 }
 
 impl<C: Classify + ?Sized> Classify for &C {
@@ -119,6 +132,9 @@ impl<C: Classify + ?Sized> Classify for &C {
     }
     fn classify_error(&self, error: &(dyn Error + 'static)) -> Verdict {
         (**self).classify_error(error)
+    }
+    fn needs_body(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        (**self).needs_body(status, headers)
     }
 }
 
@@ -129,6 +145,9 @@ impl<C: Classify + ?Sized> Classify for Box<C> {
     fn classify_error(&self, error: &(dyn Error + 'static)) -> Verdict {
         (**self).classify_error(error)
     }
+    fn needs_body(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        (**self).needs_body(status, headers)
+    }
 }
 
 impl<C: Classify + ?Sized> Classify for Arc<C> {
@@ -137,6 +156,9 @@ impl<C: Classify + ?Sized> Classify for Arc<C> {
     }
     fn classify_error(&self, error: &(dyn Error + 'static)) -> Verdict {
         (**self).classify_error(error)
+    }
+    fn needs_body(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        (**self).needs_body(status, headers)
     }
 }
 

@@ -51,6 +51,7 @@ impl Anthropic {
         snapshot: headers::anthropic,
         body_hints: true,
         query_cost: false,
+        errors_in_success: false,
     };
 
     /// The classifier.

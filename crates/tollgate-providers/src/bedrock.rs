@@ -46,6 +46,7 @@ impl Bedrock {
         snapshot: no_snapshot,
         body_hints: false,
         query_cost: false,
+        errors_in_success: false,
     };
 
     /// The classifier.

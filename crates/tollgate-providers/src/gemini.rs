@@ -50,6 +50,7 @@ impl Gemini {
         snapshot: no_snapshot,
         body_hints: true,
         query_cost: false,
+        errors_in_success: false,
     };
 
     /// The classifier.

@@ -54,6 +54,7 @@ impl Generic {
         snapshot: openai_snapshot,
         body_hints: false,
         query_cost: false,
+        errors_in_success: false,
     };
 
     /// The classifier.

@@ -36,6 +36,7 @@ impl Mistral {
         snapshot: headers::mistral,
         body_hints: true,
         query_cost: true,
+        errors_in_success: false,
     };
 
     /// The classifier.

@@ -93,6 +93,7 @@ impl OpenAi {
         snapshot: headers::openai,
         body_hints: true,
         query_cost: false,
+        errors_in_success: false,
     };
 
     /// The classifier.
@@ -140,6 +141,7 @@ impl AzureOpenAi {
         snapshot: headers::azure_openai,
         body_hints: true,
         query_cost: false,
+        errors_in_success: false,
     };
 
     /// The classifier.
@@ -191,6 +193,7 @@ impl Groq {
         snapshot: headers::groq,
         body_hints: true,
         query_cost: false,
+        errors_in_success: false,
     };
 
     /// The classifier.
@@ -236,6 +239,7 @@ impl DeepSeek {
         snapshot: no_snapshot,
         body_hints: true,
         query_cost: false,
+        errors_in_success: false,
     };
 
     /// The classifier.

@@ -11,9 +11,10 @@ use crate::signals::context_window_exceeded;
 ///
 /// OpenRouter answers with a non-200 status only for invalid requests and missing credits; other
 /// errors can arrive with **HTTP 200** and the error in the body, so a 200 whose body carries an
-/// `error` object is classified by its `error.code`. (Bodies of successful responses are only
-/// seen when this classifier is called directly with [`verdict`](Self::verdict); `ClassifyLayer`
-/// peeks error bodies only.)
+/// `error` object is classified by its `error.code`. For that, this classifier asks
+/// [`ClassifyLayer`](crate::ClassifyLayer) for the body of every non-streaming success too
+/// ([`Classify::needs_body`](tollgate_core::Classify::needs_body)); an event stream
+/// (`text/event-stream`) is passed through at once, and its mid-stream errors are not seen here.
 ///
 /// | response | class | advice |
 /// |---|---|---|
@@ -48,6 +49,7 @@ impl OpenRouter {
         snapshot: headers::openrouter,
         body_hints: true,
         query_cost: false,
+        errors_in_success: true,
     };
 
     /// The classifier.

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use http::{HeaderMap, StatusCode};
 use tollgate_core::{Classify, ResponseView, Verdict};
 
 use crate::{
@@ -105,6 +106,21 @@ impl Classify for Provider {
             Provider::OpenRouter => OpenRouter::new().classify(response),
             Provider::Bedrock => Bedrock::new().classify(response),
             Provider::Generic => Generic::new().classify(response),
+        }
+    }
+
+    fn needs_body(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        match self {
+            Provider::OpenAi => OpenAi::new().needs_body(status, headers),
+            Provider::AzureOpenAi => AzureOpenAi::new().needs_body(status, headers),
+            Provider::Anthropic => Anthropic::new().needs_body(status, headers),
+            Provider::Gemini => Gemini::new().needs_body(status, headers),
+            Provider::DeepSeek => DeepSeek::new().needs_body(status, headers),
+            Provider::Groq => Groq::new().needs_body(status, headers),
+            Provider::Mistral => Mistral::new().needs_body(status, headers),
+            Provider::OpenRouter => OpenRouter::new().needs_body(status, headers),
+            Provider::Bedrock => Bedrock::new().needs_body(status, headers),
+            Provider::Generic => Generic::new().needs_body(status, headers),
         }
     }
 }

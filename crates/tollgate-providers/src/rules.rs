@@ -22,6 +22,27 @@ pub(crate) struct Spec {
     pub(crate) body_hints: bool,
     /// Whether the provider reports the tokens charged in `ratelimitbysize-query-cost` (Mistral).
     pub(crate) query_cost: bool,
+    /// Whether the provider puts errors in the JSON body of a 2xx response (OpenRouter), so that
+    /// body must be read too (event streams excepted: their errors come mid-stream).
+    pub(crate) errors_in_success: bool,
+}
+
+/// [`Classify::needs_body`](tollgate_core::Classify::needs_body) for a provider: every error
+/// status, and a non-streaming success when the provider reports errors inside those.
+pub(crate) fn needs_body(status: StatusCode, headers: &HeaderMap, spec: &Spec) -> bool {
+    status.as_u16() >= 400
+        || (spec.errors_in_success && status.is_success() && !is_event_stream(headers))
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..17)
+                .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
+        })
 }
 
 /// A snapshot parser for providers that send no rate-limit headers.
@@ -195,6 +216,10 @@ macro_rules! classifier {
                 let body = $crate::body::ErrorBody::parse(response.body());
                 let failure = self.failure(response.status(), response.headers(), &body);
                 $crate::rules::verdict(response, &body, failure, &Self::SPEC)
+            }
+
+            fn needs_body(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
+                $crate::rules::needs_body(status, headers, &Self::SPEC)
             }
         }
     };

@@ -20,7 +20,9 @@ use tollgate_core::{
     BoxError, Classified, Classify, DelaySource, ErrorClass, ResponseView, Verdict, classify_fn,
 };
 use tollgate_providers::classify_layer::future::ResponseFuture;
-use tollgate_providers::{Anthropic, ClassifyLayer, ClassifyService, OpenAi, PeekedBody};
+use tollgate_providers::{
+    Anthropic, ClassifyLayer, ClassifyService, OpenAi, OpenRouter, PeekedBody, Provider,
+};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 // ===== helpers =====
@@ -452,6 +454,85 @@ async fn the_response_waits_for_the_peeked_frames() {
         Verdict::of_response(&response).unwrap().class(),
         Some(ErrorClass::QuotaExhausted)
     );
+}
+
+#[tokio::test]
+async fn openrouter_errors_inside_a_200_are_found() {
+    const BODY: &[u8] = br#"{"error":{"code":503,"message":"Provider returned error","metadata":{"provider_name":"Example"}}}"#;
+    for classifier in [Provider::OpenRouter, "openrouter".parse().unwrap()] {
+        let reply = Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(BODY)))
+            .unwrap();
+        let response = through(ClassifyLayer::new(classifier), reply)
+            .await
+            .unwrap();
+        let verdict = Verdict::of_response(&response).unwrap();
+        assert_eq!(verdict.class(), Some(ErrorClass::Overloaded));
+        assert!(response.body().was_peeked());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, BODY);
+    }
+}
+
+#[tokio::test]
+async fn openrouter_success_is_read_and_handed_on() {
+    const BODY: &[u8] = br#"{"id":"gen-1","choices":[{"message":{"content":"hi"}}]}"#;
+    let response = through(
+        ClassifyLayer::new(OpenRouter::new()),
+        response(200, Full::new(Bytes::from_static(BODY))),
+    )
+    .await
+    .unwrap();
+    assert!(Verdict::of_response(&response).unwrap().is_success());
+    assert!(response.body().was_peeked());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, BODY);
+}
+
+#[tokio::test]
+async fn streams_are_never_held_back() {
+    // An OpenRouter event stream and any other provider's success are passed through at once,
+    // even though their first frame has not arrived.
+    for classifier in [Provider::OpenRouter, Provider::OpenAi, Provider::Anthropic] {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reply = Response::builder()
+            .status(200)
+            .header("content-type", "text/event-stream; charset=utf-8")
+            .body(Channel(rx))
+            .unwrap();
+        let response = through(ClassifyLayer::new(classifier), reply)
+            .await
+            .unwrap();
+        assert!(Verdict::of_response(&response).unwrap().is_success());
+        assert!(!response.body().was_peeked(), "{classifier}");
+        drop(tx);
+    }
+}
+
+#[test]
+fn needs_body_defaults_to_error_statuses() {
+    let headers = HeaderMap::new();
+    let closure = classify_fn(|_: &ResponseView<'_>| Verdict::success());
+    for status in [200, 204, 302, 399] {
+        let status = StatusCode::from_u16(status).unwrap();
+        assert!(!closure.needs_body(status, &headers), "{status}");
+        assert!(!OpenAi::new().needs_body(status, &headers), "{status}");
+    }
+    for status in [400, 413, 429, 500, 529] {
+        let status = StatusCode::from_u16(status).unwrap();
+        assert!(closure.needs_body(status, &headers), "{status}");
+        for provider in Provider::ALL {
+            assert!(provider.needs_body(status, &headers), "{provider} {status}");
+        }
+    }
+    assert!(OpenRouter::new().needs_body(StatusCode::OK, &headers));
+    assert!(Provider::OpenRouter.needs_body(StatusCode::OK, &headers));
+    assert!(Arc::new(OpenRouter::new()).needs_body(StatusCode::OK, &headers));
+    let mut sse = HeaderMap::new();
+    sse.insert("content-type", "Text/Event-Stream".parse().unwrap());
+    assert!(!OpenRouter::new().needs_body(StatusCode::OK, &sse));
 }
 
 // ===== transport errors =====

@@ -24,8 +24,9 @@ const MAX_PEEK_FRAMES: usize = 1024;
 pin_project! {
     /// The response future of [`ClassifyService`](super::ClassifyService).
     ///
-    /// It waits for the inner response; for an error status it then reads the body ahead, up to
-    /// the peek limit, before classifying and returning the response.
+    /// It waits for the inner response; when the classifier needs the body (every error status)
+    /// it then reads the body ahead, up to the peek limit, before classifying and returning the
+    /// response.
     ///
     /// # Cancellation
     ///
@@ -82,8 +83,8 @@ where
                     // Classified once, nearest the wire: a verdict already attached stands.
                     let classified = parts.extensions.get::<Verdict>().is_some();
                     if classified
-                        || parts.status.as_u16() < 400
                         || *this.peek_limit == 0
+                        || !this.classifier.needs_body(parts.status, &parts.headers)
                         || body.is_end_stream()
                     {
                         if !classified {

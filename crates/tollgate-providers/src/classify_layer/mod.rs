@@ -16,13 +16,15 @@
 //!
 //! - `poll_ready` forwards to the inner service; its error is boxed, not classified (a service
 //!   that fails readiness is broken, not answering).
-//! - `call` calls the inner service. A response with status below 400 is classified from status
-//!   and headers and returned at once, its body passed through unchanged. For an error status
-//!   the future reads the body ahead until it has peeked the limit (64 KiB, less with
-//!   [`ClassifyLayer::with_peek_limit`]), the body ends, trailers arrive or reading fails, then
-//!   classifies and returns the response. The [`PeekedBody`] replays every frame it read — data,
-//!   trailers, and a read error in its place — then streams the rest: the caller gets the body
-//!   exactly as the server sent it.
+//! - `call` calls the inner service. When the classifier needs the body
+//!   ([`Classify::needs_body`](tollgate_core::Classify::needs_body): every error status, and
+//!   OpenRouter's non-streaming successes, which can carry errors) the future reads the body
+//!   ahead until it has peeked the limit (64 KiB, less with [`ClassifyLayer::with_peek_limit`]),
+//!   the body ends, trailers arrive or reading fails, then classifies and returns the response.
+//!   The [`PeekedBody`] replays every frame it read — data, trailers, and a read error in its
+//!   place — then streams the rest: the caller gets the body exactly as the server sent it. Any
+//!   other response (a success, a stream) is classified from status and headers and returned at
+//!   once, its body passed through in place.
 //! - A response that already carries a verdict (an inner `ClassifyLayer`) is not classified
 //!   again, and an error that is already `Classified` is not wrapped again.
 //! - Clones share nothing but the (cloned) classifier.
