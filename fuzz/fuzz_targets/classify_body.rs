@@ -12,7 +12,8 @@
 //!
 //! Checks, for every provider: no panic; `verdict` records the status; a delay is non-zero
 //! and has a source (and no source without a delay); the snapshot has unique pairs; the class
-//! and advice do not depend on the time; classification is deterministic. For the selected
+//! and advice do not depend on the time; classification is deterministic; `needs_body` asks for
+//! every error status, and a body it does not ask for does not change the verdict. For the selected
 //! provider, the concrete classifier and `Provider` agree. For `Generic`, the class (and advice
 //! and delay) are the same with an empty body.
 
@@ -62,6 +63,19 @@ fuzz_target!(|data: &[u8]| {
             (live.class(), live.advice()),
             (pinned.class(), pinned.advice()),
             "{provider}: class or advice depends on the time",
+        );
+
+        // `ClassifyLayer` shows the body only when `needs_body` asks for it: every error status
+        // asks, and a response that does not ask must not be judged differently by its body.
+        if provider.needs_body(status, &headers) {
+            continue;
+        }
+        assert!(status.as_u16() < 400, "{provider}: {status} without its body");
+        let unread = provider.classify(&ResponseView::new(status, &headers, b"").received_at(now));
+        assert_eq!(
+            (pinned.class(), pinned.advice(), pinned.delay(), pinned.delay_source()),
+            (unread.class(), unread.advice(), unread.delay(), unread.delay_source()),
+            "{provider}: a body it does not ask for changes the verdict",
         );
     }
 
