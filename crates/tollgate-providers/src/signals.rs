@@ -122,13 +122,20 @@ fn delay_token(rest: &str) -> Option<Duration> {
 }
 
 /// The integer right after `label` (case-insensitive), e.g. `number_after("Limit 30000,", "limit ")`.
+/// The number right after the first occurrence of `label` that is followed by digits
+/// ("Rate limit for gpt-4o …: Limit 30000" gives 30000 for "limit ").
 fn number_after(text: &str, label: &str) -> Option<u64> {
-    let at = find_ignore_case(text, label)?;
-    let rest = &text[at + label.len()..];
-    let digits: &str = &rest[..rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len())];
-    digits.parse().ok()
+    let mut rest = text;
+    while let Some(at) = find_ignore_case(rest, label) {
+        rest = &rest[at + label.len()..];
+        let digits = &rest[..rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len())];
+        if !digits.is_empty() {
+            return digits.parse().ok();
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -137,6 +144,15 @@ mod tests {
 
     fn body(json: &str) -> ErrorBody<'_> {
         ErrorBody::parse(json.as_bytes())
+    }
+
+    #[test]
+    fn numbers_after_a_label_skip_words() {
+        let text = "Rate limit for gpt-4o on tokens per min (TPM): Limit 30000, Requested 34307.";
+        assert_eq!(number_after(text, "limit "), Some(30_000));
+        assert_eq!(number_after(text, "requested "), Some(34_307));
+        assert_eq!(number_after("limit reached", "limit "), None);
+        assert_eq!(number_after("limit ", "limit "), None);
     }
 
     #[test]
