@@ -35,9 +35,9 @@
 //! // Stands in for an HTTP client: answers like OpenAI when the account is out of credit.
 //! let transport = tower::service_fn(|_req: Request<Full<Bytes>>| async {
 //!     let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
-//!     Ok::<_, std::convert::Infallible>(
-//!         Response::builder().status(StatusCode::TOO_MANY_REQUESTS).body(Full::new(Bytes::from(body)))?,
-//!     )
+//!     Response::builder()
+//!         .status(StatusCode::TOO_MANY_REQUESTS)
+//!         .body(Full::new(Bytes::from(body)))
 //! });
 //!
 //! let client = ServiceBuilder::new().classify(OpenAi::new()).service(transport);
