@@ -29,7 +29,7 @@
 //!   again, and an error that is already `Classified` is not wrapped again.
 //! - Clones share nothing but the (cloned) classifier.
 //!
-//! The response error type is [`BoxError`](tollgate_core::BoxError); every error it carries is
+//! The error type is [`BoxError`](tollgate_core::BoxError); every error of a response future is
 //! a `Classified`. The body's data and error types are the inner body's.
 //!
 //! Reading ahead waits for the server's frames: an error body that stalls stalls the response.

@@ -11,8 +11,8 @@ use super::PeekedBody;
 use super::future::ResponseFuture;
 
 /// The service of [`ClassifyLayer`](super::ClassifyLayer): attaches a
-/// [`Verdict`](tollgate_core::Verdict) to every response and wraps every inner error in
-/// [`Classified`](tollgate_core::Classified).
+/// [`Verdict`](tollgate_core::Verdict) to every response and wraps the inner service's call
+/// errors in [`Classified`](tollgate_core::Classified) (readiness errors are only boxed).
 ///
 /// See the [module docs](super) for examples.
 #[derive(Debug, Clone)]
