@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, RetryAdvice, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, status_class};
+use crate::rules::{Failure, Spec, classifier, is_event_stream, status_class};
 use crate::signals::context_window_exceeded;
 
 /// The OpenRouter classifier (`{"error":{"code":<int>,"message","metadata"?}}` bodies).
@@ -57,9 +57,16 @@ impl OpenRouter {
         OpenRouter {}
     }
 
-    fn failure(&self, status: StatusCode, _: &HeaderMap, body: &ErrorBody<'_>) -> Option<Failure> {
-        // An error inside a 200 carries its status as `error.code`.
-        let status = if status.is_success() && body.message.is_some() {
+    fn failure(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &ErrorBody<'_>,
+    ) -> Option<Failure> {
+        // An error inside a 200 carries its status as `error.code`; an event stream is not read
+        // (`needs_body` says so), so its bytes never decide the verdict either.
+        let status = if status.is_success() && body.message.is_some() && !is_event_stream(headers)
+        {
             body.code
                 .as_ref()
                 .and_then(|c| c.as_number())

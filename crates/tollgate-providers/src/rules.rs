@@ -34,7 +34,8 @@ pub(crate) fn needs_body(status: StatusCode, headers: &HeaderMap, spec: &Spec) -
         || (spec.errors_in_success && status.is_success() && !is_event_stream(headers))
 }
 
-fn is_event_stream(headers: &HeaderMap) -> bool {
+/// Whether the response is an event stream (`text/event-stream`), whose errors come mid-stream.
+pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

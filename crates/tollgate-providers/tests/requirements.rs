@@ -994,3 +994,17 @@ fn usage_is_read_from_a_success_body() {
         assert_eq!(usage.output_tokens, Some(*output), "{provider}");
     }
 }
+
+/// An OpenRouter event stream is never read (`needs_body` is false), so bytes that look like an
+/// error inside it cannot change the verdict: the one a body-less view gives. Found by the
+/// `any_input` property test.
+#[test]
+fn openrouter_event_stream_bytes_do_not_decide() {
+    let pairs = [("content-type", "text/event-stream")];
+    let body = r#"{"error":{"code":403,"message":"flagged","metadata":{"reasons":["x"],"flagged_input":"x","provider_name":"p","model_slug":"m"}}}"#;
+    assert!(!OpenRouter.needs_body(StatusCode::OK, &headers(&pairs)));
+    let verdict = classify(OpenRouter, 200, &pairs, body);
+    assert!(verdict.is_success(), "{verdict:?}");
+    let plain = classify(OpenRouter, 200, &[], body);
+    assert_eq!(plain.class(), Some(ErrorClass::ContentPolicy));
+}
