@@ -3,7 +3,9 @@
 //! - over any window of the quota's period the admitted cost never exceeds its bound
 //!   (`limit + burst` for the bucket and GCRA, `limit` for the exact log, `2·limit` for the
 //!   fixed window and the counter);
-//! - `Never` only for a cost above the capacity.
+//! - `Never` only for a cost above the capacity;
+//! - `available` is exactly what `wait` admits now, a refund (`give`) of what was just taken
+//!   restores it, and a state is `fresh` once it admits the whole capacity again.
 
 use std::num::NonZeroU64;
 use std::time::Duration;
@@ -78,7 +80,50 @@ fn requests() -> impl Strategy<Value = Vec<(u64, u64)>> {
     proptest::collection::vec((0u64..2_000_000, 0u64..60), 1..60)
 }
 
+/// Checks `available`, `give` and `is_fresh` after every request of a run.
+fn accounting<A: Algorithm>(algorithm: &A, requests: &[(u64, u64)]) -> Result<(), TestCaseError>
+where
+    A::State: Clone,
+{
+    let mut state = A::State::default();
+    let mut now = Duration::ZERO;
+    prop_assert!(algorithm.is_fresh(&state, now));
+    for &(gap, cost) in requests {
+        now += Duration::from_nanos(gap);
+        let available = algorithm.available(&state, now);
+        if available > 0 {
+            prop_assert_eq!(algorithm.wait(&state, available, now), Admission::Now);
+        }
+        if available < algorithm.capacity() {
+            prop_assert_ne!(algorithm.wait(&state, available + 1, now), Admission::Now);
+            prop_assert!(!algorithm.is_fresh(&state, now));
+        }
+        if cost <= available {
+            let mut refunded = state.clone();
+            algorithm.take(&mut refunded, cost, now);
+            prop_assert_eq!(algorithm.available(&refunded, now), available - cost);
+            algorithm.give(&mut refunded, cost, now);
+            prop_assert_eq!(algorithm.available(&refunded, now), available);
+        }
+        algorithm.take(&mut state, cost.min(available), now);
+    }
+    // Long after the last request, everything has left the window.
+    now += Duration::from_nanos(algorithm.capacity().max(1) * 10_000_000_000);
+    prop_assert!(algorithm.is_fresh(&state, now));
+    prop_assert_eq!(algorithm.available(&state, now), algorithm.capacity());
+    Ok(())
+}
+
 proptest! {
+    #[test]
+    fn available_give_and_fresh(quota in quota(), requests in requests()) {
+        accounting(&TokenBucket::new(quota), &requests)?;
+        accounting(&Gcra::new(quota), &requests)?;
+        accounting(&FixedWindow::new(quota), &requests)?;
+        accounting(&SlidingWindowLog::new(quota), &requests)?;
+        accounting(&SlidingWindowCounter::new(quota), &requests)?;
+    }
+
     #[test]
     fn token_bucket(quota in quota(), requests in requests()) {
         let admitted = run(&TokenBucket::new(quota), &requests)?;

@@ -81,4 +81,20 @@ impl Algorithm for FixedWindow {
     fn capacity(&self) -> u64 {
         self.quota.limit()
     }
+
+    fn available(&self, state: &FixedWindowState, now: Duration) -> u64 {
+        let window = nanos(now) / self.quota.period_nanos();
+        self.quota.limit().saturating_sub(self.count(state, window))
+    }
+
+    fn give(&self, state: &mut FixedWindowState, amount: u64, now: Duration) {
+        let window = nanos(now) / self.quota.period_nanos();
+        if state.window >= window {
+            state.count = state.count.saturating_sub(amount);
+        }
+    }
+
+    fn is_fresh(&self, state: &FixedWindowState, now: Duration) -> bool {
+        self.count(state, nanos(now) / self.quota.period_nanos()) == 0
+    }
 }

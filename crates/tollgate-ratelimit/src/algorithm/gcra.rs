@@ -82,4 +82,24 @@ impl Algorithm for Gcra {
     fn capacity(&self) -> u64 {
         self.quota.burst()
     }
+
+    fn available(&self, state: &GcraState, now: Duration) -> u64 {
+        let now = self.scaled_now(now);
+        let tolerance = u128::from(self.quota.burst()) * u128::from(self.quota.period_nanos());
+        let ahead = state.tat.saturating_sub(now);
+        let room = tolerance.saturating_sub(ahead) / u128::from(self.quota.period_nanos());
+        u64::try_from(room).unwrap_or(u64::MAX)
+    }
+
+    fn give(&self, state: &mut GcraState, amount: u64, now: Duration) {
+        let now = self.scaled_now(now);
+        if state.tat > now {
+            let back = u128::from(amount) * u128::from(self.quota.period_nanos());
+            state.tat = state.tat.saturating_sub(back).max(now);
+        }
+    }
+
+    fn is_fresh(&self, state: &GcraState, now: Duration) -> bool {
+        state.tat <= self.scaled_now(now)
+    }
 }

@@ -7,6 +7,8 @@
 //! Every algorithm answers two questions, so several quotas can admit a request all or nothing:
 //! [`Algorithm::wait`] — how long until this cost fits, without changing anything (or
 //! [`Admission::Never`] when it cannot ever fit) — and [`Algorithm::take`], which spends it.
+//! [`Algorithm::give`] refunds what a request was charged beyond its actual use, and
+//! [`Algorithm::available`] with [`Algorithm::take`] lowers a quota to what the provider reports.
 //!
 //! | algorithm | admits | state |
 //! |---|---|---|
@@ -75,6 +77,16 @@ pub trait Algorithm {
 
     /// The largest cost it can ever admit at once.
     fn capacity(&self) -> u64;
+
+    /// How much could be admitted at `now` (zero while in debt).
+    fn available(&self, state: &Self::State, now: Duration) -> u64;
+
+    /// Gives back up to `amount` that was taken (a refund), never beyond a fresh state.
+    fn give(&self, state: &mut Self::State, amount: u64, now: Duration);
+
+    /// Whether `state` is, at `now`, as good as a fresh one: nothing taken is still counted, so
+    /// forgetting it loses nothing.
+    fn is_fresh(&self, state: &Self::State, now: Duration) -> bool;
 }
 
 /// `a * b / c`, rounded up, in 128 bits, saturating at `u64::MAX`.

@@ -110,6 +110,37 @@ impl Algorithm for SlidingWindowLog {
     fn capacity(&self) -> u64 {
         self.quota.limit()
     }
+
+    fn available(&self, state: &SlidingWindowLogState, now: Duration) -> u64 {
+        let used = self
+            .live(state, nanos(now))
+            .fold(0u64, |sum, (_, c)| sum.saturating_add(*c));
+        self.quota.limit().saturating_sub(used)
+    }
+
+    fn give(&self, state: &mut SlidingWindowLogState, mut amount: u64, now: Duration) {
+        let now = nanos(now);
+        let period = self.quota.period_nanos();
+        // The newest admissions are refunded first: they would leave the window last.
+        while amount > 0 {
+            let Some((at, cost)) = state.entries.back_mut() else {
+                break;
+            };
+            if at.saturating_add(period) <= now {
+                break;
+            }
+            if *cost > amount {
+                *cost -= amount;
+                break;
+            }
+            amount -= *cost;
+            state.entries.pop_back();
+        }
+    }
+
+    fn is_fresh(&self, state: &SlidingWindowLogState, now: Duration) -> bool {
+        self.live(state, nanos(now)).next().is_none()
+    }
 }
 
 /// The two-window approximation of a sliding window: the count of the current fixed window
@@ -221,5 +252,32 @@ impl Algorithm for SlidingWindowCounter {
 
     fn capacity(&self) -> u64 {
         self.quota.limit()
+    }
+
+    fn available(&self, state: &SlidingWindowCounterState, now: Duration) -> u64 {
+        let now = nanos(now);
+        let period = self.quota.period_nanos();
+        let (window, offset) = (now / period, now % period);
+        let (previous, current) = Self::counts(state, window);
+        let weighted = (u128::from(previous) * u128::from(period - offset)).div_ceil(u128::from(period));
+        let used = u64::try_from(weighted)
+            .unwrap_or(u64::MAX)
+            .saturating_add(current);
+        self.quota.limit().saturating_sub(used)
+    }
+
+    fn give(&self, state: &mut SlidingWindowCounterState, amount: u64, now: Duration) {
+        let window = nanos(now) / self.quota.period_nanos();
+        let (previous, current) = Self::counts(state, window);
+        let from_current = current.min(amount);
+        *state = SlidingWindowCounterState {
+            window: window.max(state.window),
+            previous: previous.saturating_sub(amount - from_current),
+            current: current - from_current,
+        };
+    }
+
+    fn is_fresh(&self, state: &SlidingWindowCounterState, now: Duration) -> bool {
+        Self::counts(state, nanos(now) / self.quota.period_nanos()) == (0, 0)
     }
 }

@@ -97,4 +97,22 @@ impl Algorithm for TokenBucket {
     fn capacity(&self) -> u64 {
         self.quota.burst()
     }
+
+    fn available(&self, state: &TokenBucketState, now: Duration) -> u64 {
+        TokenBucket::available(self, state, now)
+    }
+
+    fn give(&self, state: &mut TokenBucketState, amount: u64, now: Duration) {
+        let now = nanos(now);
+        let full = self.scale(self.quota.burst());
+        let level = self
+            .level(state, now)
+            .saturating_add(self.scale(amount))
+            .min(full);
+        state.level = Some((level, now.max(state.level.map_or(0, |(_, at)| at))));
+    }
+
+    fn is_fresh(&self, state: &TokenBucketState, now: Duration) -> bool {
+        self.level(state, nanos(now)) >= self.scale(self.quota.burst())
+    }
 }
