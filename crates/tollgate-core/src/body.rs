@@ -101,6 +101,13 @@ impl fmt::Debug for BufferedBody {
     }
 }
 
+impl AsRef<[u8]> for BufferedBody {
+    /// The whole body, for readers such as token estimators.
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 impl From<Bytes> for BufferedBody {
     fn from(bytes: Bytes) -> Self {
         BufferedBody::new(bytes)

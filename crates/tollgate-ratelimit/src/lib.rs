@@ -1,28 +1,143 @@
 //! Client-side quotas for [tollgate](https://docs.rs/tollgate) that count what providers count:
-//! requests *and* tokens, per minute and per day.
+//! requests *and* tokens, per minute and per day, per model and per API key.
 //!
 //! # Overview
 //!
-//! This crate is being built. It holds the admission [`algorithm`]s so far — token bucket, GCRA,
-//! fixed window, and the exact and approximate sliding windows — each a pure function of its
-//! state, a cost and `now`. `RateLimitLayer`, which admits each request against several such
-//! quotas at once, per key, with fair waiting and feedback from the provider's headers, comes
-//! next.
+//! [`RateLimitLayer`] admits each request only when it fits every [`Limit`] of its key — say
+//! 10,000 requests and 10M tokens per minute — so the provider never has to answer 429. It
+//! differs from tower's `RateLimit` in four ways:
+//!
+//! - **Weighted, several dimensions.** A request costs one request *and* its tokens
+//!   ([`Cost`](tollgate_core::Cost)), admitted on every limit at once or on none. The cost is
+//!   the request's `Cost` extension, or what the [`Estimator`] says ([`OpenAiChat`],
+//!   [`AnthropicMessages`], [`estimator_fn`]). A cost larger than a limit can ever hold fails at
+//!   once with [`CostTooLarge`](error::CostTooLarge) instead of waiting forever.
+//! - **Keyed.** A [`Keyer`] picks the quota: per model ([`ByModel`]), API key ([`ByApiKey`]),
+//!   tenant ([`ByHeader`]), or the [`RouteKey`](tollgate_core::RouteKey) extension. Idle keys are
+//!   evicted ([`MemoryStore`] documents the memory per key).
+//! - **Fair.** Waiters are served first come, first served whatever their cost, so a large
+//!   request is never starved by a stream of small ones; a higher
+//!   [`Priority`](tollgate_core::Priority) goes first. A maximum wait, the request's
+//!   [`Deadline`](tollgate_core::Deadline), or [`reject_only`](RateLimitLayer::reject_only)
+//!   refuse at once with [`RateLimited`](error::RateLimited) and its `retry_after` when the wait
+//!   would be longer, spending nothing.
+//! - **Kept in sync with the provider.** After each response it reads the
+//!   [`Verdict`](tollgate_core::Verdict) that `ClassifyLayer` attached: the rate-limit headers'
+//!   `remaining` caps the local state (never believe in more than the provider reports); a 429
+//!   with a delay pauses the whole key for every waiter (one `retry-after` stops the herd); the
+//!   reported [`Usage`](tollgate_core::Usage) (or a `Usage` response extension) refunds or
+//!   charges the difference from the estimate. Without a verdict, a 429's `retry-after` header
+//!   still pauses the key.
+//!
+//! Every clone of the layer and of its services draws from one shared quota.
+//! [`RateLimitHandle`] changes limits at runtime. The [`Store`] trait is the seam for a quota
+//! shared between processes (a Redis store is planned).
+//!
+//! ## `poll_ready` and `call`
+//!
+//! The cost and the key depend on the request, which `poll_ready` cannot see. So `poll_ready`
+//! only readies the inner service, and `call` computes the key and cost, swaps the readied
+//! inner service out for a clone (`std::mem::replace`, as tower's `Buffer` and `Steer` do), and
+//! hands both to the [`ResponseFuture`](future::ResponseFuture). The future waits for
+//! admission, then calls the inner service in the same poll, so nothing cancels between the two.
+//! This needs `S: Clone`; put a `tower::buffer::Buffer` below for a service that is not cheap to
+//! clone. A waiting future keeps the readied inner service (and whatever it reserved).
+//!
+//! ## Waiting or failing fast
+//!
+//! By default a request waits as long as its admission takes; `poll_ready` never waits for the
+//! quota. With [`with_max_wait`](RateLimitLayer::with_max_wait), a request's deadline, or
+//! [`reject_only`](RateLimitLayer::reject_only), a request whose computed wait is longer fails at
+//! once. A queued request's wait is computed as if the waiters ahead were admitted first: exact
+//! for the token bucket and GCRA, an estimate for the windows.
+//!
+//! ## Cancellation
+//!
+//! | dropped | effect |
+//! |---|---|
+//! | after `poll_ready`, before `call` | nothing was spent; the readied inner service is dropped |
+//! | while waiting | it leaves the queue, the next waiter is woken; nothing is spent |
+//! | after admission, inner future running | the cost stays spent (the provider may count the request); no reconciliation |
+//!
+//! ## Errors
+//!
+//! The error type is [`BoxError`](tollgate_core::BoxError). Besides the inner service's errors
+//! it carries [`RateLimited`](error::RateLimited), [`CostTooLarge`](error::CostTooLarge) and a
+//! [`Store`]'s own errors; use `downcast_ref`.
 //!
 //! # Example
+//!
+//! A provider preset, keyed by model, counting tokens as OpenAI does:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use tollgate_ratelimit::{ByModel, OpenAiChat, RateLimitLayer, presets::OpenAiTier};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tollgate_core::BoxError> {
+//! let layer = RateLimitLayer::new(OpenAiTier::Tier3.limits())
+//!     .keyed_by(ByModel)
+//!     .with_estimator(OpenAiChat::new());
+//! let transport = tower::service_fn(|_req: http::Request<String>| async {
+//!     Ok::<_, Infallible>(http::Response::new("{}"))
+//! });
+//! let mut client = ServiceBuilder::new().layer(layer.clone()).service(transport);
+//!
+//! let body = r#"{"model":"gpt-4o","max_tokens":500,"messages":[{"role":"user","content":"Hi"}]}"#;
+//! let response = client.ready().await?.call(http::Request::new(body.to_owned())).await?;
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(layer.handle().keys(), 1); // "gpt-4o"
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A custom quota on three dimensions — 60 requests per minute, 100K tokens per minute over an
+//! exact sliding window, 2M tokens per day — refusing rather than waiting more than 10 s:
 //!
 //! ```
 //! use std::num::NonZeroU64;
 //! use std::time::Duration;
-//! use tollgate_ratelimit::algorithm::{Admission, Algorithm, Quota, TokenBucket};
+//! use tollgate_core::{Cost, Dimension};
+//! use tollgate_ratelimit::error::RateLimited;
+//! use tollgate_ratelimit::{AlgorithmKind, Limit, Limits, RateLimitLayer, algorithm::Quota};
+//! use tower::{Service, ServiceExt};
 //!
-//! // DeepSeek-style daily cap: 500M tokens per day.
-//! let daily = TokenBucket::new(Quota::per_day(NonZeroU64::new(500_000_000).unwrap()));
-//! let mut state = Default::default();
-//! assert_eq!(daily.wait(&state, 4_000, Duration::ZERO), Admission::Now);
-//! daily.take(&mut state, 4_000, Duration::ZERO);
-//! assert_eq!(daily.available(&state, Duration::ZERO), 499_996_000);
+//! const fn n(v: u64) -> NonZeroU64 { NonZeroU64::new(v).unwrap() }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tollgate_core::BoxError> {
+//! # tokio::time::pause();
+//! let limits = Limits::new([
+//!     Limit::requests(Quota::per_minute(n(60))),
+//!     Limit::tokens(Quota::per_minute(n(100_000)))
+//!         .with_algorithm(AlgorithmKind::SlidingWindowLog),
+//!     Limit::tokens(Quota::per_day(n(2_000_000))),
+//! ]);
+//! let layer = RateLimitLayer::new(limits).with_max_wait(Duration::from_secs(10));
+//! let mut client = tower::ServiceBuilder::new().layer(layer).service_fn(
+//!     |_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) },
+//! );
+//!
+//! let request = |tokens| {
+//!     let mut request = http::Request::new(());
+//!     request.extensions_mut().insert(Cost::requests(1).with(Dimension::Tokens, tokens));
+//!     request
+//! };
+//! client.ready().await?.call(request(90_000)).await?;
+//! // 20K more tokens would fit only when the first 90K leave the window, in a minute.
+//! let refused = client.ready().await?.call(request(20_000)).await.unwrap_err();
+//! let refused = refused.downcast_ref::<RateLimited>().unwrap();
+//! assert_eq!(refused.retry_after(), Duration::from_secs(60));
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! # Layer ordering
+//!
+//! Inside retry and the circuit breaker, above concurrency and `ClassifyLayer`: every attempt
+//! spends quota, and the verdict the classifier attaches keeps the quota in sync. See the
+//! facade's `ordering` page.
 //!
 //! # Supported Rust versions
 //!
@@ -32,3 +147,22 @@
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
 pub mod algorithm;
+pub mod error;
+pub mod estimate;
+pub mod future;
+pub mod key;
+pub mod presets;
+
+mod layer;
+mod limit;
+mod limiter;
+mod service;
+mod store;
+
+pub use estimate::{AnthropicMessages, Estimator, OpenAiChat, PerRequest, estimator_fn};
+pub use key::{ByApiKey, ByHeader, ByModel, ByRouteKey, Keyer, Unkeyed, keyer_fn};
+pub use layer::RateLimitLayer;
+pub use limit::{AlgorithmKind, Limit, Limits};
+pub use limiter::RateLimitHandle;
+pub use service::RateLimit;
+pub use store::{Decision, Feedback, MemoryStore, Store};

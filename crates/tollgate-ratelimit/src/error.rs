@@ -1,0 +1,101 @@
+//! The errors [`RateLimit`](crate::RateLimit) adds to its inner service's.
+//!
+//! The service's error type is [`BoxError`](tollgate_core::BoxError); these come out of it with
+//! `downcast_ref`. The inner service's own errors pass through unchanged.
+
+use std::fmt;
+use std::time::Duration;
+
+use tollgate_core::Dimension;
+
+/// The request was not admitted: the wait exceeded the maximum wait or the request's deadline,
+/// or the layer rejects rather than waits. Nothing was spent.
+///
+/// # Examples
+///
+/// ```
+/// # fn handle(err: tollgate_core::BoxError) {
+/// use tollgate_ratelimit::error::RateLimited;
+///
+/// if let Some(limited) = err.downcast_ref::<RateLimited>() {
+///     println!("try again in {:?}", limited.retry_after());
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimited {
+    retry_after: Duration,
+}
+
+impl RateLimited {
+    pub(crate) const fn new(retry_after: Duration) -> Self {
+        RateLimited { retry_after }
+    }
+
+    /// How long until the request would have been admitted, as computed when it was refused
+    /// (for a queued request, an estimate that assumes the waiters ahead are admitted first).
+    pub const fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rate limited; retry after {:?}", self.retry_after)
+    }
+}
+
+impl std::error::Error for RateLimited {}
+
+/// The request costs more on one dimension than its limit can ever hold at once, so it can
+/// never be admitted. Nothing was spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostTooLarge {
+    dimension: Dimension,
+    cost: u64,
+    capacity: u64,
+    period: Duration,
+}
+
+impl CostTooLarge {
+    pub(crate) const fn new(dimension: Dimension, cost: u64, capacity: u64, period: Duration) -> Self {
+        CostTooLarge {
+            dimension,
+            cost,
+            capacity,
+            period,
+        }
+    }
+
+    /// The dimension.
+    pub const fn dimension(&self) -> Dimension {
+        self.dimension
+    }
+
+    /// What the request costs on it.
+    pub const fn cost(&self) -> u64 {
+        self.cost
+    }
+
+    /// The most the limit admits at once.
+    pub const fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The limit's period.
+    pub const fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+impl fmt::Display for CostTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "request costs {} {} but the limit admits at most {} per {:?}; it can never be admitted",
+            self.cost, self.dimension, self.capacity, self.period
+        )
+    }
+}
+
+impl std::error::Error for CostTooLarge {}

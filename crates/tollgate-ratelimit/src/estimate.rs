@@ -1,0 +1,297 @@
+//! [`Estimator`]: what a request will cost before the provider says.
+//!
+//! A request's [`Cost`] request extension, when set, always wins; the layer asks its estimator
+//! only for requests without one. After the response, [`Estimator::actual`] turns the usage the
+//! provider reported into the cost it really charged, and the layer refunds or charges the
+//! difference.
+//!
+//! | estimator | charges |
+//! |---|---|
+//! | [`PerRequest`] (default) | one request, no tokens |
+//! | [`OpenAiChat`] | one request; tokens = ⌈prompt characters / 4⌉ + `max_completion_tokens` (or `max_tokens`, `max_output_tokens`) × `n` |
+//! | [`AnthropicMessages`] | one request; input tokens = ⌈prompt characters / 4⌉; output tokens = 0 until the usage is known (or `max_tokens`, if asked) |
+//! | [`estimator_fn`] | whatever a closure says |
+//!
+//! The JSON estimators read a buffered body (`B: AsRef<[u8]>`, such as
+//! [`BufferedBody`](tollgate_core::body::BufferedBody), `Bytes`, `Vec<u8>` or `String`). "Prompt
+//! characters" are the Unicode characters of every string in the prompt (`messages`, `system`,
+//! `prompt`, `input`, `tools`), without the JSON around them. A body that is not JSON is charged
+//! ⌈bytes / 4⌉ tokens, never nothing.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tollgate_core::{Cost, Dimension, Usage};
+
+/// Estimates a request's cost, and the actual cost from the reported usage.
+pub trait Estimator<B> {
+    /// What `request` will cost, per dimension.
+    fn estimate(&self, request: &http::Request<B>) -> Cost;
+
+    /// What the provider actually charged, given the usage it reported and what was estimated.
+    /// A dimension the usage says nothing about keeps its estimate.
+    ///
+    /// The default: tokens = input + output (or the reported total), input and output tokens as
+    /// reported; requests as estimated.
+    fn actual(&self, usage: &Usage, estimated: &Cost) -> Cost {
+        let mut actual = *estimated;
+        if let Some(total) = usage.total_tokens() {
+            actual = actual.with(Dimension::Tokens, total);
+        }
+        if let Some(input) = usage.input_tokens {
+            actual = actual.with(Dimension::InputTokens, input);
+        }
+        if let Some(output) = usage.output_tokens {
+            actual = actual.with(Dimension::OutputTokens, output);
+        }
+        actual
+    }
+}
+
+/// One request, no tokens: for request-count limits alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PerRequest;
+
+impl<B> Estimator<B> for PerRequest {
+    fn estimate(&self, _: &http::Request<B>) -> Cost {
+        Cost::requests(1)
+    }
+}
+
+/// An estimator from a closure; see [`estimator_fn`].
+#[derive(Clone, Copy)]
+pub struct EstimatorFn<F> {
+    f: F,
+}
+
+/// An [`Estimator`] from a closure over the request; the actual cost uses the default rules.
+///
+/// # Examples
+///
+/// ```
+/// use tollgate_core::{Cost, Dimension};
+/// use tollgate_ratelimit::{Estimator, estimator_fn};
+///
+/// let estimator = estimator_fn(|request: &http::Request<String>| {
+///     Cost::requests(1).with(Dimension::Tokens, request.body().len() as u64)
+/// });
+/// let cost = estimator.estimate(&http::Request::new("hello".to_owned()));
+/// assert_eq!(cost.get(Dimension::Tokens), 5);
+/// ```
+pub const fn estimator_fn<F>(f: F) -> EstimatorFn<F> {
+    EstimatorFn { f }
+}
+
+impl<F> fmt::Debug for EstimatorFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EstimatorFn").finish_non_exhaustive()
+    }
+}
+
+impl<B, F> Estimator<B> for EstimatorFn<F>
+where
+    F: Fn(&http::Request<B>) -> Cost,
+{
+    fn estimate(&self, request: &http::Request<B>) -> Cost {
+        (self.f)(request)
+    }
+}
+
+// ===== impl OpenAiChat =====
+
+/// OpenAI-compatible chat completions, completions and responses bodies, charged as OpenAI
+/// charges its token limit: the prompt estimate plus the output the request allows for
+/// (PROVIDERS.md §5, §7 item 15).
+///
+/// Tokens = ⌈prompt characters / 4⌉ + `max_completion_tokens` (else `max_tokens`, else
+/// `max_output_tokens`, else [`with_default_output`](Self::with_default_output), 0 by default)
+/// × `n` (choices, 1 by default). Requests = 1. The actual cost counts cached prompt tokens too:
+/// OpenAI charges them against the token limit.
+///
+/// # Examples
+///
+/// ```
+/// use tollgate_core::Dimension;
+/// use tollgate_ratelimit::{Estimator, OpenAiChat};
+///
+/// let body = r#"{"model":"gpt-4o","max_tokens":100,
+///                "messages":[{"role":"user","content":"Say hello in French."}]}"#;
+/// let cost = OpenAiChat::new().estimate(&http::Request::new(body));
+/// // "Say hello in French." and "user": 24 characters, 6 tokens; plus 100 allowed for the reply.
+/// assert_eq!(cost.get(Dimension::Tokens), 106);
+/// assert_eq!(cost.get(Dimension::Requests), 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenAiChat {
+    default_output: u64,
+}
+
+impl OpenAiChat {
+    /// The estimator.
+    pub const fn new() -> Self {
+        OpenAiChat { default_output: 0 }
+    }
+
+    /// Output tokens to charge when the request sets no maximum.
+    #[must_use]
+    pub const fn with_default_output(mut self, tokens: u64) -> Self {
+        self.default_output = tokens;
+        self
+    }
+}
+
+#[derive(Deserialize)]
+struct OpenAiBody {
+    max_completion_tokens: Option<u64>,
+    max_tokens: Option<u64>,
+    max_output_tokens: Option<u64>,
+    n: Option<u64>,
+    messages: Option<Value>,
+    prompt: Option<Value>,
+    input: Option<Value>,
+    instructions: Option<Value>,
+    tools: Option<Value>,
+}
+
+impl<B: AsRef<[u8]>> Estimator<B> for OpenAiChat {
+    fn estimate(&self, request: &http::Request<B>) -> Cost {
+        let bytes = request.body().as_ref();
+        let tokens = match serde_json::from_slice::<OpenAiBody>(bytes) {
+            Ok(body) => {
+                let prompt = [
+                    &body.messages,
+                    &body.prompt,
+                    &body.input,
+                    &body.instructions,
+                    &body.tools,
+                ]
+                .into_iter()
+                .flatten()
+                .map(characters)
+                .sum::<u64>();
+                let output = body
+                    .max_completion_tokens
+                    .or(body.max_tokens)
+                    .or(body.max_output_tokens)
+                    .unwrap_or(self.default_output);
+                prompt
+                    .div_ceil(4)
+                    .saturating_add(output.saturating_mul(body.n.unwrap_or(1).max(1)))
+            }
+            Err(_) => raw_tokens(bytes),
+        };
+        Cost::requests(1).with(Dimension::Tokens, tokens)
+    }
+}
+
+// ===== impl AnthropicMessages =====
+
+/// Anthropic Messages bodies, charged as Anthropic counts: input and output tokens are separate
+/// limits (ITPM, OTPM), and `max_tokens` is not charged to OTPM (PROVIDERS.md §5).
+///
+/// Input tokens = ⌈characters of `system`, `messages` and `tools` / 4⌉; output tokens = 0 (or
+/// `max_tokens` with [`charging_max_tokens`](Self::charging_max_tokens)); tokens = both;
+/// requests = 1. An output limit in debt still holds requests back, and the actual output is
+/// charged from the usage; cached input tokens are not charged to the input limit.
+///
+/// # Examples
+///
+/// ```
+/// use tollgate_core::Dimension;
+/// use tollgate_ratelimit::{AnthropicMessages, Estimator};
+///
+/// let body = r#"{"model":"claude-sonnet-4","max_tokens":1024,"system":"Be brief.",
+///                "messages":[{"role":"user","content":"Hello, Claude"}]}"#;
+/// let cost = AnthropicMessages::new().estimate(&http::Request::new(body));
+/// // "Be brief.", "user", "Hello, Claude": 26 characters, 7 tokens.
+/// assert_eq!(cost.get(Dimension::InputTokens), 7);
+/// assert_eq!(cost.get(Dimension::OutputTokens), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnthropicMessages {
+    charge_max_tokens: bool,
+}
+
+impl AnthropicMessages {
+    /// The estimator.
+    pub const fn new() -> Self {
+        AnthropicMessages {
+            charge_max_tokens: false,
+        }
+    }
+
+    /// Charges `max_tokens` to the output limit up front (as Anthropic did before; safer when
+    /// output limits are tight), refunding the unused part once the usage is known.
+    #[must_use]
+    pub const fn charging_max_tokens(mut self) -> Self {
+        self.charge_max_tokens = true;
+        self
+    }
+}
+
+#[derive(Deserialize)]
+struct AnthropicBody {
+    max_tokens: Option<u64>,
+    system: Option<Value>,
+    messages: Option<Value>,
+    tools: Option<Value>,
+}
+
+impl<B: AsRef<[u8]>> Estimator<B> for AnthropicMessages {
+    fn estimate(&self, request: &http::Request<B>) -> Cost {
+        let bytes = request.body().as_ref();
+        let (input, output) = match serde_json::from_slice::<AnthropicBody>(bytes) {
+            Ok(body) => {
+                let prompt = [&body.system, &body.messages, &body.tools]
+                    .into_iter()
+                    .flatten()
+                    .map(characters)
+                    .sum::<u64>();
+                let output = if self.charge_max_tokens {
+                    body.max_tokens.unwrap_or(0)
+                } else {
+                    0
+                };
+                (prompt.div_ceil(4), output)
+            }
+            Err(_) => (raw_tokens(bytes), 0),
+        };
+        Cost::requests(1)
+            .with(Dimension::InputTokens, input)
+            .with(Dimension::OutputTokens, output)
+            .with(Dimension::Tokens, input.saturating_add(output))
+    }
+
+    fn actual(&self, usage: &Usage, estimated: &Cost) -> Cost {
+        let mut actual = *estimated;
+        let input = usage
+            .input_tokens
+            .map(|n| n.saturating_sub(usage.cached_input_tokens.unwrap_or(0)));
+        if let Some(input) = input {
+            actual = actual.with(Dimension::InputTokens, input);
+        }
+        if let Some(output) = usage.output_tokens {
+            actual = actual.with(Dimension::OutputTokens, output);
+        }
+        if let Some(total) = usage.total_tokens() {
+            actual = actual.with(Dimension::Tokens, total);
+        }
+        actual
+    }
+}
+
+/// The characters of every string in `value`.
+fn characters(value: &Value) -> u64 {
+    match value {
+        Value::String(s) => s.chars().count() as u64,
+        Value::Array(items) => items.iter().map(characters).sum(),
+        Value::Object(fields) => fields.values().map(characters).sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
+}
+
+/// A body that is not JSON: a token per four bytes.
+fn raw_tokens(bytes: &[u8]) -> u64 {
+    (bytes.len() as u64).div_ceil(4)
+}

@@ -1,0 +1,301 @@
+//! [`ResponseFuture`]: waits for admission, then calls the inner service.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tollgate_core::{BoxError, Cost, Priority, RouteKey, Verdict};
+use tower_service::Service;
+
+use crate::error::{CostTooLarge, RateLimited};
+use crate::estimate::Estimator;
+use crate::limiter::{Lesson, Limiter, Place, Ticket};
+use crate::store::{Decision, Store};
+
+pin_project! {
+    /// The response future of [`RateLimit`](crate::RateLimit): waits for admission, calls the
+    /// inner service, and reports what the response said back to the limiter.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropped while waiting, it leaves the queue (the next waiter is woken) and nothing is
+    /// spent; the request and the readied inner service are dropped with it. Dropped after
+    /// admission, while the inner future runs, the request's cost stays spent: the provider may
+    /// already count it.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, B, E, St>
+    where
+        S: Service<http::Request<B>>,
+        St: Store,
+    {
+        #[pin]
+        phase: Phase<S::Future, St::Future>,
+        service: Option<S>,
+        request: Option<http::Request<B>>,
+        limiter: Arc<Limiter<St>>,
+        key: Option<RouteKey>,
+        cost: Cost,
+        priority: Priority,
+        // The latest time (since the limiter's origin) by which admission must happen.
+        give_up: Option<Duration>,
+        estimator: E,
+    }
+}
+
+pin_project! {
+    #[project = PhaseProj]
+    enum Phase<F, D> {
+        // Not yet polled.
+        Start,
+        // Asking the store; `ticket` is the queue place, if queued; `behind` if only asking
+        // for an estimate.
+        Admitting {
+            decision: D,
+            ticket: Option<Ticket>,
+            behind: bool,
+        },
+        // Queued: for the turn (`first`), then until `retry_at`.
+        Waiting {
+            ticket: Option<Ticket>,
+            retry_at: Option<Duration>,
+            eta_at: Duration,
+            sleep: Option<Pin<Box<Sleep>>>,
+        },
+        Calling {
+            #[pin]
+            future: F,
+        },
+        Done,
+    }
+}
+
+impl<S, B, E, St> ResponseFuture<S, B, E, St>
+where
+    S: Service<http::Request<B>>,
+    St: Store,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        service: S,
+        request: http::Request<B>,
+        limiter: Arc<Limiter<St>>,
+        key: Option<RouteKey>,
+        cost: Cost,
+        priority: Priority,
+        give_up: Option<Duration>,
+        estimator: E,
+    ) -> Self {
+        ResponseFuture {
+            phase: Phase::Start,
+            service: Some(service),
+            request: Some(request),
+            limiter,
+            key,
+            cost,
+            priority,
+            give_up,
+            estimator,
+        }
+    }
+}
+
+impl<S, B, E, St, ResBody> Future for ResponseFuture<S, B, E, St>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    E: Estimator<B>,
+    St: Store,
+{
+    type Output = Result<http::Response<ResBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.phase.as_mut().project() {
+                PhaseProj::Start => {
+                    let place = this.limiter.place(this.key.as_ref(), *this.priority);
+                    let ahead = match place {
+                        Place::Front => None,
+                        Place::Behind(ahead) => Some(ahead),
+                    };
+                    let now = this.limiter.now();
+                    let decision =
+                        this.limiter
+                            .store
+                            .admit(this.key.as_ref(), this.cost, ahead.as_ref(), now);
+                    this.phase.set(Phase::Admitting {
+                        decision,
+                        ticket: None,
+                        behind: ahead.is_some(),
+                    });
+                }
+                PhaseProj::Admitting {
+                    decision,
+                    ticket,
+                    behind,
+                } => {
+                    let decision = ready!(Pin::new(decision).poll(cx));
+                    let behind = *behind;
+                    let ticket = ticket.take();
+                    match decision {
+                        Err(error) => {
+                            this.phase.set(Phase::Done);
+                            return Poll::Ready(Err(error));
+                        }
+                        Ok(Decision::TooLarge {
+                            dimension,
+                            cost,
+                            capacity,
+                            period,
+                        }) => {
+                            this.phase.set(Phase::Done);
+                            let error = CostTooLarge::new(dimension, cost, capacity, period);
+                            return Poll::Ready(Err(error.into()));
+                        }
+                        Ok(Decision::Admitted) => {
+                            // Leaving the queue wakes the next waiter; the call happens in this
+                            // same poll, so nothing can cancel between grant and call.
+                            drop(ticket);
+                            let mut service = this
+                                .service
+                                .take()
+                                .expect("admitted once; the service is still here");
+                            let request = this
+                                .request
+                                .take()
+                                .expect("admitted once; the request is still here");
+                            let future = service.call(request);
+                            this.phase.set(Phase::Calling { future });
+                        }
+                        Ok(Decision::Wait(wait)) => {
+                            let now = this.limiter.now();
+                            let at = now.saturating_add(wait);
+                            if this.give_up.is_some_and(|limit| at > limit) {
+                                this.phase.set(Phase::Done);
+                                return Poll::Ready(Err(RateLimited::new(wait).into()));
+                            }
+                            let ticket = ticket.unwrap_or_else(|| {
+                                this.limiter
+                                    .enqueue(this.key.clone(), *this.priority, *this.cost)
+                            });
+                            this.phase.set(Phase::Waiting {
+                                ticket: Some(ticket),
+                                retry_at: (!behind).then_some(at),
+                                eta_at: at,
+                                sleep: None,
+                            });
+                        }
+                    }
+                }
+                PhaseProj::Waiting {
+                    ticket,
+                    retry_at,
+                    eta_at,
+                    sleep,
+                } => {
+                    let now = this.limiter.now();
+                    let first = ticket
+                        .as_ref()
+                        .is_none_or(|ticket| ticket.is_first(cx.waker()));
+                    if first {
+                        if let Some(at) = retry_at.filter(|at| *at > now) {
+                            ready!(poll_sleep(sleep, this.limiter.instant(at), cx));
+                            continue;
+                        }
+                        let decision = this.limiter.store.admit(
+                            this.key.as_ref(),
+                            this.cost,
+                            None,
+                            this.limiter.now(),
+                        );
+                        let ticket = ticket.take();
+                        this.phase.set(Phase::Admitting {
+                            decision,
+                            ticket,
+                            behind: false,
+                        });
+                        continue;
+                    }
+                    // Not its turn: woken when it is, or gives up at its deadline.
+                    let Some(limit) = *this.give_up else {
+                        return Poll::Pending;
+                    };
+                    if now < limit {
+                        ready!(poll_sleep(sleep, this.limiter.instant(limit), cx));
+                    }
+                    let retry_after = eta_at.saturating_sub(now).max(Duration::from_nanos(1));
+                    this.phase.set(Phase::Done);
+                    return Poll::Ready(Err(RateLimited::new(retry_after).into()));
+                }
+                PhaseProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    this.phase.set(Phase::Done);
+                    return Poll::Ready(match result {
+                        Ok(response) => {
+                            let verdict = Verdict::of_response(&response);
+                            let usage = Lesson::usage_of(response.extensions(), verdict).map(
+                                |usage| (*this.cost, this.estimator.actual(usage, this.cost)),
+                            );
+                            let lesson = Lesson {
+                                verdict,
+                                status: Some(response.status()),
+                                headers: Some(response.headers()),
+                                usage,
+                            };
+                            this.limiter.learn(this.key.as_ref(), lesson);
+                            Ok(response)
+                        }
+                        Err(error) => {
+                            let error: BoxError = error.into();
+                            let lesson = Lesson {
+                                verdict: Verdict::of_error(&*error),
+                                ..Lesson::default()
+                            };
+                            this.limiter.learn(this.key.as_ref(), lesson);
+                            Err(error)
+                        }
+                    });
+                }
+                PhaseProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// Polls a sleep until `deadline`, reusing the allocation.
+fn poll_sleep(
+    sleep: &mut Option<Pin<Box<Sleep>>>,
+    deadline: tokio::time::Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    match sleep {
+        Some(sleep) if sleep.deadline() == deadline => sleep.as_mut().poll(cx),
+        Some(sleep) => {
+            sleep.as_mut().reset(deadline);
+            sleep.as_mut().poll(cx)
+        }
+        None => sleep
+            .insert(Box::pin(tokio::time::sleep_until(deadline)))
+            .as_mut()
+            .poll(cx),
+    }
+}
+
+impl<S, B, E, St> fmt::Debug for ResponseFuture<S, B, E, St>
+where
+    S: Service<http::Request<B>>,
+    St: Store,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("key", &self.key)
+            .field("cost", &self.cost)
+            .field("priority", &self.priority)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,364 @@
+//! The state every clone of a layer shares: the store, the fair waiting queue per key, and what
+//! responses teach it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+use tollgate_core::{Cost, Dimension, ErrorClass, Priority, RouteKey, Usage, Verdict, headers};
+
+use crate::limit::Limits;
+use crate::store::{Feedback, Store};
+
+pub(crate) struct Limiter<St> {
+    origin: Instant,
+    pub(crate) store: St,
+    queues: Arc<Queues>,
+}
+
+/// The fair waiting queues, one per key with waiters.
+#[derive(Default)]
+struct Queues {
+    map: Mutex<HashMap<Option<RouteKey>, Queue>>,
+    /// Waiters across every key; zero means no lock is needed to know a queue is empty.
+    waiting: AtomicUsize,
+    next_seq: AtomicU64,
+}
+
+impl Queues {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Option<RouteKey>, Queue>> {
+        // Every update of the queues completes before anything that could panic.
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The waiters of one key, in admission order: higher priority first, then first come.
+#[derive(Default)]
+struct Queue {
+    waiters: Vec<Waiter>,
+}
+
+struct Waiter {
+    seq: u64,
+    priority: Priority,
+    cost: Cost,
+    waker: Option<Waker>,
+}
+
+/// Where an arrival stands in its key's queue.
+pub(crate) enum Place {
+    /// Nobody it must let go first: it may try to be admitted.
+    Front,
+    /// Behind waiters that will spend this first.
+    Behind(Cost),
+}
+
+impl<St: Store> Limiter<St> {
+    pub(crate) fn new(store: St) -> Self {
+        Limiter {
+            origin: Instant::now(),
+            store,
+            queues: Arc::default(),
+        }
+    }
+
+    /// The time since this limiter was built, on tokio's clock.
+    pub(crate) fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.origin)
+    }
+
+    /// `instant` as time since the origin.
+    pub(crate) fn since_origin(&self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.origin)
+    }
+
+    /// `now` (since the origin) as an instant.
+    pub(crate) fn instant(&self, now: Duration) -> Instant {
+        self.origin + now
+    }
+
+    /// Where an arrival with `priority` would stand in `key`'s queue now.
+    pub(crate) fn place(&self, key: Option<&RouteKey>, priority: Priority) -> Place {
+        if self.queues.waiting.load(Ordering::Acquire) == 0 {
+            return Place::Front;
+        }
+        let queues = self.queues.lock();
+        let Some(queue) = queues.get(&key.cloned()) else {
+            return Place::Front;
+        };
+        let mut ahead = Cost::ZERO;
+        let mut any = false;
+        for waiter in queue.waiters.iter().take_while(|w| w.priority >= priority) {
+            any = true;
+            ahead = add(&ahead, &waiter.cost);
+        }
+        if any {
+            Place::Behind(ahead)
+        } else {
+            Place::Front
+        }
+    }
+
+    /// Joins `key`'s queue.
+    pub(crate) fn enqueue(&self, key: Option<RouteKey>, priority: Priority, cost: Cost) -> Ticket {
+        let seq = self.queues.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut queues = self.queues.lock();
+        let queue = queues.entry(key.clone()).or_default();
+        let at = queue
+            .waiters
+            .iter()
+            .position(|w| w.priority < priority)
+            .unwrap_or(queue.waiters.len());
+        queue.waiters.insert(
+            at,
+            Waiter {
+                seq,
+                priority,
+                cost,
+                waker: None,
+            },
+        );
+        self.queues.waiting.fetch_add(1, Ordering::AcqRel);
+        drop(queues);
+        Ticket {
+            queues: Arc::clone(&self.queues),
+            key,
+            seq,
+        }
+    }
+
+    /// What a response taught: the provider's remaining quota, a 429's pause, the actual usage.
+    pub(crate) fn learn(&self, key: Option<&RouteKey>, lesson: Lesson<'_>) {
+        let now = self.now();
+        if let Some(verdict) = lesson.verdict {
+            for entry in verdict.rate_limits().entries() {
+                if let Some(remaining) = entry.reading.remaining {
+                    let feedback = Feedback::Remaining {
+                        dimension: entry.dimension,
+                        window: entry.window,
+                        remaining,
+                    };
+                    self.store.feedback(key, &feedback, now);
+                }
+            }
+        }
+        let pause = match (lesson.verdict, lesson.status) {
+            (Some(verdict), _) => (verdict.class() == Some(ErrorClass::RateLimited))
+                .then(|| verdict.delay())
+                .flatten(),
+            (None, Some(StatusCode::TOO_MANY_REQUESTS)) => lesson
+                .headers
+                .and_then(|h| headers::retry_after(h, SystemTime::now())),
+            _ => None,
+        };
+        if let Some(delay) = pause {
+            self.store
+                .feedback(key, &Feedback::PauseUntil(now.saturating_add(delay)), now);
+        }
+        if let Some((estimated, actual)) = lesson.usage {
+            let (refund, charge) = difference(&estimated, &actual);
+            if refund != Cost::ZERO {
+                self.store.feedback(key, &Feedback::Refund(refund), now);
+            }
+            if charge != Cost::ZERO {
+                self.store.feedback(key, &Feedback::Charge(charge), now);
+            }
+        }
+    }
+
+    pub(crate) fn waiting(&self) -> usize {
+        self.queues.waiting.load(Ordering::Acquire)
+    }
+}
+
+/// What one response says, for [`Limiter::learn`].
+#[derive(Default)]
+pub(crate) struct Lesson<'a> {
+    pub(crate) verdict: Option<&'a Verdict>,
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) headers: Option<&'a HeaderMap>,
+    /// What was charged, and what the usage says it should have been.
+    pub(crate) usage: Option<(Cost, Cost)>,
+}
+
+impl<'a> Lesson<'a> {
+    /// The usage a response reports: a [`Usage`] response extension, else the verdict's.
+    pub(crate) fn usage_of(extensions: &'a http::Extensions, verdict: Option<&'a Verdict>) -> Option<&'a Usage> {
+        extensions
+            .get::<Usage>()
+            .or_else(|| verdict.and_then(Verdict::usage))
+    }
+}
+
+fn add(a: &Cost, b: &Cost) -> Cost {
+    Dimension::ALL.into_iter().fold(*a, |sum, d| {
+        sum.with(d, a.get(d).saturating_add(b.get(d)))
+    })
+}
+
+/// What to give back and what to charge, per dimension, to go from `estimated` to `actual`.
+fn difference(estimated: &Cost, actual: &Cost) -> (Cost, Cost) {
+    Dimension::ALL
+        .into_iter()
+        .fold((Cost::ZERO, Cost::ZERO), |(refund, charge), d| {
+            let (e, a) = (estimated.get(d), actual.get(d));
+            (
+                refund.with(d, e.saturating_sub(a)),
+                charge.with(d, a.saturating_sub(e)),
+            )
+        })
+}
+
+impl<St: Store> fmt::Debug for Limiter<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("waiting", &self.waiting())
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== impl Ticket =====
+
+/// A place in a key's queue. Dropping it leaves the queue and wakes whoever is first after it.
+pub(crate) struct Ticket {
+    queues: Arc<Queues>,
+    key: Option<RouteKey>,
+    seq: u64,
+}
+
+impl Ticket {
+    /// Whether it is first in its queue; records `waker` to be told when that changes.
+    pub(crate) fn is_first(&self, waker: &Waker) -> bool {
+        let mut queues = self.queues.lock();
+        let Some(queue) = queues.get_mut(&self.key) else {
+            return true;
+        };
+        let Some(at) = queue.waiters.iter().position(|w| w.seq == self.seq) else {
+            return true;
+        };
+        let slot = &mut queue.waiters[at].waker;
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+        at == 0
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut queues = self.queues.lock();
+        let Some(queue) = queues.get_mut(&self.key) else {
+            return;
+        };
+        let Some(at) = queue.waiters.iter().position(|w| w.seq == self.seq) else {
+            return;
+        };
+        queue.waiters.remove(at);
+        self.queues.waiting.fetch_sub(1, Ordering::AcqRel);
+        if at == 0 {
+            if let Some(waker) = queue.waiters.first_mut().and_then(|w| w.waker.take()) {
+                waker.wake();
+            }
+        }
+        if queue.waiters.is_empty() {
+            queues.remove(&self.key);
+        }
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("key", &self.key)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+// ===== impl RateLimitHandle =====
+
+/// A side handle on a [`RateLimitLayer`](crate::RateLimitLayer)'s shared state: change limits
+/// at runtime, look at keys and waiters. Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroU64;
+/// use tollgate_ratelimit::{Limit, Limits, RateLimitLayer, algorithm::Quota};
+///
+/// const fn n(v: u64) -> NonZeroU64 { NonZeroU64::new(v).unwrap() }
+///
+/// let layer = RateLimitLayer::new(Limits::new([Limit::requests(Quota::per_minute(n(500)))]));
+/// let handle = layer.handle();
+/// // The account moved up a tier: every clone of the layer sees the new limits at once.
+/// handle.set_limits(Limits::new([Limit::requests(Quota::per_minute(n(5_000)))]));
+/// assert_eq!(handle.limits().as_slice()[0].quota().limit(), 5_000);
+/// ```
+pub struct RateLimitHandle<St: Store = crate::MemoryStore> {
+    pub(crate) limiter: Arc<Limiter<St>>,
+}
+
+impl<St: Store> RateLimitHandle<St> {
+    /// Replaces the limits of the unkeyed quota and of every key without limits of its own.
+    /// What each key has used carries over.
+    pub fn set_limits(&self, limits: Limits) {
+        self.limiter.store.set_limits(None, limits);
+    }
+
+    /// Gives `key` limits of its own (a model with other limits than the rest).
+    pub fn set_limits_for(&self, key: impl Into<RouteKey>, limits: Limits) {
+        self.limiter.store.set_limits(Some(&key.into()), limits);
+    }
+
+    /// The limits of the unkeyed quota and of every key without limits of its own.
+    pub fn limits(&self) -> Limits {
+        self.limiter.store.limits(None)
+    }
+
+    /// The limits `key` is held to.
+    pub fn limits_for(&self, key: impl Into<RouteKey>) -> Limits {
+        self.limiter.store.limits(Some(&key.into()))
+    }
+
+    /// How many keys hold state in the store.
+    pub fn keys(&self) -> usize {
+        self.limiter.store.keys()
+    }
+
+    /// How many requests are waiting for admission, over every key.
+    pub fn waiting(&self) -> usize {
+        self.limiter.waiting()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.limiter.store
+    }
+
+    /// The current time as the store sees it: time since the layer was built.
+    pub fn now(&self) -> Duration {
+        self.limiter.now()
+    }
+}
+
+impl<St: Store> Clone for RateLimitHandle<St> {
+    fn clone(&self) -> Self {
+        RateLimitHandle {
+            limiter: Arc::clone(&self.limiter),
+        }
+    }
+}
+
+impl<St: Store> fmt::Debug for RateLimitHandle<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitHandle")
+            .field("keys", &self.keys())
+            .field("waiting", &self.waiting())
+            .finish()
+    }
+}

@@ -1,0 +1,152 @@
+//! [`RateLimit`]: the service.
+
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tollgate_core::{BoxError, Cost, Deadline, Priority};
+use tower_service::Service;
+
+use crate::estimate::{Estimator, PerRequest};
+use crate::future::ResponseFuture;
+use crate::key::{Keyer, Unkeyed};
+use crate::limiter::Limiter;
+use crate::store::{MemoryStore, Store};
+
+/// Admits each request against its key's quota, waiting fairly or refusing, then calls the
+/// inner service. Built by [`RateLimitLayer`](crate::RateLimitLayer).
+///
+/// See the [crate docs](crate) for examples.
+pub struct RateLimit<S, K = Unkeyed, E = PerRequest, St: Store = MemoryStore> {
+    inner: S,
+    /// Whether `poll_ready` has readied `inner` for the next `call`.
+    ready: bool,
+    keyer: K,
+    estimator: E,
+    max_wait: Option<Duration>,
+    limiter: Arc<Limiter<St>>,
+}
+
+impl<S, K, E, St: Store> RateLimit<S, K, E, St> {
+    pub(crate) fn new(
+        inner: S,
+        keyer: K,
+        estimator: E,
+        max_wait: Option<Duration>,
+        limiter: Arc<Limiter<St>>,
+    ) -> Self {
+        RateLimit {
+            inner,
+            ready: false,
+            keyer,
+            estimator,
+            max_wait,
+            limiter,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, K, E, St, B, ResBody> Service<http::Request<B>> for RateLimit<S, K, E, St>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    K: Keyer<B>,
+    E: Estimator<B> + Clone,
+    St: Store,
+{
+    type Response = http::Response<ResBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B, E, St>;
+
+    /// Readies the inner service only: the request, and so its cost and key, is not known yet.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                self.ready = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Takes the request's key, cost, priority and deadline, and hands the readied inner
+    /// service to the response future, which waits for admission and then calls it.
+    ///
+    /// # Panics
+    ///
+    /// When `poll_ready` has not returned `Ready(Ok(()))` since the last `call`.
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        assert!(
+            mem::take(&mut self.ready),
+            "RateLimit::call without poll_ready: poll_ready must return Ready(Ok(())) before each call"
+        );
+        let key = self.keyer.key(&request);
+        let cost = Cost::of(&request)
+            .copied()
+            .unwrap_or_else(|| self.estimator.estimate(&request));
+        let priority = Priority::of(&request);
+        let now = self.limiter.now();
+        let by_wait = self.max_wait.map(|wait| now.saturating_add(wait));
+        let by_deadline = Deadline::of(&request).map(|d| self.limiter.since_origin(d.instant()));
+        let give_up = match (by_wait, by_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let clone = self.inner.clone();
+        let readied = mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(
+            readied,
+            request,
+            Arc::clone(&self.limiter),
+            key,
+            cost,
+            priority,
+            give_up,
+            self.estimator.clone(),
+        )
+    }
+}
+
+impl<S: Clone, K: Clone, E: Clone, St: Store> Clone for RateLimit<S, K, E, St> {
+    /// A clone shares the quota, but not the readiness: it must be polled ready itself.
+    fn clone(&self) -> Self {
+        RateLimit {
+            inner: self.inner.clone(),
+            ready: false,
+            keyer: self.keyer.clone(),
+            estimator: self.estimator.clone(),
+            max_wait: self.max_wait,
+            limiter: Arc::clone(&self.limiter),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K: fmt::Debug, E: fmt::Debug, St: Store> fmt::Debug for RateLimit<S, K, E, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .field("keyer", &self.keyer)
+            .field("estimator", &self.estimator)
+            .field("max_wait", &self.max_wait)
+            .field("limiter", &self.limiter)
+            .finish()
+    }
+}
