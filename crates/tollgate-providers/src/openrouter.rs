@@ -65,8 +65,7 @@ impl OpenRouter {
     ) -> Option<Failure> {
         // An error inside a 200 carries its status as `error.code`; an event stream is not read
         // (`needs_body` says so), so its bytes never decide the verdict either.
-        let status = if status.is_success() && body.message.is_some() && !is_event_stream(headers)
-        {
+        let status = if status.is_success() && body.message.is_some() && !is_event_stream(headers) {
             body.code
                 .as_ref()
                 .and_then(|c| c.as_number())

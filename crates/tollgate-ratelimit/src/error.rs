@@ -58,7 +58,12 @@ pub struct CostTooLarge {
 }
 
 impl CostTooLarge {
-    pub(crate) const fn new(dimension: Dimension, cost: u64, capacity: u64, period: Duration) -> Self {
+    pub(crate) const fn new(
+        dimension: Dimension,
+        cost: u64,
+        capacity: u64,
+        period: Duration,
+    ) -> Self {
         CostTooLarge {
             dimension,
             cost,

@@ -238,9 +238,8 @@ where
                     return Poll::Ready(match result {
                         Ok(response) => {
                             let verdict = Verdict::of_response(&response);
-                            let usage = Lesson::usage_of(response.extensions(), verdict).map(
-                                |usage| (*this.cost, this.estimator.actual(usage, this.cost)),
-                            );
+                            let usage = Lesson::usage_of(response.extensions(), verdict)
+                                .map(|usage| (*this.cost, this.estimator.actual(usage, this.cost)));
                             let lesson = Lesson {
                                 verdict,
                                 status: Some(response.status()),

@@ -294,7 +294,11 @@ impl Limits {
     /// the one with that dimension and period, or for [`Window::Unspecified`] the one with
     /// that dimension and the shortest period.
     pub fn matching(&self, dimension: Dimension, window: Window) -> Option<usize> {
-        if let Some(i) = self.limits.iter().position(|l| l.describes(dimension, window)) {
+        if let Some(i) = self
+            .limits
+            .iter()
+            .position(|l| l.describes(dimension, window))
+        {
             return Some(i);
         }
         if window != Window::Unspecified {

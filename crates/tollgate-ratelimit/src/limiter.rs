@@ -188,7 +188,10 @@ pub(crate) struct Lesson<'a> {
 
 impl<'a> Lesson<'a> {
     /// The usage a response reports: a [`Usage`] response extension, else the verdict's.
-    pub(crate) fn usage_of(extensions: &'a http::Extensions, verdict: Option<&'a Verdict>) -> Option<&'a Usage> {
+    pub(crate) fn usage_of(
+        extensions: &'a http::Extensions,
+        verdict: Option<&'a Verdict>,
+    ) -> Option<&'a Usage> {
         extensions
             .get::<Usage>()
             .or_else(|| verdict.and_then(Verdict::usage))
@@ -196,9 +199,9 @@ impl<'a> Lesson<'a> {
 }
 
 fn add(a: &Cost, b: &Cost) -> Cost {
-    Dimension::ALL.into_iter().fold(*a, |sum, d| {
-        sum.with(d, a.get(d).saturating_add(b.get(d)))
-    })
+    Dimension::ALL
+        .into_iter()
+        .fold(*a, |sum, d| sum.with(d, a.get(d).saturating_add(b.get(d))))
 }
 
 /// What to give back and what to charge, per dimension, to go from `estimated` to `actual`.

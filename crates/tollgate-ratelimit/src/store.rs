@@ -319,12 +319,7 @@ impl Store for MemoryStore {
 }
 
 impl Entry {
-    fn admit(
-        &mut self,
-        cost: &Cost,
-        ahead: Option<&Cost>,
-        now: Duration,
-    ) -> Decision {
+    fn admit(&mut self, cost: &Cost, ahead: Option<&Cost>, now: Duration) -> Decision {
         let limits = &self.limits;
         let mut wait = self.paused_until.saturating_sub(now);
         for (limit, state) in limits.as_slice().iter().zip(self.states.iter()) {
@@ -338,7 +333,9 @@ impl Entry {
                 };
             }
             let this = match ahead {
-                Some(ahead) => limit.eta(state, ahead.get(limit.dimension()).saturating_add(c), now),
+                Some(ahead) => {
+                    limit.eta(state, ahead.get(limit.dimension()).saturating_add(c), now)
+                }
                 None => match limit.wait(state, c, now) {
                     Admission::Now => Duration::ZERO,
                     Admission::After(d) => d,

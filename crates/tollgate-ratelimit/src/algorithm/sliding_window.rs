@@ -259,7 +259,8 @@ impl Algorithm for SlidingWindowCounter {
         let period = self.quota.period_nanos();
         let (window, offset) = (now / period, now % period);
         let (previous, current) = Self::counts(state, window);
-        let weighted = (u128::from(previous) * u128::from(period - offset)).div_ceil(u128::from(period));
+        let weighted =
+            (u128::from(previous) * u128::from(period - offset)).div_ceil(u128::from(period));
         let used = u64::try_from(weighted)
             .unwrap_or(u64::MAX)
             .saturating_add(current);

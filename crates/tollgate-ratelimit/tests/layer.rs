@@ -1,0 +1,734 @@
+//! `RateLimitLayer` end to end on tokio's paused clock: admission timing per algorithm, all or
+//! nothing over dimensions, fairness, priorities, refusals, provider feedback, reconciliation,
+//! cancellation, shared state, eviction and the `poll_ready` contract. Every duration is exact.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::num::NonZeroU64;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use tokio::time::{self, Instant};
+use tollgate_core::{
+    BoxError, Cost, Deadline, DelaySource, Dimension, ErrorClass, LimitReading, Priority,
+    RateLimitSnapshot, RouteKey, Usage, Verdict, Window,
+};
+use tollgate_ratelimit::algorithm::Quota;
+use tollgate_ratelimit::error::{CostTooLarge, RateLimited};
+use tollgate_ratelimit::{
+    AlgorithmKind, ByRouteKey, Limit, Limits, RateLimit, RateLimitLayer, estimator_fn,
+};
+use tower::{Layer, Service, ServiceExt};
+
+const fn n(v: u64) -> NonZeroU64 {
+    NonZeroU64::new(v).unwrap()
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// A request named `name` costing `requests` and `tokens`.
+fn request(name: &str, tokens: u64) -> Request<String> {
+    let mut request = Request::new(name.to_owned());
+    request
+        .extensions_mut()
+        .insert(Cost::requests(1).with(Dimension::Tokens, tokens));
+    request
+}
+
+type Log = Arc<Mutex<Vec<(String, Duration)>>>;
+type Respond = Arc<dyn Fn(&Request<String>) -> Response<()> + Send + Sync>;
+
+/// A transport that records when each request reached it, answering with `respond`.
+#[derive(Clone)]
+struct Recorder {
+    start: Instant,
+    log: Log,
+    respond: Respond,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Recorder::answering(|_| Response::new(()))
+    }
+
+    fn answering(
+        respond: impl Fn(&Request<String>) -> Response<()> + Send + Sync + 'static,
+    ) -> Self {
+        Recorder {
+            start: Instant::now(),
+            log: Log::default(),
+            respond: Arc::new(respond),
+        }
+    }
+
+    fn log(&self) -> Vec<(String, Duration)> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.log().into_iter().map(|(name, _)| name).collect()
+    }
+}
+
+impl Service<Request<String>> for Recorder {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<String>) -> Self::Future {
+        self.log
+            .lock()
+            .unwrap()
+            .push((request.body().clone(), self.start.elapsed()));
+        std::future::ready(Ok((self.respond)(&request)))
+    }
+}
+
+/// Sends `request` through `service` in a task of its own, returning its result.
+fn spawn<S>(service: &S, request: Request<String>) -> tokio::task::JoinHandle<Result<(), BoxError>>
+where
+    S: Service<Request<String>, Response = Response<()>, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let service = service.clone();
+    tokio::spawn(async move { service.oneshot(request).await.map(drop) })
+}
+
+fn limits(list: impl IntoIterator<Item = Limit>) -> Limits {
+    Limits::new(list)
+}
+
+// ===== admission timing =====
+
+/// Each algorithm, two per second: the third request waits for its exact time.
+#[tokio::test(start_paused = true)]
+async fn each_algorithm_admits_at_its_exact_time() {
+    let cases = [
+        (AlgorithmKind::TokenBucket, millis(500)),
+        (AlgorithmKind::Gcra, millis(500)),
+        (AlgorithmKind::FixedWindow, secs(1)),
+        (AlgorithmKind::SlidingWindowLog, secs(1)),
+        // The previous window weighs 2 until it has decayed to 1: half a window into the next.
+        (AlgorithmKind::SlidingWindowCounter, millis(1_500)),
+    ];
+    for (algorithm, third_at) in cases {
+        let quota = Quota::per_second(n(2));
+        let layer = RateLimitLayer::new(limits([Limit::requests(quota).with_algorithm(algorithm)]));
+        let transport = Recorder::new();
+        let service = layer.layer(transport.clone());
+        for name in ["a", "b", "c"] {
+            spawn(&service, request(name, 0)).await.unwrap().unwrap();
+        }
+        let log = transport.log();
+        let at: Vec<Duration> = log.iter().map(|(_, at)| *at).collect();
+        assert_eq!(
+            at,
+            [Duration::ZERO, Duration::ZERO, third_at],
+            "{algorithm:?}"
+        );
+    }
+}
+
+/// Clones of the layer and of the service draw from one quota.
+#[tokio::test(start_paused = true)]
+async fn clones_share_one_quota() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]));
+    let transport = Recorder::new();
+    let first = layer.clone().layer(transport.clone());
+    let second = layer.layer(transport.clone());
+    spawn(&first, request("a", 0)).await.unwrap().unwrap();
+    spawn(&second.clone(), request("b", 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(transport.log()[1], ("b".to_owned(), secs(1)));
+}
+
+// ===== several dimensions =====
+
+/// Requests and tokens are admitted together or not at all: a request refused for tokens
+/// spends no request.
+#[tokio::test(start_paused = true)]
+async fn dimensions_are_admitted_all_or_nothing() {
+    let layer = RateLimitLayer::new(limits([
+        Limit::requests(Quota::per_minute(n(2))),
+        Limit::tokens(Quota::per_minute(n(100))),
+    ]))
+    .reject_only();
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    spawn(&service, request("a", 80)).await.unwrap().unwrap();
+    let refused = spawn(&service, request("b", 30))
+        .await
+        .unwrap()
+        .unwrap_err();
+    // 10 more tokens come in 6 s.
+    assert_eq!(
+        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        secs(6)
+    );
+    // The refused request spent no request: the second slot is still there.
+    spawn(&service, request("c", 20)).await.unwrap().unwrap();
+    assert_eq!(transport.names(), ["a", "c"]);
+}
+
+/// A cost no limit can ever hold fails at once, naming the dimension.
+#[tokio::test(start_paused = true)]
+async fn a_cost_above_capacity_fails_at_once() {
+    let layer = RateLimitLayer::new(limits([
+        Limit::requests(Quota::per_minute(n(10))),
+        Limit::tokens(Quota::per_minute(n(1_000))),
+    ]));
+    let service = layer.layer(Recorder::new());
+    let start = Instant::now();
+    let error = spawn(&service, request("huge", 1_001))
+        .await
+        .unwrap()
+        .unwrap_err();
+    let too_large = error.downcast_ref::<CostTooLarge>().unwrap();
+    assert_eq!(too_large.dimension(), Dimension::Tokens);
+    assert_eq!((too_large.cost(), too_large.capacity()), (1_001, 1_000));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(
+        too_large.to_string(),
+        "request costs 1001 tokens but the limit admits at most 1000 per 60s; it can never be admitted"
+    );
+}
+
+// ===== keys =====
+
+/// Each key has its own quota; a key can have limits of its own.
+#[tokio::test(start_paused = true)]
+async fn keys_have_their_own_quotas() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]))
+        .keyed_by(ByRouteKey);
+    layer
+        .handle()
+        .set_limits_for("big", limits([Limit::requests(Quota::per_second(n(2)))]));
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    let keyed = |name: &str, key: &str| {
+        let mut request = request(name, 0);
+        request.extensions_mut().insert(RouteKey::new(key));
+        request
+    };
+    for (name, key) in [
+        ("a1", "a"),
+        ("b1", "b"),
+        ("big1", "big"),
+        ("big2", "big"),
+        ("a2", "a"),
+    ] {
+        spawn(&service, keyed(name, key)).await.unwrap().unwrap();
+    }
+    let at: Vec<Duration> = transport.log().into_iter().map(|(_, at)| at).collect();
+    assert_eq!(
+        at,
+        [
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            secs(1)
+        ]
+    );
+    assert_eq!(layer.handle().keys(), 3);
+}
+
+/// Ten thousand keys used once are all forgotten once idle, and memory goes back down.
+#[tokio::test(start_paused = true)]
+async fn idle_keys_are_evicted() {
+    let layer = RateLimitLayer::new(limits([
+        Limit::requests(Quota::per_minute(n(60))),
+        Limit::tokens(Quota::per_minute(n(10_000))),
+    ]))
+    .keyed_by(ByRouteKey);
+    let service = layer.layer(Recorder::new());
+    let keyed = |key: String| {
+        let mut request = request("r", 100);
+        request.extensions_mut().insert(RouteKey::new(key));
+        request
+    };
+    for i in 0..10_000 {
+        let mut service = service.clone();
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(keyed(format!("tenant-{i}")))
+            .await
+            .unwrap();
+    }
+    let handle = layer.handle();
+    // Sweeps while growing keep at most the keys that are not yet idle.
+    assert_eq!(handle.keys(), 10_000);
+    // A minute later every bucket is full again: the next admission's sweep forgets them.
+    time::advance(secs(60)).await;
+    service
+        .clone()
+        .oneshot(keyed("fresh".into()))
+        .await
+        .unwrap();
+    assert_eq!(handle.keys(), 1);
+}
+
+// ===== waiting =====
+
+/// A 50-token request behind a steady stream of 1-token requests is admitted at its fair time:
+/// first come, first served, whatever the cost.
+#[tokio::test(start_paused = true)]
+async fn a_large_request_is_not_starved_by_small_ones() {
+    // 10 tokens per second, 10 at once.
+    let layer = RateLimitLayer::new(limits([Limit::tokens(Quota::per_second(n(10)))]));
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    let mut tasks = vec![spawn(&service, request("drain", 10))];
+    tokio::task::yield_now().await;
+    tasks.push(spawn(&service, request("large", 10)));
+    tokio::task::yield_now().await;
+    // A 1-token request every 100 ms, each of which would fit on its own.
+    let producer = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut smalls = Vec::new();
+            for i in 0..20 {
+                smalls.push(spawn(&service, request(&format!("small{i}"), 1)));
+                time::sleep(millis(100)).await;
+            }
+            smalls
+        })
+    };
+    tasks.extend(producer.await.unwrap());
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let log = transport.log();
+    assert_eq!(log[0], ("drain".to_owned(), Duration::ZERO));
+    // 10 tokens refill in exactly one second; nothing arriving later goes first.
+    assert_eq!(log[1], ("large".to_owned(), secs(1)));
+    // The small ones then follow at the refill rate, in order.
+    assert_eq!(log[2], ("small0".to_owned(), millis(1_100)));
+    assert_eq!(log[3], ("small1".to_owned(), millis(1_200)));
+}
+
+/// Higher priority first, first come first served within a class.
+#[tokio::test(start_paused = true)]
+async fn higher_priority_goes_first() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]));
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    let with = |name: &str, priority: Priority| {
+        let mut request = request(name, 0);
+        request.extensions_mut().insert(priority);
+        request
+    };
+    let mut tasks = Vec::new();
+    for (name, priority) in [
+        ("first", Priority::NORMAL),
+        ("low", Priority::LOW),
+        ("normal1", Priority::NORMAL),
+        ("high", Priority::HIGH),
+        ("normal2", Priority::NORMAL),
+    ] {
+        tasks.push(spawn(&service, with(name, priority)));
+        tokio::task::yield_now().await;
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        transport.names(),
+        ["first", "high", "normal1", "normal2", "low"]
+    );
+    let at: Vec<Duration> = transport.log().into_iter().map(|(_, at)| at).collect();
+    assert_eq!(at, [Duration::ZERO, secs(1), secs(2), secs(3), secs(4)]);
+}
+
+/// A wait longer than the maximum, or than the request's deadline, fails at once with
+/// `retry_after`, spending nothing.
+#[tokio::test(start_paused = true)]
+async fn waits_beyond_the_limit_or_deadline_fail_at_once() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]))
+        .with_max_wait(millis(1_500));
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    let start = Instant::now();
+    let first = spawn(&service, request("a", 0));
+    tokio::task::yield_now().await;
+    let second = spawn(&service, request("b", 0)); // waits 1 s: allowed
+    tokio::task::yield_now().await;
+    let third = spawn(&service, request("c", 0)); // would wait 2 s: refused now
+    tokio::task::yield_now().await;
+    let mut late = request("d", 0);
+    late.extensions_mut().insert(Deadline::after(millis(500)));
+    let fourth = spawn(&service, late); // 2 s > its 0.5 s deadline: refused now
+    let refused = third.await.unwrap().unwrap_err();
+    assert_eq!(
+        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        secs(2)
+    );
+    let refused = fourth.await.unwrap().unwrap_err();
+    assert_eq!(
+        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        secs(2)
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    // The refused requests spent nothing: the next is admitted at 2 s, right after "b".
+    spawn(&service, request("e", 0)).await.unwrap().unwrap();
+    assert_eq!(transport.log().last().unwrap(), &("e".to_owned(), secs(2)));
+}
+
+/// Reject-only: never waits.
+#[tokio::test(start_paused = true)]
+async fn reject_only_never_waits() {
+    let layer =
+        RateLimitLayer::new(limits([Limit::requests(Quota::per_minute(n(1)))])).reject_only();
+    let service = layer.layer(Recorder::new());
+    spawn(&service, request("a", 0)).await.unwrap().unwrap();
+    let refused = spawn(&service, request("b", 0)).await.unwrap().unwrap_err();
+    let refused = refused.downcast_ref::<RateLimited>().unwrap();
+    assert_eq!(refused.retry_after(), secs(60));
+    assert_eq!(refused.to_string(), "rate limited; retry after 60s");
+}
+
+/// A request dropped while waiting leaves the queue and spends nothing; the one behind it takes
+/// its place.
+#[tokio::test(start_paused = true)]
+async fn a_request_dropped_while_waiting_spends_nothing() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]));
+    let handle = layer.handle();
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    spawn(&service, request("a", 0)).await.unwrap().unwrap();
+    let dropped = spawn(&service, request("dropped", 0));
+    tokio::task::yield_now().await;
+    let next = spawn(&service, request("next", 0));
+    tokio::task::yield_now().await;
+    assert_eq!(handle.waiting(), 2);
+    time::advance(millis(500)).await;
+    dropped.abort();
+    assert!(dropped.await.unwrap_err().is_cancelled());
+    assert_eq!(handle.waiting(), 1);
+    next.await.unwrap().unwrap();
+    assert_eq!(
+        transport.log(),
+        [
+            ("a".to_owned(), Duration::ZERO),
+            ("next".to_owned(), secs(1))
+        ]
+    );
+    assert_eq!(handle.waiting(), 0);
+}
+
+/// A request dropped after admission keeps its charge.
+#[tokio::test(start_paused = true)]
+async fn a_request_dropped_after_admission_keeps_its_charge() {
+    let layer =
+        RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))])).reject_only();
+    // A transport that never answers.
+    let hang = tower::service_fn(|_: Request<String>| {
+        std::future::pending::<Result<Response<()>, Infallible>>()
+    });
+    let mut service = layer.layer(hang);
+    let mut admitted = service.ready().await.unwrap().call(request("a", 0));
+    // Polled once: admitted and calling.
+    assert!(futures_poll(&mut admitted).is_pending());
+    drop(admitted);
+    let refused = service
+        .ready()
+        .await
+        .unwrap()
+        .call(request("b", 0))
+        .await
+        .unwrap_err();
+    assert!(refused.is::<RateLimited>());
+}
+
+fn futures_poll<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    let waker = std::task::Waker::noop();
+    Pin::new(future).poll(&mut Context::from_waker(waker))
+}
+
+// ===== feedback from the provider =====
+
+fn verdict_response(verdict: Verdict) -> Response<()> {
+    let mut response = Response::new(());
+    *response.status_mut() = verdict.status().unwrap_or(StatusCode::OK);
+    response.extensions_mut().insert(verdict);
+    response
+}
+
+/// The provider's `remaining` caps the local quota.
+#[tokio::test(start_paused = true)]
+async fn the_providers_remaining_caps_the_local_quota() {
+    let layer =
+        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(60_000)))])).reject_only();
+    let transport = Recorder::answering(|_| {
+        let mut snapshot = RateLimitSnapshot::new();
+        snapshot.set(
+            Dimension::Tokens,
+            Window::Minute,
+            LimitReading::new().with_limit(60_000).with_remaining(1_000),
+        );
+        verdict_response(Verdict::success().with_rate_limits(snapshot))
+    });
+    let service = layer.layer(transport);
+    spawn(&service, request("a", 100)).await.unwrap().unwrap();
+    // Locally 59,900 are left; the provider says 1,000.
+    let refused = spawn(&service, request("b", 1_001))
+        .await
+        .unwrap()
+        .unwrap_err();
+    // One more token comes in a millisecond (1,000 per second).
+    assert_eq!(
+        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        millis(1)
+    );
+    spawn(&service, request("c", 1_000)).await.unwrap().unwrap();
+}
+
+/// A 429 with a delay pauses the whole key: every waiter and every new request waits it out.
+#[tokio::test(start_paused = true)]
+async fn a_429_pauses_the_key_for_everyone() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(100)))]));
+    let transport = Recorder::answering(|request| {
+        if request.body() == "limited" {
+            verdict_response(
+                Verdict::failure(ErrorClass::RateLimited)
+                    .with_status(StatusCode::TOO_MANY_REQUESTS)
+                    .with_delay(secs(5), DelaySource::RetryAfterSeconds),
+            )
+        } else {
+            Response::new(())
+        }
+    });
+    let service = layer.layer(transport.clone());
+    spawn(&service, request("limited", 0))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for name in ["a", "b", "c"] {
+        tasks.push(spawn(&service, request(name, 0)));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let at: Vec<Duration> = transport.log().into_iter().map(|(_, at)| at).collect();
+    assert_eq!(at, [Duration::ZERO, secs(5), secs(5), secs(5)]);
+}
+
+/// Without a verdict, a 429's `retry-after` header still pauses the key.
+#[tokio::test(start_paused = true)]
+async fn a_bare_429_with_retry_after_pauses_the_key() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(100)))]));
+    let transport = Recorder::answering(|request| {
+        let mut response = Response::new(());
+        if request.body() == "limited" {
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            response
+                .headers_mut()
+                .insert("retry-after-ms", "2500".parse().unwrap());
+        }
+        response
+    });
+    let service = layer.layer(transport.clone());
+    spawn(&service, request("limited", 0))
+        .await
+        .unwrap()
+        .unwrap();
+    spawn(&service, request("after", 0)).await.unwrap().unwrap();
+    assert_eq!(transport.log()[1], ("after".to_owned(), millis(2_500)));
+}
+
+/// An overload (529) is not our rate limit: it never pauses the key.
+#[tokio::test(start_paused = true)]
+async fn an_overload_does_not_pause_the_key() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(100)))]));
+    let transport = Recorder::answering(|_| {
+        verdict_response(
+            Verdict::failure(ErrorClass::Overloaded)
+                .with_status(StatusCode::from_u16(529).unwrap())
+                .with_delay(secs(5), DelaySource::RetryAfterSeconds),
+        )
+    });
+    let service = layer.layer(transport.clone());
+    spawn(&service, request("a", 0)).await.unwrap().unwrap();
+    spawn(&service, request("b", 0)).await.unwrap().unwrap();
+    assert_eq!(transport.log()[1].1, Duration::ZERO);
+}
+
+/// Reported usage refunds what was over-estimated and charges what was under-estimated.
+#[tokio::test(start_paused = true)]
+async fn usage_reconciles_the_estimate() {
+    let layer =
+        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
+    let handle = layer.handle();
+    let transport = Recorder::answering(|request| {
+        let mut response = Response::new(());
+        let used = match request.body().as_str() {
+            "over-estimated" => 1_000, // charged 4,000
+            _ => 3_000,                // charged 1,000
+        };
+        response.extensions_mut().insert(
+            Usage::new()
+                .with_input_tokens(used / 2)
+                .with_output_tokens(used / 2),
+        );
+        response
+    });
+    let service = layer.layer(transport);
+    spawn(&service, request("over-estimated", 4_000))
+        .await
+        .unwrap()
+        .unwrap();
+    // 6,000 − 1,000 actually used: 5,000 fit now, though 4,000 were charged at first.
+    spawn(&service, request("under-estimated", 1_000))
+        .await
+        .unwrap()
+        .unwrap();
+    // 5,000 − 3,000 = 2,000 left: 2,001 waits for one token, 10 ms at 100 per second.
+    let refused = spawn(&service, request("x", 2_001))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        millis(10)
+    );
+    assert_eq!(handle.waiting(), 0);
+}
+
+/// The usage can come in the verdict, and the estimator turns it into the dimensions it
+/// charges.
+#[tokio::test(start_paused = true)]
+async fn verdict_usage_goes_through_the_estimator() {
+    let layer = RateLimitLayer::new(limits([
+        Limit::input_tokens(Quota::per_minute(n(600))),
+        Limit::output_tokens(Quota::per_minute(n(600))),
+    ]))
+    .with_estimator(tollgate_ratelimit::AnthropicMessages::new())
+    .reject_only();
+    let transport = Recorder::answering(|_| {
+        verdict_response(
+            Verdict::success().with_usage(
+                Usage::new()
+                    .with_input_tokens(500)
+                    .with_cached_input_tokens(400)
+                    .with_output_tokens(700),
+            ),
+        )
+    });
+    let service = layer.layer(transport);
+    let body =
+        r#"{"model":"claude","max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}"#;
+    spawn(&service, Request::new(body.to_owned()))
+        .await
+        .unwrap()
+        .unwrap();
+    // 700 output tokens put the 600-per-minute output limit 100 into debt: the next request
+    // waits until it is repaid (10 per second).
+    let refused = spawn(&service, Request::new(body.to_owned()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        secs(10)
+    );
+}
+
+// ===== runtime changes =====
+
+/// Limits change at runtime for every clone; what was used carries over.
+#[tokio::test(start_paused = true)]
+async fn limits_change_at_runtime() {
+    let layer =
+        RateLimitLayer::new(limits([Limit::requests(Quota::per_minute(n(2)))])).reject_only();
+    let handle = layer.handle();
+    let service = layer.layer(Recorder::new());
+    spawn(&service, request("a", 0)).await.unwrap().unwrap();
+    spawn(&service, request("b", 0)).await.unwrap().unwrap();
+    assert!(spawn(&service, request("c", 0)).await.unwrap().is_err());
+    handle.set_limits(limits([Limit::requests(Quota::per_minute(n(3)))]));
+    // Two of three used: one more fits, then none.
+    spawn(&service, request("d", 0)).await.unwrap().unwrap();
+    assert!(spawn(&service, request("e", 0)).await.unwrap().is_err());
+}
+
+// ===== the service contract =====
+
+/// The cost comes from the estimator when the request has no `Cost` extension.
+#[tokio::test(start_paused = true)]
+async fn the_estimator_prices_requests_without_a_cost() {
+    let layer = RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(10)))]))
+        .with_estimator(estimator_fn(|request: &Request<String>| {
+            Cost::ZERO.with(Dimension::Tokens, request.body().len() as u64)
+        }))
+        .reject_only();
+    let service = layer.layer(Recorder::new());
+    spawn(&service, Request::new("12345678".to_owned()))
+        .await
+        .unwrap()
+        .unwrap();
+    let refused = spawn(&service, Request::new("123".to_owned()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        secs(6)
+    );
+}
+
+/// The inner service's errors pass through, and its readiness errors too.
+#[tokio::test(start_paused = true)]
+async fn inner_errors_pass_through() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]));
+    let failing = tower::service_fn(|_: Request<String>| async {
+        Err::<Response<()>, _>(std::io::Error::other("connection reset"))
+    });
+    let error = layer
+        .layer(failing)
+        .oneshot(request("a", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(error.to_string(), "connection reset");
+}
+
+#[test]
+#[should_panic(expected = "poll_ready")]
+fn call_without_poll_ready_panics() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]));
+    let mut service = layer.layer(Recorder::new());
+    drop(service.call(request("a", 0)));
+}
+
+#[test]
+fn layers_services_and_futures_are_send_sync_and_clone() {
+    fn send_sync<T: Send + Sync>() {}
+    fn clone<T: Clone>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<RateLimitLayer>();
+    clone::<RateLimitLayer>();
+    send_sync::<RateLimit<Recorder>>();
+    clone::<RateLimit<Recorder>>();
+    let mut service = RateLimitLayer::new(Limits::unlimited()).layer(Recorder::new());
+    let _ = futures_poll(&mut service.ready());
+    send(&service.call(request("a", 0)));
+}
