@@ -8,13 +8,13 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tollgate_core::{BoxError, Cost, Priority, RouteKey, Verdict};
 use tower_service::Service;
 
 use crate::error::{CostTooLarge, RateLimited};
 use crate::estimate::Estimator;
-use crate::limiter::{Lesson, Limiter, Place, Ticket};
+use crate::limiter::{Lesson, Limiter, Ticket};
 use crate::store::{Decision, Store};
 
 pin_project! {
@@ -25,8 +25,8 @@ pin_project! {
     ///
     /// Dropped while waiting, it leaves the queue (the next waiter is woken) and nothing is
     /// spent; the request and the readied inner service are dropped with it. Dropped after
-    /// admission, while the inner future runs, the request's cost stays spent: the provider may
-    /// already count it.
+    /// admission (in `call` when the quota had room and nobody waited, or later), while the
+    /// inner future runs, the request's cost stays spent: the provider may already count it.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<S, B, E, St>
     where
@@ -35,8 +35,9 @@ pin_project! {
     {
         #[pin]
         phase: Phase<S::Future, St::Future>,
-        service: Option<S>,
-        request: Option<http::Request<B>>,
+        // The readied inner service and the request, until admitted; boxed, so that the
+        // common path (admitted in `call`) neither allocates nor carries them.
+        pending: Option<Box<Pending<S, B>>>,
         limiter: Arc<Limiter<St>>,
         key: Option<RouteKey>,
         cost: Cost,
@@ -47,15 +48,39 @@ pin_project! {
     }
 }
 
+/// What a request needs until it is admitted.
+pub(crate) struct Pending<S, B> {
+    pub(crate) service: S,
+    pub(crate) request: http::Request<B>,
+}
+
+/// A store's answer, still to come or already given.
+pub(crate) enum Answer<D> {
+    Coming(D),
+    Given(Option<Result<Decision, BoxError>>),
+}
+
+impl<D> Future for Answer<D>
+where
+    D: Future<Output = Result<Decision, BoxError>> + Unpin,
+{
+    type Output = Result<Decision, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Answer::Coming(decision) => Pin::new(decision).poll(cx),
+            Answer::Given(answer) => Poll::Ready(answer.take().expect("an answer is taken once")),
+        }
+    }
+}
+
 pin_project! {
     #[project = PhaseProj]
     enum Phase<F, D> {
-        // Not yet polled.
-        Start,
         // Asking the store; `ticket` is the queue place, if queued; `behind` if only asking
         // for an estimate.
         Admitting {
-            decision: D,
+            decision: Answer<D>,
             ticket: Option<Ticket>,
             behind: bool,
         },
@@ -74,26 +99,58 @@ pin_project! {
     }
 }
 
+/// What every phase of the future needs to know about its request.
+pub(crate) struct Admission<St, E> {
+    pub(crate) limiter: Arc<Limiter<St>>,
+    pub(crate) key: Option<RouteKey>,
+    pub(crate) cost: Cost,
+    pub(crate) priority: Priority,
+    pub(crate) give_up: Option<Duration>,
+    pub(crate) estimator: E,
+}
+
 impl<S, B, E, St> ResponseFuture<S, B, E, St>
 where
     S: Service<http::Request<B>>,
     St: Store,
 {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        service: S,
-        request: http::Request<B>,
-        limiter: Arc<Limiter<St>>,
-        key: Option<RouteKey>,
-        cost: Cost,
-        priority: Priority,
-        give_up: Option<Duration>,
-        estimator: E,
+    /// Admitted already: calling.
+    pub(crate) fn calling(future: S::Future, admission: Admission<St, E>) -> Self {
+        ResponseFuture::with(Phase::Calling { future }, None, admission)
+    }
+
+    /// Not admitted yet: `answer` is the store's first answer; `behind` if it was only asked
+    /// for an estimate because others wait ahead.
+    pub(crate) fn admitting(
+        answer: Answer<St::Future>,
+        behind: bool,
+        pending: Pending<S, B>,
+        admission: Admission<St, E>,
     ) -> Self {
+        let phase = Phase::Admitting {
+            decision: answer,
+            ticket: None,
+            behind,
+        };
+        ResponseFuture::with(phase, Some(Box::new(pending)), admission)
+    }
+
+    fn with(
+        phase: Phase<S::Future, St::Future>,
+        pending: Option<Box<Pending<S, B>>>,
+        admission: Admission<St, E>,
+    ) -> Self {
+        let Admission {
+            limiter,
+            key,
+            cost,
+            priority,
+            give_up,
+            estimator,
+        } = admission;
         ResponseFuture {
-            phase: Phase::Start,
-            service: Some(service),
-            request: Some(request),
+            phase,
+            pending,
             limiter,
             key,
             cost,
@@ -117,23 +174,6 @@ where
         let mut this = self.project();
         loop {
             match this.phase.as_mut().project() {
-                PhaseProj::Start => {
-                    let place = this.limiter.place(this.key.as_ref(), *this.priority);
-                    let ahead = match place {
-                        Place::Front => None,
-                        Place::Behind(ahead) => Some(ahead),
-                    };
-                    let now = this.limiter.now();
-                    let decision =
-                        this.limiter
-                            .store
-                            .admit(this.key.as_ref(), this.cost, ahead.as_ref(), now);
-                    this.phase.set(Phase::Admitting {
-                        decision,
-                        ticket: None,
-                        behind: ahead.is_some(),
-                    });
-                }
                 PhaseProj::Admitting {
                     decision,
                     ticket,
@@ -161,12 +201,11 @@ where
                             // Leaving the queue wakes the next waiter; the call happens in this
                             // same poll, so nothing can cancel between grant and call.
                             drop(ticket);
-                            let mut service = this
-                                .service
-                                .take()
-                                .expect("admitted once; the service is still here");
-                            let request = this
-                                .request
+                            let Pending {
+                                mut service,
+                                request,
+                            } = *this
+                                .pending
                                 .take()
                                 .expect("admitted once; the request is still here");
                             let future = service.call(request);
@@ -215,7 +254,7 @@ where
                         );
                         let ticket = ticket.take();
                         this.phase.set(Phase::Admitting {
-                            decision,
+                            decision: Answer::Coming(decision),
                             ticket,
                             behind: false,
                         });
@@ -240,22 +279,31 @@ where
                             let verdict = Verdict::of_response(&response);
                             let usage = Lesson::usage_of(response.extensions(), verdict)
                                 .map(|usage| (*this.cost, this.estimator.actual(usage, this.cost)));
-                            let lesson = Lesson {
-                                verdict,
-                                status: Some(response.status()),
-                                headers: Some(response.headers()),
-                                usage,
-                            };
-                            this.limiter.learn(this.key.as_ref(), lesson);
+                            let status = response.status();
+                            // Nothing to learn from a plain success: no clock read, no lock.
+                            if verdict.is_some()
+                                || usage.is_some()
+                                || status == http::StatusCode::TOO_MANY_REQUESTS
+                            {
+                                let lesson = Lesson {
+                                    verdict,
+                                    status: Some(status),
+                                    headers: Some(response.headers()),
+                                    usage,
+                                };
+                                this.limiter.learn(this.key.as_ref(), lesson);
+                            }
                             Ok(response)
                         }
                         Err(error) => {
                             let error: BoxError = error.into();
-                            let lesson = Lesson {
-                                verdict: Verdict::of_error(&*error),
-                                ..Lesson::default()
-                            };
-                            this.limiter.learn(this.key.as_ref(), lesson);
+                            if let Some(verdict) = Verdict::of_error(&*error) {
+                                let lesson = Lesson {
+                                    verdict: Some(verdict),
+                                    ..Lesson::default()
+                                };
+                                this.limiter.learn(this.key.as_ref(), lesson);
+                            }
                             Err(error)
                         }
                     });
@@ -269,7 +317,7 @@ where
 /// Polls a sleep until `deadline`, reusing the allocation.
 fn poll_sleep(
     sleep: &mut Option<Pin<Box<Sleep>>>,
-    deadline: tokio::time::Instant,
+    deadline: Instant,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
     match sleep {

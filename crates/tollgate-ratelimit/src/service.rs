@@ -1,19 +1,21 @@
 //! [`RateLimit`]: the service.
 
 use std::fmt;
+use std::future::Future;
 use std::mem;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tollgate_core::{BoxError, Cost, Deadline, Priority};
 use tower_service::Service;
 
 use crate::estimate::{Estimator, PerRequest};
-use crate::future::ResponseFuture;
+use crate::future::{Admission, Answer, Pending, ResponseFuture};
 use crate::key::{Keyer, Unkeyed};
-use crate::limiter::Limiter;
-use crate::store::{MemoryStore, Store};
+use crate::limiter::{Limiter, Place};
+use crate::store::{Decision, MemoryStore, Store};
 
 /// Admits each request against its key's quota, waiting fairly or refusing, then calls the
 /// inner service. Built by [`RateLimitLayer`](crate::RateLimitLayer).
@@ -87,8 +89,10 @@ where
         }
     }
 
-    /// Takes the request's key, cost, priority and deadline, and hands the readied inner
-    /// service to the response future, which waits for admission and then calls it.
+    /// Takes the request's key, cost, priority and deadline and asks for admission. Admitted at
+    /// once (the quota has room and nobody waits), it calls the readied inner service now;
+    /// otherwise it hands the readied service and the request to the response future, which
+    /// waits for admission and then calls it, and keeps a fresh clone for the next call.
     ///
     /// # Panics
     ///
@@ -103,25 +107,42 @@ where
             .copied()
             .unwrap_or_else(|| self.estimator.estimate(&request));
         let priority = Priority::of(&request);
-        let now = self.limiter.now();
+        let limiter = &self.limiter;
+        let now = limiter.now();
         let by_wait = self.max_wait.map(|wait| now.saturating_add(wait));
-        let by_deadline = Deadline::of(&request).map(|d| self.limiter.since_origin(d.instant()));
+        let by_deadline = Deadline::of(&request).map(|d| limiter.since_origin(d.instant()));
         let give_up = match (by_wait, by_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let clone = self.inner.clone();
-        let readied = mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(
-            readied,
-            request,
-            Arc::clone(&self.limiter),
+        let ahead = match limiter.place(key.as_ref(), priority) {
+            Place::Front => None,
+            Place::Behind(ahead) => Some(ahead),
+        };
+        let mut decision = limiter
+            .store
+            .admit(key.as_ref(), &cost, ahead.as_ref(), now);
+        let admission = Admission {
+            limiter: Arc::clone(limiter),
             key,
             cost,
             priority,
             give_up,
-            self.estimator.clone(),
-        )
+            estimator: self.estimator.clone(),
+        };
+        // The common case is decided here: the quota has room and nobody waits. Then the
+        // readied inner service is called at once, with nothing to carry or allocate.
+        let answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(Decision::Admitted)) => {
+                return ResponseFuture::calling(self.inner.call(request), admission);
+            }
+            Poll::Ready(answer) => Answer::Given(Some(answer)),
+            Poll::Pending => Answer::Coming(decision),
+        };
+        let clone = self.inner.clone();
+        let service = mem::replace(&mut self.inner, clone);
+        let pending = Pending { service, request };
+        ResponseFuture::admitting(answer, ahead.is_some(), pending, admission)
     }
 }
 

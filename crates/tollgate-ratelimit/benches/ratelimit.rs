@@ -1,0 +1,181 @@
+//! What `RateLimit` adds per request over the bare, always-ready service, measured in the same
+//! run: a single-dimension unkeyed bucket and a keyed three-dimension quota, on one thread and
+//! on two threads sharing the layer. The quotas are large enough never to make a request wait,
+//! so this is the admission path alone: one clock read, one lock, the arithmetic, the clone of
+//! the readied service. Run with `cargo bench -p tollgate-ratelimit`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::num::NonZeroU64;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_main};
+use http::{Request, Response};
+use tollgate_core::{Cost, Dimension, RouteKey};
+use tollgate_ratelimit::algorithm::Quota;
+use tollgate_ratelimit::{ByRouteKey, Limit, Limits, RateLimitLayer};
+use tower::{Layer, Service};
+
+/// An always-ready service answering at once.
+#[derive(Clone, Copy)]
+struct Bare;
+
+impl Service<Request<()>> for Bare {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        std::future::ready(Ok(Response::new(())))
+    }
+}
+
+/// Readies `service`, calls it and polls the response once: every path here is immediate.
+fn send<S>(service: &mut S, request: Request<()>) -> Response<()>
+where
+    S: Service<Request<()>, Response = Response<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    match service.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        _ => panic!("always ready"),
+    }
+    let future = pin!(service.call(request));
+    match future.poll(&mut cx) {
+        Poll::Ready(Ok(response)) => response,
+        _ => panic!("admitted at once"),
+    }
+}
+
+const fn n(v: u64) -> NonZeroU64 {
+    NonZeroU64::new(v).unwrap()
+}
+
+fn unkeyed() -> RateLimitLayer {
+    RateLimitLayer::new(Limits::new([Limit::requests(Quota::per_second(n(
+        1_000_000_000_000,
+    )))]))
+}
+
+fn keyed() -> RateLimitLayer<ByRouteKey> {
+    RateLimitLayer::new(Limits::new([
+        Limit::requests(Quota::per_minute(n(1_000_000_000_000))),
+        Limit::tokens(Quota::per_minute(n(1_000_000_000_000))),
+        Limit::tokens(Quota::per_day(n(1_000_000_000_000_000))),
+    ]))
+    .keyed_by(ByRouteKey)
+}
+
+/// The keyed requests: one of 64 keys, with a token cost, as a gateway would see them.
+struct Requests {
+    keys: Vec<RouteKey>,
+    next: usize,
+}
+
+impl Requests {
+    fn new() -> Self {
+        Requests {
+            keys: (0..64)
+                .map(|i| RouteKey::new(format!("model-{i}")))
+                .collect(),
+            next: 0,
+        }
+    }
+
+    fn next(&mut self) -> Request<()> {
+        self.next = (self.next + 1) % self.keys.len();
+        let mut request = Request::new(());
+        let extensions = request.extensions_mut();
+        extensions.insert(self.keys[self.next].clone());
+        extensions.insert(Cost::requests(1).with(Dimension::Tokens, 1_000));
+        request
+    }
+}
+
+fn one_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("one thread");
+    group.throughput(Throughput::Elements(1));
+
+    group.bench_function("bare", |b| {
+        let mut service = Bare;
+        b.iter(|| send(&mut service, Request::new(())));
+    });
+    group.bench_function("unkeyed, 1 dimension", |b| {
+        let mut service = unkeyed().layer(Bare);
+        b.iter(|| send(&mut service, Request::new(())));
+    });
+
+    group.bench_function("bare, keyed requests", |b| {
+        let mut service = Bare;
+        let mut requests = Requests::new();
+        b.iter(|| send(&mut service, requests.next()));
+    });
+    group.bench_function("keyed, 3 dimensions", |b| {
+        let mut service = keyed().layer(Bare);
+        let mut requests = Requests::new();
+        b.iter(|| send(&mut service, requests.next()));
+    });
+    group.finish();
+}
+
+/// Runs `iters` requests on each of two threads at once, each with its own clone of `service`.
+fn two_threads<S>(service: &S, keyed: bool, iters: u64) -> Duration
+where
+    S: Service<Request<()>, Response = Response<()>> + Clone + Send,
+    S::Error: std::fmt::Debug,
+{
+    // Wall time is what a throughput benchmark measures; nothing here runs on tokio's clock.
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let mut service = service.clone();
+            scope.spawn(move || {
+                let mut requests = Requests::new();
+                for _ in 0..iters {
+                    let request = if keyed {
+                        requests.next()
+                    } else {
+                        Request::new(())
+                    };
+                    send(&mut service, request);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn contended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("two threads");
+    group.throughput(Throughput::Elements(2));
+    group.bench_function("bare", |b| {
+        b.iter_custom(|iters| two_threads(&Bare, false, iters))
+    });
+    group.bench_function("unkeyed, 1 dimension", |b| {
+        let service = unkeyed().layer(Bare);
+        b.iter_custom(|iters| two_threads(&service, false, iters));
+    });
+    group.bench_function("bare, keyed requests", |b| {
+        b.iter_custom(|iters| two_threads(&Bare, true, iters))
+    });
+    group.bench_function("keyed, 3 dimensions", |b| {
+        let service = keyed().layer(Bare);
+        b.iter_custom(|iters| two_threads(&service, true, iters));
+    });
+    group.finish();
+}
+
+// The harness functions `criterion_group!` writes carry no docs.
+#[allow(missing_docs)]
+mod harness {
+    criterion::criterion_group!(benches, super::one_thread, super::contended);
+}
+criterion_main!(harness::benches);
