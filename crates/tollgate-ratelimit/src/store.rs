@@ -224,6 +224,10 @@ impl Inner {
 
     fn sweep(&mut self, now: Duration) {
         self.keyed.retain(|_, entry| !entry.is_idle(now));
+        // Give the table's memory back too once most keys are gone.
+        if self.keyed.len() * 4 < self.keyed.capacity() {
+            self.keyed.shrink_to(self.keyed.len() * 2);
+        }
         self.next_sweep = now.saturating_add(self.sweep_interval);
         self.sweep_at_len = (self.keyed.len() * 2).max(MIN_SWEEP_LEN);
     }

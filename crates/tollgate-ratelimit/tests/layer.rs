@@ -732,3 +732,113 @@ fn layers_services_and_futures_are_send_sync_and_clone() {
     let _ = futures_poll(&mut service.ready());
     send(&service.call(request("a", 0)));
 }
+
+// ===== the store seam =====
+
+/// A store that answers after a round trip, as a remote one would, around a `MemoryStore`.
+struct RoundTripStore {
+    inner: tollgate_ratelimit::MemoryStore,
+    admits: std::sync::atomic::AtomicUsize,
+    feedback: Mutex<Vec<tollgate_ratelimit::Feedback>>,
+}
+
+/// An answer that is ready on the second poll.
+struct RoundTrip {
+    answer: Option<Result<tollgate_ratelimit::Decision, BoxError>>,
+    sent: bool,
+}
+
+impl Future for RoundTrip {
+    type Output = Result<tollgate_ratelimit::Decision, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if !self.sent {
+            self.sent = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(self.answer.take().expect("polled after completion"))
+    }
+}
+
+impl tollgate_ratelimit::Store for RoundTripStore {
+    type Future = RoundTrip;
+
+    fn admit(
+        &self,
+        key: Option<&RouteKey>,
+        cost: &Cost,
+        ahead: Option<&Cost>,
+        now: Duration,
+    ) -> RoundTrip {
+        self.admits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        RoundTrip {
+            answer: Some(self.inner.admit(key, cost, ahead, now).into_inner()),
+            sent: false,
+        }
+    }
+
+    fn feedback(
+        &self,
+        key: Option<&RouteKey>,
+        feedback: &tollgate_ratelimit::Feedback,
+        now: Duration,
+    ) {
+        self.feedback.lock().unwrap().push(feedback.clone());
+        self.inner.feedback(key, feedback, now);
+    }
+
+    fn set_limits(&self, key: Option<&RouteKey>, limits: Limits) {
+        self.inner.set_limits(key, limits);
+    }
+
+    fn limits(&self, key: Option<&RouteKey>) -> Limits {
+        self.inner.limits(key)
+    }
+
+    fn keys(&self) -> usize {
+        self.inner.keys()
+    }
+}
+
+/// Another store replaces the in-memory one without touching the layer, even one whose
+/// answers take a round trip.
+#[tokio::test(start_paused = true)]
+async fn a_store_with_round_trips_replaces_the_memory_store() {
+    let store = RoundTripStore {
+        inner: tollgate_ratelimit::MemoryStore::new(limits([Limit::requests(Quota::per_second(
+            n(1),
+        ))])),
+        admits: Default::default(),
+        feedback: Mutex::default(),
+    };
+    let layer = RateLimitLayer::from_store(store);
+    let handle = layer.handle();
+    let transport = Recorder::answering(|_| {
+        let mut response = Response::new(());
+        response
+            .extensions_mut()
+            .insert(Usage::new().with_total_tokens(7));
+        response
+    });
+    let service = layer.layer(transport.clone());
+    let first = spawn(&service, request("a", 0));
+    let second = spawn(&service, request("b", 0));
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    let at: Vec<Duration> = transport.log().into_iter().map(|(_, at)| at).collect();
+    assert_eq!(at, [Duration::ZERO, secs(1)]);
+    // "a" once; "b" refused at first, then admitted after its wait.
+    let store = handle.store();
+    assert_eq!(store.admits.load(std::sync::atomic::Ordering::Relaxed), 3);
+    // Each response's usage was reported back through the store: 7 tokens, none estimated.
+    let feedback = store.feedback.lock().unwrap();
+    assert_eq!(
+        *feedback,
+        [
+            tollgate_ratelimit::Feedback::Charge(Cost::ZERO.with(Dimension::Tokens, 7)),
+            tollgate_ratelimit::Feedback::Charge(Cost::ZERO.with(Dimension::Tokens, 7)),
+        ]
+    );
+}

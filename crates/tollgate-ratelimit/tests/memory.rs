@@ -1,0 +1,70 @@
+//! The memory a `MemoryStore` holds per key, measured with a counting allocator: 10,000 keys
+//! on a three-limit quota, then evicted once idle. The figure is printed (run with
+//! `--nocapture`) and documented in the crate README; the test fails if it grows past the
+//! documented bound or if eviction does not give the memory back.
+//!
+//! One test in its own binary: the allocator counts every thread.
+
+use std::alloc::System;
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use tollgate_core::{Cost, Dimension, RouteKey};
+use tollgate_ratelimit::algorithm::Quota;
+use tollgate_ratelimit::{Decision, Limit, Limits, MemoryStore, Store};
+
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Bytes allocated and not yet freed, by every thread.
+fn live() -> isize {
+    let stats = ALLOCATOR.stats();
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated
+}
+
+/// The bound the crate README documents, in bytes per key, besides the key itself.
+const DOCUMENTED_BYTES_PER_KEY: isize = 320;
+
+#[test]
+fn memory_per_key_is_bounded_and_given_back() {
+    const KEYS: usize = 10_000;
+    let n = |v| NonZeroU64::new(v).unwrap();
+    let store = MemoryStore::new(Limits::new([
+        Limit::requests(Quota::per_minute(n(10_000))),
+        Limit::tokens(Quota::per_minute(n(2_000_000))),
+        Limit::tokens(Quota::per_day(n(50_000_000))),
+    ]));
+    let keys: Vec<RouteKey> = (0..KEYS)
+        .map(|i| RouteKey::new(format!("tenant-{i}")))
+        .collect();
+    let cost = Cost::requests(1).with(Dimension::Tokens, 1_000);
+    let now = Duration::from_secs(1);
+
+    let before = live();
+    for key in &keys {
+        let answer = std::future::Future::poll(
+            std::pin::pin!(store.admit(Some(key), &cost, None, now)),
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+        );
+        assert!(matches!(
+            answer,
+            std::task::Poll::Ready(Ok(Decision::Admitted))
+        ));
+    }
+    let held = live() - before;
+    let per_key = held / KEYS as isize;
+    println!("{KEYS} keys, 3 token-bucket limits: {held} bytes, {per_key} bytes per key");
+    assert_eq!(store.keys(), KEYS);
+    assert!(
+        per_key <= DOCUMENTED_BYTES_PER_KEY,
+        "{per_key} bytes per key"
+    );
+
+    // A day later every limit is full again: idle keys are forgotten and memory is given back.
+    let later = now + Duration::from_secs(86_400);
+    assert_eq!(store.evict_idle(later), 0);
+    let left = live() - before;
+    println!("after eviction: {left} bytes");
+    assert!(left < 4_096, "{left} bytes still held");
+}
