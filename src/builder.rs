@@ -24,6 +24,29 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         self,
         classifier: C,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_providers::ClassifyLayer<C>, L>>;
+
+    /// Adds a [`RateLimitLayer`](crate::RateLimitLayer) holding every request to `limits`:
+    /// unkeyed, one request each unless the request carries a [`Cost`](crate::Cost), waiting as
+    /// long as it takes. For keys, token estimates or refusals, build the layer and pass it to
+    /// `.layer(..)`. (Not `rate_limit`: tower's own `ServiceBuilder::rate_limit` would shadow
+    /// it.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::ratelimit::presets::AnthropicModel;
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let builder = ServiceBuilder::new().rate_limits(AnthropicModel::Sonnet4.limits());
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "ratelimit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
+    fn rate_limits(
+        self,
+        limits: tollgate_ratelimit::Limits,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_ratelimit::RateLimitLayer, L>>;
 }
 
 impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
@@ -33,6 +56,14 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
         classifier: C,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_providers::ClassifyLayer<C>, L>> {
         self.layer(tollgate_providers::ClassifyLayer::new(classifier))
+    }
+
+    #[cfg(feature = "ratelimit")]
+    fn rate_limits(
+        self,
+        limits: tollgate_ratelimit::Limits,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_ratelimit::RateLimitLayer, L>> {
+        self.layer(tollgate_ratelimit::RateLimitLayer::new(limits))
     }
 }
 

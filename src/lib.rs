@@ -10,12 +10,13 @@
 //! server's requested delay and its [`DelaySource`], the provider's rate-limit headers as a
 //! [`RateLimitSnapshot`], and the reported [`Usage`] — and its layers act on that verdict.
 //!
-//! This release holds the foundation: the verdict vocabulary ([`Verdict`], [`Classify`]),
+//! This release holds the foundation — the verdict vocabulary ([`Verdict`], [`Classify`]),
 //! the [`headers`] parsers, per-request hints ([`Cost`], [`Priority`], [`RouteKey`],
 //! [`Deadline`]), request [`body`] buffering, the provider classifiers in [`providers`], and
-//! `ClassifyLayer`, which runs a classifier once per response, nearest the wire. The rate
-//! limiting, retry, circuit-breaker, fallback, routing, cache, concurrency and metrics layers
-//! build on it.
+//! `ClassifyLayer`, which runs a classifier once per response, nearest the wire — and the first
+//! layer on it: `RateLimitLayer` ([`ratelimit`]), client-side quotas that count requests and
+//! tokens the way providers do, per model or API key, kept in sync with the provider's headers.
+//! The retry, circuit-breaker, fallback, routing, cache, concurrency and metrics layers follow.
 //!
 //! # Example
 //!
@@ -50,6 +51,29 @@
 //! # }
 //! ```
 //!
+//! Quotas from a provider preset, kept in sync by the verdicts `ClassifyLayer` attaches:
+//!
+//! ```
+//! use tollgate::providers::OpenAi;
+//! use tollgate::ratelimit::presets::OpenAiTier;
+//! use tollgate::ratelimit::{ByModel, OpenAiChat, RateLimitLayer};
+//! use tollgate::ServiceBuilderExt;
+//! use tower::ServiceBuilder;
+//!
+//! # let transport = tower::service_fn(|_req: http::Request<String>| async {
+//! #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//! # });
+//! let client = ServiceBuilder::new()
+//!     .layer(
+//!         RateLimitLayer::new(OpenAiTier::Tier3.limits())
+//!             .keyed_by(ByModel)
+//!             .with_estimator(OpenAiChat::new()),
+//!     )
+//!     .classify(OpenAi::new())
+//!     .service(transport);
+//! # let _ = client;
+//! ```
+//!
 //! # Layer ordering
 //!
 //! See [`ordering`] for where each layer belongs in a stack, and why.
@@ -60,6 +84,7 @@
 //! |---|---|---|
 //! | `full` | Every layer and the provider classifiers | yes |
 //! | `providers` | Provider classifiers ([`providers`]), `ClassifyLayer` and [`ServiceBuilderExt::classify`] | yes (via `full`) |
+//! | `ratelimit` | `RateLimitLayer` ([`ratelimit`]) and [`ServiceBuilderExt::rate_limits`] | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
 //!
@@ -92,6 +117,19 @@ pub mod providers {
 #[cfg_attr(docsrs, doc(cfg(feature = "providers")))]
 #[doc(inline)]
 pub use tollgate_providers::ClassifyLayer;
+
+/// Client-side quotas: `RateLimitLayer` (from `tollgate-ratelimit`).
+#[cfg(feature = "ratelimit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
+pub mod ratelimit {
+    #[doc(inline)]
+    pub use tollgate_ratelimit::*;
+}
+
+#[cfg(feature = "ratelimit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
+#[doc(inline)]
+pub use tollgate_ratelimit::RateLimitLayer;
 
 mod builder;
 pub use builder::ServiceBuilderExt;

@@ -80,12 +80,13 @@ struct Requests {
 }
 
 impl Requests {
-    fn new() -> Self {
+    fn new(thread: usize) -> Self {
         Requests {
             keys: (0..64)
                 .map(|i| RouteKey::new(format!("model-{i}")))
                 .collect(),
-            next: 0,
+            // Threads start half the keys apart, as independent callers would.
+            next: thread * 32,
         }
     }
 
@@ -114,12 +115,12 @@ fn one_thread(c: &mut Criterion) {
 
     group.bench_function("bare, keyed requests", |b| {
         let mut service = Bare;
-        let mut requests = Requests::new();
+        let mut requests = Requests::new(0);
         b.iter(|| send(&mut service, requests.next()));
     });
     group.bench_function("keyed, 3 dimensions", |b| {
         let mut service = keyed().layer(Bare);
-        let mut requests = Requests::new();
+        let mut requests = Requests::new(0);
         b.iter(|| send(&mut service, requests.next()));
     });
     group.finish();
@@ -135,10 +136,10 @@ where
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
     std::thread::scope(|scope| {
-        for _ in 0..2 {
+        for thread in 0..2 {
             let mut service = service.clone();
             scope.spawn(move || {
-                let mut requests = Requests::new();
+                let mut requests = Requests::new(thread);
                 for _ in 0..iters {
                     let request = if keyed {
                         requests.next()

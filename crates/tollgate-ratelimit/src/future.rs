@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use tower_service::Service;
 
 use crate::error::{CostTooLarge, RateLimited};
 use crate::estimate::Estimator;
-use crate::limiter::{Lesson, Limiter, Ticket};
+use crate::limiter::{Lesson, Local, Ticket};
 use crate::store::{Decision, Store};
 
 pin_project! {
@@ -34,24 +33,48 @@ pin_project! {
         St: Store,
     {
         #[pin]
-        phase: Phase<S::Future, St::Future>,
-        // The readied inner service and the request, until admitted; boxed, so that the
-        // common path (admitted in `call`) neither allocates nor carries them.
-        pending: Option<Box<Pending<S, B>>>,
-        limiter: Arc<Limiter<St>>,
+        phase: Phase<S::Future>,
+        // Everything waiting needs, boxed, so that the common path (admitted in `call`)
+        // neither allocates nor carries it.
+        waiting: Option<Box<Waiting<S, B, St>>>,
+        limiter: Local<St>,
         key: Option<RouteKey>,
         cost: Cost,
-        priority: Priority,
-        // The latest time (since the limiter's origin) by which admission must happen.
-        give_up: Option<Duration>,
         estimator: E,
     }
 }
 
-/// What a request needs until it is admitted.
-pub(crate) struct Pending<S, B> {
+pin_project! {
+    #[project = PhaseProj]
+    enum Phase<F> {
+        // Not admitted yet: see `waiting`.
+        Admitting,
+        Calling {
+            #[pin]
+            future: F,
+        },
+        Done,
+    }
+}
+
+/// A request that was not admitted in `call`, until it is.
+pub(crate) struct Waiting<S, B, St: Store> {
     pub(crate) service: S,
     pub(crate) request: http::Request<B>,
+    pub(crate) priority: Priority,
+    /// The latest time (since the limiter's origin) by which admission must happen.
+    pub(crate) give_up: Option<Duration>,
+    /// The store's answer being awaited, if any.
+    pub(crate) answer: Option<Answer<St::Future>>,
+    /// Whether that answer is an estimate for a place behind other waiters.
+    pub(crate) behind: bool,
+    /// The place in the key's queue, once queued.
+    pub(crate) ticket: Option<Ticket>,
+    /// When to ask the store again, once first in the queue.
+    pub(crate) retry_at: Option<Duration>,
+    /// When admission was last expected.
+    pub(crate) eta_at: Duration,
+    pub(crate) sleep: Option<Pin<Box<Sleep>>>,
 }
 
 /// A store's answer, still to come or already given.
@@ -74,38 +97,11 @@ where
     }
 }
 
-pin_project! {
-    #[project = PhaseProj]
-    enum Phase<F, D> {
-        // Asking the store; `ticket` is the queue place, if queued; `behind` if only asking
-        // for an estimate.
-        Admitting {
-            decision: Answer<D>,
-            ticket: Option<Ticket>,
-            behind: bool,
-        },
-        // Queued: for the turn (`first`), then until `retry_at`.
-        Waiting {
-            ticket: Option<Ticket>,
-            retry_at: Option<Duration>,
-            eta_at: Duration,
-            sleep: Option<Pin<Box<Sleep>>>,
-        },
-        Calling {
-            #[pin]
-            future: F,
-        },
-        Done,
-    }
-}
-
 /// What every phase of the future needs to know about its request.
 pub(crate) struct Admission<St, E> {
-    pub(crate) limiter: Arc<Limiter<St>>,
+    pub(crate) limiter: Local<St>,
     pub(crate) key: Option<RouteKey>,
     pub(crate) cost: Cost,
-    pub(crate) priority: Priority,
-    pub(crate) give_up: Option<Duration>,
     pub(crate) estimator: E,
 }
 
@@ -119,43 +115,28 @@ where
         ResponseFuture::with(Phase::Calling { future }, None, admission)
     }
 
-    /// Not admitted yet: `answer` is the store's first answer; `behind` if it was only asked
-    /// for an estimate because others wait ahead.
-    pub(crate) fn admitting(
-        answer: Answer<St::Future>,
-        behind: bool,
-        pending: Pending<S, B>,
-        admission: Admission<St, E>,
-    ) -> Self {
-        let phase = Phase::Admitting {
-            decision: answer,
-            ticket: None,
-            behind,
-        };
-        ResponseFuture::with(phase, Some(Box::new(pending)), admission)
+    /// Not admitted yet.
+    pub(crate) fn waiting(waiting: Waiting<S, B, St>, admission: Admission<St, E>) -> Self {
+        ResponseFuture::with(Phase::Admitting, Some(Box::new(waiting)), admission)
     }
 
     fn with(
-        phase: Phase<S::Future, St::Future>,
-        pending: Option<Box<Pending<S, B>>>,
+        phase: Phase<S::Future>,
+        waiting: Option<Box<Waiting<S, B, St>>>,
         admission: Admission<St, E>,
     ) -> Self {
         let Admission {
             limiter,
             key,
             cost,
-            priority,
-            give_up,
             estimator,
         } = admission;
         ResponseFuture {
             phase,
-            pending,
+            waiting,
             limiter,
             key,
             cost,
-            priority,
-            give_up,
             estimator,
         }
     }
@@ -174,101 +155,100 @@ where
         let mut this = self.project();
         loop {
             match this.phase.as_mut().project() {
-                PhaseProj::Admitting {
-                    decision,
-                    ticket,
-                    behind,
-                } => {
-                    let decision = ready!(Pin::new(decision).poll(cx));
-                    let behind = *behind;
-                    let ticket = ticket.take();
-                    match decision {
-                        Err(error) => {
-                            this.phase.set(Phase::Done);
-                            return Poll::Ready(Err(error));
-                        }
-                        Ok(Decision::TooLarge {
-                            dimension,
-                            cost,
-                            capacity,
-                            period,
-                        }) => {
-                            this.phase.set(Phase::Done);
-                            let error = CostTooLarge::new(dimension, cost, capacity, period);
-                            return Poll::Ready(Err(error.into()));
-                        }
-                        Ok(Decision::Admitted) => {
-                            // Leaving the queue wakes the next waiter; the call happens in this
-                            // same poll, so nothing can cancel between grant and call.
-                            drop(ticket);
-                            let Pending {
-                                mut service,
-                                request,
-                            } = *this
-                                .pending
-                                .take()
-                                .expect("admitted once; the request is still here");
-                            let future = service.call(request);
-                            this.phase.set(Phase::Calling { future });
-                        }
-                        Ok(Decision::Wait(wait)) => {
-                            let now = this.limiter.now();
-                            let at = now.saturating_add(wait);
-                            if this.give_up.is_some_and(|limit| at > limit) {
+                PhaseProj::Admitting => {
+                    let waiting = this
+                        .waiting
+                        .as_deref_mut()
+                        .expect("a request being admitted is waiting");
+                    if let Some(answer) = &mut waiting.answer {
+                        let answer = ready!(Pin::new(answer).poll(cx));
+                        waiting.answer = None;
+                        match answer {
+                            Err(error) => {
                                 this.phase.set(Phase::Done);
-                                return Poll::Ready(Err(RateLimited::new(wait).into()));
+                                *this.waiting = None;
+                                return Poll::Ready(Err(error));
                             }
-                            let ticket = ticket.unwrap_or_else(|| {
-                                this.limiter
-                                    .enqueue(this.key.clone(), *this.priority, *this.cost)
-                            });
-                            this.phase.set(Phase::Waiting {
-                                ticket: Some(ticket),
-                                retry_at: (!behind).then_some(at),
-                                eta_at: at,
-                                sleep: None,
-                            });
+                            Ok(Decision::TooLarge {
+                                dimension,
+                                cost,
+                                capacity,
+                                period,
+                            }) => {
+                                this.phase.set(Phase::Done);
+                                *this.waiting = None;
+                                let error = CostTooLarge::new(dimension, cost, capacity, period);
+                                return Poll::Ready(Err(error.into()));
+                            }
+                            Ok(Decision::Admitted) => {
+                                // Leaving the queue wakes the next waiter; the call happens in
+                                // this same poll, so nothing can cancel between grant and call.
+                                let Waiting {
+                                    mut service,
+                                    request,
+                                    ..
+                                } = *this.waiting.take().expect("checked above");
+                                let future = service.call(request);
+                                this.phase.set(Phase::Calling { future });
+                                continue;
+                            }
+                            Ok(Decision::Wait(wait)) => {
+                                let now = this.limiter.now();
+                                let at = now.saturating_add(wait);
+                                if waiting.give_up.is_some_and(|limit| at > limit) {
+                                    this.phase.set(Phase::Done);
+                                    *this.waiting = None;
+                                    return Poll::Ready(Err(RateLimited::new(wait).into()));
+                                }
+                                if waiting.ticket.is_none() {
+                                    let ticket = this.limiter.enqueue(
+                                        this.key.clone(),
+                                        waiting.priority,
+                                        *this.cost,
+                                    );
+                                    waiting.ticket = Some(ticket);
+                                }
+                                waiting.retry_at = (!waiting.behind).then_some(at);
+                                waiting.eta_at = at;
+                            }
                         }
                     }
-                }
-                PhaseProj::Waiting {
-                    ticket,
-                    retry_at,
-                    eta_at,
-                    sleep,
-                } => {
+                    // Queued: first for the turn, then until `retry_at`.
                     let now = this.limiter.now();
-                    let first = ticket
+                    let first = waiting
+                        .ticket
                         .as_ref()
                         .is_none_or(|ticket| ticket.is_first(cx.waker()));
                     if first {
-                        if let Some(at) = retry_at.filter(|at| *at > now) {
-                            ready!(poll_sleep(sleep, this.limiter.instant(at), cx));
+                        if let Some(at) = waiting.retry_at.filter(|at| *at > now) {
+                            ready!(poll_sleep(&mut waiting.sleep, this.limiter.instant(at), cx));
                             continue;
                         }
-                        let decision = this.limiter.store.admit(
-                            this.key.as_ref(),
-                            this.cost,
-                            None,
-                            this.limiter.now(),
-                        );
-                        let ticket = ticket.take();
-                        this.phase.set(Phase::Admitting {
-                            decision: Answer::Coming(decision),
-                            ticket,
-                            behind: false,
-                        });
+                        let decision =
+                            this.limiter
+                                .store
+                                .admit(this.key.as_ref(), this.cost, None, now);
+                        waiting.answer = Some(Answer::Coming(decision));
+                        waiting.behind = false;
                         continue;
                     }
                     // Not its turn: woken when it is, or gives up at its deadline.
-                    let Some(limit) = *this.give_up else {
+                    let Some(limit) = waiting.give_up else {
                         return Poll::Pending;
                     };
                     if now < limit {
-                        ready!(poll_sleep(sleep, this.limiter.instant(limit), cx));
+                        ready!(poll_sleep(
+                            &mut waiting.sleep,
+                            this.limiter.instant(limit),
+                            cx
+                        ));
                     }
-                    let retry_after = eta_at.saturating_sub(now).max(Duration::from_nanos(1));
+                    let retry_after = waiting
+                        .eta_at
+                        .saturating_sub(now)
+                        .max(Duration::from_nanos(1));
                     this.phase.set(Phase::Done);
+                    *this.waiting = None;
                     return Poll::Ready(Err(RateLimited::new(retry_after).into()));
                 }
                 PhaseProj::Calling { future } => {
@@ -342,7 +322,7 @@ where
         f.debug_struct("ResponseFuture")
             .field("key", &self.key)
             .field("cost", &self.cost)
-            .field("priority", &self.priority)
+            .field("waiting", &self.waiting.is_some())
             .finish_non_exhaustive()
     }
 }

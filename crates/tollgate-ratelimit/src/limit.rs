@@ -181,6 +181,10 @@ impl Limit {
         dispatch!(self, state, |a, s| a.wait(s, cost, now))
     }
 
+    pub(crate) fn try_take(&self, state: &mut LimitState, cost: u64, now: Duration) -> Admission {
+        dispatch!(self, state, |a, s| a.try_take(s, cost, now))
+    }
+
     pub(crate) fn take(&self, state: &mut LimitState, cost: u64, now: Duration) {
         dispatch!(self, state, |a, s| a.take(s, cost, now))
     }

@@ -15,6 +15,10 @@ use tollgate_core::{Cost, Dimension, ErrorClass, Priority, RouteKey, Usage, Verd
 use crate::limit::Limits;
 use crate::store::{Feedback, Store};
 
+/// A service clone's own reference to the shared [`Limiter`]: its futures count references
+/// here, so clones on different threads do not contend on one reference count.
+pub(crate) type Local<St> = Arc<Arc<Limiter<St>>>;
+
 pub(crate) struct Limiter<St> {
     origin: Instant,
     pub(crate) store: St,

@@ -12,9 +12,9 @@ use tollgate_core::{BoxError, Cost, Deadline, Priority};
 use tower_service::Service;
 
 use crate::estimate::{Estimator, PerRequest};
-use crate::future::{Admission, Answer, Pending, ResponseFuture};
+use crate::future::{Admission, Answer, ResponseFuture, Waiting};
 use crate::key::{Keyer, Unkeyed};
-use crate::limiter::{Limiter, Place};
+use crate::limiter::{Limiter, Local, Place};
 use crate::store::{Decision, MemoryStore, Store};
 
 /// Admits each request against its key's quota, waiting fairly or refusing, then calls the
@@ -28,7 +28,7 @@ pub struct RateLimit<S, K = Unkeyed, E = PerRequest, St: Store = MemoryStore> {
     keyer: K,
     estimator: E,
     max_wait: Option<Duration>,
-    limiter: Arc<Limiter<St>>,
+    limiter: Local<St>,
 }
 
 impl<S, K, E, St: Store> RateLimit<S, K, E, St> {
@@ -45,7 +45,7 @@ impl<S, K, E, St: Store> RateLimit<S, K, E, St> {
             keyer,
             estimator,
             max_wait,
-            limiter,
+            limiter: Arc::new(limiter),
         }
     }
 
@@ -126,8 +126,6 @@ where
             limiter: Arc::clone(limiter),
             key,
             cost,
-            priority,
-            give_up,
             estimator: self.estimator.clone(),
         };
         // The common case is decided here: the quota has room and nobody waits. Then the
@@ -141,8 +139,19 @@ where
         };
         let clone = self.inner.clone();
         let service = mem::replace(&mut self.inner, clone);
-        let pending = Pending { service, request };
-        ResponseFuture::admitting(answer, ahead.is_some(), pending, admission)
+        let waiting = Waiting {
+            service,
+            request,
+            priority,
+            give_up,
+            answer: Some(answer),
+            behind: ahead.is_some(),
+            ticket: None,
+            retry_at: None,
+            eta_at: now,
+            sleep: None,
+        };
+        ResponseFuture::waiting(waiting, admission)
     }
 }
 
@@ -155,7 +164,7 @@ impl<S: Clone, K: Clone, E: Clone, St: Store> Clone for RateLimit<S, K, E, St> {
             keyer: self.keyer.clone(),
             estimator: self.estimator.clone(),
             max_wait: self.max_wait,
-            limiter: Arc::clone(&self.limiter),
+            limiter: Arc::new(Arc::clone(&self.limiter)),
         }
     }
 }

@@ -13,13 +13,17 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, Ready, ready};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use foldhash::fast::RandomState;
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey, Window};
 
-use crate::algorithm::Admission;
-use crate::limit::{LimitState, Limits};
+use crate::algorithm::{Admission, nanos};
+use crate::limit::{Limit, LimitState, Limits};
 
 /// What a store answers to an admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,22 +115,58 @@ pub trait Store: Send + Sync + 'static {
 /// One entry per key that has state: the key (an `Arc<str>`, shared with the request's
 /// [`RouteKey`]), a reference to its [`Limits`], and one state per limit — 24 to 40 bytes each,
 /// plus 16 bytes per admission still in the window for a sliding-window log. A key is evicted
-/// as soon as it is idle — every limit back to full, no pause pending — at the next sweep: one
-/// runs at most every [`sweep_interval`](MemoryStore::with_sweep_interval) (10 s by default) of
-/// admissions, and whenever the number of keys has doubled since the last. Forgetting an idle
+/// as soon as it is idle — every limit back to full, no pause pending — at the next sweep. Keys
+/// are spread over 16 shards, each with its own lock. Every shard is swept at most every
+/// [`sweep_interval`](MemoryStore::with_sweep_interval) (10 s by default) of keyed admissions,
+/// and a shard also whenever its number of keys has doubled since its last sweep. Forgetting an idle
 /// key loses nothing, so memory is bounded by the keys active within the longest period. The
 /// crate's `tests/memory.rs` measures the bytes per key; the crate README lists the figures.
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    config: RwLock<Config>,
+    /// Bumped whenever the limits change, so an admission reads the configuration only then.
+    version: AtomicU64,
+    unkeyed: CacheLine<Mutex<Slot>>,
+    /// Keyed entries, spread over shards by key so that keys on different threads rarely
+    /// share a lock.
+    shards: Box<[CacheLine<Mutex<Shard>>]>,
+    hasher: RandomState,
+    sweep_interval: Duration,
+    /// When (nanoseconds of `now`) every shard is next swept; claimed by one admission.
+    next_sweep: AtomicU64,
 }
 
-struct Inner {
+struct Config {
     default: Limits,
-    overrides: HashMap<RouteKey, Limits>,
-    unkeyed: Entry,
-    keyed: HashMap<RouteKey, Entry>,
-    sweep_interval: Duration,
-    next_sweep: Duration,
+    overrides: HashMap<RouteKey, Limits, RandomState>,
+}
+
+impl Config {
+    fn limits(&self, key: Option<&RouteKey>) -> &Limits {
+        key.and_then(|k| self.overrides.get(k))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// A value alone on its cache lines, so that locking one shard does not slow another's.
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// An entry and the configuration version it follows.
+struct Slot {
+    version: u64,
+    entry: Entry,
+}
+
+struct Shard {
+    keyed: HashMap<RouteKey, Slot, RandomState>,
     sweep_at_len: usize,
 }
 
@@ -136,99 +176,157 @@ struct Entry {
     paused_until: Duration,
 }
 
-/// Below this many keys, growth alone never triggers a sweep.
-const MIN_SWEEP_LEN: usize = 1024;
+/// How many shards keyed entries are spread over.
+const SHARDS: usize = 16;
+
+/// Below this many keys in a shard, growth alone never triggers a sweep of it.
+const MIN_SWEEP_LEN: usize = 64;
+
+const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
 impl MemoryStore {
     /// A store holding every key to `limits`.
     pub fn new(limits: Limits) -> Self {
-        let unkeyed = Entry::new(&limits);
+        let unkeyed = Slot {
+            version: 0,
+            entry: Entry::new(&limits),
+        };
         MemoryStore {
-            inner: Mutex::new(Inner {
+            config: RwLock::new(Config {
                 default: limits,
-                overrides: HashMap::new(),
-                unkeyed,
-                keyed: HashMap::new(),
-                sweep_interval: Duration::from_secs(10),
-                next_sweep: Duration::from_secs(10),
-                sweep_at_len: MIN_SWEEP_LEN,
+                overrides: HashMap::default(),
             }),
+            version: AtomicU64::new(0),
+            unkeyed: CacheLine(Mutex::new(unkeyed)),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    CacheLine(Mutex::new(Shard {
+                        keyed: HashMap::default(),
+                        sweep_at_len: MIN_SWEEP_LEN,
+                    }))
+                })
+                .collect(),
+            hasher: RandomState::default(),
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            next_sweep: AtomicU64::new(nanos(DEFAULT_SWEEP_INTERVAL)),
         }
     }
 
     /// How often, at most, idle keys are looked for (10 s by default; the number of keys
     /// doubling also triggers a sweep).
     #[must_use]
-    pub fn with_sweep_interval(self, interval: Duration) -> Self {
-        {
-            let mut inner = self.lock();
-            inner.sweep_interval = interval;
-            inner.next_sweep = interval;
-        }
+    pub fn with_sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval;
+        self.next_sweep = AtomicU64::new(nanos(interval));
         self
     }
 
     /// Forgets every idle key now, and returns how many keys remain.
     pub fn evict_idle(&self, now: Duration) -> usize {
-        let mut inner = self.lock();
-        inner.sweep(now);
-        inner.keyed.len()
+        self.next_sweep.store(
+            nanos(now.saturating_add(self.sweep_interval)),
+            Ordering::Relaxed,
+        );
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut shard = lock(shard);
+                shard.sweep(now);
+                shard.keyed.len()
+            })
+            .sum()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The state stays consistent even if a panic interrupted an update: every update is a
-        // plain assignment of computed values.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Sweeps every shard when the interval has passed; one caller does it.
+    fn sweep_if_due(&self, now: Duration) {
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        let now_nanos = nanos(now);
+        if now_nanos < due {
+            return;
+        }
+        let next = nanos(now.saturating_add(self.sweep_interval));
+        if self
+            .next_sweep
+            .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            for shard in self.shards.iter() {
+                lock(shard).sweep(now);
+            }
+        }
     }
+
+    fn config(&self) -> RwLockReadGuard<'_, Config> {
+        self.config.read()
+    }
+
+    /// Runs `f` on the entry for `key` at `now`: created fresh, or carried over to the current
+    /// limits.
+    fn with_entry<T>(
+        &self,
+        key: Option<&RouteKey>,
+        now: Duration,
+        f: impl FnOnce(&mut Entry) -> T,
+    ) -> T {
+        let version = self.version.load(Ordering::Acquire);
+        let follow = |slot: &mut Slot| {
+            if slot.version != version {
+                slot.entry.follow(self.config().limits(key), now);
+                slot.version = version;
+            }
+        };
+        let Some(key) = key else {
+            let mut slot = lock(&self.unkeyed);
+            follow(&mut slot);
+            return f(&mut slot.entry);
+        };
+        self.sweep_if_due(now);
+        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
+        let mut shard = lock(shard);
+        if shard.keyed.len() >= shard.sweep_at_len {
+            shard.sweep(now);
+        }
+        let slot = match shard.keyed.get_mut(key) {
+            Some(slot) => {
+                follow(slot);
+                slot
+            }
+            None => {
+                let entry = Entry::new(self.config().limits(Some(key)));
+                shard
+                    .keyed
+                    .entry(key.clone())
+                    .or_insert(Slot { version, entry })
+            }
+        };
+        f(&mut slot.entry)
+    }
+}
+
+/// Locks are held for a few arithmetic steps: `parking_lot`'s spin-then-park suits them far
+/// better under contention than a futex-only lock. Nothing panics while one is held.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock()
 }
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = self.lock();
+        let config = self.config();
         f.debug_struct("MemoryStore")
-            .field("limits", &inner.default)
-            .field("overrides", &inner.overrides.len())
-            .field("keys", &inner.keyed.len())
+            .field("limits", &config.default)
+            .field("overrides", &config.overrides.len())
+            .field("keys", &self.keys())
             .finish()
     }
 }
 
-impl Inner {
-    fn limits(&self, key: Option<&RouteKey>) -> &Limits {
-        key.and_then(|k| self.overrides.get(k))
-            .unwrap_or(&self.default)
-    }
-
-    /// The entry for `key`, created fresh, or carried over to the current limits.
-    fn entry(&mut self, key: Option<&RouteKey>, now: Duration) -> &mut Entry {
-        if let Some(key) = key {
-            if now >= self.next_sweep || self.keyed.len() >= self.sweep_at_len {
-                self.sweep(now);
-            }
-            if !self.keyed.contains_key(key) {
-                let entry = Entry::new(self.limits(Some(key)));
-                self.keyed.insert(key.clone(), entry);
-            }
-        }
-        let limits = match key {
-            Some(k) => self.overrides.get(k).unwrap_or(&self.default),
-            None => &self.default,
-        };
-        let entry = match key {
-            Some(k) => self.keyed.get_mut(k).expect("inserted above"),
-            None => &mut self.unkeyed,
-        };
-        entry.follow(limits, now);
-        entry
-    }
-
+impl Shard {
     fn sweep(&mut self, now: Duration) {
-        self.keyed.retain(|_, entry| !entry.is_idle(now));
+        self.keyed.retain(|_, slot| !slot.entry.is_idle(now));
         // Give the table's memory back too once most keys are gone.
         if self.keyed.len() * 4 < self.keyed.capacity() {
             self.keyed.shrink_to(self.keyed.len() * 2);
         }
-        self.next_sweep = now.saturating_add(self.sweep_interval);
         self.sweep_at_len = (self.keyed.len() * 2).max(MIN_SWEEP_LEN);
     }
 }
@@ -285,6 +383,15 @@ impl Entry {
     }
 }
 
+fn too_large(limit: &Limit, cost: u64) -> Decision {
+    Decision::TooLarge {
+        dimension: limit.dimension(),
+        cost,
+        capacity: limit.capacity(),
+        period: limit.quota().period(),
+    }
+}
+
 impl Store for MemoryStore {
     type Future = Ready<Result<Decision, BoxError>>;
 
@@ -295,30 +402,35 @@ impl Store for MemoryStore {
         ahead: Option<&Cost>,
         now: Duration,
     ) -> Self::Future {
-        let mut inner = self.lock();
-        ready(Ok(inner.entry(key, now).admit(cost, ahead, now)))
+        ready(Ok(
+            self.with_entry(key, now, |entry| entry.admit(cost, ahead, now))
+        ))
     }
 
     fn feedback(&self, key: Option<&RouteKey>, feedback: &Feedback, now: Duration) {
-        self.lock().entry(key, now).apply(feedback, now);
+        self.with_entry(key, now, |entry| entry.apply(feedback, now));
     }
 
     fn set_limits(&self, key: Option<&RouteKey>, limits: Limits) {
-        let mut inner = self.lock();
+        let mut config = self.config.write();
         match key {
             Some(key) => {
-                inner.overrides.insert(key.clone(), limits);
+                config.overrides.insert(key.clone(), limits);
             }
-            None => inner.default = limits,
+            None => config.default = limits,
         }
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
 
     fn limits(&self, key: Option<&RouteKey>) -> Limits {
-        self.lock().limits(key).clone()
+        self.config().limits(key).clone()
     }
 
     fn keys(&self) -> usize {
-        self.lock().keyed.len()
+        self.shards
+            .iter()
+            .map(|shard| lock(shard).keyed.len())
+            .sum()
     }
 }
 
@@ -326,36 +438,64 @@ impl Entry {
     fn admit(&mut self, cost: &Cost, ahead: Option<&Cost>, now: Duration) -> Decision {
         let limits = &self.limits;
         let mut wait = self.paused_until.saturating_sub(now);
-        for (limit, state) in limits.as_slice().iter().zip(self.states.iter()) {
-            let c = cost.get(limit.dimension());
-            if c > limit.capacity() {
-                return Decision::TooLarge {
-                    dimension: limit.dimension(),
-                    cost: c,
-                    capacity: limit.capacity(),
-                    period: limit.quota().period(),
-                };
-            }
-            let this = match ahead {
-                Some(ahead) => {
-                    limit.eta(state, ahead.get(limit.dimension()).saturating_add(c), now)
-                }
-                None => match limit.wait(state, c, now) {
-                    Admission::Now => Duration::ZERO,
-                    Admission::After(d) => d,
-                    Admission::Never => unreachable!("checked against the capacity above"),
-                },
-            };
-            wait = wait.max(this);
-        }
-        if !wait.is_zero() || (ahead.is_some() && !limits.is_empty()) {
+        if let Some(ahead) = ahead {
             // A queued caller is never admitted here; it waits at least for its turn.
+            for (limit, state) in limits.as_slice().iter().zip(self.states.iter()) {
+                let c = cost.get(limit.dimension());
+                if c > limit.capacity() {
+                    return too_large(limit, c);
+                }
+                let total = ahead.get(limit.dimension()).saturating_add(c);
+                wait = wait.max(limit.eta(state, total, now));
+            }
+            if limits.is_empty() && wait.is_zero() {
+                return Decision::Admitted;
+            }
             return Decision::Wait(wait.max(Duration::from_nanos(1)));
         }
-        for (limit, state) in limits.as_slice().iter().zip(self.states.iter_mut()) {
-            limit.take(state, cost.get(limit.dimension()), now);
+        // Spend on each limit in turn while every one fits (one step each, the common case);
+        // once one does not, only ask the rest how long, and give back what was spent.
+        let mut spent = 0;
+        let mut verdict = None;
+        for (i, (limit, state)) in limits
+            .as_slice()
+            .iter()
+            .zip(self.states.iter_mut())
+            .enumerate()
+        {
+            let c = cost.get(limit.dimension());
+            if c > limit.capacity() {
+                verdict = Some(too_large(limit, c));
+                break;
+            }
+            let admission = if wait.is_zero() {
+                limit.try_take(state, c, now)
+            } else {
+                limit.wait(state, c, now)
+            };
+            match admission {
+                Admission::Now if wait.is_zero() => spent = i + 1,
+                Admission::Now => {}
+                Admission::After(d) => wait = wait.max(d),
+                Admission::Never => unreachable!("checked against the capacity above"),
+            }
         }
-        Decision::Admitted
+        let verdict = verdict.unwrap_or(if wait.is_zero() {
+            Decision::Admitted
+        } else {
+            Decision::Wait(wait)
+        });
+        if verdict != Decision::Admitted {
+            for (limit, state) in limits
+                .as_slice()
+                .iter()
+                .zip(self.states.iter_mut())
+                .take(spent)
+            {
+                limit.give(state, cost.get(limit.dimension()), now);
+            }
+        }
+        verdict
     }
 
     fn apply(&mut self, feedback: &Feedback, now: Duration) {

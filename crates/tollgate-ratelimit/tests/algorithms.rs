@@ -4,7 +4,7 @@
 //!   (`limit + burst` for the bucket and GCRA, `limit` for the exact log, `2·limit` for the
 //!   fixed window and the counter);
 //! - `Never` only for a cost above the capacity;
-//! - `available` is exactly what `wait` admits now, a refund (`give`) of what was just taken
+//! - `try_take` is `wait` then `take`; `available` is exactly what `wait` admits now, a refund (`give`) of what was just taken
 //!   restores it, and a state is `fresh` once it admits the whole capacity again.
 
 use std::num::NonZeroU64;
@@ -98,6 +98,18 @@ where
             prop_assert_ne!(algorithm.wait(&state, available + 1, now), Admission::Now);
             prop_assert!(!algorithm.is_fresh(&state, now));
         }
+        // `try_take` is `wait`, then `take` when it says now.
+        let mut tried = state.clone();
+        let mut stepped = state.clone();
+        let want = algorithm.wait(&stepped, cost, now);
+        if want == Admission::Now {
+            algorithm.take(&mut stepped, cost, now);
+        }
+        prop_assert_eq!(algorithm.try_take(&mut tried, cost, now), want);
+        prop_assert_eq!(
+            algorithm.available(&tried, now),
+            algorithm.available(&stepped, now)
+        );
         if cost <= available {
             let mut refunded = state.clone();
             algorithm.take(&mut refunded, cost, now);

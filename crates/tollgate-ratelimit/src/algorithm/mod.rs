@@ -75,6 +75,17 @@ pub trait Algorithm {
     /// same `now`; otherwise the state goes into debt, which later admissions repay.
     fn take(&self, state: &mut Self::State, cost: u64, now: Duration);
 
+    /// Spends `cost` if it fits now, and says so; otherwise changes nothing and says when it
+    /// would fit. The same as [`wait`](Self::wait), then [`take`](Self::take) on
+    /// [`Admission::Now`], in one step where the algorithm can.
+    fn try_take(&self, state: &mut Self::State, cost: u64, now: Duration) -> Admission {
+        let admission = self.wait(state, cost, now);
+        if admission == Admission::Now {
+            self.take(state, cost, now);
+        }
+        admission
+    }
+
     /// The largest cost it can ever admit at once.
     fn capacity(&self) -> u64;
 

@@ -65,6 +65,16 @@ impl TokenBucket {
         }
     }
 
+    /// When a scaled `deficit` is refilled.
+    fn after(&self, deficit: i128) -> Admission {
+        if deficit <= 0 {
+            return Admission::Now;
+        }
+        let deficit = u128::try_from(deficit).unwrap_or(0);
+        let wait = mul_div_ceil(deficit, 1, u128::from(self.quota.limit()));
+        Admission::After(Duration::from_nanos(wait))
+    }
+
     /// Whole tokens available at `now` (zero while in debt).
     pub fn available(&self, state: &TokenBucketState, now: Duration) -> u64 {
         let level = self.level(state, nanos(now)).max(0);
@@ -80,12 +90,21 @@ impl Algorithm for TokenBucket {
             return Admission::Never;
         }
         let deficit = self.scale(cost) - self.level(state, nanos(now));
-        if deficit <= 0 {
+        self.after(deficit)
+    }
+
+    fn try_take(&self, state: &mut TokenBucketState, cost: u64, now: Duration) -> Admission {
+        if cost > self.quota.burst() {
+            return Admission::Never;
+        }
+        let now = nanos(now);
+        let level = self.level(state, now);
+        let cost = self.scale(cost);
+        if cost <= level {
+            state.level = Some((level - cost, now.max(state.level.map_or(0, |(_, at)| at))));
             return Admission::Now;
         }
-        let deficit = u128::try_from(deficit).unwrap_or(0);
-        let wait = mul_div_ceil(deficit, 1, u128::from(self.quota.limit()));
-        Admission::After(Duration::from_nanos(wait))
+        self.after(cost - level)
     }
 
     fn take(&self, state: &mut TokenBucketState, cost: u64, now: Duration) {

@@ -1,0 +1,189 @@
+//! `RateLimitLayer` above `ClassifyLayer`, as an application stacks them: the provider's
+//! rate-limit headers and 429s, classified once, keep the client-side quota in sync. A stand-in
+//! transport answers like OpenAI; time is tokio's paused clock.
+
+#![cfg(all(feature = "providers", feature = "ratelimit"))]
+
+use std::convert::Infallible;
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::time::Instant;
+use tollgate::providers::OpenAi;
+use tollgate::ratelimit::algorithm::Quota;
+use tollgate::ratelimit::error::RateLimited;
+use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
+use tollgate::{ServiceBuilderExt, body::BufferedBody};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+const fn n(v: u64) -> NonZeroU64 {
+    NonZeroU64::new(v).unwrap()
+}
+
+/// A chat request of 100 prompt characters (25 tokens) allowing `max_tokens` more.
+fn chat(max_tokens: u64) -> Request<BufferedBody> {
+    let content = "x".repeat(96);
+    let body = format!(
+        r#"{{"model":"gpt-4o","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"{content}"}}]}}"#
+    );
+    Request::post("https://api.openai.com/v1/chat/completions")
+        .body(BufferedBody::from(body))
+        .unwrap()
+}
+
+type Answer = Box<dyn Fn() -> Response<Full<Bytes>> + Send + Sync>;
+
+/// A transport that answers from a script, one response per request, and logs when each
+/// request arrived.
+#[derive(Clone)]
+struct Script {
+    answers: Arc<Mutex<Vec<Answer>>>,
+    arrived: Arc<Mutex<Vec<Duration>>>,
+    start: Instant,
+}
+
+impl Script {
+    fn new(answers: Vec<Answer>) -> Self {
+        Script {
+            answers: Arc::new(Mutex::new(answers.into_iter().rev().collect())),
+            arrived: Arc::default(),
+            start: Instant::now(),
+        }
+    }
+
+    fn arrived(&self) -> Vec<Duration> {
+        self.arrived.lock().unwrap().clone()
+    }
+}
+
+impl Service<Request<BufferedBody>> for Script {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<BufferedBody>) -> Self::Future {
+        self.arrived.lock().unwrap().push(self.start.elapsed());
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("a scripted answer");
+        std::future::ready(Ok(answer()))
+    }
+}
+
+fn ok_with(headers: &'static [(&'static str, &'static str)]) -> Answer {
+    Box::new(move || {
+        let mut response = Response::builder().status(200);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        response.body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    })
+}
+
+fn error(
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+) -> Answer {
+    Box::new(move || {
+        let mut response = Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        response
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    })
+}
+
+const RATE_LIMITED: &str = r#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#;
+const NO_QUOTA: &str = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+
+/// OpenAI's `x-ratelimit-remaining-tokens` caps the local token quota.
+#[tokio::test(start_paused = true)]
+async fn openai_headers_cap_the_local_quota() {
+    let transport = Script::new(vec![
+        ok_with(&[
+            ("x-ratelimit-limit-tokens", "60000"),
+            ("x-ratelimit-remaining-tokens", "100"),
+            ("x-ratelimit-reset-tokens", "59.9s"),
+        ]),
+        ok_with(&[]),
+    ]);
+    let layer = RateLimitLayer::new(Limits::new([Limit::tokens(Quota::per_minute(n(60_000)))]))
+        .with_estimator(OpenAiChat::new());
+    let client = ServiceBuilder::new()
+        .layer(layer)
+        .classify(OpenAi::new())
+        .service(transport.clone());
+    client.clone().oneshot(chat(75)).await.unwrap();
+    // 100 tokens left by the provider's count, not 59,900: 1,125 more come in 1.025 s at
+    // 1,000 per second.
+    client.clone().oneshot(chat(1_100)).await.unwrap();
+    assert_eq!(
+        transport.arrived(),
+        [Duration::ZERO, Duration::from_millis(1_025)]
+    );
+}
+
+/// A 429 with `retry-after-ms` pauses every request on the key; a quota 429 does not.
+#[tokio::test(start_paused = true)]
+async fn a_classified_429_pauses_the_key_but_quota_does_not() {
+    let transport = Script::new(vec![
+        error(429, &[("retry-after-ms", "1500")], RATE_LIMITED),
+        ok_with(&[]),
+        ok_with(&[]),
+        error(429, &[("retry-after", "30")], NO_QUOTA),
+        ok_with(&[]),
+    ]);
+    let client = ServiceBuilder::new()
+        .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
+        .classify(OpenAi::new())
+        .service(transport.clone());
+    let response = client.clone().oneshot(chat(10)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let (a, b) = tokio::join!(
+        client.clone().oneshot(chat(10)),
+        client.clone().oneshot(chat(10))
+    );
+    a.unwrap();
+    b.unwrap();
+    // insufficient_quota is not a rate limit: nothing to wait for.
+    client.clone().oneshot(chat(10)).await.unwrap();
+    client.clone().oneshot(chat(10)).await.unwrap();
+    let ms = Duration::from_millis;
+    assert_eq!(
+        transport.arrived(),
+        [ms(0), ms(1_500), ms(1_500), ms(1_500), ms(1_500)]
+    );
+}
+
+/// Refusals come out of the stack typed, with the wait.
+#[tokio::test(start_paused = true)]
+async fn refusals_are_typed() {
+    let transport = Script::new(vec![ok_with(&[])]);
+    let layer =
+        RateLimitLayer::new(Limits::new([Limit::requests(Quota::per_minute(n(1)))])).reject_only();
+    let client = ServiceBuilder::new()
+        .layer(layer)
+        .classify(OpenAi::new())
+        .service(transport);
+    client.clone().oneshot(chat(1)).await.unwrap();
+    let error = client.clone().oneshot(chat(1)).await.unwrap_err();
+    let refused = error.downcast_ref::<RateLimited>().unwrap();
+    assert_eq!(refused.retry_after(), Duration::from_secs(60));
+}
