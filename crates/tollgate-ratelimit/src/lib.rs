@@ -36,12 +36,24 @@
 //! ## `poll_ready` and `call`
 //!
 //! The cost and the key depend on the request, which `poll_ready` cannot see. So `poll_ready`
-//! only readies the inner service, and `call` computes the key and cost, swaps the readied
-//! inner service out for a clone (`std::mem::replace`, as tower's `Buffer` and `Steer` do), and
-//! hands both to the [`ResponseFuture`](future::ResponseFuture). The future waits for
-//! admission, then calls the inner service in the same poll, so nothing cancels between the two.
-//! This needs `S: Clone`; put a `tower::buffer::Buffer` below for a service that is not cheap to
-//! clone. A waiting future keeps the readied inner service (and whatever it reserved).
+//! only readies the inner service, and admission starts in `call`, which computes the key and
+//! the cost and asks the [`Store`]:
+//!
+//! - **Admitted at once** — the quota has room and nobody waits for this key, the common case —
+//!   `call` calls the readied inner service straight away, and the
+//!   [`ResponseFuture`](future::ResponseFuture) only awaits the response: no allocation, no
+//!   clone of the inner service.
+//! - **Otherwise** `call` swaps the readied inner service out for a clone (`std::mem::replace`,
+//!   as tower's `Buffer` and `Steer` do) and hands it, with the request, to the response future,
+//!   which waits for admission and then calls it in the same poll, so nothing cancels between
+//!   grant and call. A waiting future keeps the readied inner service (and whatever it
+//!   reserved).
+//!
+//! This departs from STYLE.md §5's "the future waits for the permit, then calls" only in
+//! deciding the uncontended case in `call`: that path is most requests, and skipping the clone,
+//! the box and the deferred poll there is most of the layer's cost. The inner service must be
+//! `Clone` for the waiting path; put a `tower::buffer::Buffer` below one that is not cheap to
+//! clone.
 //!
 //! ## Waiting or failing fast
 //!
@@ -55,9 +67,9 @@
 //!
 //! | dropped | effect |
 //! |---|---|
-//! | after `poll_ready`, before `call` | nothing was spent; the readied inner service is dropped |
-//! | while waiting | it leaves the queue, the next waiter is woken; nothing is spent |
-//! | after admission, inner future running | the cost stays spent (the provider may count the request); no reconciliation |
+//! | after `poll_ready`, before `call` | nothing was spent; the readied inner service stays readied |
+//! | the response future, while waiting | it leaves the queue and the next waiter is woken; nothing is spent; the request and the readied inner service are dropped |
+//! | the response future, after admission (in `call` or later) | the cost stays spent — the provider may count the request — and is not reconciled; the inner future is dropped |
 //!
 //! ## Errors
 //!

@@ -113,14 +113,18 @@ pub trait Store: Send + Sync + 'static {
 /// # Memory
 ///
 /// One entry per key that has state: the key (an `Arc<str>`, shared with the request's
-/// [`RouteKey`]), a reference to its [`Limits`], and one state per limit — 24 to 40 bytes each,
+/// [`RouteKey`]), a reference to its [`Limits`], and one state per limit — 48 bytes each,
 /// plus 16 bytes per admission still in the window for a sliding-window log. A key is evicted
 /// as soon as it is idle — every limit back to full, no pause pending — at the next sweep. Keys
-/// are spread over 16 shards, each with its own lock. Every shard is swept at most every
-/// [`sweep_interval`](MemoryStore::with_sweep_interval) (10 s by default) of keyed admissions,
-/// and a shard also whenever its number of keys has doubled since its last sweep. Forgetting an idle
-/// key loses nothing, so memory is bounded by the keys active within the longest period. The
-/// crate's `tests/memory.rs` measures the bytes per key; the crate README lists the figures.
+/// are spread over 16 shards, each with its own lock. The first keyed admission after each
+/// [`sweep_interval`](MemoryStore::with_sweep_interval) (10 s by default) sweeps every shard,
+/// and a shard is also swept whenever its number of keys has doubled since its last sweep (when
+/// traffic may stop altogether, call [`evict_idle`](MemoryStore::evict_idle) from a timer).
+/// Forgetting an idle key loses nothing, so memory is bounded by the keys active within the
+/// longest period, and a sweep that leaves most of a shard's table empty gives its memory back.
+///
+/// Measured (`tests/memory.rs`, 10,000 keys, three token-bucket limits): about 280 bytes per
+/// key, table included, besides the key's own string; nothing left after eviction.
 pub struct MemoryStore {
     config: RwLock<Config>,
     /// Bumped whenever the limits change, so an admission reads the configuration only then.
