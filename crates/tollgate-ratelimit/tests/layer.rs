@@ -107,6 +107,19 @@ where
     tokio::spawn(async move { service.oneshot(request).await.map(drop) })
 }
 
+/// Sends `request`, which must be refused, and returns the refusal's `retry_after`.
+async fn refused_after<S>(service: &S, request: Request<String>) -> Duration
+where
+    S: Service<Request<String>, Response = Response<()>, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let error = spawn(service, request).await.unwrap().unwrap_err();
+    match error.downcast_ref::<RateLimited>() {
+        Some(refused) => refused.retry_after(),
+        None => panic!("refused for another reason: {error}"),
+    }
+}
+
 fn limits(list: impl IntoIterator<Item = Limit>) -> Limits {
     Limits::new(list)
 }
@@ -171,15 +184,8 @@ async fn dimensions_are_admitted_all_or_nothing() {
     let transport = Recorder::new();
     let service = layer.layer(transport.clone());
     spawn(&service, request("a", 80)).await.unwrap().unwrap();
-    let refused = spawn(&service, request("b", 30))
-        .await
-        .unwrap()
-        .unwrap_err();
     // 10 more tokens come in 6 s.
-    assert_eq!(
-        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
-        secs(6)
-    );
+    assert_eq!(refused_after(&service, request("b", 30)).await, secs(6));
     // The refused request spent no request: the second slot is still there.
     spawn(&service, request("c", 20)).await.unwrap().unwrap();
     assert_eq!(transport.names(), ["a", "c"]);
@@ -490,13 +496,9 @@ async fn the_providers_remaining_caps_the_local_quota() {
     let service = layer.layer(transport);
     spawn(&service, request("a", 100)).await.unwrap().unwrap();
     // Locally 59,900 are left; the provider says 1,000.
-    let refused = spawn(&service, request("b", 1_001))
-        .await
-        .unwrap()
-        .unwrap_err();
     // One more token comes in a millisecond (1,000 per second).
     assert_eq!(
-        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        refused_after(&service, request("b", 1_001)).await,
         millis(1)
     );
     spawn(&service, request("c", 1_000)).await.unwrap().unwrap();
@@ -603,12 +605,8 @@ async fn usage_reconciles_the_estimate() {
         .unwrap()
         .unwrap();
     // 5,000 − 3,000 = 2,000 left: 2,001 waits for one token, 10 ms at 100 per second.
-    let refused = spawn(&service, request("x", 2_001))
-        .await
-        .unwrap()
-        .unwrap_err();
     assert_eq!(
-        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        refused_after(&service, request("x", 2_001)).await,
         millis(10)
     );
     assert_eq!(handle.waiting(), 0);
@@ -643,12 +641,8 @@ async fn verdict_usage_goes_through_the_estimator() {
         .unwrap();
     // 700 output tokens put the 600-per-minute output limit 100 into debt: the next request
     // waits until it is repaid (10 per second).
-    let refused = spawn(&service, Request::new(body.to_owned()))
-        .await
-        .unwrap()
-        .unwrap_err();
     assert_eq!(
-        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        refused_after(&service, Request::new(body.to_owned())).await,
         secs(10)
     );
 }
@@ -686,12 +680,8 @@ async fn the_estimator_prices_requests_without_a_cost() {
         .await
         .unwrap()
         .unwrap();
-    let refused = spawn(&service, Request::new("123".to_owned()))
-        .await
-        .unwrap()
-        .unwrap_err();
     assert_eq!(
-        refused.downcast_ref::<RateLimited>().unwrap().retry_after(),
+        refused_after(&service, Request::new("123".to_owned())).await,
         secs(6)
     );
 }
