@@ -1,0 +1,215 @@
+//! [`ResponseFuture`]: attempts, waits, and attempts again.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tollgate_core::{BoxError, ErrorClass, Verdict};
+use tower_service::Service;
+
+use crate::error::RetriesExhausted;
+use crate::events::{OnRetry, RetryEvent};
+use crate::judge::Judge;
+use crate::policy::{Decision, GaveUp};
+use crate::rng::Rng;
+use crate::service::Shared;
+
+pin_project! {
+    /// The response future of [`Retry`](crate::Retry).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping it drops the attempt in flight or the wait; no further attempt is made.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, Req, J, R, H>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        // The request, for the next attempt.
+        request: Req,
+        shared: Arc<Shared<J, R, H>>,
+        // Attempts made so far, and how many of the retries followed an overload.
+        attempts: u32,
+        overloaded: u32,
+        previous: Duration,
+        give_up_at: Option<Instant>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling {
+            #[pin]
+            future: F,
+        },
+        Waiting {
+            #[pin]
+            sleep: Sleep,
+        },
+        Readying,
+        Done,
+    }
+}
+
+impl<S, Req, J, R, H> ResponseFuture<S, Req, J, R, H>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn new(
+        future: S::Future,
+        service: S,
+        request: Req,
+        shared: Arc<Shared<J, R, H>>,
+        give_up_at: Option<Instant>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            service,
+            request,
+            shared,
+            attempts: 1,
+            overloaded: 0,
+            previous: Duration::ZERO,
+            give_up_at,
+        }
+    }
+}
+
+impl<S, Req, J, R, H> Future for ResponseFuture<S, Req, J, R, H>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    S::Response: Send + 'static,
+    Req: Clone,
+    J: Judge<Req, S::Response>,
+    R: Rng,
+    H: OnRetry,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let outcome = ready!(future.poll(cx)).map_err(Into::into);
+                    let shared = &**this.shared;
+                    let verdict = shared.judge.judge(outcome.as_ref());
+                    if verdict.is_success() {
+                        this.state.set(State::Done);
+                        return Poll::Ready(outcome);
+                    }
+                    let attempts = *this.attempts;
+                    let policy = &shared.policy;
+                    let decision = policy.decide(
+                        attempts - 1,
+                        *this.overloaded,
+                        &verdict,
+                        *this.previous,
+                        shared.draw(),
+                    );
+                    let decision = match decision {
+                        Decision::Retry { delay, source } => {
+                            let now = Instant::now();
+                            if this.give_up_at.is_some_and(|at| now + delay > at) {
+                                Decision::GiveUp(GaveUp::Deadline { wait: delay })
+                            } else if shared
+                                .budget
+                                .as_ref()
+                                .is_some_and(|b| !b.withdraw(shared.since_origin(now)))
+                            {
+                                Decision::GiveUp(GaveUp::Budget)
+                            } else {
+                                Decision::Retry { delay, source }
+                            }
+                        }
+                        other => other,
+                    };
+                    match decision {
+                        Decision::Retry { delay, source } => {
+                            shared.hook.on_retry(&RetryEvent::Scheduled {
+                                attempt: attempts,
+                                class: verdict.class(),
+                                status: verdict.status(),
+                                delay,
+                                source,
+                            });
+                            if verdict.class() == Some(ErrorClass::Overloaded) {
+                                *this.overloaded += 1;
+                            }
+                            *this.previous = delay;
+                            // This attempt's response (and its body) goes now, not after the
+                            // wait.
+                            drop(outcome);
+                            this.state.set(State::Waiting {
+                                sleep: tokio::time::sleep(delay),
+                            });
+                        }
+                        Decision::GiveUp(reason) => {
+                            shared.hook.on_retry(&RetryEvent::GaveUp {
+                                attempts,
+                                class: verdict.class(),
+                                reason,
+                            });
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(exhausted(attempts, reason, verdict, outcome)));
+                        }
+                        // Not retryable: the outcome as it is; `Decision` is non-exhaustive.
+                        _ => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(outcome);
+                        }
+                    }
+                }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    *this.attempts += 1;
+                    let future = this.service.call(this.request.clone());
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+fn exhausted<Res: Send + 'static>(
+    attempts: u32,
+    reason: GaveUp,
+    verdict: Verdict,
+    outcome: Result<Res, BoxError>,
+) -> BoxError {
+    let error = match outcome {
+        Ok(response) => RetriesExhausted::response(attempts, reason, verdict, response),
+        Err(error) => RetriesExhausted::error(attempts, reason, verdict, error),
+    };
+    error.into()
+}
+
+impl<S, Req, J, R, H> fmt::Debug for ResponseFuture<S, Req, J, R, H>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("attempts", &self.attempts)
+            .field("give_up_at", &self.give_up_at)
+            .finish_non_exhaustive()
+    }
+}

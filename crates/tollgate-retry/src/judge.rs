@@ -1,0 +1,109 @@
+//! [`Judge`]: the verdict on one attempt, and the request's deadline.
+
+use std::fmt;
+
+use tokio::time::Instant;
+use tollgate_core::{BoxError, Classify, Deadline, ResponseView, Verdict, transport_verdict};
+use tollgate_providers::Generic;
+
+/// Judges each attempt's outcome, for requests of type `Req` and responses of type `Res`.
+pub trait Judge<Req, Res> {
+    /// The verdict: [`Verdict::success`] for a success.
+    fn judge(&self, outcome: Result<&Res, &BoxError>) -> Verdict;
+
+    /// When the request must be done by, if it says.
+    fn deadline(&self, request: &Req) -> Option<Instant> {
+        let _ = request;
+        None
+    }
+}
+
+/// Judges HTTP responses: the [`Verdict`] a `ClassifyLayer` below attached, or else the
+/// classifier's verdict on the status and headers (by default [`Generic`], the official SDKs'
+/// rules); errors by the verdict they carry ([`Classified`](tollgate_core::Classified)), or as
+/// transport errors ([`transport_verdict`]). The deadline is the request's
+/// [`Deadline`] extension.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpJudge<C = Generic> {
+    classifier: C,
+}
+
+impl HttpJudge {
+    /// With the generic classifier.
+    pub const fn new() -> Self {
+        HttpJudge {
+            classifier: Generic::new(),
+        }
+    }
+}
+
+impl<C> HttpJudge<C> {
+    /// With `classifier` for responses that carry no verdict.
+    pub const fn with_classifier(classifier: C) -> Self {
+        HttpJudge { classifier }
+    }
+}
+
+impl<B, ResBody, C: Classify> Judge<http::Request<B>, http::Response<ResBody>> for HttpJudge<C> {
+    fn judge(&self, outcome: Result<&http::Response<ResBody>, &BoxError>) -> Verdict {
+        match outcome {
+            Ok(response) => match Verdict::of_response(response) {
+                // A success is the common case: no clone of its snapshot.
+                Some(verdict) if verdict.is_success() => Verdict::success(),
+                Some(verdict) => verdict.clone(),
+                None if response.status().as_u16() < 400 => Verdict::success(),
+                None => self.classifier.classify(&ResponseView::new(
+                    response.status(),
+                    response.headers(),
+                    b"",
+                )),
+            },
+            Err(error) => transport_verdict(&**error),
+        }
+    }
+
+    fn deadline(&self, request: &http::Request<B>) -> Option<Instant> {
+        Deadline::of(request).map(Deadline::instant)
+    }
+}
+
+/// A judge from a closure; see [`judge_fn`].
+#[derive(Clone, Copy)]
+pub struct JudgeFn<F> {
+    f: F,
+}
+
+/// A [`Judge`] from a closure over the outcome, for any request type (no deadline).
+///
+/// # Examples
+///
+/// ```
+/// use tollgate_core::{BoxError, ErrorClass, Verdict};
+/// use tollgate_retry::{Judge, judge_fn};
+///
+/// // A service answering with a number of seconds to wait, zero for done.
+/// let judge = judge_fn(|outcome: Result<&u32, &BoxError>| match outcome {
+///     Ok(0) => Verdict::success(),
+///     Ok(_) => Verdict::failure(ErrorClass::RateLimited),
+///     Err(_) => Verdict::failure(ErrorClass::Connect),
+/// });
+/// assert!(Judge::<(), u32>::judge(&judge, Ok(&0)).is_success());
+/// ```
+pub const fn judge_fn<F>(f: F) -> JudgeFn<F> {
+    JudgeFn { f }
+}
+
+impl<F> fmt::Debug for JudgeFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JudgeFn").finish_non_exhaustive()
+    }
+}
+
+impl<Req, Res, F> Judge<Req, Res> for JudgeFn<F>
+where
+    F: Fn(Result<&Res, &BoxError>) -> Verdict,
+{
+    fn judge(&self, outcome: Result<&Res, &BoxError>) -> Verdict {
+        (self.f)(outcome)
+    }
+}

@@ -1,0 +1,438 @@
+//! `RetryLayer` end to end on tokio's paused clock: server delays in every format honoured
+//! exactly, each from its own attempt; backoff; giving up above the cap, on the budget, at the
+//! deadline and out of retries, keeping the last response or error; a streaming body replayed;
+//! events; non-HTTP requests.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use tokio::time::Instant;
+use tollgate_core::body::{BufferBodyLayer, BufferedBody};
+use tollgate_core::{BoxError, Classified, Deadline, DelaySource, ErrorClass, Verdict};
+use tollgate_retry::{
+    Backoff, GaveUp, Jitter, RetriesExhausted, RetryBudget, RetryEvent, RetryLayer, RetryPolicy,
+    judge_fn, on_retry_fn, rng_fn,
+};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+type Reply = Box<dyn Fn() -> Result<Response<&'static str>, BoxError> + Send + Sync>;
+
+/// A transport answering from a script, one reply per attempt; it logs when each attempt
+/// arrived and its body.
+#[derive(Clone)]
+struct Script {
+    replies: Arc<Mutex<Vec<Reply>>>,
+    log: Arc<Mutex<Vec<(Duration, Bytes)>>>,
+    start: Instant,
+}
+
+impl Script {
+    fn new(replies: Vec<Reply>) -> Self {
+        Script {
+            replies: Arc::new(Mutex::new(replies.into_iter().rev().collect())),
+            log: Arc::default(),
+            start: Instant::now(),
+        }
+    }
+
+    fn arrivals(&self) -> Vec<Duration> {
+        self.log.lock().unwrap().iter().map(|(at, _)| *at).collect()
+    }
+}
+
+impl Service<Request<BufferedBody>> for Script {
+    type Response = Response<&'static str>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response<&'static str>, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        self.log
+            .lock()
+            .unwrap()
+            .push((self.start.elapsed(), request.body().bytes().clone()));
+        let reply = self
+            .replies
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("a scripted reply");
+        std::future::ready(reply())
+    }
+}
+
+fn status(code: u16, headers: &'static [(&'static str, &'static str)]) -> Reply {
+    Box::new(move || {
+        let mut response = Response::builder().status(code);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        Ok(response.body("body").unwrap())
+    })
+}
+
+fn ok() -> Reply {
+    status(200, &[])
+}
+
+fn request() -> Request<BufferedBody> {
+    Request::new(BufferedBody::from("{\"model\":\"gpt-4o\"}"))
+}
+
+/// Pinned jitter: every draw is 0.5.
+fn layer(
+    policy: RetryPolicy,
+) -> RetryLayer<tollgate_retry::HttpJudge, tollgate_retry::RngFn<fn() -> f64>> {
+    RetryLayer::new(policy).with_rng(rng_fn(|| 0.5))
+}
+
+fn exhausted(error: &BoxError) -> &RetriesExhausted {
+    error
+        .downcast_ref::<RetriesExhausted>()
+        .unwrap_or_else(|| panic!("not RetriesExhausted: {error}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_delays_are_honoured_exactly_each_from_its_own_attempt() {
+    let script = Script::new(vec![
+        status(429, &[("retry-after-ms", "1500")]),
+        status(503, &[("retry-after", "2")]),
+        // An HTTP-date: the paused clock does not move the wall clock, so it is relative to
+        // now; a date in the past counts as absent and the backoff decides.
+        status(429, &[("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT")]),
+        ok(),
+    ]);
+    let service = layer(
+        RetryPolicy::default()
+            .with_backoff(Backoff::exponential(ms(100), ms(1_000)).with_jitter(Jitter::None)),
+    )
+    .layer(script.clone());
+    let response = service.oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // 1.5 s as asked by the first; 2 s as asked by the second (not the first's 1.5 s); then
+    // backoff for the third retry (retry 2: 100 ms × 2² = 400 ms).
+    assert_eq!(script.arrivals(), [ms(0), ms(1_500), ms(3_500), ms(3_900)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_date_is_honoured_to_the_second() {
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3));
+    let date: &'static str = Box::leak(date.into_boxed_str());
+    let headers: &'static [(&'static str, &'static str)] =
+        Box::leak(Box::new([("retry-after", date)]));
+    let script = Script::new(vec![status(429, headers), ok()]);
+    let service = layer(RetryPolicy::default()).layer(script.clone());
+    service.oneshot(request()).await.unwrap();
+    // HTTP-dates have whole seconds: the wait is within the second before the date.
+    let waited = script.arrivals()[1];
+    assert!(waited > ms(2_000) && waited <= ms(3_000), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delay_above_the_cap_gives_up_at_once_with_the_response() {
+    let script = Script::new(vec![status(429, &[("retry-after", "600")])]);
+    let service = layer(RetryPolicy::default()).layer(script.clone());
+    let start = Instant::now();
+    let error = service.oneshot(request()).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let exhausted = exhausted(&error);
+    assert_eq!(
+        exhausted.reason(),
+        GaveUp::DelayAboveCap {
+            requested: Duration::from_secs(600)
+        }
+    );
+    assert_eq!(exhausted.retry_after(), Some(Duration::from_secs(600)));
+    assert_eq!(exhausted.attempts(), 1);
+    assert_eq!(exhausted.verdict().class(), Some(ErrorClass::RateLimited));
+    let response: Response<&'static str> = exhausted.take_response().unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        exhausted
+            .take_response::<Response<&'static str>>()
+            .is_none()
+    );
+    assert_eq!(
+        error.to_string(),
+        "gave up after 1 attempts: the server asked to wait 600s, longer than honoured"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn out_of_retries_keeps_the_last_error() {
+    let reset = || -> Reply {
+        Box::new(|| Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into()))
+    };
+    let script = Script::new(vec![reset(), reset(), reset()]);
+    let policy = RetryPolicy::default()
+        .with_max_retries(2)
+        .with_backoff(Backoff::exponential(ms(100), ms(1_000)).with_jitter(Jitter::Full));
+    let service = layer(policy).layer(script.clone());
+    let error = service.oneshot(request()).await.unwrap_err();
+    let exhausted = exhausted(&error);
+    assert_eq!(exhausted.reason(), GaveUp::Attempts);
+    assert_eq!(exhausted.attempts(), 3);
+    assert_eq!(exhausted.verdict().class(), Some(ErrorClass::Connect));
+    let last = std::error::Error::source(exhausted).unwrap();
+    assert_eq!(
+        last.downcast_ref::<std::io::Error>().unwrap().kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+    // Full jitter at 0.5: 50 ms, then 100 ms.
+    assert_eq!(script.arrivals(), [ms(0), ms(50), ms(150)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_is_not_retryable_comes_back_as_it_is() {
+    for (code, headers) in [
+        (400, &[][..]),
+        (401, &[][..]),
+        (404, &[][..]),
+        (500, &[("x-should-retry", "false")][..]),
+    ] {
+        let script = Script::new(vec![status(code, headers)]);
+        let service = layer(RetryPolicy::default()).layer(script.clone());
+        let response = service.oneshot(request()).await.unwrap();
+        assert_eq!(response.status().as_u16(), code);
+        assert_eq!(script.arrivals().len(), 1);
+    }
+    // An error a ClassifyLayer judged not retryable is returned unwrapped.
+    let script = Script::new(vec![Box::new(|| {
+        Err(Classified::new(Verdict::failure(ErrorClass::Unauthorized), "bad key").into())
+    })]);
+    let error = layer(RetryPolicy::default())
+        .layer(script)
+        .oneshot(request())
+        .await
+        .unwrap_err();
+    assert!(error.is::<Classified>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_verdict_a_classify_layer_attached_decides() {
+    // A 200 whose verdict (say OpenRouter's error inside a 200) is an overload.
+    let overloaded: Reply = Box::new(|| {
+        let mut response = Response::new("body");
+        response.extensions_mut().insert(
+            Verdict::failure(ErrorClass::Overloaded).with_delay(ms(700), DelaySource::BodyHint),
+        );
+        Ok(response)
+    });
+    let script = Script::new(vec![overloaded, ok()]);
+    layer(RetryPolicy::default())
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(script.arrivals(), [ms(0), ms(700)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overloads_are_left_to_the_fallback_after_their_retries() {
+    let script = Script::new(vec![status(529, &[]), status(529, &[])]);
+    let policy = RetryPolicy::default().with_max_overloaded_retries(1);
+    let error = layer(policy)
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap_err();
+    assert_eq!(exhausted(&error).reason(), GaveUp::Overloaded);
+    assert_eq!(script.arrivals().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_and_the_total_time_bound_the_waits() {
+    // Deadline 1 s: a 2 s server delay does not fit.
+    let script = Script::new(vec![status(503, &[("retry-after", "2")])]);
+    let mut late = request();
+    late.extensions_mut()
+        .insert(Deadline::after(Duration::from_secs(1)));
+    let error = layer(RetryPolicy::default())
+        .layer(script)
+        .oneshot(late)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        exhausted(&error).reason(),
+        GaveUp::Deadline {
+            wait: Duration::from_secs(2)
+        }
+    );
+    // Total time 3 s: 1 s, 1 s fit; the third 1.5 s would end at 3.5 s.
+    let script = Script::new(vec![
+        status(503, &[("retry-after", "1")]),
+        status(503, &[("retry-after", "1")]),
+        status(503, &[("retry-after", "1.5")]),
+    ]);
+    let policy = RetryPolicy::default()
+        .with_max_retries(5)
+        .with_max_overloaded_retries(5)
+        .with_total_time(Duration::from_secs(3));
+    let error = layer(policy)
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        exhausted(&error).reason(),
+        GaveUp::Deadline { wait: ms(1_500) }
+    );
+    assert_eq!(script.arrivals(), [ms(0), ms(1_000), ms(2_000)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_stops_retries_when_spent() {
+    // 10% of requests, no floor: ten requests earn one retry.
+    let budget = RetryBudget::new(Duration::from_secs(10), 0, 10.0).unwrap();
+    let mut replies: Vec<Reply> = (0..9).map(|_| ok()).collect();
+    replies.extend([status(500, &[]), ok(), status(500, &[])]);
+    let script = Script::new(replies);
+    let service = layer(RetryPolicy::default())
+        .with_budget(budget.clone())
+        .layer(script.clone());
+    for _ in 0..9 {
+        service.clone().oneshot(request()).await.unwrap();
+    }
+    // The tenth fails once and is retried with the one retry earned.
+    service.clone().oneshot(request()).await.unwrap();
+    assert_eq!(budget.available(Duration::from_secs(1)), 0);
+    // The eleventh finds the budget empty.
+    let error = service.clone().oneshot(request()).await.unwrap_err();
+    assert_eq!(exhausted(&error).reason(), GaveUp::Budget);
+}
+
+/// A body that arrives a chunk at a time, pending between chunks, as from a socket.
+struct Trickle {
+    chunks: std::collections::VecDeque<&'static str>,
+    ready: bool,
+}
+
+impl http_body::Body for Trickle {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if !self.ready {
+            self.ready = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.ready = false;
+        let chunk = self.chunks.pop_front();
+        std::task::Poll::Ready(
+            chunk.map(|c| Ok(http_body::Frame::data(Bytes::from_static(c.as_bytes())))),
+        )
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_streaming_body_is_buffered_once_and_replayed() {
+    let script = Script::new(vec![status(500, &[]), status(502, &[]), ok()]);
+    let client = ServiceBuilder::new()
+        .layer(BufferBodyLayer::new())
+        .layer(layer(RetryPolicy::default()))
+        .service(script.clone());
+    let body = Trickle {
+        chunks: [
+            "{\"messages\":",
+            "[{\"role\":\"user\",",
+            "\"content\":\"hi\"}]}",
+        ]
+        .into(),
+        ready: false,
+    };
+    client.oneshot(Request::new(body)).await.unwrap();
+    let bodies: Vec<Bytes> = script
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b.clone())
+        .collect();
+    let whole = Bytes::from_static(b"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    assert_eq!(bodies, [whole.clone(), whole.clone(), whole]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_tell_every_retry_and_the_giving_up() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let script = Script::new(vec![
+        status(429, &[("retry-after-ms", "300")]),
+        status(500, &[]),
+    ]);
+    let policy = RetryPolicy::default()
+        .with_max_retries(1)
+        .with_backoff(Backoff::exponential(ms(100), ms(1_000)));
+    let hook = {
+        let events = Arc::clone(&events);
+        on_retry_fn(move |event: &RetryEvent| events.lock().unwrap().push(*event))
+    };
+    let error = layer(policy)
+        .on_retry(hook)
+        .layer(script)
+        .oneshot(request())
+        .await
+        .unwrap_err();
+    assert_eq!(exhausted(&error).attempts(), 2);
+    let events = events.lock().unwrap();
+    assert!(matches!(
+        events[0],
+        RetryEvent::Scheduled {
+            attempt: 1,
+            class: Some(ErrorClass::RateLimited),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            delay,
+            source: DelaySource::RetryAfterMs,
+        } if delay == ms(300)
+    ));
+    assert!(matches!(
+        events[1],
+        RetryEvent::GaveUp {
+            attempts: 2,
+            class: Some(ErrorClass::ServerError),
+            reason: GaveUp::Attempts
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_cloneable_request_with_a_judge() {
+    // A service that answers "busy" twice, then "done".
+    let answers = Arc::new(Mutex::new(vec!["done", "busy", "busy"]));
+    let inner = tower::service_fn(move |job: String| {
+        let answer = answers.lock().unwrap().pop().unwrap();
+        async move { Ok::<_, Infallible>(format!("{job}: {answer}")) }
+    });
+    let judge = judge_fn(|outcome: Result<&String, &BoxError>| match outcome {
+        Ok(text) if text.ends_with("busy") => Verdict::failure(ErrorClass::Overloaded),
+        Ok(_) => Verdict::success(),
+        Err(_) => Verdict::failure(ErrorClass::Unknown),
+    });
+    let service = RetryLayer::new(RetryPolicy::default())
+        .with_judge(judge)
+        .with_rng(rng_fn(|| 0.0))
+        .layer(inner);
+    let start = Instant::now();
+    assert_eq!(
+        service.oneshot("job-1".to_owned()).await.unwrap(),
+        "job-1: done"
+    );
+    // The minimum delay twice: full jitter drew zero.
+    assert_eq!(start.elapsed(), ms(100));
+}

@@ -1,0 +1,389 @@
+//! The pure parts: every jitter mode against its formula with pinned draws, every delay within
+//! `[min_delay, max]` for any input, and the OpenAI preset's decisions for headers of every
+//! kind, classified by the OpenAI classifier as the SDK would see them.
+
+use std::num::NonZeroU32;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use proptest::prelude::*;
+use tollgate_core::{Classify, DelaySource, ErrorClass, ResponseView, Verdict};
+use tollgate_providers::OpenAi;
+use tollgate_retry::{Backoff, Decision, GaveUp, Jitter, RetryPolicy};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// 100 ms doubling to 10 s.
+fn backoff(jitter: Jitter) -> Backoff {
+    Backoff::exponential(ms(100), Duration::from_secs(10)).with_jitter(jitter)
+}
+
+#[test]
+fn each_jitter_mode_follows_its_formula() {
+    // Retry 2: d = 400 ms.
+    let cases: [(Jitter, f64, Duration); 14] = [
+        (Jitter::None, 0.9, ms(400)),
+        (Jitter::Full, 0.0, ms(0)),
+        (Jitter::Full, 0.25, ms(100)),
+        (Jitter::Full, 0.5, ms(200)),
+        (Jitter::Equal, 0.0, ms(200)),
+        (Jitter::Equal, 0.5, ms(300)),
+        // base + r × (3 × previous − base): previous 1 s.
+        (Jitter::Decorrelated, 0.0, ms(100)),
+        (Jitter::Decorrelated, 0.5, ms(1_550)),
+        (Jitter::Proportional { percent: 25 }, 0.0, ms(300)),
+        (Jitter::Proportional { percent: 25 }, 0.5, ms(400)),
+        (Jitter::Proportional { percent: 25 }, 0.75, ms(450)),
+        (Jitter::Between { low: 75, high: 100 }, 0.0, ms(300)),
+        (Jitter::Between { low: 75, high: 100 }, 0.5, ms(350)),
+        (Jitter::Between { low: 100, high: 75 }, 0.5, ms(350)),
+    ];
+    for (jitter, draw, want) in cases {
+        assert_eq!(
+            backoff(jitter).delay(2, Duration::from_secs(1), draw),
+            want,
+            "{jitter:?} at {draw}"
+        );
+    }
+    // Decorrelated starts from the base when there is no previous delay, and stays under max.
+    assert_eq!(
+        backoff(Jitter::Decorrelated).delay(0, Duration::ZERO, 0.5),
+        ms(200)
+    );
+    assert_eq!(
+        backoff(Jitter::Decorrelated).delay(9, Duration::from_secs(9), 0.99),
+        Duration::from_secs(10)
+    );
+    // A factor of 3, capped.
+    let triple = backoff(Jitter::None).with_factor(NonZeroU32::new(3).unwrap());
+    assert_eq!(triple.delay(3, Duration::ZERO, 0.0), ms(2_700));
+    assert_eq!(
+        triple.delay(30, Duration::ZERO, 0.0),
+        Duration::from_secs(10)
+    );
+}
+
+fn jitter() -> impl Strategy<Value = Jitter> {
+    prop_oneof![
+        Just(Jitter::None),
+        Just(Jitter::Full),
+        Just(Jitter::Equal),
+        Just(Jitter::Decorrelated),
+        any::<u8>().prop_map(|percent| Jitter::Proportional { percent }),
+        (any::<u16>(), any::<u16>()).prop_map(|(low, high)| Jitter::Between { low, high }),
+    ]
+}
+
+fn draw() -> impl Strategy<Value = f64> {
+    prop_oneof![0.0f64..1.0, any::<f64>()]
+}
+
+proptest! {
+    /// Whatever the mode, retry, previous delay and draw (even NaN or out of range), the
+    /// decided wait is within `[min_delay, max]`, and nothing panics.
+    #[test]
+    fn every_delay_is_within_min_and_max(
+        jitter in jitter(),
+        base in 0u64..10_000_000_000_000,
+        max in 0u64..u64::MAX / 2,
+        factor in 1u32..10,
+        min in 0u64..1_000_000_000,
+        retry in 0u32..200,
+        previous in any::<u64>(),
+        draw in draw(),
+    ) {
+        let backoff = Backoff::exponential(Duration::from_nanos(base), Duration::from_nanos(max))
+            .with_factor(NonZeroU32::new(factor).unwrap())
+            .with_jitter(jitter);
+        let delay = backoff.delay(retry, Duration::from_nanos(previous), draw);
+        prop_assert!(delay <= backoff.max());
+        let policy = RetryPolicy::default()
+            .with_max_retries(u32::MAX)
+            .with_min_delay(Duration::from_nanos(min))
+            .with_backoff(backoff);
+        let verdict = Verdict::failure(ErrorClass::ServerError);
+        match policy.decide(retry, 0, &verdict, Duration::from_nanos(previous), draw) {
+            Decision::Retry { delay, source } => {
+                prop_assert_eq!(source, DelaySource::None);
+                prop_assert!(delay >= policy.min_delay);
+                prop_assert!(delay <= backoff.max().max(policy.min_delay));
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+}
+
+/// 2025-06-15T15:06:40Z, as the response's time.
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_750_000_000)
+}
+
+fn openai_verdict(status: u16, headers: &[(&str, &str)], body: &str) -> Verdict {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let status = StatusCode::from_u16(status).unwrap();
+    OpenAi::new().classify(&ResponseView::new(status, &map, body.as_bytes()).received_at(now()))
+}
+
+const RATE_LIMITED: &str =
+    r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#;
+const NO_QUOTA: &str = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+const TOO_LONG: &str = r#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","code":"context_length_exceeded"}}"#;
+
+/// The OpenAI preset's decision for each kind of response, with the draw pinned at 0.5 (the
+/// backoff factor is then 0.875: 437.5 ms, then 875 ms) after `retries` retries.
+#[test]
+fn the_openai_preset_decides_as_the_sdk() {
+    use Decision::{GiveUp, Retry, Stop};
+    let policy = RetryPolicy::openai();
+    let retry = |delay: Duration, source| Retry { delay, source };
+    #[allow(clippy::type_complexity)]
+    let cases: &[(&str, u16, &[(&str, &str)], &str, u32, Decision)] = &[
+        (
+            "retry-after-ms wins",
+            429,
+            &[("retry-after-ms", "1500"), ("retry-after", "9")],
+            RATE_LIMITED,
+            0,
+            retry(ms(1_500), DelaySource::RetryAfterMs),
+        ),
+        (
+            "retry-after seconds",
+            429,
+            &[("retry-after", "2")],
+            RATE_LIMITED,
+            0,
+            retry(ms(2_000), DelaySource::RetryAfterSeconds),
+        ),
+        (
+            "retry-after float seconds",
+            503,
+            &[("retry-after", "0.25")],
+            "",
+            0,
+            retry(ms(250), DelaySource::RetryAfterSeconds),
+        ),
+        (
+            "retry-after date",
+            429,
+            &[("retry-after", "Sun, 15 Jun 2025 15:06:50 GMT")],
+            RATE_LIMITED,
+            0,
+            retry(ms(10_000), DelaySource::RetryAfterDate),
+        ),
+        (
+            "exactly the cap",
+            429,
+            &[("retry-after", "120")],
+            RATE_LIMITED,
+            0,
+            retry(ms(120_000), DelaySource::RetryAfterSeconds),
+        ),
+        (
+            "above the cap: no retry",
+            429,
+            &[("retry-after", "121")],
+            RATE_LIMITED,
+            0,
+            GiveUp(GaveUp::DelayAboveCap {
+                requested: ms(121_000),
+            }),
+        ),
+        (
+            "zero is absent: backoff",
+            429,
+            &[("retry-after", "0")],
+            RATE_LIMITED,
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "negative is absent",
+            429,
+            &[("retry-after-ms", "-5")],
+            RATE_LIMITED,
+            1,
+            retry(ms(875), DelaySource::None),
+        ),
+        (
+            "garbage is absent",
+            500,
+            &[("retry-after", "soon")],
+            "",
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "500 backs off",
+            500,
+            &[],
+            "",
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "second retry doubles",
+            502,
+            &[],
+            "",
+            1,
+            retry(ms(875), DelaySource::None),
+        ),
+        (
+            "two retries, then no more",
+            500,
+            &[],
+            "",
+            2,
+            GiveUp(GaveUp::Attempts),
+        ),
+        (
+            "408 is retried",
+            408,
+            &[],
+            "",
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "409 is retried",
+            409,
+            &[],
+            "",
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "x-should-retry: false wins",
+            500,
+            &[("x-should-retry", "false")],
+            "",
+            0,
+            Stop,
+        ),
+        (
+            "x-should-retry: true on a 400",
+            400,
+            &[("x-should-retry", "true")],
+            "",
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "x-should-retry: true on a 404",
+            404,
+            &[("x-should-retry", "true")],
+            "",
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "x-should-retry: true, but no quota",
+            429,
+            &[("x-should-retry", "true")],
+            NO_QUOTA,
+            0,
+            Stop,
+        ),
+        (
+            "insufficient_quota is not a rate limit",
+            429,
+            &[("retry-after", "1")],
+            NO_QUOTA,
+            0,
+            Stop,
+        ),
+        ("context window: another model", 400, &[], TOO_LONG, 0, Stop),
+        ("bad request", 400, &[], "", 0, Stop),
+        ("bad key", 401, &[], "", 0, Stop),
+        ("forbidden", 403, &[], "", 0, Stop),
+        ("success", 200, &[("retry-after", "5")], "{}", 0, Stop),
+    ];
+    let mut failures = Vec::new();
+    for (name, status, headers, body, retries, want) in cases {
+        let verdict = openai_verdict(*status, headers, body);
+        let got = policy.decide(*retries, 0, &verdict, Duration::ZERO, 0.5);
+        if got != *want {
+            failures.push(format!(
+                "{name}: expected {want:?}, got {got:?} ({verdict:?})"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Overloads are retried a configured number of times, then left to a fallback.
+#[test]
+fn overloads_are_retried_a_bounded_number_of_times() {
+    let policy = RetryPolicy::default().with_max_overloaded_retries(1);
+    let overloaded = Verdict::failure(ErrorClass::Overloaded);
+    assert!(matches!(
+        policy.decide(0, 0, &overloaded, Duration::ZERO, 0.5),
+        Decision::Retry { .. }
+    ));
+    assert_eq!(
+        policy.decide(1, 1, &overloaded, Duration::ZERO, 0.5),
+        Decision::GiveUp(GaveUp::Overloaded)
+    );
+    // Other failures still have their retries.
+    let server = Verdict::failure(ErrorClass::ServerError);
+    assert!(matches!(
+        policy.decide(1, 1, &server, Duration::ZERO, 0.5),
+        Decision::Retry { .. }
+    ));
+}
+
+/// Classes that another try at the same target cannot fix are not retried, whatever the
+/// advice says, unless the policy trusts the server's advice; quota and context window never.
+#[test]
+fn some_classes_are_never_retried() {
+    let policy = RetryPolicy::default();
+    let trusting = RetryPolicy::default().trusting_server_advice(true);
+    for class in [
+        ErrorClass::QuotaExhausted,
+        ErrorClass::ContextWindowExceeded,
+    ] {
+        let insisting = Verdict::failure(class).with_advice(tollgate_core::RetryAdvice::SameTarget);
+        assert_eq!(
+            trusting.decide(0, 0, &insisting, Duration::ZERO, 0.5),
+            Decision::Stop
+        );
+    }
+    for class in [
+        ErrorClass::QuotaExhausted,
+        ErrorClass::ContextWindowExceeded,
+        ErrorClass::Unauthorized,
+        ErrorClass::PermissionDenied,
+        ErrorClass::NotFound,
+        ErrorClass::BadRequest,
+    ] {
+        let insisting = Verdict::failure(class).with_advice(tollgate_core::RetryAdvice::SameTarget);
+        assert_eq!(
+            policy.decide(0, 0, &insisting, Duration::ZERO, 0.5),
+            Decision::Stop,
+            "{class:?}"
+        );
+    }
+}
+
+/// A server delay below the minimum is raised to it: never an immediate retry.
+#[test]
+fn the_minimum_delay_holds() {
+    let policy = RetryPolicy::default().with_min_delay(ms(50));
+    let verdict =
+        Verdict::failure(ErrorClass::RateLimited).with_delay(ms(1), DelaySource::RetryAfterMs);
+    assert_eq!(
+        policy.decide(0, 0, &verdict, Duration::ZERO, 0.5),
+        Decision::Retry {
+            delay: ms(50),
+            source: DelaySource::RetryAfterMs
+        }
+    );
+}
