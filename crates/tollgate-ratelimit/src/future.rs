@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use crate::error::{CostTooLarge, RateLimited};
 use crate::estimate::Estimator;
-use crate::limiter::{Lesson, Local, Ticket};
+use crate::limiter::{Lesson, Local, Reconcile, Ticket};
 use crate::store::{Decision, Store};
 
 pin_project! {
@@ -40,6 +40,8 @@ pin_project! {
         limiter: Local<St>,
         key: Option<RouteKey>,
         cost: Cost,
+        // When it was admitted (time since the limiter's origin), for refunds.
+        taken_at: Duration,
         estimator: E,
     }
 }
@@ -74,6 +76,8 @@ pub(crate) struct Waiting<S, B, St: Store> {
     pub(crate) retry_at: Option<Duration>,
     /// When admission was last expected.
     pub(crate) eta_at: Duration,
+    /// The queue's nudge count when `retry_at` was set: a nudge means ask again now.
+    pub(crate) epoch: u64,
     pub(crate) sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -102,6 +106,8 @@ pub(crate) struct Admission<St, E> {
     pub(crate) limiter: Local<St>,
     pub(crate) key: Option<RouteKey>,
     pub(crate) cost: Cost,
+    /// When it was admitted, or asked first.
+    pub(crate) taken_at: Duration,
     pub(crate) estimator: E,
 }
 
@@ -129,6 +135,7 @@ where
             limiter,
             key,
             cost,
+            taken_at,
             estimator,
         } = admission;
         ResponseFuture {
@@ -137,6 +144,7 @@ where
             limiter,
             key,
             cost,
+            taken_at,
             estimator,
         }
     }
@@ -188,6 +196,7 @@ where
                                     request,
                                     ..
                                 } = *this.waiting.take().expect("checked above");
+                                *this.taken_at = this.limiter.now();
                                 let future = service.call(request);
                                 this.phase.set(Phase::Calling { future });
                                 continue;
@@ -210,20 +219,23 @@ where
                                 }
                                 waiting.retry_at = (!waiting.behind).then_some(at);
                                 waiting.eta_at = at;
+                                continue;
                             }
                         }
                     }
-                    // Queued: first for the turn, then until `retry_at`.
+                    // Queued: first for the turn, then until `retry_at` (unless nudged sooner).
                     let now = this.limiter.now();
-                    let first = waiting
-                        .ticket
-                        .as_ref()
-                        .is_none_or(|ticket| ticket.is_first(cx.waker()));
+                    let (first, epoch) = match &waiting.ticket {
+                        Some(ticket) => ticket.turn(cx.waker()),
+                        None => (true, waiting.epoch),
+                    };
                     if first {
-                        if let Some(at) = waiting.retry_at.filter(|at| *at > now) {
+                        let planned = waiting.retry_at.filter(|at| *at > now);
+                        if let (Some(at), true) = (planned, epoch == waiting.epoch) {
                             ready!(poll_sleep(&mut waiting.sleep, this.limiter.instant(at), cx));
                             continue;
                         }
+                        waiting.epoch = epoch;
                         let decision =
                             this.limiter
                                 .store
@@ -257,8 +269,14 @@ where
                     return Poll::Ready(match result {
                         Ok(response) => {
                             let verdict = Verdict::of_response(&response);
-                            let usage = Lesson::usage_of(response.extensions(), verdict)
-                                .map(|usage| (*this.cost, this.estimator.actual(usage, this.cost)));
+                            let usage =
+                                Lesson::usage_of(response.extensions(), verdict).map(|usage| {
+                                    Reconcile {
+                                        estimated: *this.cost,
+                                        actual: this.estimator.actual(usage, this.cost),
+                                        taken_at: *this.taken_at,
+                                    }
+                                });
                             let status = response.status();
                             // Nothing to learn from a plain success: no clock read, no lock.
                             if verdict.is_some()

@@ -26,8 +26,10 @@
 //!   `remaining` caps the local state (never believe in more than the provider reports); a 429
 //!   with a delay pauses the whole key for every waiter (one `retry-after` stops the herd); the
 //!   reported [`Usage`](tollgate_core::Usage) (or a `Usage` response extension) refunds or
-//!   charges the difference from the estimate. Without a verdict, a 429's `retry-after` header
-//!   still pauses the key.
+//!   charges the difference from the estimate (first, so that the provider's `remaining` has
+//!   the last word; a refund also wakes the first waiter, which may now fit). Without a
+//!   verdict, a 429's `retry-after` header still pauses the key. A pause lasts at most a day,
+//!   whatever the header says.
 //!
 //! Every clone of the layer and of its services draws from one shared quota.
 //! [`RateLimitHandle`] changes limits at runtime. The [`Store`] trait is the seam for a quota
@@ -70,6 +72,10 @@
 //! | after `poll_ready`, before `call` | nothing was spent; the readied inner service stays readied |
 //! | the response future, while waiting | it leaves the queue and the next waiter is woken; nothing is spent; the request and the readied inner service are dropped |
 //! | the response future, after admission (in `call` or later) | the cost stays spent — the provider may count the request — and is not reconciled; the inner future is dropped |
+//!
+//! With a [`Store`] that answers asynchronously (a remote one), a future dropped while the
+//! store's answer is in flight cannot know whether it was admitted; if it was, that cost stays
+//! spent. [`MemoryStore`] answers at once, so this never happens with it.
 //!
 //! ## Errors
 //!

@@ -189,8 +189,14 @@ impl Limit {
         dispatch!(self, state, |a, s| a.take(s, cost, now))
     }
 
-    pub(crate) fn give(&self, state: &mut LimitState, amount: u64, now: Duration) {
-        dispatch!(self, state, |a, s| a.give(s, amount, now))
+    pub(crate) fn give(
+        &self,
+        state: &mut LimitState,
+        amount: u64,
+        taken_at: Duration,
+        now: Duration,
+    ) {
+        dispatch!(self, state, |a, s| a.give(s, amount, taken_at, now))
     }
 
     pub(crate) fn available(&self, state: &LimitState, now: Duration) -> u64 {

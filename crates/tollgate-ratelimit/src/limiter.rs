@@ -39,12 +39,40 @@ impl Queues {
         // Every update of the queues completes before anything that could panic.
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Wakes the first waiter of `key`, telling it to ask again now.
+    fn nudge(&self, key: Option<&RouteKey>) {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let waker = {
+            let mut queues = self.lock();
+            queues.get_mut(&key.cloned()).and_then(Queue::nudge)
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn nudge_all(&self) {
+        let wakers: Vec<Waker> = self.lock().values_mut().filter_map(Queue::nudge).collect();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl Queue {
+    fn nudge(&mut self) -> Option<Waker> {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.waiters.first_mut()?.waker.take()
+    }
 }
 
 /// The waiters of one key, in admission order: higher priority first, then first come.
 #[derive(Default)]
 struct Queue {
     waiters: Vec<Waiter>,
+    /// Bumped when the first waiter should ask the store again before its planned time.
+    epoch: u64,
 }
 
 struct Waiter {
@@ -83,7 +111,9 @@ impl<St: Store> Limiter<St> {
 
     /// `now` (since the origin) as an instant.
     pub(crate) fn instant(&self, now: Duration) -> Instant {
-        self.origin + now
+        // Far enough to be never, near enough for `Instant` (a `Duration::MAX` wait).
+        const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+        self.origin.checked_add(now.min(FAR)).unwrap_or(self.origin)
     }
 
     /// Where an arrival with `priority` would stand in `key`'s queue now.
@@ -139,6 +169,21 @@ impl<St: Store> Limiter<St> {
     /// What a response taught: the provider's remaining quota, a 429's pause, the actual usage.
     pub(crate) fn learn(&self, key: Option<&RouteKey>, lesson: Lesson<'_>) {
         let now = self.now();
+        // The usage first: the provider's `remaining`, applied last, has the final word, and
+        // what it already counts is not charged twice.
+        if let Some(usage) = lesson.usage {
+            let (refund, charge) = difference(&usage.estimated, &usage.actual);
+            if refund != Cost::ZERO {
+                let feedback = Feedback::Refund {
+                    cost: refund,
+                    taken_at: usage.taken_at,
+                };
+                self.store.feedback(key, &feedback, now);
+            }
+            if charge != Cost::ZERO {
+                self.store.feedback(key, &Feedback::Charge(charge), now);
+            }
+        }
         if let Some(verdict) = lesson.verdict {
             for entry in verdict.rate_limits().entries() {
                 if let Some(remaining) = entry.reading.remaining {
@@ -161,18 +206,18 @@ impl<St: Store> Limiter<St> {
             _ => None,
         };
         if let Some(delay) = pause {
-            self.store
-                .feedback(key, &Feedback::PauseUntil(now.saturating_add(delay)), now);
+            let until = now.saturating_add(delay.min(MAX_PAUSE));
+            self.store.feedback(key, &Feedback::PauseUntil(until), now);
         }
-        if let Some((estimated, actual)) = lesson.usage {
-            let (refund, charge) = difference(&estimated, &actual);
-            if refund != Cost::ZERO {
-                self.store.feedback(key, &Feedback::Refund(refund), now);
-            }
-            if charge != Cost::ZERO {
-                self.store.feedback(key, &Feedback::Charge(charge), now);
-            }
+        // A refund may let the first waiter in sooner than it planned.
+        if lesson.usage.is_some() {
+            self.queues.nudge(key);
         }
+    }
+
+    /// Tells the first waiter of every key to ask again: the limits changed.
+    pub(crate) fn nudge_all(&self) {
+        self.queues.nudge_all();
     }
 
     pub(crate) fn waiting(&self) -> usize {
@@ -187,8 +232,21 @@ pub(crate) struct Lesson<'a> {
     pub(crate) status: Option<StatusCode>,
     pub(crate) headers: Option<&'a HeaderMap>,
     /// What was charged, and what the usage says it should have been.
-    pub(crate) usage: Option<(Cost, Cost)>,
+    pub(crate) usage: Option<Reconcile>,
 }
+
+/// A reported usage against its estimate.
+#[derive(Clone, Copy)]
+pub(crate) struct Reconcile {
+    pub(crate) estimated: Cost,
+    pub(crate) actual: Cost,
+    /// When the request was admitted (time since the origin).
+    pub(crate) taken_at: Duration,
+}
+
+/// The longest pause a 429 can impose: a day. A larger `retry-after` is a broken header, and
+/// the key would otherwise stay closed for ever.
+const MAX_PAUSE: Duration = Duration::from_secs(86_400);
 
 impl<'a> Lesson<'a> {
     /// The usage a response reports: a [`Usage`] response extension, else the verdict's.
@@ -239,41 +297,49 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
-    /// Whether it is first in its queue; records `waker` to be told when that changes.
-    pub(crate) fn is_first(&self, waker: &Waker) -> bool {
+    /// Whether it is first in its queue, and the queue's nudge count; records `waker` to be
+    /// told when either changes.
+    pub(crate) fn turn(&self, waker: &Waker) -> (bool, u64) {
         let mut queues = self.queues.lock();
         let Some(queue) = queues.get_mut(&self.key) else {
-            return true;
+            return (true, 0);
         };
         let Some(at) = queue.waiters.iter().position(|w| w.seq == self.seq) else {
-            return true;
+            return (true, queue.epoch);
         };
         let slot = &mut queue.waiters[at].waker;
         if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
             *slot = Some(waker.clone());
         }
-        at == 0
+        (at == 0, queue.epoch)
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut queues = self.queues.lock();
-        let Some(queue) = queues.get_mut(&self.key) else {
-            return;
-        };
-        let Some(at) = queue.waiters.iter().position(|w| w.seq == self.seq) else {
-            return;
-        };
-        queue.waiters.remove(at);
-        self.queues.waiting.fetch_sub(1, Ordering::AcqRel);
-        if at == 0 {
-            if let Some(waker) = queue.waiters.first_mut().and_then(|w| w.waker.take()) {
-                waker.wake();
+        let waker = {
+            let mut queues = self.queues.lock();
+            let Some(queue) = queues.get_mut(&self.key) else {
+                return;
+            };
+            let Some(at) = queue.waiters.iter().position(|w| w.seq == self.seq) else {
+                return;
+            };
+            queue.waiters.remove(at);
+            self.queues.waiting.fetch_sub(1, Ordering::AcqRel);
+            let next = if at == 0 {
+                queue.waiters.first_mut().and_then(|w| w.waker.take())
+            } else {
+                None
+            };
+            if queue.waiters.is_empty() {
+                queues.remove(&self.key);
             }
-        }
-        if queue.waiters.is_empty() {
-            queues.remove(&self.key);
+            next
+        };
+        // Woken outside the lock: an executor that polls inside `wake` must not deadlock.
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 }
@@ -315,11 +381,13 @@ impl<St: Store> RateLimitHandle<St> {
     /// What each key has used carries over.
     pub fn set_limits(&self, limits: Limits) {
         self.limiter.store.set_limits(None, limits);
+        self.limiter.nudge_all();
     }
 
     /// Gives `key` limits of its own (a model with other limits than the rest).
     pub fn set_limits_for(&self, key: impl Into<RouteKey>, limits: Limits) {
         self.limiter.store.set_limits(Some(&key.into()), limits);
+        self.limiter.nudge_all();
     }
 
     /// The limits of the unkeyed quota and of every key without limits of its own.

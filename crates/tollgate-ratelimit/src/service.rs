@@ -126,6 +126,7 @@ where
             limiter: Arc::clone(limiter),
             key,
             cost,
+            taken_at: now,
             estimator: self.estimator.clone(),
         };
         // The common case is decided here: the quota has room and nobody waits. Then the
@@ -137,6 +138,16 @@ where
             Poll::Ready(answer) => Answer::Given(Some(answer)),
             Poll::Pending => Answer::Coming(decision),
         };
+        // Take a place in the queue now, not at the first poll, so that requests called later
+        // but polled sooner do not pass this one — unless it is refused on its first poll.
+        let queues = match &answer {
+            Answer::Given(Some(Ok(Decision::Wait(wait)))) => {
+                give_up.is_none_or(|limit| now.saturating_add(*wait) <= limit)
+            }
+            Answer::Coming(_) => true,
+            Answer::Given(_) => false,
+        };
+        let ticket = queues.then(|| limiter.enqueue(admission.key.clone(), priority, cost));
         let clone = self.inner.clone();
         let service = mem::replace(&mut self.inner, clone);
         let waiting = Waiting {
@@ -146,9 +157,10 @@ where
             give_up,
             answer: Some(answer),
             behind: ahead.is_some(),
-            ticket: None,
+            ticket,
             retry_at: None,
             eta_at: now,
+            epoch: 0,
             sleep: None,
         };
         ResponseFuture::waiting(waiting, admission)

@@ -50,8 +50,14 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Feedback {
-    /// The request used less than it was charged: give this back, per dimension.
-    Refund(Cost),
+    /// The request admitted at `taken_at` used less than it was charged: give this back, per
+    /// dimension (the windows only from where that admission counted).
+    Refund {
+        /// What to give back.
+        cost: Cost,
+        /// When the request was admitted (time since the layer's origin).
+        taken_at: Duration,
+    },
     /// The request used more than it was charged: spend this too, per dimension (it may put
     /// the quota into debt, which later admissions wait out).
     Charge(Cost),
@@ -496,7 +502,7 @@ impl Entry {
                 .zip(self.states.iter_mut())
                 .take(spent)
             {
-                limit.give(state, cost.get(limit.dimension()), now);
+                limit.give(state, cost.get(limit.dimension()), now, now);
             }
         }
         verdict
@@ -506,9 +512,9 @@ impl Entry {
         let limits = &self.limits;
         let pairs = limits.as_slice().iter().zip(self.states.iter_mut());
         match feedback {
-            Feedback::Refund(cost) => {
+            Feedback::Refund { cost, taken_at } => {
                 for (limit, state) in pairs {
-                    limit.give(state, cost.get(limit.dimension()), now);
+                    limit.give(state, cost.get(limit.dimension()), *taken_at, now);
                 }
             }
             Feedback::Charge(cost) => {

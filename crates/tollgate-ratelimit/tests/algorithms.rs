@@ -114,7 +114,7 @@ where
             let mut refunded = state.clone();
             algorithm.take(&mut refunded, cost, now);
             prop_assert_eq!(algorithm.available(&refunded, now), available - cost);
-            algorithm.give(&mut refunded, cost, now);
+            algorithm.give(&mut refunded, cost, now, now);
             prop_assert_eq!(algorithm.available(&refunded, now), available);
         }
         algorithm.take(&mut state, cost.min(available), now);

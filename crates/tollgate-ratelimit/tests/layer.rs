@@ -832,3 +832,175 @@ async fn a_store_with_round_trips_replaces_the_memory_store() {
         ]
     );
 }
+
+// ===== regressions found in review =====
+
+/// "Wait for ever" (`Duration::MAX`) and a broken `retry-after` far in the future never make
+/// time overflow: the waiters wait, the key's pause is capped at a day.
+#[tokio::test(start_paused = true)]
+async fn huge_waits_do_not_overflow_time() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]))
+        .with_max_wait(Duration::MAX);
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    let tasks: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|name| spawn(&service, request(name, 0)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let at: Vec<Duration> = transport.log().into_iter().map(|(_, at)| at).collect();
+    assert_eq!(at, [Duration::ZERO, secs(1), secs(2)]);
+
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(100)))]));
+    let transport = Recorder::answering(|request| {
+        let mut response = Response::new(());
+        if request.body() == "limited" {
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            let far = "10000000000000000000".parse().unwrap();
+            response.headers_mut().insert("retry-after", far);
+        }
+        response
+    });
+    let service = layer.layer(transport.clone());
+    spawn(&service, request("limited", 0))
+        .await
+        .unwrap()
+        .unwrap();
+    spawn(&service, request("after", 0)).await.unwrap().unwrap();
+    assert_eq!(transport.log()[1], ("after".to_owned(), secs(86_400)));
+}
+
+/// Requests called in order keep their order even when polled in another: the place in the
+/// queue is taken in `call`.
+#[tokio::test(start_paused = true)]
+async fn the_order_of_calls_is_kept_before_any_poll() {
+    let layer = RateLimitLayer::new(limits([Limit::tokens(Quota::per_second(n(10)))]));
+    let transport = Recorder::new();
+    let mut service = layer.layer(transport.clone());
+    service
+        .ready()
+        .await
+        .unwrap()
+        .call(request("drain", 8))
+        .await
+        .unwrap();
+    let large = service.ready().await.unwrap().call(request("large", 10));
+    let small = service.ready().await.unwrap().call(request("small", 2));
+    // The later call is polled first.
+    let (small, large) = tokio::join!(small, large);
+    small.unwrap();
+    large.unwrap();
+    assert_eq!(transport.names(), ["drain", "large", "small"]);
+    let at: Vec<Duration> = transport.log().into_iter().map(|(_, at)| at).collect();
+    assert_eq!(at, [Duration::ZERO, millis(800), millis(1_000)]);
+}
+
+/// The provider's `remaining` has the last word over a refund from the same response.
+#[tokio::test(start_paused = true)]
+async fn the_providers_remaining_wins_over_the_refund() {
+    let layer =
+        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(60_000)))])).reject_only();
+    let transport = Recorder::answering(|_| {
+        let mut snapshot = RateLimitSnapshot::new();
+        let reading = LimitReading::new().with_limit(60_000).with_remaining(1_000);
+        snapshot.set(Dimension::Tokens, Window::Minute, reading);
+        let mut response = verdict_response(Verdict::success().with_rate_limits(snapshot));
+        let usage = Usage::new().with_input_tokens(50).with_output_tokens(50);
+        response.extensions_mut().insert(usage);
+        response
+    });
+    let service = layer.layer(transport);
+    // Charged 5,000, used 100; the provider says 1,000 remain.
+    spawn(&service, request("a", 5_000)).await.unwrap().unwrap();
+    assert_eq!(refused_after(&service, request("b", 5_000)).await, secs(4));
+}
+
+/// A refund frees room only where the refunded request counted: never in a later window, never
+/// from a later request's log entry.
+#[test]
+fn window_refunds_free_only_their_own_room() {
+    use tollgate_ratelimit::{Decision, Feedback, MemoryStore, Store};
+    fn admit(store: &MemoryStore, tokens: u64, now: Duration) -> Decision {
+        let cost = Cost::ZERO.with(Dimension::Tokens, tokens);
+        store.admit(None, &cost, None, now).into_inner().unwrap()
+    }
+    let refund = |tokens, taken_at| Feedback::Refund {
+        cost: Cost::ZERO.with(Dimension::Tokens, tokens),
+        taken_at,
+    };
+    // Fixed window, 2,000 per second.
+    let fixed = MemoryStore::new(limits([
+        Limit::tokens(Quota::per_second(n(2_000))).with_algorithm(AlgorithmKind::FixedWindow)
+    ]));
+    assert_eq!(admit(&fixed, 1_000, millis(900)), Decision::Admitted); // uses 100
+    assert_eq!(admit(&fixed, 1_500, millis(1_100)), Decision::Admitted);
+    fixed.feedback(None, &refund(900, millis(900)), millis(1_200));
+    assert_ne!(admit(&fixed, 1_400, millis(1_300)), Decision::Admitted);
+    assert_eq!(admit(&fixed, 500, millis(1_300)), Decision::Admitted);
+    // The exact log, 2,000 per minute.
+    let log =
+        MemoryStore::new(limits([Limit::tokens(Quota::per_minute(n(2_000)))
+            .with_algorithm(AlgorithmKind::SlidingWindowLog)]));
+    assert_eq!(admit(&log, 1_000, secs(0)), Decision::Admitted); // uses 100
+    assert_eq!(admit(&log, 1_000, secs(30)), Decision::Admitted);
+    log.feedback(None, &refund(900, secs(0)), secs(31));
+    // At 60 s the first request has left; the second's 1,000 stay until 90 s.
+    assert_ne!(admit(&log, 1_001, secs(60)), Decision::Admitted);
+    assert_eq!(admit(&log, 1_000, secs(60)), Decision::Admitted);
+    // And within the first minute the refund did free the first request's room.
+    let log =
+        MemoryStore::new(limits([Limit::tokens(Quota::per_minute(n(2_000)))
+            .with_algorithm(AlgorithmKind::SlidingWindowLog)]));
+    assert_eq!(admit(&log, 1_000, secs(0)), Decision::Admitted);
+    assert_eq!(admit(&log, 1_000, secs(30)), Decision::Admitted);
+    log.feedback(None, &refund(900, secs(0)), secs(31));
+    assert_eq!(admit(&log, 900, secs(31)), Decision::Admitted);
+}
+
+/// Debt at the edge of the arithmetic neither panics nor admits.
+#[test]
+fn enormous_debt_never_admits() {
+    use tollgate_ratelimit::{Decision, Feedback, MemoryStore, Store};
+    let quota = Quota::new(n(1), Duration::from_nanos(u64::MAX)).unwrap();
+    let store = MemoryStore::new(limits([Limit::tokens(quota)]));
+    let huge = Feedback::Charge(Cost::ZERO.with(Dimension::Tokens, u64::MAX));
+    store.feedback(None, &huge, secs(0));
+    store.feedback(None, &huge, secs(0));
+    let one = Cost::ZERO.with(Dimension::Tokens, 1);
+    let decision = store.admit(None, &one, None, secs(0)).into_inner().unwrap();
+    assert!(matches!(decision, Decision::Wait(_)), "{decision:?}");
+    // A fixed window at the end of time does not overflow either.
+    let tiny = Quota::new(n(1), Duration::from_nanos(1)).unwrap();
+    let fixed = MemoryStore::new(limits([
+        Limit::requests(tiny).with_algorithm(AlgorithmKind::FixedWindow)
+    ]));
+    for _ in 0..2 {
+        drop(fixed.admit(None, &Cost::requests(1), None, Duration::MAX).into_inner());
+    }
+}
+
+/// A refund lets the first waiter in at once instead of at its planned time.
+#[tokio::test(start_paused = true)]
+async fn a_refund_wakes_the_first_waiter_early() {
+    let layer = RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))]));
+    // Each answer comes 1 s after the call and reports 100 tokens used.
+    let slow = tower::service_fn(|_: Request<String>| async {
+        time::sleep(secs(1)).await;
+        let mut response = Response::new(());
+        response
+            .extensions_mut()
+            .insert(Usage::new().with_total_tokens(100));
+        Ok::<_, Infallible>(response)
+    });
+    let service = layer.layer(slow);
+    let start = Instant::now();
+    let first = spawn(&service, request("a", 6_000)); // charged the whole minute
+    tokio::task::yield_now().await;
+    let second = spawn(&service, request("b", 3_000)); // planned for 30 s
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    // At 1 s the first's refund of 5,900 lets the second in; its answer takes 1 s more.
+    assert_eq!(start.elapsed(), secs(2));
+}

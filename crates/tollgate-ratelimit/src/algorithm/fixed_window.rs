@@ -66,7 +66,7 @@ impl Algorithm for FixedWindow {
         if self.count(state, window).saturating_add(cost) <= self.quota.limit() {
             return Admission::Now;
         }
-        let next = (window + 1).saturating_mul(period);
+        let next = window.saturating_add(1).saturating_mul(period);
         Admission::After(Duration::from_nanos(next - now))
     }
 
@@ -87,9 +87,11 @@ impl Algorithm for FixedWindow {
         self.quota.limit().saturating_sub(self.count(state, window))
     }
 
-    fn give(&self, state: &mut FixedWindowState, amount: u64, now: Duration) {
-        let window = nanos(now) / self.quota.period_nanos();
-        if state.window >= window {
+    fn give(&self, state: &mut FixedWindowState, amount: u64, taken_at: Duration, now: Duration) {
+        let period = self.quota.period_nanos();
+        let window = nanos(now) / period;
+        // Only a refund for this window's own admissions frees room in it.
+        if state.window >= window && nanos(taken_at) / period >= state.window {
             state.count = state.count.saturating_sub(amount);
         }
     }

@@ -91,7 +91,7 @@ impl Algorithm for Gcra {
         u64::try_from(room).unwrap_or(u64::MAX)
     }
 
-    fn give(&self, state: &mut GcraState, amount: u64, now: Duration) {
+    fn give(&self, state: &mut GcraState, amount: u64, _: Duration, now: Duration) {
         let now = self.scaled_now(now);
         if state.tat > now {
             let back = u128::from(amount) * u128::from(self.quota.period_nanos());

@@ -92,8 +92,11 @@ pub trait Algorithm {
     /// How much could be admitted at `now` (zero while in debt).
     fn available(&self, state: &Self::State, now: Duration) -> u64;
 
-    /// Gives back up to `amount` that was taken (a refund), never beyond a fresh state.
-    fn give(&self, state: &mut Self::State, amount: u64, now: Duration);
+    /// Gives back up to `amount` of what was taken at `taken_at` (a refund), never beyond a
+    /// fresh state. The windows give back only from the window, or the log entries, that
+    /// `taken_at` counted in — a refund never frees room another admission took; the bucket
+    /// and GCRA give back at once.
+    fn give(&self, state: &mut Self::State, amount: u64, taken_at: Duration, now: Duration);
 
     /// Whether `state` is, at `now`, as good as a fresh one: nothing taken is still counted, so
     /// forgetting it loses nothing.

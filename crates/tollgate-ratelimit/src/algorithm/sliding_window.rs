@@ -118,24 +118,28 @@ impl Algorithm for SlidingWindowLog {
         self.quota.limit().saturating_sub(used)
     }
 
-    fn give(&self, state: &mut SlidingWindowLogState, mut amount: u64, now: Duration) {
-        let now = nanos(now);
+    fn give(
+        &self,
+        state: &mut SlidingWindowLogState,
+        mut amount: u64,
+        taken_at: Duration,
+        now: Duration,
+    ) {
+        let (now, taken_at) = (nanos(now), nanos(taken_at));
         let period = self.quota.period_nanos();
-        // The newest admissions are refunded first: they would leave the window last.
-        while amount > 0 {
-            let Some((at, cost)) = state.entries.back_mut() else {
-                break;
-            };
-            if at.saturating_add(period) <= now {
+        // From the refunded admission's own entry back: never from a later admission's.
+        for (at, cost) in state.entries.iter_mut().rev() {
+            if amount == 0 || at.saturating_add(period) <= now {
                 break;
             }
-            if *cost > amount {
-                *cost -= amount;
-                break;
+            if *at > taken_at {
+                continue;
             }
-            amount -= *cost;
-            state.entries.pop_back();
+            let back = (*cost).min(amount);
+            *cost -= back;
+            amount -= back;
         }
+        state.entries.retain(|(_, cost)| *cost > 0);
     }
 
     fn is_fresh(&self, state: &SlidingWindowLogState, now: Duration) -> bool {
@@ -267,14 +271,29 @@ impl Algorithm for SlidingWindowCounter {
         self.quota.limit().saturating_sub(used)
     }
 
-    fn give(&self, state: &mut SlidingWindowCounterState, amount: u64, now: Duration) {
-        let window = nanos(now) / self.quota.period_nanos();
+    fn give(
+        &self,
+        state: &mut SlidingWindowCounterState,
+        amount: u64,
+        taken_at: Duration,
+        now: Duration,
+    ) {
+        let period = self.quota.period_nanos();
+        let window = nanos(now) / period;
+        let taken = nanos(taken_at) / period;
         let (previous, current) = Self::counts(state, window);
-        let from_current = current.min(amount);
+        // From the window the refunded admission was counted in, if it is still counted.
+        let (previous, current) = if taken >= window {
+            (previous, current.saturating_sub(amount))
+        } else if taken.saturating_add(1) == window {
+            (previous.saturating_sub(amount), current)
+        } else {
+            (previous, current)
+        };
         *state = SlidingWindowCounterState {
             window: window.max(state.window),
-            previous: previous.saturating_sub(amount - from_current),
-            current: current - from_current,
+            previous,
+            current,
         };
     }
 

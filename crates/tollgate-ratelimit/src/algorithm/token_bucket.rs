@@ -89,7 +89,9 @@ impl Algorithm for TokenBucket {
         if cost > self.quota.burst() {
             return Admission::Never;
         }
-        let deficit = self.scale(cost) - self.level(state, nanos(now));
+        let deficit = self
+            .scale(cost)
+            .saturating_sub(self.level(state, nanos(now)));
         self.after(deficit)
     }
 
@@ -104,7 +106,7 @@ impl Algorithm for TokenBucket {
             state.level = Some((level - cost, now.max(state.level.map_or(0, |(_, at)| at))));
             return Admission::Now;
         }
-        self.after(cost - level)
+        self.after(cost.saturating_sub(level))
     }
 
     fn take(&self, state: &mut TokenBucketState, cost: u64, now: Duration) {
@@ -121,7 +123,7 @@ impl Algorithm for TokenBucket {
         TokenBucket::available(self, state, now)
     }
 
-    fn give(&self, state: &mut TokenBucketState, amount: u64, now: Duration) {
+    fn give(&self, state: &mut TokenBucketState, amount: u64, _: Duration, now: Duration) {
         let now = nanos(now);
         let full = self.scale(self.quota.burst());
         let level = self
