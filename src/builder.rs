@@ -47,6 +47,35 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         self,
         limits: tollgate_ratelimit::Limits,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_ratelimit::RateLimitLayer, L>>;
+
+    /// Adds a [`RetryLayer`](crate::RetryLayer) with `policy`, and below it a
+    /// [`BufferBodyLayer`](crate::body::BufferBodyLayer) — outermost, so that requests with any
+    /// body are buffered once and replayed from memory. Responses without a verdict are judged
+    /// by the generic classifier; for the OpenAI SDK's judgement as well as its policy, use
+    /// `.layer(BufferBodyLayer::new()).layer(RetryLayer::openai())`. (Not `retry`: tower's own
+    /// `ServiceBuilder::retry` would shadow it.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::retry::RetryPolicy;
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let builder = ServiceBuilder::new().retries(RetryPolicy::openai());
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "retry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+    fn retries(
+        self,
+        policy: tollgate_retry::RetryPolicy,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<
+            tollgate_retry::RetryLayer,
+            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        >,
+    >;
 }
 
 impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
@@ -64,6 +93,20 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
         limits: tollgate_ratelimit::Limits,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_ratelimit::RateLimitLayer, L>> {
         self.layer(tollgate_ratelimit::RateLimitLayer::new(limits))
+    }
+
+    #[cfg(feature = "retry")]
+    fn retries(
+        self,
+        policy: tollgate_retry::RetryPolicy,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<
+            tollgate_retry::RetryLayer,
+            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        >,
+    > {
+        self.layer(tollgate_core::body::BufferBodyLayer::new())
+            .layer(tollgate_retry::RetryLayer::new(policy))
     }
 }
 

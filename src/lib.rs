@@ -15,8 +15,9 @@
 //! [`Deadline`]), request [`body`] buffering, the provider classifiers in [`providers`], and
 //! `ClassifyLayer`, which runs a classifier once per response, nearest the wire — and the first
 //! layer on it: `RateLimitLayer` ([`ratelimit`]), client-side quotas that count requests and
-//! tokens the way providers do, per model or API key, kept in sync with the provider's headers.
-//! The retry, circuit-breaker, fallback, routing, cache, concurrency and metrics layers follow.
+//! tokens the way providers do, per model or API key, kept in sync with the provider's headers —
+//! and `RetryLayer` ([`retry`]), retries that do what the provider asks. The circuit-breaker,
+//! fallback, routing, cache, concurrency and metrics layers follow.
 //!
 //! # Example
 //!
@@ -51,7 +52,8 @@
 //! # }
 //! ```
 //!
-//! Quotas from a provider preset, kept in sync by the verdicts `ClassifyLayer` attaches:
+//! Retries as the OpenAI SDK makes them, above quotas from a provider preset, both kept in
+//! sync by the verdicts `ClassifyLayer` attaches:
 //!
 //! ```
 //! use tollgate::providers::OpenAi;
@@ -60,10 +62,11 @@
 //! use tollgate::ServiceBuilderExt;
 //! use tower::ServiceBuilder;
 //!
-//! # let transport = tower::service_fn(|_req: http::Request<String>| async {
+//! # let transport = tower::service_fn(|_req: http::Request<tollgate::body::BufferedBody>| async {
 //! #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 //! # });
 //! let client = ServiceBuilder::new()
+//!     .retries(tollgate::retry::RetryPolicy::openai())
 //!     .layer(
 //!         RateLimitLayer::new(OpenAiTier::Tier3.limits())
 //!             .keyed_by(ByModel)
@@ -85,6 +88,7 @@
 //! | `full` | Every layer and the provider classifiers | yes |
 //! | `providers` | Provider classifiers ([`providers`]), `ClassifyLayer` and [`ServiceBuilderExt::classify`] | yes (via `full`) |
 //! | `ratelimit` | `RateLimitLayer` ([`ratelimit`]) and [`ServiceBuilderExt::rate_limits`] | yes (via `full`) |
+//! | `retry` | `RetryLayer` ([`retry`]) and [`ServiceBuilderExt::retries`] | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
 //!
@@ -130,6 +134,19 @@ pub mod ratelimit {
 #[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
 #[doc(inline)]
 pub use tollgate_ratelimit::RateLimitLayer;
+
+/// Retries that do what the provider asks: `RetryLayer` (from `tollgate-retry`).
+#[cfg(feature = "retry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+pub mod retry {
+    #[doc(inline)]
+    pub use tollgate_retry::*;
+}
+
+#[cfg(feature = "retry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+#[doc(inline)]
+pub use tollgate_retry::RetryLayer;
 
 mod builder;
 pub use builder::ServiceBuilderExt;

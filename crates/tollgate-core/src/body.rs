@@ -6,6 +6,8 @@
 //! default) and returns a `Request<`[`BufferedBody`]`>`. A `BufferedBody` is cheap to clone
 //! (reference-counted), and buffering one again is free: its single chunk is handed back without
 //! copying. Above the limit the request fails with [`BodyTooLarge`]; nothing is truncated.
+//! As a layer, [`BufferBodyLayer`] does the same for every request before the service below
+//! it, so retry and fallback underneath can clone requests freely.
 //!
 //! # Examples
 //!

@@ -977,7 +977,11 @@ fn enormous_debt_never_admits() {
         Limit::requests(tiny).with_algorithm(AlgorithmKind::FixedWindow)
     ]));
     for _ in 0..2 {
-        drop(fixed.admit(None, &Cost::requests(1), None, Duration::MAX).into_inner());
+        drop(
+            fixed
+                .admit(None, &Cost::requests(1), None, Duration::MAX)
+                .into_inner(),
+        );
     }
 }
 

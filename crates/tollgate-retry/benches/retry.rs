@@ -1,2 +1,121 @@
-//! placeholder
-fn main() {}
+//! What `Retry` adds to a request that succeeds at the first try, over the bare always-ready
+//! service in the same run: the copy of the request kept for a retry, the clone of the inner
+//! service, the judging of the response. Run with `cargo bench -p tollgate-retry`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{Criterion, Throughput, criterion_main};
+use http::{Request, Response};
+use tollgate_core::body::BufferedBody;
+use tollgate_retry::{RetryLayer, RetryPolicy};
+use tower::{Layer, Service};
+
+/// An always-ready service answering 200 at once.
+#[derive(Clone, Copy)]
+struct Bare;
+
+impl Service<Request<BufferedBody>> for Bare {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<BufferedBody>) -> Self::Future {
+        std::future::ready(Ok(Response::new(())))
+    }
+}
+
+fn send<S>(service: &mut S, request: Request<BufferedBody>) -> Response<()>
+where
+    S: Service<Request<BufferedBody>, Response = Response<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    match service.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        _ => panic!("always ready"),
+    }
+    let future = pin!(service.call(request));
+    match future.poll(&mut cx) {
+        Poll::Ready(Ok(response)) => response,
+        _ => panic!("answered at once"),
+    }
+}
+
+/// A chat request as a client sends it: a JSON body, a couple of headers.
+fn request() -> Request<BufferedBody> {
+    Request::post("https://api.openai.com/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sk-bench")
+        .body(BufferedBody::from(
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
+        ))
+        .unwrap()
+}
+
+/// The smallest request: no headers, an empty body.
+fn minimal() -> Request<BufferedBody> {
+    Request::new(BufferedBody::empty())
+}
+
+/// tower's own retry with a policy that clones every request and never retries: the floor any
+/// retry layer pays, measured beside ours.
+#[derive(Clone, Copy)]
+struct CloneOnly;
+
+impl<Res, E> tower::retry::Policy<Request<BufferedBody>, Res, E> for CloneOnly {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request<BufferedBody>,
+        _: &mut Result<Res, E>,
+    ) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, request: &Request<BufferedBody>) -> Option<Request<BufferedBody>> {
+        Some(request.clone())
+    }
+}
+
+fn first_try(c: &mut Criterion) {
+    for (name, make) in [
+        ("chat request", request as fn() -> Request<BufferedBody>),
+        ("minimal request", minimal),
+    ] {
+        let mut group = c.benchmark_group(format!("first-try success, {name}"));
+        group.throughput(Throughput::Elements(1));
+        let batch = criterion::BatchSize::SmallInput;
+        group.bench_function("bare", |b| {
+            let mut service = Bare;
+            b.iter_batched(make, |r| send(&mut service, r), batch);
+        });
+        group.bench_function("tower retry (clone only)", |b| {
+            let mut service = tower::retry::RetryLayer::new(CloneOnly).layer(Bare);
+            b.iter_batched(make, |r| send(&mut service, r), batch);
+        });
+        group.bench_function("retry (default policy)", |b| {
+            let mut service = RetryLayer::new(RetryPolicy::default()).layer(Bare);
+            b.iter_batched(make, |r| send(&mut service, r), batch);
+        });
+        group.bench_function("retry (OpenAI preset)", |b| {
+            let mut service = RetryLayer::openai().layer(Bare);
+            b.iter_batched(make, |r| send(&mut service, r), batch);
+        });
+        group.finish();
+    }
+}
+
+// The harness functions `criterion_group!` writes carry no docs.
+#[allow(missing_docs)]
+mod harness {
+    criterion::criterion_group!(benches, super::first_try);
+}
+criterion_main!(harness::benches);

@@ -35,7 +35,7 @@
 //! streaming body are made cloneable by buffering the body once, above the layer:
 //! [`BufferBodyLayer`](tollgate_core::body::BufferBodyLayer) turns `http::Request<B>` into
 //! `http::Request<BufferedBody>`, whose clones share the bytes (the facade's
-//! `ServiceBuilderExt::retry` adds both).
+//! `ServiceBuilderExt::retries` adds both).
 //!
 //! ## `poll_ready` and `call`
 //!

@@ -436,3 +436,34 @@ async fn any_cloneable_request_with_a_judge() {
     // The minimum delay twice: full jitter drew zero.
     assert_eq!(start.elapsed(), ms(100));
 }
+
+#[test]
+fn layers_services_and_futures_are_send_sync_and_clone() {
+    fn send_sync<T: Send + Sync>() {}
+    fn clone<T: Clone>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<RetryLayer>();
+    clone::<RetryLayer>();
+    send_sync::<tollgate_retry::Retry<Script>>();
+    clone::<tollgate_retry::Retry<Script>>();
+    send_sync::<RetriesExhausted>();
+    let mut service = RetryLayer::new(RetryPolicy::default()).layer(Script::new(vec![ok()]));
+    send(&service.call(request()));
+}
+
+/// A body above the buffer's limit fails with `BodyTooLarge` before any attempt.
+#[tokio::test(start_paused = true)]
+async fn a_body_above_the_limit_is_refused_before_sending() {
+    let script = Script::new(vec![]);
+    let client = ServiceBuilder::new()
+        .layer(BufferBodyLayer::new().with_limit(8))
+        .layer(layer(RetryPolicy::default()))
+        .service(script.clone());
+    let body = http_body_util::Full::new(Bytes::from_static(b"0123456789"));
+    let error = client.oneshot(Request::new(body)).await.unwrap_err();
+    let too_large = error
+        .downcast_ref::<tollgate_core::body::BodyTooLarge>()
+        .unwrap();
+    assert_eq!(too_large.limit(), 8);
+    assert!(script.arrivals().is_empty());
+}

@@ -1,8 +1,10 @@
-//! `RateLimitLayer` above `ClassifyLayer`, as an application stacks them: the provider's
-//! rate-limit headers and 429s, classified once, keep the client-side quota in sync. A stand-in
-//! transport answers like OpenAI; time is tokio's paused clock.
+//! The stack as an application builds it — `RetryLayer` above `RateLimitLayer` above
+//! `ClassifyLayer` — against a stand-in transport that answers like OpenAI: the provider's
+//! rate-limit headers and 429s, classified once, keep the client-side quota in sync, and
+//! retries wait as the provider asks and go back through the quota. Time is tokio's paused
+//! clock.
 
-#![cfg(all(feature = "providers", feature = "ratelimit"))]
+#![cfg(all(feature = "providers", feature = "ratelimit", feature = "retry"))]
 
 use std::convert::Infallible;
 use std::num::NonZeroU64;
@@ -17,6 +19,7 @@ use tollgate::providers::OpenAi;
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::RateLimited;
 use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
+use tollgate::retry::{GaveUp, RetriesExhausted, RetryPolicy};
 use tollgate::{ServiceBuilderExt, body::BufferedBody};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -186,4 +189,49 @@ async fn refusals_are_typed() {
     let error = client.clone().oneshot(chat(1)).await.unwrap_err();
     let refused = error.downcast_ref::<RateLimited>().unwrap();
     assert_eq!(refused.retry_after(), Duration::from_secs(60));
+}
+
+/// A retried attempt waits as the provider asked and goes back through the quota, which the
+/// same 429 paused for everyone; a request with a streaming-capable body type is buffered once.
+#[tokio::test(start_paused = true)]
+async fn retries_wait_as_asked_and_go_back_through_the_quota() {
+    let transport = Script::new(vec![
+        error(429, &[("retry-after-ms", "1500")], RATE_LIMITED),
+        ok_with(&[]),
+        ok_with(&[]),
+    ]);
+    let client = ServiceBuilder::new()
+        .retries(RetryPolicy::default())
+        .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
+        .classify(OpenAi::new())
+        .service(transport.clone());
+    let body = Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[]}"#));
+    let first = tokio::spawn(client.clone().oneshot(Request::new(body.clone())));
+    tokio::task::yield_now().await;
+    // Another request, sent after the 429, waits for the same pause.
+    let second = tokio::spawn(client.clone().oneshot(Request::new(body)));
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(second.await.unwrap().unwrap().status(), StatusCode::OK);
+    let ms = Duration::from_millis;
+    assert_eq!(transport.arrived(), [ms(0), ms(1_500), ms(1_500)]);
+}
+
+/// A delay above the cap comes out as `RetriesExhausted`, with the 429 inside, at once.
+#[tokio::test(start_paused = true)]
+async fn a_delay_above_the_cap_comes_back_at_once() {
+    let transport = Script::new(vec![error(429, &[("retry-after", "3600")], RATE_LIMITED)]);
+    let client = ServiceBuilder::new()
+        .retries(RetryPolicy::openai())
+        .classify(OpenAi::new())
+        .service(transport.clone());
+    let body = Full::new(Bytes::from_static(b"{}"));
+    let error = client.oneshot(Request::new(body)).await.unwrap_err();
+    let exhausted = error.downcast_ref::<RetriesExhausted>().unwrap();
+    assert_eq!(
+        exhausted.reason(),
+        GaveUp::DelayAboveCap {
+            requested: Duration::from_secs(3_600)
+        }
+    );
+    assert_eq!(transport.arrived(), [Duration::ZERO]);
 }
