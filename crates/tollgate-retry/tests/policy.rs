@@ -387,3 +387,36 @@ fn the_minimum_delay_holds() {
         }
     );
 }
+
+/// The budget counts in hundredths of a percent of a retry: fractional percentages are exact,
+/// the floor adds retries per second of the window, and old deposits expire.
+#[test]
+fn the_retry_budget_is_exact_for_fractions() {
+    use tollgate_retry::RetryBudget;
+    let secs = Duration::from_secs;
+    // 0.5 %: 199 requests earn nothing, the 200th a whole retry.
+    let budget = RetryBudget::new(secs(10), 0, 0.5).unwrap();
+    for _ in 0..199 {
+        budget.deposit(secs(0));
+    }
+    assert_eq!(budget.available(secs(0)), 0);
+    budget.deposit(secs(0));
+    assert_eq!(budget.available(secs(0)), 1);
+    // 12.25 %: 100 requests earn 12.25 retries, so 12.
+    let budget = RetryBudget::new(secs(10), 0, 12.25).unwrap();
+    (0..100).for_each(|_| budget.deposit(secs(1)));
+    assert_eq!(budget.available(secs(1)), 12);
+    // Clones share it.
+    let clone = budget.clone();
+    assert!(clone.withdraw(secs(1)));
+    assert_eq!(budget.available(secs(1)), 11);
+    // Deposits leave the window after `ttl`.
+    assert_eq!(budget.available(secs(12)), 0);
+    // A floor of 2 per second over 10 s: 20 retries without any request.
+    let floor = RetryBudget::new(secs(10), 2, 0.0).unwrap();
+    assert_eq!(floor.available(secs(0)), 20);
+    // Nonsense is refused.
+    assert!(RetryBudget::new(Duration::ZERO, 0, 20.0).is_err());
+    assert!(RetryBudget::new(secs(10), 0, -1.0).is_err());
+    assert!(RetryBudget::new(secs(10), 0, f64::NAN).is_err());
+}
