@@ -58,6 +58,7 @@ mod class;
 mod classify;
 mod extensions;
 pub mod headers;
+pub mod key;
 mod snapshot;
 mod verdict;
 

@@ -120,7 +120,10 @@ where
                     let decision = match decision {
                         Decision::Retry { delay, source } => {
                             let now = Instant::now();
-                            if this.give_up_at.is_some_and(|at| now + delay > at) {
+                            if this
+                                .give_up_at
+                                .is_some_and(|at| now.checked_add(delay).is_none_or(|end| end > at))
+                            {
                                 Decision::GiveUp(GaveUp::Deadline { wait: delay })
                             } else if shared
                                 .budget

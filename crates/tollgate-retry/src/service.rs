@@ -99,7 +99,8 @@ where
         if let (Some(budget), Some(now)) = (&shared.budget, now) {
             budget.deposit(shared.since_origin(now));
         }
-        let by_total = now.and_then(|now| shared.policy.total_time.map(|total| now + total));
+        // A total beyond `Instant`'s range is no bound at all.
+        let by_total = now.and_then(|now| now.checked_add(shared.policy.total_time?));
         let give_up_at = match (by_deadline, by_total) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
