@@ -106,8 +106,8 @@ pub struct KeyerFn<F> {
 /// # Examples
 ///
 /// ```
-/// use crate::RouteKey;
-/// use tollgate_ratelimit::{Keyer, keyer_fn};
+/// use tollgate_core::RouteKey;
+/// use tollgate_core::key::{Keyer, keyer_fn};
 ///
 /// let by_path = keyer_fn(|request: &http::Request<()>| Some(RouteKey::new(request.uri().path())));
 /// let request = http::Request::get("/v1/chat/completions").body(()).unwrap();
