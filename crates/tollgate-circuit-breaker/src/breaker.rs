@@ -1,0 +1,375 @@
+//! One breaker's state, in atomics: the closed path takes no lock.
+
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::{BreakerConfig, Trip, Window};
+
+pub(crate) const CLOSED: u8 = 0;
+pub(crate) const OPEN: u8 = 1;
+pub(crate) const HALF_OPEN: u8 = 2;
+
+/// What an admitted call is, for recording its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// Admitted while closed (or in metrics-only mode).
+    Normal,
+    /// A half-open probe: holds a probe slot until it completes or is dropped.
+    Probe,
+}
+
+/// A state change, for the hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) from: u8,
+    pub(crate) to: u8,
+    /// For a change to open: how long.
+    pub(crate) open_for: Option<Duration>,
+}
+
+pub(crate) struct Breaker {
+    state: AtomicU8,
+    /// Nanoseconds (since the layer's origin) until which it stays open.
+    open_until: AtomicU64,
+    /// Trips since it last closed, for the growing open period.
+    trips: AtomicU32,
+    probes_in_flight: AtomicU32,
+    probe_successes: AtomicU32,
+    consecutive: AtomicU32,
+    window: Option<Outcomes>,
+}
+
+/// Why a call is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Open until this (nanos since origin).
+    Open(u64),
+    /// Half-open with every probe slot taken.
+    Probing,
+}
+
+impl Breaker {
+    pub(crate) fn new(config: &BreakerConfig) -> Self {
+        let window = match config.trip {
+            Trip::ConsecutiveFailures(_) => None,
+            Trip::FailureRate { window, .. } | Trip::SlowCallRate { window, .. } => {
+                Some(Outcomes::new(window))
+            }
+        };
+        Breaker {
+            state: AtomicU8::new(CLOSED),
+            open_until: AtomicU64::new(0),
+            trips: AtomicU32::new(0),
+            probes_in_flight: AtomicU32::new(0),
+            probe_successes: AtomicU32::new(0),
+            consecutive: AtomicU32::new(0),
+            window,
+        }
+    }
+
+    pub(crate) fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn open_until(&self) -> u64 {
+        self.open_until.load(Ordering::Acquire)
+    }
+
+    /// Admits a call at `now`, or refuses it. May move open to half-open.
+    pub(crate) fn admit(
+        &self,
+        config: &BreakerConfig,
+        now: u64,
+        changes: &mut Vec<Change>,
+    ) -> Result<Pass, Refusal> {
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                CLOSED => return Ok(Pass::Normal),
+                OPEN => {
+                    let until = self.open_until.load(Ordering::Acquire);
+                    if now < until {
+                        return Err(Refusal::Open(until));
+                    }
+                    if self
+                        .state
+                        .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        self.probes_in_flight.store(0, Ordering::Release);
+                        self.probe_successes.store(0, Ordering::Release);
+                        changes.push(Change {
+                            from: OPEN,
+                            to: HALF_OPEN,
+                            open_for: None,
+                        });
+                    }
+                }
+                _ => {
+                    let taken = self.probes_in_flight.fetch_add(1, Ordering::AcqRel);
+                    if taken < config.probes.get() {
+                        return Ok(Pass::Probe);
+                    }
+                    self.probes_in_flight.fetch_sub(1, Ordering::AcqRel);
+                    return Err(Refusal::Probing);
+                }
+            }
+        }
+    }
+
+    /// A probe that ended without an outcome (dropped) frees its slot.
+    pub(crate) fn release_probe(&self) {
+        let _ = self
+            .probes_in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Records a completed call: `failed` if its verdict is counted, `slow` if above the
+    /// slow-call threshold.
+    /// `now` is read only when needed: a time window, or a change of state.
+    pub(crate) fn record(
+        &self,
+        config: &BreakerConfig,
+        pass: Pass,
+        failed: bool,
+        slow: bool,
+        now: &impl Fn() -> u64,
+        changes: &mut Vec<Change>,
+    ) {
+        if pass == Pass::Probe {
+            self.release_probe();
+            if self.state.load(Ordering::Acquire) != HALF_OPEN {
+                return;
+            }
+            if failed || slow {
+                self.trip(config, HALF_OPEN, now(), changes);
+            } else if self.probe_successes.fetch_add(1, Ordering::AcqRel) + 1 >= config.probes.get()
+                && self
+                    .state
+                    .compare_exchange(HALF_OPEN, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                self.reset_counts();
+                self.trips.store(0, Ordering::Release);
+                changes.push(Change {
+                    from: HALF_OPEN,
+                    to: CLOSED,
+                    open_for: None,
+                });
+            }
+            return;
+        }
+        let trips = match config.trip {
+            Trip::ConsecutiveFailures(n) => {
+                if failed {
+                    self.consecutive.fetch_add(1, Ordering::AcqRel) + 1 >= n.get()
+                } else {
+                    // Only write when there is something to clear: the common success
+                    // leaves the cache line shared.
+                    if self.consecutive.load(Ordering::Relaxed) != 0 {
+                        self.consecutive.store(0, Ordering::Release);
+                    }
+                    false
+                }
+            }
+            Trip::FailureRate {
+                percent, min_calls, ..
+            } => self.rate_trips(failed, percent, min_calls, now),
+            Trip::SlowCallRate {
+                percent, min_calls, ..
+            } => self.rate_trips(slow, percent, min_calls, now),
+        };
+        if trips {
+            self.trip(config, CLOSED, now(), changes);
+        }
+    }
+
+    fn rate_trips(&self, bad: bool, percent: u8, min_calls: u32, now: &impl Fn() -> u64) -> bool {
+        let Some(window) = &self.window else {
+            return false;
+        };
+        let (calls, bads) = window.record(bad, now);
+        bad && calls >= u64::from(min_calls.max(1))
+            && bads.saturating_mul(100) >= u64::from(percent.clamp(1, 100)).saturating_mul(calls)
+    }
+
+    /// Opens from `from` (closed or half-open), for the open period its trips have earned.
+    fn trip(&self, config: &BreakerConfig, from: u8, now: u64, changes: &mut Vec<Change>) {
+        if self
+            .state
+            .compare_exchange(from, OPEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let trips = self.trips.fetch_add(1, Ordering::AcqRel);
+        let open_for = config.open_period(trips);
+        let until = now.saturating_add(u64::try_from(open_for.as_nanos()).unwrap_or(u64::MAX));
+        self.open_until.fetch_max(until, Ordering::AcqRel);
+        self.reset_counts();
+        changes.push(Change {
+            from,
+            to: OPEN,
+            open_for: Some(open_for),
+        });
+    }
+
+    /// Opens at once for at least `open_for` (from outside: a long server delay, a quota
+    /// cooldown); an open period already longer stays.
+    pub(crate) fn open_for(&self, open_for: Duration, now: u64, changes: &mut Vec<Change>) {
+        let until = now.saturating_add(u64::try_from(open_for.as_nanos()).unwrap_or(u64::MAX));
+        self.open_until.fetch_max(until, Ordering::AcqRel);
+        let from = self.state.swap(OPEN, Ordering::AcqRel);
+        if from != OPEN {
+            self.reset_counts();
+            changes.push(Change {
+                from,
+                to: OPEN,
+                open_for: Some(open_for),
+            });
+        }
+    }
+
+    /// Closes at once, forgetting every count and trip.
+    pub(crate) fn close(&self, changes: &mut Vec<Change>) {
+        let from = self.state.swap(CLOSED, Ordering::AcqRel);
+        self.reset_counts();
+        self.trips.store(0, Ordering::Release);
+        self.open_until.store(0, Ordering::Release);
+        if from != CLOSED {
+            changes.push(Change {
+                from,
+                to: CLOSED,
+                open_for: None,
+            });
+        }
+    }
+
+    fn reset_counts(&self) {
+        self.consecutive.store(0, Ordering::Release);
+        if let Some(window) = &self.window {
+            window.reset();
+        }
+    }
+
+    /// Whether forgetting it loses nothing: closed, nothing counted, nothing in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CLOSED
+            && self.consecutive.load(Ordering::Acquire) == 0
+            && self.probes_in_flight.load(Ordering::Acquire) == 0
+            && self.window.as_ref().is_none_or(Outcomes::is_clear)
+    }
+}
+
+// ===== the rate windows, lock-free =====
+
+enum Outcomes {
+    /// The last `n` calls: a ring of outcomes and a running count of bad ones.
+    Calls {
+        slots: Box<[AtomicU8]>,
+        cursor: AtomicU64,
+        bad: AtomicU64,
+    },
+    /// Ten slots of a tenth of the period each.
+    Time { slot_nanos: u64, slots: Box<[TimeSlot]> },
+}
+
+#[derive(Default)]
+struct TimeSlot {
+    epoch: AtomicU64,
+    calls: AtomicU64,
+    bad: AtomicU64,
+}
+
+const EMPTY: u8 = 0;
+const GOOD: u8 = 1;
+const BAD: u8 = 2;
+const TIME_SLOTS: u64 = 10;
+
+impl Outcomes {
+    fn new(window: Window) -> Self {
+        match window {
+            Window::Calls(n) => Outcomes::Calls {
+                slots: (0..n.get()).map(|_| AtomicU8::new(EMPTY)).collect(),
+                cursor: AtomicU64::new(0),
+                bad: AtomicU64::new(0),
+            },
+            Window::Time(period) => Outcomes::Time {
+                slot_nanos: (u64::try_from(period.as_nanos()).unwrap_or(u64::MAX) / TIME_SLOTS)
+                    .max(1),
+                slots: (0..TIME_SLOTS).map(|_| TimeSlot::default()).collect(),
+            },
+        }
+    }
+
+    /// Records one call; returns the calls and bad calls the window now holds.
+    fn record(&self, bad: bool, now: &impl Fn() -> u64) -> (u64, u64) {
+        match self {
+            Outcomes::Calls {
+                slots,
+                cursor,
+                bad: bads,
+            } => {
+                let at = cursor.fetch_add(1, Ordering::AcqRel);
+                let len = slots.len() as u64;
+                let old = slots[(at % len) as usize].swap(if bad { BAD } else { GOOD }, Ordering::AcqRel);
+                let count = match (old == BAD, bad) {
+                    (false, true) => bads.fetch_add(1, Ordering::AcqRel) + 1,
+                    (true, false) => bads.fetch_sub(1, Ordering::AcqRel).saturating_sub(1),
+                    _ => bads.load(Ordering::Acquire),
+                };
+                ((at + 1).min(len), count)
+            }
+            Outcomes::Time { slot_nanos, slots } => {
+                let epoch = now() / slot_nanos + 1;
+                let slot = &slots[(epoch % TIME_SLOTS) as usize];
+                let seen = slot.epoch.load(Ordering::Acquire);
+                if seen < epoch
+                    && slot
+                        .epoch
+                        .compare_exchange(seen, epoch, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    slot.calls.store(0, Ordering::Release);
+                    slot.bad.store(0, Ordering::Release);
+                }
+                slot.calls.fetch_add(1, Ordering::AcqRel);
+                if bad {
+                    slot.bad.fetch_add(1, Ordering::AcqRel);
+                }
+                slots
+                    .iter()
+                    .filter(|s| {
+                        let seen = s.epoch.load(Ordering::Acquire);
+                        seen <= epoch && seen + TIME_SLOTS > epoch
+                    })
+                    .fold((0, 0), |(calls, bad), s| {
+                        (
+                            calls + s.calls.load(Ordering::Acquire),
+                            bad + s.bad.load(Ordering::Acquire),
+                        )
+                    })
+            }
+        }
+    }
+
+    fn reset(&self) {
+        match self {
+            Outcomes::Calls { slots, cursor, bad } => {
+                slots.iter().for_each(|s| s.store(EMPTY, Ordering::Release));
+                cursor.store(0, Ordering::Release);
+                bad.store(0, Ordering::Release);
+            }
+            Outcomes::Time { slots, .. } => slots.iter().for_each(|s| {
+                s.calls.store(0, Ordering::Release);
+                s.bad.store(0, Ordering::Release);
+            }),
+        }
+    }
+
+    fn is_clear(&self) -> bool {
+        match self {
+            Outcomes::Calls { bad, .. } => bad.load(Ordering::Acquire) == 0,
+            Outcomes::Time { slots, .. } => slots.iter().all(|s| s.bad.load(Ordering::Acquire) == 0),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! [`ResponseFuture`]: the call, and the count of its outcome.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tollgate_core::{
+    BoxError, Classify, ErrorClass, ResponseView, RouteKey, Verdict, transport_verdict,
+};
+use tollgate_providers::Generic;
+
+use crate::breaker::{Breaker, Pass};
+use crate::config::Trip;
+use crate::error::CircuitOpen;
+use crate::handle::OnStateChange;
+use crate::service::Local;
+
+pin_project! {
+    /// The response future of [`CircuitBreaker`](crate::CircuitBreaker).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropped before the inner future completes, nothing is counted; a half-open probe gives
+    /// its slot back, so the next call can probe.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F, H> {
+        #[pin]
+        kind: Kind<F>,
+        guard: Option<Guard<H>>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Calling { #[pin] future: F },
+        Refused { error: Option<CircuitOpen> },
+    }
+}
+
+/// An admitted call's claim on its breaker: records the outcome, or gives a probe slot back.
+pub(crate) struct Guard<H> {
+    shared: Local<H>,
+    keyed: Option<Arc<Breaker>>,
+    key: Option<RouteKey>,
+    pass: Pass,
+    started: Option<Instant>,
+    done: bool,
+}
+
+impl<H> Guard<H> {
+    pub(crate) fn new(
+        shared: Local<H>,
+        keyed: Option<Arc<Breaker>>,
+        key: Option<RouteKey>,
+        pass: Pass,
+        started: Option<Instant>,
+    ) -> Self {
+        Guard {
+            shared,
+            keyed,
+            key,
+            pass,
+            started,
+            done: false,
+        }
+    }
+
+    fn breaker(&self) -> &Breaker {
+        self.keyed.as_deref().unwrap_or(&self.shared.unkeyed)
+    }
+}
+
+impl<H: OnStateChange> Guard<H> {
+    fn record(&mut self, class: Option<ErrorClass>) {
+        self.done = true;
+        let shared = &**self.shared;
+        let failed = class.is_some_and(|c| shared.config.counted.contains(c));
+        let slow = match (shared.config.trip, self.started) {
+            (Trip::SlowCallRate { slower_than, .. }, Some(started)) => {
+                started.elapsed() > slower_than
+            }
+            _ => false,
+        };
+        let mut changes = Vec::new();
+        self.breaker().record(
+            &shared.config,
+            self.pass,
+            failed,
+            slow,
+            &|| shared.now(),
+            &mut changes,
+        );
+        if !changes.is_empty() {
+            shared.announce(self.key.as_ref(), &changes);
+        }
+    }
+}
+
+impl<H> Drop for Guard<H> {
+    fn drop(&mut self) {
+        if !self.done && self.pass == Pass::Probe {
+            self.breaker().release_probe();
+        }
+    }
+}
+
+impl<F, H> ResponseFuture<F, H> {
+    pub(crate) fn calling(future: F, guard: Option<Guard<H>>) -> Self {
+        ResponseFuture {
+            kind: Kind::Calling { future },
+            guard,
+        }
+    }
+
+    pub(crate) fn refused(error: CircuitOpen) -> Self {
+        ResponseFuture {
+            kind: Kind::Refused { error: Some(error) },
+            guard: None,
+        }
+    }
+}
+
+impl<F, H, ResBody, E> Future for ResponseFuture<F, H>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    E: Into<BoxError>,
+    H: OnStateChange,
+{
+    type Output = Result<http::Response<ResBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.kind.project() {
+            KindProj::Refused { error } => Poll::Ready(Err(error
+                .take()
+                .expect("ResponseFuture polled after completion")
+                .into())),
+            KindProj::Calling { future } => {
+                let outcome = ready!(future.poll(cx)).map_err(Into::into);
+                if let Some(guard) = this.guard {
+                    if !guard.done {
+                        guard.record(class_of(outcome.as_ref()));
+                    }
+                }
+                Poll::Ready(outcome)
+            }
+        }
+    }
+}
+
+/// The class of an outcome: the verdict a `ClassifyLayer` attached, else the generic rules on
+/// the status and headers; for an error, the verdict it carries or its transport class.
+fn class_of<B>(outcome: Result<&http::Response<B>, &BoxError>) -> Option<ErrorClass> {
+    match outcome {
+        Ok(response) => match Verdict::of_response(response) {
+            Some(verdict) => verdict.class(),
+            None if response.status().as_u16() < 400 => None,
+            None => Generic::new()
+                .classify(&ResponseView::new(
+                    response.status(),
+                    response.headers(),
+                    b"",
+                ))
+                .class(),
+        },
+        Err(error) => transport_verdict(&**error).class(),
+    }
+}
+
+impl<F, H> fmt::Debug for ResponseFuture<F, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

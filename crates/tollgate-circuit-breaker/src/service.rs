@@ -1,0 +1,133 @@
+//! [`CircuitBreaker`]: the service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+use tollgate_core::BoxError;
+use tollgate_core::key::{Keyer, Unkeyed};
+use tower_service::Service;
+
+use crate::breaker::{CLOSED, Pass, Refusal};
+use crate::config::Trip;
+use crate::error::CircuitOpen;
+use crate::future::{Guard, ResponseFuture};
+use crate::handle::{Mode, OnStateChange};
+use crate::shared::Shared;
+
+/// A service clone's own reference to the shared state, so that clones on different threads
+/// do not contend on one reference count.
+pub(crate) type Local<H> = Arc<Arc<Shared<H>>>;
+
+/// Fails calls at once while their target's breaker is open; counts the outcomes of the rest.
+/// Built by [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
+///
+/// See the [crate docs](crate) for examples.
+pub struct CircuitBreaker<S, K = Unkeyed, H = ()> {
+    inner: S,
+    keyer: K,
+    shared: Local<H>,
+}
+
+impl<S, K, H> CircuitBreaker<S, K, H> {
+    pub(crate) fn new(inner: S, keyer: K, shared: Arc<Shared<H>>) -> Self {
+        CircuitBreaker {
+            inner,
+            keyer,
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, K, H, B, ResBody> Service<http::Request<B>> for CircuitBreaker<S, K, H>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    K: Keyer<B>,
+    H: OnStateChange,
+{
+    type Response = http::Response<ResBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, H>;
+
+    /// Readies the inner service: which breaker applies depends on the request.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    /// Asks the request's breaker: closed (the common case: one atomic load, no clock, no
+    /// lock for an unkeyed breaker) or a free half-open probe slot calls the inner service;
+    /// otherwise the future fails at once with [`CircuitOpen`].
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let shared = &**self.shared;
+        let mode = shared.mode();
+        if mode == Mode::Disabled {
+            return ResponseFuture::calling(self.inner.call(request), None);
+        }
+        let key = self.keyer.key(&request);
+        if mode == Mode::ForcedOpen {
+            return ResponseFuture::refused(CircuitOpen::new(key, None));
+        }
+        let keyed = key.as_ref().map(|k| shared.keyed(k));
+        let breaker = keyed.as_deref().unwrap_or(&shared.unkeyed);
+        let pass = if breaker.state() == CLOSED {
+            Ok(Pass::Normal)
+        } else {
+            let mut changes = Vec::new();
+            let pass = breaker.admit(&shared.config, shared.now(), &mut changes);
+            shared.announce(key.as_ref(), &changes);
+            pass
+        };
+        let pass = match (pass, mode) {
+            (Ok(pass), _) => pass,
+            // Watching only: count the call as if admitted while closed.
+            (Err(_), Mode::MetricsOnly) => Pass::Normal,
+            (Err(Refusal::Open(until)), _) => {
+                let wait = shared.since_origin(until.saturating_sub(shared.now()));
+                return ResponseFuture::refused(CircuitOpen::new(key, Some(wait)));
+            }
+            (Err(Refusal::Probing), _) => {
+                return ResponseFuture::refused(CircuitOpen::new(key, None));
+            }
+        };
+        let started = matches!(shared.config.trip, Trip::SlowCallRate { .. }).then(Instant::now);
+        let guard = Guard::new(Arc::clone(&self.shared), keyed, key, pass, started);
+        ResponseFuture::calling(self.inner.call(request), Some(guard))
+    }
+}
+
+impl<S: Clone, K: Clone, H> Clone for CircuitBreaker<S, K, H> {
+    fn clone(&self) -> Self {
+        CircuitBreaker {
+            inner: self.inner.clone(),
+            keyer: self.keyer.clone(),
+            shared: Arc::new(Arc::clone(&self.shared)),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K: fmt::Debug, H> fmt::Debug for CircuitBreaker<S, K, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("keyer", &self.keyer)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
