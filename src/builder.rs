@@ -15,6 +15,29 @@
 /// # let _ = builder;
 /// ```
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
+    /// Adds a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) with one breaker for every
+    /// request, configured by `config`. For keyed breakers, a hook or a handle, build the layer
+    /// and pass it to `.layer(..)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::circuit_breaker::BreakerConfig;
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let builder = ServiceBuilder::new().circuit_breaker(BreakerConfig::default());
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "circuit-breaker")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "circuit-breaker")))]
+    fn circuit_breaker(
+        self,
+        config: tollgate_circuit_breaker::BreakerConfig,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<tollgate_circuit_breaker::CircuitBreakerLayer, L>,
+    >;
+
     /// Adds a [`ClassifyLayer`](crate::ClassifyLayer) with this classifier: every response gets
     /// its [`Verdict`](crate::Verdict), and transport errors are wrapped in
     /// [`Classified`](crate::Classified). Put it last (nearest the transport).
@@ -79,6 +102,16 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
 }
 
 impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
+    #[cfg(feature = "circuit-breaker")]
+    fn circuit_breaker(
+        self,
+        config: tollgate_circuit_breaker::BreakerConfig,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<tollgate_circuit_breaker::CircuitBreakerLayer, L>,
+    > {
+        self.layer(tollgate_circuit_breaker::CircuitBreakerLayer::new(config))
+    }
+
     #[cfg(feature = "providers")]
     fn classify<C>(
         self,

@@ -16,8 +16,9 @@
 //! `ClassifyLayer`, which runs a classifier once per response, nearest the wire — and the first
 //! layer on it: `RateLimitLayer` ([`ratelimit`]), client-side quotas that count requests and
 //! tokens the way providers do, per model or API key, kept in sync with the provider's headers —
-//! and `RetryLayer` ([`retry`]), retries that do what the provider asks. The circuit-breaker,
-//! fallback, routing, cache, concurrency and metrics layers follow.
+//! `RetryLayer` ([`retry`]), retries that do what the provider asks — and
+//! `CircuitBreakerLayer` ([`circuit_breaker`]), which stops calling a provider that is down.
+//! The fallback, routing, cache, concurrency and metrics layers follow.
 //!
 //! # Example
 //!
@@ -89,6 +90,7 @@
 //! | `providers` | Provider classifiers ([`providers`]), `ClassifyLayer` and [`ServiceBuilderExt::classify`] | yes (via `full`) |
 //! | `ratelimit` | `RateLimitLayer` ([`ratelimit`]) and [`ServiceBuilderExt::rate_limits`] | yes (via `full`) |
 //! | `retry` | `RetryLayer` ([`retry`]) and [`ServiceBuilderExt::retries`] | yes (via `full`) |
+//! | `circuit-breaker` | `CircuitBreakerLayer` ([`circuit_breaker`]) and [`ServiceBuilderExt::circuit_breaker`] | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
 //!
@@ -147,6 +149,20 @@ pub mod retry {
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 #[doc(inline)]
 pub use tollgate_retry::RetryLayer;
+
+/// Stop calling a provider that is down, and probe it back: `CircuitBreakerLayer` (from
+/// `tollgate-circuit-breaker`).
+#[cfg(feature = "circuit-breaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "circuit-breaker")))]
+pub mod circuit_breaker {
+    #[doc(inline)]
+    pub use tollgate_circuit_breaker::*;
+}
+
+#[cfg(feature = "circuit-breaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "circuit-breaker")))]
+#[doc(inline)]
+pub use tollgate_circuit_breaker::CircuitBreakerLayer;
 
 mod builder;
 pub use builder::ServiceBuilderExt;

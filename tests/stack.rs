@@ -1,10 +1,15 @@
-//! The stack as an application builds it — `RetryLayer` above `RateLimitLayer` above
-//! `ClassifyLayer` — against a stand-in transport that answers like OpenAI: the provider's
+//! The stack as an application builds it — `RetryLayer` above `CircuitBreakerLayer` above
+//! `RateLimitLayer` above `ClassifyLayer` — against a stand-in transport that answers like OpenAI: the provider's
 //! rate-limit headers and 429s, classified once, keep the client-side quota in sync, and
 //! retries wait as the provider asks and go back through the quota. Time is tokio's paused
 //! clock.
 
-#![cfg(all(feature = "providers", feature = "ratelimit", feature = "retry"))]
+#![cfg(all(
+    feature = "circuit-breaker",
+    feature = "providers",
+    feature = "ratelimit",
+    feature = "retry"
+))]
 
 use std::convert::Infallible;
 use std::num::NonZeroU64;
@@ -234,4 +239,30 @@ async fn a_delay_above_the_cap_comes_back_at_once() {
         }
     );
     assert_eq!(transport.arrived(), [Duration::ZERO]);
+}
+
+/// An outage: the breaker opens after five overloaded attempts (retried ones included), and
+/// from then on calls fail at once with `CircuitOpen` — no wait, no quota spent, nothing sent.
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_fails_at_once_through_retry() {
+    use tollgate::circuit_breaker::{BreakerConfig, CircuitOpen};
+    let overloaded = || error(503, &[], "");
+    let transport = Script::new((0..5).map(|_| overloaded()).collect());
+    let client = ServiceBuilder::new()
+        .retries(RetryPolicy::default().with_max_retries(4).with_max_overloaded_retries(4))
+        .circuit_breaker(BreakerConfig::default())
+        .rate_limits(Limits::new([Limit::requests(Quota::per_minute(n(1_000)))]))
+        .classify(OpenAi::new())
+        .service(transport.clone());
+    let body = || Request::new(Full::new(Bytes::from_static(b"{}")));
+    // Five attempts: the first and four retries, each 503, the last of which trips it.
+    let error = client.clone().oneshot(body()).await.unwrap_err();
+    let exhausted = error.downcast_ref::<RetriesExhausted>().unwrap();
+    assert_eq!(exhausted.attempts(), 5);
+    let started = Instant::now();
+    let error = client.clone().oneshot(body()).await.unwrap_err();
+    let open = error.downcast_ref::<CircuitOpen>().unwrap();
+    assert_eq!(open.retry_after(), Some(Duration::from_secs(60)));
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(transport.arrived().len(), 5);
 }
