@@ -34,9 +34,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     fn circuit_breaker(
         self,
         config: tollgate_circuit_breaker::BreakerConfig,
-    ) -> tower::ServiceBuilder<
-        tower_layer::Stack<tollgate_circuit_breaker::CircuitBreakerLayer, L>,
-    >;
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_circuit_breaker::CircuitBreakerLayer, L>>;
 
     /// Adds a [`ClassifyLayer`](crate::ClassifyLayer) with this classifier: every response gets
     /// its [`Verdict`](crate::Verdict), and transport errors are wrapped in
@@ -106,9 +104,8 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
     fn circuit_breaker(
         self,
         config: tollgate_circuit_breaker::BreakerConfig,
-    ) -> tower::ServiceBuilder<
-        tower_layer::Stack<tollgate_circuit_breaker::CircuitBreakerLayer, L>,
-    > {
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_circuit_breaker::CircuitBreakerLayer, L>>
+    {
         self.layer(tollgate_circuit_breaker::CircuitBreakerLayer::new(config))
     }
 

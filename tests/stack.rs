@@ -249,7 +249,11 @@ async fn an_open_breaker_fails_at_once_through_retry() {
     let overloaded = || error(503, &[], "");
     let transport = Script::new((0..5).map(|_| overloaded()).collect());
     let client = ServiceBuilder::new()
-        .retries(RetryPolicy::default().with_max_retries(4).with_max_overloaded_retries(4))
+        .retries(
+            RetryPolicy::default()
+                .with_max_retries(4)
+                .with_max_overloaded_retries(4),
+        )
         .circuit_breaker(BreakerConfig::default())
         .rate_limits(Limits::new([Limit::requests(Quota::per_minute(n(1_000)))]))
         .classify(OpenAi::new())

@@ -60,7 +60,9 @@ fn closed(c: &mut Criterion) {
         let mut service = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Bare);
         b.iter(|| send(&mut service, Request::new(())));
     });
-    let keys: Vec<RouteKey> = (0..64).map(|i| RouteKey::new(format!("model-{i}"))).collect();
+    let keys: Vec<RouteKey> = (0..64)
+        .map(|i| RouteKey::new(format!("model-{i}")))
+        .collect();
     let keyed = |i: &mut usize| {
         *i = (*i + 1) % keys.len();
         let mut request = Request::new(());

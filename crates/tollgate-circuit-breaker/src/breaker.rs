@@ -270,7 +270,10 @@ enum Outcomes {
         bad: AtomicU64,
     },
     /// Ten slots of a tenth of the period each.
-    Time { slot_nanos: u64, slots: Box<[TimeSlot]> },
+    Time {
+        slot_nanos: u64,
+        slots: Box<[TimeSlot]>,
+    },
 }
 
 #[derive(Default)]
@@ -311,7 +314,8 @@ impl Outcomes {
             } => {
                 let at = cursor.fetch_add(1, Ordering::AcqRel);
                 let len = slots.len() as u64;
-                let old = slots[(at % len) as usize].swap(if bad { BAD } else { GOOD }, Ordering::AcqRel);
+                let old =
+                    slots[(at % len) as usize].swap(if bad { BAD } else { GOOD }, Ordering::AcqRel);
                 let count = match (old == BAD, bad) {
                     (false, true) => bads.fetch_add(1, Ordering::AcqRel) + 1,
                     (true, false) => bads.fetch_sub(1, Ordering::AcqRel).saturating_sub(1),
@@ -369,7 +373,9 @@ impl Outcomes {
     fn is_clear(&self) -> bool {
         match self {
             Outcomes::Calls { bad, .. } => bad.load(Ordering::Acquire) == 0,
-            Outcomes::Time { slots, .. } => slots.iter().all(|s| s.bad.load(Ordering::Acquire) == 0),
+            Outcomes::Time { slots, .. } => {
+                slots.iter().all(|s| s.bad.load(Ordering::Acquire) == 0)
+            }
         }
     }
 }

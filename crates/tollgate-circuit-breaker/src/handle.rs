@@ -135,7 +135,10 @@ impl<H: OnStateChange> CircuitBreakerHandle<H> {
             }
             _ => return None,
         };
-        Some(self.shared.since_origin(until.saturating_sub(self.shared.now())))
+        Some(
+            self.shared
+                .since_origin(until.saturating_sub(self.shared.now())),
+        )
     }
 
     /// Opens `key`'s breaker for at least `duration`: a server delay beyond the retry cap, a
@@ -195,6 +198,7 @@ impl<H> Clone for CircuitBreakerHandle<H> {
 
 impl<H> fmt::Debug for CircuitBreakerHandle<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitBreakerHandle").finish_non_exhaustive()
+        f.debug_struct("CircuitBreakerHandle")
+            .finish_non_exhaustive()
     }
 }

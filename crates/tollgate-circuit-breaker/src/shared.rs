@@ -55,8 +55,12 @@ impl<H: OnStateChange> Shared<H> {
 
     /// Nanoseconds since the origin, on tokio's clock.
     pub(crate) fn now(&self) -> u64 {
-        u64::try_from(Instant::now().saturating_duration_since(self.origin).as_nanos())
-            .unwrap_or(u64::MAX)
+        u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.origin)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
     }
 
     pub(crate) fn mode(&self) -> Mode {

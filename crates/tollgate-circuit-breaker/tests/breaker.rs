@@ -53,9 +53,14 @@ impl Provider {
 impl Service<Request<()>> for Provider {
     type Response = Response<()>;
     type Error = Infallible;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<()>, Infallible>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<()>, Infallible>> + Send>,
+    >;
 
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
         std::task::Poll::Ready(Ok(()))
     }
 
@@ -84,7 +89,10 @@ async fn send(service: &Breaker) -> Result<u16, BoxError> {
 
 fn open_error(result: Result<u16, BoxError>) -> CircuitOpen {
     let error = result.expect_err("refused");
-    error.downcast_ref::<CircuitOpen>().expect("CircuitOpen").clone()
+    error
+        .downcast_ref::<CircuitOpen>()
+        .expect("CircuitOpen")
+        .clone()
 }
 
 #[tokio::test(start_paused = true)]
@@ -123,7 +131,9 @@ async fn a_verdicts_class_decides_not_the_status() {
     // Quota exhausted as a 429 with a verdict: not counted; a 200 carrying an overload: counted.
     let overload = tower::service_fn(|_: Request<()>| async {
         let mut response = Response::new(());
-        response.extensions_mut().insert(Verdict::failure(ErrorClass::Overloaded));
+        response
+            .extensions_mut()
+            .insert(Verdict::failure(ErrorClass::Overloaded));
         Ok::<_, Infallible>(response)
     });
     let config = BreakerConfig::default().with_trip(Trip::ConsecutiveFailures(n(2)));
@@ -134,7 +144,9 @@ async fn a_verdicts_class_decides_not_the_status() {
     service.clone().oneshot(Request::new(())).await.unwrap();
     assert_eq!(handle.state(None), BreakerState::Open);
     // Counting can be configured: here 429s count too, overloads not.
-    let counted = ClassSet::TARGET_HEALTH.with(ErrorClass::RateLimited).without(ErrorClass::ServerError);
+    let counted = ClassSet::TARGET_HEALTH
+        .with(ErrorClass::RateLimited)
+        .without(ErrorClass::ServerError);
     assert!(counted.contains(ErrorClass::RateLimited));
     assert!(!counted.contains(ErrorClass::ServerError));
     assert!(counted.contains(ErrorClass::Overloaded));
@@ -283,7 +295,10 @@ async fn it_can_be_opened_closed_and_moded_by_hand() {
     // A long server delay seen elsewhere: open for it; a shorter one later does not shorten it.
     handle.open_for(None, secs(300));
     handle.open_for(None, secs(30));
-    assert_eq!(open_error(send(&service).await).retry_after(), Some(secs(300)));
+    assert_eq!(
+        open_error(send(&service).await).retry_after(),
+        Some(secs(300))
+    );
     handle.close(None);
     send(&service).await.unwrap();
     // Forced open refuses everything; disabled lets everything through and counts nothing.
@@ -317,16 +332,40 @@ async fn keys_have_their_own_breakers_and_idle_ones_are_forgotten() {
     let layer = CircuitBreakerLayer::new(config).keyed_by(ByRouteKey);
     let handle = layer.handle();
     let service = layer.layer(provider.clone());
-    service.clone().oneshot(keyed_request("gpt-4o")).await.unwrap();
+    service
+        .clone()
+        .oneshot(keyed_request("gpt-4o"))
+        .await
+        .unwrap();
     assert_eq!(handle.state(Some("gpt-4o")), BreakerState::Open);
     provider.set(200);
-    let ok = service.clone().oneshot(keyed_request("gpt-4o-mini")).await.unwrap();
+    let ok = service
+        .clone()
+        .oneshot(keyed_request("gpt-4o-mini"))
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
-    let refused = service.clone().oneshot(keyed_request("gpt-4o")).await.unwrap_err();
-    assert_eq!(refused.downcast_ref::<CircuitOpen>().unwrap().key().unwrap().as_str(), "gpt-4o");
+    let refused = service
+        .clone()
+        .oneshot(keyed_request("gpt-4o"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused
+            .downcast_ref::<CircuitOpen>()
+            .unwrap()
+            .key()
+            .unwrap()
+            .as_str(),
+        "gpt-4o"
+    );
     // Ten thousand healthy keys come and go; only the open breaker must be kept.
     for i in 0..10_000 {
-        service.clone().oneshot(keyed_request(&format!("tenant-{i}"))).await.unwrap();
+        service
+            .clone()
+            .oneshot(keyed_request(&format!("tenant-{i}")))
+            .await
+            .unwrap();
     }
     assert_eq!(handle.evict_idle(), 1);
     assert_eq!(handle.state(Some("gpt-4o")), BreakerState::Open);
@@ -338,7 +377,10 @@ async fn every_state_change_is_told() {
     let hook = {
         let changes = Arc::clone(&changes);
         on_state_change_fn(move |change: &StateChange| {
-            changes.lock().unwrap().push((change.from, change.to, change.open_for));
+            changes
+                .lock()
+                .unwrap()
+                .push((change.from, change.to, change.open_for));
         })
     };
     let provider = Provider::answering(503);
@@ -354,7 +396,11 @@ async fn every_state_change_is_told() {
     use BreakerState::{Closed, HalfOpen, Open};
     assert_eq!(
         *changes.lock().unwrap(),
-        [(Closed, Open, Some(secs(60))), (Open, HalfOpen, None), (HalfOpen, Closed, None)]
+        [
+            (Closed, Open, Some(secs(60))),
+            (Open, HalfOpen, None),
+            (HalfOpen, Closed, None)
+        ]
     );
 }
 

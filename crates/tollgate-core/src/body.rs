@@ -270,9 +270,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let limit = *this.limit;
+        assert!(this.parts.is_some(), "BufferFuture polled after completion");
         if this.first.is_none() && this.rest.is_empty() {
             let lower = this.body.size_hint().lower();
             if usize::try_from(lower).map_or(true, |lower| lower > limit) {
+                *this.parts = None;
                 return Poll::Ready(Err(BodyTooLarge { limit }.into()));
             }
         }
@@ -285,6 +287,10 @@ where
                     };
                     let read = buffered_len(this.first.as_ref(), this.rest);
                     if data.remaining() > limit - read {
+                        // Done: a later poll must not read on and send what is left.
+                        *this.parts = None;
+                        *this.first = None;
+                        this.rest.clear();
                         return Poll::Ready(Err(BodyTooLarge { limit }.into()));
                     }
                     if data.remaining() == 0 {
@@ -306,7 +312,12 @@ where
                         }
                     }
                 }
-                Some(Err(err)) => return Poll::Ready(Err(err.into())),
+                Some(Err(err)) => {
+                    *this.parts = None;
+                    *this.first = None;
+                    this.rest.clear();
+                    return Poll::Ready(Err(err.into()));
+                }
                 None => {
                     let bytes = if this.rest.is_empty() {
                         this.first.take().unwrap_or_default()

@@ -15,8 +15,8 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
-use http::HeaderName;
 use crate::RouteKey;
+use http::HeaderName;
 
 /// Takes the quota key from a request.
 pub trait Keyer<B> {

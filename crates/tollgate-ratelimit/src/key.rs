@@ -15,9 +15,7 @@
 use serde::Deserialize;
 use tollgate_core::RouteKey;
 
-pub use tollgate_core::key::{
-    ByApiKey, ByHeader, ByRouteKey, Keyer, KeyerFn, Unkeyed, keyer_fn,
-};
+pub use tollgate_core::key::{ByApiKey, ByHeader, ByRouteKey, Keyer, KeyerFn, Unkeyed, keyer_fn};
 
 /// The `model` field of a JSON body (`B: AsRef<[u8]>`, a buffered body).
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,4 +33,3 @@ impl<B: AsRef<[u8]>> Keyer<B> for ByModel {
         body.model.map(|m| RouteKey::new(&*m))
     }
 }
-

@@ -131,7 +131,10 @@ impl Backoff {
         let max = self.max.as_nanos() as f64;
         let base = self.base.as_nanos() as f64;
         let growth = f64::from(self.factor.get()).powi(i32::try_from(retry).unwrap_or(i32::MAX));
-        let d = (base * growth).min(max);
+        // 0 × ∞ is NaN (and `NaN.min(max)` is `max`): a zero base stays zero however far it
+        // grows.
+        let grown = base * growth;
+        let d = if grown.is_nan() { 0.0 } else { grown.min(max) };
         let jittered = match self.jitter {
             Jitter::None => d,
             Jitter::Full => r * d,

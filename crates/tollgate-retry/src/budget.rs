@@ -40,6 +40,8 @@ pub struct RetryBudget {
 }
 
 struct Inner {
+    /// The budget's own clock starts here, so every service sharing it counts on one clock.
+    origin: tokio::time::Instant,
     slot_nanos: u64,
     floor: u64,
     deposit: u64,
@@ -93,6 +95,7 @@ impl RetryBudget {
             (u128::from(min_per_sec) * u128::from(ttl_nanos) * u128::from(RETRY)) / 1_000_000_000;
         Ok(RetryBudget {
             inner: Arc::new(Inner {
+                origin: tokio::time::Instant::now(),
                 slot_nanos: ttl_nanos / SLOTS,
                 floor: u64::try_from(floor).unwrap_or(u64::MAX),
                 deposit: (percent * 100.0).round() as u64,
@@ -101,11 +104,26 @@ impl RetryBudget {
         })
     }
 
-    /// The slot for `now`, emptied first if it last counted an older part of the window.
-    fn slot(&self, now: Duration) -> &Slot {
-        let epoch = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX) / self.inner.slot_nanos + 1;
+    /// Time since the budget was made, on tokio's clock: what the retry layer passes as `now`,
+    /// so that every service sharing the budget counts on one clock.
+    pub fn elapsed(&self) -> Duration {
+        self.inner.origin.elapsed()
+    }
+
+    fn epoch(&self, now: Duration) -> u64 {
+        (u64::try_from(now.as_nanos()).unwrap_or(u64::MAX) / self.inner.slot_nanos)
+            .saturating_add(1)
+    }
+
+    /// The slot for `now`, emptied first if it last counted an older part of the window;
+    /// `None` if it already counts a later one (`now` went back).
+    fn slot(&self, now: Duration) -> Option<&Slot> {
+        let epoch = self.epoch(now);
         let slot = &self.inner.slots[(epoch % SLOTS) as usize];
         let seen = slot.epoch.load(Ordering::Acquire);
+        if seen > epoch {
+            return None;
+        }
         if seen < epoch
             && slot
                 .epoch
@@ -115,45 +133,51 @@ impl RetryBudget {
             slot.deposits.store(0, Ordering::Release);
             slot.withdrawals.store(0, Ordering::Release);
         }
-        slot
+        Some(slot)
     }
 
-    /// Counts a request (`now`: time on any clock that only moves forward).
+    /// Counts a request (`now`: time on a clock that only moves forward, such as
+    /// [`elapsed`](Self::elapsed)).
     pub fn deposit(&self, now: Duration) {
-        self.slot(now).deposits.fetch_add(1, Ordering::AcqRel);
+        if let Some(slot) = self.slot(now) {
+            slot.deposits.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
-    /// Takes one retry, if the budget holds one.
+    /// Takes one retry, if the budget holds one. Concurrent callers cannot overdraw it: each
+    /// takes first and gives back if that went below zero.
     pub fn withdraw(&self, now: Duration) -> bool {
-        let slot = self.slot(now);
-        if self.balance(now) < RETRY {
+        let Some(slot) = self.slot(now) else {
+            return false;
+        };
+        slot.withdrawals.fetch_add(1, Ordering::AcqRel);
+        // The balance now includes this withdrawal: below zero means there was none to take.
+        if self.raw_balance(now) < 0 {
+            slot.withdrawals.fetch_sub(1, Ordering::AcqRel);
             return false;
         }
-        slot.withdrawals.fetch_add(1, Ordering::AcqRel);
         true
     }
 
     /// Whole retries left at `now`.
     pub fn available(&self, now: Duration) -> u64 {
         self.slot(now);
-        self.balance(now) / RETRY
+        u64::try_from(self.raw_balance(now).max(0)).unwrap_or(0) / RETRY
     }
 
-    /// What the window holds, in budget units.
-    fn balance(&self, now: Duration) -> u64 {
-        let epoch = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX) / self.inner.slot_nanos + 1;
+    /// What the window holds, in budget units (negative: overdrawn).
+    fn raw_balance(&self, now: Duration) -> i128 {
+        let epoch = self.epoch(now);
         let (mut deposits, mut withdrawals) = (0u64, 0u64);
         for slot in self.inner.slots.iter() {
             let seen = slot.epoch.load(Ordering::Acquire);
-            if seen + SLOTS > epoch && seen <= epoch {
+            if seen.saturating_add(SLOTS) > epoch && seen <= epoch {
                 deposits = deposits.saturating_add(slot.deposits.load(Ordering::Acquire));
                 withdrawals = withdrawals.saturating_add(slot.withdrawals.load(Ordering::Acquire));
             }
         }
-        self.inner
-            .floor
-            .saturating_add(deposits.saturating_mul(self.inner.deposit))
-            .saturating_sub(withdrawals.saturating_mul(RETRY))
+        i128::from(self.inner.floor) + i128::from(deposits) * i128::from(self.inner.deposit)
+            - i128::from(withdrawals) * i128::from(RETRY)
     }
 }
 

@@ -74,10 +74,11 @@ impl RetriesExhausted {
         self.reason
     }
 
-    /// The wait that was not taken: the server's delay above the cap, or the wait past the
-    /// deadline.
+    /// The wait that was not taken: the server's delay above the cap, the wait past the
+    /// deadline, or else the delay the last response asked for (so a fallback can cool the
+    /// target down for it).
     pub fn retry_after(&self) -> Option<Duration> {
-        self.reason.retry_after()
+        self.reason.retry_after().or(self.verdict.delay())
     }
 
     /// The verdict on the last attempt.

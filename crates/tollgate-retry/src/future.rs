@@ -110,12 +110,21 @@ where
                     }
                     let attempts = *this.attempts;
                     let policy = &shared.policy;
-                    let decision = policy.decide(
+                    let verdict = if policy.retry_unrecognized_errors
+                        && outcome.is_err()
+                        && verdict.class() == Some(ErrorClass::Unknown)
+                        && verdict.advice() == tollgate_core::RetryAdvice::Never
+                    {
+                        Verdict::failure(ErrorClass::Connect)
+                    } else {
+                        verdict
+                    };
+                    let decision = policy.decide_with(
                         attempts - 1,
                         *this.overloaded,
                         &verdict,
                         *this.previous,
-                        shared.draw(),
+                        || shared.draw(),
                     );
                     let decision = match decision {
                         Decision::Retry { delay, source } => {
@@ -128,7 +137,7 @@ where
                             } else if shared
                                 .budget
                                 .as_ref()
-                                .is_some_and(|b| !b.withdraw(shared.since_origin(now)))
+                                .is_some_and(|b| !b.withdraw(b.elapsed()))
                             {
                                 Decision::GiveUp(GaveUp::Budget)
                             } else {

@@ -16,11 +16,10 @@ use crate::service::{Retry, Shared};
 /// jittered backoff otherwise; within a retry budget and the request's deadline.
 ///
 /// See the [crate docs](crate) for examples.
-#[derive(Clone)]
 pub struct RetryLayer<J = HttpJudge, R = HasherRng, H = ()> {
     policy: RetryPolicy,
     judge: J,
-    rng: R,
+    rng: Arc<Mutex<R>>,
     hook: H,
     budget: Option<RetryBudget>,
 }
@@ -32,7 +31,7 @@ impl RetryLayer {
         RetryLayer {
             policy,
             judge: HttpJudge::new(),
-            rng: HasherRng::default(),
+            rng: Arc::new(Mutex::new(HasherRng::default())),
             hook: (),
             budget: None,
         }
@@ -46,7 +45,7 @@ impl RetryLayer<HttpJudge<OpenAi>> {
         RetryLayer {
             policy: RetryPolicy::openai(),
             judge: HttpJudge::with_classifier(OpenAi::new()),
-            rng: HasherRng::default(),
+            rng: Arc::new(Mutex::new(HasherRng::default())),
             hook: (),
             budget: None,
         }
@@ -70,7 +69,7 @@ impl<J, R, H> RetryLayer<J, R, H> {
         RetryLayer {
             policy: self.policy,
             judge: self.judge,
-            rng,
+            rng: Arc::new(Mutex::new(rng)),
             hook: self.hook,
             budget: self.budget,
         }
@@ -100,7 +99,7 @@ impl<J, R, H> RetryLayer<J, R, H> {
     }
 }
 
-impl<S, J: Clone, R: Clone, H: Clone> Layer<S> for RetryLayer<J, R, H> {
+impl<S, J: Clone, R, H: Clone> Layer<S> for RetryLayer<J, R, H> {
     type Service = Retry<S, J, R, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
@@ -109,12 +108,24 @@ impl<S, J: Clone, R: Clone, H: Clone> Layer<S> for RetryLayer<J, R, H> {
             Arc::new(Shared {
                 policy: self.policy.clone(),
                 judge: self.judge.clone(),
-                rng: Mutex::new(self.rng.clone()),
+                rng: Arc::clone(&self.rng),
                 hook: self.hook.clone(),
                 budget: self.budget.clone(),
-                origin: tokio::time::Instant::now(),
             }),
         )
+    }
+}
+
+impl<J: Clone, R, H: Clone> Clone for RetryLayer<J, R, H> {
+    /// A clone shares the random source and the budget.
+    fn clone(&self) -> Self {
+        RetryLayer {
+            policy: self.policy.clone(),
+            judge: self.judge.clone(),
+            rng: Arc::clone(&self.rng),
+            hook: self.hook.clone(),
+            budget: self.budget.clone(),
+        }
     }
 }
 

@@ -63,6 +63,16 @@ pub struct RetryPolicy {
     /// [`openai`](Self::openai), as the SDK does. Quota and context-window failures are never
     /// retried either way.
     pub trust_server_advice: bool,
+    /// Whether only `retry-after-ms` / `retry-after` delays are honoured, as the official SDKs
+    /// do; otherwise body hints ("try again in 1.2s") and exhausted limits' resets are too,
+    /// within the cap (above it, the backoff decides). Off by default; on in
+    /// [`openai`](Self::openai).
+    pub header_delays_only: bool,
+    /// Whether an error no classifier recognised (advice "never", class `Unknown`) is
+    /// retried as a connection failure, as the official SDKs retry every transport error.
+    /// Off by default; on in [`openai`](Self::openai). A refusal from a layer below (an open
+    /// breaker, a local rate limit) is such an error too, and is then retried like one.
+    pub retry_unrecognized_errors: bool,
 }
 
 /// What to do after a failed attempt.
@@ -147,6 +157,8 @@ impl Default for RetryPolicy {
             backoff: Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8)),
             class_backoffs: Vec::new(),
             trust_server_advice: false,
+            header_delays_only: false,
+            retry_unrecognized_errors: false,
         }
     }
 }
@@ -168,6 +180,8 @@ impl RetryPolicy {
                 .with_jitter(Jitter::Between { low: 75, high: 100 }),
             class_backoffs: Vec::new(),
             trust_server_advice: true,
+            header_delays_only: true,
+            retry_unrecognized_errors: true,
         }
     }
 
@@ -244,12 +258,14 @@ impl RetryPolicy {
     ///
     /// - A success, and a failure whose advice is not "same target" — quota, context window,
     ///   content policy, authentication, permission, not found, bad request, or anything the
-    ///   server said not to retry — [`Stop`](Decision::Stop). Quota and context-window
-    ///   failures stop whatever the advice; unauthorized, permission denied, not found and bad
-    ///   request too, unless [`trust_server_advice`](Self::trust_server_advice).
+    ///   server said not to retry — [`Stop`](Decision::Stop). Quota, context-window, content
+    ///   policy and payload-too-large failures stop whatever the advice; unauthorized,
+    ///   permission denied, not found, bad request and unclassified ones too, unless
+    ///   [`trust_server_advice`](Self::trust_server_advice).
+    /// - A `retry-after` delay above [`max_server_delay`](Self::max_server_delay): give up at
+    ///   once, carrying it — checked first, so it is carried even when the retries are spent.
     /// - Out of retries (or of overload retries): [`GiveUp`](Decision::GiveUp).
-    /// - A server delay above [`max_server_delay`](Self::max_server_delay): give up at once,
-    ///   carrying it; within the cap it is the wait (at least [`min_delay`](Self::min_delay)).
+    /// - A server delay within the cap is the wait (at least [`min_delay`](Self::min_delay)).
     /// - Otherwise the class's backoff, kept within `[min_delay, backoff max]`.
     ///
     /// # Examples
@@ -281,17 +297,42 @@ impl RetryPolicy {
         previous: Duration,
         draw: f64,
     ) -> Decision {
+        self.decide_with(retries, overloaded, verdict, previous, || draw)
+    }
+
+    /// [`decide`](Self::decide), drawing only when the backoff needs a draw.
+    pub(crate) fn decide_with(
+        &self,
+        retries: u32,
+        overloaded: u32,
+        verdict: &Verdict,
+        previous: Duration,
+        draw: impl FnOnce() -> f64,
+    ) -> Decision {
         let Some(class) = verdict.class() else {
             return Decision::Stop;
         };
         if verdict.advice() != RetryAdvice::SameTarget
-            || matches!(
-                class,
-                ErrorClass::QuotaExhausted | ErrorClass::ContextWindowExceeded
-            )
+            || never_at_all(class)
             || (never_retried(class) && !self.trust_server_advice)
         {
             return Decision::Stop;
+        }
+        let header = matches!(
+            verdict.delay_source(),
+            DelaySource::RetryAfterMs
+                | DelaySource::RetryAfterSeconds
+                | DelaySource::RetryAfterDate
+        );
+        // The server's own request, or (unless the policy honours headers only) a body hint or
+        // an exhausted limit's reset.
+        let server_delay = verdict
+            .delay()
+            .filter(|_| header || !self.header_delays_only);
+        // A requested delay above the cap is never retried early, and is carried whatever the
+        // reason for giving up. A hint or reset above the cap is left to the backoff.
+        if let Some(delay) = server_delay.filter(|d| *d > self.max_server_delay && header) {
+            return Decision::GiveUp(GaveUp::DelayAboveCap { requested: delay });
         }
         if retries >= self.max_retries {
             return Decision::GiveUp(GaveUp::Attempts);
@@ -299,17 +340,14 @@ impl RetryPolicy {
         if class == ErrorClass::Overloaded && overloaded >= self.max_overloaded_retries {
             return Decision::GiveUp(GaveUp::Overloaded);
         }
-        if let Some(delay) = verdict.delay() {
-            if delay > self.max_server_delay {
-                return Decision::GiveUp(GaveUp::DelayAboveCap { requested: delay });
-            }
+        if let Some(delay) = server_delay.filter(|d| *d <= self.max_server_delay) {
             return Decision::Retry {
                 delay: delay.max(self.min_delay),
                 source: verdict.delay_source(),
             };
         }
         let backoff = self.backoff_for(class);
-        let delay = backoff.delay(retries, previous, draw);
+        let delay = backoff.delay(retries, previous, draw());
         Decision::Retry {
             delay: delay.max(self.min_delay),
             source: DelaySource::None,
@@ -317,12 +355,26 @@ impl RetryPolicy {
     }
 }
 
+/// Classes never retried against the same target: another try cannot change the account, the
+/// prompt's length, the content or the size.
+fn never_at_all(class: ErrorClass) -> bool {
+    matches!(
+        class,
+        ErrorClass::QuotaExhausted
+            | ErrorClass::ContextWindowExceeded
+            | ErrorClass::ContentPolicy
+            | ErrorClass::PayloadTooLarge
+    )
+}
+
 /// Classes not retried against the same target unless the server insists and the policy
-/// trusts it (quota and context window are never retried at all).
+/// trusts it: authentication, permission, not found, bad request, and failures nobody could
+/// classify.
 fn never_retried(class: ErrorClass) -> bool {
     matches!(
         class,
-        ErrorClass::Unauthorized
+        ErrorClass::Unknown
+            | ErrorClass::Unauthorized
             | ErrorClass::PermissionDenied
             | ErrorClass::NotFound
             | ErrorClass::BadRequest

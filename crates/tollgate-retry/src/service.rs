@@ -18,20 +18,14 @@ use crate::rng::{HasherRng, Rng};
 pub(crate) struct Shared<J, R, H> {
     pub(crate) policy: RetryPolicy,
     pub(crate) judge: J,
-    /// Drawn from only when a retry is scheduled.
-    pub(crate) rng: Mutex<R>,
+    /// Drawn from only when a backoff is computed; shared by every service of the layer, so
+    /// that they do not draw the same jitter.
+    pub(crate) rng: Arc<Mutex<R>>,
     pub(crate) hook: H,
     pub(crate) budget: Option<RetryBudget>,
-    /// The budget's clock starts here.
-    pub(crate) origin: Instant,
 }
 
 impl<J, R: Rng, H> Shared<J, R, H> {
-    /// `now` for the budget.
-    pub(crate) fn since_origin(&self, now: Instant) -> std::time::Duration {
-        now.saturating_duration_since(self.origin)
-    }
-
     pub(crate) fn draw(&self) -> f64 {
         self.rng
             .lock()
@@ -94,10 +88,10 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
         let by_deadline = shared.judge.deadline(&request);
-        let needs_clock = shared.policy.total_time.is_some() || shared.budget.is_some();
+        let needs_clock = shared.policy.total_time.is_some();
         let now = needs_clock.then(Instant::now);
-        if let (Some(budget), Some(now)) = (&shared.budget, now) {
-            budget.deposit(shared.since_origin(now));
+        if let Some(budget) = &shared.budget {
+            budget.deposit(budget.elapsed());
         }
         // A total beyond `Instant`'s range is no bound at all.
         let by_total = now.and_then(|now| now.checked_add(shared.policy.total_time?));

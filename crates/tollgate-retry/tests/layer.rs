@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use tokio::time::Instant;
+use tokio::time::{self, Instant};
 use tollgate_core::body::{BufferBodyLayer, BufferedBody};
 use tollgate_core::{BoxError, Classified, Deadline, DelaySource, ErrorClass, Verdict};
 use tollgate_retry::{
@@ -466,4 +466,72 @@ async fn a_body_above_the_limit_is_refused_before_sending() {
         .unwrap();
     assert_eq!(too_large.limit(), 8);
     assert!(script.arrivals().is_empty());
+}
+
+/// Services built from one layer at different times share one budget on one clock.
+#[tokio::test(start_paused = true)]
+async fn services_built_later_share_the_budget() {
+    // A floor of one retry per second over 10 s: ten retries, whoever takes them.
+    let budget = RetryBudget::new(Duration::from_secs(10), 1, 0.0).unwrap();
+    // Retries 10 ms apart: all within one second, so the floor does not refill meanwhile.
+    let quick = Backoff::exponential(ms(10), ms(10)).with_jitter(Jitter::None);
+    let policy = RetryPolicy::default()
+        .with_max_retries(100)
+        .with_backoff(quick);
+    let layer = layer(policy).with_budget(budget.clone());
+    time::advance(Duration::from_secs(100)).await;
+    let failing: Vec<Reply> = (0..40).map(|_| status(500, &[])).collect();
+    let first = layer.clone().layer(Script::new(failing));
+    let error = first.oneshot(request()).await.unwrap_err();
+    assert_eq!(exhausted(&error).reason(), GaveUp::Budget);
+    assert_eq!(exhausted(&error).attempts(), 11);
+    let failing: Vec<Reply> = (0..40).map(|_| status(500, &[])).collect();
+    let later = layer.layer(Script::new(failing));
+    let error = later.oneshot(request()).await.unwrap_err();
+    assert_eq!(exhausted(&error).reason(), GaveUp::Budget);
+    assert_eq!(
+        exhausted(&error).attempts(),
+        1,
+        "the first service spent the budget"
+    );
+}
+
+/// Services built from one layer draw different jitter.
+#[tokio::test(start_paused = true)]
+async fn services_of_one_layer_draw_different_jitter() {
+    let layer = RetryLayer::new(
+        RetryPolicy::default()
+            .with_max_retries(1)
+            .with_min_delay(Duration::ZERO),
+    );
+    let a = Script::new(vec![status(500, &[]), ok()]);
+    let b = Script::new(vec![status(500, &[]), ok()]);
+    layer.layer(a.clone()).oneshot(request()).await.unwrap();
+    layer.layer(b.clone()).oneshot(request()).await.unwrap();
+    assert_ne!(a.arrivals()[1], b.arrivals()[1]);
+}
+
+/// The OpenAI preset retries a transport error nobody classified, as the SDK does.
+#[tokio::test(start_paused = true)]
+async fn the_openai_preset_retries_unrecognized_transport_errors() {
+    let odd: Reply = Box::new(|| Err("connection closed before message completed".into()));
+    let script = Script::new(vec![odd, ok()]);
+    let service = RetryLayer::openai()
+        .with_rng(rng_fn(|| 0.5))
+        .layer(script.clone());
+    service.oneshot(request()).await.unwrap();
+    // 437.5 ms, on tokio's millisecond timer.
+    assert_eq!(script.arrivals(), [ms(0), ms(438)]);
+    // The default policy hands it back.
+    let odd: Reply = Box::new(|| Err("connection closed before message completed".into()));
+    let script = Script::new(vec![odd]);
+    let error = layer(RetryPolicy::default())
+        .layer(script)
+        .oneshot(request())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "connection closed before message completed"
+    );
 }

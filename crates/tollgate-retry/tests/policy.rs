@@ -420,3 +420,98 @@ fn the_retry_budget_is_exact_for_fractions() {
     assert!(RetryBudget::new(secs(10), 0, -1.0).is_err());
     assert!(RetryBudget::new(secs(10), 0, f64::NAN).is_err());
 }
+
+/// Content policy, payload too large and unclassified failures are not retried by the default
+/// policy even when the server says `x-should-retry: true`.
+#[test]
+fn content_policy_and_unknown_failures_are_not_retried() {
+    let policy = RetryPolicy::default();
+    for class in [
+        ErrorClass::ContentPolicy,
+        ErrorClass::PayloadTooLarge,
+        ErrorClass::Unknown,
+    ] {
+        let insisting = Verdict::failure(class).with_advice(tollgate_core::RetryAdvice::SameTarget);
+        assert_eq!(
+            policy.decide(0, 0, &insisting, Duration::ZERO, 0.5),
+            Decision::Stop,
+            "{class:?}"
+        );
+    }
+    // Content policy never, even when trusting the server.
+    let insisting = Verdict::failure(ErrorClass::ContentPolicy)
+        .with_advice(tollgate_core::RetryAdvice::SameTarget);
+    assert_eq!(
+        RetryPolicy::openai().decide(0, 0, &insisting, Duration::ZERO, 0.5),
+        Decision::Stop
+    );
+}
+
+/// Only `retry-after` delays above the cap give up; a long reset or body hint is left to the
+/// backoff — and the OpenAI preset, like the SDK, ignores them altogether.
+#[test]
+fn only_retry_after_delays_above_the_cap_give_up() {
+    let reset = Verdict::failure(ErrorClass::RateLimited)
+        .with_delay(Duration::from_secs(360), DelaySource::ResetHeader);
+    let openai = RetryPolicy::openai();
+    assert_eq!(
+        openai.decide(0, 0, &reset, Duration::ZERO, 0.5),
+        Decision::Retry {
+            delay: Duration::from_micros(437_500),
+            source: DelaySource::None
+        }
+    );
+    let short_hint =
+        Verdict::failure(ErrorClass::RateLimited).with_delay(ms(1_200), DelaySource::BodyHint);
+    // The SDK does not read body hints; the default policy does.
+    assert_eq!(
+        openai.decide(0, 0, &short_hint, Duration::ZERO, 0.5),
+        Decision::Retry {
+            delay: Duration::from_micros(437_500),
+            source: DelaySource::None
+        }
+    );
+    assert_eq!(
+        RetryPolicy::default().decide(0, 0, &short_hint, Duration::ZERO, 0.5),
+        Decision::Retry {
+            delay: ms(1_200),
+            source: DelaySource::BodyHint
+        }
+    );
+    // Out of retries, a retry-after above the cap is still what is reported.
+    let far = Verdict::failure(ErrorClass::RateLimited)
+        .with_delay(Duration::from_secs(600), DelaySource::RetryAfterSeconds);
+    assert_eq!(
+        RetryPolicy::default()
+            .with_max_retries(0)
+            .decide(0, 0, &far, Duration::ZERO, 0.5),
+        Decision::GiveUp(GaveUp::DelayAboveCap {
+            requested: Duration::from_secs(600)
+        })
+    );
+}
+
+/// A zero base stays zero however many retries.
+#[test]
+fn a_zero_base_never_becomes_the_maximum() {
+    let backoff =
+        Backoff::exponential(Duration::ZERO, Duration::from_secs(60)).with_jitter(Jitter::None);
+    assert_eq!(backoff.delay(5_000, Duration::ZERO, 0.5), Duration::ZERO);
+}
+
+/// The budget cannot be overdrawn, and a time before its slots' is refused, not miscounted.
+#[test]
+fn the_budget_is_not_overdrawn() {
+    use tollgate_retry::RetryBudget;
+    let budget = RetryBudget::new(Duration::from_secs(10), 0, 100.0).unwrap();
+    budget.deposit(Duration::from_secs(5));
+    assert!(budget.withdraw(Duration::from_secs(5)));
+    assert!(!budget.withdraw(Duration::from_secs(5)));
+    assert!(!budget.withdraw(Duration::from_secs(5)));
+    // Ten later slots on, the deposit is gone; an earlier time than recorded is refused.
+    assert!(!budget.withdraw(Duration::from_secs(0)));
+    // The end of time does not overflow.
+    let tiny = RetryBudget::new(Duration::from_nanos(10), 0, 10.0).unwrap();
+    tiny.deposit(Duration::MAX);
+    assert_eq!(tiny.available(Duration::MAX), 0);
+}
