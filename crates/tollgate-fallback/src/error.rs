@@ -1,0 +1,52 @@
+//! [`AllTargetsFailed`]: the error the fallback adds.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate_core::Verdict;
+
+/// Every target failed, or was cooling down and could not be waited for. Lists each attempt's
+/// target and verdict, in order.
+#[derive(Debug, Clone)]
+pub struct AllTargetsFailed {
+    attempts: Vec<(Arc<str>, Verdict)>,
+    retry_after: Option<Duration>,
+}
+
+impl AllTargetsFailed {
+    pub(crate) fn new(attempts: Vec<(Arc<str>, Verdict)>, retry_after: Option<Duration>) -> Self {
+        AllTargetsFailed {
+            attempts,
+            retry_after,
+        }
+    }
+
+    /// Each target tried and its verdict, in order.
+    pub fn attempts(&self) -> impl Iterator<Item = (&str, &Verdict)> {
+        self.attempts
+            .iter()
+            .map(|(name, verdict)| (&**name, verdict))
+    }
+
+    /// When the first cooling target is free again, if any is cooling.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for AllTargetsFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("every target failed")?;
+        for (i, (name, verdict)) in self.attempts.iter().enumerate() {
+            let class = verdict.class().map_or("success", |c| c.as_str());
+            write!(f, "{} {name}: {class}", if i == 0 { ":" } else { ";" })?;
+        }
+        if let Some(wait) = self.retry_after {
+            write!(f, "; the first is free again in {wait:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AllTargetsFailed {}

@@ -1,0 +1,370 @@
+//! [`ResponseFuture`]: the primary, then each target the verdicts lead to.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tollgate_circuit_breaker::CircuitOpen;
+use tollgate_core::body::BufferedBody;
+use tollgate_core::{BoxError, ErrorClass, Verdict};
+use tollgate_retry::{HttpJudge, Judge, RetriesExhausted};
+use tower_service::Service;
+
+use crate::error::AllTargetsFailed;
+use crate::service::{Chain, Shared, nanos};
+
+/// A target's place: the primary, or a position in a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Primary,
+    In(Chain, usize),
+}
+
+pin_project! {
+    /// The response future of [`Fallback`](crate::Fallback).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping it drops the attempt in flight, or the wait for a cooling target; no other
+    /// target is tried.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, ResBody>
+    where
+        S: Service<http::Request<BufferedBody>>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        request: http::Request<BufferedBody>,
+        shared: Arc<Shared<S>>,
+        // The primary's clone, when it was cooling at the call and may be waited for.
+        primary: Option<S>,
+        // The target being tried, and where the scan goes on from.
+        current: Place,
+        chain: Chain,
+        next: usize,
+        // A target chosen and its prepared request, until it is ready.
+        pending: Option<(S, http::Request<BufferedBody>)>,
+        tried: Vec<(Arc<str>, Verdict)>,
+        give_up_at: Option<u64>,
+        _body: std::marker::PhantomData<fn() -> ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling { #[pin] future: F },
+        Choosing,
+        Readying,
+        Waiting { #[pin] sleep: Sleep, place: Place },
+        Done,
+    }
+}
+
+impl<S, ResBody> ResponseFuture<S, ResBody>
+where
+    S: Service<http::Request<BufferedBody>>,
+{
+    pub(crate) fn calling_primary(
+        future: S::Future,
+        request: http::Request<BufferedBody>,
+        shared: Arc<Shared<S>>,
+        give_up_at: Option<u64>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            request,
+            shared,
+            primary: None,
+            current: Place::Primary,
+            chain: Chain::Main,
+            next: 0,
+            pending: None,
+            tried: Vec::new(),
+            give_up_at,
+            _body: std::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn skipping_primary(
+        primary: S,
+        request: http::Request<BufferedBody>,
+        shared: Arc<Shared<S>>,
+        give_up_at: Option<u64>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Choosing,
+            request,
+            shared,
+            primary: Some(primary),
+            current: Place::Primary,
+            chain: Chain::Main,
+            next: 0,
+            pending: None,
+            tried: Vec::new(),
+            give_up_at,
+            _body: std::marker::PhantomData,
+        }
+    }
+}
+
+/// What an attempt's outcome means for the fallback.
+enum Next {
+    /// Hand it back.
+    Return,
+    /// Try the next target; cool this one down for the delay, if any.
+    MoveOn(Option<Duration>),
+    /// Go to another chain.
+    Switch(Chain),
+}
+
+impl<S, ResBody> Future for ResponseFuture<S, ResBody>
+where
+    S: Service<http::Request<BufferedBody>, Response = http::Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<http::Response<ResBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let outcome = ready!(future.poll(cx)).map_err(Into::into);
+                    let shared = &**this.shared;
+                    let (verdict, next) = judge(shared, outcome.as_ref(), *this.chain);
+                    let next = match next {
+                        Next::Return => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(outcome);
+                        }
+                        next => next,
+                    };
+                    let name = match *this.current {
+                        Place::Primary => Arc::clone(&shared.primary_name),
+                        Place::In(chain, i) => Arc::clone(shared.chain(chain)[i].0.name_arc()),
+                    };
+                    this.tried.push((name, verdict));
+                    match next {
+                        Next::MoveOn(cooldown) => {
+                            if let Some(wait) = cooldown {
+                                let until = shared.now().saturating_add(nanos(wait));
+                                match *this.current {
+                                    Place::Primary => shared.primary.extend(until),
+                                    Place::In(chain, i) => shared.chain(chain)[i].1.extend(until),
+                                }
+                            }
+                        }
+                        Next::Switch(chain) => {
+                            *this.chain = chain;
+                            *this.next = 0;
+                        }
+                        Next::Return => unreachable!("returned above"),
+                    }
+                    // The failed attempt's response goes now.
+                    drop(outcome);
+                    this.state.set(State::Choosing);
+                }
+                StateProj::Choosing => {
+                    let shared = &**this.shared;
+                    let now = shared.now();
+                    let mut earliest: Option<(u64, Place)> = None;
+                    let mut chosen = None;
+                    // In the main chain, a primary that was cooling at the call comes first.
+                    if *this.chain == Chain::Main && *this.next == 0 && this.primary.is_some() {
+                        *this.next = 1;
+                        let until = shared.primary.until();
+                        if until <= now {
+                            chosen = Some(Place::Primary);
+                        } else {
+                            earliest = Some((until, Place::Primary));
+                        }
+                    }
+                    if *this.chain == Chain::Main && *this.next == 0 {
+                        // The primary was tried at the call.
+                        *this.next = 1;
+                    }
+                    let offset = usize::from(*this.chain == Chain::Main);
+                    let targets = shared.chain(*this.chain);
+                    while chosen.is_none() && *this.next - offset < targets.len() {
+                        let i = *this.next - offset;
+                        *this.next += 1;
+                        let until = targets[i].1.until();
+                        if until <= now {
+                            chosen = Some(Place::In(*this.chain, i));
+                        } else if earliest.is_none_or(|(e, _)| until < e) {
+                            earliest = Some((until, Place::In(*this.chain, i)));
+                        }
+                    }
+                    let place = match (chosen, earliest) {
+                        (Some(place), _) => place,
+                        (None, Some((until, place)))
+                            if this.give_up_at.is_some_and(|limit| until <= limit) =>
+                        {
+                            let sleep = tokio::time::sleep_until(shared.instant(until));
+                            this.state.set(State::Waiting { sleep, place });
+                            continue;
+                        }
+                        (None, earliest) => {
+                            let retry_after = earliest
+                                .map(|(until, _)| Duration::from_nanos(until.saturating_sub(now)));
+                            let tried = std::mem::take(this.tried);
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(
+                                AllTargetsFailed::new(tried, retry_after).into()
+                            ));
+                        }
+                    };
+                    if let Err(error) =
+                        prepare(shared, this.primary, this.request, place, this.pending)
+                    {
+                        let name = name_of(shared, place);
+                        this.tried
+                            .push((name, tollgate_core::transport_verdict(&*error)));
+                        continue;
+                    }
+                    *this.current = place;
+                    this.state.set(State::Readying);
+                }
+                StateProj::Waiting { sleep, place } => {
+                    ready!(sleep.poll(cx));
+                    let place = *place;
+                    let shared = &**this.shared;
+                    if let Err(error) =
+                        prepare(shared, this.primary, this.request, place, this.pending)
+                    {
+                        this.tried.push((
+                            name_of(shared, place),
+                            tollgate_core::transport_verdict(&*error),
+                        ));
+                        this.state.set(State::Choosing);
+                        continue;
+                    }
+                    *this.current = place;
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    let (service, _) = this.pending.as_mut().expect("a target was chosen");
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
+                        let error: BoxError = error.into();
+                        let verdict = tollgate_core::transport_verdict(&*error);
+                        this.tried
+                            .push((name_of(this.shared, *this.current), verdict));
+                        *this.pending = None;
+                        this.state.set(State::Choosing);
+                        continue;
+                    }
+                    let (mut service, request) = this.pending.take().expect("checked above");
+                    let future = service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+fn name_of<S>(shared: &Shared<S>, place: Place) -> Arc<str> {
+    match place {
+        Place::Primary => Arc::clone(&shared.primary_name),
+        Place::In(chain, i) => Arc::clone(shared.chain(chain)[i].0.name_arc()),
+    }
+}
+
+/// Clones the service and prepares the request for `place`.
+fn prepare<S: Clone>(
+    shared: &Shared<S>,
+    primary: &Option<S>,
+    request: &http::Request<BufferedBody>,
+    place: Place,
+    pending: &mut Option<(S, http::Request<BufferedBody>)>,
+) -> Result<(), BoxError> {
+    let prepared = match place {
+        Place::Primary => (
+            primary
+                .clone()
+                .expect("the primary is kept when it may be waited for"),
+            request.clone(),
+        ),
+        Place::In(chain, i) => {
+            let target = &shared.chain(chain)[i].0;
+            (target.service().clone(), target.prepare(request)?)
+        }
+    };
+    *pending = Some(prepared);
+    Ok(())
+}
+
+/// The verdict on an outcome, and what it means here.
+fn judge<S, B>(
+    shared: &Shared<S>,
+    outcome: Result<&http::Response<B>, &BoxError>,
+    chain: Chain,
+) -> (Verdict, Next) {
+    if let Err(error) = outcome {
+        if let Some(open) = error.downcast_ref::<CircuitOpen>() {
+            let verdict = Verdict::failure(ErrorClass::Overloaded)
+                .with_advice(tollgate_core::RetryAdvice::Elsewhere);
+            return (verdict, Next::MoveOn(open.retry_after()));
+        }
+    }
+    let verdict = match outcome {
+        Err(error) => match error.downcast_ref::<RetriesExhausted>() {
+            Some(exhausted) => {
+                let mut verdict = exhausted.verdict().clone();
+                if let Some(wait) = exhausted.retry_after() {
+                    let source = verdict.delay_source();
+                    verdict = verdict.with_delay(wait, source);
+                }
+                verdict
+            }
+            None => {
+                Judge::<http::Request<()>, http::Response<B>>::judge(&HttpJudge::new(), Err(error))
+            }
+        },
+        Ok(response) => {
+            Judge::<http::Request<()>, http::Response<B>>::judge(&HttpJudge::new(), Ok(response))
+        }
+    };
+    let Some(class) = verdict.class() else {
+        return (verdict, Next::Return);
+    };
+    let policy = &shared.policy;
+    let next = match class {
+        ErrorClass::ContextWindowExceeded
+            if chain != Chain::ContextWindow && !shared.context_window.is_empty() =>
+        {
+            Next::Switch(Chain::ContextWindow)
+        }
+        ErrorClass::ContentPolicy
+            if chain != Chain::ContentPolicy && !shared.content_policy.is_empty() =>
+        {
+            Next::Switch(Chain::ContentPolicy)
+        }
+        ErrorClass::RateLimited => match verdict.delay() {
+            Some(wait) if wait > policy.rate_limit_threshold => Next::MoveOn(Some(wait)),
+            _ if policy.move_on.contains(class) => Next::MoveOn(verdict.delay()),
+            _ => Next::Return,
+        },
+        _ if policy.move_on.contains(class) => Next::MoveOn(verdict.delay()),
+        _ => Next::Return,
+    };
+    (verdict, next)
+}
+
+impl<S, ResBody> fmt::Debug for ResponseFuture<S, ResBody>
+where
+    S: Service<http::Request<BufferedBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("current", &self.current)
+            .field("tried", &self.tried.len())
+            .finish_non_exhaustive()
+    }
+}

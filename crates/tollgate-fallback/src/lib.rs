@@ -1,0 +1,107 @@
+//! Fallback for [tollgate](https://docs.rs/tollgate): move to the next provider or model when
+//! one is down, overloaded, out of quota, or too small for the prompt.
+//!
+//! # Overview
+//!
+//! [`FallbackLayer`] sends each request to the inner service — the primary — and, when the
+//! attempt's [`Verdict`](tollgate_core::Verdict) says another target may succeed, to the next
+//! [`Target`] in order, at once (no sleep while one is available). Each target may rewrite the
+//! request: [`SetModel`] for the JSON body's `model`, [`Endpoint`] for the scheme, authority
+//! and path prefix (and Azure's `api-version`), [`Credentials`] for the key — so one request
+//! can go to OpenAI, then Azure OpenAI, then DeepSeek or any OpenAI-compatible endpoint.
+//!
+//! By default it moves on for overloads, server errors, timeouts, failed connections, an open
+//! circuit ([`CircuitOpen`](tollgate_circuit_breaker::CircuitOpen)), an exhausted quota and a
+//! rejected key, and for a rate limit whose requested wait exceeds a threshold
+//! ([`FallbackPolicy`]); a retry layer's [`RetriesExhausted`](tollgate_retry::RetriesExhausted)
+//! is judged by its last verdict. A prompt too long for the context window goes to the
+//! [context-window chain](FallbackLayer::on_context_window) of larger-context models, a
+//! content-policy refusal to its [own chain](FallbackLayer::on_content_policy). Everything else
+//! — a success, a bad request — returns to the caller unchanged.
+//!
+//! A target that reported a delay cools down: it is skipped until the delay has passed, and a
+//! later report extends the cooldown to the later of the two, never shortens it. When every
+//! remaining target is cooling down, the fallback waits for the first to be free if that is
+//! within the request's [`Deadline`](tollgate_core::Deadline) (or the policy's
+//! [`max_wait`](FallbackPolicy::max_wait)); otherwise, and when every target failed, it fails
+//! with [`AllTargetsFailed`], which lists each target's verdict and when the first cooling one
+//! is free again.
+//!
+//! Targets are services of one type; for mixed types, [`boxed`] boxes each once, at
+//! construction. Requests are `http::Request<BufferedBody>`: put a
+//! [`BufferBodyLayer`](tollgate_core::body::BufferBodyLayer) above to accept any body (the
+//! facade's `ServiceBuilderExt::fallback` adds it).
+//!
+//! ## `poll_ready` and `call`
+//!
+//! `poll_ready` readies the primary; `call` sends the request to it at once (unless it is
+//! cooling down) and keeps the request for the targets after it. Each later target is cloned,
+//! readied and called by the future. Errors are [`BoxError`](tollgate_core::BoxError): the
+//! last target's own outcome when the verdict says to return it, or [`AllTargetsFailed`].
+//!
+//! # Example
+//!
+//! OpenAI first, then DeepSeek, each behind its own circuit breaker:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use tollgate_circuit_breaker::{BreakerConfig, CircuitBreakerLayer};
+//! use tollgate_core::body::BufferedBody;
+//! use tollgate_fallback::{Credentials, Endpoint, FallbackLayer, SetModel, Target, boxed};
+//! use tower::{Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tollgate_core::BoxError> {
+//! // Stand-ins for HTTP clients: OpenAI is overloaded, DeepSeek answers.
+//! let openai = tower::service_fn(|_: http::Request<BufferedBody>| async {
+//!     Ok::<_, Infallible>(http::Response::builder().status(529).body(String::new()).unwrap())
+//! });
+//! let deepseek = tower::service_fn(|request: http::Request<BufferedBody>| async move {
+//!     let text = String::from_utf8_lossy(request.body().bytes()).into_owned();
+//!     Ok::<_, Infallible>(http::Response::new(format!("{} {}", request.uri(), text)))
+//! });
+//! let breaker = || CircuitBreakerLayer::new(BreakerConfig::default());
+//!
+//! let fallback = FallbackLayer::new([Target::new("deepseek", boxed(breaker().layer(deepseek)))
+//!     .rewrite(Endpoint::new("https://api.deepseek.com")?.replacing_prefix("/v1"))
+//!     .rewrite(Credentials::bearer("sk-deepseek")?)
+//!     .rewrite(SetModel::new("deepseek-chat"))])
+//! .primary_name("openai");
+//! let client = fallback.layer(boxed(breaker().layer(openai)));
+//!
+//! let request = http::Request::post("https://api.openai.com/v1/chat/completions")
+//!     .body(BufferedBody::from(r#"{"model":"gpt-4o","messages":[]}"#))?;
+//! let response = client.oneshot(request).await?;
+//! assert_eq!(
+//!     response.body(),
+//!     r#"https://api.deepseek.com/chat/completions {"messages":[],"model":"deepseek-chat"}"#
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layer ordering
+//!
+//! Above retry: each target is retried as its own policy says, and the fallback moves on when
+//! retrying there gave up or a breaker is open. See the facade's `ordering` page.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is 1.85 (edition 2024).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
+
+pub mod future;
+
+mod error;
+mod layer;
+mod rewrite;
+mod service;
+mod target;
+
+pub use error::AllTargetsFailed;
+pub use layer::FallbackLayer;
+pub use rewrite::{Credentials, Endpoint, Rewrite, SetModel};
+pub use service::Fallback;
+pub use target::{BoxTarget, FallbackPolicy, Target, boxed};

@@ -1,0 +1,232 @@
+//! [`Rewrite`]: how a request is changed for a target — its model, endpoint, credentials.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use tollgate_core::BoxError;
+use tollgate_core::body::BufferedBody;
+
+/// Changes a request before it goes to one target.
+pub trait Rewrite: Send + Sync + 'static {
+    /// Rewrites `request` in place.
+    ///
+    /// # Errors
+    ///
+    /// When the request cannot be sent to this target (a body that is not the JSON expected);
+    /// the fallback then moves on and lists the error.
+    fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError>;
+}
+
+impl<F> Rewrite for F
+where
+    F: Fn(&mut http::Request<BufferedBody>) -> Result<(), BoxError> + Send + Sync + 'static,
+{
+    fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
+        self(request)
+    }
+}
+
+/// Replaces the `model` field of an OpenAI-compatible (or Anthropic) JSON body. The body is
+/// parsed and written again: its keys come out in sorted order.
+///
+/// # Examples
+///
+/// ```
+/// use tollgate_core::body::BufferedBody;
+/// use tollgate_fallback::{Rewrite, SetModel};
+///
+/// let mut request = http::Request::new(BufferedBody::from(r#"{"model":"gpt-4o","n":1}"#));
+/// SetModel::new("deepseek-chat").rewrite(&mut request).unwrap();
+/// assert_eq!(request.body().bytes().as_ref(), br#"{"model":"deepseek-chat","n":1}"#);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SetModel {
+    model: Arc<str>,
+}
+
+impl SetModel {
+    /// Sets the model to `model`.
+    pub fn new(model: impl Into<Arc<str>>) -> Self {
+        SetModel {
+            model: model.into(),
+        }
+    }
+}
+
+impl Rewrite for SetModel {
+    fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(request.body().bytes())?;
+        body.insert("model".to_owned(), serde_json::Value::from(&*self.model));
+        let bytes = serde_json::to_vec(&body)?;
+        if let Some(length) = request.headers_mut().get_mut(http::header::CONTENT_LENGTH) {
+            *length = HeaderValue::from(bytes.len());
+        }
+        *request.body_mut() = BufferedBody::new(Bytes::from(bytes));
+        Ok(())
+    }
+}
+
+/// Sends the request to another endpoint: replaces the scheme and authority, and a path
+/// prefix; adds query parameters (Azure's `api-version`).
+///
+/// # Examples
+///
+/// ```
+/// use tollgate_core::body::BufferedBody;
+/// use tollgate_fallback::{Endpoint, Rewrite};
+///
+/// // OpenAI's path to an Azure OpenAI deployment.
+/// let azure = Endpoint::new("https://example.openai.azure.com/openai/deployments/gpt-4o")
+///     .unwrap()
+///     .replacing_prefix("/v1")
+///     .with_query("api-version=2024-10-21");
+/// let mut request = http::Request::post("https://api.openai.com/v1/chat/completions")
+///     .body(BufferedBody::empty())
+///     .unwrap();
+/// azure.rewrite(&mut request).unwrap();
+/// assert_eq!(
+///     request.uri(),
+///     "https://example.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+/// );
+/// ```
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    base: Uri,
+    strip: Arc<str>,
+    query: Option<Arc<str>>,
+}
+
+impl Endpoint {
+    /// Sends to `base`: its scheme, authority and path, which goes before the request's path.
+    ///
+    /// # Errors
+    ///
+    /// When `base` is not an absolute URI.
+    pub fn new(base: &str) -> Result<Self, BoxError> {
+        let base: Uri = base.parse()?;
+        if base.scheme().is_none() || base.authority().is_none() {
+            return Err(format!("endpoint {base} is not an absolute URI").into());
+        }
+        Ok(Endpoint {
+            base,
+            strip: Arc::from(""),
+            query: None,
+        })
+    }
+
+    /// Removes `prefix` from the request's path first (`/v1` for OpenAI-compatible APIs whose
+    /// base already ends in it).
+    #[must_use]
+    pub fn replacing_prefix(mut self, prefix: &str) -> Self {
+        self.strip = Arc::from(prefix);
+        self
+    }
+
+    /// Adds `query` (`name=value&…`) to the request's own.
+    #[must_use]
+    pub fn with_query(mut self, query: &str) -> Self {
+        self.query = Some(Arc::from(query));
+        self
+    }
+}
+
+impl Rewrite for Endpoint {
+    fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
+        let path = request.uri().path();
+        let rest = path.strip_prefix(&*self.strip).unwrap_or(path);
+        let base = self.base.path().trim_end_matches('/');
+        let mut path_and_query = format!("{base}{rest}");
+        let queries: Vec<&str> = [request.uri().query(), self.query.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|q| !q.is_empty())
+            .collect();
+        if !queries.is_empty() {
+            path_and_query.push('?');
+            path_and_query.push_str(&queries.join("&"));
+        }
+        let mut parts = self.base.clone().into_parts();
+        parts.path_and_query = Some(PathAndQuery::try_from(path_and_query)?);
+        *request.uri_mut() = Uri::from_parts(parts)?;
+        Ok(())
+    }
+}
+
+/// Sets the credentials for a target: one header, after removing the others that carry keys
+/// (`authorization`, `api-key`, `x-api-key`, `x-goog-api-key`).
+///
+/// # Examples
+///
+/// ```
+/// use tollgate_core::body::BufferedBody;
+/// use tollgate_fallback::{Credentials, Rewrite};
+///
+/// let mut request = http::Request::post("/")
+///     .header("authorization", "Bearer sk-openai")
+///     .body(BufferedBody::empty())
+///     .unwrap();
+/// Credentials::header("api-key", "azure-key").unwrap().rewrite(&mut request).unwrap();
+/// assert!(request.headers().get("authorization").is_none());
+/// assert_eq!(request.headers()["api-key"], "azure-key");
+/// ```
+#[derive(Clone)]
+pub struct Credentials {
+    name: HeaderName,
+    value: HeaderValue,
+}
+
+const KEY_HEADERS: [&str; 4] = ["authorization", "api-key", "x-api-key", "x-goog-api-key"];
+
+impl Credentials {
+    /// `authorization: Bearer <key>` (OpenAI and compatibles).
+    ///
+    /// # Errors
+    ///
+    /// When the key cannot be a header value.
+    pub fn bearer(key: &str) -> Result<Self, BoxError> {
+        let mut value = HeaderValue::try_from(format!("Bearer {key}"))?;
+        value.set_sensitive(true);
+        Ok(Credentials {
+            name: AUTHORIZATION,
+            value,
+        })
+    }
+
+    /// `<name>: <value>` (Azure's `api-key`, Anthropic's `x-api-key`).
+    ///
+    /// # Errors
+    ///
+    /// When the name or value cannot be a header.
+    pub fn header(name: &str, value: &str) -> Result<Self, BoxError> {
+        let mut value = HeaderValue::try_from(value)?;
+        value.set_sensitive(true);
+        Ok(Credentials {
+            name: HeaderName::try_from(name)?,
+            value,
+        })
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key.
+        f.debug_struct("Credentials")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rewrite for Credentials {
+    fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
+        let headers = request.headers_mut();
+        for name in KEY_HEADERS {
+            headers.remove(name);
+        }
+        headers.insert(self.name.clone(), self.value.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! [`Fallback`]: the service, and the state its clones share.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tollgate_core::body::BufferedBody;
+use tollgate_core::{BoxError, Deadline};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::target::{FallbackPolicy, Target};
+
+/// Which list of targets a request is going through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chain {
+    /// The primary (the inner service), then the fallbacks.
+    Main,
+    /// Larger-context models, after a context-window failure.
+    ContextWindow,
+    /// Other providers or models, after a content-policy refusal.
+    ContentPolicy,
+}
+
+/// A target's cooldown: nanoseconds since the origin until which it is skipped.
+#[derive(Default)]
+pub(crate) struct Cooldown(AtomicU64);
+
+impl Cooldown {
+    pub(crate) fn until(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Extends the cooldown to `until`, never shortening it.
+    pub(crate) fn extend(&self, until: u64) {
+        self.0.fetch_max(until, Ordering::AcqRel);
+    }
+}
+
+pub(crate) struct Shared<S> {
+    pub(crate) policy: FallbackPolicy,
+    origin: Instant,
+    pub(crate) primary: Cooldown,
+    pub(crate) primary_name: Arc<str>,
+    pub(crate) fallbacks: Vec<(Target<S>, Cooldown)>,
+    pub(crate) context_window: Vec<(Target<S>, Cooldown)>,
+    pub(crate) content_policy: Vec<(Target<S>, Cooldown)>,
+}
+
+impl<S> Shared<S> {
+    pub(crate) fn new(
+        policy: FallbackPolicy,
+        primary_name: Arc<str>,
+        fallbacks: Vec<Target<S>>,
+        context_window: Vec<Target<S>>,
+        content_policy: Vec<Target<S>>,
+    ) -> Self {
+        let cool = |targets: Vec<Target<S>>| {
+            targets
+                .into_iter()
+                .map(|t| (t, Cooldown::default()))
+                .collect()
+        };
+        Shared {
+            policy,
+            origin: Instant::now(),
+            primary: Cooldown::default(),
+            primary_name,
+            fallbacks: cool(fallbacks),
+            context_window: cool(context_window),
+            content_policy: cool(content_policy),
+        }
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.origin))
+    }
+
+    pub(crate) fn instant(&self, nanos: u64) -> Instant {
+        const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+        self.origin
+            .checked_add(Duration::from_nanos(nanos).min(FAR))
+            .unwrap_or(self.origin)
+    }
+
+    pub(crate) fn since_origin(&self, instant: Instant) -> u64 {
+        nanos(instant.saturating_duration_since(self.origin))
+    }
+
+    pub(crate) fn chain(&self, chain: Chain) -> &[(Target<S>, Cooldown)] {
+        match chain {
+            Chain::Main => &self.fallbacks,
+            Chain::ContextWindow => &self.context_window,
+            Chain::ContentPolicy => &self.content_policy,
+        }
+    }
+}
+
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Sends each request to the inner service (the primary) and, when its verdict says so, to the
+/// next target. Built by [`FallbackLayer`](crate::FallbackLayer).
+///
+/// See the [crate docs](crate) for examples.
+pub struct Fallback<S> {
+    inner: S,
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Fallback<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<S>>) -> Self {
+        Fallback { inner, shared }
+    }
+
+    /// The primary.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The primary, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The primary, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ResBody> Service<http::Request<BufferedBody>> for Fallback<S>
+where
+    S: Service<http::Request<BufferedBody>, Response = http::Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<ResBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, ResBody>;
+
+    /// Readies the primary.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    /// Sends the request to the primary at once unless it is cooling down, keeping the request
+    /// for the targets after it.
+    fn call(&mut self, request: http::Request<BufferedBody>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let give_up_at = {
+            let by_deadline = Deadline::of(&request).map(|d| shared.since_origin(d.instant()));
+            let max_wait = shared.policy.max_wait;
+            let by_policy =
+                (!max_wait.is_zero()).then(|| shared.now().saturating_add(nanos(max_wait)));
+            // Waiting for a cooling target is allowed until then; `None`: not at all.
+            match (by_deadline, by_policy) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        // No clock read unless the primary ever cooled down.
+        let until = shared.primary.until();
+        if until == 0 || until <= shared.now() {
+            let future = self.inner.call(request.clone());
+            return ResponseFuture::calling_primary(future, request, shared, give_up_at);
+        }
+        ResponseFuture::skipping_primary(self.inner.clone(), request, shared, give_up_at)
+    }
+}
+
+impl<S: Clone> Clone for Fallback<S> {
+    fn clone(&self) -> Self {
+        Fallback {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Fallback<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fallback")
+            .field("inner", &self.inner)
+            .field("policy", &self.shared.policy)
+            .field("fallbacks", &self.shared.fallbacks.len())
+            .finish_non_exhaustive()
+    }
+}
