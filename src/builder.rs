@@ -15,6 +15,35 @@
 /// # let _ = builder;
 /// ```
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
+    /// Adds `layer`, a [`FallbackLayer`](crate::FallbackLayer) (the service below is its
+    /// primary), and above it a [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that
+    /// requests with any body are buffered once and replayed to each target.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::fallback::{BoxTarget, FallbackLayer, SetModel, Target};
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// # fn with(mini: BoxTarget<String>) {
+    /// let builder = ServiceBuilder::new()
+    ///     .fallback(FallbackLayer::new([Target::new("mini", mini).rewrite(SetModel::new("gpt-4o-mini"))]));
+    /// # let _ = builder;
+    /// # }
+    /// ```
+    #[cfg(feature = "fallback")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
+    fn fallback<S>(
+        self,
+        layer: tollgate_fallback::FallbackLayer<S>,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<
+            tollgate_fallback::FallbackLayer<S>,
+            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        >,
+    >;
+
     /// Adds a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) with one breaker for every
     /// request, configured by `config`. For keyed breakers, a hook or a handle, build the layer
     /// and pass it to `.layer(..)`.
@@ -100,6 +129,20 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
 }
 
 impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
+    #[cfg(feature = "fallback")]
+    fn fallback<S>(
+        self,
+        layer: tollgate_fallback::FallbackLayer<S>,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<
+            tollgate_fallback::FallbackLayer<S>,
+            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        >,
+    > {
+        self.layer(tollgate_core::body::BufferBodyLayer::new())
+            .layer(layer)
+    }
+
     #[cfg(feature = "circuit-breaker")]
     fn circuit_breaker(
         self,

@@ -14,11 +14,15 @@
 //! the [`headers`] parsers, per-request hints ([`Cost`], [`Priority`], [`RouteKey`],
 //! [`Deadline`]), request [`body`] buffering, the provider classifiers in [`providers`], and
 //! `ClassifyLayer`, which runs a classifier once per response, nearest the wire — and the first
-//! layer on it: `RateLimitLayer` ([`ratelimit`]), client-side quotas that count requests and
-//! tokens the way providers do, per model or API key, kept in sync with the provider's headers —
-//! `RetryLayer` ([`retry`]), retries that do what the provider asks — and
-//! `CircuitBreakerLayer` ([`circuit_breaker`]), which stops calling a provider that is down.
-//! The fallback, routing, cache, concurrency and metrics layers follow.
+//! layers on it:
+//!
+//! - `RateLimitLayer` ([`ratelimit`]): client-side quotas that count requests and tokens the
+//!   way providers do, per model or API key, kept in sync with the provider's headers;
+//! - `RetryLayer` ([`retry`]): retries that do what the provider asks;
+//! - `CircuitBreakerLayer` ([`circuit_breaker`]): stop calling a provider that is down;
+//! - `FallbackLayer` ([`fallback`]): move on to the next provider or model.
+//!
+//! The routing, cache, concurrency and metrics layers follow.
 //!
 //! # Example
 //!
@@ -91,6 +95,7 @@
 //! | `ratelimit` | `RateLimitLayer` ([`ratelimit`]) and [`ServiceBuilderExt::rate_limits`] | yes (via `full`) |
 //! | `retry` | `RetryLayer` ([`retry`]) and [`ServiceBuilderExt::retries`] | yes (via `full`) |
 //! | `circuit-breaker` | `CircuitBreakerLayer` ([`circuit_breaker`]) and [`ServiceBuilderExt::circuit_breaker`] | yes (via `full`) |
+//! | `fallback` | `FallbackLayer` ([`fallback`]) and [`ServiceBuilderExt::fallback`] | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
 //!
@@ -163,6 +168,19 @@ pub mod circuit_breaker {
 #[cfg_attr(docsrs, doc(cfg(feature = "circuit-breaker")))]
 #[doc(inline)]
 pub use tollgate_circuit_breaker::CircuitBreakerLayer;
+
+/// Move to the next provider or model: `FallbackLayer` (from `tollgate-fallback`).
+#[cfg(feature = "fallback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
+pub mod fallback {
+    #[doc(inline)]
+    pub use tollgate_fallback::*;
+}
+
+#[cfg(feature = "fallback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
+#[doc(inline)]
+pub use tollgate_fallback::FallbackLayer;
 
 mod builder;
 pub use builder::ServiceBuilderExt;

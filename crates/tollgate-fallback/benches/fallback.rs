@@ -1,2 +1,92 @@
-//! placeholder
-fn main() {}
+//! What `Fallback` adds when its first target (the primary) succeeds, over the bare
+//! always-ready service in the same run: the copy of the request kept for the targets after
+//! it, and the judging of the response. Run with `cargo bench -p tollgate-fallback`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{Criterion, Throughput, criterion_main};
+use http::{Request, Response};
+use tollgate_core::body::BufferedBody;
+use tollgate_fallback::{FallbackLayer, SetModel, Target};
+use tower::{Layer, Service};
+
+/// An always-ready service answering 200 at once.
+#[derive(Clone, Copy)]
+struct Bare;
+
+impl Service<Request<BufferedBody>> for Bare {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<BufferedBody>) -> Self::Future {
+        std::future::ready(Ok(Response::new(())))
+    }
+}
+
+fn send<S>(service: &mut S, request: Request<BufferedBody>) -> Response<()>
+where
+    S: Service<Request<BufferedBody>, Response = Response<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    match service.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        _ => panic!("always ready"),
+    }
+    let future = pin!(service.call(request));
+    match future.poll(&mut cx) {
+        Poll::Ready(Ok(response)) => response,
+        _ => panic!("answered at once"),
+    }
+}
+
+fn minimal() -> Request<BufferedBody> {
+    Request::new(BufferedBody::empty())
+}
+
+fn chat() -> Request<BufferedBody> {
+    Request::post("https://api.openai.com/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sk-bench")
+        .body(BufferedBody::from(
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
+        ))
+        .unwrap()
+}
+
+fn first_target_succeeds(c: &mut Criterion) {
+    for (name, make) in [
+        ("minimal request", minimal as fn() -> Request<BufferedBody>),
+        ("chat request", chat),
+    ] {
+        let mut group = c.benchmark_group(format!("first target succeeds, {name}"));
+        group.throughput(Throughput::Elements(1));
+        let batch = criterion::BatchSize::SmallInput;
+        group.bench_function("bare", |b| {
+            let mut service = Bare;
+            b.iter_batched(make, |r| send(&mut service, r), batch);
+        });
+        group.bench_function("fallback to one target", |b| {
+            let layer =
+                FallbackLayer::new([Target::new("second", Bare).rewrite(SetModel::new("m"))]);
+            let mut service = layer.layer(Bare);
+            b.iter_batched(make, |r| send(&mut service, r), batch);
+        });
+        group.finish();
+    }
+}
+
+// The harness functions `criterion_group!` writes carry no docs.
+#[allow(missing_docs)]
+mod harness {
+    criterion::criterion_group!(benches, super::first_target_succeeds);
+}
+criterion_main!(harness::benches);
