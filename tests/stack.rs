@@ -1,11 +1,13 @@
-//! The stack as an application builds it — `RetryLayer` above `CircuitBreakerLayer` above
-//! `RateLimitLayer` above `ClassifyLayer` — against a stand-in transport that answers like OpenAI: the provider's
+//! The stack as an application builds it — `FallbackLayer` over provider stacks of
+//! `RetryLayer` above `CircuitBreakerLayer` above `RateLimitLayer` above `ClassifyLayer` —
+//! against a stand-in transport that answers like OpenAI: the provider's
 //! rate-limit headers and 429s, classified once, keep the client-side quota in sync, and
 //! retries wait as the provider asks and go back through the quota. Time is tokio's paused
 //! clock.
 
 #![cfg(all(
     feature = "circuit-breaker",
+    feature = "fallback",
     feature = "providers",
     feature = "ratelimit",
     feature = "retry"
@@ -269,4 +271,39 @@ async fn an_open_breaker_fails_at_once_through_retry() {
     assert_eq!(open.retry_after(), Some(Duration::from_secs(60)));
     assert_eq!(started.elapsed(), Duration::ZERO);
     assert_eq!(transport.arrived().len(), 5);
+}
+
+/// Two providers, each its own stack: the primary stays overloaded through its retries, the
+/// fallback moves to the secondary at once, rewritten for it.
+#[tokio::test(start_paused = true)]
+async fn the_fallback_moves_to_the_second_provider_when_the_first_gives_up() {
+    use tollgate::circuit_breaker::BreakerConfig;
+    use tollgate::fallback::{FallbackLayer, SetModel, Target, boxed};
+    const OVERLOADED: &str = r#"{"error":{"message":"The server is overloaded","type":"server_error","code":"server_is_overloaded"}}"#;
+    let primary = Script::new(vec![
+        error(503, &[], OVERLOADED),
+        error(503, &[], OVERLOADED),
+    ]);
+    let secondary = Script::new(vec![ok_with(&[])]);
+    let stack = |transport: Script| {
+        ServiceBuilder::new()
+            .retries(RetryPolicy::default().with_max_overloaded_retries(1))
+            .circuit_breaker(BreakerConfig::default())
+            .classify(OpenAi::new())
+            .service(transport)
+    };
+    let client = ServiceBuilder::new()
+        .fallback(
+            FallbackLayer::new([Target::new("secondary", boxed(stack(secondary.clone())))
+                .rewrite(SetModel::new("gpt-4o-mini"))])
+            .primary_name("primary"),
+        )
+        .service(boxed(stack(primary.clone())));
+    let body = Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[]}"#));
+    let response = client.oneshot(Request::new(body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Two attempts at the primary (one retry for the overload), then the secondary at once.
+    let primary_at = primary.arrived();
+    assert_eq!(primary_at.len(), 2);
+    assert_eq!(secondary.arrived(), [primary_at[1]]);
 }
