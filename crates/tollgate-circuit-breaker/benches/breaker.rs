@@ -2,52 +2,16 @@
 //! same run: unkeyed (one atomic load on the way in, one on the way out) and keyed by a
 //! `RouteKey`. Run with `cargo bench -p tollgate-circuit-breaker`.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
 use criterion::{Criterion, Throughput, criterion_main};
-use http::{Request, Response};
+use http::Request;
 use tollgate_circuit_breaker::{BreakerConfig, CircuitBreakerLayer};
 use tollgate_core::RouteKey;
 use tollgate_core::key::ByRouteKey;
-use tower::{Layer, Service};
+use tower::Layer;
 
-/// An always-ready service answering 200 at once.
-#[derive(Clone, Copy)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        std::future::ready(Ok(Response::new(())))
-    }
-}
-
-fn send<S>(service: &mut S, request: Request<()>) -> Response<()>
-where
-    S: Service<Request<()>, Response = Response<()>>,
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match service.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => panic!("always ready"),
-    }
-    let future = pin!(service.call(request));
-    match future.poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response,
-        _ => panic!("answered at once"),
-    }
-}
+#[path = "../../../benches/support/mod.rs"]
+mod support;
+use support::{Bare, send};
 
 fn closed(c: &mut Criterion) {
     let mut group = c.benchmark_group("closed breaker");

@@ -2,51 +2,15 @@
 //! always-ready service in the same run: the copy of the request kept for the targets after
 //! it, and the judging of the response. Run with `cargo bench -p tollgate-fallback`.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
 use criterion::{Criterion, Throughput, criterion_main};
-use http::{Request, Response};
+use http::Request;
 use tollgate_core::body::BufferedBody;
 use tollgate_fallback::{FallbackLayer, SetModel, Target};
-use tower::{Layer, Service};
+use tower::Layer;
 
-/// An always-ready service answering 200 at once.
-#[derive(Clone, Copy)]
-struct Bare;
-
-impl Service<Request<BufferedBody>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<BufferedBody>) -> Self::Future {
-        std::future::ready(Ok(Response::new(())))
-    }
-}
-
-fn send<S>(service: &mut S, request: Request<BufferedBody>) -> Response<()>
-where
-    S: Service<Request<BufferedBody>, Response = Response<()>>,
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match service.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => panic!("always ready"),
-    }
-    let future = pin!(service.call(request));
-    match future.poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response,
-        _ => panic!("answered at once"),
-    }
-}
+#[path = "../../../benches/support/mod.rs"]
+mod support;
+use support::{Bare, send};
 
 fn minimal() -> Request<BufferedBody> {
     Request::new(BufferedBody::empty())

@@ -4,11 +4,7 @@
 //! so this is the admission path alone: one clock read, one lock, the arithmetic, the clone of
 //! the readied service. Run with `cargo bench -p tollgate-ratelimit`.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::num::NonZeroU64;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_main};
@@ -18,41 +14,9 @@ use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::{ByRouteKey, Limit, Limits, RateLimitLayer};
 use tower::{Layer, Service};
 
-/// An always-ready service answering at once.
-#[derive(Clone, Copy)]
-struct Bare;
-
-impl Service<Request<()>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        std::future::ready(Ok(Response::new(())))
-    }
-}
-
-/// Readies `service`, calls it and polls the response once: every path here is immediate.
-fn send<S>(service: &mut S, request: Request<()>) -> Response<()>
-where
-    S: Service<Request<()>, Response = Response<()>>,
-    S::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match service.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        _ => panic!("always ready"),
-    }
-    let future = pin!(service.call(request));
-    match future.poll(&mut cx) {
-        Poll::Ready(Ok(response)) => response,
-        _ => panic!("admitted at once"),
-    }
-}
+#[path = "../../../benches/support/mod.rs"]
+mod support;
+use support::{Bare, send};
 
 const fn n(v: u64) -> NonZeroU64 {
     NonZeroU64::new(v).unwrap()
