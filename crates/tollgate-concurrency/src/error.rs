@@ -1,0 +1,70 @@
+//! [`Saturated`]: the error the concurrency limit adds.
+
+use std::fmt;
+use std::time::Duration;
+
+/// No slot: the queue was full, or the wait for a slot exceeded the maximum (or the request's
+/// deadline). Nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saturated {
+    limit: u32,
+    waiting: u32,
+    waited: Option<Duration>,
+    hint: Option<Duration>,
+}
+
+impl Saturated {
+    pub(crate) fn new(
+        limit: u32,
+        waiting: u32,
+        waited: Option<Duration>,
+        hint: Option<Duration>,
+    ) -> Self {
+        Saturated {
+            limit,
+            waiting,
+            waited,
+            hint,
+        }
+    }
+
+    /// The cap on in-flight requests at the time.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// How many requests were waiting.
+    pub fn waiting(&self) -> u32 {
+        self.waiting
+    }
+
+    /// How long it waited before giving up; `None` when the queue was full.
+    pub fn waited(&self) -> Option<Duration> {
+        self.waited
+    }
+
+    /// A hint for when to try again: the recent latency of a request, when measured — a slot
+    /// frees about that often.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.hint
+    }
+}
+
+impl fmt::Display for Saturated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.waited {
+            Some(waited) => write!(
+                f,
+                "no free slot after waiting {waited:?} ({} in flight at most, {} waiting)",
+                self.limit, self.waiting
+            ),
+            None => write!(
+                f,
+                "no free slot and the queue is full ({} in flight at most, {} waiting)",
+                self.limit, self.waiting
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Saturated {}

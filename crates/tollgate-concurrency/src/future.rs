@@ -1,0 +1,265 @@
+//! [`ResponseFuture`]: waits for a slot, calls, and holds the slot as configured.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
+use tower_service::Service;
+
+use crate::body::PermitBody;
+use crate::error::Saturated;
+use crate::gate::{Gate, Waiter};
+use crate::service::Local;
+use crate::shared::Permit;
+
+pin_project! {
+    /// The response future of [`ConcurrencyLimit`](crate::ConcurrencyLimit).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropped while waiting, it leaves the queue (a slot granted meanwhile goes to the next
+    /// waiter). Dropped after taking a slot, it gives the slot back.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<http::Request<B>>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        waiting: Option<Box<Waiting<S, B>>>,
+        permit: Option<Permit>,
+        gate: Arc<Gate>,
+        shared: Local,
+        started: Option<Instant>,
+        refused: Option<Saturated>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Waiting,
+        Calling { #[pin] future: F },
+        Done,
+    }
+}
+
+/// A request waiting for a slot.
+pub(crate) struct Waiting<S, B> {
+    gate: Option<Arc<Gate>>,
+    service: Option<S>,
+    request: Option<http::Request<B>>,
+    waiter: Arc<Waiter>,
+    give_up_at: Option<Instant>,
+    since: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Set once the waiter holds a slot or has left the queue.
+    settled: bool,
+}
+
+impl<S, B> Waiting<S, B> {
+    pub(crate) fn new(
+        gate: Arc<Gate>,
+        service: S,
+        request: http::Request<B>,
+        waiter: Arc<Waiter>,
+        give_up_at: Option<Instant>,
+        since: Instant,
+    ) -> Self {
+        Waiting {
+            gate: Some(gate),
+            service: Some(service),
+            request: Some(request),
+            waiter,
+            give_up_at,
+            since,
+            sleep: None,
+            settled: false,
+        }
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<http::Request<B>>,
+{
+    pub(crate) fn calling(
+        future: S::Future,
+        permit: Permit,
+        gate: Arc<Gate>,
+        shared: Local,
+        started: Option<Instant>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            waiting: None,
+            permit: Some(permit),
+            gate,
+            shared,
+            started,
+            refused: None,
+        }
+    }
+
+    pub(crate) fn waiting(waiting: Waiting<S, B>, gate: Arc<Gate>, shared: Local) -> Self {
+        ResponseFuture {
+            state: State::Waiting,
+            waiting: Some(Box::new(waiting)),
+            permit: None,
+            gate,
+            shared,
+            started: None,
+            refused: None,
+        }
+    }
+
+    pub(crate) fn refused(error: Saturated, gate: Arc<Gate>, shared: Local) -> Self {
+        ResponseFuture {
+            state: State::Done,
+            waiting: None,
+            permit: None,
+            gate,
+            shared,
+            started: None,
+            refused: Some(error),
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<http::Response<PermitBody<ResBody>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Waiting => {
+                    let waiting = this.waiting.as_deref_mut().expect("waiting");
+                    if this.gate.poll_grant(&waiting.waiter, cx.waker()) {
+                        waiting.settled = true;
+                        let mut service = waiting.service.take().expect("called once");
+                        let request = waiting.request.take().expect("called once");
+                        *this.waiting = None;
+                        *this.permit = Some(Permit::new(Arc::clone(this.gate)));
+                        if this.shared.config.limit.measures_latency() {
+                            *this.started = Some(Instant::now());
+                        }
+                        let future = service.call(request);
+                        this.state.set(State::Calling { future });
+                        continue;
+                    }
+                    let Some(limit) = waiting.give_up_at else {
+                        return Poll::Pending;
+                    };
+                    let sleep = waiting
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(limit)));
+                    ready!(sleep.as_mut().poll(cx));
+                    // Out of time: leave the queue (a slot granted just now is given back).
+                    waiting.settled = true;
+                    this.gate.abandon(&waiting.waiter);
+                    let waited = Some(waiting.since.elapsed());
+                    this.state.set(State::Done);
+                    *this.waiting = None;
+                    let error = Saturated::new(
+                        this.gate.limit(),
+                        this.gate.waiting(),
+                        waited,
+                        this.gate.latency(),
+                    );
+                    return Poll::Ready(Err(error.into()));
+                }
+                StateProj::Calling { future } => {
+                    let outcome = ready!(future.poll(cx));
+                    this.state.set(State::Done);
+                    let config = &this.shared.config;
+                    let latency = this.started.map(|started| started.elapsed());
+                    let permit = this.permit.take();
+                    return Poll::Ready(match outcome {
+                        Ok(response) => {
+                            if config.limit.is_adaptive() || latency.is_some() {
+                                let class =
+                                    Verdict::of_response(&response).and_then(Verdict::class);
+                                let class = class.or_else(|| status_class(response.status()));
+                                this.gate.record(&config.limit, drops(class), latency);
+                            }
+                            let permit = permit.filter(|_| config.hold_until_body_end);
+                            Ok(response.map(|body| PermitBody::new(body, permit)))
+                        }
+                        Err(error) => {
+                            let error: BoxError = error.into();
+                            if config.limit.is_adaptive() {
+                                let class = transport_verdict(&*error).class();
+                                this.gate.record(&config.limit, drops(class), latency);
+                            }
+                            drop(permit);
+                            Err(error)
+                        }
+                    });
+                }
+                StateProj::Done => {
+                    let error = this
+                        .refused
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Err(error.into()));
+                }
+            }
+        }
+    }
+}
+
+/// The signals that lower an adaptive cap: overloads, rate limits, timeouts.
+fn drops(class: Option<ErrorClass>) -> bool {
+    matches!(
+        class,
+        Some(ErrorClass::Overloaded | ErrorClass::RateLimited | ErrorClass::Timeout)
+    )
+}
+
+fn status_class(status: http::StatusCode) -> Option<ErrorClass> {
+    match status.as_u16() {
+        429 => Some(ErrorClass::RateLimited),
+        503 | 529 => Some(ErrorClass::Overloaded),
+        408 | 504 => Some(ErrorClass::Timeout),
+        _ => None,
+    }
+}
+
+impl<S, B> Drop for Waiting<S, B> {
+    fn drop(&mut self) {
+        if !self.settled {
+            // Dropped while queued, or granted but never called: the slot goes on.
+            self.waiter_abandon();
+        }
+    }
+}
+
+impl<S, B> Waiting<S, B> {
+    fn waiter_abandon(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            gate.abandon(&self.waiter);
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<http::Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("waiting", &self.waiting.is_some())
+            .field("holds_permit", &self.permit.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,167 @@
+//! [`ConcurrencyLayer`]: the layer, and [`ConcurrencyHandle`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate_core::RouteKey;
+use tollgate_core::key::Unkeyed;
+use tower_layer::Layer;
+
+use crate::adaptive::Limit;
+use crate::service::ConcurrencyLimit;
+use crate::shared::{Config, Shared};
+
+/// Caps the requests in flight, per key, with a fair bounded queue and a fixed or adaptive
+/// cap. Clones share the slots.
+///
+/// See the [crate docs](crate) for examples.
+pub struct ConcurrencyLayer<K = Unkeyed> {
+    keyer: K,
+    shared: Arc<Shared>,
+}
+
+impl ConcurrencyLayer {
+    /// At most `max` in flight, unkeyed; a queue of up to 1,024 waiters without a time limit
+    /// (the request's deadline still counts); slots held until the response body ends.
+    pub fn new(max: u32) -> Self {
+        ConcurrencyLayer::with_limit(Limit::Fixed(max))
+    }
+
+    /// With a fixed or adaptive cap.
+    pub fn with_limit(limit: Limit) -> Self {
+        ConcurrencyLayer {
+            keyer: Unkeyed,
+            shared: Arc::new(Shared::new(Config {
+                limit,
+                max_queue: 1_024,
+                max_wait: None,
+                hold_until_body_end: true,
+            })),
+        }
+    }
+}
+
+impl<K> ConcurrencyLayer<K> {
+    fn reconfigure(self, change: impl FnOnce(&mut Config)) -> Self {
+        let mut config = self.shared.config.clone();
+        change(&mut config);
+        ConcurrencyLayer {
+            keyer: self.keyer,
+            shared: Arc::new(Shared::new(config)),
+        }
+    }
+
+    /// One cap per key (per account, per model): [`tollgate_core::key`].
+    pub fn keyed_by<K2>(self, keyer: K2) -> ConcurrencyLayer<K2> {
+        ConcurrencyLayer {
+            keyer,
+            shared: self.shared,
+        }
+    }
+
+    /// Refuses with [`Saturated`](crate::Saturated) when `n` requests already wait (0: never
+    /// wait). Call the configuration methods before cloning the layer: each starts its slots
+    /// anew.
+    #[must_use]
+    pub fn with_max_queue(self, n: u32) -> Self {
+        self.reconfigure(|c| c.max_queue = n)
+    }
+
+    /// Refuses with [`Saturated`](crate::Saturated) a request that waited `max_wait` for a
+    /// slot.
+    #[must_use]
+    pub fn with_max_wait(self, max_wait: Duration) -> Self {
+        self.reconfigure(|c| c.max_wait = Some(max_wait))
+    }
+
+    /// Frees a request's slot as soon as its response head arrives, instead of when its body
+    /// ends (streamed responses keep the provider busy until they end).
+    #[must_use]
+    pub fn releasing_at_response(self) -> Self {
+        self.reconfigure(|c| c.hold_until_body_end = false)
+    }
+
+    /// A handle on the slots.
+    pub fn handle(&self) -> ConcurrencyHandle {
+        ConcurrencyHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S, K: Clone> Layer<S> for ConcurrencyLayer<K> {
+    type Service = ConcurrencyLimit<S, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ConcurrencyLimit::new(inner, self.keyer.clone(), Arc::clone(&self.shared))
+    }
+}
+
+impl<K: Clone> Clone for ConcurrencyLayer<K> {
+    fn clone(&self) -> Self {
+        ConcurrencyLayer {
+            keyer: self.keyer.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for ConcurrencyLayer<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyLayer")
+            .field("keyer", &self.keyer)
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+/// A side handle on a layer's slots: in flight, waiting, the current cap. Cheap to clone.
+#[derive(Clone)]
+pub struct ConcurrencyHandle {
+    shared: Arc<Shared>,
+}
+
+impl ConcurrencyHandle {
+    /// Requests in flight for `key` (`None`: the unkeyed slots).
+    pub fn in_flight(&self, key: Option<&str>) -> u32 {
+        self.with(key, |gate| gate.in_flight())
+    }
+
+    /// Requests waiting for `key`.
+    pub fn waiting(&self, key: Option<&str>) -> u32 {
+        self.with(key, |gate| gate.waiting())
+    }
+
+    /// The current cap for `key` (adaptive caps move).
+    pub fn limit(&self, key: Option<&str>) -> u32 {
+        self.with(key, |gate| gate.limit())
+    }
+
+    /// How many keys hold slots.
+    pub fn keys(&self) -> usize {
+        self.shared.keys()
+    }
+
+    /// Forgets every idle key (nothing in flight or waiting; an adaptive cap starts again) and
+    /// returns how many remain.
+    pub fn evict_idle(&self) -> usize {
+        self.shared.evict_idle()
+    }
+
+    fn with(&self, key: Option<&str>, f: impl Fn(&crate::gate::Gate) -> u32) -> u32 {
+        match key {
+            None => f(&self.shared.unkeyed),
+            Some(key) => match self.shared.find(&RouteKey::from(key)) {
+                Some(gate) => f(&gate),
+                None => f(&crate::gate::Gate::new(&self.shared.config.limit)),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for ConcurrencyHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyHandle").finish_non_exhaustive()
+    }
+}

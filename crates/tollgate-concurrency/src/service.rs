@@ -1,0 +1,140 @@
+//! [`ConcurrencyLimit`]: the service.
+
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+use tollgate_core::key::{Keyer, Unkeyed};
+use tollgate_core::{BoxError, Deadline, Priority};
+use tower_service::Service;
+
+use crate::error::Saturated;
+use crate::future::{ResponseFuture, Waiting};
+use crate::shared::{Permit, Shared};
+
+/// A service clone's own reference to the shared state.
+pub(crate) type Local = Arc<Arc<Shared>>;
+
+/// Caps the requests in flight to the inner service, per key. Built by
+/// [`ConcurrencyLayer`](crate::ConcurrencyLayer).
+///
+/// See the [crate docs](crate) for examples.
+pub struct ConcurrencyLimit<S, K = Unkeyed> {
+    inner: S,
+    keyer: K,
+    shared: Local,
+}
+
+impl<S, K> ConcurrencyLimit<S, K> {
+    pub(crate) fn new(inner: S, keyer: K, shared: Arc<Shared>) -> Self {
+        ConcurrencyLimit {
+            inner,
+            keyer,
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, K, B, ResBody> Service<http::Request<B>> for ConcurrencyLimit<S, K>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    K: Keyer<B>,
+{
+    type Response = http::Response<crate::PermitBody<ResBody>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B>;
+
+    /// Readies the inner service: which slot applies depends on the request's key.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    /// Takes a slot for the request's key and calls the inner service at once; when none is
+    /// free, queues the request (by priority, then first come) in the response future, or
+    /// refuses it when the queue is full.
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let key = self.keyer.key(&request);
+        let shared = &**self.shared;
+        let gate = shared.gate(key.as_ref());
+        let config = &shared.config;
+        let started = config.limit.measures_latency().then(Instant::now);
+        if gate.try_acquire() {
+            let permit = Permit::new(Arc::clone(&gate));
+            let future = self.inner.call(request);
+            return ResponseFuture::calling(
+                future,
+                permit,
+                gate,
+                Arc::clone(&self.shared),
+                started,
+            );
+        }
+        let waiter = match gate.enqueue(Priority::of(&request), config.max_queue) {
+            Ok(Some(waiter)) => waiter,
+            Ok(None) => {
+                let permit = Permit::new(Arc::clone(&gate));
+                let future = self.inner.call(request);
+                return ResponseFuture::calling(
+                    future,
+                    permit,
+                    gate,
+                    Arc::clone(&self.shared),
+                    started,
+                );
+            }
+            Err(_) => {
+                let error = Saturated::new(gate.limit(), gate.waiting(), None, gate.latency());
+                return ResponseFuture::refused(error, gate, Arc::clone(&self.shared));
+            }
+        };
+        let now = Instant::now();
+        let by_wait = config.max_wait.and_then(|wait| now.checked_add(wait));
+        let by_deadline = Deadline::of(&request).map(Deadline::instant);
+        let give_up_at = match (by_wait, by_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let clone = self.inner.clone();
+        let service = mem::replace(&mut self.inner, clone);
+        let waiting = Waiting::new(Arc::clone(&gate), service, request, waiter, give_up_at, now);
+        ResponseFuture::waiting(waiting, gate, Arc::clone(&self.shared))
+    }
+}
+
+impl<S: Clone, K: Clone> Clone for ConcurrencyLimit<S, K> {
+    fn clone(&self) -> Self {
+        ConcurrencyLimit {
+            inner: self.inner.clone(),
+            keyer: self.keyer.clone(),
+            shared: Arc::new(Arc::clone(&self.shared)),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K: fmt::Debug> fmt::Debug for ConcurrencyLimit<S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyLimit")
+            .field("inner", &self.inner)
+            .field("keyer", &self.keyer)
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
