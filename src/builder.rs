@@ -15,6 +15,28 @@
 /// # let _ = builder;
 /// ```
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
+    /// Adds a [`ConcurrencyLayer`](crate::ConcurrencyLayer): at most `max` requests in flight,
+    /// unkeyed, slots held until the response body ends. For keys, a queue bound, a maximum
+    /// wait or an adaptive cap, build the layer and pass it to `.layer(..)`. (Not
+    /// `concurrency_limit`: tower's own method would shadow it.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// // DeepSeek's per-account cap for its Pro model.
+    /// let builder = ServiceBuilder::new().max_in_flight(500);
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "concurrency")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "concurrency")))]
+    fn max_in_flight(
+        self,
+        max: u32,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_concurrency::ConcurrencyLayer, L>>;
+
     /// Adds `layer`, a [`FallbackLayer`](crate::FallbackLayer) (the service below is its
     /// primary), and above it a [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that
     /// requests with any body are buffered once and replayed to each target.
@@ -129,6 +151,14 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
 }
 
 impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
+    #[cfg(feature = "concurrency")]
+    fn max_in_flight(
+        self,
+        max: u32,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_concurrency::ConcurrencyLayer, L>> {
+        self.layer(tollgate_concurrency::ConcurrencyLayer::new(max))
+    }
+
     #[cfg(feature = "fallback")]
     fn fallback<S>(
         self,

@@ -20,9 +20,11 @@
 //!   way providers do, per model or API key, kept in sync with the provider's headers;
 //! - `RetryLayer` ([`retry`]): retries that do what the provider asks;
 //! - `CircuitBreakerLayer` ([`circuit_breaker`]): stop calling a provider that is down;
-//! - `FallbackLayer` ([`fallback`]): move on to the next provider or model.
+//! - `FallbackLayer` ([`fallback`]): move on to the next provider or model;
+//! - `ConcurrencyLayer` ([`concurrency`]): cap the requests in flight, with a fair queue and
+//!   adaptive caps.
 //!
-//! The routing, cache, concurrency and metrics layers follow.
+//! The metrics, routing and cache layers follow.
 //!
 //! # Example
 //!
@@ -96,6 +98,7 @@
 //! | `retry` | `RetryLayer` ([`retry`]) and [`ServiceBuilderExt::retries`] | yes (via `full`) |
 //! | `circuit-breaker` | `CircuitBreakerLayer` ([`circuit_breaker`]) and [`ServiceBuilderExt::circuit_breaker`] | yes (via `full`) |
 //! | `fallback` | `FallbackLayer` ([`fallback`]) and [`ServiceBuilderExt::fallback`] | yes (via `full`) |
+//! | `concurrency` | `ConcurrencyLayer` ([`concurrency`]) and [`ServiceBuilderExt::max_in_flight`] | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
 //!
@@ -181,6 +184,19 @@ pub mod fallback {
 #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
 #[doc(inline)]
 pub use tollgate_fallback::FallbackLayer;
+
+/// Cap the requests in flight: `ConcurrencyLayer` (from `tollgate-concurrency`).
+#[cfg(feature = "concurrency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "concurrency")))]
+pub mod concurrency {
+    #[doc(inline)]
+    pub use tollgate_concurrency::*;
+}
+
+#[cfg(feature = "concurrency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "concurrency")))]
+#[doc(inline)]
+pub use tollgate_concurrency::ConcurrencyLayer;
 
 mod builder;
 pub use builder::ServiceBuilderExt;

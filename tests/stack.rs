@@ -1,5 +1,6 @@
 //! The stack as an application builds it — `FallbackLayer` over provider stacks of
-//! `RetryLayer` above `CircuitBreakerLayer` above `RateLimitLayer` above `ClassifyLayer` —
+//! `RetryLayer` above `CircuitBreakerLayer` above `RateLimitLayer` above `ConcurrencyLayer`
+//! above `ClassifyLayer` —
 //! against a stand-in transport that answers like OpenAI: the provider's
 //! rate-limit headers and 429s, classified once, keep the client-side quota in sync, and
 //! retries wait as the provider asks and go back through the quota. Time is tokio's paused
@@ -7,6 +8,7 @@
 
 #![cfg(all(
     feature = "circuit-breaker",
+    feature = "concurrency",
     feature = "fallback",
     feature = "providers",
     feature = "ratelimit",
@@ -210,6 +212,7 @@ async fn retries_wait_as_asked_and_go_back_through_the_quota() {
     let client = ServiceBuilder::new()
         .retries(RetryPolicy::default())
         .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
+        .max_in_flight(8)
         .classify(OpenAi::new())
         .service(transport.clone());
     let body = Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[]}"#));

@@ -30,9 +30,9 @@ impl<B> Service<Request<B>> for Bare {
 
 /// Readies `service`, calls it and polls the response once: every path measured here answers
 /// at once.
-pub(crate) fn send<S, B>(service: &mut S, request: Request<B>) -> Response<()>
+pub(crate) fn send<S, B, R>(service: &mut S, request: Request<B>) -> Response<R>
 where
-    S: Service<Request<B>, Response = Response<()>>,
+    S: Service<Request<B>, Response = Response<R>>,
     S::Error: std::fmt::Debug,
 {
     let mut cx = Context::from_waker(Waker::noop());

@@ -11,11 +11,11 @@ use tokio::time::{Instant, Sleep};
 use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
 use tower_service::Service;
 
+use crate::adaptive::Limit;
 use crate::body::PermitBody;
 use crate::error::Saturated;
 use crate::gate::{Gate, Waiter};
-use crate::service::Local;
-use crate::shared::Permit;
+use crate::shared::{Config, Permit};
 
 pin_project! {
     /// The response future of [`ConcurrencyLimit`](crate::ConcurrencyLimit).
@@ -33,8 +33,9 @@ pin_project! {
         state: State<S::Future>,
         waiting: Option<Box<Waiting<S, B>>>,
         permit: Option<Permit>,
-        gate: Arc<Gate>,
-        shared: Local,
+        // The configuration it needs, copied: no shared reference on the common path.
+        limit: Limit,
+        hold_until_body_end: bool,
         started: Option<Instant>,
         refused: Option<Saturated>,
     }
@@ -91,40 +92,39 @@ where
     pub(crate) fn calling(
         future: S::Future,
         permit: Permit,
-        gate: Arc<Gate>,
-        shared: Local,
+        config: &Config,
         started: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             waiting: None,
             permit: Some(permit),
-            gate,
-            shared,
+            limit: config.limit,
+            hold_until_body_end: config.hold_until_body_end,
             started,
             refused: None,
         }
     }
 
-    pub(crate) fn waiting(waiting: Waiting<S, B>, gate: Arc<Gate>, shared: Local) -> Self {
+    pub(crate) fn waiting(waiting: Waiting<S, B>, config: &Config) -> Self {
         ResponseFuture {
             state: State::Waiting,
             waiting: Some(Box::new(waiting)),
             permit: None,
-            gate,
-            shared,
+            limit: config.limit,
+            hold_until_body_end: config.hold_until_body_end,
             started: None,
             refused: None,
         }
     }
 
-    pub(crate) fn refused(error: Saturated, gate: Arc<Gate>, shared: Local) -> Self {
+    pub(crate) fn refused(error: Saturated, config: &Config) -> Self {
         ResponseFuture {
             state: State::Done,
             waiting: None,
             permit: None,
-            gate,
-            shared,
+            limit: config.limit,
+            hold_until_body_end: config.hold_until_body_end,
             started: None,
             refused: Some(error),
         }
@@ -144,13 +144,14 @@ where
             match this.state.as_mut().project() {
                 StateProj::Waiting => {
                     let waiting = this.waiting.as_deref_mut().expect("waiting");
-                    if this.gate.poll_grant(&waiting.waiter, cx.waker()) {
+                    let gate = Arc::clone(waiting.gate.as_ref().expect("held while waiting"));
+                    if gate.poll_grant(&waiting.waiter, cx.waker()) {
                         waiting.settled = true;
                         let mut service = waiting.service.take().expect("called once");
                         let request = waiting.request.take().expect("called once");
                         *this.waiting = None;
-                        *this.permit = Some(Permit::new(Arc::clone(this.gate)));
-                        if this.shared.config.limit.measures_latency() {
+                        *this.permit = Some(Permit::new(gate));
+                        if this.limit.measures_latency() {
                             *this.started = Some(Instant::now());
                         }
                         let future = service.call(request);
@@ -166,40 +167,36 @@ where
                     ready!(sleep.as_mut().poll(cx));
                     // Out of time: leave the queue (a slot granted just now is given back).
                     waiting.settled = true;
-                    this.gate.abandon(&waiting.waiter);
+                    gate.abandon(&waiting.waiter);
                     let waited = Some(waiting.since.elapsed());
                     this.state.set(State::Done);
                     *this.waiting = None;
-                    let error = Saturated::new(
-                        this.gate.limit(),
-                        this.gate.waiting(),
-                        waited,
-                        this.gate.latency(),
-                    );
+                    let error =
+                        Saturated::new(gate.limit(), gate.waiting(), waited, gate.latency());
                     return Poll::Ready(Err(error.into()));
                 }
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx));
                     this.state.set(State::Done);
-                    let config = &this.shared.config;
+                    let limit = *this.limit;
                     let latency = this.started.map(|started| started.elapsed());
                     let permit = this.permit.take();
                     return Poll::Ready(match outcome {
                         Ok(response) => {
-                            if config.limit.is_adaptive() || latency.is_some() {
+                            if let (true, Some(permit)) = (limit.is_adaptive(), &permit) {
                                 let class =
                                     Verdict::of_response(&response).and_then(Verdict::class);
                                 let class = class.or_else(|| status_class(response.status()));
-                                this.gate.record(&config.limit, drops(class), latency);
+                                permit.gate().record(&limit, drops(class), latency);
                             }
-                            let permit = permit.filter(|_| config.hold_until_body_end);
+                            let permit = permit.filter(|_| *this.hold_until_body_end);
                             Ok(response.map(|body| PermitBody::new(body, permit)))
                         }
                         Err(error) => {
                             let error: BoxError = error.into();
-                            if config.limit.is_adaptive() {
+                            if let (true, Some(permit)) = (limit.is_adaptive(), &permit) {
                                 let class = transport_verdict(&*error).class();
-                                this.gate.record(&config.limit, drops(class), latency);
+                                permit.gate().record(&limit, drops(class), latency);
                             }
                             drop(permit);
                             Err(error)

@@ -77,32 +77,20 @@ where
         let config = &shared.config;
         let started = config.limit.measures_latency().then(Instant::now);
         if gate.try_acquire() {
-            let permit = Permit::new(Arc::clone(&gate));
+            let permit = Permit::new(gate);
             let future = self.inner.call(request);
-            return ResponseFuture::calling(
-                future,
-                permit,
-                gate,
-                Arc::clone(&self.shared),
-                started,
-            );
+            return ResponseFuture::calling(future, permit, config, started);
         }
         let waiter = match gate.enqueue(Priority::of(&request), config.max_queue) {
             Ok(Some(waiter)) => waiter,
             Ok(None) => {
-                let permit = Permit::new(Arc::clone(&gate));
+                let permit = Permit::new(gate);
                 let future = self.inner.call(request);
-                return ResponseFuture::calling(
-                    future,
-                    permit,
-                    gate,
-                    Arc::clone(&self.shared),
-                    started,
-                );
+                return ResponseFuture::calling(future, permit, config, started);
             }
             Err(_) => {
                 let error = Saturated::new(gate.limit(), gate.waiting(), None, gate.latency());
-                return ResponseFuture::refused(error, gate, Arc::clone(&self.shared));
+                return ResponseFuture::refused(error, config);
             }
         };
         let now = Instant::now();
@@ -115,7 +103,7 @@ where
         let clone = self.inner.clone();
         let service = mem::replace(&mut self.inner, clone);
         let waiting = Waiting::new(Arc::clone(&gate), service, request, waiter, give_up_at, now);
-        ResponseFuture::waiting(waiting, gate, Arc::clone(&self.shared))
+        ResponseFuture::waiting(waiting, config)
     }
 }
 

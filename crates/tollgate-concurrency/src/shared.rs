@@ -116,6 +116,10 @@ impl Permit {
     pub(crate) fn new(gate: Arc<Gate>) -> Self {
         Permit { gate }
     }
+
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.gate
+    }
 }
 
 impl Drop for Permit {
