@@ -50,6 +50,10 @@ pin_project! {
         // A target chosen and its prepared request, until it is ready.
         pending: Option<(S, http::Request<BufferedBody>)>,
         tried: Vec<(Arc<str>, Verdict)>,
+        // Targets passed over while cooling down, to wait for or report once the scan ends.
+        skipped: Vec<Place>,
+        // The chains entered so far: each at most once.
+        visited: u8,
         give_up_at: Option<u64>,
         _body: std::marker::PhantomData<fn() -> ResBody>,
     }
@@ -86,6 +90,8 @@ where
             next: 0,
             pending: None,
             tried: Vec::new(),
+            skipped: Vec::new(),
+            visited: chain_bit(Chain::Main),
             give_up_at,
             _body: std::marker::PhantomData,
         }
@@ -107,6 +113,8 @@ where
             next: 0,
             pending: None,
             tried: Vec::new(),
+            skipped: Vec::new(),
+            visited: chain_bit(Chain::Main),
             give_up_at,
             _body: std::marker::PhantomData,
         }
@@ -137,7 +145,8 @@ where
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx)).map_err(Into::into);
                     let shared = &**this.shared;
-                    let (verdict, next) = judge(shared, outcome.as_ref(), *this.chain);
+                    let (verdict, next) =
+                        judge(shared, outcome.as_ref(), *this.chain, *this.visited);
                     let next = match next {
                         Next::Return => {
                             this.state.set(State::Done);
@@ -161,6 +170,7 @@ where
                             }
                         }
                         Next::Switch(chain) => {
+                            *this.visited |= chain_bit(chain);
                             *this.chain = chain;
                             *this.next = 0;
                         }
@@ -173,16 +183,14 @@ where
                 StateProj::Choosing => {
                     let shared = &**this.shared;
                     let now = shared.now();
-                    let mut earliest: Option<(u64, Place)> = None;
                     let mut chosen = None;
                     // In the main chain, a primary that was cooling at the call comes first.
                     if *this.chain == Chain::Main && *this.next == 0 && this.primary.is_some() {
                         *this.next = 1;
-                        let until = shared.primary.until();
-                        if until <= now {
+                        if cooldown(shared, Place::Primary) <= now {
                             chosen = Some(Place::Primary);
                         } else {
-                            earliest = Some((until, Place::Primary));
+                            this.skipped.push(Place::Primary);
                         }
                     }
                     if *this.chain == Chain::Main && *this.next == 0 {
@@ -192,32 +200,46 @@ where
                     let offset = usize::from(*this.chain == Chain::Main);
                     let targets = shared.chain(*this.chain);
                     while chosen.is_none() && *this.next - offset < targets.len() {
-                        let i = *this.next - offset;
+                        let place = Place::In(*this.chain, *this.next - offset);
                         *this.next += 1;
-                        let until = targets[i].1.until();
-                        if until <= now {
-                            chosen = Some(Place::In(*this.chain, i));
-                        } else if earliest.is_none_or(|(e, _)| until < e) {
-                            earliest = Some((until, Place::In(*this.chain, i)));
+                        if cooldown(shared, place) <= now {
+                            chosen = Some(place);
+                        } else {
+                            this.skipped.push(place);
                         }
                     }
-                    let place = match (chosen, earliest) {
-                        (Some(place), _) => place,
-                        (None, Some((until, place)))
-                            if this.give_up_at.is_some_and(|limit| until <= limit) =>
-                        {
-                            let sleep = tokio::time::sleep_until(shared.instant(until));
-                            this.state.set(State::Waiting { sleep, place });
-                            continue;
-                        }
-                        (None, earliest) => {
-                            let retry_after = earliest
-                                .map(|(until, _)| Duration::from_nanos(until.saturating_sub(now)));
-                            let tried = std::mem::take(this.tried);
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(
-                                AllTargetsFailed::new(tried, retry_after).into()
-                            ));
+                    let place = match chosen {
+                        Some(place) => place,
+                        None => {
+                            // The scan is over: the target passed over that is free first.
+                            let earliest = this
+                                .skipped
+                                .iter()
+                                .enumerate()
+                                .map(|(i, place)| (cooldown(shared, *place), i))
+                                .min();
+                            match earliest {
+                                Some((until, i))
+                                    if this.give_up_at.is_some_and(|limit| until <= limit) =>
+                                {
+                                    let place = this.skipped.swap_remove(i);
+                                    let sleep = tokio::time::sleep_until(shared.instant(until));
+                                    this.state.set(State::Waiting { sleep, place });
+                                    continue;
+                                }
+                                earliest => {
+                                    let retry_after = earliest.map(|(until, _)| {
+                                        Duration::from_nanos(until.saturating_sub(now))
+                                    });
+                                    let tried = std::mem::take(this.tried);
+                                    this.state.set(State::Done);
+                                    return Poll::Ready(Err(AllTargetsFailed::new(
+                                        tried,
+                                        retry_after,
+                                    )
+                                    .into()));
+                                }
+                            }
                         }
                     };
                     if let Err(error) =
@@ -235,6 +257,12 @@ where
                     ready!(sleep.poll(cx));
                     let place = *place;
                     let shared = &**this.shared;
+                    // Cooled down meanwhile for longer by another request: never shortened.
+                    if cooldown(shared, place) > shared.now() {
+                        this.skipped.push(place);
+                        this.state.set(State::Choosing);
+                        continue;
+                    }
                     if let Err(error) =
                         prepare(shared, this.primary, this.request, place, this.pending)
                     {
@@ -266,6 +294,22 @@ where
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
+    }
+}
+
+fn chain_bit(chain: Chain) -> u8 {
+    match chain {
+        Chain::Main => 1,
+        Chain::ContextWindow => 2,
+        Chain::ContentPolicy => 4,
+    }
+}
+
+/// Until when `place` cools down (nanoseconds since the origin).
+fn cooldown<S>(shared: &Shared<S>, place: Place) -> u64 {
+    match place {
+        Place::Primary => shared.primary.until(),
+        Place::In(chain, i) => shared.chain(chain)[i].1.until(),
     }
 }
 
@@ -305,6 +349,7 @@ fn judge<S, B>(
     shared: &Shared<S>,
     outcome: Result<&http::Response<B>, &BoxError>,
     chain: Chain,
+    visited: u8,
 ) -> (Verdict, Next) {
     if let Err(error) = outcome {
         if let Some(open) = error.downcast_ref::<CircuitOpen>() {
@@ -335,23 +380,30 @@ fn judge<S, B>(
         return (verdict, Next::Return);
     };
     let policy = &shared.policy;
+    let cooldown = verdict.delay().or_else(|| policy.cooldown_for(class));
+    // A typed failure goes to its own chain, entered once; inside it, to the next target.
+    let typed = match class {
+        ErrorClass::ContextWindowExceeded => Some((Chain::ContextWindow, &shared.context_window)),
+        ErrorClass::ContentPolicy => Some((Chain::ContentPolicy, &shared.content_policy)),
+        _ => None,
+    };
+    if let Some((target, targets)) = typed {
+        let next = if chain == target {
+            Next::MoveOn(None)
+        } else if visited & chain_bit(target) == 0 && !targets.is_empty() {
+            Next::Switch(target)
+        } else {
+            Next::Return
+        };
+        return (verdict, next);
+    }
     let next = match class {
-        ErrorClass::ContextWindowExceeded
-            if chain != Chain::ContextWindow && !shared.context_window.is_empty() =>
-        {
-            Next::Switch(Chain::ContextWindow)
-        }
-        ErrorClass::ContentPolicy
-            if chain != Chain::ContentPolicy && !shared.content_policy.is_empty() =>
-        {
-            Next::Switch(Chain::ContentPolicy)
-        }
         ErrorClass::RateLimited => match verdict.delay() {
             Some(wait) if wait > policy.rate_limit_threshold => Next::MoveOn(Some(wait)),
-            _ if policy.move_on.contains(class) => Next::MoveOn(verdict.delay()),
+            _ if policy.move_on.contains(class) => Next::MoveOn(cooldown),
             _ => Next::Return,
         },
-        _ if policy.move_on.contains(class) => Next::MoveOn(verdict.delay()),
+        _ if policy.move_on.contains(class) => Next::MoveOn(cooldown),
         _ => Next::Return,
     };
     (verdict, next)

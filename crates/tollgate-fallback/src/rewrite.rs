@@ -111,6 +111,9 @@ impl Endpoint {
         if base.scheme().is_none() || base.authority().is_none() {
             return Err(format!("endpoint {base} is not an absolute URI").into());
         }
+        if base.query().is_some() {
+            return Err(format!("endpoint {base} has a query: add it with `with_query`").into());
+        }
         Ok(Endpoint {
             base,
             strip: Arc::from(""),
@@ -119,14 +122,16 @@ impl Endpoint {
     }
 
     /// Removes `prefix` from the request's path first (`/v1` for OpenAI-compatible APIs whose
-    /// base already ends in it).
+    /// base already ends in it) — whole path segments only: `/v1` is not removed from
+    /// `/v1beta/…`.
     #[must_use]
     pub fn replacing_prefix(mut self, prefix: &str) -> Self {
-        self.strip = Arc::from(prefix);
+        self.strip = Arc::from(prefix.trim_end_matches('/'));
         self
     }
 
-    /// Adds `query` (`name=value&…`) to the request's own.
+    /// Adds `query` (`name=value&…`) to the request's own; a parameter the request already has
+    /// is replaced (Azure's `api-version` from one deployment to another).
     #[must_use]
     pub fn with_query(mut self, query: &str) -> Self {
         self.query = Some(Arc::from(query));
@@ -137,21 +142,40 @@ impl Endpoint {
 impl Rewrite for Endpoint {
     fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
         let path = request.uri().path();
-        let rest = path.strip_prefix(&*self.strip).unwrap_or(path);
+        let rest = match path.strip_prefix(&*self.strip) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => path,
+        };
         let base = self.base.path().trim_end_matches('/');
         let mut path_and_query = format!("{base}{rest}");
-        let queries: Vec<&str> = [request.uri().query(), self.query.as_deref()]
+        if path_and_query.is_empty() {
+            path_and_query.push('/');
+        }
+        // The request's parameters, less those the endpoint sets, then the endpoint's.
+        let ours: Vec<&str> = self
+            .query
+            .as_deref()
             .into_iter()
-            .flatten()
-            .filter(|q| !q.is_empty())
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
             .collect();
-        if !queries.is_empty() {
+        let name = |param: &str| param.split('=').next().unwrap_or("").to_owned();
+        let theirs = request
+            .uri()
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty() && !ours.iter().any(|o| name(o) == name(p)));
+        let query: Vec<&str> = theirs.chain(ours.iter().copied()).collect();
+        if !query.is_empty() {
             path_and_query.push('?');
-            path_and_query.push_str(&queries.join("&"));
+            path_and_query.push_str(&query.join("&"));
         }
         let mut parts = self.base.clone().into_parts();
         parts.path_and_query = Some(PathAndQuery::try_from(path_and_query)?);
         *request.uri_mut() = Uri::from_parts(parts)?;
+        // The client sets `Host` from the new URI; one left over would name the old endpoint.
+        request.headers_mut().remove(http::header::HOST);
         Ok(())
     }
 }

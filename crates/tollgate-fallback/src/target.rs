@@ -131,12 +131,16 @@ pub struct FallbackPolicy {
     /// When every target is cooling down: wait for the first to be free at most this long
     /// (the request's deadline, when sooner, counts too). Zero: fail at once.
     pub max_wait: Duration,
+    /// How long a target cools down after a failure of these classes that carries no delay:
+    /// an exhausted quota or a rejected key does not recover in seconds.
+    pub cooldowns: Vec<(ErrorClass, Duration)>,
 }
 
 impl Default for FallbackPolicy {
     /// Moves on for overloads, server errors, timeouts, failed connections, exhausted quotas
     /// and rejected keys (another key may work), and for rate limits asking for more than 10 s;
-    /// never waits for a cooling target.
+    /// cools a target down for 5 min after an exhausted quota or a rejected key without a
+    /// delay; never waits for a cooling target.
     fn default() -> Self {
         FallbackPolicy {
             move_on: ClassSet::TARGET_HEALTH
@@ -144,6 +148,10 @@ impl Default for FallbackPolicy {
                 .with(ErrorClass::Unauthorized),
             rate_limit_threshold: Duration::from_secs(10),
             max_wait: Duration::ZERO,
+            cooldowns: vec![
+                (ErrorClass::QuotaExhausted, Duration::from_secs(300)),
+                (ErrorClass::Unauthorized, Duration::from_secs(300)),
+            ],
         }
     }
 }
@@ -161,6 +169,23 @@ impl FallbackPolicy {
     pub fn with_rate_limit_threshold(mut self, threshold: Duration) -> Self {
         self.rate_limit_threshold = threshold;
         self
+    }
+
+    /// Cooling a target down for `cooldown` after a failure of `class` that carries no delay
+    /// (replacing an earlier one for it).
+    #[must_use]
+    pub fn with_cooldown(mut self, class: ErrorClass, cooldown: Duration) -> Self {
+        self.cooldowns.retain(|(c, _)| *c != class);
+        self.cooldowns.push((class, cooldown));
+        self
+    }
+
+    /// The cooldown after a failure of `class` without a delay, if any.
+    pub fn cooldown_for(&self, class: ErrorClass) -> Option<Duration> {
+        self.cooldowns
+            .iter()
+            .find(|(c, _)| *c == class)
+            .map(|(_, d)| *d)
     }
 
     /// Waiting at most `max_wait` for a cooling target when all are.

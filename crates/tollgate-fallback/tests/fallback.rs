@@ -351,3 +351,137 @@ fn layers_services_and_futures_are_send_sync_and_clone() {
         FallbackLayer::new([Target::new("b", Provider::ok("b"))]).layer(Provider::ok("a"));
     send(&service.call(chat()));
 }
+
+// ===== regressions found in review =====
+
+const TOO_LONG_BODY: &str = r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130412 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#;
+const FLAGGED_BODY: &str = r#"{"error":{"message":"Your request was rejected as a result of our safety system.","type":"invalid_request_error","code":"content_filter"}}"#;
+
+fn classified(body: &'static str, code: u16) -> BoxTarget<String> {
+    boxed(tollgate_providers_classify(Provider::new(move |_, _| {
+        status(code, &[], body)
+    })))
+}
+
+/// Typed chains are entered once each: a context-window model that refuses on content policy,
+/// whose content-policy model is too small, ends — it does not go round for ever.
+#[tokio::test(start_paused = true)]
+async fn typed_chains_are_entered_once() {
+    let client = FallbackLayer::new(Vec::<Target<BoxTarget<String>>>::new())
+        .on_context_window([Target::new("bigger", classified(FLAGGED_BODY, 400))])
+        .on_content_policy([Target::new("lenient", classified(TOO_LONG_BODY, 400))])
+        .layer(classified(TOO_LONG_BODY, 400));
+    let response = client.oneshot(chat()).await.unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+/// Inside the context-window chain, the same failure moves on to the next, larger model.
+#[tokio::test(start_paused = true)]
+async fn a_typed_chain_is_followed_to_its_end() {
+    let largest = Provider::ok("1M");
+    let client = FallbackLayer::new(Vec::<Target<BoxTarget<String>>>::new())
+        .on_context_window([
+            Target::new("200k", classified(TOO_LONG_BODY, 400)),
+            Target::new("1M", boxed(largest.clone())),
+        ])
+        .layer(classified(TOO_LONG_BODY, 400));
+    assert_eq!(client.oneshot(chat()).await.unwrap().into_body(), "1M");
+}
+
+/// A target passed over while cooling is waited for at the end of the scan, or reported in
+/// `retry_after`.
+#[tokio::test(start_paused = true)]
+async fn targets_passed_over_while_cooling_are_not_forgotten() {
+    let b_answers = |n: u32, _| {
+        if n == 0 {
+            status(429, &[("retry-after", "14")], "")
+        } else {
+            Response::new("b".to_owned())
+        }
+    };
+    let failing = || Provider::new(|_, _| status(500, &[], ""));
+    // No waiting: the second request reports when b is free again.
+    let layer = FallbackLayer::new([
+        Target::new("b", Provider::new(b_answers)),
+        Target::new("c", failing()),
+    ]);
+    let client = layer.layer(failing());
+    assert!(client.clone().oneshot(chat()).await.is_err()); // cools b down for 14 s
+    let error = client.clone().oneshot(chat()).await.unwrap_err();
+    assert_eq!(
+        error
+            .downcast_ref::<AllTargetsFailed>()
+            .unwrap()
+            .retry_after(),
+        Some(secs(14))
+    );
+    // Waiting allowed: the second request waits the 14 s for b once c has failed.
+    let layer = FallbackLayer::new([
+        Target::new("b", Provider::new(b_answers)),
+        Target::new("c", failing()),
+    ])
+    .with_policy(FallbackPolicy::default().with_max_wait(secs(30)));
+    let client = layer.layer(failing());
+    assert!(client.clone().oneshot(chat()).await.is_err());
+    let start = Instant::now();
+    let response = client.clone().oneshot(chat()).await.unwrap();
+    assert_eq!(response.into_body(), "b");
+    assert_eq!(start.elapsed(), secs(14));
+}
+
+/// The endpoint rewriter keeps whole path segments, replaces parameters, drops a stale `Host`
+/// and refuses a base with a query.
+#[test]
+fn the_endpoint_rewriter_handles_paths_queries_and_host() {
+    use tollgate_fallback::{Endpoint, Rewrite};
+    let rewrite = |endpoint: &Endpoint, uri: &str| {
+        let mut request = Request::post(uri)
+            .header("host", "api.openai.com")
+            .body(BufferedBody::empty())
+            .unwrap();
+        endpoint.rewrite(&mut request).unwrap();
+        assert!(request.headers().get("host").is_none());
+        request.uri().to_string()
+    };
+    let gateway = Endpoint::new("https://gw.example.com/google")
+        .unwrap()
+        .replacing_prefix("/v1/");
+    assert_eq!(
+        rewrite(&gateway, "https://x/v1beta/openai/chat/completions"),
+        "https://gw.example.com/google/v1beta/openai/chat/completions"
+    );
+    assert_eq!(
+        rewrite(&gateway, "https://x/v1/chat"),
+        "https://gw.example.com/google/chat"
+    );
+    let azure = Endpoint::new("https://az.example.com")
+        .unwrap()
+        .replacing_prefix("/v1")
+        .with_query("api-version=2025-01-01");
+    assert_eq!(
+        rewrite(&azure, "https://x/v1?api-version=2024-10-21&stream=true"),
+        "https://az.example.com/?stream=true&api-version=2025-01-01"
+    );
+    assert!(Endpoint::new("https://az.example.com/openai?api-version=1").is_err());
+    assert!(Endpoint::new("/relative").is_err());
+}
+
+/// An exhausted quota without a delay cools the target down for the policy's time.
+#[tokio::test(start_paused = true)]
+async fn a_quota_failure_cools_the_target_down() {
+    const NO_QUOTA: &str = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+    let primary = Provider::new(|_, _| status(429, &[], NO_QUOTA));
+    let calls = primary.calls.clone();
+    let client = FallbackLayer::new([Target::new("b", boxed(Provider::ok("b")))])
+        .layer(boxed(tollgate_providers_classify(primary)));
+    for _ in 0..3 {
+        assert_eq!(
+            client.clone().oneshot(chat()).await.unwrap().into_body(),
+            "b"
+        );
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 1, "skipped while cooling");
+    time::advance(secs(301)).await;
+    client.clone().oneshot(chat()).await.unwrap();
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+}
