@@ -90,13 +90,15 @@ impl Breaker {
                     if now < until {
                         return Err(Refusal::Open(until));
                     }
+                    // Reset the probe counts while still open (nobody counts probes then), so
+                    // that a probe admitted right after the switch is never wiped.
+                    self.probes_in_flight.store(0, Ordering::Release);
+                    self.probe_successes.store(0, Ordering::Release);
                     if self
                         .state
                         .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
                     {
-                        self.probes_in_flight.store(0, Ordering::Release);
-                        self.probe_successes.store(0, Ordering::Release);
                         changes.push(Change {
                             from: OPEN,
                             to: HALF_OPEN,
@@ -109,7 +111,7 @@ impl Breaker {
                     if taken < config.probes.get() {
                         return Ok(Pass::Probe);
                     }
-                    self.probes_in_flight.fetch_sub(1, Ordering::AcqRel);
+                    self.release_probe();
                     return Err(Refusal::Probing);
                 }
             }
@@ -194,6 +196,14 @@ impl Breaker {
 
     /// Opens from `from` (closed or half-open), for the open period its trips have earned.
     fn trip(&self, config: &BreakerConfig, from: u8, now: u64, changes: &mut Vec<Change>) {
+        // The end of the open period is published before the state, so that nobody sees it
+        // open with an old, passed end and probes at once.
+        let open_for = config.open_period(self.trips.load(Ordering::Acquire));
+        let until = now.saturating_add(u64::try_from(open_for.as_nanos()).unwrap_or(u64::MAX));
+        if self.state.load(Ordering::Acquire) != from {
+            return;
+        }
+        self.open_until.fetch_max(until, Ordering::AcqRel);
         if self
             .state
             .compare_exchange(from, OPEN, Ordering::AcqRel, Ordering::Acquire)
@@ -201,10 +211,7 @@ impl Breaker {
         {
             return;
         }
-        let trips = self.trips.fetch_add(1, Ordering::AcqRel);
-        let open_for = config.open_period(trips);
-        let until = now.saturating_add(u64::try_from(open_for.as_nanos()).unwrap_or(u64::MAX));
-        self.open_until.fetch_max(until, Ordering::AcqRel);
+        self.trips.fetch_add(1, Ordering::AcqRel);
         self.reset_counts();
         changes.push(Change {
             from,
@@ -316,12 +323,16 @@ impl Outcomes {
                 let len = slots.len() as u64;
                 let old =
                     slots[(at % len) as usize].swap(if bad { BAD } else { GOOD }, Ordering::AcqRel);
+                // Saturating both ways: a reset racing a record can only make the count a
+                // little off, never wrap it.
                 let count = match (old == BAD, bad) {
-                    (false, true) => bads.fetch_add(1, Ordering::AcqRel) + 1,
-                    (true, false) => bads.fetch_sub(1, Ordering::AcqRel).saturating_sub(1),
+                    (false, true) => bads.fetch_add(1, Ordering::AcqRel).saturating_add(1),
+                    (true, false) => bads
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                        .map_or(0, |n| n - 1),
                     _ => bads.load(Ordering::Acquire),
                 };
-                ((at + 1).min(len), count)
+                (at.saturating_add(1).min(len), count)
             }
             Outcomes::Time { slot_nanos, slots } => {
                 let epoch = now() / slot_nanos + 1;
