@@ -8,12 +8,13 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
+use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{
     BoxError, Classify, ErrorClass, ResponseView, RouteKey, Verdict, transport_verdict,
 };
 use tollgate_providers::Generic;
 
-use crate::breaker::{Breaker, Pass};
+use crate::breaker::{Breaker, CLOSED, OPEN, Pass};
 use crate::config::Trip;
 use crate::error::CircuitOpen;
 use crate::handle::OnStateChange;
@@ -49,6 +50,7 @@ pub(crate) struct Guard<H> {
     key: Option<RouteKey>,
     pass: Pass,
     started: Option<Instant>,
+    observe: Option<Observe>,
     done: bool,
 }
 
@@ -59,6 +61,7 @@ impl<H> Guard<H> {
         key: Option<RouteKey>,
         pass: Pass,
         started: Option<Instant>,
+        observe: Option<Observe>,
     ) -> Self {
         Guard {
             shared,
@@ -66,6 +69,7 @@ impl<H> Guard<H> {
             key,
             pass,
             started,
+            observe,
             done: false,
         }
     }
@@ -97,6 +101,15 @@ impl<H: OnStateChange> Guard<H> {
         );
         if !changes.is_empty() {
             shared.announce(self.key.as_ref(), &changes);
+            if let Some(observe) = &self.observe {
+                for change in &changes {
+                    observe.event(&Event::BreakerTransition {
+                        key: self.key.as_ref(),
+                        from: state_name(change.from),
+                        to: state_name(change.to),
+                    });
+                }
+            }
         }
     }
 }
@@ -150,6 +163,14 @@ where
                 Poll::Ready(outcome)
             }
         }
+    }
+}
+
+fn state_name(raw: u8) -> &'static str {
+    match raw {
+        CLOSED => "closed",
+        OPEN => "open",
+        _ => "half_open",
     }
 }
 

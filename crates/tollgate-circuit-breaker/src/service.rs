@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tollgate_core::BoxError;
 use tollgate_core::key::{Keyer, Unkeyed};
+use tollgate_core::observe::{Event, Observe};
 use tower_service::Service;
 
 use crate::breaker::{CLOSED, Pass, Refusal};
@@ -98,16 +99,22 @@ where
             (Ok(pass), _) => pass,
             // Watching only: count the call as if admitted while closed.
             (Err(_), Mode::MetricsOnly) => Pass::Normal,
-            (Err(Refusal::Open(until)), _) => {
-                let wait = shared.since_origin(until.saturating_sub(shared.now()));
-                return ResponseFuture::refused(CircuitOpen::new(key, Some(wait)));
-            }
-            (Err(Refusal::Probing), _) => {
-                return ResponseFuture::refused(CircuitOpen::new(key, None));
+            (Err(refusal), _) => {
+                if let Some(observe) = Observe::of(&request) {
+                    observe.event(&Event::BreakerRefused { key: key.as_ref() });
+                }
+                let wait = match refusal {
+                    Refusal::Open(until) => {
+                        Some(shared.since_origin(until.saturating_sub(shared.now())))
+                    }
+                    Refusal::Probing => None,
+                };
+                return ResponseFuture::refused(CircuitOpen::new(key, wait));
             }
         };
         let started = matches!(shared.config.trip, Trip::SlowCallRate { .. }).then(Instant::now);
-        let guard = Guard::new(Arc::clone(&self.shared), keyed, key, pass, started);
+        let observe = Observe::of(&request).cloned();
+        let guard = Guard::new(Arc::clone(&self.shared), keyed, key, pass, started, observe);
         ResponseFuture::calling(self.inner.call(request), Some(guard))
     }
 }

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 use tollgate_core::key::{Keyer, Unkeyed};
+use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, Deadline, Priority};
 use tower_service::Service;
 
@@ -93,6 +94,9 @@ where
                 return ResponseFuture::refused(error, config);
             }
         };
+        if let Some(observe) = Observe::of(&request) {
+            observe.event(&Event::ConcurrencyWait { key: key.as_ref() });
+        }
         let now = Instant::now();
         let by_wait = config.max_wait.and_then(|wait| now.checked_add(wait));
         let by_deadline = Deadline::of(&request).map(Deadline::instant);

@@ -59,6 +59,7 @@ mod classify;
 mod extensions;
 pub mod headers;
 pub mod key;
+pub mod observe;
 mod snapshot;
 mod verdict;
 

@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tollgate_circuit_breaker::CircuitOpen;
 use tollgate_core::body::BufferedBody;
+use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, ErrorClass, Verdict};
 use tollgate_retry::{HttpJudge, Judge, RetriesExhausted};
 use tower_service::Service;
@@ -158,6 +159,12 @@ where
                         Place::Primary => Arc::clone(&shared.primary_name),
                         Place::In(chain, i) => Arc::clone(shared.chain(chain)[i].0.name_arc()),
                     };
+                    if let Some(observe) = Observe::of(this.request) {
+                        observe.event(&Event::FallbackHop {
+                            from: &name,
+                            class: verdict.class(),
+                        });
+                    }
                     this.tried.push((name, verdict));
                     match next {
                         Next::MoveOn(cooldown) => {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, Cost, Deadline, Priority};
 use tower_service::Service;
 
@@ -138,6 +139,17 @@ where
             Poll::Ready(answer) => Answer::Given(Some(answer)),
             Poll::Pending => Answer::Coming(decision),
         };
+        if let (Some(observe), Answer::Given(Some(Ok(Decision::Wait(wait))))) =
+            (Observe::of(&request), &answer)
+        {
+            let refused = give_up.is_some_and(|limit| now.saturating_add(*wait) > limit);
+            let key = admission.key.as_ref();
+            observe.event(&if refused {
+                Event::RateLimitRefused { key }
+            } else {
+                Event::RateLimitWait { key, wait: *wait }
+            });
+        }
         // Take a place in the queue now, not at the first poll, so that requests called later
         // but polled sooner do not pass this one — unless it is refused on its first poll.
         let queues = match &answer {

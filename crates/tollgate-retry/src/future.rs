@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
+use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, ErrorClass, Verdict};
 use tower_service::Service;
 
@@ -41,6 +42,7 @@ pin_project! {
         overloaded: u32,
         previous: Duration,
         give_up_at: Option<Instant>,
+        observe: Option<Observe>,
     }
 }
 
@@ -70,6 +72,7 @@ where
         request: Req,
         shared: Arc<Shared<J, R, H>>,
         give_up_at: Option<Instant>,
+        observe: Option<Observe>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
@@ -80,6 +83,7 @@ where
             overloaded: 0,
             previous: Duration::ZERO,
             give_up_at,
+            observe,
         }
     }
 }
@@ -155,6 +159,14 @@ where
                                 delay,
                                 source,
                             });
+                            if let Some(observe) = this.observe {
+                                observe.event(&Event::RetryScheduled {
+                                    attempt: attempts,
+                                    class: verdict.class(),
+                                    delay,
+                                    source,
+                                });
+                            }
                             if verdict.class() == Some(ErrorClass::Overloaded) {
                                 *this.overloaded += 1;
                             }
@@ -172,6 +184,12 @@ where
                                 class: verdict.class(),
                                 reason,
                             });
+                            if let Some(observe) = this.observe {
+                                observe.event(&Event::RetriesExhausted {
+                                    attempts,
+                                    class: verdict.class(),
+                                });
+                            }
                             this.state.set(State::Done);
                             return Poll::Ready(Err(exhausted(attempts, reason, verdict, outcome)));
                         }

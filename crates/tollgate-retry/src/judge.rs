@@ -3,6 +3,7 @@
 use std::fmt;
 
 use tokio::time::Instant;
+use tollgate_core::observe::Observe;
 use tollgate_core::{BoxError, Classify, Deadline, ResponseView, Verdict, transport_verdict};
 use tollgate_providers::Generic;
 
@@ -13,6 +14,12 @@ pub trait Judge<Req, Res> {
 
     /// When the request must be done by, if it says.
     fn deadline(&self, request: &Req) -> Option<Instant> {
+        let _ = request;
+        None
+    }
+
+    /// The observer to report retries to, if the request carries one.
+    fn observe(&self, request: &Req) -> Option<Observe> {
         let _ = request;
         None
     }
@@ -64,6 +71,10 @@ impl<B, ResBody, C: Classify> Judge<http::Request<B>, http::Response<ResBody>> f
 
     fn deadline(&self, request: &http::Request<B>) -> Option<Instant> {
         Deadline::of(request).map(Deadline::instant)
+    }
+
+    fn observe(&self, request: &http::Request<B>) -> Option<Observe> {
+        Observe::of(request).cloned()
     }
 }
 

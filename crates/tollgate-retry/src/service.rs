@@ -99,6 +99,7 @@ where
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let observe = shared.judge.observe(&request);
         let future = self.inner.call(request.clone());
         ResponseFuture::new(
             future,
@@ -106,6 +107,7 @@ where
             request,
             Arc::clone(shared),
             give_up_at,
+            observe,
         )
     }
 }
