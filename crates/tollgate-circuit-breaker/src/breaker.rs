@@ -14,8 +14,9 @@ pub(crate) const HALF_OPEN: u8 = 2;
 pub(crate) enum Pass {
     /// Admitted while closed (or in metrics-only mode).
     Normal,
-    /// A half-open probe: holds a probe slot until it completes or is dropped.
-    Probe,
+    /// A half-open probe of the half-open period numbered so: holds a probe slot until it
+    /// completes or is dropped. A probe of an earlier period counts for nothing.
+    Probe(u32),
 }
 
 /// A state change, for the hook.
@@ -35,6 +36,8 @@ pub(crate) struct Breaker {
     trips: AtomicU32,
     probes_in_flight: AtomicU32,
     probe_successes: AtomicU32,
+    /// The current half-open period's number.
+    half_open_period: AtomicU32,
     consecutive: AtomicU32,
     window: Option<Outcomes>,
 }
@@ -62,6 +65,7 @@ impl Breaker {
             trips: AtomicU32::new(0),
             probes_in_flight: AtomicU32::new(0),
             probe_successes: AtomicU32::new(0),
+            half_open_period: AtomicU32::new(0),
             consecutive: AtomicU32::new(0),
             window,
         }
@@ -94,6 +98,7 @@ impl Breaker {
                     // that a probe admitted right after the switch is never wiped.
                     self.probes_in_flight.store(0, Ordering::Release);
                     self.probe_successes.store(0, Ordering::Release);
+                    self.half_open_period.fetch_add(1, Ordering::AcqRel);
                     if self
                         .state
                         .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
@@ -107,19 +112,28 @@ impl Breaker {
                     }
                 }
                 _ => {
-                    let taken = self.probes_in_flight.fetch_add(1, Ordering::AcqRel);
-                    if taken < config.probes.get() {
-                        return Ok(Pass::Probe);
-                    }
-                    self.release_probe();
-                    return Err(Refusal::Probing);
+                    let period = self.half_open_period.load(Ordering::Acquire);
+                    let probes = config.probes.get();
+                    let taken = self.probes_in_flight.fetch_update(
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                        |n| (n < probes).then_some(n + 1),
+                    );
+                    return match taken {
+                        Ok(_) => Ok(Pass::Probe(period)),
+                        Err(_) => Err(Refusal::Probing),
+                    };
                 }
             }
         }
     }
 
-    /// A probe that ended without an outcome (dropped) frees its slot.
-    pub(crate) fn release_probe(&self) {
+    /// A probe that ended without an outcome (dropped) frees its slot — if its half-open
+    /// period is still the current one.
+    pub(crate) fn release_probe(&self, period: u32) {
+        if period != self.half_open_period.load(Ordering::Acquire) {
+            return;
+        }
         let _ = self
             .probes_in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -137,11 +151,15 @@ impl Breaker {
         now: &impl Fn() -> u64,
         changes: &mut Vec<Change>,
     ) {
-        if pass == Pass::Probe {
-            self.release_probe();
-            if self.state.load(Ordering::Acquire) != HALF_OPEN {
+        if let Pass::Probe(period) = pass {
+            if period != self.half_open_period.load(Ordering::Acquire)
+                || self.state.load(Ordering::Acquire) != HALF_OPEN
+            {
+                // A probe of an earlier half-open period: neither its slot nor its outcome
+                // belongs to this one.
                 return;
             }
+            self.release_probe(period);
             if failed || slow {
                 self.trip(config, HALF_OPEN, now(), changes);
             } else if self.probe_successes.fetch_add(1, Ordering::AcqRel) + 1 >= config.probes.get()
@@ -259,11 +277,11 @@ impl Breaker {
     }
 
     /// Whether forgetting it loses nothing: closed, nothing counted, nothing in flight.
-    pub(crate) fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self, now: u64) -> bool {
         self.state.load(Ordering::Acquire) == CLOSED
             && self.consecutive.load(Ordering::Acquire) == 0
             && self.probes_in_flight.load(Ordering::Acquire) == 0
-            && self.window.as_ref().is_none_or(Outcomes::is_clear)
+            && self.window.as_ref().is_none_or(|w| w.is_clear(now))
     }
 }
 
@@ -381,12 +399,71 @@ impl Outcomes {
         }
     }
 
-    fn is_clear(&self) -> bool {
+    /// No failure counted that still counts at `now`.
+    fn is_clear(&self, now: u64) -> bool {
         match self {
             Outcomes::Calls { bad, .. } => bad.load(Ordering::Acquire) == 0,
-            Outcomes::Time { slots, .. } => {
-                slots.iter().all(|s| s.bad.load(Ordering::Acquire) == 0)
+            Outcomes::Time { slot_nanos, slots } => {
+                let epoch = now / slot_nanos + 1;
+                slots.iter().all(|s| {
+                    s.bad.load(Ordering::Acquire) == 0
+                        || s.epoch.load(Ordering::Acquire).saturating_add(TIME_SLOTS) <= epoch
+                })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn config(trip: Trip) -> BreakerConfig {
+        BreakerConfig::default()
+            .with_trip(trip)
+            .with_probes(NonZeroU32::new(1).unwrap())
+    }
+
+    #[test]
+    fn a_probe_of_an_earlier_half_open_period_counts_for_nothing() {
+        let config = config(Trip::ConsecutiveFailures(NonZeroU32::new(1).unwrap()));
+        let breaker = Breaker::new(&config);
+        let mut changes = Vec::new();
+        let now = || 0;
+        breaker.record(&config, Pass::Normal, true, false, &now, &mut changes);
+        assert_eq!(breaker.state(), OPEN);
+        let stale = breaker.admit(&config, 61 * SECOND, &mut changes).unwrap();
+        // Opened again by hand while that probe is out, then half-open again.
+        breaker.open_for(Duration::from_secs(10), 61 * SECOND, &mut changes);
+        let fresh = breaker.admit(&config, 72 * SECOND, &mut changes).unwrap();
+        assert_ne!(stale, fresh);
+        // The stale probe's success neither frees the slot nor closes the breaker.
+        let later = || 73 * SECOND;
+        breaker.record(&config, stale, false, false, &later, &mut changes);
+        assert_eq!(breaker.state(), HALF_OPEN);
+        assert_eq!(
+            breaker.admit(&config, 73 * SECOND, &mut changes),
+            Err(Refusal::Probing)
+        );
+        breaker.record(&config, fresh, false, false, &later, &mut changes);
+        assert_eq!(breaker.state(), CLOSED);
+    }
+
+    #[test]
+    fn an_old_failure_in_a_time_window_does_not_keep_a_breaker_alive() {
+        let config = config(Trip::FailureRate {
+            percent: 50,
+            window: Window::Time(Duration::from_secs(10)),
+            min_calls: 100,
+        });
+        let breaker = Breaker::new(&config);
+        let mut changes = Vec::new();
+        breaker.record(&config, Pass::Normal, true, false, &|| 0, &mut changes);
+        assert!(!breaker.is_idle(SECOND));
+        assert!(breaker.is_idle(20 * SECOND));
     }
 }

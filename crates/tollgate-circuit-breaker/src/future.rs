@@ -116,8 +116,8 @@ impl<H: OnStateChange> Guard<H> {
 
 impl<H> Drop for Guard<H> {
     fn drop(&mut self) {
-        if !self.done && self.pass == Pass::Probe {
-            self.breaker().release_probe();
+        if let (false, Pass::Probe(period)) = (self.done, self.pass) {
+            self.breaker().release_probe(period);
         }
     }
 }

@@ -79,7 +79,7 @@ impl<H: OnStateChange> Shared<H> {
             return Arc::clone(breaker);
         }
         if shard.breakers.len() >= shard.sweep_at_len {
-            shard.sweep();
+            shard.sweep(self.now());
         }
         let breaker = Arc::new(Breaker::new(&self.config));
         shard.breakers.insert(key.clone(), Arc::clone(&breaker));
@@ -104,7 +104,7 @@ impl<H: OnStateChange> Shared<H> {
             .iter()
             .map(|s| {
                 let mut shard = s.lock();
-                shard.sweep();
+                shard.sweep(self.now());
                 shard.breakers.len()
             })
             .sum()
@@ -128,9 +128,9 @@ impl<H: OnStateChange> Shared<H> {
 }
 
 impl Shard {
-    fn sweep(&mut self) {
+    fn sweep(&mut self, now: u64) {
         self.breakers
-            .retain(|_, breaker| Arc::strong_count(breaker) > 1 || !breaker.is_idle());
+            .retain(|_, breaker| Arc::strong_count(breaker) > 1 || !breaker.is_idle(now));
         if self.breakers.len() * 4 < self.breakers.capacity() {
             self.breakers.shrink_to(self.breakers.len() * 2);
         }
