@@ -158,6 +158,11 @@ impl RouteKey {
         &self.0
     }
 
+    /// The key's shared string, without copying it.
+    pub fn to_shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
+
     /// The key set on a request, if any.
     pub fn of<B>(request: &http::Request<B>) -> Option<&RouteKey> {
         request.extensions().get::<RouteKey>()

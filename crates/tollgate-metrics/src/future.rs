@@ -1,0 +1,160 @@
+//! [`ResponseFuture`]: the request, then what it came to, recorded.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
+
+use crate::observer::RequestObserver;
+use crate::snapshot::Outcome;
+
+pin_project! {
+    /// The response future of [`Metrics`](crate::Metrics).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropped before completing, the request is not recorded.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        observer: Arc<RequestObserver>,
+        span: tracing::Span,
+        started: Instant,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(
+        inner: F,
+        observer: Arc<RequestObserver>,
+        span: tracing::Span,
+        started: Instant,
+    ) -> Self {
+        ResponseFuture {
+            inner,
+            observer,
+            span,
+            started,
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<http::Response<ResBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let outcome = ready!(this.inner.poll(cx)).map_err(Into::into);
+        let latency = this.started.elapsed();
+        let judged;
+        let (verdict, status) = match &outcome {
+            Ok(response) => (
+                Verdict::of_response(response),
+                Some(response.status().as_u16()),
+            ),
+            Err(error) => {
+                judged = transport_verdict(&**error);
+                (Some(&judged), None)
+            }
+        };
+        let class = match (verdict, status) {
+            (Some(verdict), _) => verdict.class(),
+            (None, Some(status)) if status >= 400 => Some(status_class(status)),
+            _ => None,
+        };
+        record(this.observer, class, status, latency, verdict);
+        Poll::Ready(outcome)
+    }
+}
+
+fn status_class(status: u16) -> ErrorClass {
+    match status {
+        429 => ErrorClass::RateLimited,
+        503 | 529 => ErrorClass::Overloaded,
+        500..=599 => ErrorClass::ServerError,
+        _ => ErrorClass::Unknown,
+    }
+}
+
+fn record(
+    observer: &RequestObserver,
+    class: Option<ErrorClass>,
+    status: Option<u16>,
+    latency: std::time::Duration,
+    verdict: Option<&Verdict>,
+) {
+    let labels = &observer.labels;
+    let outcome = class.map_or("success", |c| c.as_str());
+    let status_label = status.map_or(metrics::SharedString::const_str("none"), |s| {
+        metrics::SharedString::from(s.to_string())
+    });
+    let attempts = observer.retries() + 1;
+    let hops = observer.hops();
+    let seconds = latency.as_secs_f64();
+    metrics::histogram!("http.client.request.duration",
+        "provider" => labels.provider.clone(), "route" => labels.route.clone(),
+        "http.response.status_code" => status_label.clone(), "error.type" => outcome)
+    .record(seconds);
+    metrics::histogram!("gen_ai.client.operation.duration",
+        "gen_ai.system" => labels.provider.clone(), "route" => labels.route.clone(),
+        "error.type" => outcome)
+    .record(seconds);
+    metrics::counter!("tollgate_requests_total",
+        "provider" => labels.provider.clone(), "route" => labels.route.clone(),
+        "outcome" => outcome, "status" => status_label,
+        "attempts" => attempts.to_string(), "hops" => hops.to_string())
+    .increment(1);
+    if let Some(usage) = verdict.and_then(Verdict::usage) {
+        for (kind, tokens) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            if let Some(tokens) = tokens {
+                metrics::histogram!("gen_ai.client.token.usage",
+                    "gen_ai.system" => labels.provider.clone(), "route" => labels.route.clone(),
+                    "gen_ai.token.type" => kind)
+                .record(tokens as f64);
+            }
+        }
+    }
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    if let Some(status) = status {
+        span.record("status", status);
+    }
+    span.record("attempts", attempts);
+    span.record("hops", hops);
+    tracing::info!(
+        outcome,
+        latency_ms = latency.as_millis() as u64,
+        "request done"
+    );
+    if let Some(stats) = &observer.stats {
+        stats.record(&Outcome {
+            class,
+            status,
+            latency,
+            retries: observer.retries(),
+            retry_delay: observer.retry_delay(),
+            hops,
+            verdict,
+        });
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

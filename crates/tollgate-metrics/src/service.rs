@@ -1,0 +1,110 @@
+//! [`Metrics`]: the service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::task::{Context, Poll};
+
+use metrics::SharedString;
+use tokio::time::Instant;
+use tollgate_core::observe::Observe;
+use tollgate_core::{BoxError, RouteKey};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::labels::Labels;
+use crate::observer::RequestObserver;
+use crate::snapshot::Stats;
+
+/// Records each request it passes on. Built by [`MetricsLayer`](crate::MetricsLayer).
+///
+/// See the [crate docs](crate) for examples.
+#[derive(Clone)]
+pub struct Metrics<S> {
+    inner: S,
+    provider: SharedString,
+    stats: Option<Arc<Stats>>,
+}
+
+impl<S> Metrics<S> {
+    pub(crate) fn new(inner: S, provider: SharedString, stats: Option<Arc<Stats>>) -> Self {
+        Metrics {
+            inner,
+            provider,
+            stats,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResBody> Service<http::Request<B>> for Metrics<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    /// Attaches an observer for the layers below to report to, and opens the request's span.
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let route = RouteKey::of(&request).map_or(SharedString::const_str("none"), |key| {
+            SharedString::from(key.to_shared())
+        });
+        let labels = Labels {
+            provider: self.provider.clone(),
+            route,
+        };
+        let span = tracing::info_span!(
+            "tollgate.request",
+            provider = &*labels.provider,
+            route = &*labels.route,
+            outcome = tracing::field::Empty,
+            status = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            hops = tracing::field::Empty,
+        );
+        let observer = Arc::new(RequestObserver {
+            labels,
+            stats: self.stats.clone(),
+            retries: AtomicU32::new(0),
+            retry_delay_nanos: AtomicU64::new(0),
+            hops: AtomicU32::new(0),
+        });
+        request
+            .extensions_mut()
+            .insert(Observe::new(Arc::clone(&observer) as Arc<_>));
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        ResponseFuture::new(future, observer, span, Instant::now())
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Metrics<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("inner", &self.inner)
+            .field("provider", &&*self.provider)
+            .finish_non_exhaustive()
+    }
+}
