@@ -132,7 +132,7 @@ impl Stats {
             .filter(|at| now.saturating_duration_since(**at) <= Duration::from_secs(3_600))
             .count() as u64;
         let quantile = |q: f64| {
-            (counts.latency.len() > 0)
+            (!counts.latency.is_empty())
                 .then(|| Duration::from_micros(counts.latency.value_at_quantile(q)))
         };
         Snapshot {
