@@ -15,6 +15,26 @@
 /// # let _ = builder;
 /// ```
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
+    /// Adds `layer`, a [`MetricsLayer`](crate::MetricsLayer). Put it first (outermost).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::metrics::MetricsLayer;
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let (metrics, handle) = MetricsLayer::pair("openai");
+    /// let builder = ServiceBuilder::new().metrics(metrics);
+    /// # let _ = (builder, handle);
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    fn metrics(
+        self,
+        layer: tollgate_metrics::MetricsLayer,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_metrics::MetricsLayer, L>>;
+
     /// Adds a [`ConcurrencyLayer`](crate::ConcurrencyLayer): at most `max` requests in flight,
     /// unkeyed, slots held until the response body ends. For keys, a queue bound, a maximum
     /// wait or an adaptive cap, build the layer and pass it to `.layer(..)`. (Not
@@ -151,6 +171,14 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
 }
 
 impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
+    #[cfg(feature = "metrics")]
+    fn metrics(
+        self,
+        layer: tollgate_metrics::MetricsLayer,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_metrics::MetricsLayer, L>> {
+        self.layer(layer)
+    }
+
     #[cfg(feature = "concurrency")]
     fn max_in_flight(
         self,

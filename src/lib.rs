@@ -22,9 +22,11 @@
 //! - `CircuitBreakerLayer` ([`circuit_breaker`]): stop calling a provider that is down;
 //! - `FallbackLayer` ([`fallback`]): move on to the next provider or model;
 //! - `ConcurrencyLayer` ([`concurrency`]): cap the requests in flight, with a fair queue and
-//!   adaptive caps.
+//!   adaptive caps;
+//! - `MetricsLayer` ([`metrics`]): what every request came to, through the `metrics` facade,
+//!   `tracing` and an in-process snapshot with alerts.
 //!
-//! The metrics, routing and cache layers follow.
+//! The routing and cache layers follow.
 //!
 //! # Example
 //!
@@ -99,6 +101,7 @@
 //! | `circuit-breaker` | `CircuitBreakerLayer` ([`circuit_breaker`]) and [`ServiceBuilderExt::circuit_breaker`] | yes (via `full`) |
 //! | `fallback` | `FallbackLayer` ([`fallback`]) and [`ServiceBuilderExt::fallback`] | yes (via `full`) |
 //! | `concurrency` | `ConcurrencyLayer` ([`concurrency`]) and [`ServiceBuilderExt::max_in_flight`] | yes (via `full`) |
+//! | `metrics` | `MetricsLayer` ([`metrics`]) and [`ServiceBuilderExt::metrics`] | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
 //!
@@ -197,6 +200,19 @@ pub mod concurrency {
 #[cfg_attr(docsrs, doc(cfg(feature = "concurrency")))]
 #[doc(inline)]
 pub use tollgate_concurrency::ConcurrencyLayer;
+
+/// What every request came to: `MetricsLayer` (from `tollgate-metrics`).
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics {
+    #[doc(inline)]
+    pub use tollgate_metrics::*;
+}
+
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+#[doc(inline)]
+pub use tollgate_metrics::MetricsLayer;
 
 mod builder;
 pub use builder::ServiceBuilderExt;

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use metrics::SharedString;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
@@ -68,6 +69,8 @@ where
                 (Some(&judged), None)
             }
         };
+        // An error that gave up on a response (a retry layer's) still has its status.
+        let status = status.or_else(|| verdict.and_then(Verdict::status).map(|s| s.as_u16()));
         let class = match (verdict, status) {
             (Some(verdict), _) => verdict.class(),
             (None, Some(status)) if status >= 400 => Some(status_class(status)),
@@ -75,6 +78,42 @@ where
         };
         record(this.observer, class, status, latency, verdict);
         Poll::Ready(outcome)
+    }
+}
+
+/// A status as a label, without an allocation for the statuses providers answer with.
+fn status_label(status: u16) -> SharedString {
+    let known = match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        402 => "402",
+        403 => "403",
+        404 => "404",
+        408 => "408",
+        409 => "409",
+        413 => "413",
+        422 => "422",
+        429 => "429",
+        498 => "498",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        529 => "529",
+        _ => return SharedString::from(status.to_string()),
+    };
+    SharedString::const_str(known)
+}
+
+/// A small count as a label, without an allocation below 10.
+fn small(n: u32) -> SharedString {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match DIGITS.get(n as usize) {
+        Some(digit) => SharedString::const_str(digit),
+        None => SharedString::from(n.to_string()),
     }
 }
 
@@ -96,9 +135,7 @@ fn record(
 ) {
     let labels = &observer.labels;
     let outcome = class.map_or("success", |c| c.as_str());
-    let status_label = status.map_or(metrics::SharedString::const_str("none"), |s| {
-        metrics::SharedString::from(s.to_string())
-    });
+    let status_label = status.map_or(SharedString::const_str("none"), status_label);
     let attempts = observer.retries() + 1;
     let hops = observer.hops();
     let seconds = latency.as_secs_f64();
@@ -113,7 +150,7 @@ fn record(
     metrics::counter!("tollgate_requests_total",
         "provider" => labels.provider.clone(), "route" => labels.route.clone(),
         "outcome" => outcome, "status" => status_label,
-        "attempts" => attempts.to_string(), "hops" => hops.to_string())
+        "attempts" => small(attempts), "hops" => small(hops))
     .increment(1);
     if let Some(usage) = verdict.and_then(Verdict::usage) {
         for (kind, tokens) in [

@@ -330,3 +330,78 @@ pub struct Alert {
     /// The value that crossed it.
     pub value: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet() -> Snapshot {
+        Snapshot {
+            elapsed: Duration::from_secs(60),
+            requests: 1_000,
+            successes: 1_000,
+            rate_limited: 0,
+            server_errors: 0,
+            context_window_errors: 0,
+            retries: 0,
+            retried_requests: 0,
+            retried_successes: 0,
+            retry_delay: Duration::ZERO,
+            fallback_hops: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            breaker_opens: 0,
+            breaker_opens_last_hour: 0,
+            utilization: [None; 4],
+            p50: Some(Duration::from_millis(300)),
+            p90: Some(Duration::from_millis(800)),
+            p99: Some(Duration::from_secs(1)),
+        }
+    }
+
+    fn levels(snapshot: &Snapshot, signal: Signal) -> Option<Level> {
+        snapshot
+            .alerts()
+            .into_iter()
+            .find(|a| a.signal == signal)
+            .map(|a| a.level)
+    }
+
+    #[test]
+    fn each_threshold_raises_its_alert() {
+        assert!(quiet().alerts().is_empty());
+        type Raise = fn(&mut Snapshot, bool);
+        let cases: [(Signal, Raise); 5] = [
+            (Signal::Utilization, |s, critical| {
+                s.utilization[0] = Some(if critical { 0.91 } else { 0.71 })
+            }),
+            (Signal::RateLimitRate, |s, critical| {
+                s.rate_limited = if critical { 101 } else { 21 }
+            }),
+            (Signal::P99Latency, |s, critical| {
+                s.p99 = Some(Duration::from_secs(if critical { 16 } else { 6 }))
+            }),
+            (Signal::ServerErrorRate, |s, critical| {
+                s.server_errors = if critical { 51 } else { 11 }
+            }),
+            (Signal::BreakerOpens, |s, critical| {
+                s.breaker_opens_last_hour = if critical { 4 } else { 1 }
+            }),
+        ];
+        for (signal, set) in cases {
+            for (critical, level) in [(false, Level::Warning), (true, Level::Critical)] {
+                let mut snapshot = quiet();
+                set(&mut snapshot, critical);
+                assert_eq!(levels(&snapshot, signal), Some(level), "{signal:?}");
+                assert_eq!(snapshot.alerts().len(), 1, "{signal:?}");
+            }
+        }
+        // At the thresholds themselves, not yet.
+        let mut snapshot = quiet();
+        snapshot.utilization[1] = Some(0.70);
+        snapshot.rate_limited = 20;
+        snapshot.server_errors = 10;
+        snapshot.p99 = Some(Duration::from_secs(5));
+        assert!(snapshot.alerts().is_empty());
+    }
+}

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tollgate_core::{BoxError, Verdict};
+use tollgate_core::{BoxError, Classified, Verdict};
 
 use crate::policy::GaveUp;
 
@@ -32,13 +32,29 @@ pub struct RetriesExhausted {
     reason: GaveUp,
     verdict: Verdict,
     last: Last,
+    /// Its source: the verdict and the last error (or a note that it was a response), so that
+    /// [`Verdict::of_error`] finds the verdict from any layer above.
+    source: Classified,
 }
 
 enum Last {
     /// Behind a lock so the error is `Sync` whatever the response type.
     Response(Mutex<Option<Box<dyn Any + Send>>>),
-    Error(BoxError),
+    /// The error, inside the source.
+    Error,
 }
+
+/// The source of a [`RetriesExhausted`] that ended in a response.
+#[derive(Debug)]
+struct LastWasResponse;
+
+impl fmt::Display for LastWasResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the last attempt was answered")
+    }
+}
+
+impl std::error::Error for LastWasResponse {}
 
 impl RetriesExhausted {
     pub(crate) fn response<R: Send + 'static>(
@@ -50,6 +66,7 @@ impl RetriesExhausted {
         RetriesExhausted {
             attempts,
             reason,
+            source: Classified::new(verdict.clone(), LastWasResponse),
             verdict,
             last: Last::Response(Mutex::new(Some(Box::new(response)))),
         }
@@ -59,8 +76,9 @@ impl RetriesExhausted {
         RetriesExhausted {
             attempts,
             reason,
+            source: Classified::new(verdict.clone(), error),
             verdict,
-            last: Last::Error(error),
+            last: Last::Error,
         }
     }
 
@@ -105,9 +123,9 @@ impl RetriesExhausted {
     }
 
     /// The last attempt's error, when it ended in one.
-    pub fn last_error(&self) -> Option<&BoxError> {
+    pub fn last_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         match &self.last {
-            Last::Error(error) => Some(error),
+            Last::Error => Some(self.source.inner()),
             Last::Response(_) => None,
         }
     }
@@ -135,10 +153,9 @@ impl fmt::Display for RetriesExhausted {
 }
 
 impl std::error::Error for RetriesExhausted {
+    /// A [`Classified`] with the last verdict: its own source is the last error, if the last
+    /// attempt ended in one.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.last {
-            Last::Error(error) => Some(&**error),
-            Last::Response(_) => None,
-        }
+        Some(&self.source)
     }
 }

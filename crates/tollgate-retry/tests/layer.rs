@@ -186,10 +186,15 @@ async fn out_of_retries_keeps_the_last_error() {
     assert_eq!(exhausted.reason(), GaveUp::Attempts);
     assert_eq!(exhausted.attempts(), 3);
     assert_eq!(exhausted.verdict().class(), Some(ErrorClass::Connect));
-    let last = std::error::Error::source(exhausted).unwrap();
+    let last = exhausted.last_error().unwrap();
     assert_eq!(
         last.downcast_ref::<std::io::Error>().unwrap().kind(),
         std::io::ErrorKind::ConnectionReset
+    );
+    // Any layer above finds the verdict through the source chain.
+    assert_eq!(
+        Verdict::of_error(&*error).unwrap().class(),
+        Some(ErrorClass::Connect)
     );
     // Full jitter at 0.5: 50 ms, then 100 ms.
     assert_eq!(script.arrivals(), [ms(0), ms(50), ms(150)]);
