@@ -76,7 +76,7 @@ where
             (None, Some(status)) if status >= 400 => Some(status_class(status)),
             _ => None,
         };
-        record(this.observer, class, status, latency, verdict);
+        record(this.observer, this.span, class, status, latency, verdict);
         Poll::Ready(outcome)
     }
 }
@@ -128,6 +128,7 @@ fn status_class(status: u16) -> ErrorClass {
 
 fn record(
     observer: &RequestObserver,
+    span: &tracing::Span,
     class: Option<ErrorClass>,
     status: Option<u16>,
     latency: std::time::Duration,
@@ -165,7 +166,6 @@ fn record(
             }
         }
     }
-    let span = tracing::Span::current();
     span.record("outcome", outcome);
     if let Some(status) = status {
         span.record("status", status);

@@ -245,3 +245,27 @@ async fn api_keys_leave_no_trace() {
         assert!(!trace.contains("SECRET"), "a key leaked into: {trace}");
     }
 }
+
+/// One span per request, and inside it one per attempt, with their outcomes.
+#[tokio::test(start_paused = true)]
+async fn each_request_and_attempt_has_its_span() {
+    let seen = Seen::default();
+    let _subscriber = tracing::subscriber::set_default(seen.clone());
+    let script = Script::new(vec![reply(503, &[], ""), reply(200, &[], "{}")]);
+    let client = ServiceBuilder::new()
+        .layer(MetricsLayer::new("openai"))
+        .layer(BufferBodyLayer::new())
+        .layer(RetryLayer::new(RetryPolicy::default()))
+        .layer(ClassifyLayer::new(OpenAi::new()))
+        .service(script);
+    client.oneshot(chat()).await.unwrap();
+    let seen = seen.0.lock().unwrap();
+    let count = |name: &str| seen.iter().filter(|s| *s == name).count();
+    assert_eq!(count("tollgate.request"), 1);
+    assert_eq!(count("tollgate.attempt"), 2);
+    assert!(
+        seen.contains(&r#"outcome="overloaded""#.to_owned()),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"attempts=2".to_owned()), "{seen:?}");
+}

@@ -43,6 +43,8 @@ pin_project! {
         previous: Duration,
         give_up_at: Option<Instant>,
         observe: Option<Observe>,
+        // The current attempt's span, inside the request's.
+        span: tracing::Span,
     }
 }
 
@@ -84,6 +86,7 @@ where
             previous: Duration::ZERO,
             give_up_at,
             observe,
+            span: attempt_span(1),
         }
     }
 }
@@ -105,9 +108,17 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let outcome = ready!(future.poll(cx)).map_err(Into::into);
+                    let outcome = {
+                        let _entered = this.span.enter();
+                        ready!(future.poll(cx)).map_err(Into::into)
+                    };
                     let shared = &**this.shared;
                     let verdict = shared.judge.judge(outcome.as_ref());
+                    this.span
+                        .record("outcome", verdict.class().map_or("success", |c| c.as_str()));
+                    if let Some(status) = verdict.status() {
+                        this.span.record("status", status.as_u16());
+                    }
                     if verdict.is_success() {
                         this.state.set(State::Done);
                         return Poll::Ready(outcome);
@@ -210,13 +221,27 @@ where
                         return Poll::Ready(Err(error.into()));
                     }
                     *this.attempts += 1;
-                    let future = this.service.call(this.request.clone());
+                    *this.span = attempt_span(*this.attempts);
+                    let future = {
+                        let _entered = this.span.enter();
+                        this.service.call(this.request.clone())
+                    };
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
     }
+}
+
+/// A span for attempt `attempt`, with the request span's fields for its own outcome.
+fn attempt_span(attempt: u32) -> tracing::Span {
+    tracing::debug_span!(
+        "tollgate.attempt",
+        attempt,
+        outcome = tracing::field::Empty,
+        status = tracing::field::Empty,
+    )
 }
 
 fn exhausted<Res: Send + 'static>(
