@@ -116,7 +116,13 @@ impl Adaptive {
                         None => sample,
                     };
                     self.latency = Some(smoothed);
-                    let floor = self.min_latency.map_or(sample, |m| m.min(sample));
+                    // The unloaded minimum follows the samples down at once, and drifts up
+                    // slowly (1 % a sample), so one fast outlier cannot pin the cap low.
+                    let floor = match self.min_latency {
+                        Some(m) if sample < m => sample,
+                        Some(m) => m.mul_f64(1.01).min(sample),
+                        None => sample,
+                    };
                     self.min_latency = Some(floor);
                     let unloaded = floor.max(tolerance).as_secs_f64();
                     let current = smoothed.as_secs_f64().max(f64::MIN_POSITIVE);

@@ -11,7 +11,8 @@ use crate::shared::Permit;
 pin_project! {
     /// The response body of [`ConcurrencyLimit`](crate::ConcurrencyLimit): the inner body,
     /// holding the request's slot until its last frame, an error, or its drop (when the layer
-    /// holds slots until the body ends; otherwise the slot is already free).
+    /// holds slots until the body ends; otherwise the slot is already free). A body that is
+    /// empty from the start frees the slot when it is first polled or dropped.
     #[derive(Debug)]
     pub struct PermitBody<B> {
         #[pin]

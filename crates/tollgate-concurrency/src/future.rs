@@ -187,7 +187,11 @@ where
                                 let class =
                                     Verdict::of_response(&response).and_then(Verdict::class);
                                 let class = class.or_else(|| status_class(response.status()));
-                                permit.gate().record(&limit, drops(class), latency);
+                                // Only a success's latency says how loaded the provider is.
+                                let latency = latency.filter(|_| class.is_none());
+                                permit
+                                    .gate()
+                                    .record(&limit, drops(class), latency, permit.epoch());
                             }
                             let permit = permit.filter(|_| *this.hold_until_body_end);
                             Ok(response.map(|body| PermitBody::new(body, permit)))
@@ -196,7 +200,9 @@ where
                             let error: BoxError = error.into();
                             if let (true, Some(permit)) = (limit.is_adaptive(), &permit) {
                                 let class = transport_verdict(&*error).class();
-                                permit.gate().record(&limit, drops(class), latency);
+                                permit
+                                    .gate()
+                                    .record(&limit, drops(class), None, permit.epoch());
                             }
                             drop(permit);
                             Err(error)

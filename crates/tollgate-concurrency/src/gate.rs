@@ -20,6 +20,10 @@ pub(crate) struct Gate {
     adaptive: Option<Mutex<Adaptive>>,
     /// Smoothed latency in nanoseconds (0: not measured), for the refusal's hint.
     latency: AtomicU64,
+    /// Bumped at each decrease of an adaptive cap: a drop signal from a request taken before
+    /// the last decrease has been answered already.
+    epoch: AtomicU32,
+    initial: u32,
 }
 
 /// A queued request: granted a permit by a release, or still waiting.
@@ -49,6 +53,8 @@ impl Gate {
                 .is_adaptive()
                 .then(|| Mutex::new(Adaptive::new(limit))),
             latency: AtomicU64::new(0),
+            epoch: AtomicU32::new(0),
+            initial: limit.initial(),
         }
     }
 
@@ -178,7 +184,24 @@ impl Gate {
 
     /// Records a completed request for an adaptive cap; `dropped` for an overload, a 429 or a
     /// timeout.
-    pub(crate) fn record(&self, limit: &Limit, dropped: bool, latency: Option<Duration>) {
+    /// The current decrease epoch, for a permit to carry.
+    pub(crate) fn epoch(&self) -> u32 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Records a completed request taken at `epoch`: `dropped` for an overload, a 429 or a
+    /// timeout (counted once per decrease: a burst of failures halves the cap once); `latency`
+    /// of a success.
+    pub(crate) fn record(
+        &self,
+        limit: &Limit,
+        dropped: bool,
+        latency: Option<Duration>,
+        epoch: u32,
+    ) {
+        if dropped && epoch != self.epoch.load(Ordering::Acquire) {
+            return;
+        }
         if let Some(sample) = latency {
             let nanos = u64::try_from(sample.as_nanos()).unwrap_or(u64::MAX).max(1);
             let old = self.latency.load(Ordering::Relaxed);
@@ -192,9 +215,17 @@ impl Gate {
         let Some(adaptive) = &self.adaptive else {
             return;
         };
-        let next = adaptive.lock().update(limit, dropped, latency);
-        let before = self.limit.swap(next, Ordering::AcqRel);
-        if next > before {
+        let before = {
+            // Published under the lock, so that updates land in their order.
+            let mut adaptive = adaptive.lock();
+            let next = adaptive.update(limit, dropped, latency);
+            let before = self.limit.swap(next, Ordering::AcqRel);
+            if next < before {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+            }
+            before
+        };
+        if self.limit.load(Ordering::Acquire) > before {
             self.grant_waiters();
         }
     }
@@ -202,6 +233,8 @@ impl Gate {
     /// Nothing in flight, nobody waiting, the cap where it started: forgetting it loses
     /// nothing but an adaptive history.
     pub(crate) fn is_idle(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0 && self.waiting.load(Ordering::Acquire) == 0
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.waiting.load(Ordering::Acquire) == 0
+            && self.limit.load(Ordering::Acquire) == self.initial
     }
 }

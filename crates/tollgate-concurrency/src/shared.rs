@@ -110,11 +110,17 @@ impl Shard {
 /// at the end of the response body.
 pub struct Permit {
     gate: Arc<Gate>,
+    epoch: u32,
 }
 
 impl Permit {
     pub(crate) fn new(gate: Arc<Gate>) -> Self {
-        Permit { gate }
+        let epoch = gate.epoch();
+        Permit { gate, epoch }
+    }
+
+    pub(crate) fn epoch(&self) -> u32 {
+        self.epoch
     }
 
     pub(crate) fn gate(&self) -> &Gate {

@@ -71,10 +71,11 @@ impl Service<Request<String>> for Provider {
         let status = self.status.load(Ordering::Relaxed);
         let fail = request.body() == "fail";
         Box::pin(async move {
-            time::sleep(latency).await;
+            // A refused connection fails at once.
             if fail {
                 return Err("connection reset".into());
             }
+            time::sleep(latency).await;
             Ok(Response::builder()
                 .status(status)
                 .body(Full::new(Bytes::from_static(b"body")))
@@ -336,4 +337,47 @@ fn layers_services_and_futures_are_send_sync_and_clone() {
     send_sync::<Saturated>();
     let mut service = ConcurrencyLayer::new(1).layer(Provider::new(0));
     send(&service.call(named("a")));
+}
+
+/// A burst of failures halves an AIMD cap once, not once per failed response.
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_overloads_halves_the_cap_once() {
+    let provider = Provider::new(100);
+    provider.status.store(429, Ordering::Relaxed);
+    let layer = ConcurrencyLayer::with_limit(Limit::Aimd {
+        initial: 8,
+        min: 1,
+        max: 16,
+        backoff: 0.5,
+    })
+    .releasing_at_response();
+    let handle = layer.handle();
+    let service = layer.layer(provider);
+    let burst: Vec<_> = (0..8)
+        .map(|i| tokio::spawn(service.clone().oneshot(named(&format!("r{i}")))))
+        .collect();
+    for task in burst {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(handle.limit(None), 4);
+}
+
+/// One fast failure does not pin a gradient cap low: only successes' latency counts.
+#[tokio::test(start_paused = true)]
+async fn a_fast_failure_does_not_pin_the_gradient_cap() {
+    let provider = Provider::new(20);
+    let layer = ConcurrencyLayer::with_limit(Limit::Gradient {
+        initial: 50,
+        min: 2,
+        max: 100,
+        tolerance: ms(1),
+    })
+    .releasing_at_response();
+    let handle = layer.handle();
+    let service = layer.layer(provider);
+    assert!(service.clone().oneshot(named("fail")).await.is_err());
+    for _ in 0..40 {
+        service.clone().oneshot(named("ok")).await.unwrap();
+    }
+    assert!(handle.limit(None) > 50, "{}", handle.limit(None));
 }

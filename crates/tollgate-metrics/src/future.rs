@@ -76,6 +76,8 @@ where
             (None, Some(status)) if status >= 400 => Some(status_class(status)),
             _ => None,
         };
+        // An error is never a success, whatever a classifier said.
+        let class = class.or(outcome.is_err().then_some(ErrorClass::Unknown));
         record(this.observer, this.span, class, status, latency, verdict);
         Poll::Ready(outcome)
     }

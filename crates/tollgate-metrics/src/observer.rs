@@ -46,7 +46,11 @@ impl Observer for RequestObserver {
             } => {
                 self.retries.fetch_add(1, Ordering::Relaxed);
                 let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-                self.retry_delay_nanos.fetch_add(nanos, Ordering::Relaxed);
+                let _ = self.retry_delay_nanos.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |total| Some(total.saturating_add(nanos)),
+                );
                 let class = class.map_or("none", |c| c.as_str());
                 metrics::counter!("tollgate_retries_total",
                     "provider" => provider.clone(), "route" => route.clone(),

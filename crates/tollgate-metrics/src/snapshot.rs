@@ -81,19 +81,24 @@ impl Stats {
         counts.server_errors += u64::from(outcome.status.is_some_and(|s| s >= 500));
         counts.context_window +=
             u64::from(outcome.class == Some(ErrorClass::ContextWindowExceeded));
-        counts.retries += u64::from(outcome.retries);
+        counts.retries = counts.retries.saturating_add(u64::from(outcome.retries));
         if outcome.retries > 0 {
             counts.retried_requests += 1;
             counts.retried_successes += u64::from(success);
         }
         counts.retry_delay = counts.retry_delay.saturating_add(outcome.retry_delay);
-        counts.hops += u64::from(outcome.hops);
+        counts.hops = counts.hops.saturating_add(u64::from(outcome.hops));
         let micros = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
         counts.latency.saturating_record(micros.max(1));
         if let Some(verdict) = outcome.verdict {
             if let Some(usage) = verdict.usage() {
-                counts.input_tokens += usage.input_tokens.unwrap_or(0);
-                counts.output_tokens += usage.output_tokens.unwrap_or(0);
+                // Reported by the provider: saturate rather than trust.
+                counts.input_tokens = counts
+                    .input_tokens
+                    .saturating_add(usage.input_tokens.unwrap_or(0));
+                counts.output_tokens = counts
+                    .output_tokens
+                    .saturating_add(usage.output_tokens.unwrap_or(0));
             }
             for entry in verdict.rate_limits().entries() {
                 let (Some(limit), Some(remaining)) = (entry.reading.limit, entry.reading.remaining)

@@ -269,3 +269,24 @@ async fn each_request_and_attempt_has_its_span() {
     );
     assert!(seen.contains(&"attempts=2".to_owned()), "{seen:?}");
 }
+
+/// Token counts a provider reports are added without overflow, however large.
+#[tokio::test(start_paused = true)]
+async fn huge_token_counts_do_not_overflow() {
+    let (metrics, handle) = MetricsLayer::pair("openai");
+    let provider = tower::service_fn(|_: Request<String>| async {
+        let mut response = Response::new(String::new());
+        let usage = tollgate_core::Usage::new()
+            .with_input_tokens(u64::MAX)
+            .with_output_tokens(u64::MAX);
+        response
+            .extensions_mut()
+            .insert(tollgate_core::Verdict::success().with_usage(usage));
+        Ok::<_, BoxError>(response)
+    });
+    let service = tower::Layer::layer(&metrics, provider);
+    for _ in 0..2 {
+        service.clone().oneshot(chat()).await.unwrap();
+    }
+    assert_eq!(handle.snapshot().input_tokens, u64::MAX);
+}
