@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
 
+use crate::handles::RequestLabels;
 use crate::observer::RequestObserver;
 use crate::snapshot::Outcome;
 
@@ -142,19 +143,16 @@ fn record(
     let attempts = observer.retries() + 1;
     let hops = observer.hops();
     let seconds = latency.as_secs_f64();
-    metrics::histogram!("http.client.request.duration",
-        "provider" => labels.provider.clone(), "route" => labels.route.clone(),
-        "http.response.status_code" => status_label.clone(), "error.type" => outcome)
-    .record(seconds);
-    metrics::histogram!("gen_ai.client.operation.duration",
-        "gen_ai.system" => labels.provider.clone(), "route" => labels.route.clone(),
-        "error.type" => outcome)
-    .record(seconds);
-    metrics::counter!("tollgate_requests_total",
-        "provider" => labels.provider.clone(), "route" => labels.route.clone(),
-        "outcome" => outcome, "status" => status_label,
-        "attempts" => small(attempts), "hops" => small(hops))
-    .increment(1);
+    let handles = observer.cache.get(&RequestLabels {
+        route: labels.route.clone(),
+        outcome,
+        status: status_label,
+        attempts: small(attempts),
+        hops: small(hops),
+    });
+    handles.http_duration.record(seconds);
+    handles.operation_duration.record(seconds);
+    handles.requests.increment(1);
     if let Some(usage) = verdict.and_then(Verdict::usage) {
         for (kind, tokens) in [
             ("input", usage.input_tokens),

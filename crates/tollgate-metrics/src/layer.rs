@@ -6,25 +6,30 @@ use std::sync::Arc;
 use metrics::SharedString;
 use tower_layer::Layer;
 
+use crate::handles::HandleCache;
 use crate::service::Metrics;
 use crate::snapshot::{Snapshot, Stats};
 
 /// Records every logical request — outcome, latency, tokens, retries, hops — through the
 /// `metrics` facade and `tracing`, and, made with [`pair`](Self::pair), into an in-process
-/// [`Snapshot`]. Put it outermost.
+/// [`Snapshot`]. Put it outermost. Its metric handles are registered with the recorder
+/// installed when a label set is first seen: install the recorder before sending requests.
 ///
 /// See the [crate docs](crate) for examples.
 #[derive(Clone)]
 pub struct MetricsLayer {
     provider: SharedString,
     stats: Option<Arc<Stats>>,
+    cache: Arc<HandleCache>,
 }
 
 impl MetricsLayer {
     /// Records to the `metrics` facade (any exporter) and `tracing`, labelled `provider`.
     pub fn new(provider: &str) -> Self {
+        let provider = SharedString::from(Arc::<str>::from(provider));
         MetricsLayer {
-            provider: SharedString::from(Arc::<str>::from(provider)),
+            cache: Arc::new(HandleCache::new(provider.clone())),
+            provider,
             stats: None,
         }
     }
@@ -44,7 +49,12 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = Metrics<S>;
 
     fn layer(&self, inner: S) -> Metrics<S> {
-        Metrics::new(inner, self.provider.clone(), self.stats.clone())
+        Metrics::new(
+            inner,
+            self.provider.clone(),
+            self.stats.clone(),
+            Arc::clone(&self.cache),
+        )
     }
 }
 

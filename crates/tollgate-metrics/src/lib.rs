@@ -104,6 +104,7 @@
 
 pub mod future;
 
+mod handles;
 mod labels;
 mod layer;
 mod observer;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tollgate_core::observe::{Event, Observer};
 
+use crate::handles::HandleCache;
 use crate::labels::Labels;
 use crate::snapshot::Stats;
 
@@ -14,6 +15,7 @@ use crate::snapshot::Stats;
 pub(crate) struct RequestObserver {
     pub(crate) labels: Labels,
     pub(crate) stats: Option<Arc<Stats>>,
+    pub(crate) cache: Arc<HandleCache>,
     pub(crate) retries: AtomicU32,
     pub(crate) retry_delay_nanos: AtomicU64,
     pub(crate) hops: AtomicU32,

@@ -12,6 +12,7 @@ use tollgate_core::{BoxError, RouteKey};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
+use crate::handles::HandleCache;
 use crate::labels::Labels;
 use crate::observer::RequestObserver;
 use crate::snapshot::Stats;
@@ -24,14 +25,21 @@ pub struct Metrics<S> {
     inner: S,
     provider: SharedString,
     stats: Option<Arc<Stats>>,
+    cache: Arc<HandleCache>,
 }
 
 impl<S> Metrics<S> {
-    pub(crate) fn new(inner: S, provider: SharedString, stats: Option<Arc<Stats>>) -> Self {
+    pub(crate) fn new(
+        inner: S,
+        provider: SharedString,
+        stats: Option<Arc<Stats>>,
+        cache: Arc<HandleCache>,
+    ) -> Self {
         Metrics {
             inner,
             provider,
             stats,
+            cache,
         }
     }
 
@@ -85,6 +93,7 @@ where
         let observer = Arc::new(RequestObserver {
             labels,
             stats: self.stats.clone(),
+            cache: Arc::clone(&self.cache),
             retries: AtomicU32::new(0),
             retry_delay_nanos: AtomicU64::new(0),
             hops: AtomicU32::new(0),
