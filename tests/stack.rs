@@ -10,6 +10,7 @@
     feature = "circuit-breaker",
     feature = "concurrency",
     feature = "fallback",
+    feature = "metrics",
     feature = "providers",
     feature = "ratelimit",
     feature = "retry"
@@ -309,4 +310,46 @@ async fn the_fallback_moves_to_the_second_provider_when_the_first_gives_up() {
     let primary_at = primary.arrived();
     assert_eq!(primary_at.len(), 2);
     assert_eq!(secondary.arrived(), [primary_at[1]]);
+}
+
+/// Every layer in the documented order, metrics outermost: the snapshot counts the retry that
+/// the layers below reported, and the rate-limit utilization from the provider's headers.
+#[tokio::test(start_paused = true)]
+async fn the_whole_stack_composes_and_reports() {
+    use tollgate::circuit_breaker::BreakerConfig;
+    use tollgate::metrics::MetricsLayer;
+    let transport = Script::new(vec![
+        error(429, &[("retry-after-ms", "200")], RATE_LIMITED),
+        ok_with(&[
+            ("x-ratelimit-limit-requests", "100"),
+            ("x-ratelimit-remaining-requests", "10"),
+        ]),
+    ]);
+    let (metrics, handle) = MetricsLayer::pair("openai");
+    let client = ServiceBuilder::new()
+        .metrics(metrics)
+        .retries(RetryPolicy::default())
+        .circuit_breaker(BreakerConfig::default())
+        .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
+        .max_in_flight(8)
+        .classify(OpenAi::new())
+        .service(transport.clone());
+    let body = Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[]}"#));
+    let response = client.oneshot(Request::new(body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let snapshot = handle.snapshot();
+    assert_eq!(
+        (snapshot.requests, snapshot.successes, snapshot.retries),
+        (1, 1, 1)
+    );
+    assert_eq!(snapshot.retry_delay, Duration::from_millis(200));
+    assert_eq!(
+        snapshot.utilization(tollgate::Dimension::Requests),
+        Some(0.9)
+    );
+    assert_eq!(
+        snapshot.alerts().len(),
+        1,
+        "90 % of the quota used is a warning"
+    );
 }
