@@ -313,7 +313,8 @@ async fn the_fallback_moves_to_the_second_provider_when_the_first_gives_up() {
 }
 
 /// Every layer in the documented order, metrics outermost: the snapshot counts the retry that
-/// the layers below reported, and the rate-limit utilization from the provider's headers.
+/// the layers below reported, and the rate-limit utilization from the provider's headers and
+/// from the local limiter.
 #[tokio::test(start_paused = true)]
 async fn the_whole_stack_composes_and_reports() {
     use tollgate::circuit_breaker::BreakerConfig;
@@ -346,6 +347,11 @@ async fn the_whole_stack_composes_and_reports() {
     assert_eq!(
         snapshot.utilization(tollgate::Dimension::Requests),
         Some(0.9)
+    );
+    // The local limiter's bucket of 100: one request taken since it last refilled.
+    assert_eq!(
+        snapshot.limiter_utilization[tollgate::Dimension::Requests.index()],
+        Some(0.01)
     );
     assert_eq!(
         snapshot.alerts().len(),

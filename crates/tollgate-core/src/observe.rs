@@ -45,7 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{DelaySource, ErrorClass, RouteKey};
+use crate::{DelaySource, Dimension, ErrorClass, RouteKey};
 
 /// Something a layer did to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,15 @@ pub enum Event<'a> {
     ConcurrencyWait {
         /// The key, if keyed.
         key: Option<&'a RouteKey>,
+    },
+    /// How much of a local rate limit is in use after the request was admitted.
+    RateLimitUtilization {
+        /// The key, if keyed.
+        key: Option<&'a RouteKey>,
+        /// The dimension.
+        dimension: Dimension,
+        /// Used, in thousandths of the limit's capacity.
+        per_mille: u16,
     },
 }
 

@@ -32,8 +32,9 @@
 //! Made with [`pair`](MetricsLayer::pair), it also keeps in-process figures: a
 //! [`MetricsHandle`] gives a [`Snapshot`] — totals; success, 429, 5xx and retry-success
 //! rates; context-window errors; retries and their mean delay; p50/p90/p99 latency (an HDR
-//! histogram, retries included); throughput; the provider's quota utilization per dimension
-//! from its rate-limit headers; breaker opens — and [`Snapshot::alerts`] checks it against the
+//! histogram, retries included); throughput; quota utilization per dimension, both the
+//! provider's (from its rate-limit headers) and the local `RateLimitLayer`'s (reported after
+//! each admission); breaker opens — and [`Snapshot::alerts`] checks it against the
 //! warning and critical thresholds of PROVIDERS.md.
 //!
 //! ## `poll_ready` and `call`

@@ -115,6 +115,15 @@ impl Observer for RequestObserver {
                 .increment(1);
                 tracing::info!(from, class, "fallback moved on");
             }
+            Event::RateLimitUtilization {
+                dimension,
+                per_mille,
+                ..
+            } => {
+                if let Some(stats) = &self.stats {
+                    stats.limiter_utilization(dimension, f64::from(per_mille) / 1_000.0);
+                }
+            }
             Event::ConcurrencyWait { .. } => {
                 metrics::counter!("tollgate_concurrency_waits_total",
                     "provider" => provider, "route" => route)

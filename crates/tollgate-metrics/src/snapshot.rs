@@ -40,6 +40,7 @@ struct Counts {
     breaker_opens: VecDeque<Instant>,
     breaker_opens_total: u64,
     utilization: [Option<f64>; 4],
+    limiter_utilization: [Option<f64>; 4],
     latency: Histogram<u64>,
 }
 
@@ -63,6 +64,7 @@ impl Stats {
                 breaker_opens: VecDeque::new(),
                 breaker_opens_total: 0,
                 utilization: [None; 4],
+                limiter_utilization: [None; 4],
                 // Microseconds, up to an hour, three significant figures.
                 latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                     .expect("valid histogram bounds"),
@@ -114,6 +116,11 @@ impl Stats {
         }
     }
 
+    /// The local rate limiter's latest utilization of `dimension`.
+    pub(crate) fn limiter_utilization(&self, dimension: Dimension, used: f64) {
+        self.counts.lock().limiter_utilization[dimension.index()] = Some(used);
+    }
+
     pub(crate) fn breaker_opened(&self) {
         let now = Instant::now();
         let mut counts = self.counts.lock();
@@ -157,6 +164,7 @@ impl Stats {
             breaker_opens: counts.breaker_opens_total,
             breaker_opens_last_hour: opens_last_hour,
             utilization: counts.utilization,
+            limiter_utilization: counts.limiter_utilization,
             p50: quantile(0.5),
             p90: quantile(0.9),
             p99: quantile(0.99),
@@ -203,6 +211,9 @@ pub struct Snapshot {
     /// The provider's quota used, per [`Dimension`] (index with `Dimension::index`), from the
     /// latest rate-limit headers: `1 − remaining / limit`.
     pub utilization: [Option<f64>; 4],
+    /// The local rate limiter's quota used, per [`Dimension`], after the latest admission (the
+    /// highest over its limits of that dimension, as `RateLimitLayer` reports it).
+    pub limiter_utilization: [Option<f64>; 4],
     /// Median latency.
     pub p50: Option<Duration>,
     /// 90th percentile latency.
@@ -248,9 +259,15 @@ impl Snapshot {
         (secs > 0.0).then(|| self.successes as f64 / secs)
     }
 
-    /// The highest quota utilization over the dimensions reported.
+    /// The highest quota utilization over the dimensions reported, by the provider or the
+    /// local limiter.
     pub fn utilization_max(&self) -> Option<f64> {
-        self.utilization.iter().flatten().copied().reduce(f64::max)
+        self.utilization
+            .iter()
+            .chain(self.limiter_utilization.iter())
+            .flatten()
+            .copied()
+            .reduce(f64::max)
     }
 
     /// The quota utilization of `dimension`.
@@ -358,6 +375,7 @@ mod tests {
             breaker_opens: 0,
             breaker_opens_last_hour: 0,
             utilization: [None; 4],
+            limiter_utilization: [None; 4],
             p50: Some(Duration::from_millis(300)),
             p90: Some(Duration::from_millis(800)),
             p99: Some(Duration::from_secs(1)),

@@ -110,6 +110,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many keys hold state.
     fn keys(&self) -> usize;
+
+    /// How much of each limit of `key` is in use at `now`, as `(dimension, used fraction)`;
+    /// for observers (the metrics layer). A store that cannot tell cheaply answers nothing.
+    fn utilization(&self, key: Option<&RouteKey>, now: Duration) -> Vec<(Dimension, f64)> {
+        let _ = (key, now);
+        Vec::new()
+    }
 }
 
 // ===== impl MemoryStore =====
@@ -441,6 +448,30 @@ impl Store for MemoryStore {
             .iter()
             .map(|shard| lock(shard).keyed.len())
             .sum()
+    }
+
+    fn utilization(&self, key: Option<&RouteKey>, now: Duration) -> Vec<(Dimension, f64)> {
+        self.with_entry(key, now, |entry| entry.utilization(now))
+    }
+}
+
+impl Entry {
+    /// The share of each dimension in use: the highest over that dimension's limits.
+    fn utilization(&self, now: Duration) -> Vec<(Dimension, f64)> {
+        let mut used: Vec<(Dimension, f64)> = Vec::with_capacity(self.states.len());
+        for (limit, state) in self.limits.as_slice().iter().zip(self.states.iter()) {
+            let capacity = limit.capacity();
+            if capacity == 0 {
+                continue;
+            }
+            let in_use = capacity.saturating_sub(limit.available(state, now));
+            let share = in_use as f64 / capacity as f64;
+            match used.iter_mut().find(|(d, _)| *d == limit.dimension()) {
+                Some((_, highest)) => *highest = highest.max(share),
+                None => used.push((limit.dimension(), share)),
+            }
+        }
+        used
     }
 }
 

@@ -985,6 +985,31 @@ fn enormous_debt_never_admits() {
     }
 }
 
+/// Utilization per dimension is the busiest of that dimension's limits.
+#[test]
+fn utilization_reports_the_busiest_limit_per_dimension() {
+    use tollgate_ratelimit::{MemoryStore, Store};
+    let store = MemoryStore::new(limits([
+        Limit::requests(Quota::per_minute(n(10))),
+        Limit::tokens(Quota::per_minute(n(1_000))),
+        Limit::tokens(Quota::per_day(n(100_000))),
+    ]));
+    let cost = Cost::requests(1).with(Dimension::Tokens, 500);
+    for _ in 0..2 {
+        drop(store.admit(None, &cost, None, secs(0)).into_inner());
+    }
+    let mut used = store.utilization(None, secs(0));
+    used.sort_by_key(|(dimension, _)| dimension.index());
+    assert_eq!(
+        used,
+        [(Dimension::Requests, 0.2), (Dimension::Tokens, 1.0)],
+        "the minute's tokens are all used; the day's only 1 %"
+    );
+    // Half a minute later half the minute's tokens have come back.
+    let used = store.utilization(None, secs(30));
+    assert!(used.contains(&(Dimension::Tokens, 0.5)), "{used:?}");
+}
+
 /// A refund lets the first waiter in at once instead of at its planned time.
 #[tokio::test(start_paused = true)]
 async fn a_refund_wakes_the_first_waiter_early() {
