@@ -1,0 +1,1 @@
+//! A mock LLM provider server (being built).
