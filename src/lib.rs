@@ -102,6 +102,7 @@
 //! | `fallback` | `FallbackLayer` ([`fallback`]) and [`ServiceBuilderExt::fallback`] | yes (via `full`) |
 //! | `concurrency` | `ConcurrencyLayer` ([`concurrency`]) and [`ServiceBuilderExt::max_in_flight`] | yes (via `full`) |
 //! | `metrics` | `MetricsLayer` ([`metrics`]) and [`ServiceBuilderExt::metrics`] | yes (via `full`) |
+//! | `stack` | Ready stacks for provider presets, built in code or from TOML ([`stack`]); every layer above, `serde` and `toml` | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
 //!
@@ -213,6 +214,10 @@ pub mod metrics {
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 #[doc(inline)]
 pub use tollgate_metrics::MetricsLayer;
+
+#[cfg(feature = "stack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stack")))]
+pub mod stack;
 
 mod builder;
 pub use builder::ServiceBuilderExt;

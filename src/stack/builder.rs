@@ -1,0 +1,243 @@
+//! [`StackBuilder`]: providers in, a [`Stack`] out, every layer in the documented order.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tollgate_circuit_breaker::CircuitBreakerLayer;
+use tollgate_concurrency::ConcurrencyLayer;
+use tollgate_core::BoxError;
+use tollgate_core::body::BufferedBody;
+use tollgate_fallback::{FallbackLayer, FallbackPolicy, Target};
+use tollgate_metrics::MetricsLayer;
+use tollgate_providers::ClassifyLayer;
+use tollgate_ratelimit::{ByModel, OpenAiChat, RateLimitLayer};
+use tollgate_retry::RetryLayer;
+use tower::{Layer, Service};
+
+use super::error::StackError;
+use super::provider::Provider;
+use super::service::{Description, Erased, Stack, StackBody};
+
+/// Builds a [`Stack`]: a primary [`Provider`], fallbacks, a context-window chain, and
+/// optionally a [`MetricsLayer`] outermost.
+///
+/// Each provider gets its own stack, outermost first: its request rewrites (endpoint,
+/// credentials, model), `RetryLayer`, `CircuitBreakerLayer`, `RateLimitLayer` (keyed by
+/// model, estimating tokens as OpenAI counts them), `ConcurrencyLayer`, `ClassifyLayer` (the
+/// kind's classifier), and the transport. A `FallbackLayer` over them tries the primary, then
+/// the [fallbacks](Self::fallback) in order, and sends a prompt too long for the context
+/// window to the [context-window chain](Self::context_window_fallback). Without fallbacks or
+/// context-window chain there is no `FallbackLayer`: the primary's own errors come out.
+///
+/// Providers with the same [`label`](Provider::label) share one stack — one quota, one
+/// breaker — and must be equal.
+///
+/// See the [module docs](super) for examples.
+#[derive(Clone)]
+pub struct StackBuilder {
+    primary: Provider,
+    fallback: Vec<Provider>,
+    context_window: Vec<Provider>,
+    metrics: Option<MetricsLayer>,
+    policy: Option<FallbackPolicy>,
+}
+
+impl StackBuilder {
+    /// A stack sending every request to `primary`.
+    pub fn new(primary: Provider) -> Self {
+        StackBuilder {
+            primary,
+            fallback: Vec::new(),
+            context_window: Vec::new(),
+            metrics: None,
+            policy: None,
+        }
+    }
+
+    /// Falls back to `provider` after the primary and the earlier fallbacks, when the
+    /// [`FallbackPolicy`] says to move on: overloaded, down, out of quota, rejected key, open
+    /// circuit, or a rate limit asking for a long wait.
+    #[must_use]
+    pub fn fallback(mut self, provider: Provider) -> Self {
+        self.fallback.push(provider);
+        self
+    }
+
+    /// After a context-window failure (`context_length_exceeded`), tries `provider` — a model
+    /// with a larger context — after the earlier ones of this chain.
+    #[must_use]
+    pub fn context_window_fallback(mut self, provider: Provider) -> Self {
+        self.context_window.push(provider);
+        self
+    }
+
+    /// Records every request with `layer`, outermost: one logical request, with the retries,
+    /// waits and hops the layers below report.
+    #[must_use]
+    pub fn metrics(mut self, layer: MetricsLayer) -> Self {
+        self.metrics = Some(layer);
+        self
+    }
+
+    /// Moves on to the next provider as `policy` says ([`FallbackPolicy::default`] otherwise).
+    #[must_use]
+    pub fn fallback_policy(mut self, policy: FallbackPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Builds the stack over `transport`, cloned once per provider.
+    ///
+    /// `transport` is any HTTP client as a `tower::Service`: a hyper-util legacy `Client`, a
+    /// reqwest adapter, a `tower::service_fn` in tests. It receives each request with the
+    /// provider's absolute URI, credentials and model.
+    ///
+    /// # Errors
+    ///
+    /// [`StackError`] when a provider cannot be reached as configured: no or an invalid base
+    /// URL, an invalid API key, a zero concurrency cap, or two different providers sharing a
+    /// name.
+    pub fn build<T, B>(self, transport: T) -> Result<Stack, StackError>
+    where
+        T: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        T::Error: Into<BoxError>,
+        T::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError> + Send,
+    {
+        // One stack per distinct provider, shared by every chain it appears in.
+        let mut built: Vec<(Provider, Erased)> = Vec::new();
+        let mut stack_for = |provider: &Provider| -> Result<(String, Erased), StackError> {
+            let label = provider.label();
+            if let Some((existing, service)) = built.iter().find(|(p, _)| p.label() == label) {
+                if existing != provider {
+                    return Err(StackError::ConflictingProviders { name: label });
+                }
+                return Ok((label, service.clone()));
+            }
+            let service = provider_stack(provider, transport.clone())?;
+            built.push((provider.clone(), service.clone()));
+            Ok((label, service))
+        };
+        let (primary_name, primary) = stack_for(&self.primary)?;
+        let fallback = self
+            .fallback
+            .iter()
+            .map(&mut stack_for)
+            .collect::<Result<Vec<_>, _>>()?;
+        let context_window = self
+            .context_window
+            .iter()
+            .map(&mut stack_for)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let description = Description {
+            primary: primary_name.clone(),
+            fallback: fallback.iter().map(|(name, _)| name.clone()).collect(),
+            context_window: context_window
+                .iter()
+                .map(|(name, _)| name.clone())
+                .collect(),
+            metrics: self.metrics.is_some(),
+        };
+        let targets = |chain: Vec<(String, Erased)>| {
+            chain
+                .into_iter()
+                .map(|(name, service)| Target::new(name, service))
+                .collect::<Vec<_>>()
+        };
+        let service = if fallback.is_empty() && context_window.is_empty() {
+            match self.metrics {
+                Some(metrics) => Erased::new(metrics.layer(primary)),
+                None => primary,
+            }
+        } else {
+            let layer = FallbackLayer::new(targets(fallback))
+                .on_context_window(targets(context_window))
+                .primary_name(&primary_name);
+            let layer = match self.policy {
+                Some(policy) => layer.with_policy(policy),
+                None => layer,
+            };
+            with_metrics(self.metrics, layer.layer(primary))
+        };
+        Ok(Stack::new(service, description))
+    }
+}
+
+/// One provider's stack: rewrites, retry, breaker, rate limit, concurrency, classify,
+/// transport.
+fn provider_stack<T, B>(provider: &Provider, transport: T) -> Result<Erased, StackError>
+where
+    T: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    T::Error: Into<BoxError>,
+    T::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError> + Send,
+{
+    let rewrites = provider.rewrites()?;
+    let classified = ClassifyLayer::new(provider.kind().classifier()).layer(transport);
+    let wire = match provider.max_in_flight_limit() {
+        Some(max) => Erased::boxing_body(ConcurrencyLayer::new(max).layer(classified)),
+        None => Erased::boxing_body(classified),
+    };
+    Ok(match provider.limits_ref() {
+        Some(limits) => {
+            let layer = RateLimitLayer::new(limits.clone())
+                .keyed_by(ByModel)
+                .with_estimator(OpenAiChat::new());
+            with_breaker(provider, rewrites, layer.layer(wire))
+        }
+        None => with_breaker(provider, rewrites, wire),
+    })
+}
+
+/// `service`, under `metrics` if any, erased once.
+fn with_metrics<S>(metrics: Option<MetricsLayer>, service: S) -> Erased
+where
+    S: Service<Request<BufferedBody>, Response = Response<StackBody>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    match metrics {
+        Some(metrics) => Erased::new(metrics.layer(service)),
+        None => Erased::new(service),
+    }
+}
+
+fn with_breaker<S>(provider: &Provider, rewrites: super::provider::Rewrites, inner: S) -> Erased
+where
+    S: Service<Request<BufferedBody>, Response = Response<StackBody>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let retry = RetryLayer::new(provider.retry_policy().clone());
+    match provider.breaker_config() {
+        Some(config) => {
+            let breaker = CircuitBreakerLayer::new(config.clone()).layer(inner);
+            Erased::rewriting(rewrites, retry.layer(breaker))
+        }
+        None => Erased::rewriting(rewrites, retry.layer(inner)),
+    }
+}
+
+impl fmt::Debug for StackBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackBuilder")
+            .field("primary", &self.primary)
+            .field("fallback", &self.fallback)
+            .field("context_window", &self.context_window)
+            .field("metrics", &self.metrics)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}

@@ -1,0 +1,962 @@
+//! [`StackConfig`]: the same stack, declared in TOML.
+
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use tollgate_circuit_breaker::{BreakerConfig, Trip};
+use tollgate_core::body::BufferedBody;
+use tollgate_core::headers::go_duration;
+use tollgate_core::{BoxError, Dimension};
+use tollgate_metrics::MetricsLayer;
+use tollgate_ratelimit::algorithm::Quota;
+use tollgate_ratelimit::presets::{
+    AnthropicModel, DeepSeekLevel, GeminiModel, GeminiPlan, OpenAiTier,
+};
+use tollgate_ratelimit::{AlgorithmKind, Limit, Limits};
+use tollgate_retry::{Backoff, Jitter, RetryPolicy};
+use tower::Service;
+
+use super::builder::StackBuilder;
+use super::error::StackError;
+use super::provider::{Provider, ProviderKind, credentials, endpoint};
+use super::service::Stack;
+
+// ===== the file's shape =====
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    providers: Vec<RawProvider>,
+    stack: RawStack,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStack {
+    primary: String,
+    #[serde(default)]
+    fallback: Vec<String>,
+    #[serde(default)]
+    context_window: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: String,
+    kind: String,
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+    /// Refused with a message that does not quote it.
+    api_key: Option<IgnoredAny>,
+    api_version: Option<String>,
+    model: Option<String>,
+    max_in_flight: Option<u64>,
+    limits: Option<RawLimits>,
+    retry: Option<RawRetry>,
+    breaker: Option<RawBreaker>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    preset: Option<String>,
+    requests_per_minute: Option<u64>,
+    requests_per_day: Option<u64>,
+    tokens_per_minute: Option<u64>,
+    tokens_per_day: Option<u64>,
+    input_tokens_per_minute: Option<u64>,
+    output_tokens_per_minute: Option<u64>,
+    algorithm: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    preset: Option<String>,
+    max_retries: Option<u32>,
+    max_overloaded_retries: Option<u32>,
+    base_delay: Option<String>,
+    max_delay: Option<String>,
+    jitter: Option<String>,
+    min_delay: Option<String>,
+    max_server_delay: Option<String>,
+    total_time: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    preset: Option<String>,
+    consecutive_failures: Option<u32>,
+    open_for: Option<String>,
+    open_growth: Option<u32>,
+    max_open_for: Option<String>,
+    probes: Option<u32>,
+}
+
+// ===== the validated configuration =====
+
+/// A stack declared in TOML: providers, each with its endpoint, key variable, model, limits,
+/// retry policy, breaker and concurrency cap, and the chains over them. It builds the same
+/// [`Stack`] as [`StackBuilder`].
+///
+/// [`from_toml`](Self::from_toml) checks everything but the environment; the API keys are read
+/// from the variables named by `api_key_env` when the stack is built, and never kept in the
+/// configuration. `examples/stack.toml` in the repository is a complete, commented sample.
+///
+/// # Format
+///
+/// ```toml
+/// [[providers]]
+/// name = "openai"                       # required, unique; used by [stack] and in errors
+/// kind = "openai"                       # required: openai, azure-openai, anthropic, deepseek,
+///                                       #   gemini, groq, mistral, openrouter, openai-compatible
+/// base_url = "https://api.openai.com"   # default: the kind's; required for azure-openai and
+///                                       #   openai-compatible
+/// api_key_env = "OPENAI_API_KEY"        # the NAME of the variable holding the key
+/// model = "gpt-4o"                      # sets the body's "model"
+/// max_in_flight = 100                   # concurrency cap; default none
+/// # api_version = "2024-10-21"          # azure-openai only
+///
+/// [providers.limits]                    # default: no client-side rate limit
+/// preset = "openai-tier-3"              # or "none"; explicit values below override it
+/// requests_per_minute = 10000           # also requests_per_day, tokens_per_minute,
+/// tokens_per_minute = 10000000          #   tokens_per_day, input_tokens_per_minute,
+///                                       #   output_tokens_per_minute
+/// algorithm = "token-bucket"            # gcra, fixed-window, sliding-window-log,
+///                                       #   sliding-window-counter
+///
+/// [providers.retry]                     # default: preset "default"
+/// preset = "default"                    # "default", "openai" or "none" (no retries)
+/// max_retries = 3
+/// max_overloaded_retries = 2
+/// base_delay = "500ms"                  # durations: "250ms", "1.5s", "2m", "1h"
+/// max_delay = "8s"
+/// jitter = "full"                       # none, full, equal, decorrelated, sdk (75–100 %)
+/// min_delay = "50ms"
+/// max_server_delay = "120s"             # longer server-requested waits are not retried
+/// # total_time = "5m"
+///
+/// [providers.breaker]                   # default: preset "default"
+/// preset = "default"                    # or "none" (no breaker)
+/// consecutive_failures = 5
+/// open_for = "60s"
+/// open_growth = 2
+/// max_open_for = "10m"
+/// probes = 3
+///
+/// [stack]
+/// primary = "openai"                    # a provider's name
+/// fallback = ["anthropic"]              # in order
+/// context_window = ["openai-long"]      # after context_length_exceeded, in order
+/// ```
+///
+/// Limit presets: `openai-tier-1` … `openai-tier-5`; `anthropic-opus-4-7`,
+/// `anthropic-sonnet-4`, `anthropic-haiku-4`; `gemini-{free,pay-as-you-go,enterprise}-{pro,flash}`;
+/// `deepseek-{starter,basic,standard,enterprise}`; `none`.
+///
+/// Every key is checked: an unknown one is an error, and so is `api_key` (keys do not belong in
+/// files). Errors name the field: `providers[1].limits.requests_per_minute: must be greater
+/// than 0`.
+///
+/// See the [module docs](super) for an example.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    providers: Vec<Configured>,
+    primary: usize,
+    fallback: Vec<usize>,
+    context_window: Vec<usize>,
+}
+
+/// One provider of the configuration, without its key.
+#[derive(Debug, Clone)]
+struct Configured {
+    provider: Provider,
+    api_key_env: Option<String>,
+}
+
+impl StackConfig {
+    /// Parses and checks a configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Syntax`] for text that is not TOML; [`ConfigError::Invalid`] for a
+    /// missing, unknown, mistyped or invalid field, or a chain naming no provider.
+    pub fn from_toml(text: &str) -> Result<StackConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| locate(text, &error))?;
+        validate(raw)
+    }
+
+    /// Reads, parses and checks a configuration file.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] when the file cannot be read; otherwise as
+    /// [`from_toml`](Self::from_toml).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<StackConfig, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        StackConfig::from_toml(&text)
+    }
+
+    /// The stack's builder, with the API keys read from the environment: to add a
+    /// [`MetricsLayer`] or a [`FallbackPolicy`](crate::fallback::FallbackPolicy) before
+    /// building. Only the providers `[stack]` names are in it, and only their variables are
+    /// read; the others were checked, and are left out.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingEnv`] when a variable named by `api_key_env` is not set (or not
+    /// Unicode); [`ConfigError::Invalid`] when its value cannot be a header.
+    pub fn to_builder(&self) -> Result<StackBuilder, ConfigError> {
+        self.to_builder_with_env(|name| std::env::var(name).ok())
+    }
+
+    /// As [`to_builder`](Self::to_builder), reading each `api_key_env` variable with `env`
+    /// instead of the process environment (a secret store, a test).
+    ///
+    /// # Errors
+    ///
+    /// As [`to_builder`](Self::to_builder).
+    pub fn to_builder_with_env(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<StackBuilder, ConfigError> {
+        let provider = |index: usize| -> Result<Provider, ConfigError> {
+            let configured = &self.providers[index];
+            let Some(variable) = &configured.api_key_env else {
+                return Ok(configured.provider.clone());
+            };
+            let field = format!("providers[{index}].api_key_env");
+            let key = env(variable).ok_or_else(|| ConfigError::MissingEnv {
+                field: field.clone(),
+                variable: variable.clone(),
+            })?;
+            if credentials(configured.provider.kind(), &key).is_none() {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: format!(
+                        "the key in environment variable {variable} is empty or not a valid header value"
+                    ),
+                });
+            }
+            Ok(configured.provider.clone().api_key(key))
+        };
+        let mut builder = StackBuilder::new(provider(self.primary)?);
+        for &index in &self.fallback {
+            builder = builder.fallback(provider(index)?);
+        }
+        for &index in &self.context_window {
+            builder = builder.context_window_fallback(provider(index)?);
+        }
+        Ok(builder)
+    }
+
+    /// Builds the stack over `transport` ([`StackBuilder::build`]), with the API keys read
+    /// from the environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`to_builder`](Self::to_builder), and [`ConfigError::Build`] should the builder
+    /// refuse what the checks let through.
+    pub fn build<T, B>(&self, transport: T) -> Result<Stack, ConfigError>
+    where
+        T: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        T::Error: Into<BoxError>,
+        T::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError> + Send,
+    {
+        Ok(self.to_builder()?.build(transport)?)
+    }
+
+    /// As [`build`](Self::build), recording with `metrics`, outermost.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_metrics<T, B>(
+        &self,
+        transport: T,
+        metrics: MetricsLayer,
+    ) -> Result<Stack, ConfigError>
+    where
+        T: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        T::Error: Into<BoxError>,
+        T::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError> + Send,
+    {
+        Ok(self.to_builder()?.metrics(metrics).build(transport)?)
+    }
+
+    /// The providers, in the file's order.
+    pub fn providers(&self) -> impl ExactSizeIterator<Item = &Provider> {
+        self.providers.iter().map(|c| &c.provider)
+    }
+
+    /// The primary provider.
+    pub fn primary(&self) -> &Provider {
+        &self.providers[self.primary].provider
+    }
+
+    /// The fallback chain, in order.
+    pub fn fallback(&self) -> impl ExactSizeIterator<Item = &Provider> {
+        self.fallback.iter().map(|&i| &self.providers[i].provider)
+    }
+
+    /// The context-window chain, in order.
+    pub fn context_window(&self) -> impl ExactSizeIterator<Item = &Provider> {
+        self.context_window
+            .iter()
+            .map(|&i| &self.providers[i].provider)
+    }
+}
+
+// ===== errors =====
+
+/// Why a configuration could not be read, parsed, checked or built. It names the field
+/// (`providers[1].limits.requests_per_minute`) and never holds an API key.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The text is not TOML.
+    Syntax {
+        /// The line, from 1.
+        line: usize,
+        /// The column, from 1.
+        column: usize,
+        /// What the parser says.
+        message: String,
+    },
+    /// A field is missing, unknown, of the wrong type, or has a value that cannot work.
+    Invalid {
+        /// The field's path: `providers[1].limits.requests_per_minute`, `stack.fallback[0]`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The environment variable an `api_key_env` names is not set (or not Unicode).
+    MissingEnv {
+        /// The field's path: `providers[0].api_key_env`.
+        field: String,
+        /// The variable's name.
+        variable: String,
+    },
+    /// The builder refused the configuration.
+    Build(StackError),
+}
+
+impl ConfigError {
+    /// The path of the field at fault, if one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { field, .. } | ConfigError::MissingEnv { field, .. } => {
+                Some(field)
+            }
+            _ => None,
+        }
+    }
+
+    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            ConfigError::Syntax {
+                line,
+                column,
+                message,
+            } => write!(f, "line {line}, column {column}: {message}"),
+            ConfigError::Invalid { field, reason } => write!(f, "{field}: {reason}"),
+            ConfigError::MissingEnv { field, variable } => {
+                write!(f, "{field}: environment variable {variable} is not set")
+            }
+            ConfigError::Build(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            ConfigError::Build(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<StackError> for ConfigError {
+    fn from(error: StackError) -> Self {
+        ConfigError::Build(error)
+    }
+}
+
+// ===== where a serde error is =====
+
+/// Turns toml's error into one naming the field. toml's own `Display` quotes the offending
+/// line, which could hold a key: only its message is used.
+fn locate(text: &str, error: &toml::de::Error) -> ConfigError {
+    let Ok(table) = toml::from_str::<toml::Table>(text) else {
+        let (line, column) = error
+            .span()
+            .map_or((1, 1), |span| line_and_column(text, span.start));
+        return ConfigError::Syntax {
+            line,
+            column,
+            message: error.message().trim().to_owned(),
+        };
+    };
+    match find_field(&toml::Value::Table(table)) {
+        Some((field, reason)) => ConfigError::Invalid { field, reason },
+        None => ConfigError::invalid("(root)", error.message().trim()),
+    }
+}
+
+/// The field at fault in `root`, deepest first.
+fn find_field(root: &toml::Value) -> Option<(String, String)> {
+    if let Some(toml::Value::Array(providers)) = root.get("providers") {
+        for (i, provider) in providers.iter().enumerate() {
+            let path = format!("providers[{i}]");
+            for (key, found) in [
+                ("limits", locate_in::<RawLimits> as Locator),
+                ("retry", locate_in::<RawRetry>),
+                ("breaker", locate_in::<RawBreaker>),
+            ] {
+                if let Some(value) = provider.get(key) {
+                    if let Some(found) = found(value, &format!("{path}.{key}")) {
+                        return Some(found);
+                    }
+                }
+            }
+            if let Some(found) = locate_in::<RawProvider>(provider, &path) {
+                return Some(found);
+            }
+        }
+    }
+    if let Some(stack) = root.get("stack") {
+        if let Some(found) = locate_in::<RawStack>(stack, "stack") {
+            return Some(found);
+        }
+    }
+    locate_in::<RawConfig>(root, "")
+}
+
+type Locator = fn(&toml::Value, &str) -> Option<(String, String)>;
+
+/// Whether `value` is not a `T`, and if so the field at fault: the key whose removal makes
+/// it one (or only leaves a missing field), else `path` itself.
+fn locate_in<T: DeserializeOwned>(value: &toml::Value, path: &str) -> Option<(String, String)> {
+    let error = T::deserialize(value.clone()).err()?;
+    let message = error.message().trim().to_owned();
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    if let Some(missing) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return Some((join(missing), "required, but missing".to_owned()));
+    }
+    if let toml::Value::Table(table) = value {
+        for key in table.keys() {
+            let mut without = table.clone();
+            without.remove(key);
+            match T::deserialize(toml::Value::Table(without)) {
+                Ok(_) => return Some((join(key), message)),
+                Err(other) if other.message().starts_with("missing field") => {
+                    return Some((join(key), message));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let path = if path.is_empty() { "(root)" } else { path };
+    Some((path.to_owned(), message))
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+// ===== checks =====
+
+fn validate(raw: RawConfig) -> Result<StackConfig, ConfigError> {
+    let mut providers: Vec<Configured> = Vec::with_capacity(raw.providers.len());
+    let mut names: Vec<String> = Vec::with_capacity(raw.providers.len());
+    for (i, p) in raw.providers.into_iter().enumerate() {
+        let path = format!("providers[{i}]");
+        if p.name.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                "must not be empty",
+            ));
+        }
+        if let Some(earlier) = names.iter().position(|n| *n == p.name) {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                format!("duplicate name {:?} (also providers[{earlier}])", p.name),
+            ));
+        }
+        names.push(p.name.clone());
+        let configured = provider(&path, p)?;
+        providers.push(configured);
+    }
+    let find = |field: String, name: &str| -> Result<usize, ConfigError> {
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| ConfigError::invalid(field, format!("no provider named {name:?}")))
+    };
+    let primary = find("stack.primary".to_owned(), &raw.stack.primary)?;
+    let fallback = raw
+        .stack
+        .fallback
+        .iter()
+        .enumerate()
+        .map(|(i, name)| find(format!("stack.fallback[{i}]"), name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let context_window = raw
+        .stack
+        .context_window
+        .iter()
+        .enumerate()
+        .map(|(i, name)| find(format!("stack.context_window[{i}]"), name))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StackConfig {
+        providers,
+        primary,
+        fallback,
+        context_window,
+    })
+}
+
+fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    if raw.api_key.is_some() {
+        return Err(ConfigError::invalid(
+            field("api_key"),
+            "keys do not belong in configuration files: put the key in an environment \
+             variable and name the variable in api_key_env",
+        ));
+    }
+    let kind: ProviderKind = raw
+        .kind
+        .parse()
+        .map_err(|e: super::provider::UnknownKind| {
+            ConfigError::invalid(field("kind"), e.to_string())
+        })?;
+    let mut provider = Provider::new(kind).name(&raw.name);
+    match &raw.base_url {
+        Some(url) => {
+            endpoint(kind, url, raw.api_version.as_deref()).map_err(|reason| {
+                ConfigError::invalid(field("base_url"), format!("{url:?}: {reason}"))
+            })?;
+            provider = provider.base_url(url);
+        }
+        None => {
+            let Some(default) = kind.default_base_url() else {
+                return Err(ConfigError::invalid(
+                    field("base_url"),
+                    format!("required for kind {kind}"),
+                ));
+            };
+            endpoint(kind, default, raw.api_version.as_deref())
+                .map_err(|reason| ConfigError::invalid(field("api_version"), reason))?;
+        }
+    }
+    if let Some(version) = raw.api_version {
+        provider = provider.api_version(version);
+    }
+    if let Some(variable) = &raw.api_key_env {
+        let is_name = !variable.is_empty()
+            && !variable.starts_with(|c: char| c.is_ascii_digit())
+            && variable
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !is_name {
+            // Not quoted: a key pasted here by mistake must not end up in a log.
+            return Err(ConfigError::invalid(
+                field("api_key_env"),
+                "must be the name of an environment variable (letters, digits and _), not the key itself",
+            ));
+        }
+    }
+    if let Some(model) = raw.model {
+        if model.trim().is_empty() {
+            return Err(ConfigError::invalid(field("model"), "must not be empty"));
+        }
+        provider = provider.model(model);
+    }
+    if let Some(max) = raw.max_in_flight {
+        let max = u32::try_from(max).ok().filter(|&m| m > 0).ok_or_else(|| {
+            ConfigError::invalid(
+                field("max_in_flight"),
+                format!("must be greater than 0 and at most {}", u32::MAX),
+            )
+        })?;
+        provider = provider.max_in_flight(max);
+    }
+    if let Some(limits) = raw.limits {
+        provider = match self::limits(&field("limits"), limits)? {
+            Some(limits) => provider.limits(limits),
+            None => provider.no_rate_limit(),
+        };
+    }
+    if let Some(retry) = raw.retry {
+        provider = provider.retry(self::retry(&field("retry"), retry)?);
+    }
+    if let Some(breaker) = raw.breaker {
+        provider = match self::breaker(&field("breaker"), breaker)? {
+            Some(config) => provider.breaker(config),
+            None => provider.no_circuit_breaker(),
+        };
+    }
+    Ok(Configured {
+        provider,
+        api_key_env: raw.api_key_env,
+    })
+}
+
+const LIMIT_PRESETS: &str = "openai-tier-1 … openai-tier-5, anthropic-opus-4-7, anthropic-sonnet-4, \
+    anthropic-haiku-4, gemini-{free,pay-as-you-go,enterprise}-{pro,flash}, \
+    deepseek-{starter,basic,standard,enterprise}, none";
+
+/// The limits a preset name stands for; `Some(None)` for `none`.
+fn limits_preset(name: &str) -> Option<Option<Limits>> {
+    let limits = match name {
+        "none" => return Some(None),
+        "openai-tier-1" => OpenAiTier::Tier1.limits(),
+        "openai-tier-2" => OpenAiTier::Tier2.limits(),
+        "openai-tier-3" => OpenAiTier::Tier3.limits(),
+        "openai-tier-4" => OpenAiTier::Tier4.limits(),
+        "openai-tier-5" => OpenAiTier::Tier5.limits(),
+        "anthropic-opus-4-7" => AnthropicModel::Opus47.limits(),
+        "anthropic-sonnet-4" => AnthropicModel::Sonnet4.limits(),
+        "anthropic-haiku-4" => AnthropicModel::Haiku4.limits(),
+        "deepseek-starter" => DeepSeekLevel::Starter.limits(),
+        "deepseek-basic" => DeepSeekLevel::Basic.limits(),
+        "deepseek-standard" => DeepSeekLevel::Standard.limits(),
+        "deepseek-enterprise" => DeepSeekLevel::Enterprise.limits(),
+        _ => {
+            let rest = name.strip_prefix("gemini-")?;
+            let (plan, model) = rest.rsplit_once('-')?;
+            let plan = match plan {
+                "free" => GeminiPlan::Free,
+                "pay-as-you-go" => GeminiPlan::PayAsYouGo,
+                "enterprise" => GeminiPlan::Enterprise,
+                _ => return None,
+            };
+            let model = match model {
+                "pro" => GeminiModel::Pro,
+                "flash" => GeminiModel::Flash,
+                _ => return None,
+            };
+            plan.limits(model)
+        }
+    };
+    Some(Some(limits))
+}
+
+fn limits(path: &str, raw: RawLimits) -> Result<Option<Limits>, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let base = match &raw.preset {
+        None => None,
+        Some(name) => limits_preset(name).ok_or_else(|| {
+            ConfigError::invalid(
+                field("preset"),
+                format!("unknown preset {name:?}; expected one of {LIMIT_PRESETS}"),
+            )
+        })?,
+    };
+    let algorithm = match raw.algorithm.as_deref() {
+        None => None,
+        Some("token-bucket") => Some(AlgorithmKind::TokenBucket),
+        Some("gcra") => Some(AlgorithmKind::Gcra),
+        Some("fixed-window") => Some(AlgorithmKind::FixedWindow),
+        Some("sliding-window-log") => Some(AlgorithmKind::SlidingWindowLog),
+        Some("sliding-window-counter") => Some(AlgorithmKind::SlidingWindowCounter),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                field("algorithm"),
+                format!(
+                    "unknown algorithm {other:?}; expected one of token-bucket, gcra, \
+                     fixed-window, sliding-window-log, sliding-window-counter"
+                ),
+            ));
+        }
+    };
+    let minute = Duration::from_secs(60);
+    let day = Duration::from_secs(86_400);
+    let explicit = [
+        (
+            "requests_per_minute",
+            raw.requests_per_minute,
+            Dimension::Requests,
+            minute,
+        ),
+        (
+            "requests_per_day",
+            raw.requests_per_day,
+            Dimension::Requests,
+            day,
+        ),
+        (
+            "tokens_per_minute",
+            raw.tokens_per_minute,
+            Dimension::Tokens,
+            minute,
+        ),
+        ("tokens_per_day", raw.tokens_per_day, Dimension::Tokens, day),
+        (
+            "input_tokens_per_minute",
+            raw.input_tokens_per_minute,
+            Dimension::InputTokens,
+            minute,
+        ),
+        (
+            "output_tokens_per_minute",
+            raw.output_tokens_per_minute,
+            Dimension::OutputTokens,
+            minute,
+        ),
+    ];
+    let mut explicit_limits: Vec<Limit> = Vec::new();
+    for (name, value, dimension, period) in explicit {
+        let Some(value) = value else { continue };
+        let value = NonZeroU64::new(value)
+            .ok_or_else(|| ConfigError::invalid(field(name), "must be greater than 0"))?;
+        let quota = if period == day {
+            Quota::per_day(value)
+        } else {
+            Quota::per_minute(value)
+        };
+        explicit_limits.push(Limit::new(dimension, quota));
+    }
+    if raw.preset.as_deref() == Some("none") && !explicit_limits.is_empty() {
+        return Err(ConfigError::invalid(
+            field("preset"),
+            "\"none\" cannot be combined with explicit limits",
+        ));
+    }
+    if base.is_none() && explicit_limits.is_empty() {
+        if raw.preset.is_none() {
+            return Err(ConfigError::invalid(
+                path,
+                "give a preset or at least one limit (preset = \"none\" for no rate limit)",
+            ));
+        }
+        return Ok(None);
+    }
+    // The preset's limits, each replaced by an explicit one of the same dimension and
+    // period, then the other explicit ones.
+    let mut limits: Vec<Limit> = base.map(|b| b.as_slice().to_vec()).unwrap_or_default();
+    for limit in explicit_limits {
+        let same = |l: &Limit| {
+            l.dimension() == limit.dimension() && l.quota().period() == limit.quota().period()
+        };
+        match limits.iter_mut().find(|l| same(l)) {
+            Some(slot) => *slot = limit,
+            None => limits.push(limit),
+        }
+    }
+    if let Some(algorithm) = algorithm {
+        limits = limits
+            .into_iter()
+            .map(|l| l.with_algorithm(algorithm))
+            .collect();
+    }
+    Ok(Some(Limits::new(limits)))
+}
+
+fn duration(field: String, text: &str) -> Result<Duration, ConfigError> {
+    go_duration(text.trim()).ok_or_else(|| {
+        ConfigError::invalid(
+            field,
+            format!("invalid duration {text:?}: expected a number and a unit, like \"500ms\", \"1.5s\" or \"2m\""),
+        )
+    })
+}
+
+fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let mut policy = match raw.preset.as_deref() {
+        None | Some("default") => RetryPolicy::default(),
+        Some("openai") => RetryPolicy::openai(),
+        Some("none") => RetryPolicy::default()
+            .with_max_retries(0)
+            .with_max_overloaded_retries(0),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                field("preset"),
+                format!("unknown preset {other:?}; expected one of default, openai, none"),
+            ));
+        }
+    };
+    if let Some(n) = raw.max_retries {
+        policy = policy.with_max_retries(n);
+    }
+    if let Some(n) = raw.max_overloaded_retries {
+        policy = policy.with_max_overloaded_retries(n);
+    }
+    if let Some(text) = &raw.min_delay {
+        policy = policy.with_min_delay(duration(field("min_delay"), text)?);
+    }
+    if let Some(text) = &raw.max_server_delay {
+        policy = policy.with_max_server_delay(duration(field("max_server_delay"), text)?);
+    }
+    if let Some(text) = &raw.total_time {
+        let total = duration(field("total_time"), text)?;
+        if total.is_zero() {
+            return Err(ConfigError::invalid(
+                field("total_time"),
+                "must be greater than 0",
+            ));
+        }
+        policy = policy.with_total_time(total);
+    }
+    if raw.base_delay.is_some() || raw.max_delay.is_some() || raw.jitter.is_some() {
+        let current = policy.backoff;
+        let base = match &raw.base_delay {
+            Some(text) => duration(field("base_delay"), text)?,
+            None => current.base(),
+        };
+        if base.is_zero() {
+            return Err(ConfigError::invalid(
+                field("base_delay"),
+                "must be greater than 0",
+            ));
+        }
+        let max = match &raw.max_delay {
+            Some(text) => duration(field("max_delay"), text)?,
+            None => current.max(),
+        };
+        if max < base {
+            return Err(ConfigError::invalid(
+                field("max_delay"),
+                format!("must be at least base_delay ({base:?})"),
+            ));
+        }
+        let jitter = match raw.jitter.as_deref() {
+            None => current.jitter(),
+            Some("none") => Jitter::None,
+            Some("full") => Jitter::Full,
+            Some("equal") => Jitter::Equal,
+            Some("decorrelated") => Jitter::Decorrelated,
+            Some("sdk") => Jitter::Between { low: 75, high: 100 },
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    field("jitter"),
+                    format!(
+                        "unknown jitter {other:?}; expected one of none, full, equal, decorrelated, sdk"
+                    ),
+                ));
+            }
+        };
+        policy = policy.with_backoff(Backoff::exponential(base, max).with_jitter(jitter));
+    }
+    Ok(policy)
+}
+
+fn breaker(path: &str, raw: RawBreaker) -> Result<Option<BreakerConfig>, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let any = raw.consecutive_failures.is_some()
+        || raw.open_for.is_some()
+        || raw.open_growth.is_some()
+        || raw.max_open_for.is_some()
+        || raw.probes.is_some();
+    let mut config = match raw.preset.as_deref() {
+        None | Some("default") => BreakerConfig::default(),
+        Some("none") if any => {
+            return Err(ConfigError::invalid(
+                field("preset"),
+                "\"none\" cannot be combined with other breaker settings",
+            ));
+        }
+        Some("none") => return Ok(None),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                field("preset"),
+                format!("unknown preset {other:?}; expected one of default, none"),
+            ));
+        }
+    };
+    let positive = |name: &str, value: u32| {
+        NonZeroU32::new(value)
+            .ok_or_else(|| ConfigError::invalid(field(name), "must be greater than 0"))
+    };
+    if let Some(n) = raw.consecutive_failures {
+        config = config.with_trip(Trip::ConsecutiveFailures(positive(
+            "consecutive_failures",
+            n,
+        )?));
+    }
+    if let Some(n) = raw.probes {
+        config = config.with_probes(positive("probes", n)?);
+    }
+    if raw.open_for.is_some() || raw.open_growth.is_some() || raw.max_open_for.is_some() {
+        let open_for = match &raw.open_for {
+            Some(text) => duration(field("open_for"), text)?,
+            None => config.open_for,
+        };
+        if open_for.is_zero() {
+            return Err(ConfigError::invalid(
+                field("open_for"),
+                "must be greater than 0",
+            ));
+        }
+        let growth = match raw.open_growth {
+            Some(n) => positive("open_growth", n)?.get(),
+            None => config.open_growth,
+        };
+        let max = match &raw.max_open_for {
+            Some(text) => {
+                let max = duration(field("max_open_for"), text)?;
+                if max < open_for {
+                    return Err(ConfigError::invalid(
+                        field("max_open_for"),
+                        format!("must be at least open_for ({open_for:?})"),
+                    ));
+                }
+                max
+            }
+            None => config.max_open_for.max(open_for),
+        };
+        config = config.with_open_for(open_for, growth, max);
+    }
+    Ok(Some(config))
+}

@@ -1,0 +1,119 @@
+//! [`StackError`]: a stack that cannot be built; [`RewriteFailed`]: a request that cannot be
+//! sent to a provider.
+
+use std::fmt;
+
+use tollgate_core::BoxError;
+
+use super::provider::ProviderKind;
+
+/// Why [`StackBuilder::build`](super::StackBuilder::build) failed. No variant carries an API
+/// key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StackError {
+    /// A provider of a kind without a default base URL (Azure OpenAI, OpenAI-compatible) has
+    /// none.
+    MissingBaseUrl {
+        /// The provider's name.
+        provider: String,
+        /// Its kind.
+        kind: ProviderKind,
+    },
+    /// A provider's base URL is not an absolute `http`/`https` URL without a query.
+    InvalidBaseUrl {
+        /// The provider's name.
+        provider: String,
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A provider's API key is empty or cannot be a header value (a newline, say).
+    InvalidApiKey {
+        /// The provider's name.
+        provider: String,
+    },
+    /// A provider's [`max_in_flight`](super::Provider::max_in_flight) is zero.
+    ZeroMaxInFlight {
+        /// The provider's name.
+        provider: String,
+    },
+    /// Two different providers share a name; give one another with
+    /// [`Provider::name`](super::Provider::name).
+    ConflictingProviders {
+        /// The name.
+        name: String,
+    },
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StackError::MissingBaseUrl { provider, kind } => write!(
+                f,
+                "provider {provider:?}: a base URL is required for kind {kind}"
+            ),
+            StackError::InvalidBaseUrl {
+                provider,
+                url,
+                reason,
+            } => write!(
+                f,
+                "provider {provider:?}: invalid base URL {url:?}: {reason}"
+            ),
+            StackError::InvalidApiKey { provider } => write!(
+                f,
+                "provider {provider:?}: the API key is empty or not a valid header value"
+            ),
+            StackError::ZeroMaxInFlight { provider } => {
+                write!(
+                    f,
+                    "provider {provider:?}: max_in_flight must be greater than 0"
+                )
+            }
+            StackError::ConflictingProviders { name } => write!(
+                f,
+                "two different providers are named {name:?}: name one of them otherwise"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StackError {}
+
+/// A request could not be rewritten for a provider: its body is not the JSON object whose
+/// `model` the provider's [`model`](super::Provider::model) replaces, or its path cannot go
+/// under the provider's base URL. Nothing was sent to that provider.
+#[derive(Debug)]
+pub struct RewriteFailed {
+    provider: std::sync::Arc<str>,
+    source: BoxError,
+}
+
+impl RewriteFailed {
+    pub(crate) fn new(provider: std::sync::Arc<str>, source: BoxError) -> Self {
+        RewriteFailed { provider, source }
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+}
+
+impl fmt::Display for RewriteFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot rewrite the request for provider {:?}: {}",
+            self.provider, self.source
+        )
+    }
+}
+
+impl std::error::Error for RewriteFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}

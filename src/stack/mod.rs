@@ -1,0 +1,186 @@
+//! Ready stacks: every layer in the documented order for provider presets, built in code
+//! ([`StackBuilder`]) or from a TOML configuration ([`StackConfig`]).
+//!
+//! # Overview
+//!
+//! A [`Provider`] is one account and model: its [`ProviderKind`] (OpenAI, Azure OpenAI,
+//! Anthropic, DeepSeek, Gemini, Groq, Mistral, OpenRouter or any OpenAI-compatible server),
+//! base URL, API key, model, limits, retry policy, circuit breaker and concurrency cap. A
+//! [`StackBuilder`] puts a primary provider, fallbacks and a context-window chain together,
+//! as the [`ordering`](crate::ordering) page says, outermost first:
+//!
+//! ```text
+//! MetricsLayer                 (optional) one logical request
+//! FallbackLayer                primary, then fallbacks; context-window chain
+//!   ── per provider ──
+//!   rewrites                   endpoint, credentials, model for this provider
+//!   RetryLayer                 the provider's RetryPolicy
+//!   CircuitBreakerLayer        (unless turned off)
+//!   RateLimitLayer             its limits, keyed by model, tokens estimated as OpenAI counts
+//!   ConcurrencyLayer           (optional) max_in_flight
+//!   ClassifyLayer              the kind's classifier
+//! transport                    your HTTP client, cloned once per provider
+//! ```
+//!
+//! The result is a [`Stack`]: a cloneable `Send + Sync` service from
+//! `http::Request<BufferedBody>` to `http::Response<StackBody>`, to share between tasks.
+//!
+//! # Requests
+//!
+//! Every request is an OpenAI chat completion: `POST /v1/chat/completions` with a JSON body
+//! ([`BufferedBody`](crate::body::BufferedBody) converts from `String`, `Vec<u8>`, `Bytes` and
+//! `&'static str`). Each provider's stack rewrites it for that provider, the primary's too:
+//!
+//! - the scheme, authority and path prefix to the provider's base URL
+//!   ([`Endpoint`](crate::fallback::Endpoint)) — a base URL without a path keeps
+//!   `/v1/chat/completions`, one with a path replaces the `/v1` (see [`Provider`]);
+//! - the credentials to the provider's key ([`Credentials`](crate::fallback::Credentials)):
+//!   `authorization: Bearer <key>`, or `api-key: <key>` for Azure OpenAI;
+//! - the body's `model` to the provider's ([`SetModel`](crate::fallback::SetModel)).
+//!
+//! Anthropic is reached through its OpenAI-compatible endpoint
+//! (`https://api.anthropic.com/v1/chat/completions`, Bearer key), and Gemini through its own
+//! (`…/v1beta/openai/chat/completions`); their responses are judged by the
+//! [`Anthropic`](crate::providers::Anthropic) and [`Gemini`](crate::providers::Gemini)
+//! classifiers. Requests for Anthropic's native Messages API need a stack built by hand.
+//!
+//! # Example
+//!
+//! OpenAI Tier 3 first, Anthropic when OpenAI is overloaded or down, a larger-context model
+//! for prompts too long for the first, every request recorded:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use tollgate::body::BufferedBody;
+//! use tollgate::metrics::MetricsLayer;
+//! use tollgate::ratelimit::presets::{AnthropicModel, OpenAiTier};
+//! use tollgate::stack::{Provider, Stack, StackBuilder};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tollgate::BoxError> {
+//! // Stands in for an HTTP client: OpenAI is overloaded, everything else answers with the
+//! // request it got.
+//! let transport = tower::service_fn(|request: Request<BufferedBody>| async move {
+//!     let response = if request.uri().host() == Some("api.openai.com") {
+//!         let body = r#"{"error":{"message":"overloaded","type":"server_error","code":"server_is_overloaded"}}"#;
+//!         Response::builder().status(503).body(Full::new(Bytes::from(body)))
+//!     } else {
+//!         let seen = format!("{} {}", request.uri(), String::from_utf8_lossy(request.body().bytes()));
+//!         Response::builder().body(Full::new(Bytes::from(seen)))
+//!     };
+//!     Ok::<_, Infallible>(response.unwrap())
+//! });
+//! # let openai_key = "sk-openai".to_owned();
+//! # let anthropic_key = "sk-ant".to_owned();
+//!
+//! let (metrics, handle) = MetricsLayer::pair("chat");
+//! let stack: Stack = StackBuilder::new(
+//!     Provider::openai(OpenAiTier::Tier3).model("gpt-4o").api_key(openai_key.clone()),
+//! )
+//! .fallback(
+//!     Provider::anthropic(AnthropicModel::Sonnet4)
+//!         .model("claude-sonnet-4-5")
+//!         .api_key(anthropic_key),
+//! )
+//! .context_window_fallback(Provider::openai(OpenAiTier::Tier3).model("gpt-4.1").api_key(openai_key))
+//! .metrics(metrics)
+//! .build(transport)?;
+//!
+//! # tokio::time::pause(); // the retries of the overloaded primary take no real time
+//! let request = Request::post("/v1/chat/completions")
+//!     .body(BufferedBody::from(r#"{"model":"gpt-4o","messages":[]}"#))?;
+//! let response = stack.clone().oneshot(request).await?;
+//! let body = response.into_body().collect().await?.to_bytes();
+//! assert_eq!(
+//!     body,
+//!     r#"https://api.anthropic.com/v1/chat/completions {"messages":[],"model":"claude-sonnet-4-5"}"#
+//! );
+//! assert_eq!(handle.snapshot().requests, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The same stack from a configuration, the keys read from environment variables when it is
+//! built (here from a closure standing in for them):
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use tollgate::body::BufferedBody;
+//! use tollgate::stack::StackConfig;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = StackConfig::from_toml(r#"
+//!     [[providers]]
+//!     name = "openai"
+//!     kind = "openai"
+//!     api_key_env = "OPENAI_API_KEY"
+//!     model = "gpt-4o"
+//!     limits = { preset = "openai-tier-3" }
+//!
+//!     [[providers]]
+//!     name = "anthropic"
+//!     kind = "anthropic"
+//!     api_key_env = "ANTHROPIC_API_KEY"
+//!     model = "claude-sonnet-4-5"
+//!     limits = { preset = "anthropic-sonnet-4" }
+//!
+//!     [stack]
+//!     primary = "openai"
+//!     fallback = ["anthropic"]
+//! "#)?;
+//! # let transport = tower::service_fn(|_: http::Request<BufferedBody>| async {
+//! #     Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+//! # });
+//! let env = |name: &str| Some(format!("key-from-{name}"));
+//! let stack = config.to_builder_with_env(env)?.build(transport)?;
+//! assert_eq!(stack.fallback(), ["anthropic"]);
+//!
+//! // Errors name the field, and never quote a key.
+//! let error = StackConfig::from_toml(r#"
+//!     [[providers]]
+//!     name = "openai"
+//!     kind = "openai"
+//!     limits = { requests_per_minute = 0 }
+//!     [stack]
+//!     primary = "openai"
+//! "#).unwrap_err();
+//! assert_eq!(error.to_string(), "providers[0].limits.requests_per_minute: must be greater than 0");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`StackConfig::build`] reads the process environment; [`StackConfig::from_file`] reads a
+//! file. The repository's `examples/stack.toml` is a complete, commented sample.
+//!
+//! # Keys
+//!
+//! An API key given to [`Provider::api_key`] (or read from `api_key_env`) is sent as a
+//! sensitive header value and never appears in the `Debug` output of [`Provider`],
+//! [`StackBuilder`], [`StackConfig`] or [`Stack`], nor in a [`StackError`] or [`ConfigError`].
+//! A configuration file cannot hold a key: an `api_key` field is refused.
+//!
+//! # Cost
+//!
+//! A ready stack erases its types: each provider's stack boxes its response future once per
+//! request (above its retry layer) and once per attempt (below its rate limiter), and each
+//! response body once; the fallback and metrics layers add one more per request — a few
+//! allocations against a call that takes seconds. For a stack without them, compose the
+//! layers yourself with
+//! [`ServiceBuilderExt`](crate::ServiceBuilderExt).
+
+mod builder;
+mod config;
+mod error;
+pub mod future;
+mod provider;
+mod service;
+
+pub use builder::StackBuilder;
+pub use config::{ConfigError, StackConfig};
+pub use error::{RewriteFailed, StackError};
+pub use provider::{AZURE_API_VERSION, Provider, ProviderKind, UnknownKind};
+pub use service::{Stack, StackBody};

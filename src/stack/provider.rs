@@ -1,0 +1,571 @@
+//! [`Provider`] and [`ProviderKind`]: one provider account and model, and how to reach it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use http::uri::Uri;
+use tollgate_circuit_breaker::BreakerConfig;
+use tollgate_fallback::{Credentials, Endpoint, SetModel};
+use tollgate_ratelimit::Limits;
+use tollgate_ratelimit::presets::{
+    AnthropicModel, DeepSeekLevel, GeminiModel, GeminiPlan, OpenAiTier,
+};
+use tollgate_retry::RetryPolicy;
+
+use super::error::StackError;
+
+/// The Azure OpenAI `api-version` used unless [`Provider::api_version`] says otherwise.
+pub const AZURE_API_VERSION: &str = "2024-10-21";
+
+/// Which API a [`Provider`] is: its default base URL, its credentials header and its
+/// classifier.
+///
+/// Every kind is reached through its OpenAI-compatible chat-completions endpoint.
+///
+/// | kind | name | default base URL | key header | classifier |
+/// |---|---|---|---|---|
+/// | `OpenAi` | `openai` | `https://api.openai.com` | `authorization: Bearer` | [`OpenAi`](crate::providers::OpenAi) |
+/// | `AzureOpenAi` | `azure-openai` | none: your deployment's URL | `api-key` | [`AzureOpenAi`](crate::providers::AzureOpenAi) |
+/// | `Anthropic` | `anthropic` | `https://api.anthropic.com` | `authorization: Bearer` | [`Anthropic`](crate::providers::Anthropic) |
+/// | `DeepSeek` | `deepseek` | `https://api.deepseek.com` | `authorization: Bearer` | [`DeepSeek`](crate::providers::DeepSeek) |
+/// | `Gemini` | `gemini` | `https://generativelanguage.googleapis.com/v1beta/openai` | `authorization: Bearer` | [`Gemini`](crate::providers::Gemini) |
+/// | `Groq` | `groq` | `https://api.groq.com/openai/v1` | `authorization: Bearer` | [`Groq`](crate::providers::Groq) |
+/// | `Mistral` | `mistral` | `https://api.mistral.ai` | `authorization: Bearer` | [`Mistral`](crate::providers::Mistral) |
+/// | `OpenRouter` | `openrouter` | `https://openrouter.ai/api/v1` | `authorization: Bearer` | [`OpenRouter`](crate::providers::OpenRouter) |
+/// | `OpenAiCompatible` | `openai-compatible` (or `generic`) | none: the server's URL | `authorization: Bearer` | [`Generic`](crate::providers::Generic) |
+///
+/// # Examples
+///
+/// ```
+/// use tollgate::stack::ProviderKind;
+///
+/// let kind: ProviderKind = "azure-openai".parse().unwrap();
+/// assert_eq!(kind, ProviderKind::AzureOpenAi);
+/// assert_eq!(kind.default_base_url(), None);
+/// assert_eq!(ProviderKind::OpenAi.default_base_url(), Some("https://api.openai.com"));
+/// assert!("bedrock".parse::<ProviderKind>().is_err()); // not OpenAI-compatible
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// OpenAI.
+    OpenAi,
+    /// Azure OpenAI: a deployment's URL, the `api-key` header, an `api-version` parameter.
+    AzureOpenAi,
+    /// Anthropic, through its OpenAI-compatible endpoint (`/v1/chat/completions`).
+    Anthropic,
+    /// DeepSeek.
+    DeepSeek,
+    /// Google Gemini, through its OpenAI-compatible endpoint.
+    Gemini,
+    /// Groq.
+    Groq,
+    /// Mistral.
+    Mistral,
+    /// OpenRouter.
+    OpenRouter,
+    /// Any other OpenAI-compatible server (vLLM, Ollama, LiteLLM, …), judged by the
+    /// official SDKs' generic rules.
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    /// Every kind.
+    pub const ALL: [ProviderKind; 9] = [
+        ProviderKind::OpenAi,
+        ProviderKind::AzureOpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::DeepSeek,
+        ProviderKind::Gemini,
+        ProviderKind::Groq,
+        ProviderKind::Mistral,
+        ProviderKind::OpenRouter,
+        ProviderKind::OpenAiCompatible,
+    ];
+
+    /// The kind's name, as [`FromStr`] accepts it (which also takes `azure` and `generic`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::AzureOpenAi => "azure-openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::DeepSeek => "deepseek",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Groq => "groq",
+            ProviderKind::Mistral => "mistral",
+            ProviderKind::OpenRouter => "openrouter",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+        }
+    }
+
+    /// The base URL used unless [`Provider::base_url`] sets one; `None` for Azure OpenAI and
+    /// other OpenAI-compatible servers, which need one.
+    pub const fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenAi => Some("https://api.openai.com"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::DeepSeek => Some("https://api.deepseek.com"),
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com/v1beta/openai"),
+            ProviderKind::Groq => Some("https://api.groq.com/openai/v1"),
+            ProviderKind::Mistral => Some("https://api.mistral.ai"),
+            ProviderKind::OpenRouter => Some("https://openrouter.ai/api/v1"),
+            ProviderKind::AzureOpenAi | ProviderKind::OpenAiCompatible => None,
+        }
+    }
+
+    /// The classifier for the kind's responses.
+    pub const fn classifier(self) -> tollgate_providers::Provider {
+        use tollgate_providers::Provider as C;
+        match self {
+            ProviderKind::OpenAi => C::OpenAi,
+            ProviderKind::AzureOpenAi => C::AzureOpenAi,
+            ProviderKind::Anthropic => C::Anthropic,
+            ProviderKind::DeepSeek => C::DeepSeek,
+            ProviderKind::Gemini => C::Gemini,
+            ProviderKind::Groq => C::Groq,
+            ProviderKind::Mistral => C::Mistral,
+            ProviderKind::OpenRouter => C::OpenRouter,
+            ProviderKind::OpenAiCompatible => C::Generic,
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that [`ProviderKind`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKind {
+    name: String,
+}
+
+impl UnknownKind {
+    /// The name that was given (cut to 64 characters).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown kind {:?}; expected one of ", self.name)?;
+        for (i, kind) in ProviderKind::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(kind.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownKind {}
+
+impl FromStr for ProviderKind {
+    type Err = UnknownKind;
+
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("azure") {
+            return Ok(ProviderKind::AzureOpenAi);
+        }
+        if s.eq_ignore_ascii_case("generic") {
+            return Ok(ProviderKind::OpenAiCompatible);
+        }
+        ProviderKind::ALL
+            .into_iter()
+            .find(|kind| kind.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownKind {
+                name: s.chars().take(64).collect(),
+            })
+    }
+}
+
+/// An API key: kept out of `Debug` output and error messages.
+#[derive(Clone, PartialEq, Eq)]
+struct ApiKey(String);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+/// One provider account and model: where requests go, with which key and model, and the
+/// per-provider layers in front of it — retry, circuit breaker, rate limit, concurrency cap,
+/// classifier.
+///
+/// The key given to [`api_key`](Self::api_key) never appears in `Debug` output or in errors.
+///
+/// # Defaults
+///
+/// | setting | default |
+/// |---|---|
+/// | name | [`name`](Self::name), else `kind/model` (`openai/gpt-4o`), else the kind's name |
+/// | base URL | the kind's ([`ProviderKind::default_base_url`]) |
+/// | API key | none: requests keep the credential headers the caller set |
+/// | model | none: the request's `model` is kept |
+/// | limits | the preset passed to the constructor ([`openai`](Self::openai), [`anthropic`](Self::anthropic), [`deepseek`](Self::deepseek), [`gemini`](Self::gemini)); none for the others |
+/// | retry | [`RetryPolicy::default()`] |
+/// | circuit breaker | [`BreakerConfig::default()`] |
+/// | concurrency cap | none |
+///
+/// The default retry policy is [`RetryPolicy::default()`], not [`RetryPolicy::openai()`]: it
+/// also honours a body's "try again in 1.2s" hint and a rate limit's reset (within 120 s), and
+/// it does not retry a refusal from the layers below — an open circuit fails the attempt at
+/// once, so that a fallback takes over without sleeping.
+///
+/// # Base URL
+///
+/// Requests are OpenAI chat completions, `POST /v1/chat/completions`. A base URL without a
+/// path (`https://api.openai.com`, `http://127.0.0.1:8080`) keeps the request's path; a base
+/// URL with a path is the API root, as the OpenAI SDKs' `base_url`, and replaces the `/v1`
+/// prefix (`https://api.groq.com/openai/v1` → `https://api.groq.com/openai/v1/chat/completions`,
+/// `…/v1beta/openai` → `…/v1beta/openai/chat/completions`).
+///
+/// # Examples
+///
+/// ```
+/// use tollgate::ratelimit::presets::{AnthropicModel, OpenAiTier};
+/// use tollgate::stack::Provider;
+///
+/// let openai = Provider::openai(OpenAiTier::Tier3).model("gpt-4o").api_key("sk-secret");
+/// let claude = Provider::anthropic(AnthropicModel::Sonnet4)
+///     .model("claude-sonnet-4-5")
+///     .api_key("sk-ant-secret")
+///     .max_in_flight(200);
+/// let local = Provider::openai_compatible("http://127.0.0.1:8000").name("vllm").no_rate_limit();
+/// assert!(!format!("{openai:?}").contains("sk-secret"));
+/// # let _ = (claude, local);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Provider {
+    name: Option<String>,
+    kind: ProviderKind,
+    base_url: Option<String>,
+    api_key: Option<ApiKey>,
+    api_version: Option<String>,
+    model: Option<String>,
+    limits: Option<Limits>,
+    retry: RetryPolicy,
+    breaker: Option<BreakerConfig>,
+    max_in_flight: Option<u32>,
+}
+
+impl Provider {
+    /// A provider of `kind` with the defaults above and no rate limit.
+    pub fn new(kind: ProviderKind) -> Self {
+        Provider {
+            name: None,
+            kind,
+            base_url: None,
+            api_key: None,
+            api_version: None,
+            model: None,
+            limits: None,
+            retry: RetryPolicy::default(),
+            breaker: Some(BreakerConfig::default()),
+            max_in_flight: None,
+        }
+    }
+
+    /// OpenAI, limited as `tier` ([`OpenAiTier::limits`]).
+    pub fn openai(tier: OpenAiTier) -> Self {
+        Provider::new(ProviderKind::OpenAi).limits(tier.limits())
+    }
+
+    /// An Azure OpenAI deployment at `deployment_url`
+    /// (`https://<resource>.openai.azure.com/openai/deployments/<deployment>`), with the
+    /// `api-key` header and `api-version` [`AZURE_API_VERSION`]; no rate limit (set your
+    /// deployment's with [`limits`](Self::limits)).
+    pub fn azure_openai(deployment_url: &str) -> Self {
+        Provider::new(ProviderKind::AzureOpenAi).base_url(deployment_url)
+    }
+
+    /// Anthropic through its OpenAI-compatible endpoint, limited as `model`
+    /// ([`AnthropicModel::limits`]).
+    pub fn anthropic(model: AnthropicModel) -> Self {
+        Provider::new(ProviderKind::Anthropic).limits(model.limits())
+    }
+
+    /// DeepSeek, limited as `level` ([`DeepSeekLevel::limits`]). DeepSeek also caps
+    /// concurrency: add [`max_in_flight`](Self::max_in_flight).
+    pub fn deepseek(level: DeepSeekLevel) -> Self {
+        Provider::new(ProviderKind::DeepSeek).limits(level.limits())
+    }
+
+    /// Gemini through its OpenAI-compatible endpoint, limited as `plan` for `model`
+    /// ([`GeminiPlan::limits`]).
+    pub fn gemini(plan: GeminiPlan, model: GeminiModel) -> Self {
+        Provider::new(ProviderKind::Gemini).limits(plan.limits(model))
+    }
+
+    /// Groq; no rate limit (set your account's with [`limits`](Self::limits)).
+    pub fn groq() -> Self {
+        Provider::new(ProviderKind::Groq)
+    }
+
+    /// Mistral; no rate limit (set your account's with [`limits`](Self::limits)).
+    pub fn mistral() -> Self {
+        Provider::new(ProviderKind::Mistral)
+    }
+
+    /// OpenRouter; no rate limit (set your account's with [`limits`](Self::limits)).
+    pub fn openrouter() -> Self {
+        Provider::new(ProviderKind::OpenRouter)
+    }
+
+    /// Any OpenAI-compatible server at `base_url`; no rate limit.
+    pub fn openai_compatible(base_url: &str) -> Self {
+        Provider::new(ProviderKind::OpenAiCompatible).base_url(base_url)
+    }
+
+    /// Called `name` in errors, metrics and the fallback's reports. Two providers of one stack
+    /// with the same name must be the same provider: they share one stack (one quota, one
+    /// breaker).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sends requests to `base_url` (see [Base URL](#base-url)); checked when the stack is
+    /// built.
+    #[must_use]
+    pub fn base_url(mut self, base_url: &str) -> Self {
+        self.base_url = Some(base_url.to_owned());
+        self
+    }
+
+    /// Authenticates with `key`: `authorization: Bearer <key>`, or Azure's `api-key: <key>`,
+    /// replacing the credential headers the request had. Never shown in `Debug` output or
+    /// errors.
+    #[must_use]
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(ApiKey(key.into()));
+        self
+    }
+
+    /// Azure OpenAI's `api-version` parameter (default [`AZURE_API_VERSION`]); ignored for the
+    /// other kinds.
+    #[must_use]
+    pub fn api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = Some(version.into());
+        self
+    }
+
+    /// Sets the JSON body's `model` to `model` ([`SetModel`]).
+    #[must_use]
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Holds requests to `limits`, per model, counting tokens as OpenAI does
+    /// ([`OpenAiChat`](crate::ratelimit::OpenAiChat)), waiting as long as it takes.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// No client-side rate limit.
+    #[must_use]
+    pub fn no_rate_limit(mut self) -> Self {
+        self.limits = None;
+        self
+    }
+
+    /// Retries as `policy` says.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// A circuit breaker configured by `config`.
+    #[must_use]
+    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = Some(config);
+        self
+    }
+
+    /// No circuit breaker.
+    #[must_use]
+    pub fn no_circuit_breaker(mut self) -> Self {
+        self.breaker = None;
+        self
+    }
+
+    /// At most `max` requests in flight ([`ConcurrencyLayer`](crate::ConcurrencyLayer),
+    /// slots held until the response body ends); more wait in a fair queue. Zero is refused
+    /// when the stack is built.
+    #[must_use]
+    pub fn max_in_flight(mut self, max: u32) -> Self {
+        self.max_in_flight = Some(max);
+        self
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    /// The name the stack knows it by: the one set with [`name`](Self::name), else
+    /// `kind/model`, else the kind's name.
+    ///
+    /// ```
+    /// use tollgate::ratelimit::presets::OpenAiTier;
+    /// use tollgate::stack::Provider;
+    ///
+    /// assert_eq!(Provider::openai(OpenAiTier::Tier1).model("gpt-4o").label(), "openai/gpt-4o");
+    /// assert_eq!(Provider::groq().label(), "groq");
+    /// ```
+    pub fn label(&self) -> String {
+        match (&self.name, &self.model) {
+            (Some(name), _) => name.clone(),
+            (None, Some(model)) => format!("{}/{model}", self.kind),
+            (None, None) => self.kind.name().to_owned(),
+        }
+    }
+
+    pub(crate) fn limits_ref(&self) -> Option<&Limits> {
+        self.limits.as_ref()
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    pub(crate) fn breaker_config(&self) -> Option<&BreakerConfig> {
+        self.breaker.as_ref()
+    }
+
+    pub(crate) fn max_in_flight_limit(&self) -> Option<u32> {
+        self.max_in_flight
+    }
+
+    /// The request rewrites: endpoint, credentials, model.
+    pub(crate) fn rewrites(&self) -> Result<Rewrites, StackError> {
+        let provider = self.label();
+        let base = self
+            .base_url
+            .as_deref()
+            .or(self.kind.default_base_url())
+            .ok_or_else(|| StackError::MissingBaseUrl {
+                provider: provider.clone(),
+                kind: self.kind,
+            })?;
+        let endpoint =
+            endpoint(self.kind, base, self.api_version.as_deref()).map_err(|reason| {
+                StackError::InvalidBaseUrl {
+                    provider: provider.clone(),
+                    url: base.to_owned(),
+                    reason,
+                }
+            })?;
+        let credentials = match &self.api_key {
+            None => None,
+            Some(ApiKey(key)) => {
+                Some(
+                    credentials(self.kind, key).ok_or_else(|| StackError::InvalidApiKey {
+                        provider: provider.clone(),
+                    })?,
+                )
+            }
+        };
+        if self.max_in_flight == Some(0) {
+            return Err(StackError::ZeroMaxInFlight { provider });
+        }
+        Ok(Rewrites {
+            provider: provider.into(),
+            endpoint,
+            credentials,
+            model: self.model.as_deref().map(SetModel::new),
+        })
+    }
+}
+
+/// The endpoint for `base`: checked, and replacing `/v1` when the base has a path.
+pub(crate) fn endpoint(
+    kind: ProviderKind,
+    base: &str,
+    api_version: Option<&str>,
+) -> Result<Endpoint, String> {
+    let uri: Uri = base
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("scheme {other:?} is not http or https")),
+        None => return Err("not an absolute URL (no scheme)".to_owned()),
+    }
+    if uri.authority().is_none() {
+        return Err("no host".to_owned());
+    }
+    if uri.query().is_some() {
+        return Err("has a query".to_owned());
+    }
+    let has_path = !uri.path().trim_matches('/').is_empty();
+    let mut endpoint =
+        Endpoint::new(base.trim_end_matches('/')).map_err(|error| error.to_string())?;
+    if has_path {
+        endpoint = endpoint.replacing_prefix("/v1");
+    }
+    if kind == ProviderKind::AzureOpenAi {
+        let version = api_version.unwrap_or(AZURE_API_VERSION);
+        if version.is_empty()
+            || !version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(format!("api-version {version:?} is not a version"));
+        }
+        endpoint = endpoint.with_query(&format!("api-version={version}"));
+    }
+    Ok(endpoint)
+}
+
+/// The credentials for `key`, `None` when it cannot be a header value. The error never says
+/// why: the reason would quote the key.
+pub(crate) fn credentials(kind: ProviderKind, key: &str) -> Option<Credentials> {
+    if key.is_empty() {
+        return None;
+    }
+    match kind {
+        ProviderKind::AzureOpenAi => Credentials::header("api-key", key).ok(),
+        _ => Credentials::bearer(key).ok(),
+    }
+}
+
+/// What a provider's stack changes in each request, before its retry layer.
+#[derive(Debug, Clone)]
+pub(crate) struct Rewrites {
+    pub(crate) provider: std::sync::Arc<str>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) model: Option<SetModel>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.label())
+            .field("kind", &self.kind)
+            .field(
+                "base_url",
+                &self.base_url.as_deref().or(self.kind.default_base_url()),
+            )
+            .field("api_key", &self.api_key)
+            .field("api_version", &self.api_version)
+            .field("model", &self.model)
+            .field("limits", &self.limits)
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish()
+    }
+}

@@ -1,0 +1,292 @@
+//! [`Stack`]: the built service; the type erasure and the request rewriting behind it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use tollgate_core::BoxError;
+use tollgate_core::body::BufferedBody;
+use tollgate_fallback::Rewrite;
+use tower::Service;
+
+use super::error::RewriteFailed;
+use super::future::{BoxFuture, ResponseFuture};
+use super::provider::Rewrites;
+
+/// The response body of a [`Stack`]: the provider's body, as it sent it, boxed.
+pub type StackBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A built stack: a cloneable, `Send + Sync` [`Service`] from `http::Request<BufferedBody>` to
+/// `http::Response<StackBody>`, with [`BoxError`] errors.
+///
+/// Clones share every layer's state (quotas, breakers, cooldowns, metrics), so clone it into
+/// as many tasks as you like. Errors are the layers' own: downcast to
+/// [`RetriesExhausted`](crate::retry::RetriesExhausted),
+/// [`AllTargetsFailed`](crate::fallback::AllTargetsFailed),
+/// [`CircuitOpen`](crate::circuit_breaker::CircuitOpen),
+/// [`Classified`](crate::Classified) (a transport error, with its verdict),
+/// [`RewriteFailed`], ….
+///
+/// See the [module docs](super) for examples.
+#[derive(Clone)]
+pub struct Stack {
+    inner: Erased,
+    description: Arc<Description>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Description {
+    pub(crate) primary: String,
+    pub(crate) fallback: Vec<String>,
+    pub(crate) context_window: Vec<String>,
+    pub(crate) metrics: bool,
+}
+
+impl Stack {
+    pub(crate) fn new(inner: Erased, description: Description) -> Self {
+        Stack {
+            inner,
+            description: Arc::new(description),
+        }
+    }
+
+    /// The primary provider's name.
+    pub fn primary(&self) -> &str {
+        &self.description.primary
+    }
+
+    /// The fallback chain's provider names, in order.
+    pub fn fallback(&self) -> &[String] {
+        &self.description.fallback
+    }
+
+    /// The context-window chain's provider names, in order.
+    pub fn context_window(&self) -> &[String] {
+        &self.description.context_window
+    }
+}
+
+impl Service<Request<BufferedBody>> for Stack {
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> ResponseFuture {
+        ResponseFuture::new(self.inner.call(request))
+    }
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("primary", &self.description.primary)
+            .field("fallback", &self.description.fallback)
+            .field("context_window", &self.description.context_window)
+            .field("metrics", &self.description.metrics)
+            .finish()
+    }
+}
+
+// ===== type erasure =====
+
+/// A service behind a trait object, its future boxed once.
+trait Dyn: Send + Sync {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
+    fn call(&mut self, request: Request<BufferedBody>) -> BoxFuture;
+    fn clone_box(&self) -> Box<dyn Dyn>;
+}
+
+/// A type-erased, cloneable service answering with a [`StackBody`].
+pub(crate) struct Erased(Box<dyn Dyn>);
+
+impl Erased {
+    /// Erases `service`, whose responses already have a [`StackBody`].
+    pub(crate) fn new<S>(service: S) -> Self
+    where
+        S: Service<Request<BufferedBody>, Response = Response<StackBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        Erased(Box::new(Plain(service)))
+    }
+
+    /// Erases `service`, boxing its response bodies.
+    pub(crate) fn boxing_body<S, B>(service: S) -> Self
+    where
+        S: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Erased(Box::new(BoxingBody(service)))
+    }
+}
+
+impl Clone for Erased {
+    fn clone(&self) -> Self {
+        Erased(self.0.clone_box())
+    }
+}
+
+impl fmt::Debug for Erased {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Erased").finish_non_exhaustive()
+    }
+}
+
+impl Service<Request<BufferedBody>> for Erased {
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> BoxFuture {
+        self.0.call(request)
+    }
+}
+
+#[derive(Clone)]
+struct Plain<S>(S);
+
+impl<S> Dyn for Plain<S>
+where
+    S: Service<Request<BufferedBody>, Response = Response<StackBody>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> BoxFuture {
+        let future = self.0.call(request);
+        Box::pin(async move { future.await.map_err(Into::into) })
+    }
+
+    fn clone_box(&self) -> Box<dyn Dyn> {
+        Box::new(self.clone())
+    }
+}
+
+#[derive(Clone)]
+struct BoxingBody<S>(S);
+
+impl<S, B> Dyn for BoxingBody<S>
+where
+    S: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> BoxFuture {
+        let future = self.0.call(request);
+        Box::pin(async move {
+            let response = future.await.map_err(Into::into)?;
+            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+        })
+    }
+
+    fn clone_box(&self) -> Box<dyn Dyn> {
+        Box::new(self.clone())
+    }
+}
+
+// ===== request rewriting =====
+
+/// Rewrites each request for one provider — endpoint, credentials, model — then sends it
+/// down that provider's stack.
+#[derive(Clone)]
+struct Rewritten<S> {
+    rewrites: Arc<Rewrites>,
+    inner: S,
+}
+
+impl<S> Rewritten<S> {
+    fn rewrite(&self, request: &mut Request<BufferedBody>) -> Result<(), BoxError> {
+        let rewrites = &*self.rewrites;
+        rewrites.endpoint.rewrite(request)?;
+        if let Some(credentials) = &rewrites.credentials {
+            credentials.rewrite(request)?;
+        }
+        if let Some(model) = &rewrites.model {
+            model.rewrite(request)?;
+        }
+        Ok(())
+    }
+}
+
+impl Erased {
+    /// Erases `service`, rewriting each request for its provider first.
+    pub(crate) fn rewriting<S>(rewrites: Rewrites, service: S) -> Self
+    where
+        S: Service<Request<BufferedBody>, Response = Response<StackBody>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        Erased(Box::new(Rewritten {
+            rewrites: Arc::new(rewrites),
+            inner: service,
+        }))
+    }
+}
+
+impl<S> Dyn for Rewritten<S>
+where
+    S: Service<Request<BufferedBody>, Response = Response<StackBody>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<BufferedBody>) -> BoxFuture {
+        match self.rewrite(&mut request) {
+            Ok(()) => {
+                let future = self.inner.call(request);
+                Box::pin(async move { future.await.map_err(Into::into) })
+            }
+            Err(source) => {
+                let error = RewriteFailed::new(Arc::clone(&self.rewrites.provider), source);
+                Box::pin(std::future::ready(Err(error.into())))
+            }
+        }
+    }
+
+    fn clone_box(&self) -> Box<dyn Dyn> {
+        Box::new(self.clone())
+    }
+}

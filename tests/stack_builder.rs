@@ -1,0 +1,572 @@
+//! `tollgate::stack::StackBuilder`: the ready stack retries as the provider asks, falls back to
+//! the next provider rewritten for it, sends a prompt too long for the model to the
+//! context-window chain, holds requests to the preset's or the given limits, and never shows a
+//! key. A stand-in transport answers like OpenAI and logs what it was sent; time is tokio's
+//! paused clock.
+
+#![cfg(feature = "stack")]
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::time::Instant;
+use tollgate::body::BufferedBody;
+use tollgate::fallback::AllTargetsFailed;
+use tollgate::metrics::MetricsLayer;
+use tollgate::ratelimit::algorithm::Quota;
+use tollgate::ratelimit::presets::{AnthropicModel, GeminiModel, GeminiPlan, OpenAiTier};
+use tollgate::ratelimit::{Limit, Limits};
+use tollgate::retry::{Backoff, Jitter, RetryPolicy};
+use tollgate::stack::{Provider, ProviderKind, RewriteFailed, Stack, StackBuilder, StackError};
+use tower::{Service, ServiceExt};
+
+const fn n(v: u64) -> NonZeroU64 {
+    NonZeroU64::new(v).unwrap()
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+const RATE_LIMITED: &str = r#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#;
+const OVERLOADED: &str = r#"{"error":{"message":"The server is overloaded","type":"server_error","code":"server_is_overloaded"}}"#;
+const TOO_LONG: &str = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+
+type Answer = Box<dyn Fn() -> Response<Full<Bytes>> + Send + Sync>;
+
+fn answer(
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+) -> Answer {
+    Box::new(move || {
+        let mut response = Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        response
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    })
+}
+
+fn ok() -> Answer {
+    answer(200, &[], r#"{"choices":[]}"#)
+}
+
+/// What the transport was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    at: Duration,
+    uri: String,
+    authorization: Option<String>,
+    api_key: Option<String>,
+    model: Option<String>,
+}
+
+/// A transport answering from a script per host, logging each request.
+#[derive(Clone)]
+struct Wire {
+    answers: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    start: Instant,
+}
+
+impl Wire {
+    fn new() -> Self {
+        Wire {
+            answers: Arc::default(),
+            seen: Arc::default(),
+            start: Instant::now(),
+        }
+    }
+
+    fn script(self, host: &str, answers: Vec<Answer>) -> Self {
+        self.answers
+            .lock()
+            .unwrap()
+            .entry(host.to_owned())
+            .or_default()
+            .extend(answers);
+        self
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn times(&self) -> Vec<Duration> {
+        self.seen().into_iter().map(|s| s.at).collect()
+    }
+}
+
+impl Service<Request<BufferedBody>> for Wire {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let model = serde_json::from_slice::<serde_json::Value>(request.body().bytes())
+            .ok()
+            .and_then(|body| body.get("model")?.as_str().map(str::to_owned));
+        self.seen.lock().unwrap().push(Seen {
+            at: self.start.elapsed(),
+            uri: request.uri().to_string(),
+            authorization: header("authorization"),
+            api_key: header("api-key"),
+            model,
+        });
+        let host = request.uri().host().unwrap_or_default().to_owned();
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .get_mut(&host)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| panic!("no answer scripted for {host}"));
+        std::future::ready(Ok(answer()))
+    }
+}
+
+/// A chat request as a caller sends it: its own model and credentials, which the stack
+/// replaces.
+fn chat() -> Request<BufferedBody> {
+    Request::post("/v1/chat/completions")
+        .header("authorization", "Bearer sk-caller")
+        .header("x-api-key", "sk-caller")
+        .body(BufferedBody::from(
+            r#"{"model":"caller-model","max_tokens":10,"messages":[{"role":"user","content":"Hi"}]}"#,
+        ))
+        .unwrap()
+}
+
+fn seen(at: Duration, uri: &str, authorization: &str, model: &str) -> Seen {
+    Seen {
+        at,
+        uri: uri.to_owned(),
+        authorization: Some(authorization.to_owned()),
+        api_key: None,
+        model: Some(model.to_owned()),
+    }
+}
+
+/// Backoff without randomness, so that times are exact: 0.5 s, 1 s, 2 s, …
+fn steady() -> RetryPolicy {
+    RetryPolicy::default().with_backoff(
+        Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8))
+            .with_jitter(Jitter::None),
+    )
+}
+
+fn openai() -> Provider {
+    Provider::openai(OpenAiTier::Tier3)
+        .model("gpt-4o")
+        .api_key("sk-openai")
+        .retry(steady())
+}
+
+fn anthropic() -> Provider {
+    Provider::anthropic(AnthropicModel::Sonnet4)
+        .model("claude-sonnet-4-5")
+        .api_key("sk-ant")
+}
+
+const OPENAI_URI: &str = "https://api.openai.com/v1/chat/completions";
+const ANTHROPIC_URI: &str = "https://api.anthropic.com/v1/chat/completions";
+
+fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+
+#[test]
+fn stack_is_send_sync_clone() {
+    assert_send_sync_clone::<Stack>();
+    assert_send_sync_clone::<StackBuilder>();
+    assert_send_sync_clone::<Provider>();
+}
+
+/// A 429 with `retry-after-ms` is retried after exactly that long, and succeeds; the request
+/// went to OpenAI with OpenAI's key and model.
+#[tokio::test(start_paused = true)]
+async fn retries_a_429_as_asked_and_succeeds() {
+    let wire = Wire::new().script(
+        "api.openai.com",
+        vec![
+            answer(429, &[("retry-after-ms", "1500")], RATE_LIMITED),
+            ok(),
+        ],
+    );
+    let stack = StackBuilder::new(openai()).build(wire.clone()).unwrap();
+    let response = stack.oneshot(chat()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, r#"{"choices":[]}"#);
+    assert_eq!(
+        wire.seen(),
+        [
+            seen(ms(0), OPENAI_URI, "Bearer sk-openai", "gpt-4o"),
+            seen(ms(1_500), OPENAI_URI, "Bearer sk-openai", "gpt-4o"),
+        ]
+    );
+}
+
+/// The primary stays overloaded through its two overload retries (0.5 s, then 1 s); the
+/// fallback sends the request to Anthropic at once, with Anthropic's endpoint, key and model.
+#[tokio::test(start_paused = true)]
+async fn an_overloaded_primary_falls_back_to_the_next_provider_rewritten() {
+    let wire = Wire::new()
+        .script(
+            "api.openai.com",
+            vec![
+                answer(503, &[], OVERLOADED),
+                answer(503, &[], OVERLOADED),
+                answer(503, &[], OVERLOADED),
+            ],
+        )
+        .script("api.anthropic.com", vec![ok()]);
+    let (metrics, handle) = MetricsLayer::pair("chat");
+    let stack = StackBuilder::new(openai())
+        .fallback(anthropic())
+        .metrics(metrics)
+        .build(wire.clone())
+        .unwrap();
+    let response = stack.oneshot(chat()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        wire.seen(),
+        [
+            seen(ms(0), OPENAI_URI, "Bearer sk-openai", "gpt-4o"),
+            seen(ms(500), OPENAI_URI, "Bearer sk-openai", "gpt-4o"),
+            seen(ms(1_500), OPENAI_URI, "Bearer sk-openai", "gpt-4o"),
+            seen(
+                ms(1_500),
+                ANTHROPIC_URI,
+                "Bearer sk-ant",
+                "claude-sonnet-4-5"
+            ),
+        ]
+    );
+    let snapshot = handle.snapshot();
+    assert_eq!((snapshot.requests, snapshot.successes), (1, 1));
+    assert_eq!(snapshot.retries, 2);
+}
+
+/// When every provider gives up, the error lists them.
+#[tokio::test(start_paused = true)]
+async fn every_provider_giving_up_is_one_typed_error() {
+    let overloaded = || answer(503, &[], OVERLOADED);
+    let wire = Wire::new()
+        .script(
+            "api.openai.com",
+            vec![overloaded(), overloaded(), overloaded()],
+        )
+        .script(
+            "api.anthropic.com",
+            vec![overloaded(), overloaded(), overloaded()],
+        );
+    let stack = StackBuilder::new(openai())
+        .fallback(anthropic().retry(steady()))
+        .build(wire.clone())
+        .unwrap();
+    let error = stack.oneshot(chat()).await.unwrap_err();
+    let failed = error.downcast_ref::<AllTargetsFailed>().unwrap();
+    let names: Vec<_> = failed.attempts().map(|(name, _)| name.to_owned()).collect();
+    assert_eq!(names, ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]);
+    assert_eq!(wire.times().last(), Some(&ms(3_000)));
+}
+
+/// `context_length_exceeded` goes to the context-window chain, not to the fallbacks, at once.
+#[tokio::test(start_paused = true)]
+async fn a_prompt_too_long_goes_to_the_context_window_chain() {
+    let wire = Wire::new().script("api.openai.com", vec![answer(400, &[], TOO_LONG), ok()]);
+    let stack = StackBuilder::new(openai())
+        .fallback(anthropic())
+        .context_window_fallback(
+            Provider::openai(OpenAiTier::Tier3)
+                .model("gpt-4.1")
+                .api_key("sk-long"),
+        )
+        .build(wire.clone())
+        .unwrap();
+    assert_eq!(stack.context_window(), ["openai/gpt-4.1"]);
+    let response = stack.oneshot(chat()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        wire.seen(),
+        [
+            seen(ms(0), OPENAI_URI, "Bearer sk-openai", "gpt-4o"),
+            seen(ms(0), OPENAI_URI, "Bearer sk-long", "gpt-4.1"),
+        ]
+    );
+}
+
+/// Two requests per minute: the third waits exactly 30 s for the bucket to refill by one.
+#[tokio::test(start_paused = true)]
+async fn the_given_limits_hold_requests() {
+    let wire = Wire::new().script("api.openai.com", vec![ok(), ok(), ok()]);
+    let provider = openai().limits(Limits::new([Limit::requests(Quota::per_minute(n(2)))]));
+    let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+    for _ in 0..3 {
+        stack.clone().oneshot(chat()).await.unwrap();
+    }
+    assert_eq!(wire.times(), [ms(0), ms(0), ms(30_000)]);
+}
+
+/// The preset passed to the constructor applies: Gemini's free plan allows 15 requests a
+/// minute on Pro, so the 16th waits 4 s; Gemini is reached on its OpenAI-compatible path.
+#[tokio::test(start_paused = true)]
+async fn the_preset_limits_hold_requests() {
+    let host = "generativelanguage.googleapis.com";
+    let wire = Wire::new().script(host, (0..16).map(|_| ok()).collect());
+    let provider = Provider::gemini(GeminiPlan::Free, GeminiModel::Pro)
+        .model("gemini-2.5-pro")
+        .api_key("gm-key");
+    let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(stack.clone().oneshot(chat())))
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    let log = wire.seen();
+    let times: Vec<_> = log.iter().map(|s| s.at).collect();
+    let mut expected = vec![ms(0); 15];
+    expected.push(ms(4_000));
+    assert_eq!(times, expected);
+    assert_eq!(
+        log[0],
+        seen(
+            ms(0),
+            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
+            "Bearer gm-key",
+            "gemini-2.5-pro"
+        )
+    );
+}
+
+/// Azure OpenAI: the deployment's URL with `api-version`, and the key in `api-key`.
+#[tokio::test(start_paused = true)]
+async fn azure_gets_its_deployment_url_and_api_key_header() {
+    let wire = Wire::new().script("example.openai.azure.com", vec![ok()]);
+    let provider =
+        Provider::azure_openai("https://example.openai.azure.com/openai/deployments/gpt-4o")
+            .api_key("az-key");
+    let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+    stack.oneshot(chat()).await.unwrap();
+    assert_eq!(
+        wire.seen(),
+        [Seen {
+            at: ms(0),
+            uri: "https://example.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21".to_owned(),
+            authorization: None,
+            api_key: Some("az-key".to_owned()),
+            model: Some("caller-model".to_owned()),
+        }]
+    );
+}
+
+/// A base URL without a path keeps `/v1/chat/completions`; one with a path replaces `/v1`.
+/// Without an API key, the caller's credentials go through.
+#[tokio::test(start_paused = true)]
+async fn base_urls_with_and_without_a_path() {
+    let cases = [
+        (
+            Provider::openai_compatible("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/v1/chat/completions",
+        ),
+        (
+            Provider::openai(OpenAiTier::Tier1).base_url("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080/v1/chat/completions",
+        ),
+        (
+            Provider::groq(),
+            "https://api.groq.com/openai/v1/chat/completions",
+        ),
+        (
+            Provider::openrouter(),
+            "https://openrouter.ai/api/v1/chat/completions",
+        ),
+        (
+            Provider::new(ProviderKind::DeepSeek),
+            "https://api.deepseek.com/v1/chat/completions",
+        ),
+        (
+            Provider::mistral(),
+            "https://api.mistral.ai/v1/chat/completions",
+        ),
+        (
+            Provider::openai_compatible("http://127.0.0.1:8080/api/v1"),
+            "http://127.0.0.1:8080/api/v1/chat/completions",
+        ),
+    ];
+    for (provider, uri) in cases {
+        let host = uri.parse::<http::Uri>().unwrap().host().unwrap().to_owned();
+        let wire = Wire::new().script(&host, vec![ok()]);
+        let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+        stack.oneshot(chat()).await.unwrap();
+        let log = wire.seen();
+        assert_eq!(log[0].uri, uri);
+        assert_eq!(log[0].authorization.as_deref(), Some("Bearer sk-caller"));
+    }
+}
+
+/// One stack serves many tasks at once.
+#[tokio::test(start_paused = true)]
+async fn one_stack_serves_many_tasks() {
+    let wire = Wire::new().script("api.openai.com", (0..32).map(|_| ok()).collect());
+    let stack = StackBuilder::new(openai()).build(wire.clone()).unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|_| tokio::spawn(stack.clone().oneshot(chat())))
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(wire.times(), vec![ms(0); 32]);
+}
+
+/// A body the model rewrite cannot parse is refused before anything is sent.
+#[tokio::test(start_paused = true)]
+async fn a_body_that_is_not_json_is_refused() {
+    let wire = Wire::new();
+    let stack = StackBuilder::new(openai()).build(wire.clone()).unwrap();
+    let request = Request::post("/v1/chat/completions")
+        .body(BufferedBody::from("not json"))
+        .unwrap();
+    let error = stack.oneshot(request).await.unwrap_err();
+    let refused = error.downcast_ref::<RewriteFailed>().unwrap();
+    assert_eq!(refused.provider(), "openai/gpt-4o");
+    assert!(wire.seen().is_empty());
+}
+
+#[test]
+fn build_errors_say_which_provider_and_what() {
+    let build = |builder: StackBuilder| builder.build(Wire::new()).unwrap_err();
+    let cases = [
+        (
+            build(StackBuilder::new(Provider::new(ProviderKind::AzureOpenAi))),
+            r#"provider "azure-openai": a base URL is required for kind azure-openai"#,
+        ),
+        (
+            build(StackBuilder::new(
+                Provider::groq().base_url("ftp://example.com"),
+            )),
+            r#"provider "groq": invalid base URL "ftp://example.com": scheme "ftp" is not http or https"#,
+        ),
+        (
+            build(StackBuilder::new(Provider::groq().base_url("/v1"))),
+            r#"provider "groq": invalid base URL "/v1": not an absolute URL (no scheme)"#,
+        ),
+        (
+            build(StackBuilder::new(
+                Provider::groq().base_url("https://x.example?key=1"),
+            )),
+            r#"provider "groq": invalid base URL "https://x.example?key=1": has a query"#,
+        ),
+        (
+            build(StackBuilder::new(Provider::groq().api_key("sk-bad\nkey"))),
+            r#"provider "groq": the API key is empty or not a valid header value"#,
+        ),
+        (
+            build(StackBuilder::new(Provider::groq().max_in_flight(0))),
+            r#"provider "groq": max_in_flight must be greater than 0"#,
+        ),
+        (
+            build(StackBuilder::new(openai()).fallback(openai().api_key("sk-other"))),
+            r#"two different providers are named "openai/gpt-4o": name one of them otherwise"#,
+        ),
+    ];
+    for (error, expected) in cases {
+        assert_eq!(error.to_string(), expected);
+        assert!(!format!("{error:?}").contains("sk-bad"));
+    }
+    assert!(matches!(
+        build(StackBuilder::new(Provider::groq().api_key(""))),
+        StackError::InvalidApiKey { .. }
+    ));
+}
+
+/// The same provider in two chains is one stack, and an equal copy is accepted.
+#[test]
+fn the_same_provider_twice_is_one_stack() {
+    let stack = StackBuilder::new(openai())
+        .fallback(anthropic())
+        .context_window_fallback(anthropic())
+        .build(Wire::new())
+        .unwrap();
+    assert_eq!(stack.primary(), "openai/gpt-4o");
+    assert_eq!(stack.fallback(), ["anthropic/claude-sonnet-4-5"]);
+    assert_eq!(stack.context_window(), ["anthropic/claude-sonnet-4-5"]);
+}
+
+#[test]
+fn keys_never_show() {
+    let provider = openai();
+    let builder = StackBuilder::new(provider.clone()).fallback(anthropic());
+    let stack = builder.clone().build(Wire::new()).unwrap();
+    for text in [
+        format!("{provider:?}"),
+        format!("{builder:?}"),
+        format!("{stack:?}"),
+        format!("{provider:#?}"),
+    ] {
+        assert!(!text.contains("sk-openai"), "{text}");
+        assert!(!text.contains("sk-ant"), "{text}");
+    }
+    assert!(format!("{provider:?}").contains(r#"api_key: Some("<redacted>")"#));
+}
+
+/// Over a real HTTP client and server: hyper-util's legacy client as the transport, an axum
+/// server standing in for the provider, real time.
+#[tokio::test]
+async fn over_a_real_client_and_server() {
+    use axum::routing::post;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    async fn echo(headers: http::HeaderMap, body: String) -> String {
+        let auth = headers["authorization"].to_str().unwrap().to_owned();
+        let host = headers["host"].to_str().unwrap().to_owned();
+        format!("{host} {auth} {body}")
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/v1/chat/completions", post(echo));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<BufferedBody>();
+    let provider = Provider::openai_compatible(&format!("http://{address}"))
+        .name("local")
+        .model("llama-3.1-8b")
+        .api_key("sk-local");
+    let stack = StackBuilder::new(provider).build(client).unwrap();
+    let response = stack
+        .oneshot(
+            Request::post("https://api.openai.com/v1/chat/completions")
+                .header("host", "api.openai.com")
+                .body(BufferedBody::from(r#"{"model":"gpt-4o"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        body,
+        format!(r#"{address} Bearer sk-local {{"model":"llama-3.1-8b"}}"#)
+    );
+}

@@ -1,0 +1,580 @@
+//! `tollgate::stack::StackConfig`: the sample configuration parses and builds; a configured
+//! stack behaves exactly as the same stack built in code; every kind of invalid configuration
+//! is refused with an error naming the field; and no key ever shows. A stand-in transport
+//! answers like OpenAI and logs what it was sent; time is tokio's paused clock.
+
+#![cfg(feature = "stack")]
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::time::Instant;
+use tollgate::body::BufferedBody;
+use tollgate::ratelimit::presets::{AnthropicModel, OpenAiTier};
+use tollgate::retry::{Backoff, Jitter, RetryPolicy};
+use tollgate::stack::{ConfigError, Provider, StackBuilder, StackConfig};
+use tower::{Service, ServiceExt};
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+const RATE_LIMITED: &str = r#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#;
+const OVERLOADED: &str = r#"{"error":{"message":"The server is overloaded","type":"server_error","code":"server_is_overloaded"}}"#;
+const TOO_LONG: &str = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+
+type Answer = Box<dyn Fn() -> Response<Full<Bytes>> + Send + Sync>;
+
+fn answer(
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+) -> Answer {
+    Box::new(move || {
+        let mut response = Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        response
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    })
+}
+
+fn ok() -> Answer {
+    answer(200, &[], r#"{"choices":[]}"#)
+}
+
+/// What the transport was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    at: Duration,
+    uri: String,
+    authorization: Option<String>,
+    api_key: Option<String>,
+    model: Option<String>,
+}
+
+/// A transport answering from a script per host, logging each request.
+#[derive(Clone)]
+struct Wire {
+    answers: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    start: Instant,
+}
+
+impl Wire {
+    fn new() -> Self {
+        Wire {
+            answers: Arc::default(),
+            seen: Arc::default(),
+            start: Instant::now(),
+        }
+    }
+
+    fn script(self, host: &str, answers: Vec<Answer>) -> Self {
+        self.answers
+            .lock()
+            .unwrap()
+            .entry(host.to_owned())
+            .or_default()
+            .extend(answers);
+        self
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Service<Request<BufferedBody>> for Wire {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let model = serde_json::from_slice::<serde_json::Value>(request.body().bytes())
+            .ok()
+            .and_then(|body| body.get("model")?.as_str().map(str::to_owned));
+        self.seen.lock().unwrap().push(Seen {
+            at: self.start.elapsed(),
+            uri: request.uri().to_string(),
+            authorization: header("authorization"),
+            api_key: header("api-key"),
+            model,
+        });
+        let host = request.uri().host().unwrap_or_default().to_owned();
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .get_mut(&host)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| panic!("no answer scripted for {host}"));
+        std::future::ready(Ok(answer()))
+    }
+}
+
+fn chat() -> Request<BufferedBody> {
+    Request::post("/v1/chat/completions")
+        .body(BufferedBody::from(
+            r#"{"model":"caller-model","max_tokens":10,"messages":[{"role":"user","content":"Hi"}]}"#,
+        ))
+        .unwrap()
+}
+
+const SAMPLE: &str = include_str!("../examples/stack.toml");
+
+/// Stands in for the environment: every variable holds a key derived from its name.
+fn env(name: &str) -> Option<String> {
+    Some(format!("secret-{}", name.to_lowercase()))
+}
+
+fn parse_error(text: &str) -> String {
+    StackConfig::from_toml(text).unwrap_err().to_string()
+}
+
+/// A configuration with one provider, `extra` added to it, and `stack` as the stack table.
+fn one_provider(extra: &str) -> String {
+    format!(
+        "[[providers]]\nname = \"openai\"\nkind = \"openai\"\n{extra}\n\n[stack]\nprimary = \"openai\"\n"
+    )
+}
+
+#[test]
+fn the_sample_parses_and_builds() {
+    let config = StackConfig::from_toml(SAMPLE).unwrap();
+    let names: Vec<_> = config.providers().map(Provider::label).collect();
+    assert_eq!(
+        names,
+        ["openai", "anthropic", "deepseek", "openai-long", "azure"]
+    );
+    assert_eq!(config.primary().label(), "openai");
+    let fallback: Vec<_> = config.fallback().map(Provider::label).collect();
+    assert_eq!(fallback, ["anthropic", "deepseek"]);
+    let long: Vec<_> = config.context_window().map(Provider::label).collect();
+    assert_eq!(long, ["openai-long"]);
+
+    let stack = config
+        .to_builder_with_env(env)
+        .unwrap()
+        .build(Wire::new())
+        .unwrap();
+    assert_eq!(stack.primary(), "openai");
+    assert_eq!(stack.fallback(), ["anthropic", "deepseek"]);
+    assert_eq!(stack.context_window(), ["openai-long"]);
+
+    // The same from the file.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/stack.toml");
+    let from_file = StackConfig::from_file(path).unwrap();
+    assert_eq!(format!("{from_file:?}"), format!("{config:?}"));
+}
+
+/// The sample's providers are what its comments say.
+#[test]
+fn the_sample_means_what_it_says() {
+    let config = StackConfig::from_toml(SAMPLE).unwrap();
+    let provider = |name: &str| {
+        config
+            .providers()
+            .find(|p| p.label() == name)
+            .unwrap()
+            .clone()
+    };
+    let expected_openai = Provider::openai(OpenAiTier::Tier3)
+        .name("openai")
+        .model("gpt-4o")
+        .max_in_flight(200);
+    assert_eq!(provider("openai"), expected_openai);
+    let anthropic_limits =
+        AnthropicModel::Sonnet4
+            .limits()
+            .with(tollgate::ratelimit::Limit::input_tokens(
+                tollgate::ratelimit::algorithm::Quota::per_minute(
+                    std::num::NonZeroU64::new(2_000_000).unwrap(),
+                ),
+            ));
+    assert_eq!(
+        provider("anthropic"),
+        Provider::anthropic(AnthropicModel::Sonnet4)
+            .name("anthropic")
+            .model("claude-sonnet-4-5")
+            .limits(anthropic_limits)
+    );
+    assert_eq!(
+        provider("deepseek"),
+        Provider::deepseek(tollgate::ratelimit::presets::DeepSeekLevel::Basic)
+            .name("deepseek")
+            .model("deepseek-chat")
+            .max_in_flight(500)
+            .retry(RetryPolicy::openai())
+    );
+}
+
+const SCENARIO: &str = r#"
+[[providers]]
+name = "openai"
+kind = "openai"
+api_key_env = "OPENAI_API_KEY"
+model = "gpt-4o"
+limits = { preset = "openai-tier-3" }
+retry = { base_delay = "500ms", max_delay = "8s", jitter = "none" }
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+api_key_env = "ANTHROPIC_API_KEY"
+model = "claude-sonnet-4-5"
+limits = { preset = "anthropic-sonnet-4" }
+
+[[providers]]
+name = "openai-long"
+kind = "openai"
+api_key_env = "OPENAI_API_KEY"
+model = "gpt-4.1"
+limits = { preset = "openai-tier-3" }
+
+[stack]
+primary = "openai"
+fallback = ["anthropic"]
+context_window = ["openai-long"]
+"#;
+
+/// The builder's equivalent of `SCENARIO`.
+fn scenario_builder() -> StackBuilder {
+    let steady = RetryPolicy::default().with_backoff(
+        Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8))
+            .with_jitter(Jitter::None),
+    );
+    StackBuilder::new(
+        Provider::openai(OpenAiTier::Tier3)
+            .name("openai")
+            .model("gpt-4o")
+            .api_key("secret-openai_api_key")
+            .retry(steady),
+    )
+    .fallback(
+        Provider::anthropic(AnthropicModel::Sonnet4)
+            .name("anthropic")
+            .model("claude-sonnet-4-5")
+            .api_key("secret-anthropic_api_key"),
+    )
+    .context_window_fallback(
+        Provider::openai(OpenAiTier::Tier3)
+            .name("openai-long")
+            .model("gpt-4.1")
+            .api_key("secret-openai_api_key"),
+    )
+}
+
+/// A 429 retried after its `retry-after-ms`, an overload that moves to Anthropic, a prompt
+/// too long that moves to the larger model: what the transport saw, and when.
+async fn run_scenario(build: impl FnOnce(Wire) -> tollgate::stack::Stack) -> Vec<Seen> {
+    let wire = Wire::new()
+        .script(
+            "api.openai.com",
+            vec![
+                answer(429, &[("retry-after-ms", "1500")], RATE_LIMITED),
+                ok(),
+                answer(503, &[], OVERLOADED),
+                answer(503, &[], OVERLOADED),
+                answer(503, &[], OVERLOADED),
+                answer(400, &[], TOO_LONG),
+                ok(),
+            ],
+        )
+        .script("api.anthropic.com", vec![ok()]);
+    let stack = build(wire.clone());
+    for _ in 0..3 {
+        let response = stack.clone().oneshot(chat()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    wire.seen()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configured_stack_behaves_as_the_built_one() {
+    let config = StackConfig::from_toml(SCENARIO).unwrap();
+    let configured = run_scenario(|wire| {
+        config
+            .to_builder_with_env(env)
+            .unwrap()
+            .build(wire)
+            .unwrap()
+    })
+    .await;
+    let built = run_scenario(|wire| scenario_builder().build(wire).unwrap()).await;
+    assert_eq!(configured, built);
+
+    let openai = |at, model: &str, key: &str| Seen {
+        at,
+        uri: "https://api.openai.com/v1/chat/completions".to_owned(),
+        authorization: Some(format!("Bearer {key}")),
+        api_key: None,
+        model: Some(model.to_owned()),
+    };
+    let key = "secret-openai_api_key";
+    assert_eq!(
+        configured,
+        [
+            openai(ms(0), "gpt-4o", key),
+            openai(ms(1_500), "gpt-4o", key),
+            openai(ms(1_500), "gpt-4o", key),
+            openai(ms(2_000), "gpt-4o", key),
+            openai(ms(3_000), "gpt-4o", key),
+            Seen {
+                at: ms(3_000),
+                uri: "https://api.anthropic.com/v1/chat/completions".to_owned(),
+                authorization: Some("Bearer secret-anthropic_api_key".to_owned()),
+                api_key: None,
+                model: Some("claude-sonnet-4-5".to_owned()),
+            },
+            openai(ms(3_000), "gpt-4o", key),
+            openai(ms(3_000), "gpt-4.1", key),
+        ]
+    );
+}
+
+/// A configured stack built with `build` reads the process environment.
+#[test]
+fn a_missing_variable_names_the_field_and_the_variable() {
+    let config = StackConfig::from_toml(&one_provider(
+        "api_key_env = \"TOLLGATE_TEST_SURELY_UNSET_VARIABLE\"",
+    ))
+    .unwrap();
+    let error = config.build(Wire::new()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "providers[0].api_key_env: environment variable TOLLGATE_TEST_SURELY_UNSET_VARIABLE is not set"
+    );
+    assert_eq!(error.field(), Some("providers[0].api_key_env"));
+    assert!(matches!(error, ConfigError::MissingEnv { .. }));
+    // Providers outside the stack are checked but not built: their variables are not read.
+    let config = StackConfig::from_toml(
+        r#"
+        [[providers]]
+        name = "openai"
+        kind = "openai"
+
+        [[providers]]
+        name = "unused"
+        kind = "groq"
+        api_key_env = "TOLLGATE_TEST_SURELY_UNSET_VARIABLE"
+
+        [stack]
+        primary = "openai"
+        "#,
+    );
+    config.unwrap().build(Wire::new()).unwrap();
+}
+
+#[test]
+fn invalid_configurations_name_the_field() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            one_provider("limits = { requests_per_minute = 0 }"),
+            "providers[0].limits.requests_per_minute: must be greater than 0",
+        ),
+        (
+            SCENARIO.replace(r#"fallback = ["anthropic"]"#, r#"fallback = ["antrhopic"]"#),
+            r#"stack.fallback[0]: no provider named "antrhopic""#,
+        ),
+        (
+            SCENARIO.replace(r#"primary = "openai""#, r#"primary = "gpt""#),
+            r#"stack.primary: no provider named "gpt""#,
+        ),
+        (
+            SCENARIO.replace(
+                r#"context_window = ["openai-long"]"#,
+                r#"context_window = ["openai-long", "long"]"#,
+            ),
+            r#"stack.context_window[1]: no provider named "long""#,
+        ),
+        (
+            one_provider("limits = { preset = \"openai-tier-3\", rpm = 10 }"),
+            "providers[0].limits.rpm: unknown field `rpm`, expected one of `preset`, `requests_per_minute`, `requests_per_day`, `tokens_per_minute`, `tokens_per_day`, `input_tokens_per_minute`, `output_tokens_per_minute`, `algorithm`",
+        ),
+        (
+            one_provider("modle = \"gpt-4o\""),
+            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key`, `api_version`, `model`, `max_in_flight`, `limits`, `retry`, `breaker`",
+        ),
+        (
+            one_provider("") + "fallbacks = [\"openai\"]\n",
+            "stack.fallbacks: unknown field `fallbacks`, expected one of `primary`, `fallback`, `context_window`",
+        ),
+        (
+            one_provider("") + "\n[metrics]\nenabled = true\n",
+            "metrics: unknown field `metrics`, expected `providers` or `stack`",
+        ),
+        (
+            one_provider("max_in_flight = \"lots\""),
+            r#"providers[0].max_in_flight: invalid type: string "lots", expected u64"#,
+        ),
+        (
+            one_provider("max_in_flight = 0"),
+            "providers[0].max_in_flight: must be greater than 0 and at most 4294967295",
+        ),
+        (
+            one_provider("retry = { max_retries = -1 }"),
+            "providers[0].retry.max_retries: invalid value: integer `-1`, expected u32",
+        ),
+        (
+            "[[providers]]\nname = \"openai\"\n\n[stack]\nprimary = \"openai\"\n".to_owned(),
+            "providers[0].kind: required, but missing",
+        ),
+        (
+            "[[providers]]\nname = \"openai\"\nkind = \"openai\"\n".to_owned(),
+            "stack: required, but missing",
+        ),
+        (
+            one_provider("").replace("kind = \"openai\"", "kind = \"gpt\""),
+            r#"providers[0].kind: unknown kind "gpt"; expected one of openai, azure-openai, anthropic, deepseek, gemini, groq, mistral, openrouter, openai-compatible"#,
+        ),
+        (
+            one_provider("").replace("kind = \"openai\"", "kind = \"azure-openai\""),
+            "providers[0].base_url: required for kind azure-openai",
+        ),
+        (
+            one_provider("base_url = \"api.openai.com\""),
+            r#"providers[0].base_url: "api.openai.com": not an absolute URL (no scheme)"#,
+        ),
+        (
+            one_provider("limits = { preset = \"openai-tier-9\" }"),
+            r#"providers[0].limits.preset: unknown preset "openai-tier-9"; expected one of openai-tier-1 … openai-tier-5, anthropic-opus-4-7, anthropic-sonnet-4, anthropic-haiku-4, gemini-{free,pay-as-you-go,enterprise}-{pro,flash}, deepseek-{starter,basic,standard,enterprise}, none"#,
+        ),
+        (
+            one_provider("limits = { preset = \"none\", tokens_per_day = 5 }"),
+            r#"providers[0].limits.preset: "none" cannot be combined with explicit limits"#,
+        ),
+        (
+            one_provider("limits = { algorithm = \"leaky-bucket\", requests_per_minute = 5 }"),
+            r#"providers[0].limits.algorithm: unknown algorithm "leaky-bucket"; expected one of token-bucket, gcra, fixed-window, sliding-window-log, sliding-window-counter"#,
+        ),
+        (
+            one_provider("limits = {}"),
+            r#"providers[0].limits: give a preset or at least one limit (preset = "none" for no rate limit)"#,
+        ),
+        (
+            one_provider("retry = { base_delay = \"soon\" }"),
+            r#"providers[0].retry.base_delay: invalid duration "soon": expected a number and a unit, like "500ms", "1.5s" or "2m""#,
+        ),
+        (
+            one_provider("retry = { base_delay = \"2s\", max_delay = \"1s\" }"),
+            "providers[0].retry.max_delay: must be at least base_delay (2s)",
+        ),
+        (
+            one_provider("retry = { jitter = \"some\" }"),
+            r#"providers[0].retry.jitter: unknown jitter "some"; expected one of none, full, equal, decorrelated, sdk"#,
+        ),
+        (
+            one_provider("retry = { preset = \"aggressive\" }"),
+            r#"providers[0].retry.preset: unknown preset "aggressive"; expected one of default, openai, none"#,
+        ),
+        (
+            one_provider("breaker = { consecutive_failures = 0 }"),
+            "providers[0].breaker.consecutive_failures: must be greater than 0",
+        ),
+        (
+            one_provider("breaker = { open_for = \"0s\" }"),
+            "providers[0].breaker.open_for: must be greater than 0",
+        ),
+        (
+            one_provider("breaker = { preset = \"none\", probes = 2 }"),
+            r#"providers[0].breaker.preset: "none" cannot be combined with other breaker settings"#,
+        ),
+        (
+            one_provider("model = \"\""),
+            "providers[0].model: must not be empty",
+        ),
+        (
+            one_provider("") + "\n[[providers]]\nname = \"openai\"\nkind = \"groq\"\n",
+            r#"providers[1].name: duplicate name "openai" (also providers[0])"#,
+        ),
+        (
+            "[[providers]]\nname = \"openai\"\nkind = \"openai\"\nmodel = \"gpt-4o\n".to_owned(),
+            "line 4, column 16: invalid basic string",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_error(&text), expected, "for:\n{text}");
+    }
+}
+
+/// Keys never show: not in the configuration's `Debug`, not in the builder's, not in any
+/// error — neither one pasted into the file nor one read from the environment.
+#[test]
+fn keys_never_show() {
+    let key = "sk-proj-0123456789abcdef";
+    // A key pasted where the variable's name belongs, or as `api_key`, is refused unquoted.
+    for (extra, expected) in [
+        (
+            format!("api_key = \"{key}\""),
+            "providers[0].api_key: keys do not belong in configuration files: put the key in an environment variable and name the variable in api_key_env",
+        ),
+        (
+            format!("api_key_env = \"{key}\""),
+            "providers[0].api_key_env: must be the name of an environment variable (letters, digits and _), not the key itself",
+        ),
+    ] {
+        let error = StackConfig::from_toml(&one_provider(&extra)).unwrap_err();
+        assert_eq!(error.to_string(), expected);
+        assert!(!format!("{error:?}").contains(key));
+    }
+
+    // A syntax error near a key does not quote the line.
+    let text = format!("[[providers]]\nname = \"openai\"\napi_key = \"{key}\" oops\n");
+    let error = StackConfig::from_toml(&text).unwrap_err();
+    assert!(!error.to_string().contains(key), "{error}");
+    assert!(!format!("{error:?}").contains(key));
+
+    // A key from the environment: in no Debug output, nor in the error when it is invalid.
+    let config = StackConfig::from_toml(&one_provider("api_key_env = \"OPENAI_API_KEY\"")).unwrap();
+    let builder = config
+        .to_builder_with_env(|_| Some(key.to_owned()))
+        .unwrap();
+    let stack = builder.clone().build(Wire::new()).unwrap();
+    for text in [
+        format!("{config:?}"),
+        format!("{builder:?}"),
+        format!("{stack:?}"),
+    ] {
+        assert!(!text.contains(key), "{text}");
+    }
+    let bad = format!("{key}\n");
+    let error = config
+        .to_builder_with_env(|_| Some(bad.clone()))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "providers[0].api_key_env: the key in environment variable OPENAI_API_KEY is empty or not a valid header value"
+    );
+    assert!(!format!("{error:?}").contains(key));
+}
+
+#[test]
+fn an_unreadable_file_says_which() {
+    let error = StackConfig::from_file("/nonexistent/stack.toml").unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot read /nonexistent/stack.toml: "),
+        "{error}"
+    );
+}
