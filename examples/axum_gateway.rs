@@ -1,0 +1,838 @@
+//! An OpenAI-compatible gateway: `POST /v1/chat/completions` goes through a tollgate stack to
+//! a primary upstream, then to a fallback, and when the stack must refuse, the gateway's own
+//! callers get a 429 or 503 with `retry-after`, `retry-after-ms` and `x-should-retry`, in
+//! OpenAI's error shape, so that their SDKs back off as they would from OpenAI itself.
+//!
+//! ```sh
+//! cargo run --example axum_gateway              # a self-test against two in-process mocks
+//! cargo run --example axum_gateway -- --serve   # serve until Ctrl-C (or GATEWAY_SERVE=1)
+//! ```
+//!
+//! # What it shows
+//!
+//! - **One stack per upstream**, in the documented order: retries (provider delays honoured up
+//!   to 10 s, overloads left to the fallback at once) above a circuit breaker above a
+//!   client-side quota (requests and tokens per minute, waiting at most 5 s; 2 s in the
+//!   self-test) above `ClassifyLayer` above a reqwest transport; a `FallbackLayer` over the
+//!   two.
+//! - **Refusals become answers**: [`refusal`] maps the stack's typed errors —
+//!   `RateLimited` (the local quota), `RetriesExhausted` (a provider delay above the cap,
+//!   an upstream that stayed down), `CircuitOpen`, `AllTargetsFailed` — to a status, a wait
+//!   and an OpenAI-shaped body. The upstreams' keys and addresses never reach a caller: the
+//!   gateway builds each upstream request itself, passes back only a few response headers,
+//!   writes its own error messages, and answers an upstream's 401 or 403 (whose body may quote
+//!   the key) with a 502 of its own.
+//! - **Bounded input**: caller bodies are read up to 4 MiB ([`MAX_BODY`]; 413 beyond) and must
+//!   be a JSON object (400 otherwise); nothing a caller sends can panic the gateway.
+//! - **Reusable pieces**: [`app`] builds the `axum::Router` around any stack and [`stack`]
+//!   builds this one, so `tests/gateway.rs` includes this file and drives both.
+//!
+//! # Configuration
+//!
+//! Without `GATEWAY_PRIMARY_URL`, the gateway starts two `tollgate-mock` servers in this
+//! process (an OpenAI-shaped primary and an Anthropic-shaped fallback) and runs a self-test
+//! against itself: a normal request, one during a primary outage (served by the fallback), a
+//! body too large, a body that is not JSON, and a burst beyond the primary's quota (429s with
+//! `retry-after`). With `--serve` it serves instead.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `GATEWAY_ADDR` | `127.0.0.1:8080` (`127.0.0.1:0` for the self-test) | where to listen |
+//! | `GATEWAY_SERVE` | — | set to serve until Ctrl-C, like `--serve` |
+//! | `GATEWAY_PRIMARY_URL` | — | the primary's OpenAI-compatible base URL, e.g. `https://api.openai.com/v1` |
+//! | `GATEWAY_PRIMARY_KEY` | — | its API key (sent as `authorization: Bearer …`) |
+//! | `GATEWAY_PRIMARY_MODEL` | the caller's | the model to ask it for |
+//! | `GATEWAY_PRIMARY_PROVIDER` | `openai` | whose errors and headers to expect (`anthropic`, `deepseek`, …) |
+//! | `GATEWAY_PRIMARY_RPM`, `GATEWAY_PRIMARY_TPM` | 500, 200000 | the quota to keep to |
+//! | `GATEWAY_FALLBACK_*` | — | the same for the fallback (none without `GATEWAY_FALLBACK_URL`) |
+//!
+//! A base URL with a path is the API root (`https://api.groq.com/openai/v1`); one without
+//! (`http://127.0.0.1:8000`) gets `/v1`. Then, for example:
+//!
+//! ```sh
+//! curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \
+//!   -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
+//! ```
+
+#[path = "support/reqwest_transport.rs"]
+mod reqwest_transport;
+pub(crate) use reqwest_transport::ReqwestTransport;
+
+use std::error::Error;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Request, StatusCode};
+use tollgate::body::{BodyTooLarge, BufferedBody, buffer_request};
+use tollgate::circuit_breaker::{BreakerConfig, CircuitOpen};
+use tollgate::fallback::{
+    AllTargetsFailed, BoxTarget, Credentials, Endpoint, FallbackLayer, Rewrite, SetModel, Target,
+    boxed,
+};
+use tollgate::providers::{PeekedBody, Provider};
+use tollgate::ratelimit::algorithm::Quota;
+use tollgate::ratelimit::error::{CostTooLarge, RateLimited};
+use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
+use tollgate::retry::{RetriesExhausted, RetryPolicy};
+use tollgate::{BoxError, ErrorClass, ServiceBuilderExt, Verdict};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// The largest request body the gateway reads from a caller: 4 MiB.
+pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The wait to advertise when a refusal carries none of its own.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Response headers passed back from an upstream; everything else (its rate-limit headers,
+/// organisation and project ids, cookies) stays behind.
+const PASSED_HEADERS: [&str; 6] = [
+    "content-type",
+    "x-request-id",
+    "request-id",
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+];
+
+// ===== the router =====
+
+/// The gateway's router around `stack`: `POST /v1/chat/completions`, and OpenAI-shaped 405s
+/// and 404s for other methods and paths.
+///
+/// `stack` receives `POST /v1/chat/completions` with a relative URI, `content-type:
+/// application/json` and the caller's body (at most [`MAX_BODY`], a JSON object), nothing else
+/// of the caller's request — no `authorization` — and must address and authenticate the
+/// request itself, as the one [`stack`] builds does.
+pub(crate) fn app<S, B>(stack: S) -> Router
+where
+    S: Service<Request<BufferedBody>, Response = http::Response<B>, Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(chat_completions::<S, B>).fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+        .with_state(stack)
+}
+
+/// Reads and checks the caller's body, sends it through the stack, and relays the answer or
+/// turns the stack's error into a [`Refusal`].
+async fn chat_completions<S, B>(State(stack): State<S>, request: axum::extract::Request) -> Response
+where
+    S: Service<Request<BufferedBody>, Response = http::Response<B>, Error = BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    // Read at most MAX_BODY bytes; a larger body (or a larger content-length) is refused
+    // without reading the rest.
+    let body = match buffer_request(Request::new(request.into_body()), MAX_BODY).await {
+        Ok(buffered) => buffered.into_body(),
+        Err(error) if error.downcast_ref::<BodyTooLarge>().is_some() => {
+            return Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                format!("The request body is larger than {MAX_BODY} bytes."),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            return Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_body",
+                "The request body could not be read.",
+            )
+            .into_response();
+        }
+    };
+    if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body.bytes()).is_err() {
+        return Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_json",
+            "The request body is not a JSON object.",
+        )
+        .into_response();
+    }
+    let mut upstream = Request::new(body);
+    *upstream.method_mut() = http::Method::POST;
+    *upstream.uri_mut() = http::Uri::from_static("/v1/chat/completions");
+    upstream
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match stack.oneshot(upstream).await {
+        // The upstream refused the gateway's own key: its error body may quote the key
+        // (masked), and the caller can do nothing about it.
+        Ok(response)
+            if matches!(
+                response.status(),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            ) =>
+        {
+            Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_auth_failed",
+                "The upstream rejected the gateway's credentials.",
+            )
+            .into_response()
+        }
+        Ok(response) => relay(response),
+        Err(error) => refusal(error.as_ref()).into_response(),
+    }
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = Refusal::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        "Only POST is served here.",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+async fn not_found() -> Response {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unknown_url",
+        "Only POST /v1/chat/completions is served here.",
+    )
+    .into_response()
+}
+
+/// An upstream's answer, passed back: status, body (streamed as it arrives) and a few headers.
+fn relay<B>(response: http::Response<B>) -> Response
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = response.into_parts();
+    let mut relayed = Response::new(Body::new(body));
+    *relayed.status_mut() = parts.status;
+    for name in PASSED_HEADERS {
+        if let Some(value) = parts.headers.get(name) {
+            relayed
+                .headers_mut()
+                .insert(HeaderName::from_static(name), value.clone());
+        }
+    }
+    relayed
+}
+
+// ===== refusals =====
+
+/// The gateway's own error answer: a status, an OpenAI-shaped body and, when the caller may
+/// retry, how long to wait first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// The status.
+    pub(crate) status: StatusCode,
+    /// OpenAI's `error.type`.
+    pub(crate) kind: &'static str,
+    /// OpenAI's `error.code`.
+    pub(crate) code: &'static str,
+    /// `error.message`: the gateway's own words, never an upstream's.
+    pub(crate) message: String,
+    /// Sent as `retry-after` (whole seconds, rounded up), `retry-after-ms` (rounded up) and
+    /// `x-should-retry: true`; without it, `x-should-retry: false`.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Refusal {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": null,
+                "code": self.code,
+            }
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self.retry_after {
+            Some(wait) => {
+                let millis = wait.as_nanos().div_ceil(1_000_000);
+                let seconds = wait.as_nanos().div_ceil(1_000_000_000);
+                headers.insert("retry-after", HeaderValue::from(seconds as u64));
+                headers.insert("retry-after-ms", HeaderValue::from(millis as u64));
+                headers.insert("x-should-retry", HeaderValue::from_static("true"));
+            }
+            None => {
+                headers.insert("x-should-retry", HeaderValue::from_static("false"));
+            }
+        }
+        response
+    }
+}
+
+/// What the gateway answers when the stack fails with `error`:
+///
+/// | error | status | wait |
+/// |---|---|---|
+/// | `RateLimited` (the local quota would wait too long) | 429 | its `retry_after` |
+/// | `CostTooLarge` (a request the quota can never admit) | 400 | — |
+/// | `RetriesExhausted`, last verdict a rate limit | 429 | the wait not taken (a delay above the cap) |
+/// | `RetriesExhausted`, anything else | 503 (504 for timeouts, 502 for connection failures) | the wait not taken, or 1 s |
+/// | `CircuitOpen` | 503 | until the next probe, or 1 s |
+/// | `AllTargetsFailed` | 429 if every target was rate limited, else 503 | until the first is free, or 1 s |
+/// | `BodyTooLarge` | 413 | — |
+/// | (an upstream's 401 or 403 *answer*, in the handler) | 502 | — |
+/// | any other error | by its verdict: 504, 502 | 1 s |
+pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
+    if let Some(limited) = error.downcast_ref::<RateLimited>() {
+        return Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            "rate_limit_exceeded",
+            "Rate limit reached for this gateway. Please retry after the time in retry-after.",
+        )
+        .retry_after(limited.retry_after());
+    }
+    if error.downcast_ref::<CostTooLarge>().is_some() {
+        return Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "request_too_large",
+            "The request needs more tokens than this gateway's quota can ever admit at once.",
+        );
+    }
+    if let Some(open) = error.downcast_ref::<CircuitOpen>() {
+        return unavailable("The upstream is failing; the gateway is not sending to it for now.")
+            .retry_after(open.retry_after().unwrap_or(DEFAULT_RETRY_AFTER));
+    }
+    if let Some(all) = error.downcast_ref::<AllTargetsFailed>() {
+        let wait = all.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
+        let rate_limited = all
+            .attempts()
+            .all(|(_, verdict)| verdict.class() == Some(ErrorClass::RateLimited));
+        return if rate_limited {
+            Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "rate_limit_exceeded",
+                "Every upstream is rate limited. Please retry after the time in retry-after.",
+            )
+            .retry_after(wait)
+        } else {
+            unavailable("Every upstream failed or is cooling down.").retry_after(wait)
+        };
+    }
+    if let Some(exhausted) = error.downcast_ref::<RetriesExhausted>() {
+        let wait = exhausted.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
+        return match exhausted.verdict().class() {
+            Some(ErrorClass::RateLimited) => Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "rate_limit_exceeded",
+                "The upstream is rate limited. Please retry after the time in retry-after.",
+            ),
+            Some(class) => by_class(class),
+            None => unavailable("The upstream did not answer."),
+        }
+        .retry_after(wait);
+    }
+    if error.downcast_ref::<BodyTooLarge>().is_some() {
+        return Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            "The request body is too large.",
+        );
+    }
+    let class = Verdict::of_error(error)
+        .and_then(Verdict::class)
+        .unwrap_or(ErrorClass::Unknown);
+    by_class(class).retry_after(DEFAULT_RETRY_AFTER)
+}
+
+/// A 503.
+fn unavailable(message: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "upstream_unavailable",
+        message,
+    )
+}
+
+/// The answer for an upstream failure of `class`, without its wait.
+fn by_class(class: ErrorClass) -> Refusal {
+    match class {
+        ErrorClass::Timeout => Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "upstream_timeout",
+            "The upstream did not answer in time.",
+        ),
+        ErrorClass::Connect => Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "upstream_unreachable",
+            "The gateway could not reach the upstream.",
+        ),
+        ErrorClass::Overloaded | ErrorClass::ServerError => {
+            unavailable("The upstream is overloaded or failing.")
+        }
+        _ => Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "upstream_error",
+            "The upstream request failed.",
+        ),
+    }
+}
+
+// ===== the stack =====
+
+/// One OpenAI-compatible upstream and the quota to keep to there.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    /// Its name, for the fallback's errors and logs.
+    pub(crate) name: String,
+    /// Its base URL, up to `/chat/completions`: `https://api.openai.com/v1`.
+    pub(crate) base_url: String,
+    /// Its API key, sent as `authorization: Bearer …`.
+    pub(crate) api_key: Option<String>,
+    /// The model to ask it for, in place of the caller's.
+    pub(crate) model: Option<String>,
+    /// Whose classifier reads its answers.
+    pub(crate) provider: Provider,
+    /// The client-side quota (tokens estimated by `OpenAiChat`).
+    pub(crate) limits: Limits,
+    /// The longest a request waits for that quota before a 429 (`None`: as long as it takes).
+    pub(crate) max_wait: Option<Duration>,
+}
+
+/// The requests and tokens per minute a stack keeps to.
+pub(crate) fn per_minute(requests: u64, tokens: u64) -> Result<Limits, BoxError> {
+    let quota = |n: u64| {
+        NonZeroU64::new(n)
+            .map(Quota::per_minute)
+            .ok_or("a quota must be greater than zero")
+    };
+    Ok(Limits::new([
+        Limit::requests(quota(requests)?),
+        Limit::tokens(quota(tokens)?),
+    ]))
+}
+
+/// The gateway's retries: provider delays honoured up to 10 s (a longer one goes back to the
+/// caller as `retry-after`), two retries of other failures, and none of an overload — the
+/// fallback answers that at once.
+pub(crate) fn retry_policy() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_max_retries(2)
+        .with_max_overloaded_retries(0)
+        .with_max_server_delay(Duration::from_secs(10))
+}
+
+/// Where and how one upstream is called: endpoint, key, model.
+struct Address {
+    endpoint: Endpoint,
+    credentials: Option<Credentials>,
+    model: Option<SetModel>,
+}
+
+impl Address {
+    fn of(upstream: &Upstream) -> Result<Self, BoxError> {
+        // A base URL with a path is the API root (`https://api.groq.com/openai/v1`) and takes
+        // the place of `/v1`; one without keeps `/v1/chat/completions`.
+        let base = upstream.base_url.trim_end_matches('/');
+        let has_path = base.splitn(4, '/').nth(3).is_some_and(|p| !p.is_empty());
+        let endpoint = Endpoint::new(base)?;
+        Ok(Address {
+            endpoint: if has_path {
+                endpoint.replacing_prefix("/v1")
+            } else {
+                endpoint
+            },
+            credentials: upstream
+                .api_key
+                .as_deref()
+                .map(Credentials::bearer)
+                .transpose()?,
+            model: upstream.model.as_deref().map(SetModel::new),
+        })
+    }
+}
+
+impl Rewrite for Address {
+    fn rewrite(&self, request: &mut Request<BufferedBody>) -> Result<(), BoxError> {
+        self.endpoint.rewrite(request)?;
+        if let Some(credentials) = &self.credentials {
+            credentials.rewrite(request)?;
+        }
+        if let Some(model) = &self.model {
+            model.rewrite(request)?;
+        }
+        Ok(())
+    }
+}
+
+/// The gateway's stack. Under a `FallbackLayer` (when there is a fallback), one stack per
+/// upstream, outermost first:
+///
+/// ```text
+/// retries (retry_policy) → circuit breaker → rate limit (upstream.limits, max_wait)
+///   → ClassifyLayer (upstream.provider) → transport
+/// ```
+///
+/// The stack takes requests with a relative URI (as [`app`] sends them) and addresses each to
+/// its upstream: base URL, key and model.
+///
+/// # Errors
+///
+/// When a base URL is not an absolute URI, or a key cannot be a header value.
+pub(crate) fn stack(
+    primary: &Upstream,
+    fallback: Option<&Upstream>,
+    retry: &RetryPolicy,
+    transport: ReqwestTransport,
+) -> Result<BoxTarget<PeekedBody<reqwest::Body>>, BoxError> {
+    let one = |upstream: &Upstream| {
+        let mut quota =
+            RateLimitLayer::new(upstream.limits.clone()).with_estimator(OpenAiChat::new());
+        if let Some(max_wait) = upstream.max_wait {
+            quota = quota.with_max_wait(max_wait);
+        }
+        boxed(
+            ServiceBuilder::new()
+                .retries(retry.clone())
+                .circuit_breaker(BreakerConfig::default())
+                .layer(quota)
+                .classify(upstream.provider)
+                .service(transport.clone()),
+        )
+    };
+    let routed = match fallback {
+        None => one(primary),
+        Some(second) => boxed(
+            ServiceBuilder::new()
+                .fallback(
+                    FallbackLayer::new([Target::new(second.name.as_str(), one(second))
+                        .rewrite(Address::of(second)?)])
+                    .primary_name(&primary.name),
+                )
+                .service(one(primary)),
+        ),
+    };
+    // The primary's address goes on first; a fallback target rewrites it for its own.
+    let address = Arc::new(Address::of(primary)?);
+    Ok(boxed(tower::service_fn(
+        move |mut request: Request<BufferedBody>| {
+            let address = Arc::clone(&address);
+            let routed = routed.clone();
+            async move {
+                address.rewrite(&mut request)?;
+                routed.oneshot(request).await
+            }
+        },
+    )))
+}
+
+// ===== configuration and the self-test =====
+
+/// An upstream from `GATEWAY_<ROLE>_*`, if `GATEWAY_<ROLE>_URL` is set.
+fn upstream_from_env(role: &str) -> Result<Option<Upstream>, BoxError> {
+    let var = |name: &str| std::env::var(format!("GATEWAY_{role}_{name}")).ok();
+    let Some(base_url) = var("URL") else {
+        return Ok(None);
+    };
+    let number = |name: &str, default: u64| -> Result<u64, BoxError> {
+        var(name).map_or(Ok(default), |text| {
+            text.parse()
+                .map_err(|_| format!("GATEWAY_{role}_{name} is not a number: {text:?}").into())
+        })
+    };
+    let provider = match var("PROVIDER") {
+        Some(name) => name.parse()?,
+        None => Provider::OpenAi,
+    };
+    Ok(Some(Upstream {
+        name: role.to_lowercase(),
+        base_url,
+        api_key: var("KEY"),
+        model: var("MODEL"),
+        provider,
+        limits: per_minute(number("RPM", 500)?, number("TPM", 200_000)?)?,
+        max_wait: Some(Duration::from_secs(5)),
+    }))
+}
+
+/// Two in-process mocks: an OpenAI-shaped primary with a small quota, an Anthropic-shaped
+/// fallback with a larger one; and the upstreams that reach them, with the same quotas.
+async fn start_mocks() -> Result<(Mocks, Upstream, Upstream), BoxError> {
+    use tollgate_mock::{MockConfig, MockServer};
+    let primary = MockServer::start(
+        MockConfig::openai()
+            .with_requests_per_minute(20)
+            .with_tokens_per_minute(40_000)
+            .with_api_key("sk-primary-secret"),
+    )
+    .await?;
+    let fallback = MockServer::start(
+        MockConfig::anthropic()
+            .with_requests_per_minute(1_000)
+            .with_tokens_per_minute(400_000)
+            .with_api_key("sk-fallback-secret"),
+    )
+    .await?;
+    let upstream = |name: &str, server: &MockServer, key: &str, provider, rpm, tpm| {
+        Ok::<_, BoxError>(Upstream {
+            name: name.to_owned(),
+            base_url: server.base_url(),
+            api_key: Some(key.to_owned()),
+            model: None,
+            provider,
+            limits: per_minute(rpm, tpm)?,
+            max_wait: Some(Duration::from_secs(2)),
+        })
+    };
+    let first = upstream(
+        "primary",
+        &primary,
+        "sk-primary-secret",
+        Provider::OpenAi,
+        20,
+        40_000,
+    )?;
+    let second = upstream(
+        "fallback",
+        &fallback,
+        "sk-fallback-secret",
+        Provider::Anthropic,
+        1_000,
+        400_000,
+    )?;
+    Ok((Mocks { primary, fallback }, first, second))
+}
+
+/// The in-process mock upstreams.
+struct Mocks {
+    primary: tollgate_mock::MockServer,
+    fallback: tollgate_mock::MockServer,
+}
+
+/// Calls the gateway at `addr` as a client would, printing what comes back.
+async fn self_test(addr: std::net::SocketAddr, mocks: Option<&Mocks>) -> Result<(), BoxError> {
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/chat/completions");
+    let send = |body: String| call(client.clone(), url.clone(), body);
+    let show = |label: &str, (status, what): (StatusCode, String)| {
+        println!("{label:<28} {status} {what}");
+    };
+
+    show("a chat request", send(chat("Say hello.")).await?);
+    if let Some(mocks) = mocks {
+        mocks.primary.set_outage(true);
+        show(
+            "primary down: the fallback",
+            send(chat("Say hello again.")).await?,
+        );
+        mocks.primary.set_outage(false);
+    }
+    // A body over the limit is refused from its content-length, before it is read. The gateway
+    // then closes the connection, so a client still writing the body may see a broken pipe
+    // rather than the 413: announce the body and read the answer, as a careful client would.
+    let head = too_large(addr).await?;
+    println!("{:<28} {head}", "a 5 MiB body (announced)");
+    show("a body that is not JSON", send("hello".to_owned()).await?);
+    if let Some(mocks) = mocks {
+        // 24 at once against a primary quota of 20 a minute, some of it spent: the local quota
+        // refuses what would wait more than 2 s, and the refusal is the gateway's 429.
+        let mut burst = tokio::task::JoinSet::new();
+        for i in 0..24 {
+            burst.spawn(send(chat(&format!("Count to {i}."))));
+        }
+        let (mut served, mut refused) = (0, None::<(usize, String)>);
+        while let Some(outcome) = burst.join_next().await {
+            let (status, what) = outcome??;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let (count, _) = refused.get_or_insert((0, what));
+                *count += 1;
+            } else if status.is_success() {
+                served += 1;
+            }
+        }
+        println!("{:<28} {served} served", "a burst of 24");
+        if let Some((count, first)) = refused {
+            println!("{:<28} {count} refused with 429: {first}", "");
+        }
+        let primary = mocks.primary.stats();
+        let fallback = mocks.fallback.stats();
+        println!(
+            "the primary served {} requests, the fallback {}; 429s from the primary: {}",
+            primary.ok, fallback.ok, primary.rate_limited
+        );
+    }
+    Ok(())
+}
+
+/// Announces a 5 MiB body to the gateway at `addr` without sending it, and returns the
+/// status line of the answer.
+pub(crate) async fn too_large(addr: std::net::SocketAddr) -> Result<String, BoxError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        5 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await?;
+    let mut answer = Vec::new();
+    let mut chunk = [0; 1024];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    Ok(answer.lines().next().unwrap_or_default().to_owned())
+}
+
+/// A chat completions body asking about `text`.
+fn chat(text: &str) -> String {
+    serde_json::json!({
+        "model": "gpt-4o-mini",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": text}],
+    })
+    .to_string()
+}
+
+/// Sends `body` to the gateway; the status, and the reply or the error code and waits.
+async fn call(
+    client: reqwest::Client,
+    url: String,
+    body: String,
+) -> Result<(StatusCode, String), BoxError> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let waits = format!(
+        "retry-after {}, retry-after-ms {}, x-should-retry {}",
+        header("retry-after"),
+        header("retry-after-ms"),
+        header("x-should-retry"),
+    );
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let what = match body["error"]["code"].as_str() {
+        Some(code) => format!("{code}; {waits}"),
+        None => body["choices"][0]["message"]["content"]
+            .as_str()
+            .map(|text| text.chars().take(40).collect())
+            .unwrap_or_default(),
+    };
+    Ok((status, what))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let serve = std::env::args().skip(1).any(|arg| arg == "--serve")
+        || std::env::var_os("GATEWAY_SERVE").is_some();
+    let (mocks, primary, fallback) = match upstream_from_env("PRIMARY")? {
+        Some(primary) => (None, primary, upstream_from_env("FALLBACK")?),
+        None => {
+            let (mocks, primary, fallback) = start_mocks().await?;
+            (Some(mocks), primary, Some(fallback))
+        }
+    };
+    let stack = stack(
+        &primary,
+        fallback.as_ref(),
+        &retry_policy(),
+        ReqwestTransport::new(reqwest::Client::new()),
+    )?;
+    let addr = std::env::var("GATEWAY_ADDR").unwrap_or_else(|_| {
+        if serve {
+            "127.0.0.1:8080"
+        } else {
+            "127.0.0.1:0"
+        }
+        .to_owned()
+    });
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let addr = listener.local_addr()?;
+    let names = match &fallback {
+        Some(fallback) => format!("{} then {}", primary.name, fallback.name),
+        None => primary.name.clone(),
+    };
+    if serve {
+        println!("serving http://{addr}/v1/chat/completions ({names}); Ctrl-C to stop");
+        axum::serve(listener, app(stack))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+    } else {
+        println!("self-test of http://{addr}/v1/chat/completions ({names})");
+        let server = tokio::spawn(async move { axum::serve(listener, app(stack)).await });
+        self_test(addr, mocks.as_ref()).await?;
+        server.abort();
+    }
+    if let Some(mocks) = mocks {
+        mocks.primary.shutdown().await;
+        mocks.fallback.shutdown().await;
+    }
+    Ok(())
+}

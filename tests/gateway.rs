@@ -1,0 +1,386 @@
+//! The gateway of `examples/axum_gateway.rs`, served on loopback in front of `tollgate-mock`
+//! upstreams and called with reqwest: what its callers get when the upstreams answer, and
+//! when the stack must refuse — a 429 or 503 carrying the stack's own wait, exactly, as
+//! `retry-after` and `retry-after-ms`, with `x-should-retry: true`, and never an upstream key.
+//!
+//! Tokio's clock is paused (`start_paused`), so the quotas' minutes pass at once and no
+//! virtual time passes while the requests are on the wire: every wait is asserted exactly.
+
+#![cfg(all(
+    feature = "circuit-breaker",
+    feature = "fallback",
+    feature = "providers",
+    feature = "ratelimit",
+    feature = "retry"
+))]
+
+#[path = "../examples/axum_gateway.rs"]
+#[allow(dead_code)]
+mod axum_gateway;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum_gateway::{ReqwestTransport, Upstream, app, per_minute, retry_policy, stack};
+use http::StatusCode;
+use tollgate::providers::Provider;
+use tollgate::ratelimit::Limits;
+use tollgate_mock::{MockConfig, MockServer};
+
+const PRIMARY_KEY: &str = "sk-primary-secret";
+const FALLBACK_KEY: &str = "sk-fallback-secret";
+
+/// An upstream for `mock`, which expects `key`.
+fn upstream(name: &str, mock: &MockServer, key: &str, provider: Provider) -> Upstream {
+    Upstream {
+        name: name.to_owned(),
+        base_url: mock.base_url(),
+        api_key: Some(key.to_owned()),
+        model: None,
+        provider,
+        limits: Limits::unlimited(),
+        max_wait: None,
+    }
+}
+
+/// Serves the gateway over `primary` (and `fallback`) on a free port.
+async fn serve(primary: &Upstream, fallback: Option<&Upstream>) -> SocketAddr {
+    let stack = stack(
+        primary,
+        fallback,
+        &retry_policy(),
+        ReqwestTransport::new(reqwest::Client::new()),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(stack)).await });
+    addr
+}
+
+/// What a caller got.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: serde_json::Value,
+    text: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `(retry-after, retry-after-ms, x-should-retry)`.
+    fn waits(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        (
+            self.header("retry-after"),
+            self.header("retry-after-ms"),
+            self.header("x-should-retry"),
+        )
+    }
+
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    /// Neither key appears anywhere in what the caller got.
+    fn assert_no_key(&self) {
+        for key in [PRIMARY_KEY, FALLBACK_KEY] {
+            assert!(!self.text.contains(key), "a key in the body: {}", self.text);
+            for (name, value) in &self.headers {
+                assert!(
+                    !value.to_str().unwrap_or_default().contains(key),
+                    "a key in {name}"
+                );
+            }
+        }
+    }
+}
+
+/// POSTs `body` to the gateway at `addr` as a caller with its own key.
+async fn post(addr: SocketAddr, body: impl Into<reqwest::Body>) -> Answer {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer caller-key")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_default();
+    Answer {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+async fn chat(addr: SocketAddr) -> Answer {
+    let body = r#"{"model":"gpt-4o-mini","max_tokens":20,"messages":[{"role":"user","content":"Say hello."}]}"#;
+    post(addr, body).await
+}
+
+/// A request goes through, with the upstream's key (not the caller's), and comes back
+/// without the upstream's key or rate-limit headers.
+#[tokio::test(start_paused = true)]
+async fn a_chat_request_goes_through() {
+    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
+        .await
+        .unwrap();
+    let addr = serve(
+        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
+        None,
+    )
+    .await;
+
+    let answer = chat(addr).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(answer.body["choices"][0]["message"]["content"].is_string());
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert!(
+        answer
+            .headers
+            .keys()
+            .all(|name| !name.as_str().starts_with("x-ratelimit")),
+        "{:?}",
+        answer.headers
+    );
+    answer.assert_no_key();
+    // The mock checks the key: it was the upstream's, not the caller's.
+    assert_eq!(mock.stats().ok, 1);
+}
+
+/// The gateway's own quota, reject-only, refuses the second request of a minute: a 429 with
+/// the limiter's `retry_after` — 60 s, no virtual time having passed — in both headers.
+#[tokio::test(start_paused = true)]
+async fn the_local_quota_refuses_with_its_retry_after() {
+    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
+        .await
+        .unwrap();
+    let primary = Upstream {
+        limits: per_minute(1, 100_000).unwrap(),
+        max_wait: Some(Duration::ZERO),
+        ..upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi)
+    };
+    let addr = serve(&primary, None).await;
+
+    assert_eq!(chat(addr).await.status, StatusCode::OK);
+    let refused = chat(addr).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.waits(), (Some("60"), Some("60000"), Some("true")));
+    assert_eq!(refused.code(), "rate_limit_exceeded");
+    assert_eq!(refused.body["error"]["type"], "requests");
+    refused.assert_no_key();
+    // Refused here: the upstream never saw it.
+    assert_eq!(mock.stats().requests, 1);
+}
+
+/// The upstream's own quota is spent and it asks for 60 s, beyond the gateway's 10 s cap: no
+/// retry, and the caller gets the upstream's wait, exactly.
+#[tokio::test(start_paused = true)]
+async fn a_provider_delay_beyond_the_cap_is_passed_on() {
+    let mock = MockServer::start(
+        MockConfig::openai()
+            .with_requests_per_minute(1)
+            .with_api_key(PRIMARY_KEY),
+    )
+    .await
+    .unwrap();
+    let addr = serve(
+        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
+        None,
+    )
+    .await;
+
+    assert_eq!(chat(addr).await.status, StatusCode::OK);
+    let refused = chat(addr).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.waits(), (Some("60"), Some("60000"), Some("true")));
+    assert_eq!(refused.code(), "rate_limit_exceeded");
+    refused.assert_no_key();
+    let stats = mock.stats();
+    assert_eq!((stats.requests, stats.rate_limited), (2, 1), "not retried");
+}
+
+/// With a fallback: the primary's 429 sends the request to the fallback; once both are out
+/// of quota, every target failed or is cooling down, and the caller gets a 429 with the
+/// time until the first is free again.
+#[tokio::test(start_paused = true)]
+async fn when_every_upstream_is_out_of_quota_the_caller_waits_for_the_first() {
+    let primary = MockServer::start(
+        MockConfig::openai()
+            .with_requests_per_minute(1)
+            .with_api_key(PRIMARY_KEY),
+    )
+    .await
+    .unwrap();
+    let fallback = MockServer::start(
+        MockConfig::anthropic()
+            .with_requests_per_minute(1)
+            .with_api_key(FALLBACK_KEY),
+    )
+    .await
+    .unwrap();
+    let addr = serve(
+        &upstream("primary", &primary, PRIMARY_KEY, Provider::OpenAi),
+        Some(&upstream(
+            "fallback",
+            &fallback,
+            FALLBACK_KEY,
+            Provider::Anthropic,
+        )),
+    )
+    .await;
+
+    assert_eq!(chat(addr).await.status, StatusCode::OK); // the primary
+    assert_eq!(chat(addr).await.status, StatusCode::OK); // the primary's 429, then the fallback
+    let refused = chat(addr).await; // the primary cools down; the fallback's 429
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.waits(), (Some("60"), Some("60000"), Some("true")));
+    refused.assert_no_key();
+    assert_eq!(
+        (primary.stats().ok, fallback.stats().ok),
+        (1, 1),
+        "each served one"
+    );
+}
+
+/// An upstream that is down: 503s (each given up at once, the overload left to a fallback),
+/// then, once the breaker opens after five, a 503 that says when it will probe again.
+#[tokio::test(start_paused = true)]
+async fn a_down_upstream_gives_503_then_the_open_circuit_says_when() {
+    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
+        .await
+        .unwrap();
+    mock.set_outage(true);
+    let addr = serve(
+        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
+        None,
+    )
+    .await;
+
+    for _ in 0..5 {
+        let answer = chat(addr).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            answer.text
+        );
+        assert_eq!(answer.waits(), (Some("1"), Some("1000"), Some("true")));
+    }
+    let open = chat(addr).await;
+    assert_eq!(open.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(open.waits(), (Some("60"), Some("60000"), Some("true")));
+    assert_eq!(open.code(), "upstream_unavailable");
+    open.assert_no_key();
+    assert_eq!(mock.stats().requests, 5, "the open circuit sent nothing");
+}
+
+/// Bad input is refused without reaching the upstream, and nothing panics: a body over
+/// 4 MiB (413, refused from its content-length), a body that is not a JSON object, another
+/// path or method.
+#[tokio::test(start_paused = true)]
+async fn bad_input_is_refused() {
+    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
+        .await
+        .unwrap();
+    let addr = serve(
+        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
+        None,
+    )
+    .await;
+
+    assert_eq!(
+        axum_gateway::too_large(addr).await.unwrap(),
+        "HTTP/1.1 413 Payload Too Large"
+    );
+    for body in ["hello", "[1, 2]", "", "{\"model\":"] {
+        let answer = post(addr, body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body:?}");
+        assert_eq!(answer.code(), "invalid_json");
+        assert_eq!(answer.header("x-should-retry"), Some("false"));
+    }
+    let elsewhere = reqwest::get(format!("http://{addr}/v1/models"))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
+    let get = reqwest::get(format!("http://{addr}/v1/chat/completions"))
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(get.headers()["allow"], "POST");
+    // Exactly at the limit is read (and then refused for not being JSON).
+    let answer = post(addr, vec![b' '; axum_gateway::MAX_BODY]).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(mock.stats().requests, 0);
+}
+
+/// The upstream rejects the gateway's key: the caller gets a 502 of the gateway's own, not the
+/// upstream's 401 (whose body quotes the key it was given).
+#[tokio::test(start_paused = true)]
+async fn a_rejected_upstream_key_is_not_passed_on() {
+    let mock = MockServer::start(MockConfig::openai().with_api_key("sk-the-right-one"))
+        .await
+        .unwrap();
+    let addr = serve(
+        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
+        None,
+    )
+    .await;
+
+    let answer = chat(addr).await;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.text);
+    assert_eq!(answer.code(), "upstream_auth_failed");
+    assert_eq!(answer.header("x-should-retry"), Some("false"));
+    answer.assert_no_key();
+    assert!(!answer.text.contains("sk-"), "{}", answer.text);
+    assert_eq!(mock.stats().by_status.get(&401), Some(&1));
+}
+
+/// `app` takes any stack with the same request convention: here a ready
+/// [`Stack`](tollgate::stack::Stack), which addresses and authenticates the request itself.
+#[cfg(feature = "stack")]
+#[tokio::test(start_paused = true)]
+async fn the_router_serves_a_ready_stack_too() {
+    use tollgate::stack::{Provider, StackBuilder};
+    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
+        .await
+        .unwrap();
+    let stack = StackBuilder::new(
+        Provider::openai_compatible(&mock.base_url())
+            .name("mock")
+            .api_key(PRIMARY_KEY),
+    )
+    .build(ReqwestTransport::new(reqwest::Client::new()))
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(stack)).await });
+
+    let answer = chat(addr).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    answer.assert_no_key();
+    assert_eq!(mock.stats().ok, 1);
+}
