@@ -23,6 +23,9 @@ pub enum DelaySource {
     BodyHint,
     /// The reset header of a rate-limit dimension reported as used up.
     ResetHeader,
+    /// Not the server: a client-side quota (`RateLimitLayer`) refused the request and computed
+    /// when it would fit.
+    LocalQuota,
     /// The server gave no delay; the retry layer's backoff decides.
     #[default]
     None,
@@ -37,6 +40,7 @@ impl DelaySource {
             DelaySource::RetryAfterDate => "retry_after_date",
             DelaySource::BodyHint => "body_hint",
             DelaySource::ResetHeader => "reset_header",
+            DelaySource::LocalQuota => "local_quota",
             DelaySource::None => "none",
         }
     }

@@ -13,6 +13,7 @@ use tollgate_circuit_breaker::CircuitOpen;
 use tollgate_core::body::BufferedBody;
 use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, ErrorClass, Verdict};
+use tollgate_ratelimit::error::RateLimited;
 use tollgate_retry::{HttpJudge, Judge, RetriesExhausted};
 use tower_service::Service;
 
@@ -365,7 +366,26 @@ fn judge<S, B>(
             return (verdict, Next::MoveOn(open.retry_after()));
         }
     }
-    let verdict = match outcome {
+    // A local quota's refusal is a rate limit for as long as it says, like a provider's 429.
+    let limited = outcome
+        .err()
+        .and_then(|error| error.downcast_ref::<RateLimited>());
+    let verdict = match limited {
+        Some(limited) => Verdict::failure(ErrorClass::RateLimited).with_delay(
+            limited.retry_after(),
+            tollgate_core::DelaySource::LocalQuota,
+        ),
+        None => judge_outcome(outcome),
+    };
+    let Some(class) = verdict.class() else {
+        return (verdict, Next::Return);
+    };
+    next_step(shared, verdict, class, chain, visited)
+}
+
+/// The verdict on a response or on an error of a layer below.
+fn judge_outcome<B>(outcome: Result<&http::Response<B>, &BoxError>) -> Verdict {
+    match outcome {
         Err(error) => match error.downcast_ref::<RetriesExhausted>() {
             Some(exhausted) => {
                 let mut verdict = exhausted.verdict().clone();
@@ -382,10 +402,17 @@ fn judge<S, B>(
         Ok(response) => {
             Judge::<http::Request<()>, http::Response<B>>::judge(&HttpJudge::new(), Ok(response))
         }
-    };
-    let Some(class) = verdict.class() else {
-        return (verdict, Next::Return);
-    };
+    }
+}
+
+/// Where a failure of class `class` goes next.
+fn next_step<S>(
+    shared: &Shared<S>,
+    verdict: Verdict,
+    class: ErrorClass,
+    chain: Chain,
+    visited: u8,
+) -> (Verdict, Next) {
     let policy = &shared.policy;
     let cooldown = verdict.delay().or_else(|| policy.cooldown_for(class));
     // A typed failure goes to its own chain, entered once; inside it, to the next target.

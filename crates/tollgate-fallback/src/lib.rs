@@ -13,7 +13,9 @@
 //! By default it moves on for overloads, server errors, timeouts, failed connections, an open
 //! circuit ([`CircuitOpen`](tollgate_circuit_breaker::CircuitOpen)), an exhausted quota and a
 //! rejected key, and for a rate limit whose requested wait exceeds a threshold
-//! ([`FallbackPolicy`]); a retry layer's [`RetriesExhausted`](tollgate_retry::RetriesExhausted)
+//! ([`FallbackPolicy`]) — a provider's 429 or a client-side quota's refusal
+//! ([`RateLimited`](tollgate_ratelimit::error::RateLimited), whose `retry_after` is the wait and
+//! the target's cooldown); a retry layer's [`RetriesExhausted`](tollgate_retry::RetriesExhausted)
 //! is judged by its last verdict. A prompt too long for the context window goes to the
 //! [context-window chain](FallbackLayer::on_context_window) of larger-context models, a
 //! content-policy refusal to its [own chain](FallbackLayer::on_content_policy). Everything else

@@ -485,3 +485,47 @@ async fn a_quota_failure_cools_the_target_down() {
     client.clone().oneshot(chat()).await.unwrap();
     assert_eq!(calls.load(Ordering::Relaxed), 2);
 }
+
+/// A local quota's refusal counts as a rate limit for as long as it says: beyond the policy's
+/// threshold the request moves on at once and the target cools down for that long; within it,
+/// the refusal comes back to the caller.
+#[tokio::test(start_paused = true)]
+async fn a_local_quota_refusal_moves_on_when_its_wait_is_long() {
+    use std::num::NonZeroU64;
+    use tollgate_ratelimit::RateLimitLayer;
+    use tollgate_ratelimit::algorithm::Quota;
+    use tollgate_ratelimit::error::RateLimited;
+    use tollgate_ratelimit::{Limit, Limits};
+    let one = NonZeroU64::MIN;
+    let quota = |quota| RateLimitLayer::new(Limits::new([Limit::requests(quota)])).reject_only();
+
+    // One request a minute: the second would wait 60 s, beyond the 10 s threshold.
+    let primary = Provider::ok("primary");
+    let secondary = Provider::ok("secondary");
+    let client = FallbackLayer::new([Target::new("secondary", boxed(secondary.clone()))])
+        .layer(boxed(quota(Quota::per_minute(one)).layer(primary.clone())));
+    let mut answered_by = Vec::new();
+    for _ in 0..3 {
+        let response = client.clone().oneshot(chat()).await.unwrap();
+        answered_by.push(response.into_body());
+    }
+    assert_eq!(answered_by, ["primary", "secondary", "secondary"]);
+    assert_eq!(primary.calls(), 1);
+    // Cooling for the minute the quota named, the primary takes requests again after it.
+    time::advance(secs(60)).await;
+    let response = client.clone().oneshot(chat()).await.unwrap();
+    assert_eq!(response.into_body(), "primary");
+
+    // One request a second: a wait of 1 s is within the threshold, so the refusal returns.
+    let primary = Provider::ok("primary");
+    let secondary = Provider::ok("secondary");
+    let client = FallbackLayer::new([Target::new("secondary", boxed(secondary.clone()))])
+        .layer(boxed(quota(Quota::per_second(one)).layer(primary.clone())));
+    client.clone().oneshot(chat()).await.unwrap();
+    let error = client.clone().oneshot(chat()).await.unwrap_err();
+    let limited = error
+        .downcast_ref::<RateLimited>()
+        .expect("the refusal, unchanged");
+    assert_eq!(limited.retry_after(), secs(1));
+    assert_eq!(secondary.calls(), 0);
+}
