@@ -24,9 +24,12 @@
 //! - `ConcurrencyLayer` ([`concurrency`]): cap the requests in flight, with a fair queue and
 //!   adaptive caps;
 //! - `MetricsLayer` ([`metrics`]): what every request came to, through the `metrics` facade,
-//!   `tracing` and an in-process snapshot with alerts.
+//!   `tracing` and an in-process snapshot with alerts;
+//! - ready stacks ([`stack`]): every layer in the documented order for provider presets, built
+//!   in code or from a TOML file.
 //!
-//! The routing and cache layers follow.
+//! The routing and cache layers follow. `tollgate-mock`, a mock provider server, backs the
+//! end-to-end tests and `examples/demo.rs`.
 //!
 //! # Example
 //!
