@@ -183,4 +183,4 @@ pub use layer::RateLimitLayer;
 pub use limit::{AlgorithmKind, Limit, Limits};
 pub use limiter::RateLimitHandle;
 pub use service::RateLimit;
-pub use store::{Decision, Feedback, MemoryStore, Store};
+pub use store::{Decision, Feedback, MemoryStore, Outlook, Store};

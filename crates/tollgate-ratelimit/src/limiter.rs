@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
@@ -13,7 +15,7 @@ use tokio::time::Instant;
 use tollgate_core::{Cost, Dimension, ErrorClass, Priority, RouteKey, Usage, Verdict, headers};
 
 use crate::limit::Limits;
-use crate::store::{Feedback, Store};
+use crate::store::{Decision, Feedback, Outlook, Store};
 
 /// A service clone's own reference to the shared [`Limiter`]: its futures count references
 /// here, so clones on different threads do not contend on one reference count.
@@ -410,6 +412,25 @@ impl<St: Store> RateLimitHandle<St> {
         self.limiter.waiting()
     }
 
+    /// What admitting `cost` for `key` would decide now, and the headroom it would leave,
+    /// spending nothing; `None` when the store cannot tell. With requests of `key` already
+    /// waiting, a newcomer would queue behind them: the decision is then to wait at least
+    /// until they are in.
+    pub fn outlook(&self, key: Option<&RouteKey>, cost: &Cost) -> Option<Outlook> {
+        let now = self.limiter.now();
+        let mut outlook = self.limiter.store.outlook(key, cost, now)?;
+        if let Place::Behind(ahead) = self.limiter.place(key, Priority::default()) {
+            if let Decision::Admitted | Decision::Wait(_) = outlook.decision {
+                let queued = self.limiter.store.admit(key, cost, Some(&ahead), now);
+                if let Some(Ok(decision)) = now_or_never(queued) {
+                    outlook.decision = decision;
+                }
+                outlook.headroom = outlook.headroom.min(0.0);
+            }
+        }
+        Some(outlook)
+    }
+
     /// The store.
     pub fn store(&self) -> &St {
         &self.limiter.store
@@ -435,5 +456,13 @@ impl<St: Store> fmt::Debug for RateLimitHandle<St> {
             .field("keys", &self.keys())
             .field("waiting", &self.waiting())
             .finish()
+    }
+}
+
+/// The output of `future` if it is ready at its first poll (a store that answers at once).
+fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
     }
 }

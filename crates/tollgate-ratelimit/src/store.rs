@@ -46,6 +46,18 @@ pub enum Decision {
     },
 }
 
+/// What admitting a cost would come to now, found without spending anything: for routers
+/// that choose among several limited deployments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outlook {
+    /// What admission would decide now, were nobody waiting ahead.
+    pub decision: Decision,
+    /// The smallest share of a limit's capacity that would be left after the cost, over the
+    /// limits: 1 with nothing used and nothing asked, 0 when the cost uses the last of a limit,
+    /// below 0 when it does not fit now.
+    pub headroom: f64,
+}
+
 /// What the provider's response told the limiter about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -110,6 +122,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many keys hold state.
     fn keys(&self) -> usize;
+
+    /// What admitting `cost` for `key` at `now` would decide, and the headroom it would leave,
+    /// without spending anything. A store that cannot tell cheaply answers `None`.
+    fn outlook(&self, key: Option<&RouteKey>, cost: &Cost, now: Duration) -> Option<Outlook> {
+        let _ = (key, cost, now);
+        None
+    }
 
     /// How much of each limit of `key` is in use at `now`, as `(dimension, used fraction)`;
     /// for observers (the metrics layer). A store that cannot tell cheaply answers nothing.
@@ -453,9 +472,39 @@ impl Store for MemoryStore {
     fn utilization(&self, key: Option<&RouteKey>, now: Duration) -> Vec<(Dimension, f64)> {
         self.with_entry(key, now, |entry| entry.utilization(now))
     }
+
+    fn outlook(&self, key: Option<&RouteKey>, cost: &Cost, now: Duration) -> Option<Outlook> {
+        Some(self.with_entry(key, now, |entry| entry.outlook(cost, now)))
+    }
 }
 
 impl Entry {
+    /// What admitting `cost` now would decide, without spending it.
+    fn outlook(&self, cost: &Cost, now: Duration) -> Outlook {
+        let mut wait = self.paused_until.saturating_sub(now);
+        let mut headroom = 1.0_f64;
+        for (limit, state) in self.limits.as_slice().iter().zip(self.states.iter()) {
+            let c = cost.get(limit.dimension());
+            if c > limit.capacity() {
+                return Outlook {
+                    decision: too_large(limit, c),
+                    headroom: f64::NEG_INFINITY,
+                };
+            }
+            if let Admission::After(d) = limit.wait(state, c, now) {
+                wait = wait.max(d);
+            }
+            let left = limit.available(state, now) as f64 - c as f64;
+            headroom = headroom.min(left / limit.capacity().max(1) as f64);
+        }
+        let decision = if wait.is_zero() {
+            Decision::Admitted
+        } else {
+            Decision::Wait(wait)
+        };
+        Outlook { decision, headroom }
+    }
+
     /// The share of each dimension in use: the highest over that dimension's limits.
     fn utilization(&self, now: Duration) -> Vec<(Dimension, f64)> {
         let mut used: Vec<(Dimension, f64)> = Vec::with_capacity(self.states.len());

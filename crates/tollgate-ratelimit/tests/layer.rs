@@ -1033,3 +1033,38 @@ async fn a_refund_wakes_the_first_waiter_early() {
     // At 1 s the first's refund of 5,900 lets the second in; its answer takes 1 s more.
     assert_eq!(start.elapsed(), secs(2));
 }
+
+/// The outlook says what admission would decide and what headroom it would leave, spending
+/// nothing; a newcomer behind waiters is told to wait.
+#[tokio::test(start_paused = true)]
+async fn the_outlook_spends_nothing_and_counts_waiters() {
+    use tollgate_ratelimit::{Decision, Outlook};
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_minute(n(2)))]));
+    let handle = layer.handle();
+    let one = Cost::requests(1);
+    let outlook = |handle: &tollgate_ratelimit::RateLimitHandle| handle.outlook(None, &one);
+    let expect = |decision, headroom| Some(Outlook { decision, headroom });
+    assert_eq!(outlook(&handle), expect(Decision::Admitted, 0.5));
+    assert_eq!(
+        outlook(&handle),
+        expect(Decision::Admitted, 0.5),
+        "nothing spent"
+    );
+    let service = layer.layer(tower::service_fn(|_: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(()))
+    }));
+    for _ in 0..2 {
+        service
+            .clone()
+            .oneshot(Request::new(String::new()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(outlook(&handle), expect(Decision::Wait(secs(30)), -0.5));
+    // One caller waits for the next slot (30 s); a newcomer would come after it (60 s).
+    let waiter = tokio::spawn(service.clone().oneshot(Request::new(String::new())));
+    tokio::task::yield_now().await;
+    assert_eq!(handle.waiting(), 1);
+    assert_eq!(outlook(&handle), expect(Decision::Wait(secs(60)), -0.5));
+    waiter.await.unwrap().unwrap();
+}
