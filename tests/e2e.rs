@@ -135,15 +135,11 @@ where
     )
 }
 
-/// 2,400 requests from 50 callers against a 600-a-minute quota that starts full: the last
-/// should be answered three minutes in, and the mock should refuse (almost) nothing.
-async fn uses_the_quota_without_429s<S, B>(mock: MockServer, client: S)
+/// 2,400 requests from 50 callers through `client` (a [`quota_stack`]) against a 600-a-minute
+/// quota that starts full: the last should be answered three minutes in, and the mock should
+/// refuse (almost) nothing.
+async fn uses_the_quota_without_429s<B>(mock: MockServer, client: BoxTarget<B>)
 where
-    S: Service<Request<BufferedBody>, Response = Response<B>, Error = BoxError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::fmt::Debug,
 {

@@ -30,6 +30,16 @@ use tollgate_mock::{MockConfig, MockServer};
 const PRIMARY_KEY: &str = "sk-primary-secret";
 const FALLBACK_KEY: &str = "sk-fallback-secret";
 
+/// Starts a mock upstream.
+async fn start(config: MockConfig) -> MockServer {
+    MockServer::start(config).await.unwrap()
+}
+
+/// The primary's mock upstream: OpenAI-shaped, expecting the primary's key.
+fn primary_config() -> MockConfig {
+    MockConfig::openai().with_api_key(PRIMARY_KEY)
+}
+
 /// An upstream for `mock`, which expects `key`.
 fn upstream(name: &str, mock: &MockServer, key: &str, provider: Provider) -> Upstream {
     Upstream {
@@ -43,6 +53,19 @@ fn upstream(name: &str, mock: &MockServer, key: &str, provider: Provider) -> Ups
     }
 }
 
+/// The primary upstream: OpenAI-shaped, on `mock`, sent the primary's key.
+fn primary(mock: &MockServer) -> Upstream {
+    upstream("primary", mock, PRIMARY_KEY, Provider::OpenAi)
+}
+
+/// Serves `router` on a free port.
+async fn listen(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
 /// Serves the gateway over `primary` (and `fallback`) on a free port.
 async fn serve(primary: &Upstream, fallback: Option<&Upstream>) -> SocketAddr {
     let stack = stack(
@@ -52,10 +75,12 @@ async fn serve(primary: &Upstream, fallback: Option<&Upstream>) -> SocketAddr {
         ReqwestTransport::new(reqwest::Client::new()),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(stack)).await });
-    addr
+    listen(app(stack)).await
+}
+
+/// Serves the gateway over [`primary`]`(mock)` alone.
+async fn serve_primary(mock: &MockServer) -> SocketAddr {
+    serve(&primary(mock), None).await
 }
 
 /// What a caller got.
@@ -79,6 +104,19 @@ impl Answer {
             self.header("retry-after-ms"),
             self.header("x-should-retry"),
         )
+    }
+
+    /// The caller was told to come back later: `status`, and a wait of `seconds` in
+    /// `retry-after` and `retry-after-ms`, with `x-should-retry: true`.
+    fn assert_told_to_wait(&self, status: StatusCode, seconds: u64) {
+        assert_eq!(self.status, status, "{}", self.text);
+        let (secs, millis) = (seconds.to_string(), (seconds * 1_000).to_string());
+        assert_eq!(
+            self.waits(),
+            (Some(&*secs), Some(&*millis), Some("true")),
+            "{}",
+            self.text
+        );
     }
 
     fn code(&self) -> &str {
@@ -130,14 +168,8 @@ async fn chat(addr: SocketAddr) -> Answer {
 /// without the upstream's key or rate-limit headers.
 #[tokio::test(start_paused = true)]
 async fn a_chat_request_goes_through() {
-    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
-        .await
-        .unwrap();
-    let addr = serve(
-        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
-        None,
-    )
-    .await;
+    let mock = start(primary_config()).await;
+    let addr = serve_primary(&mock).await;
 
     let answer = chat(addr).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
@@ -160,25 +192,17 @@ async fn a_chat_request_goes_through() {
 /// the limiter's `retry_after` — 60 s, no virtual time having passed — in both headers.
 #[tokio::test(start_paused = true)]
 async fn the_local_quota_refuses_with_its_retry_after() {
-    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
-        .await
-        .unwrap();
-    let primary = Upstream {
+    let mock = start(primary_config()).await;
+    let reject_only = Upstream {
         limits: per_minute(1, 100_000).unwrap(),
         max_wait: Some(Duration::ZERO),
-        ..upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi)
+        ..primary(&mock)
     };
-    let addr = serve(&primary, None).await;
+    let addr = serve(&reject_only, None).await;
 
     assert_eq!(chat(addr).await.status, StatusCode::OK);
     let refused = chat(addr).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        refused.text
-    );
-    assert_eq!(refused.waits(), (Some("60"), Some("60000"), Some("true")));
+    refused.assert_told_to_wait(StatusCode::TOO_MANY_REQUESTS, 60);
     assert_eq!(refused.code(), "rate_limit_exceeded");
     assert_eq!(refused.body["error"]["type"], "requests");
     refused.assert_no_key();
@@ -190,28 +214,12 @@ async fn the_local_quota_refuses_with_its_retry_after() {
 /// retry, and the caller gets the upstream's wait, exactly.
 #[tokio::test(start_paused = true)]
 async fn a_provider_delay_beyond_the_cap_is_passed_on() {
-    let mock = MockServer::start(
-        MockConfig::openai()
-            .with_requests_per_minute(1)
-            .with_api_key(PRIMARY_KEY),
-    )
-    .await
-    .unwrap();
-    let addr = serve(
-        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
-        None,
-    )
-    .await;
+    let mock = start(primary_config().with_requests_per_minute(1)).await;
+    let addr = serve_primary(&mock).await;
 
     assert_eq!(chat(addr).await.status, StatusCode::OK);
     let refused = chat(addr).await;
-    assert_eq!(
-        refused.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        refused.text
-    );
-    assert_eq!(refused.waits(), (Some("60"), Some("60000"), Some("true")));
+    refused.assert_told_to_wait(StatusCode::TOO_MANY_REQUESTS, 60);
     assert_eq!(refused.code(), "rate_limit_exceeded");
     refused.assert_no_key();
     let stats = mock.stats();
@@ -223,22 +231,15 @@ async fn a_provider_delay_beyond_the_cap_is_passed_on() {
 /// time until the first is free again.
 #[tokio::test(start_paused = true)]
 async fn when_every_upstream_is_out_of_quota_the_caller_waits_for_the_first() {
-    let primary = MockServer::start(
-        MockConfig::openai()
-            .with_requests_per_minute(1)
-            .with_api_key(PRIMARY_KEY),
-    )
-    .await
-    .unwrap();
-    let fallback = MockServer::start(
+    let primary_mock = start(primary_config().with_requests_per_minute(1)).await;
+    let fallback = start(
         MockConfig::anthropic()
             .with_requests_per_minute(1)
             .with_api_key(FALLBACK_KEY),
     )
-    .await
-    .unwrap();
+    .await;
     let addr = serve(
-        &upstream("primary", &primary, PRIMARY_KEY, Provider::OpenAi),
+        &primary(&primary_mock),
         Some(&upstream(
             "fallback",
             &fallback,
@@ -251,16 +252,10 @@ async fn when_every_upstream_is_out_of_quota_the_caller_waits_for_the_first() {
     assert_eq!(chat(addr).await.status, StatusCode::OK); // the primary
     assert_eq!(chat(addr).await.status, StatusCode::OK); // the primary's 429, then the fallback
     let refused = chat(addr).await; // the primary cools down; the fallback's 429
-    assert_eq!(
-        refused.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        refused.text
-    );
-    assert_eq!(refused.waits(), (Some("60"), Some("60000"), Some("true")));
+    refused.assert_told_to_wait(StatusCode::TOO_MANY_REQUESTS, 60);
     refused.assert_no_key();
     assert_eq!(
-        (primary.stats().ok, fallback.stats().ok),
+        (primary_mock.stats().ok, fallback.stats().ok),
         (1, 1),
         "each served one"
     );
@@ -270,29 +265,17 @@ async fn when_every_upstream_is_out_of_quota_the_caller_waits_for_the_first() {
 /// then, once the breaker opens after five, a 503 that says when it will probe again.
 #[tokio::test(start_paused = true)]
 async fn a_down_upstream_gives_503_then_the_open_circuit_says_when() {
-    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
-        .await
-        .unwrap();
+    let mock = start(primary_config()).await;
     mock.set_outage(true);
-    let addr = serve(
-        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
-        None,
-    )
-    .await;
+    let addr = serve_primary(&mock).await;
 
     for _ in 0..5 {
-        let answer = chat(addr).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{}",
-            answer.text
-        );
-        assert_eq!(answer.waits(), (Some("1"), Some("1000"), Some("true")));
+        chat(addr)
+            .await
+            .assert_told_to_wait(StatusCode::SERVICE_UNAVAILABLE, 1);
     }
     let open = chat(addr).await;
-    assert_eq!(open.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(open.waits(), (Some("60"), Some("60000"), Some("true")));
+    open.assert_told_to_wait(StatusCode::SERVICE_UNAVAILABLE, 60);
     assert_eq!(open.code(), "upstream_unavailable");
     open.assert_no_key();
     assert_eq!(mock.stats().requests, 5, "the open circuit sent nothing");
@@ -303,14 +286,8 @@ async fn a_down_upstream_gives_503_then_the_open_circuit_says_when() {
 /// path or method.
 #[tokio::test(start_paused = true)]
 async fn bad_input_is_refused() {
-    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
-        .await
-        .unwrap();
-    let addr = serve(
-        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
-        None,
-    )
-    .await;
+    let mock = start(primary_config()).await;
+    let addr = serve_primary(&mock).await;
 
     assert_eq!(
         axum_gateway::too_large(addr).await.unwrap(),
@@ -341,14 +318,8 @@ async fn bad_input_is_refused() {
 /// upstream's 401 (whose body quotes the key it was given).
 #[tokio::test(start_paused = true)]
 async fn a_rejected_upstream_key_is_not_passed_on() {
-    let mock = MockServer::start(MockConfig::openai().with_api_key("sk-the-right-one"))
-        .await
-        .unwrap();
-    let addr = serve(
-        &upstream("primary", &mock, PRIMARY_KEY, Provider::OpenAi),
-        None,
-    )
-    .await;
+    let mock = start(MockConfig::openai().with_api_key("sk-the-right-one")).await;
+    let addr = serve_primary(&mock).await;
 
     let answer = chat(addr).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.text);
@@ -365,9 +336,7 @@ async fn a_rejected_upstream_key_is_not_passed_on() {
 #[tokio::test(start_paused = true)]
 async fn the_router_serves_a_ready_stack_too() {
     use tollgate::stack::{Provider, StackBuilder};
-    let mock = MockServer::start(MockConfig::openai().with_api_key(PRIMARY_KEY))
-        .await
-        .unwrap();
+    let mock = start(primary_config()).await;
     let stack = StackBuilder::new(
         Provider::openai_compatible(&mock.base_url())
             .name("mock")
@@ -375,9 +344,7 @@ async fn the_router_serves_a_ready_stack_too() {
     )
     .build(ReqwestTransport::new(reqwest::Client::new()))
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(stack)).await });
+    let addr = listen(app(stack)).await;
 
     let answer = chat(addr).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);

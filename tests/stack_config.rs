@@ -5,132 +5,17 @@
 
 #![cfg(feature = "stack")]
 
-use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Duration;
+mod support;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use tokio::time::Instant;
+use http::{Request, StatusCode};
+use support::{OVERLOADED, RATE_LIMITED, Seen, TOO_LONG, Wire, answer, ms, ok, steady};
 use tollgate::body::BufferedBody;
 use tollgate::ratelimit::presets::{AnthropicModel, OpenAiTier};
-use tollgate::retry::{Backoff, Jitter, RetryPolicy};
+use tollgate::retry::RetryPolicy;
 use tollgate::stack::{ConfigError, Provider, StackBuilder, StackConfig};
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
-fn ms(v: u64) -> Duration {
-    Duration::from_millis(v)
-}
-
-const RATE_LIMITED: &str = r#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#;
-const OVERLOADED: &str = r#"{"error":{"message":"The server is overloaded","type":"server_error","code":"server_is_overloaded"}}"#;
-const TOO_LONG: &str = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
-
-type Answer = Box<dyn Fn() -> Response<Full<Bytes>> + Send + Sync>;
-
-fn answer(
-    status: u16,
-    headers: &'static [(&'static str, &'static str)],
-    body: &'static str,
-) -> Answer {
-    Box::new(move || {
-        let mut response = Response::builder().status(status);
-        for (name, value) in headers {
-            response = response.header(*name, *value);
-        }
-        response
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
-            .unwrap()
-    })
-}
-
-fn ok() -> Answer {
-    answer(200, &[], r#"{"choices":[]}"#)
-}
-
-/// What the transport was sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    at: Duration,
-    uri: String,
-    authorization: Option<String>,
-    api_key: Option<String>,
-    model: Option<String>,
-}
-
-/// A transport answering from a script per host, logging each request.
-#[derive(Clone)]
-struct Wire {
-    answers: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    start: Instant,
-}
-
-impl Wire {
-    fn new() -> Self {
-        Wire {
-            answers: Arc::default(),
-            seen: Arc::default(),
-            start: Instant::now(),
-        }
-    }
-
-    fn script(self, host: &str, answers: Vec<Answer>) -> Self {
-        self.answers
-            .lock()
-            .unwrap()
-            .entry(host.to_owned())
-            .or_default()
-            .extend(answers);
-        self
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Service<Request<BufferedBody>> for Wire {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
-        let header = |name: &str| {
-            request
-                .headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_owned())
-        };
-        let model = serde_json::from_slice::<serde_json::Value>(request.body().bytes())
-            .ok()
-            .and_then(|body| body.get("model")?.as_str().map(str::to_owned));
-        self.seen.lock().unwrap().push(Seen {
-            at: self.start.elapsed(),
-            uri: request.uri().to_string(),
-            authorization: header("authorization"),
-            api_key: header("api-key"),
-            model,
-        });
-        let host = request.uri().host().unwrap_or_default().to_owned();
-        let answer = self
-            .answers
-            .lock()
-            .unwrap()
-            .get_mut(&host)
-            .and_then(VecDeque::pop_front)
-            .unwrap_or_else(|| panic!("no answer scripted for {host}"));
-        std::future::ready(Ok(answer()))
-    }
-}
-
+/// A chat request as a caller sends it, without credentials of its own.
 fn chat() -> Request<BufferedBody> {
     Request::post("/v1/chat/completions")
         .body(BufferedBody::from(
@@ -258,16 +143,12 @@ context_window = ["openai-long"]
 
 /// The builder's equivalent of `SCENARIO`.
 fn scenario_builder() -> StackBuilder {
-    let steady = RetryPolicy::default().with_backoff(
-        Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8))
-            .with_jitter(Jitter::None),
-    );
     StackBuilder::new(
         Provider::openai(OpenAiTier::Tier3)
             .name("openai")
             .model("gpt-4o")
             .api_key("secret-openai_api_key")
-            .retry(steady),
+            .retry(steady()),
     )
     .fallback(
         Provider::anthropic(AnthropicModel::Sonnet4)

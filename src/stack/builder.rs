@@ -2,22 +2,18 @@
 
 use std::fmt;
 
-use bytes::Bytes;
-use http::{Request, Response};
 use tollgate_circuit_breaker::CircuitBreakerLayer;
 use tollgate_concurrency::ConcurrencyLayer;
-use tollgate_core::BoxError;
-use tollgate_core::body::BufferedBody;
 use tollgate_fallback::{FallbackLayer, FallbackPolicy, Target};
 use tollgate_metrics::MetricsLayer;
 use tollgate_providers::ClassifyLayer;
 use tollgate_ratelimit::{ByModel, OpenAiChat, RateLimitLayer};
 use tollgate_retry::RetryLayer;
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::error::StackError;
 use super::provider::Provider;
-use super::service::{Description, Erased, Stack, StackBody};
+use super::service::{Description, Erased, Stack, StackBody, Transport};
 
 /// Builds a [`Stack`]: a primary [`Provider`], fallbacks, a context-window chain, and
 /// optionally a [`MetricsLayer`] outermost.
@@ -89,23 +85,16 @@ impl StackBuilder {
 
     /// Builds the stack over `transport`, cloned once per provider.
     ///
-    /// `transport` is any HTTP client as a `tower::Service`: a hyper-util legacy `Client`, a
-    /// reqwest adapter, a `tower::service_fn` in tests. It receives each request with the
-    /// provider's absolute URI, credentials and model.
+    /// `transport` is any HTTP client as a `tower::Service` ([`Transport`]): a hyper-util
+    /// legacy `Client`, a reqwest adapter, a `tower::service_fn` in tests. It receives each
+    /// request with the provider's absolute URI, credentials and model.
     ///
     /// # Errors
     ///
     /// [`StackError`] when a provider cannot be reached as configured: no or an invalid base
     /// URL, an invalid API key, a zero concurrency cap, or two different providers sharing a
     /// name.
-    pub fn build<T, B>(self, transport: T) -> Result<Stack, StackError>
-    where
-        T: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        T::Error: Into<BoxError>,
-        T::Future: Send + 'static,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError> + Send,
-    {
+    pub fn build<T: Transport>(self, transport: T) -> Result<Stack, StackError> {
         // One stack per distinct provider, shared by every chain it appears in.
         let mut built: Vec<(Provider, Erased)> = Vec::new();
         let mut stack_for = |provider: &Provider| -> Result<(String, Erased), StackError> {
@@ -121,24 +110,21 @@ impl StackBuilder {
             Ok((label, service))
         };
         let (primary_name, primary) = stack_for(&self.primary)?;
-        let fallback = self
-            .fallback
-            .iter()
-            .map(&mut stack_for)
-            .collect::<Result<Vec<_>, _>>()?;
-        let context_window = self
-            .context_window
-            .iter()
-            .map(&mut stack_for)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut chain = |providers: &[Provider]| {
+            providers
+                .iter()
+                .map(&mut stack_for)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let fallback = chain(&self.fallback)?;
+        let context_window = chain(&self.context_window)?;
 
+        let names =
+            |chain: &[(String, Erased)]| chain.iter().map(|(name, _)| name.clone()).collect();
         let description = Description {
             primary: primary_name.clone(),
-            fallback: fallback.iter().map(|(name, _)| name.clone()).collect(),
-            context_window: context_window
-                .iter()
-                .map(|(name, _)| name.clone())
-                .collect(),
+            fallback: names(&fallback),
+            context_window: names(&context_window),
             metrics: self.metrics.is_some(),
         };
         let targets = |chain: Vec<(String, Erased)>| {
@@ -168,14 +154,7 @@ impl StackBuilder {
 
 /// One provider's stack: rewrites, retry, breaker, rate limit, concurrency, classify,
 /// transport.
-fn provider_stack<T, B>(provider: &Provider, transport: T) -> Result<Erased, StackError>
-where
-    T: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    T::Error: Into<BoxError>,
-    T::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError> + Send,
-{
+fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Erased, StackError> {
     let rewrites = provider.rewrites()?;
     let classified = ClassifyLayer::new(provider.kind().classifier()).layer(transport);
     let wire = match provider.max_in_flight_limit() {
@@ -196,13 +175,7 @@ where
 /// `service`, under `metrics` if any, erased once.
 fn with_metrics<S>(metrics: Option<MetricsLayer>, service: S) -> Erased
 where
-    S: Service<Request<BufferedBody>, Response = Response<StackBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
+    S: Transport<Body = StackBody>,
 {
     match metrics {
         Some(metrics) => Erased::new(metrics.layer(service)),
@@ -210,15 +183,11 @@ where
     }
 }
 
+/// `inner` under the provider's breaker (unless turned off) and retries, rewriting each
+/// request for the provider first.
 fn with_breaker<S>(provider: &Provider, rewrites: super::provider::Rewrites, inner: S) -> Erased
 where
-    S: Service<Request<BufferedBody>, Response = Response<StackBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
+    S: Transport<Body = StackBody>,
 {
     let retry = RetryLayer::new(provider.retry_policy().clone());
     match provider.breaker_config() {

@@ -5,14 +5,11 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tollgate_circuit_breaker::{BreakerConfig, Trip};
-use tollgate_core::body::BufferedBody;
+use tollgate_core::Dimension;
 use tollgate_core::headers::go_duration;
-use tollgate_core::{BoxError, Dimension};
 use tollgate_metrics::MetricsLayer;
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::presets::{
@@ -20,12 +17,11 @@ use tollgate_ratelimit::presets::{
 };
 use tollgate_ratelimit::{AlgorithmKind, Limit, Limits};
 use tollgate_retry::{Backoff, Jitter, RetryPolicy};
-use tower::Service;
 
 use super::builder::StackBuilder;
 use super::error::StackError;
 use super::provider::{Provider, ProviderKind, credentials, endpoint};
-use super::service::Stack;
+use super::service::{Stack, Transport};
 
 // ===== the file's shape =====
 
@@ -269,14 +265,7 @@ impl StackConfig {
     ///
     /// As [`to_builder`](Self::to_builder), and [`ConfigError::Build`] should the builder
     /// refuse what the checks let through.
-    pub fn build<T, B>(&self, transport: T) -> Result<Stack, ConfigError>
-    where
-        T: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        T::Error: Into<BoxError>,
-        T::Future: Send + 'static,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError> + Send,
-    {
+    pub fn build<T: Transport>(&self, transport: T) -> Result<Stack, ConfigError> {
         Ok(self.to_builder()?.build(transport)?)
     }
 
@@ -285,18 +274,11 @@ impl StackConfig {
     /// # Errors
     ///
     /// As [`build`](Self::build).
-    pub fn build_with_metrics<T, B>(
+    pub fn build_with_metrics<T: Transport>(
         &self,
         transport: T,
         metrics: MetricsLayer,
-    ) -> Result<Stack, ConfigError>
-    where
-        T: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        T::Error: Into<BoxError>,
-        T::Future: Send + 'static,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError> + Send,
-    {
+    ) -> Result<Stack, ConfigError> {
         Ok(self.to_builder()?.metrics(metrics).build(transport)?)
     }
 
@@ -543,20 +525,16 @@ fn validate(raw: RawConfig) -> Result<StackConfig, ConfigError> {
             .ok_or_else(|| ConfigError::invalid(field, format!("no provider named {name:?}")))
     };
     let primary = find("stack.primary".to_owned(), &raw.stack.primary)?;
-    let fallback = raw
-        .stack
-        .fallback
-        .iter()
-        .enumerate()
-        .map(|(i, name)| find(format!("stack.fallback[{i}]"), name))
-        .collect::<Result<Vec<_>, _>>()?;
-    let context_window = raw
-        .stack
-        .context_window
-        .iter()
-        .enumerate()
-        .map(|(i, name)| find(format!("stack.context_window[{i}]"), name))
-        .collect::<Result<Vec<_>, _>>()?;
+    // The providers a chain of `[stack]` names, by index.
+    let chain = |key: &str, names: &[String]| {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| find(format!("stack.{key}[{i}]"), name))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let fallback = chain("fallback", &raw.stack.fallback)?;
+    let context_window = chain("context_window", &raw.stack.context_window)?;
     Ok(StackConfig {
         providers,
         primary,
@@ -812,6 +790,14 @@ fn duration(field: String, text: &str) -> Result<Duration, ConfigError> {
     })
 }
 
+/// `value`, refused at `field` when it is zero.
+fn non_zero(field: String, value: Duration) -> Result<Duration, ConfigError> {
+    if value.is_zero() {
+        return Err(ConfigError::invalid(field, "must be greater than 0"));
+    }
+    Ok(value)
+}
+
 fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigError> {
     let field = |name: &str| format!("{path}.{name}");
     let mut policy = match raw.preset.as_deref() {
@@ -841,13 +827,7 @@ fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigError> {
     }
     if let Some(text) = &raw.total_time {
         let total = duration(field("total_time"), text)?;
-        if total.is_zero() {
-            return Err(ConfigError::invalid(
-                field("total_time"),
-                "must be greater than 0",
-            ));
-        }
-        policy = policy.with_total_time(total);
+        policy = policy.with_total_time(non_zero(field("total_time"), total)?);
     }
     if raw.base_delay.is_some() || raw.max_delay.is_some() || raw.jitter.is_some() {
         let current = policy.backoff;
@@ -855,12 +835,7 @@ fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigError> {
             Some(text) => duration(field("base_delay"), text)?,
             None => current.base(),
         };
-        if base.is_zero() {
-            return Err(ConfigError::invalid(
-                field("base_delay"),
-                "must be greater than 0",
-            ));
-        }
+        let base = non_zero(field("base_delay"), base)?;
         let max = match &raw.max_delay {
             Some(text) => duration(field("max_delay"), text)?,
             None => current.max(),
@@ -933,12 +908,7 @@ fn breaker(path: &str, raw: RawBreaker) -> Result<Option<BreakerConfig>, ConfigE
             Some(text) => duration(field("open_for"), text)?,
             None => config.open_for,
         };
-        if open_for.is_zero() {
-            return Err(ConfigError::invalid(
-                field("open_for"),
-                "must be greater than 0",
-            ));
-        }
+        let open_for = non_zero(field("open_for"), open_for)?;
         let growth = match raw.open_growth {
             Some(n) => positive("open_growth", n)?.get(),
             None => config.open_growth,

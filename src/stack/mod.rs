@@ -183,4 +183,4 @@ pub use builder::StackBuilder;
 pub use config::{ConfigError, StackConfig};
 pub use error::{RewriteFailed, StackError};
 pub use provider::{AZURE_API_VERSION, Provider, ProviderKind, UnknownKind};
-pub use service::{Stack, StackBody};
+pub use service::{Stack, StackBody, Transport};

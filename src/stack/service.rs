@@ -20,6 +20,46 @@ use super::provider::Rewrites;
 /// The response body of a [`Stack`]: the provider's body, as it sent it, boxed.
 pub type StackBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// An HTTP client a [`Stack`] can be built over: a cloneable, `Send + Sync`
+/// `tower::Service` from `http::Request<BufferedBody>` to `http::Response<Body>`, whose
+/// errors, and whose body's errors, convert into [`BoxError`]. A hyper-util legacy `Client`,
+/// a reqwest adapter and a `tower::service_fn` in tests all are.
+///
+/// It spells out, in one place, what [`StackBuilder::build`](super::StackBuilder::build) and
+/// [`StackConfig::build`](super::StackConfig::build) ask of their transport. Every such
+/// service implements it: there is nothing to implement by hand. Inside the crate it also
+/// names the layers a stack is made of, as `Transport<Body = StackBody>`.
+pub trait Transport:
+    Service<
+        Request<BufferedBody>,
+        Response = Response<<Self as Transport>::Body>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The response body.
+    type Body: http_body::Body<Data = Bytes, Error: Into<BoxError> + Send> + Send + 'static;
+}
+
+impl<T, B> Transport for T
+where
+    T: Service<
+            Request<BufferedBody>,
+            Response = Response<B>,
+            Error: Into<BoxError>,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError> + Send> + Send + 'static,
+{
+    type Body = B;
+}
+
 /// A built stack: a cloneable, `Send + Sync` [`Service`] from `http::Request<BufferedBody>` to
 /// `http::Response<StackBody>`, with [`BoxError`] errors.
 ///
@@ -111,25 +151,15 @@ impl Erased {
     /// Erases `service`, whose responses already have a [`StackBody`].
     pub(crate) fn new<S>(service: S) -> Self
     where
-        S: Service<Request<BufferedBody>, Response = Response<StackBody>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
+        S: Transport<Body = StackBody>,
     {
         Erased(Box::new(Plain(service)))
     }
 
     /// Erases `service`, boxing its response bodies.
-    pub(crate) fn boxing_body<S, B>(service: S) -> Self
+    pub(crate) fn boxing_body<S>(service: S) -> Self
     where
-        S: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
+        S: Transport,
     {
         Erased(Box::new(BoxingBody(service)))
     }
@@ -166,13 +196,7 @@ struct Plain<S>(S);
 
 impl<S> Dyn for Plain<S>
 where
-    S: Service<Request<BufferedBody>, Response = Response<StackBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
+    S: Transport<Body = StackBody>,
 {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.0.poll_ready(cx).map_err(Into::into)
@@ -191,13 +215,9 @@ where
 #[derive(Clone)]
 struct BoxingBody<S>(S);
 
-impl<S, B> Dyn for BoxingBody<S>
+impl<S> Dyn for BoxingBody<S>
 where
-    S: Service<Request<BufferedBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Transport,
 {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.0.poll_ready(cx).map_err(Into::into)
@@ -219,11 +239,11 @@ where
 // ===== request rewriting =====
 
 /// Rewrites each request for one provider — endpoint, credentials, model — then sends it
-/// down that provider's stack.
+/// down that provider's stack, erased as [`Plain`] erases it.
 #[derive(Clone)]
 struct Rewritten<S> {
     rewrites: Arc<Rewrites>,
-    inner: S,
+    inner: Plain<S>,
 }
 
 impl<S> Rewritten<S> {
@@ -244,41 +264,26 @@ impl Erased {
     /// Erases `service`, rewriting each request for its provider first.
     pub(crate) fn rewriting<S>(rewrites: Rewrites, service: S) -> Self
     where
-        S: Service<Request<BufferedBody>, Response = Response<StackBody>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
+        S: Transport<Body = StackBody>,
     {
         Erased(Box::new(Rewritten {
             rewrites: Arc::new(rewrites),
-            inner: service,
+            inner: Plain(service),
         }))
     }
 }
 
 impl<S> Dyn for Rewritten<S>
 where
-    S: Service<Request<BufferedBody>, Response = Response<StackBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
+    S: Transport<Body = StackBody>,
 {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<BufferedBody>) -> BoxFuture {
         match self.rewrite(&mut request) {
-            Ok(()) => {
-                let future = self.inner.call(request);
-                Box::pin(async move { future.await.map_err(Into::into) })
-            }
+            Ok(()) => self.inner.call(request),
             Err(source) => {
                 let error = RewriteFailed::new(Arc::clone(&self.rewrites.provider), source);
                 Box::pin(std::future::ready(Err(error.into())))

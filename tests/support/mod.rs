@@ -1,0 +1,152 @@
+//! Fixtures shared by the ready-stack tests (`stack_builder.rs`, `stack_config.rs`): a
+//! stand-in transport, [`Wire`], that answers from a script per host like OpenAI would and
+//! logs what it was sent, the error bodies it answers with, and a backoff without randomness.
+//!
+//! Each test file is its own crate and includes this with `mod support;`.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use tokio::time::Instant;
+use tollgate::body::BufferedBody;
+use tollgate::retry::{Backoff, Jitter, RetryPolicy};
+use tower::Service;
+
+pub(crate) fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// OpenAI's 429 body for a spent request quota.
+pub(crate) const RATE_LIMITED: &str = r#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#;
+/// OpenAI's 503 body when it is overloaded.
+pub(crate) const OVERLOADED: &str = r#"{"error":{"message":"The server is overloaded","type":"server_error","code":"server_is_overloaded"}}"#;
+/// OpenAI's 400 body for a prompt longer than the model's context window.
+pub(crate) const TOO_LONG: &str = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+
+/// One scripted answer of the [`Wire`].
+pub(crate) type Answer = Box<dyn Fn() -> Response<Full<Bytes>> + Send + Sync>;
+
+/// An answer with `status`, `headers` and `body`.
+pub(crate) fn answer(
+    status: u16,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+) -> Answer {
+    Box::new(move || {
+        let mut response = Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        response
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    })
+}
+
+/// A successful chat completion (with no choices).
+pub(crate) fn ok() -> Answer {
+    answer(200, &[], r#"{"choices":[]}"#)
+}
+
+/// What the transport was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) at: Duration,
+    pub(crate) uri: String,
+    pub(crate) authorization: Option<String>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) model: Option<String>,
+}
+
+/// A transport answering from a script per host, logging each request.
+#[derive(Clone)]
+pub(crate) struct Wire {
+    answers: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    start: Instant,
+}
+
+impl Wire {
+    /// A wire with nothing scripted; its clock starts now.
+    pub(crate) fn new() -> Self {
+        Wire {
+            answers: Arc::default(),
+            seen: Arc::default(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Answers the next requests to `host` with `answers`, in order.
+    pub(crate) fn script(self, host: &str, answers: Vec<Answer>) -> Self {
+        self.answers
+            .lock()
+            .unwrap()
+            .entry(host.to_owned())
+            .or_default()
+            .extend(answers);
+        self
+    }
+
+    /// Every request sent so far.
+    pub(crate) fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// When each request was sent, since the wire was made.
+    #[allow(dead_code)] // not every test crate asks
+    pub(crate) fn times(&self) -> Vec<Duration> {
+        self.seen().into_iter().map(|s| s.at).collect()
+    }
+}
+
+impl Service<Request<BufferedBody>> for Wire {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let model = serde_json::from_slice::<serde_json::Value>(request.body().bytes())
+            .ok()
+            .and_then(|body| body.get("model")?.as_str().map(str::to_owned));
+        self.seen.lock().unwrap().push(Seen {
+            at: self.start.elapsed(),
+            uri: request.uri().to_string(),
+            authorization: header("authorization"),
+            api_key: header("api-key"),
+            model,
+        });
+        let host = request.uri().host().unwrap_or_default().to_owned();
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .get_mut(&host)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| panic!("no answer scripted for {host}"));
+        std::future::ready(Ok(answer()))
+    }
+}
+
+/// Backoff without randomness, so that times are exact: 0.5 s, 1 s, 2 s, …
+pub(crate) fn steady() -> RetryPolicy {
+    RetryPolicy::default().with_backoff(
+        Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8))
+            .with_jitter(Jitter::None),
+    )
+}
