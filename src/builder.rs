@@ -86,6 +86,39 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         >,
     >;
 
+    /// Adds `layer`, a [`RouterLayer`](crate::RouterLayer) over its deployments (each with its
+    /// own quota and breaker, over the service below), and above it a
+    /// [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that requests with any body are
+    /// buffered once and can go on to another deployment when a key is rejected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::router::{Deployment, RouterLayer};
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// # fn main() -> Result<(), tollgate::BoxError> {
+    /// let builder = ServiceBuilder::new().route(RouterLayer::new([
+    ///     Deployment::new("east").model("gpt-4o"),
+    ///     Deployment::new("west").model("gpt-4o"),
+    /// ])?);
+    /// # let _ = builder;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "router")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "router")))]
+    fn route<E>(
+        self,
+        layer: tollgate_router::RouterLayer<E>,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<
+            tollgate_router::RouterLayer<E>,
+            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        >,
+    >;
+
     /// Adds a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) with one breaker for every
     /// request, configured by `config`. For keyed breakers, a hook or a handle, build the layer
     /// and pass it to `.layer(..)`.
@@ -194,6 +227,20 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
     ) -> tower::ServiceBuilder<
         tower_layer::Stack<
             tollgate_fallback::FallbackLayer<S>,
+            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        >,
+    > {
+        self.layer(tollgate_core::body::BufferBodyLayer::new())
+            .layer(layer)
+    }
+
+    #[cfg(feature = "router")]
+    fn route<E>(
+        self,
+        layer: tollgate_router::RouterLayer<E>,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<
+            tollgate_router::RouterLayer<E>,
             tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
         >,
     > {

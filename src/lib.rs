@@ -21,6 +21,8 @@
 //! - `RetryLayer` ([`retry`]): retries that do what the provider asks;
 //! - `CircuitBreakerLayer` ([`circuit_breaker`]): stop calling a provider that is down;
 //! - `FallbackLayer` ([`fallback`]): move on to the next provider or model;
+//! - `RouterLayer` ([`router`]): spread load over several API keys or deployments of one
+//!   model, each with its own quota and breaker, and route by context window before sending;
 //! - `ConcurrencyLayer` ([`concurrency`]): cap the requests in flight, with a fair queue and
 //!   adaptive caps;
 //! - `MetricsLayer` ([`metrics`]): what every request came to, through the `metrics` facade,
@@ -28,7 +30,7 @@
 //! - ready stacks ([`stack`]): every layer in the documented order for provider presets, built
 //!   in code or from a TOML file.
 //!
-//! The routing and cache layers follow. `tollgate-mock`, a mock provider server, backs the
+//! The cache layer follows. `tollgate-mock`, a mock provider server, backs the
 //! end-to-end tests and `examples/demo.rs`.
 //!
 //! # Example
@@ -105,6 +107,7 @@
 //! | `fallback` | `FallbackLayer` ([`fallback`]) and [`ServiceBuilderExt::fallback`] | yes (via `full`) |
 //! | `concurrency` | `ConcurrencyLayer` ([`concurrency`]) and [`ServiceBuilderExt::max_in_flight`] | yes (via `full`) |
 //! | `metrics` | `MetricsLayer` ([`metrics`]) and [`ServiceBuilderExt::metrics`] | yes (via `full`) |
+//! | `router` | `RouterLayer` ([`router`]) and [`ServiceBuilderExt::route`] | yes (via `full`) |
 //! | `stack` | Ready stacks for provider presets, built in code or from TOML ([`stack`]); every layer above, `serde` and `toml` | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
@@ -191,6 +194,20 @@ pub mod fallback {
 #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
 #[doc(inline)]
 pub use tollgate_fallback::FallbackLayer;
+
+/// Spread load over API keys and deployments, and route by context window: `RouterLayer`
+/// (from `tollgate-router`).
+#[cfg(feature = "router")]
+#[cfg_attr(docsrs, doc(cfg(feature = "router")))]
+pub mod router {
+    #[doc(inline)]
+    pub use tollgate_router::*;
+}
+
+#[cfg(feature = "router")]
+#[cfg_attr(docsrs, doc(cfg(feature = "router")))]
+#[doc(inline)]
+pub use tollgate_router::RouterLayer;
 
 /// Cap the requests in flight: `ConcurrencyLayer` (from `tollgate-concurrency`).
 #[cfg(feature = "concurrency")]

@@ -116,6 +116,21 @@ pub enum Event<'a> {
         /// Used, in thousandths of the limit's capacity.
         per_mille: u16,
     },
+    /// The router sent the request to a deployment.
+    Routed {
+        /// The deployment.
+        deployment: &'a str,
+    },
+    /// The router took a deployment out of rotation: its key was rejected or its quota is
+    /// spent.
+    DeploymentEjected {
+        /// The deployment.
+        deployment: &'a str,
+        /// Why: `Unauthorized`, `PermissionDenied` or `QuotaExhausted`.
+        class: ErrorClass,
+        /// For how long.
+        duration: Duration,
+    },
 }
 
 /// Receives every [`Event`] of the requests it is attached to.

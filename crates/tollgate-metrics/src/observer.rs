@@ -124,6 +124,27 @@ impl Observer for RequestObserver {
                     stats.limiter_utilization(dimension, f64::from(per_mille) / 1_000.0);
                 }
             }
+            Event::Routed { deployment } => {
+                metrics::counter!("tollgate_router_requests_total",
+                    "provider" => provider, "deployment" => deployment.to_owned())
+                .increment(1);
+            }
+            Event::DeploymentEjected {
+                deployment,
+                class,
+                duration,
+            } => {
+                metrics::counter!("tollgate_router_ejections_total",
+                    "provider" => provider, "deployment" => deployment.to_owned(),
+                    "class" => class.as_str())
+                .increment(1);
+                tracing::warn!(
+                    deployment,
+                    class = class.as_str(),
+                    seconds = duration.as_secs(),
+                    "deployment taken out of rotation"
+                );
+            }
             Event::ConcurrencyWait { .. } => {
                 metrics::counter!("tollgate_concurrency_waits_total",
                     "provider" => provider, "route" => route)

@@ -417,7 +417,12 @@ impl<St: Store> RateLimitHandle<St> {
     /// waiting, a newcomer would queue behind them: the decision is then to wait at least
     /// until they are in.
     pub fn outlook(&self, key: Option<&RouteKey>, cost: &Cost) -> Option<Outlook> {
-        let now = self.limiter.now();
+        self.outlook_at(key, cost, Instant::now())
+    }
+
+    /// [`outlook`](Self::outlook) as of `at` (a clock read once for many handles).
+    pub fn outlook_at(&self, key: Option<&RouteKey>, cost: &Cost, at: Instant) -> Option<Outlook> {
+        let now = self.limiter.since_origin(at);
         let mut outlook = self.limiter.store.outlook(key, cost, now)?;
         if let Place::Behind(ahead) = self.limiter.place(key, Priority::default()) {
             if let Decision::Admitted | Decision::Wait(_) = outlook.decision {

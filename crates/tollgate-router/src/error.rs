@@ -1,0 +1,103 @@
+//! The errors [`Router`](crate::Router) adds to its deployments'.
+//!
+//! The service's error type is [`BoxError`](tollgate_core::BoxError); these come out of it with
+//! `downcast_ref`. A deployment's own errors pass through unchanged.
+
+use std::fmt;
+use std::time::Duration;
+
+/// No deployment can take the request within its deadline (or the router's maximum wait):
+/// every one is out of rotation, open or out of quota. Nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoDeployment {
+    retry_after: Option<Duration>,
+}
+
+impl NoDeployment {
+    pub(crate) const fn new(retry_after: Option<Duration>) -> Self {
+        NoDeployment { retry_after }
+    }
+
+    /// How long until the first deployment could take it; `None` when none ever can (the
+    /// request costs more than any deployment's quota holds at once).
+    pub const fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for NoDeployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.retry_after {
+            Some(wait) => write!(
+                f,
+                "no deployment can take the request; retry after {wait:?}"
+            ),
+            None => f.write_str("the request is larger than any deployment's quota"),
+        }
+    }
+}
+
+impl std::error::Error for NoDeployment {}
+
+/// The request's estimated input plus its requested output is more than the context window of
+/// every deployment's model, so it was not sent: it could only fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextWindowTooSmall {
+    needed: u64,
+    largest: u64,
+}
+
+impl ContextWindowTooSmall {
+    pub(crate) const fn new(needed: u64, largest: u64) -> Self {
+        ContextWindowTooSmall { needed, largest }
+    }
+
+    /// Tokens the request needs: its estimated input plus the output it asks for.
+    pub const fn needed(&self) -> u64 {
+        self.needed
+    }
+
+    /// The largest context window among the deployments, in tokens.
+    pub const fn largest(&self) -> u64 {
+        self.largest
+    }
+}
+
+impl fmt::Display for ContextWindowTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the request needs {} tokens (estimated input plus requested output); the largest \
+             context window among the deployments is {} tokens",
+            self.needed, self.largest
+        )
+    }
+}
+
+impl std::error::Error for ContextWindowTooSmall {}
+
+/// A router that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No deployments were given.
+    NoDeployments,
+    /// More deployments than the router handles (64).
+    TooManyDeployments(usize),
+    /// Two deployments share a name, which events, metrics and errors would confuse.
+    DuplicateName(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoDeployments => f.write_str("a router needs at least one deployment"),
+            BuildError::TooManyDeployments(n) => {
+                write!(f, "{n} deployments; a router handles at most 64")
+            }
+            BuildError::DuplicateName(name) => write!(f, "two deployments are named {name:?}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

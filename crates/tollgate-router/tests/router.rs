@@ -1,0 +1,448 @@
+//! `RouterLayer` on tokio's paused clock: aggregate throughput over several keys, a revoked
+//! key, context-window routing, each strategy's distribution, and waiting or refusing when no
+//! deployment can take a request. Every duration is exact.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use tokio::time::{self, Instant};
+use tollgate_core::body::BufferedBody;
+use tollgate_core::observe::{Event, Observe, Observer};
+use tollgate_core::{BoxError, Cost, Deadline, Dimension, ErrorClass};
+use tollgate_fallback::Credentials;
+use tollgate_providers::{ClassifyLayer, OpenAi};
+use tollgate_ratelimit::algorithm::Quota;
+use tollgate_ratelimit::{Decision, Estimator, Limit, Limits, MemoryStore, OpenAiChat, Store};
+use tollgate_router::error::{ContextWindowTooSmall, NoDeployment};
+use tollgate_router::{Deployment, RouterLayer, Strategy};
+use tower::{Layer, Service, ServiceExt};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn per_minute(n: u64) -> Limits {
+    Limits::new([Limit::requests(Quota::per_minute(
+        NonZeroU64::new(n).unwrap(),
+    ))])
+}
+
+/// A chat request with `chars` of prompt and 100 tokens of output.
+fn chat(chars: usize) -> Request<BufferedBody> {
+    let body = format!(
+        r#"{{"model":"gpt-4o","max_tokens":100,"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(chars)
+    );
+    Request::post("https://api.openai.com/v1/chat/completions")
+        .body(BufferedBody::from(body))
+        .unwrap()
+}
+
+/// Fake provider accounts behind one transport, told apart by the bearer key: each has its
+/// own server-side quota (a token bucket, as the client's), answers 429 beyond it and 401 once
+/// revoked; every call is logged with the key, the model asked for and the time.
+#[derive(Clone)]
+struct Accounts {
+    quotas: Arc<HashMap<String, MemoryStore>>,
+    revoked_at: Arc<Mutex<HashMap<String, Duration>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
+    start: Instant,
+    latency: Arc<HashMap<String, Duration>>,
+}
+
+#[derive(Debug, Clone)]
+struct Call {
+    key: String,
+    model: String,
+    status: StatusCode,
+}
+
+impl Accounts {
+    fn new(keys: &[&str], quota: Option<u64>) -> Self {
+        Accounts {
+            quotas: Arc::new(
+                keys.iter()
+                    .filter_map(|k| Some((k.to_string(), MemoryStore::new(per_minute(quota?)))))
+                    .collect(),
+            ),
+            revoked_at: Arc::default(),
+            calls: Arc::default(),
+            start: Instant::now(),
+            latency: Arc::default(),
+        }
+    }
+
+    fn with_latency(mut self, latency: &[(&str, u64)]) -> Self {
+        self.latency = Arc::new(
+            latency
+                .iter()
+                .map(|&(k, ms)| (k.to_owned(), Duration::from_millis(ms)))
+                .collect(),
+        );
+        self
+    }
+
+    fn revoke(&self, key: &str, at: Duration) {
+        self.revoked_at.lock().unwrap().insert(key.to_owned(), at);
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn count(&self, key: &str, status: StatusCode) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.key == key && c.status == status)
+            .count()
+    }
+
+    fn answer(&self, request: &Request<BufferedBody>) -> (String, StatusCode) {
+        let key = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("")
+            .to_owned();
+        let now = self.start.elapsed();
+        let revoked = self.revoked_at.lock().unwrap().get(&key).copied();
+        let status = if revoked.is_some_and(|at| now >= at) {
+            StatusCode::UNAUTHORIZED
+        } else {
+            match self.quotas.get(&key) {
+                Some(store) => match store
+                    .admit(None, &Cost::requests(1), None, now)
+                    .into_inner()
+                    .unwrap()
+                {
+                    Decision::Admitted => StatusCode::OK,
+                    _ => StatusCode::TOO_MANY_REQUESTS,
+                },
+                None => StatusCode::OK,
+            }
+        };
+        (key, status)
+    }
+}
+
+impl Service<Request<BufferedBody>> for Accounts {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<String>, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        let (key, status) = self.answer(&request);
+        let model = serde_json_model(request.body().bytes());
+        self.calls.lock().unwrap().push(Call {
+            key: key.clone(),
+            model,
+            status,
+        });
+        let latency = self.latency.get(&key).copied().unwrap_or_default();
+        Box::pin(async move {
+            time::sleep(latency).await;
+            let body = match status {
+                StatusCode::UNAUTHORIZED => {
+                    r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#
+                }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    r#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#
+                }
+                _ => r#"{"choices":[]}"#,
+            };
+            Ok(Response::builder()
+                .status(status)
+                .body(body.to_owned())
+                .unwrap())
+        })
+    }
+}
+
+/// The `model` field of a JSON body.
+fn serde_json_model(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.split(r#""model":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn key(name: &str) -> Deployment {
+    Deployment::new(name).rewrite(Credentials::bearer(name).unwrap())
+}
+
+/// Three keys of 500 requests per minute each serve 1,500 requests per minute, a steady
+/// stream for two minutes, with no 429: round-robin gives each key every third request.
+#[tokio::test(start_paused = true)]
+async fn three_keys_serve_the_sum_of_their_quotas_without_a_429() {
+    let keys = ["a", "b", "c"];
+    let accounts = Accounts::new(&keys, Some(500));
+    let router = RouterLayer::new(keys.map(|k| key(k).limits(per_minute(500)))).unwrap();
+    let client = ClassifyLayer::new(OpenAi::new()).layer(accounts.clone());
+    let client = router.layer(client);
+    let start = Instant::now();
+    let mut pending = Vec::new();
+    for _ in 0..3_000 {
+        pending.push(tokio::spawn(client.clone().oneshot(chat(100))));
+        time::sleep(Duration::from_millis(40)).await; // 1,500 a minute
+    }
+    for request in pending {
+        let response = request.await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // Never a wait: the last request was sent, and answered, at 119.96 s.
+    assert_eq!(start.elapsed(), Duration::from_millis(120_000));
+    for k in keys {
+        assert_eq!(accounts.count(k, StatusCode::OK), 1_000, "key {k}");
+        assert_eq!(accounts.count(k, StatusCode::TOO_MANY_REQUESTS), 0);
+    }
+}
+
+/// Collects the router's events.
+#[derive(Default)]
+struct Events(Mutex<Vec<String>>);
+
+impl Observer for Events {
+    fn observe(&self, event: &Event<'_>) {
+        if let Event::DeploymentEjected {
+            deployment,
+            class,
+            duration,
+        } = event
+        {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{deployment} out: {class:?} for {duration:?}"));
+        }
+    }
+}
+
+/// A key revoked mid-run answers one 401: that request goes on to another key at once, the
+/// key leaves the rotation for the configured time, and no request is lost.
+#[tokio::test(start_paused = true)]
+async fn a_revoked_key_loses_no_request() {
+    let keys = ["a", "b", "c"];
+    let accounts = Accounts::new(&keys, Some(500));
+    accounts.revoke("b", secs(30));
+    let router = RouterLayer::new(keys.map(|k| key(k).limits(per_minute(500))))
+        .unwrap()
+        .eject_for(secs(600));
+    let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(accounts.clone()));
+    let events = Arc::new(Events::default());
+    for _ in 0..1_200 {
+        let mut request = chat(100);
+        request
+            .extensions_mut()
+            .insert(Observe::new(Arc::clone(&events) as Arc<dyn Observer>));
+        let response = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        time::sleep(Duration::from_millis(50)).await; // 1,200 a minute
+    }
+    assert_eq!(accounts.count("b", StatusCode::UNAUTHORIZED), 1);
+    assert_eq!(*events.0.lock().unwrap(), ["b out: Unauthorized for 600s"]);
+    // Before 30 s, every third request went to b; after, a and c shared everything.
+    let b_ok = accounts.count("b", StatusCode::OK);
+    assert_eq!(b_ok, 200);
+    assert_eq!(
+        accounts.count("a", StatusCode::OK) + accounts.count("c", StatusCode::OK),
+        1_200 - b_ok
+    );
+    assert_eq!(accounts.count("a", StatusCode::TOO_MANY_REQUESTS), 0);
+    assert_eq!(accounts.count("c", StatusCode::TOO_MANY_REQUESTS), 0);
+}
+
+/// A prompt too long for gpt-4o (128K) goes to the gpt-4.1 deployment (1M), before anything
+/// is sent; one too long for both fails at once with both sizes.
+#[tokio::test(start_paused = true)]
+async fn the_context_window_check_picks_the_larger_model() {
+    let accounts = Accounts::new(&[], None);
+    let router = RouterLayer::new([
+        Deployment::new("small").model("gpt-4o"),
+        Deployment::new("large").model("gpt-4.1"),
+    ])
+    .unwrap();
+    let client = router.layer(accounts.clone());
+
+    // 600,000 characters: 150,000 tokens of prompt, and 100 of output.
+    for _ in 0..3 {
+        client.clone().oneshot(chat(600_000)).await.unwrap();
+    }
+    // Short prompts still take turns.
+    for _ in 0..2 {
+        client.clone().oneshot(chat(100)).await.unwrap();
+    }
+    let models: Vec<String> = accounts.calls().into_iter().map(|c| c.model).collect();
+    assert_eq!(models[..3], ["gpt-4.1", "gpt-4.1", "gpt-4.1"]);
+    let mut short = models[3..].to_vec();
+    short.sort();
+    assert_eq!(short, ["gpt-4.1", "gpt-4o"]);
+
+    // 5,000,000 characters: some 1.25M tokens, more than any window here.
+    let huge = chat(5_000_000);
+    let needed = OpenAiChat::new().estimate(&huge).get(Dimension::Tokens);
+    assert!(needed > 1_250_000);
+    let error = client.clone().oneshot(huge).await.unwrap_err();
+    let too_small = error.downcast_ref::<ContextWindowTooSmall>().unwrap();
+    assert_eq!(
+        (too_small.needed(), too_small.largest()),
+        (needed, 1_047_576)
+    );
+    assert_eq!(accounts.calls().len(), 5, "never sent");
+}
+
+/// The order each strategy sends ten requests in, to deployments a, b (and c).
+async fn order(strategy: Strategy, deployments: Vec<Deployment>, accounts: &Accounts) -> String {
+    let router = RouterLayer::new(deployments)
+        .unwrap()
+        .with_strategy(strategy);
+    let client = router.layer(accounts.clone());
+    for _ in 0..10 {
+        client.clone().oneshot(chat(100)).await.unwrap();
+    }
+    accounts.calls().iter().map(|c| c.key.as_str()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn round_robin_takes_turns() {
+    let accounts = Accounts::new(&[], None);
+    let order = order(
+        Strategy::RoundRobin,
+        vec![key("a"), key("b"), key("c")],
+        &accounts,
+    )
+    .await;
+    assert_eq!(order, "abcabcabca");
+}
+
+#[tokio::test(start_paused = true)]
+async fn weighted_spreads_by_weight() {
+    let accounts = Accounts::new(&[], None);
+    let three = NonZeroU32::new(3).unwrap();
+    let order = order(
+        Strategy::Weighted,
+        vec![key("a").weight(three), key("b")],
+        &accounts,
+    )
+    .await;
+    assert_eq!(order, "aabaaabaaa");
+}
+
+/// Least-loaded: the key with the most headroom, so a quota of 10 and one of 20 fill up
+/// together — 10 and 20 of 30 requests sent at once, none waiting.
+#[tokio::test(start_paused = true)]
+async fn least_loaded_follows_headroom() {
+    let accounts = Accounts::new(&[], None);
+    let router = RouterLayer::new([
+        key("a").limits(per_minute(10)),
+        key("b").limits(per_minute(20)),
+    ])
+    .unwrap()
+    .with_strategy(Strategy::LeastLoaded);
+    let client = router.layer(accounts.clone());
+    let start = Instant::now();
+    for _ in 0..30 {
+        client.clone().oneshot(chat(100)).await.unwrap();
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(accounts.count("a", StatusCode::OK), 10);
+    assert_eq!(accounts.count("b", StatusCode::OK), 20);
+    let order: String = accounts.calls().iter().map(|c| c.key.as_str()).collect();
+    assert!(order.starts_with("bab"), "{order}");
+}
+
+/// Latency-aware: once both are measured, the faster deployment takes everything sent one at
+/// a time.
+#[tokio::test(start_paused = true)]
+async fn latency_aware_prefers_the_faster() {
+    let accounts = Accounts::new(&[], None).with_latency(&[("a", 100), ("b", 10)]);
+    let order = order(Strategy::LatencyAware, vec![key("a"), key("b")], &accounts).await;
+    assert_eq!(order, "abbbbbbbbb");
+}
+
+/// When no deployment can take a request now, it waits in the quota of the one free soonest,
+/// within its deadline and the router's maximum wait; beyond, it fails at once with the wait.
+#[tokio::test(start_paused = true)]
+async fn waits_for_the_soonest_within_the_deadline_or_refuses() {
+    let accounts = Accounts::new(&[], None);
+    let router = RouterLayer::new([
+        key("a").limits(per_minute(1)),
+        key("b").limits(per_minute(2)),
+    ])
+    .unwrap()
+    .with_max_wait(secs(40));
+    let client = router.layer(accounts.clone());
+    for _ in 0..3 {
+        client.clone().oneshot(chat(100)).await.unwrap();
+    }
+    // a is free again in 60 s, b in 30 s: beyond the request's deadline of 10 s.
+    let mut request = chat(100);
+    request.extensions_mut().insert(Deadline::after(secs(10)));
+    let error = client.clone().oneshot(request).await.unwrap_err();
+    let refused = error.downcast_ref::<NoDeployment>().unwrap();
+    assert_eq!(refused.retry_after(), Some(secs(30)));
+    assert_eq!(accounts.calls().len(), 3);
+
+    // Within the router's 40 s, it waits in b's queue and goes at 30 s.
+    let start = Instant::now();
+    client.clone().oneshot(chat(100)).await.unwrap();
+    assert_eq!(start.elapsed(), secs(30));
+    assert_eq!(accounts.calls().last().unwrap().key, "b");
+}
+
+/// Construction errors are typed, and the router's errors never carry a key.
+#[test]
+fn bad_configurations_are_refused() {
+    use tollgate_router::error::BuildError;
+    assert_eq!(
+        RouterLayer::new(Vec::new()).unwrap_err(),
+        BuildError::NoDeployments
+    );
+    assert_eq!(
+        RouterLayer::new([key("a"), key("a")]).unwrap_err(),
+        BuildError::DuplicateName("a".to_owned())
+    );
+    let many = (0..65).map(|i| Deployment::new(&i.to_string()));
+    assert_eq!(
+        RouterLayer::new(many).unwrap_err(),
+        BuildError::TooManyDeployments(65)
+    );
+}
+
+/// A rejected quota also takes a key out of rotation; an error class the router does not act
+/// on comes back unchanged.
+#[tokio::test(start_paused = true)]
+async fn other_failures_come_back() {
+    let failing = tower::service_fn(|_: Request<BufferedBody>| async {
+        Ok::<_, BoxError>(
+            Response::builder()
+                .status(400)
+                .body(
+                    r#"{"error":{"message":"bad","type":"invalid_request_error","code":null}}"#
+                        .to_owned(),
+                )
+                .unwrap(),
+        )
+    });
+    let router = RouterLayer::new([key("a"), key("b")]).unwrap();
+    let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(failing));
+    let response = client.oneshot(chat(100)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let verdict = tollgate_core::Verdict::of_response(&response).unwrap();
+    assert_eq!(verdict.class(), Some(ErrorClass::BadRequest));
+}
