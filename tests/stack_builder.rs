@@ -1,7 +1,8 @@
 //! `tollgate::stack::StackBuilder`: the ready stack retries as the provider asks, falls back to
 //! the next provider rewritten for it, sends a prompt too long for the model to the
-//! context-window chain, holds requests to the preset's or the given limits, and never shows a
-//! key. A stand-in transport answers like OpenAI and logs what it was sent; time is tokio's
+//! context-window chain, holds requests to the preset's or the given limits, spreads a
+//! provider's several keys (each with its own quota, a rejected one left out), and never shows
+//! a key. A stand-in transport answers like OpenAI and logs what it was sent; time is tokio's
 //! paused clock.
 
 #![cfg(feature = "stack")]
@@ -13,13 +14,16 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use support::{OVERLOADED, RATE_LIMITED, Seen, TOO_LONG, Wire, answer, ms, ok, steady};
+use support::{
+    INVALID_KEY, OVERLOADED, RATE_LIMITED, Seen, TOO_LONG, Wire, answer, ms, ok, steady,
+};
 use tollgate::body::BufferedBody;
 use tollgate::fallback::AllTargetsFailed;
 use tollgate::metrics::MetricsLayer;
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::presets::{AnthropicModel, GeminiModel, GeminiPlan, OpenAiTier};
 use tollgate::ratelimit::{Limit, Limits};
+use tollgate::router::Strategy;
 use tollgate::stack::{Provider, ProviderKind, RewriteFailed, Stack, StackBuilder, StackError};
 use tower::ServiceExt;
 
@@ -327,6 +331,134 @@ async fn a_body_that_is_not_json_is_refused() {
     assert!(wire.seen().is_empty());
 }
 
+/// OpenAI with three keys, two requests a minute each.
+fn pool() -> Provider {
+    openai()
+        .api_keys(["sk-a", "sk-b", "sk-c"])
+        .limits(Limits::new([Limit::requests(Quota::per_minute(n(2)))]))
+}
+
+/// The keys the transport saw, in order.
+fn keys_seen(wire: &Wire) -> Vec<String> {
+    wire.seen()
+        .into_iter()
+        .map(|s| s.authorization.unwrap())
+        .collect()
+}
+
+/// Three keys of two requests a minute serve six requests at once, each key twice in turn;
+/// the seventh waits 30 s for the first key's quota. Every request has the provider's
+/// endpoint and model.
+#[tokio::test(start_paused = true)]
+async fn several_keys_are_spread_round_robin_each_with_its_own_quota() {
+    let wire = Wire::new().script("api.openai.com", (0..7).map(|_| ok()).collect());
+    let stack = StackBuilder::new(pool()).build(wire.clone()).unwrap();
+    for _ in 0..6 {
+        let response = stack.clone().oneshot(chat()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(wire.times(), vec![ms(0); 6]);
+    assert_eq!(
+        keys_seen(&wire),
+        ["Bearer sk-a", "Bearer sk-b", "Bearer sk-c"].repeat(2)
+    );
+    stack.clone().oneshot(chat()).await.unwrap();
+    assert_eq!(
+        wire.seen()[6],
+        seen(ms(30_000), OPENAI_URI, "Bearer sk-a", "gpt-4o")
+    );
+}
+
+/// A key answering 401 (`invalid_api_key`) is passed over at once: the request goes to the
+/// next key and succeeds, and the rejected key is not used again.
+#[tokio::test(start_paused = true)]
+async fn a_rejected_key_is_passed_over_and_left_out() {
+    let wire = Wire::new()
+        .script_key(
+            "api.openai.com",
+            "Bearer sk-b",
+            vec![answer(401, &[], INVALID_KEY)],
+        )
+        .script("api.openai.com", (0..7).map(|_| ok()).collect());
+    let provider = openai().api_keys(["sk-a", "sk-b", "sk-c"]);
+    let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+    for _ in 0..7 {
+        let response = stack.clone().oneshot(chat()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, r#"{"choices":[]}"#);
+    }
+    let log = wire.seen();
+    assert_eq!(log.len(), 8, "{log:?}");
+    assert_eq!(
+        log[..3],
+        [
+            seen(ms(0), OPENAI_URI, "Bearer sk-a", "gpt-4o"),
+            seen(ms(0), OPENAI_URI, "Bearer sk-b", "gpt-4o"),
+            seen(ms(0), OPENAI_URI, "Bearer sk-c", "gpt-4o"),
+        ]
+    );
+    let keys = keys_seen(&wire);
+    assert_eq!(keys.iter().filter(|k| *k == "Bearer sk-b").count(), 1);
+    assert!(keys[3..].contains(&"Bearer sk-a".to_owned()));
+    assert!(keys[3..].contains(&"Bearer sk-c".to_owned()));
+}
+
+/// Without limits or breaker, keys are still spread (each key gets the default breaker);
+/// Azure's keys go in `api-key`; any strategy builds.
+#[tokio::test(start_paused = true)]
+async fn several_keys_without_limits_or_breaker() {
+    let host = "example.openai.azure.com";
+    let wire = Wire::new().script(host, (0..4).map(|_| ok()).collect());
+    let provider =
+        Provider::azure_openai("https://example.openai.azure.com/openai/deployments/gpt-4o")
+            .api_keys(["az-1", "az-2"])
+            .no_rate_limit()
+            .no_circuit_breaker();
+    let stack = StackBuilder::new(provider.clone())
+        .build(wire.clone())
+        .unwrap();
+    for _ in 0..4 {
+        stack.clone().oneshot(chat()).await.unwrap();
+    }
+    let keys: Vec<_> = wire
+        .seen()
+        .into_iter()
+        .map(|s| s.api_key.unwrap())
+        .collect();
+    assert_eq!(keys, ["az-1", "az-2", "az-1", "az-2"]);
+    for strategy in [
+        Strategy::RoundRobin,
+        Strategy::Weighted,
+        Strategy::LeastLoaded,
+        Strategy::LatencyAware,
+    ] {
+        let wire = Wire::new().script(host, vec![ok()]);
+        let stack = StackBuilder::new(provider.clone().routing(strategy))
+            .build(wire.clone())
+            .unwrap();
+        stack.oneshot(chat()).await.unwrap();
+        assert_eq!(wire.seen().len(), 1);
+    }
+}
+
+/// One key given as a list is the same provider, and the same stack, as `api_key`; `routing`
+/// makes no difference to it.
+#[tokio::test(start_paused = true)]
+async fn one_key_in_a_list_is_one_key() {
+    assert_eq!(openai().api_keys(["sk-openai"]), openai());
+    let wire = Wire::new().script("api.openai.com", vec![ok()]);
+    let provider = openai()
+        .api_keys(["sk-openai"])
+        .routing(Strategy::LeastLoaded);
+    let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+    stack.oneshot(chat()).await.unwrap();
+    assert_eq!(
+        wire.seen(),
+        [seen(ms(0), OPENAI_URI, "Bearer sk-openai", "gpt-4o")]
+    );
+}
+
 #[test]
 fn build_errors_say_which_provider_and_what() {
     let build = |builder: StackBuilder| builder.build(Wire::new()).unwrap_err();
@@ -363,6 +495,20 @@ fn build_errors_say_which_provider_and_what() {
             build(StackBuilder::new(openai()).fallback(openai().api_key("sk-other"))),
             r#"two different providers are named "openai/gpt-4o": name one of them otherwise"#,
         ),
+        (
+            build(StackBuilder::new(openai().api_keys([
+                "sk-good",
+                "sk-bad\nkey",
+                "sk-fine",
+            ]))),
+            r#"provider "openai/gpt-4o": the API key is empty or not a valid header value"#,
+        ),
+        (
+            build(StackBuilder::new(
+                openai().api_keys((0..65).map(|i| format!("sk-bad-{i}"))),
+            )),
+            r#"provider "openai/gpt-4o": 65 API keys; a provider's router spreads at most 64"#,
+        ),
     ];
     for (error, expected) in cases {
         assert_eq!(error.to_string(), expected);
@@ -372,6 +518,19 @@ fn build_errors_say_which_provider_and_what() {
         build(StackBuilder::new(Provider::groq().api_key(""))),
         StackError::InvalidApiKey { .. }
     ));
+    assert!(matches!(
+        build(StackBuilder::new(Provider::groq().api_keys(["sk-1", ""]))),
+        StackError::InvalidApiKey { .. }
+    ));
+    let error = build(StackBuilder::new(
+        Provider::groq().api_keys((0..65).map(|i| format!("sk-{i}"))),
+    ));
+    assert!(matches!(&error, StackError::Router { provider, .. } if provider == "groq"));
+    assert!(std::error::Error::source(&error).is_some());
+    // 64 keys are fine.
+    StackBuilder::new(Provider::groq().api_keys((0..64).map(|i| format!("sk-{i}"))))
+        .build(Wire::new())
+        .unwrap();
 }
 
 /// The same provider in two chains is one stack, and an equal copy is accepted.
@@ -402,6 +561,27 @@ fn keys_never_show() {
         assert!(!text.contains("sk-ant"), "{text}");
     }
     assert!(format!("{provider:?}").contains(r#"api_key: Some("<redacted>")"#));
+
+    // Several keys: each redacted, none shown, in the provider, builder or stack.
+    let pool = pool().routing(Strategy::LeastLoaded);
+    let builder = StackBuilder::new(pool.clone()).fallback(anthropic());
+    let stack = builder.clone().build(Wire::new()).unwrap();
+    for text in [
+        format!("{pool:?}"),
+        format!("{pool:#?}"),
+        format!("{builder:?}"),
+        format!("{stack:?}"),
+    ] {
+        for key in ["sk-a", "sk-b", "sk-c", "sk-openai"] {
+            assert!(!text.contains(key), "{text}");
+        }
+    }
+    assert!(
+        format!("{pool:?}").contains(
+            r#"api_keys: ["<redacted>", "<redacted>", "<redacted>"], routing: LeastLoaded"#
+        ),
+        "{pool:?}"
+    );
 }
 
 /// Over a real HTTP client and server: hyper-util's legacy client as the transport, an axum

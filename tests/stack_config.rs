@@ -1,6 +1,7 @@
 //! `tollgate::stack::StackConfig`: the sample configuration parses and builds; a configured
-//! stack behaves exactly as the same stack built in code; every kind of invalid configuration
-//! is refused with an error naming the field; and no key ever shows. A stand-in transport
+//! stack behaves exactly as the same stack built in code, a provider with several keys too;
+//! every kind of invalid configuration is refused with an error naming the field; and no key
+//! ever shows. A stand-in transport
 //! answers like OpenAI and logs what it was sent; time is tokio's paused clock.
 
 #![cfg(feature = "stack")]
@@ -10,8 +11,11 @@ mod support;
 use http::{Request, StatusCode};
 use support::{OVERLOADED, RATE_LIMITED, Seen, TOO_LONG, Wire, answer, ms, ok, steady};
 use tollgate::body::BufferedBody;
+use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::presets::{AnthropicModel, OpenAiTier};
+use tollgate::ratelimit::{Limit, Limits};
 use tollgate::retry::RetryPolicy;
+use tollgate::router::Strategy;
 use tollgate::stack::{ConfigError, Provider, StackBuilder, StackConfig};
 use tower::ServiceExt;
 
@@ -232,6 +236,205 @@ async fn a_configured_stack_behaves_as_the_built_one() {
     );
 }
 
+const POOL: &str = r#"
+[[providers]]
+name = "openai"
+kind = "openai"
+api_key_envs = ["OPENAI_KEY_A", "OPENAI_KEY_B", "OPENAI_KEY_C"]
+routing = "round-robin"
+model = "gpt-4o"
+limits = { requests_per_minute = 2 }
+retry = { base_delay = "500ms", max_delay = "8s", jitter = "none" }
+
+[stack]
+primary = "openai"
+"#;
+
+/// The builder's equivalent of `POOL`, without its keys.
+fn pool_provider() -> Provider {
+    Provider::new(tollgate::stack::ProviderKind::OpenAi)
+        .name("openai")
+        .model("gpt-4o")
+        .limits(Limits::new([Limit::requests(Quota::per_minute(
+            std::num::NonZeroU64::new(2).unwrap(),
+        ))]))
+        .retry(steady())
+        .routing(Strategy::RoundRobin)
+}
+
+/// Seven requests: six at once over three keys of two a minute, the seventh 30 s later.
+async fn run_pool(stack: tollgate::stack::Stack, wire: &Wire) -> Vec<Seen> {
+    for _ in 0..7 {
+        let response = stack.clone().oneshot(chat()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    wire.seen()
+}
+
+/// `api_key_envs` reads one key per variable, spread as `routing` says: the same stack as
+/// `api_keys` in code.
+#[tokio::test(start_paused = true)]
+async fn several_key_variables_build_the_same_stack() {
+    let config = StackConfig::from_toml(POOL).unwrap();
+    assert_eq!(config.primary(), &pool_provider());
+    let script = || Wire::new().script("api.openai.com", (0..7).map(|_| ok()).collect());
+
+    let wire = script();
+    let stack = config
+        .to_builder_with_env(env)
+        .unwrap()
+        .build(wire.clone())
+        .unwrap();
+    let configured = run_pool(stack, &wire).await;
+
+    let wire = script();
+    let keys = [
+        "secret-openai_key_a",
+        "secret-openai_key_b",
+        "secret-openai_key_c",
+    ];
+    let stack = StackBuilder::new(pool_provider().api_keys(keys))
+        .build(wire.clone())
+        .unwrap();
+    let built = run_pool(stack, &wire).await;
+    assert_eq!(configured, built);
+
+    let seen = |at, key: &str| Seen {
+        at,
+        uri: "https://api.openai.com/v1/chat/completions".to_owned(),
+        authorization: Some(format!("Bearer secret-openai_key_{key}")),
+        api_key: None,
+        model: Some("gpt-4o".to_owned()),
+    };
+    assert_eq!(
+        configured,
+        [
+            seen(ms(0), "a"),
+            seen(ms(0), "b"),
+            seen(ms(0), "c"),
+            seen(ms(0), "a"),
+            seen(ms(0), "b"),
+            seen(ms(0), "c"),
+            seen(ms(30_000), "a"),
+        ]
+    );
+}
+
+/// Every routing name, and a list of one variable, which is `api_key_env`.
+#[test]
+fn routing_names_and_a_list_of_one() {
+    for (name, strategy) in [
+        ("round-robin", Strategy::RoundRobin),
+        ("weighted", Strategy::Weighted),
+        ("least-loaded", Strategy::LeastLoaded),
+        ("latency-aware", Strategy::LatencyAware),
+    ] {
+        let text = POOL.replace("round-robin", name);
+        let config = StackConfig::from_toml(&text).unwrap();
+        assert_eq!(config.primary(), &pool_provider().routing(strategy));
+        config
+            .to_builder_with_env(env)
+            .unwrap()
+            .build(Wire::new())
+            .unwrap();
+    }
+    let one = |extra: &str| {
+        StackConfig::from_toml(&one_provider(extra))
+            .unwrap()
+            .to_builder_with_env(env)
+            .unwrap()
+            .build(Wire::new())
+            .unwrap()
+    };
+    let list = format!("{:?}", one("api_key_envs = [\"OPENAI_API_KEY\"]"));
+    assert_eq!(
+        list,
+        format!("{:?}", one("api_key_env = \"OPENAI_API_KEY\""))
+    );
+    let builder = StackConfig::from_toml(&one_provider("api_key_envs = [\"OPENAI_API_KEY\"]"))
+        .unwrap()
+        .to_builder_with_env(env)
+        .unwrap();
+    let expected = StackBuilder::new(
+        Provider::new(tollgate::stack::ProviderKind::OpenAi)
+            .name("openai")
+            .api_key("secret-openai_api_key"),
+    );
+    assert_eq!(format!("{builder:?}"), format!("{expected:?}"));
+}
+
+/// The sample's commented provider with several keys, uncommented, is valid.
+#[test]
+fn the_samples_commented_key_pool_is_valid() {
+    let start = SAMPLE
+        .find("# [[providers]]\n# name = \"openai-pool\"")
+        .unwrap();
+    let end = SAMPLE[start..].find("\n\n").unwrap() + start;
+    let block: String = SAMPLE[start..end]
+        .lines()
+        .filter(|line| !line.starts_with("#  "))
+        .map(|line| line.strip_prefix("# ").unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = format!("{SAMPLE}\n{block}\n").replace(
+        r#"fallback = ["anthropic", "deepseek"]"#,
+        r#"fallback = ["anthropic", "deepseek", "openai-pool"]"#,
+    );
+    let config = StackConfig::from_toml(&text).unwrap();
+    let pool = config
+        .providers()
+        .find(|p| p.label() == "openai-pool")
+        .unwrap();
+    assert_eq!(
+        pool,
+        &Provider::openai(OpenAiTier::Tier3)
+            .name("openai-pool")
+            .model("gpt-4o")
+            .routing(Strategy::LeastLoaded)
+            .breaker(
+                tollgate::circuit_breaker::BreakerConfig::default().with_trip(
+                    tollgate::circuit_breaker::Trip::ConsecutiveFailures(
+                        std::num::NonZeroU32::new(5).unwrap()
+                    )
+                )
+            )
+    );
+    let stack = config
+        .to_builder_with_env(env)
+        .unwrap()
+        .build(Wire::new())
+        .unwrap();
+    assert_eq!(stack.fallback(), ["anthropic", "deepseek", "openai-pool"]);
+}
+
+/// Each variable of `api_key_envs` is read, and a missing one is named by its place.
+#[test]
+fn a_missing_key_variable_names_its_place() {
+    let config = StackConfig::from_toml(POOL).unwrap();
+    let error = config
+        .to_builder_with_env(|name| (name != "OPENAI_KEY_B").then(|| env(name).unwrap()))
+        .unwrap_err();
+    assert!(matches!(error, ConfigError::MissingEnv { .. }));
+    assert_eq!(error.field(), Some("providers[0].api_key_envs[1]"));
+    assert_eq!(
+        error.to_string(),
+        "providers[0].api_key_envs[1]: environment variable OPENAI_KEY_B is not set"
+    );
+    let error = config
+        .to_builder_with_env(|name| {
+            Some(if name == "OPENAI_KEY_C" {
+                String::new()
+            } else {
+                env(name).unwrap()
+            })
+        })
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "providers[0].api_key_envs[2]: the key in environment variable OPENAI_KEY_C is empty or not a valid header value"
+    );
+}
+
 /// A configured stack built with `build` reads the process environment.
 #[test]
 fn a_missing_variable_names_the_field_and_the_variable() {
@@ -293,7 +496,7 @@ fn invalid_configurations_name_the_field() {
         ),
         (
             one_provider("modle = \"gpt-4o\""),
-            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key`, `api_version`, `model`, `max_in_flight`, `limits`, `retry`, `breaker`",
+            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `max_in_flight`, `limits`, `retry`, `breaker`",
         ),
         (
             one_provider("") + "fallbacks = [\"openai\"]\n",
@@ -391,6 +594,44 @@ fn invalid_configurations_name_the_field() {
             "[[providers]]\nname = \"openai\"\nkind = \"openai\"\nmodel = \"gpt-4o\n".to_owned(),
             "line 4, column 16: invalid basic string",
         ),
+        (
+            one_provider("api_key_env = \"OPENAI_API_KEY\"\napi_key_envs = [\"OPENAI_KEY_A\"]"),
+            "providers[0].api_key_envs: give either api_key_env (one key) or api_key_envs (several), not both",
+        ),
+        (
+            one_provider("api_key_envs = []"),
+            "providers[0].api_key_envs: must name at least one environment variable",
+        ),
+        (
+            one_provider("api_key_envs = \"OPENAI_KEY_A\""),
+            r#"providers[0].api_key_envs: must be a list of environment variable names, like ["OPENAI_KEY_A", "OPENAI_KEY_B"]"#,
+        ),
+        (
+            one_provider("api_key_envs = [\"OPENAI_KEY_A\", 3]"),
+            "providers[0].api_key_envs[1]: must be the name of an environment variable (a string)",
+        ),
+        (
+            one_provider("api_key_envs = [\"OPENAI_KEY_A\", \"OPENAI_KEY_A\"]"),
+            "providers[0].api_key_envs[1]: variable OPENAI_KEY_A is listed twice (also api_key_envs[0])",
+        ),
+        (
+            one_provider(&format!(
+                "api_key_envs = [{}]",
+                (0..65)
+                    .map(|i| format!("\"KEY_{i}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            "providers[0].api_key_envs: 65 variables; a provider spreads at most 64 keys",
+        ),
+        (
+            POOL.replace("round-robin", "fastest"),
+            r#"providers[0].routing: unknown routing "fastest"; expected one of round-robin, weighted, least-loaded, latency-aware"#,
+        ),
+        (
+            one_provider("routing = 1"),
+            "providers[0].routing: invalid type: integer `1`, expected a string",
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(parse_error(&text), expected, "for:\n{text}");
@@ -411,6 +652,14 @@ fn keys_never_show() {
         (
             format!("api_key_env = \"{key}\""),
             "providers[0].api_key_env: must be the name of an environment variable (letters, digits and _), not the key itself",
+        ),
+        (
+            format!("api_key_envs = [\"OPENAI_KEY_A\", \"{key}\"]"),
+            "providers[0].api_key_envs[1]: must be the name of an environment variable (letters, digits and _), not the key itself",
+        ),
+        (
+            format!("api_key_envs = \"{key}\""),
+            r#"providers[0].api_key_envs: must be a list of environment variable names, like ["OPENAI_KEY_A", "OPENAI_KEY_B"]"#,
         ),
     ] {
         let error = StackConfig::from_toml(&one_provider(&extra)).unwrap_err();
@@ -445,6 +694,24 @@ fn keys_never_show() {
         error.to_string(),
         "providers[0].api_key_env: the key in environment variable OPENAI_API_KEY is empty or not a valid header value"
     );
+    assert!(!format!("{error:?}").contains(key));
+
+    // Several keys from the environment: in no Debug output, nor in an error.
+    let config = StackConfig::from_toml(POOL).unwrap();
+    let secret = |name: &str| Some(format!("{key}-{name}"));
+    let builder = config.to_builder_with_env(secret).unwrap();
+    let stack = builder.clone().build(Wire::new()).unwrap();
+    for text in [
+        format!("{config:?}"),
+        format!("{builder:?}"),
+        format!("{stack:?}"),
+    ] {
+        assert!(!text.contains(key), "{text}");
+    }
+    let error = config
+        .to_builder_with_env(|name| Some(format!("{key}-{name}\n")))
+        .unwrap_err();
+    assert!(!error.to_string().contains(key), "{error}");
     assert!(!format!("{error:?}").contains(key));
 }
 

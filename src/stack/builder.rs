@@ -7,8 +7,9 @@ use tollgate_concurrency::ConcurrencyLayer;
 use tollgate_fallback::{FallbackLayer, FallbackPolicy, Target};
 use tollgate_metrics::MetricsLayer;
 use tollgate_providers::ClassifyLayer;
-use tollgate_ratelimit::{ByModel, OpenAiChat, RateLimitLayer};
+use tollgate_ratelimit::{ByModel, Limits, OpenAiChat, RateLimitLayer};
 use tollgate_retry::RetryLayer;
+use tollgate_router::{Deployment, RouterLayer};
 use tower::Layer;
 
 use super::error::StackError;
@@ -25,6 +26,11 @@ use super::service::{Description, Erased, Stack, StackBody, Transport};
 /// the [fallbacks](Self::fallback) in order, and sends a prompt too long for the context
 /// window to the [context-window chain](Self::context_window_fallback). Without fallbacks or
 /// context-window chain there is no `FallbackLayer`: the primary's own errors come out.
+///
+/// A provider with several [API keys](Provider::api_keys) has a `RouterLayer` in place of its
+/// breaker and rate limit: one deployment per key, each with the key's credentials, its own
+/// breaker and its own copy of the provider's limits (see
+/// [Several API keys](Provider#several-api-keys)).
 ///
 /// Providers with the same [`label`](Provider::label) share one stack — one quota, one
 /// breaker — and must be equal.
@@ -92,8 +98,8 @@ impl StackBuilder {
     /// # Errors
     ///
     /// [`StackError`] when a provider cannot be reached as configured: no or an invalid base
-    /// URL, an invalid API key, a zero concurrency cap, or two different providers sharing a
-    /// name.
+    /// URL, an invalid API key, more than 64 keys, a zero concurrency cap, or two different
+    /// providers sharing a name.
     pub fn build<T: Transport>(self, transport: T) -> Result<Stack, StackError> {
         // One stack per distinct provider, shared by every chain it appears in.
         let mut built: Vec<(Provider, Erased)> = Vec::new();
@@ -153,14 +159,18 @@ impl StackBuilder {
 }
 
 /// One provider's stack: rewrites, retry, breaker, rate limit, concurrency, classify,
-/// transport.
+/// transport; with several keys, a router over them in place of the breaker and rate limit.
 fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Erased, StackError> {
     let rewrites = provider.rewrites()?;
+    let keys = provider.key_credentials()?;
     let classified = ClassifyLayer::new(provider.kind().classifier()).layer(transport);
     let wire = match provider.max_in_flight_limit() {
         Some(max) => Erased::boxing_body(ConcurrencyLayer::new(max).layer(classified)),
         None => Erased::boxing_body(classified),
     };
+    if !keys.is_empty() {
+        return with_router(provider, rewrites, keys, wire);
+    }
     Ok(match provider.limits_ref() {
         Some(limits) => {
             let layer = RateLimitLayer::new(limits.clone())
@@ -170,6 +180,39 @@ fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Era
         }
         None => with_breaker(provider, rewrites, wire),
     })
+}
+
+/// `wire` under a router over the provider's keys — one deployment each, with the key's
+/// credentials, the provider's limits and breaker — and retries, rewriting each request for
+/// the provider (endpoint, model) first. Without a breaker, each key gets the default one: the
+/// router passes over a failing key by its breaker.
+fn with_router(
+    provider: &Provider,
+    rewrites: super::provider::Rewrites,
+    keys: Vec<tollgate_fallback::Credentials>,
+    wire: Erased,
+) -> Result<Erased, StackError> {
+    let label = provider.label();
+    let limits = provider
+        .limits_ref()
+        .cloned()
+        .unwrap_or_else(|| Limits::new([]));
+    let breaker = provider.breaker_config().cloned().unwrap_or_default();
+    let deployments = keys.into_iter().enumerate().map(|(i, credentials)| {
+        Deployment::new(&format!("{label}/key-{i}"))
+            .rewrite(credentials)
+            .limits(limits.clone())
+            .breaker(breaker.clone())
+    });
+    let router = RouterLayer::new(deployments)
+        .map_err(|error| StackError::Router {
+            provider: label,
+            error,
+        })?
+        .with_strategy(provider.routing_strategy())
+        .with_estimator(OpenAiChat::new());
+    let retry = RetryLayer::new(provider.retry_policy().clone());
+    Ok(Erased::rewriting(rewrites, retry.layer(router.layer(wire))))
 }
 
 /// `service`, under `metrics` if any, erased once.

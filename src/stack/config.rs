@@ -17,6 +17,7 @@ use tollgate_ratelimit::presets::{
 };
 use tollgate_ratelimit::{AlgorithmKind, Limit, Limits};
 use tollgate_retry::{Backoff, Jitter, RetryPolicy};
+use tollgate_router::Strategy;
 
 use super::builder::StackBuilder;
 use super::error::StackError;
@@ -49,6 +50,9 @@ struct RawProvider {
     kind: String,
     base_url: Option<String>,
     api_key_env: Option<String>,
+    /// Checked by hand: serde's messages would quote a key pasted here as a string.
+    api_key_envs: Option<toml::Value>,
+    routing: Option<String>,
     /// Refused with a message that does not quote it.
     api_key: Option<IgnoredAny>,
     api_version: Option<String>,
@@ -104,8 +108,9 @@ struct RawBreaker {
 /// [`Stack`] as [`StackBuilder`].
 ///
 /// [`from_toml`](Self::from_toml) checks everything but the environment; the API keys are read
-/// from the variables named by `api_key_env` when the stack is built, and never kept in the
-/// configuration. `examples/stack.toml` in the repository is a complete, commented sample.
+/// from the variables named by `api_key_env` (or `api_key_envs`) when the stack is built, and
+/// never kept in the configuration. `examples/stack.toml` in the repository is a complete,
+/// commented sample.
 ///
 /// # Format
 ///
@@ -117,6 +122,11 @@ struct RawBreaker {
 /// base_url = "https://api.openai.com"   # default: the kind's; required for azure-openai and
 ///                                       #   openai-compatible
 /// api_key_env = "OPENAI_API_KEY"        # the NAME of the variable holding the key
+/// # api_key_envs = ["OPENAI_KEY_A", "OPENAI_KEY_B"]   # instead of api_key_env: several keys
+///                                       #   (at most 64), each with its own limits and
+///                                       #   breaker, spread by a router
+/// # routing = "round-robin"             # with api_key_envs: round-robin (default), weighted,
+///                                       #   least-loaded, latency-aware
 /// model = "gpt-4o"                      # sets the body's "model"
 /// max_in_flight = 100                   # concurrency cap; default none
 /// # api_version = "2024-10-21"          # azure-openai only
@@ -158,9 +168,16 @@ struct RawBreaker {
 /// `anthropic-sonnet-4`, `anthropic-haiku-4`; `gemini-{free,pay-as-you-go,enterprise}-{pro,flash}`;
 /// `deepseek-{starter,basic,standard,enterprise}`; `none`.
 ///
+/// With `api_key_envs`, each variable holds one key of the provider, and the provider's stack
+/// spreads its requests over them as `routing` says, each key with its own copy of
+/// `[providers.limits]` and `[providers.breaker]` (the default breaker when `preset = "none"`);
+/// see [Several API keys](Provider#several-api-keys). `weighted` weighs every key 1, so it
+/// spreads evenly. A list of one is the same as `api_key_env`; `routing` is ignored with one
+/// key.
+///
 /// Every key is checked: an unknown one is an error, and so is `api_key` (keys do not belong in
 /// files). Errors name the field: `providers[1].limits.requests_per_minute: must be greater
-/// than 0`.
+/// than 0`, `providers[0].api_key_envs[2]: environment variable OPENAI_KEY_C is not set`.
 ///
 /// See the [module docs](super) for an example.
 #[derive(Debug, Clone)]
@@ -171,11 +188,22 @@ pub struct StackConfig {
     context_window: Vec<usize>,
 }
 
-/// One provider of the configuration, without its key.
+/// One provider of the configuration, without its keys.
 #[derive(Debug, Clone)]
 struct Configured {
     provider: Provider,
-    api_key_env: Option<String>,
+    keys: KeyVariables,
+}
+
+/// Where a provider's keys are read from: the variables' names, never the keys.
+#[derive(Debug, Clone)]
+enum KeyVariables {
+    /// No key: requests keep the caller's credentials.
+    None,
+    /// `api_key_env`.
+    One(String),
+    /// `api_key_envs`.
+    Many(Vec<String>),
 }
 
 impl StackConfig {
@@ -212,14 +240,14 @@ impl StackConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::MissingEnv`] when a variable named by `api_key_env` is not set (or not
-    /// Unicode); [`ConfigError::Invalid`] when its value cannot be a header.
+    /// [`ConfigError::MissingEnv`] when a variable named by `api_key_env` or `api_key_envs` is
+    /// not set (or not Unicode); [`ConfigError::Invalid`] when its value cannot be a header.
     pub fn to_builder(&self) -> Result<StackBuilder, ConfigError> {
         self.to_builder_with_env(|name| std::env::var(name).ok())
     }
 
-    /// As [`to_builder`](Self::to_builder), reading each `api_key_env` variable with `env`
-    /// instead of the process environment (a secret store, a test).
+    /// As [`to_builder`](Self::to_builder), reading each `api_key_env` and `api_key_envs`
+    /// variable with `env` instead of the process environment (a secret store, a test).
     ///
     /// # Errors
     ///
@@ -230,23 +258,39 @@ impl StackConfig {
     ) -> Result<StackBuilder, ConfigError> {
         let provider = |index: usize| -> Result<Provider, ConfigError> {
             let configured = &self.providers[index];
-            let Some(variable) = &configured.api_key_env else {
-                return Ok(configured.provider.clone());
+            // The key in `variable`, checked; `field` names where the variable was given.
+            let read = |field: String, variable: &String| -> Result<String, ConfigError> {
+                let key = env(variable).ok_or_else(|| ConfigError::MissingEnv {
+                    field: field.clone(),
+                    variable: variable.clone(),
+                })?;
+                if credentials(configured.provider.kind(), &key).is_none() {
+                    return Err(ConfigError::Invalid {
+                        field,
+                        reason: format!(
+                            "the key in environment variable {variable} is empty or not a valid header value"
+                        ),
+                    });
+                }
+                Ok(key)
             };
-            let field = format!("providers[{index}].api_key_env");
-            let key = env(variable).ok_or_else(|| ConfigError::MissingEnv {
-                field: field.clone(),
-                variable: variable.clone(),
-            })?;
-            if credentials(configured.provider.kind(), &key).is_none() {
-                return Err(ConfigError::Invalid {
-                    field,
-                    reason: format!(
-                        "the key in environment variable {variable} is empty or not a valid header value"
-                    ),
-                });
-            }
-            Ok(configured.provider.clone().api_key(key))
+            let provider = configured.provider.clone();
+            Ok(match &configured.keys {
+                KeyVariables::None => provider,
+                KeyVariables::One(variable) => {
+                    provider.api_key(read(format!("providers[{index}].api_key_env"), variable)?)
+                }
+                KeyVariables::Many(variables) => {
+                    let keys = variables
+                        .iter()
+                        .enumerate()
+                        .map(|(j, variable)| {
+                            read(format!("providers[{index}].api_key_envs[{j}]"), variable)
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    provider.api_keys(keys)
+                }
+            })
         };
         let mut builder = StackBuilder::new(provider(self.primary)?);
         for &index in &self.fallback {
@@ -335,9 +379,10 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
-    /// The environment variable an `api_key_env` names is not set (or not Unicode).
+    /// The environment variable an `api_key_env` or `api_key_envs` names is not set (or not
+    /// Unicode).
     MissingEnv {
-        /// The field's path: `providers[0].api_key_env`.
+        /// The field's path: `providers[0].api_key_env`, `providers[0].api_key_envs[1]`.
         field: String,
         /// The variable's name.
         variable: String,
@@ -580,19 +625,9 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
     if let Some(version) = raw.api_version {
         provider = provider.api_version(version);
     }
-    if let Some(variable) = &raw.api_key_env {
-        let is_name = !variable.is_empty()
-            && !variable.starts_with(|c: char| c.is_ascii_digit())
-            && variable
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !is_name {
-            // Not quoted: a key pasted here by mistake must not end up in a log.
-            return Err(ConfigError::invalid(
-                field("api_key_env"),
-                "must be the name of an environment variable (letters, digits and _), not the key itself",
-            ));
-        }
+    let keys = key_variables(path, raw.api_key_env, raw.api_key_envs)?;
+    if let Some(routing) = &raw.routing {
+        provider = provider.routing(self::routing(&field("routing"), routing)?);
     }
     if let Some(model) = raw.model {
         if model.trim().is_empty() {
@@ -624,10 +659,110 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
             None => provider.no_circuit_breaker(),
         };
     }
-    Ok(Configured {
-        provider,
-        api_key_env: raw.api_key_env,
-    })
+    Ok(Configured { provider, keys })
+}
+
+/// Whether `variable` is the name of an environment variable; the error, at `field`, does not
+/// quote it: a key pasted there by mistake must not end up in a log.
+fn variable_name(field: String, variable: &str) -> Result<(), ConfigError> {
+    let is_name = !variable.is_empty()
+        && !variable.starts_with(|c: char| c.is_ascii_digit())
+        && variable
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_name {
+        return Err(ConfigError::invalid(
+            field,
+            "must be the name of an environment variable (letters, digits and _), not the key itself",
+        ));
+    }
+    Ok(())
+}
+
+/// The most keys a provider's router spreads.
+const MAX_KEYS: usize = 64;
+
+/// Where the provider at `path` reads its keys: `api_key_env` or `api_key_envs`, checked.
+fn key_variables(
+    path: &str,
+    one: Option<String>,
+    many: Option<toml::Value>,
+) -> Result<KeyVariables, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let list = match (one, many) {
+        (None, None) => return Ok(KeyVariables::None),
+        (Some(variable), None) => {
+            variable_name(field("api_key_env"), &variable)?;
+            return Ok(KeyVariables::One(variable));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                field("api_key_envs"),
+                "give either api_key_env (one key) or api_key_envs (several), not both",
+            ));
+        }
+        (None, Some(toml::Value::Array(list))) => list,
+        // Not quoted, nor its type named by serde: it may be a key.
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                field("api_key_envs"),
+                "must be a list of environment variable names, like [\"OPENAI_KEY_A\", \"OPENAI_KEY_B\"]",
+            ));
+        }
+    };
+    if list.is_empty() {
+        return Err(ConfigError::invalid(
+            field("api_key_envs"),
+            "must name at least one environment variable",
+        ));
+    }
+    if list.len() > MAX_KEYS {
+        return Err(ConfigError::invalid(
+            field("api_key_envs"),
+            format!(
+                "{} variables; a provider spreads at most {MAX_KEYS} keys",
+                list.len()
+            ),
+        ));
+    }
+    let mut variables: Vec<String> = Vec::with_capacity(list.len());
+    for (j, value) in list.into_iter().enumerate() {
+        let entry = format!("{path}.api_key_envs[{j}]");
+        let toml::Value::String(variable) = value else {
+            return Err(ConfigError::invalid(
+                entry,
+                "must be the name of an environment variable (a string)",
+            ));
+        };
+        variable_name(entry.clone(), &variable)?;
+        if let Some(earlier) = variables.iter().position(|v| *v == variable) {
+            return Err(ConfigError::invalid(
+                entry,
+                format!("variable {variable} is listed twice (also api_key_envs[{earlier}])"),
+            ));
+        }
+        variables.push(variable);
+    }
+    Ok(KeyVariables::Many(variables))
+}
+
+const ROUTINGS: &str = "round-robin, weighted, least-loaded, latency-aware";
+
+/// The strategy a `routing` name stands for.
+fn routing(field: &str, name: &str) -> Result<Strategy, ConfigError> {
+    match name {
+        "round-robin" => Ok(Strategy::RoundRobin),
+        "weighted" => Ok(Strategy::Weighted),
+        "least-loaded" => Ok(Strategy::LeastLoaded),
+        "latency-aware" => Ok(Strategy::LatencyAware),
+        other => Err(ConfigError::invalid(
+            field,
+            format!(
+                "unknown routing {:?}; expected one of {ROUTINGS}",
+                other.chars().take(64).collect::<String>()
+            ),
+        )),
+    }
 }
 
 const LIMIT_PRESETS: &str = "openai-tier-1 … openai-tier-5, anthropic-opus-4-7, anthropic-sonnet-4, \

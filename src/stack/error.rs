@@ -4,6 +4,7 @@
 use std::fmt;
 
 use tollgate_core::BoxError;
+use tollgate_router::error::BuildError;
 
 use super::provider::ProviderKind;
 
@@ -45,6 +46,14 @@ pub enum StackError {
         /// The name.
         name: String,
     },
+    /// A provider's [API keys](super::Provider::api_keys) cannot be spread by a router: more
+    /// than 64 of them ([`BuildError::TooManyDeployments`]).
+    Router {
+        /// The provider's name.
+        provider: String,
+        /// Why the router refused them.
+        error: BuildError,
+    },
 }
 
 impl fmt::Display for StackError {
@@ -76,11 +85,29 @@ impl fmt::Display for StackError {
                 f,
                 "two different providers are named {name:?}: name one of them otherwise"
             ),
+            StackError::Router {
+                provider,
+                error: BuildError::TooManyDeployments(count),
+            } => write!(
+                f,
+                "provider {provider:?}: {count} API keys; a provider's router spreads at most 64"
+            ),
+            StackError::Router { provider, error } => write!(
+                f,
+                "provider {provider:?}: cannot spread its API keys: {error}"
+            ),
         }
     }
 }
 
-impl std::error::Error for StackError {}
+impl std::error::Error for StackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StackError::Router { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// A request could not be rewritten for a provider: its body is not the JSON object whose
 /// `model` the provider's [`model`](super::Provider::model) replaces, or its path cannot go

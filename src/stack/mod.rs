@@ -5,7 +5,8 @@
 //!
 //! A [`Provider`] is one account and model: its [`ProviderKind`] (OpenAI, Azure OpenAI,
 //! Anthropic, DeepSeek, Gemini, Groq, Mistral, OpenRouter or any OpenAI-compatible server),
-//! base URL, API key, model, limits, retry policy, circuit breaker and concurrency cap. A
+//! base URL, API key (or several), model, limits, retry policy, circuit breaker and
+//! concurrency cap. A
 //! [`StackBuilder`] puts a primary provider, fallbacks and a context-window chain together,
 //! as the [`ordering`](crate::ordering) page says, outermost first:
 //!
@@ -22,6 +23,12 @@
 //! transport                    your HTTP client, cloned once per provider
 //! ```
 //!
+//! A provider with several API keys ([`Provider::api_keys`]) spreads its requests over them:
+//! its rewrites leave the credentials to a `RouterLayer` under its `RetryLayer`, which puts
+//! each key behind its own `CircuitBreakerLayer` and `RateLimitLayer` (the provider's limits,
+//! for each key) and passes over a key that is rejected or out of quota; see
+//! [Several API keys](Provider#several-api-keys).
+//!
 //! The result is a [`Stack`]: a cloneable `Send + Sync` service from
 //! `http::Request<BufferedBody>` to `http::Response<StackBody>`, to share between tasks.
 //!
@@ -35,7 +42,8 @@
 //!   ([`Endpoint`](crate::fallback::Endpoint)) — a base URL without a path keeps
 //!   `/v1/chat/completions`, one with a path replaces the `/v1` (see [`Provider`]);
 //! - the credentials to the provider's key ([`Credentials`](crate::fallback::Credentials)):
-//!   `authorization: Bearer <key>`, or `api-key: <key>` for Azure OpenAI;
+//!   `authorization: Bearer <key>`, or `api-key: <key>` for Azure OpenAI — with several keys,
+//!   to the one the router chose;
 //! - the body's `model` to the provider's ([`SetModel`](crate::fallback::SetModel)).
 //!
 //! Anthropic is reached through its OpenAI-compatible endpoint
@@ -158,10 +166,12 @@
 //!
 //! # Keys
 //!
-//! An API key given to [`Provider::api_key`] (or read from `api_key_env`) is sent as a
-//! sensitive header value and never appears in the `Debug` output of [`Provider`],
-//! [`StackBuilder`], [`StackConfig`] or [`Stack`], nor in a [`StackError`] or [`ConfigError`].
-//! A configuration file cannot hold a key: an `api_key` field is refused.
+//! An API key given to [`Provider::api_key`] or [`Provider::api_keys`] (or read from
+//! `api_key_env` or `api_key_envs`) is sent as a sensitive header value and never appears in
+//! the `Debug` output of [`Provider`], [`StackBuilder`], [`StackConfig`] or [`Stack`], nor in
+//! a [`StackError`] or [`ConfigError`]; the router names each key by its place,
+//! `<provider>/key-<i>`. A configuration file cannot hold a key: an `api_key` field is
+//! refused.
 //!
 //! # Cost
 //!

@@ -11,6 +11,7 @@ use tollgate_ratelimit::presets::{
     AnthropicModel, DeepSeekLevel, GeminiModel, GeminiPlan, OpenAiTier,
 };
 use tollgate_retry::RetryPolicy;
+use tollgate_router::Strategy;
 
 use super::error::StackError;
 
@@ -198,7 +199,8 @@ impl fmt::Debug for ApiKey {
 /// per-provider layers in front of it — retry, circuit breaker, rate limit, concurrency cap,
 /// classifier.
 ///
-/// The key given to [`api_key`](Self::api_key) never appears in `Debug` output or in errors.
+/// The keys given to [`api_key`](Self::api_key) or [`api_keys`](Self::api_keys) never appear
+/// in `Debug` output or in errors.
 ///
 /// # Defaults
 ///
@@ -207,6 +209,7 @@ impl fmt::Debug for ApiKey {
 /// | name | [`name`](Self::name), else `kind/model` (`openai/gpt-4o`), else the kind's name |
 /// | base URL | the kind's ([`ProviderKind::default_base_url`]) |
 /// | API key | none: requests keep the credential headers the caller set |
+/// | routing over several keys | [`Strategy::RoundRobin`] |
 /// | model | none: the request's `model` is kept |
 /// | limits | the preset passed to the constructor ([`openai`](Self::openai), [`anthropic`](Self::anthropic), [`deepseek`](Self::deepseek), [`gemini`](Self::gemini)); none for the others |
 /// | retry | [`RetryPolicy::default()`] |
@@ -225,6 +228,42 @@ impl fmt::Debug for ApiKey {
 /// URL with a path is the API root, as the OpenAI SDKs' `base_url`, and replaces the `/v1`
 /// prefix (`https://api.groq.com/openai/v1` → `https://api.groq.com/openai/v1/chat/completions`,
 /// `…/v1beta/openai` → `…/v1beta/openai/chat/completions`).
+///
+/// # Several API keys
+///
+/// Given more than one key ([`api_keys`](Self::api_keys)), the provider's stack spreads its
+/// requests over them with a [`RouterLayer`](crate::router::RouterLayer), each key a deployment
+/// named `<label>/key-<i>` (from 0, in the order given; never the key) with its own copy of the
+/// provider's [limits](Self::limits) and [breaker](Self::breaker):
+///
+/// ```text
+/// rewrites                   endpoint, model (not the credentials)
+/// RetryLayer                 the provider's RetryPolicy
+/// RouterLayer                the routing strategy; per key: its credentials,
+///                            CircuitBreakerLayer, RateLimitLayer (the provider's limits)
+/// ConcurrencyLayer           (optional) max_in_flight, for all the keys together
+/// ClassifyLayer              the kind's classifier
+/// transport
+/// ```
+///
+/// - each key has its own quota, so the provider takes the sum of them. That holds for keys of
+///   different accounts: OpenAI, for one, counts its limits per organization and project, and
+///   keys of one project share them;
+/// - a request goes to a key that can take it now, as [`routing`](Self::routing) chooses
+///   (round-robin by default). When none can, it waits in the queue of the key free soonest,
+///   up to the router's maximum wait (60 s) or the request's deadline; beyond that it fails at
+///   once with [`NoDeployment`](crate::router::error::NoDeployment), which carries
+///   `retry_after` (a single key's limits wait as long as it takes);
+/// - a key that is rejected (401 `Unauthorized`, 403 `PermissionDenied`) or whose quota is
+///   spent (`QuotaExhausted`) is taken out of rotation for 5 minutes, and the request goes on to
+///   another key at once: the caller sees no error while a key is left;
+/// - each key's quota counts every model together (a single key's counts per model): give the
+///   provider a [`model`](Self::model);
+/// - with the breaker turned off ([`no_circuit_breaker`](Self::no_circuit_breaker)), each key
+///   still gets [`BreakerConfig::default()`]: the router needs one per key to pass over a
+///   failing key.
+///
+/// With one key (or none) there is no router, and [`routing`](Self::routing) is ignored.
 ///
 /// # Examples
 ///
@@ -246,7 +285,8 @@ pub struct Provider {
     name: Option<String>,
     kind: ProviderKind,
     base_url: Option<String>,
-    api_key: Option<ApiKey>,
+    api_keys: Vec<ApiKey>,
+    routing: Strategy,
     api_version: Option<String>,
     model: Option<String>,
     limits: Option<Limits>,
@@ -262,7 +302,8 @@ impl Provider {
             name: None,
             kind,
             base_url: None,
-            api_key: None,
+            api_keys: Vec::new(),
+            routing: Strategy::RoundRobin,
             api_version: None,
             model: None,
             limits: None,
@@ -345,7 +386,42 @@ impl Provider {
     /// errors.
     #[must_use]
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey(key.into()));
+        self.api_keys = vec![ApiKey(key.into())];
+        self
+    }
+
+    /// Authenticates with `keys`, all of the provider's, replacing any given before: one key
+    /// is [`api_key`](Self::api_key); several are spread by a router as
+    /// [`routing`](Self::routing) says, each with its own quota and breaker (see
+    /// [Several API keys](#several-api-keys)); none leaves the caller's credential headers.
+    /// At most 64, checked when the stack is built. Never shown in `Debug` output or errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::ratelimit::presets::OpenAiTier;
+    /// use tollgate::router::Strategy;
+    /// use tollgate::stack::Provider;
+    ///
+    /// let keys = ["sk-team-a", "sk-team-b", "sk-team-c"]; // in practice, from a secret store
+    /// let openai = Provider::openai(OpenAiTier::Tier3) // each key: Tier 3's limits
+    ///     .model("gpt-4o")
+    ///     .api_keys(keys)
+    ///     .routing(Strategy::LeastLoaded);
+    /// assert!(!format!("{openai:?}").contains("sk-team"));
+    /// ```
+    #[must_use]
+    pub fn api_keys(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.api_keys = keys.into_iter().map(|key| ApiKey(key.into())).collect();
+        self
+    }
+
+    /// How the router chooses a key for each request when there are several
+    /// ([`api_keys`](Self::api_keys)): [`Strategy::RoundRobin`] by default. Every key weighs
+    /// 1, so [`Strategy::Weighted`] spreads evenly. Ignored with one key or none.
+    #[must_use]
+    pub fn routing(mut self, strategy: Strategy) -> Self {
+        self.routing = strategy;
         self
     }
 
@@ -448,7 +524,27 @@ impl Provider {
         self.max_in_flight
     }
 
-    /// The request rewrites: endpoint, credentials, model.
+    pub(crate) fn routing_strategy(&self) -> Strategy {
+        self.routing
+    }
+
+    /// The credentials of each key, in order, when there are several; empty with one or none
+    /// (those go in [`rewrites`](Self::rewrites)).
+    pub(crate) fn key_credentials(&self) -> Result<Vec<Credentials>, StackError> {
+        if self.api_keys.len() < 2 {
+            return Ok(Vec::new());
+        }
+        self.api_keys
+            .iter()
+            .map(|ApiKey(key)| {
+                credentials(self.kind, key).ok_or_else(|| StackError::InvalidApiKey {
+                    provider: self.label(),
+                })
+            })
+            .collect()
+    }
+
+    /// The request rewrites: endpoint, credentials (with exactly one key), model.
     pub(crate) fn rewrites(&self) -> Result<Rewrites, StackError> {
         let provider = self.label();
         let base = self
@@ -467,9 +563,9 @@ impl Provider {
                     reason,
                 }
             })?;
-        let credentials = match &self.api_key {
-            None => None,
-            Some(ApiKey(key)) => {
+        let credentials = match self.api_keys.as_slice() {
+            [] | [_, _, ..] => None,
+            [ApiKey(key)] => {
                 Some(
                     credentials(self.kind, key).ok_or_else(|| StackError::InvalidApiKey {
                         provider: provider.clone(),
@@ -552,15 +648,20 @@ pub(crate) struct Rewrites {
 
 impl fmt::Debug for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Provider")
-            .field("name", &self.label())
+        let mut f = f.debug_struct("Provider");
+        f.field("name", &self.label())
             .field("kind", &self.kind)
             .field(
                 "base_url",
                 &self.base_url.as_deref().or(self.kind.default_base_url()),
-            )
-            .field("api_key", &self.api_key)
-            .field("api_version", &self.api_version)
+            );
+        // Each key shows as "<redacted>": how many there are, never what they are.
+        match self.api_keys.as_slice() {
+            [] => f.field("api_key", &None::<ApiKey>),
+            [key] => f.field("api_key", &Some(key)),
+            keys => f.field("api_keys", &keys).field("routing", &self.routing),
+        };
+        f.field("api_version", &self.api_version)
             .field("model", &self.model)
             .field("limits", &self.limits)
             .field("retry", &self.retry)

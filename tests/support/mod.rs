@@ -1,6 +1,6 @@
 //! Fixtures shared by the ready-stack tests (`stack_builder.rs`, `stack_config.rs`): a
-//! stand-in transport, [`Wire`], that answers from a script per host like OpenAI would and
-//! logs what it was sent, the error bodies it answers with, and a backoff without randomness.
+//! stand-in transport, [`Wire`], that answers from a script per host (or per host and
+//! credentials) like OpenAI would and logs what it was sent, the error bodies it answers with, and a backoff without randomness.
 //!
 //! Each test file is its own crate and includes this with `mod support;`.
 
@@ -28,6 +28,10 @@ pub(crate) const RATE_LIMITED: &str = r#"{"error":{"message":"Rate limit reached
 pub(crate) const OVERLOADED: &str = r#"{"error":{"message":"The server is overloaded","type":"server_error","code":"server_is_overloaded"}}"#;
 /// OpenAI's 400 body for a prompt longer than the model's context window.
 pub(crate) const TOO_LONG: &str = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+
+/// OpenAI's 401 body for a key it does not accept.
+#[allow(dead_code)] // not every test crate asks
+pub(crate) const INVALID_KEY: &str = r#"{"error":{"message":"Incorrect API key provided: sk-revo*****. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
 
 /// One scripted answer of the [`Wire`].
 pub(crate) type Answer = Box<dyn Fn() -> Response<Full<Bytes>> + Send + Sync>;
@@ -64,7 +68,8 @@ pub(crate) struct Seen {
     pub(crate) model: Option<String>,
 }
 
-/// A transport answering from a script per host, logging each request.
+/// A transport answering from a script per host, logging each request. A script for a host
+/// and credentials ([`script_key`](Wire::script_key)) comes before the host's.
 #[derive(Clone)]
 pub(crate) struct Wire {
     answers: Arc<Mutex<HashMap<String, VecDeque<Answer>>>>,
@@ -91,6 +96,13 @@ impl Wire {
             .or_default()
             .extend(answers);
         self
+    }
+
+    /// Answers the next requests to `host` sent with `credentials` (the `authorization` or
+    /// `api-key` header's value) with `answers`, in order, before the host's own script.
+    #[allow(dead_code)] // not every test crate asks
+    pub(crate) fn script_key(self, host: &str, credentials: &str, answers: Vec<Answer>) -> Self {
+        self.script(&format!("{host} {credentials}"), answers)
     }
 
     /// Every request sent so far.
@@ -132,12 +144,15 @@ impl Service<Request<BufferedBody>> for Wire {
             model,
         });
         let host = request.uri().host().unwrap_or_default().to_owned();
-        let answer = self
-            .answers
-            .lock()
-            .unwrap()
-            .get_mut(&host)
-            .and_then(VecDeque::pop_front)
+        let credentials = header("authorization").or_else(|| header("api-key"));
+        let mut answers = self.answers.lock().unwrap();
+        let for_key = credentials.and_then(|credentials| {
+            answers
+                .get_mut(&format!("{host} {credentials}"))
+                .and_then(VecDeque::pop_front)
+        });
+        let answer = for_key
+            .or_else(|| answers.get_mut(&host).and_then(VecDeque::pop_front))
             .unwrap_or_else(|| panic!("no answer scripted for {host}"));
         std::future::ready(Ok(answer()))
     }
