@@ -6,16 +6,31 @@
 use std::fmt;
 use std::time::Duration;
 
+use tollgate_core::{Classified, DelaySource, ErrorClass, RetryAdvice, Verdict};
+
 /// No deployment can take the request within its deadline (or the router's maximum wait):
 /// every one is out of rotation, open or out of quota. Nothing was sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its [`source`](std::error::Error::source) is a [`Classified`] with the verdict layers above
+/// act on — `RateLimited` for `retry_after` (a `LocalQuota` delay), to be tried elsewhere — so
+/// `FallbackLayer` moves to another provider when the wait is long, as after a provider's 429.
+#[derive(Debug)]
 pub struct NoDeployment {
     retry_after: Option<Duration>,
+    verdict: Classified,
 }
 
 impl NoDeployment {
-    pub(crate) const fn new(retry_after: Option<Duration>) -> Self {
-        NoDeployment { retry_after }
+    pub(crate) fn new(retry_after: Option<Duration>) -> Self {
+        let mut verdict =
+            Verdict::failure(ErrorClass::RateLimited).with_advice(RetryAdvice::Elsewhere);
+        if let Some(wait) = retry_after {
+            verdict = verdict.with_delay(wait, DelaySource::LocalQuota);
+        }
+        NoDeployment {
+            retry_after,
+            verdict: Classified::new(verdict, Reason("every deployment is busy")),
+        }
     }
 
     /// How long until the first deployment could take it; `None` when none ever can (the
@@ -37,19 +52,36 @@ impl fmt::Display for NoDeployment {
     }
 }
 
-impl std::error::Error for NoDeployment {}
+impl std::error::Error for NoDeployment {
+    /// The verdict: a rate limit, to be tried elsewhere.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.verdict)
+    }
+}
 
 /// The request's estimated input plus its requested output is more than the context window of
 /// every deployment's model, so it was not sent: it could only fail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its [`source`](std::error::Error::source) is a [`Classified`] with a
+/// `ContextWindowExceeded` verdict, so `FallbackLayer` sends the request to its context-window
+/// chain of larger-context models, as after the provider's own error.
+#[derive(Debug)]
 pub struct ContextWindowTooSmall {
     needed: u64,
     largest: u64,
+    verdict: Classified,
 }
 
 impl ContextWindowTooSmall {
-    pub(crate) const fn new(needed: u64, largest: u64) -> Self {
-        ContextWindowTooSmall { needed, largest }
+    pub(crate) fn new(needed: u64, largest: u64) -> Self {
+        ContextWindowTooSmall {
+            needed,
+            largest,
+            verdict: Classified::new(
+                Verdict::failure(ErrorClass::ContextWindowExceeded),
+                Reason("the prompt is too long for every deployment's model"),
+            ),
+        }
     }
 
     /// Tokens the request needs: its estimated input plus the output it asks for.
@@ -74,7 +106,24 @@ impl fmt::Display for ContextWindowTooSmall {
     }
 }
 
-impl std::error::Error for ContextWindowTooSmall {}
+impl std::error::Error for ContextWindowTooSmall {
+    /// The verdict: the context window is exceeded.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.verdict)
+    }
+}
+
+/// The innermost cause of a router's refusal, for its verdict's chain.
+#[derive(Debug)]
+struct Reason(&'static str);
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Reason {}
 
 /// A router that cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
