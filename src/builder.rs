@@ -86,6 +86,33 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         >,
     >;
 
+    /// Adds `layer`, a [`CacheLayer`](crate::CacheLayer), and above it a
+    /// [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that requests with any body are
+    /// buffered once and can be keyed. Put it under `metrics` and above everything that
+    /// spends quota.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::cache::{CacheConfig, CacheLayer};
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let builder = ServiceBuilder::new().cache(CacheLayer::new(CacheConfig::default()));
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    fn cache(
+        self,
+        layer: tollgate_cache::CacheLayer,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<
+            tollgate_cache::CacheLayer,
+            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        >,
+    >;
+
     /// Adds `layer`, a [`RouterLayer`](crate::RouterLayer) over its deployments (each with its
     /// own quota and breaker, over the service below), and above it a
     /// [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that requests with any body are
@@ -227,6 +254,20 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
     ) -> tower::ServiceBuilder<
         tower_layer::Stack<
             tollgate_fallback::FallbackLayer<S>,
+            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        >,
+    > {
+        self.layer(tollgate_core::body::BufferBodyLayer::new())
+            .layer(layer)
+    }
+
+    #[cfg(feature = "cache")]
+    fn cache(
+        self,
+        layer: tollgate_cache::CacheLayer,
+    ) -> tower::ServiceBuilder<
+        tower_layer::Stack<
+            tollgate_cache::CacheLayer,
             tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
         >,
     > {

@@ -27,10 +27,12 @@
 //!   adaptive caps;
 //! - `MetricsLayer` ([`metrics`]): what every request came to, through the `metrics` facade,
 //!   `tracing` and an in-process snapshot with alerts;
+//! - `CacheLayer` ([`cache`]): identical requests answered from a bounded cache, concurrent
+//!   ones coalesced into one upstream call;
 //! - ready stacks ([`stack`]): every layer in the documented order for provider presets, built
 //!   in code or from a TOML file.
 //!
-//! The cache layer follows. `tollgate-mock`, a mock provider server, backs the
+//! `tollgate-mock`, a mock provider server, backs the
 //! end-to-end tests and `examples/demo.rs`.
 //!
 //! # Example
@@ -108,6 +110,7 @@
 //! | `concurrency` | `ConcurrencyLayer` ([`concurrency`]) and [`ServiceBuilderExt::max_in_flight`] | yes (via `full`) |
 //! | `metrics` | `MetricsLayer` ([`metrics`]) and [`ServiceBuilderExt::metrics`] | yes (via `full`) |
 //! | `router` | `RouterLayer` ([`router`]) and [`ServiceBuilderExt::route`] | yes (via `full`) |
+//! | `cache` | `CacheLayer` ([`cache`]) and [`ServiceBuilderExt::cache`] | yes (via `full`) |
 //! | `stack` | Ready stacks for provider presets, built in code or from TOML ([`stack`]); every layer above, `serde` and `toml` | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
@@ -194,6 +197,19 @@ pub mod fallback {
 #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
 #[doc(inline)]
 pub use tollgate_fallback::FallbackLayer;
+
+/// Identical requests answered once: `CacheLayer` (from `tollgate-cache`).
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache {
+    #[doc(inline)]
+    pub use tollgate_cache::*;
+}
+
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+#[doc(inline)]
+pub use tollgate_cache::CacheLayer;
 
 /// Spread load over API keys and deployments, and route by context window: `RouterLayer`
 /// (from `tollgate-router`).

@@ -131,6 +131,15 @@ pub enum Event<'a> {
         /// For how long.
         duration: Duration,
     },
+    /// The cache answered, or did not answer, a cacheable request. Reported once per
+    /// cacheable request: `hit` when it was served from the cache, `coalesced` when it shared
+    /// another identical request's upstream call, neither when it went upstream (a miss).
+    CacheLookup {
+        /// Served from the cache: no upstream call.
+        hit: bool,
+        /// Served by another identical request's upstream call, made while it waited.
+        coalesced: bool,
+    },
 }
 
 /// Receives every [`Event`] of the requests it is attached to.

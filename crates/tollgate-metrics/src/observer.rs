@@ -145,6 +145,17 @@ impl Observer for RequestObserver {
                     "deployment taken out of rotation"
                 );
             }
+            Event::CacheLookup { hit, coalesced } => {
+                let outcome = match (hit, coalesced) {
+                    (true, _) => "hit",
+                    (false, true) => "coalesced",
+                    (false, false) => "miss",
+                };
+                metrics::counter!("tollgate_cache_requests_total",
+                    "provider" => provider, "route" => route, "outcome" => outcome)
+                .increment(1);
+                tracing::trace!(outcome, "cache lookup");
+            }
             Event::ConcurrencyWait { .. } => {
                 metrics::counter!("tollgate_concurrency_waits_total",
                     "provider" => provider, "route" => route)

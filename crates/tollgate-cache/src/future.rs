@@ -1,0 +1,376 @@
+//! [`ResponseFuture`]: a hit, a pass-through, a leader's call and read, or a follower's wait.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
+use pin_project_lite::pin_project;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tollgate_core::body::BufferedBody;
+use tollgate_core::observe::Observe;
+use tollgate_core::{BoxError, Verdict};
+use tower_service::Service;
+
+use crate::body::CacheBody;
+use crate::policy::CacheStatus;
+use crate::service::report_to;
+use crate::store::{Join, LeaderGuard, Miss, Outcome, Shared, Stored, mark};
+
+pin_project! {
+    /// The response future of [`Cache`](crate::Cache).
+    ///
+    /// A leader (the first of concurrent identical requests to miss) resolves once the
+    /// response's body has been read whole — or found not storable — so that it can be stored
+    /// and handed to the followers.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping a leader drops its upstream call; its followers look again, and one of them
+    /// becomes the next leader. Dropping a follower leaves the leader and the other followers
+    /// unaffected.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<http::Request<BufferedBody>>,
+    {
+        #[pin]
+        state: State<S::Future, B>,
+        miss: Option<Miss>,
+        shared: Option<Arc<Shared>>,
+        guard: Option<LeaderGuard>,
+        // A follower's: the service to go upstream with, the request, the observer.
+        service: Option<S>,
+        request: Option<http::Request<BufferedBody>>,
+        observe: Option<Observe>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Ready { response: Option<http::Response<CacheBody<B>>> },
+        Passthrough { #[pin] future: F },
+        Calling { #[pin] future: F },
+        Reading {
+            body: Option<Pin<Box<B>>>,
+            parts: Option<http::response::Parts>,
+            chunks: Vec<Bytes>,
+            len: usize,
+        },
+        Waiting { rx: oneshot::Receiver<Outcome> },
+        Readying,
+        Done,
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<http::Request<BufferedBody>>,
+{
+    fn with(state: State<S::Future, B>) -> Self {
+        ResponseFuture {
+            state,
+            miss: None,
+            shared: None,
+            guard: None,
+            service: None,
+            request: None,
+            observe: None,
+        }
+    }
+
+    pub(crate) fn ready(response: http::Response<CacheBody<B>>) -> Self {
+        Self::with(State::Ready {
+            response: Some(response),
+        })
+    }
+
+    pub(crate) fn passthrough(future: S::Future) -> Self {
+        Self::with(State::Passthrough { future })
+    }
+
+    pub(crate) fn leading(
+        future: S::Future,
+        guard: LeaderGuard,
+        miss: Miss,
+        shared: Arc<Shared>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            miss: Some(miss),
+            shared: Some(shared),
+            guard: Some(guard),
+            service: None,
+            request: None,
+            observe: None,
+        }
+    }
+
+    pub(crate) fn following(
+        rx: oneshot::Receiver<Outcome>,
+        service: S,
+        request: http::Request<BufferedBody>,
+        miss: Miss,
+        shared: Arc<Shared>,
+        observe: Option<Observe>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Waiting { rx },
+            miss: Some(miss),
+            shared: Some(shared),
+            guard: None,
+            service: Some(service),
+            request: Some(request),
+            observe,
+        }
+    }
+}
+
+impl<S, B> Future for ResponseFuture<S, B>
+where
+    S: Service<http::Request<BufferedBody>, Response = http::Response<B>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<http::Response<CacheBody<B>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Ready { response } => {
+                    let response = response.take();
+                    this.state.set(State::Done);
+                    if let Some(response) = response {
+                        return Poll::Ready(Ok(response));
+                    }
+                }
+                StateProj::Passthrough { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    this.state.set(State::Done);
+                    let mut response = response.map(CacheBody::upstream);
+                    response.extensions_mut().insert(CacheStatus::Bypass);
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Calling { future } => {
+                    let response = match ready!(future.poll(cx)) {
+                        Ok(response) => response,
+                        Err(error) => {
+                            this.state.set(State::Done);
+                            fail(this.guard);
+                            return Poll::Ready(Err(error));
+                        }
+                    };
+                    let max = this
+                        .shared
+                        .as_ref()
+                        .map_or(0, |s| s.config.max_entry_bytes.get());
+                    if !storable(&response, max) {
+                        this.state.set(State::Done);
+                        fail(this.guard);
+                        let mut response = response.map(CacheBody::upstream);
+                        mark(&mut response, CacheStatus::Miss);
+                        return Poll::Ready(Ok(response));
+                    }
+                    let (parts, body) = response.into_parts();
+                    this.state.set(State::Reading {
+                        body: Some(Box::pin(body)),
+                        parts: Some(parts),
+                        chunks: Vec::new(),
+                        len: 0,
+                    });
+                }
+                StateProj::Reading {
+                    body,
+                    parts,
+                    chunks,
+                    len,
+                } => {
+                    let max = this
+                        .shared
+                        .as_ref()
+                        .map_or(0, |s| s.config.max_entry_bytes.get());
+                    let Some(stream) = body.as_mut() else {
+                        this.state.set(State::Done);
+                        return Poll::Pending;
+                    };
+                    let (frame, error) = match ready!(stream.as_mut().poll_frame(cx)) {
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(data) => {
+                                *len = len.saturating_add(data.len());
+                                if !data.is_empty() {
+                                    chunks.push(data);
+                                }
+                                if *len <= max {
+                                    continue;
+                                }
+                                (None, None)
+                            }
+                            // Trailers cannot be stored.
+                            Err(frame) => (Some(frame), None),
+                        },
+                        Some(Err(error)) => (None, Some(error.into())),
+                        None => {
+                            let bytes = concat(std::mem::take(chunks), *len);
+                            let parts = parts.take();
+                            this.state.set(State::Done);
+                            let Some(parts) = parts else {
+                                return Poll::Pending;
+                            };
+                            let miss = this.miss.as_ref();
+                            let deterministic = miss.is_some_and(|m| m.deterministic);
+                            let stored = Arc::new(Stored::new(
+                                &parts,
+                                bytes.clone(),
+                                deterministic,
+                                Instant::now(),
+                            ));
+                            if let (Some(shared), Some(miss)) = (this.shared.as_ref(), miss) {
+                                shared.store(miss, Arc::clone(&stored));
+                            }
+                            if let Some(guard) = this.guard.take() {
+                                guard.finish(Outcome::Stored(stored));
+                            }
+                            let mut response =
+                                http::Response::from_parts(parts, CacheBody::stored(bytes));
+                            mark(&mut response, CacheStatus::Miss);
+                            return Poll::Ready(Ok(response));
+                        }
+                    };
+                    // Not storable after all: what was read, then the rest or the error.
+                    let mut prefix: VecDeque<Frame<Bytes>> =
+                        chunks.drain(..).map(Frame::data).collect();
+                    prefix.extend(frame);
+                    let rest = body.take();
+                    let parts = parts.take();
+                    this.state.set(State::Done);
+                    fail(this.guard);
+                    let (Some(rest), Some(parts)) = (rest, parts) else {
+                        return Poll::Pending;
+                    };
+                    let body = CacheBody::prefix(prefix, error, rest);
+                    let mut response = http::Response::from_parts(parts, body);
+                    mark(&mut response, CacheStatus::Miss);
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Waiting { rx } => {
+                    let outcome = ready!(Pin::new(rx).poll(cx));
+                    match outcome {
+                        Ok(Outcome::Stored(stored)) => {
+                            this.state.set(State::Done);
+                            if let Some(observe) = this.observe.as_ref() {
+                                report_to(observe, CacheStatus::Coalesced);
+                            }
+                            return Poll::Ready(Ok(stored.response(CacheStatus::Coalesced)));
+                        }
+                        // The leader's answer was not storable: go upstream alone, in parallel
+                        // with the other followers, rather than queue behind a new leader.
+                        Ok(Outcome::Failed) => {
+                            if let Some(observe) = this.observe.as_ref() {
+                                report_to(observe, CacheStatus::Miss);
+                            }
+                            this.state.set(State::Readying);
+                        }
+                        // The leader was dropped: look again.
+                        Err(_) => {
+                            let (Some(shared), Some(miss)) =
+                                (this.shared.as_ref(), this.miss.as_ref())
+                            else {
+                                this.state.set(State::Done);
+                                return Poll::Pending;
+                            };
+                            match shared.claim(miss) {
+                                Join::Hit(stored) => {
+                                    this.state.set(State::Done);
+                                    if let Some(observe) = this.observe.as_ref() {
+                                        report_to(observe, CacheStatus::Hit);
+                                    }
+                                    return Poll::Ready(Ok(stored.response(CacheStatus::Hit)));
+                                }
+                                Join::Lead(guard) => {
+                                    *this.guard = Some(guard);
+                                    if let Some(observe) = this.observe.as_ref() {
+                                        report_to(observe, CacheStatus::Miss);
+                                    }
+                                    this.state.set(State::Readying);
+                                }
+                                Join::Follow(rx) => this.state.set(State::Waiting { rx }),
+                            }
+                        }
+                    }
+                }
+                StateProj::Readying => {
+                    let Some(service) = this.service.as_mut() else {
+                        this.state.set(State::Done);
+                        return Poll::Pending;
+                    };
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
+                        this.state.set(State::Done);
+                        fail(this.guard);
+                        return Poll::Ready(Err(error));
+                    }
+                    let Some(request) = this.request.take() else {
+                        this.state.set(State::Done);
+                        return Poll::Pending;
+                    };
+                    let future = service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Done => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Hands the followers a failure: each goes upstream itself.
+fn fail(guard: &mut Option<LeaderGuard>) {
+    if let Some(guard) = guard.take() {
+        guard.finish(Outcome::Failed);
+    }
+}
+
+/// A successful response whose announced size fits, and whose verdict (if classified) is a
+/// success.
+fn storable<B: Body>(response: &http::Response<B>, max: usize) -> bool {
+    response.status().is_success()
+        && Verdict::of_response(response).is_none_or(|v| v.class().is_none())
+        && response.body().size_hint().lower() <= max as u64
+}
+
+fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
+    if chunks.len() <= 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(len);
+    for chunk in chunks {
+        out.extend_from_slice(&chunk);
+    }
+    out.freeze()
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<http::Request<BufferedBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Ready { .. } => "ready",
+            State::Passthrough { .. } => "passthrough",
+            State::Calling { .. } => "calling",
+            State::Reading { .. } => "reading",
+            State::Waiting { .. } => "waiting",
+            State::Readying => "readying",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("leader", &self.guard.is_some())
+            .finish_non_exhaustive()
+    }
+}
