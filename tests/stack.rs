@@ -359,3 +359,40 @@ async fn the_whole_stack_composes_and_reports() {
         "90 % of the quota used is a warning"
     );
 }
+
+/// The cache under metrics and above the quota: a hit spends no quota and never reaches the
+/// transport, and the snapshot counts hits and misses.
+#[tokio::test(start_paused = true)]
+async fn cache_hits_spend_no_quota_and_are_counted() {
+    use tollgate::cache::{CacheConfig, CacheLayer, CacheStatus};
+    use tollgate::metrics::MetricsLayer;
+    let transport = Script::new(vec![ok_with(&[]), ok_with(&[])]);
+    let (metrics, handle) = MetricsLayer::pair("openai");
+    let client = ServiceBuilder::new()
+        .metrics(metrics)
+        .cache(CacheLayer::new(CacheConfig::default()))
+        .rate_limits(Limits::new([Limit::requests(Quota::per_minute(n(1)))]))
+        .classify(OpenAi::new())
+        .service(transport.clone());
+    let opted_in = || {
+        let mut request = chat(10);
+        request
+            .headers_mut()
+            .insert("x-tollgate-cache", http::HeaderValue::from_static("on"));
+        request
+    };
+    let start = Instant::now();
+    let first = client.clone().oneshot(opted_in()).await.unwrap();
+    assert_eq!(CacheStatus::of(&first), Some(CacheStatus::Miss));
+    let second = client.clone().oneshot(opted_in()).await.unwrap();
+    assert_eq!(CacheStatus::of(&second), Some(CacheStatus::Hit));
+    assert_eq!(start.elapsed(), Duration::ZERO, "a hit waits for no quota");
+    // A different request waits a minute for the quota the hit did not spend.
+    client.clone().oneshot(chat(20)).await.unwrap();
+    assert_eq!(transport.arrived(), [Duration::ZERO, Duration::from_secs(60)]);
+    let snapshot = handle.snapshot();
+    assert_eq!(
+        (snapshot.requests, snapshot.cache_hits, snapshot.cache_misses),
+        (3, 1, 1)
+    );
+}

@@ -155,6 +155,9 @@ impl Observer for RequestObserver {
                     "provider" => provider, "route" => route, "outcome" => outcome)
                 .increment(1);
                 tracing::trace!(outcome, "cache lookup");
+                if let Some(stats) = &self.stats {
+                    stats.cache_lookup(hit, coalesced);
+                }
             }
             Event::ConcurrencyWait { .. } => {
                 metrics::counter!("tollgate_concurrency_waits_total",

@@ -39,6 +39,8 @@ struct Counts {
     output_tokens: u64,
     breaker_opens: VecDeque<Instant>,
     breaker_opens_total: u64,
+    /// Cache lookups: hits, coalesced, misses.
+    cache: [u64; 3],
     utilization: [Option<f64>; 4],
     limiter_utilization: [Option<f64>; 4],
     latency: Histogram<u64>,
@@ -63,6 +65,7 @@ impl Stats {
                 output_tokens: 0,
                 breaker_opens: VecDeque::new(),
                 breaker_opens_total: 0,
+                cache: [0; 3],
                 utilization: [None; 4],
                 limiter_utilization: [None; 4],
                 // Microseconds, up to an hour, three significant figures.
@@ -121,6 +124,18 @@ impl Stats {
         self.counts.lock().limiter_utilization[dimension.index()] = Some(used);
     }
 
+    /// A cacheable request was answered from the cache (`hit`), by another caller's upstream
+    /// call (`coalesced`), or went upstream itself.
+    pub(crate) fn cache_lookup(&self, hit: bool, coalesced: bool) {
+        let index = match (hit, coalesced) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        };
+        let mut counts = self.counts.lock();
+        counts.cache[index] = counts.cache[index].saturating_add(1);
+    }
+
     pub(crate) fn breaker_opened(&self) {
         let now = Instant::now();
         let mut counts = self.counts.lock();
@@ -162,6 +177,9 @@ impl Stats {
             input_tokens: counts.input_tokens,
             output_tokens: counts.output_tokens,
             breaker_opens: counts.breaker_opens_total,
+            cache_hits: counts.cache[0],
+            cache_coalesced: counts.cache[1],
+            cache_misses: counts.cache[2],
             breaker_opens_last_hour: opens_last_hour,
             utilization: counts.utilization,
             limiter_utilization: counts.limiter_utilization,
@@ -206,6 +224,12 @@ pub struct Snapshot {
     pub output_tokens: u64,
     /// Circuit breakers that opened.
     pub breaker_opens: u64,
+    /// Cacheable requests answered from the cache (`CacheLayer`).
+    pub cache_hits: u64,
+    /// Cacheable requests answered by an identical request's upstream call.
+    pub cache_coalesced: u64,
+    /// Cacheable requests that went upstream.
+    pub cache_misses: u64,
     /// Of which in the last hour.
     pub breaker_opens_last_hour: u64,
     /// The provider's quota used, per [`Dimension`] (index with `Dimension::index`), from the
@@ -374,6 +398,9 @@ mod tests {
             output_tokens: 0,
             breaker_opens: 0,
             breaker_opens_last_hour: 0,
+            cache_hits: 0,
+            cache_coalesced: 0,
+            cache_misses: 0,
             utilization: [None; 4],
             limiter_utilization: [None; 4],
             p50: Some(Duration::from_millis(300)),
