@@ -389,10 +389,17 @@ async fn cache_hits_spend_no_quota_and_are_counted() {
     assert_eq!(start.elapsed(), Duration::ZERO, "a hit waits for no quota");
     // A different request waits a minute for the quota the hit did not spend.
     client.clone().oneshot(chat(20)).await.unwrap();
-    assert_eq!(transport.arrived(), [Duration::ZERO, Duration::from_secs(60)]);
+    assert_eq!(
+        transport.arrived(),
+        [Duration::ZERO, Duration::from_secs(60)]
+    );
     let snapshot = handle.snapshot();
     assert_eq!(
-        (snapshot.requests, snapshot.cache_hits, snapshot.cache_misses),
+        (
+            snapshot.requests,
+            snapshot.cache_hits,
+            snapshot.cache_misses
+        ),
         (3, 1, 1)
     );
 }
