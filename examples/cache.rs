@@ -99,7 +99,10 @@ async fn main() -> Result<(), BoxError> {
     );
 
     println!("3. The first request again, from another caller:");
-    let response = client.clone().oneshot(chat(deterministic, "sk-bob")).await?;
+    let response = client
+        .clone()
+        .oneshot(chat(deterministic, "sk-bob"))
+        .await?;
     let status = CacheStatus::of(&response).map_or("—", CacheStatus::as_str);
     response.into_body().collect().await?;
     println!("   {status} (never served from another caller's entry)");
