@@ -1,8 +1,8 @@
 //! `tollgate::stack::StackBuilder`: the ready stack retries as the provider asks, falls back to
 //! the next provider rewritten for it, sends a prompt too long for the model to the
 //! context-window chain, holds requests to the preset's or the given limits, spreads a
-//! provider's several keys (each with its own quota, a rejected one left out), and never shows
-//! a key. A stand-in transport answers like OpenAI and logs what it was sent; time is tokio's
+//! provider's several keys (each with its own quota, a rejected one left out), answers
+//! identical opted-in requests from its cache without spending quota, and never shows a key. A stand-in transport answers like OpenAI and logs what it was sent; time is tokio's
 //! paused clock.
 
 #![cfg(feature = "stack")]
@@ -12,12 +12,15 @@ mod support;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use support::{
-    INVALID_KEY, OVERLOADED, RATE_LIMITED, Seen, TOO_LONG, Wire, answer, ms, ok, steady,
+    Answered, INVALID_KEY, OVERLOADED, RATE_LIMITED, Seen, TOO_LONG, Wire, answer, cache_scenario,
+    ms, ok, steady,
 };
 use tollgate::body::BufferedBody;
+use tollgate::cache::{CacheConfig, CacheLayer, CacheStatus};
 use tollgate::fallback::AllTargetsFailed;
 use tollgate::metrics::MetricsLayer;
 use tollgate::ratelimit::algorithm::Quota;
@@ -315,6 +318,122 @@ async fn one_stack_serves_many_tasks() {
         assert_eq!(task.await.unwrap().unwrap().status(), StatusCode::OK);
     }
     assert_eq!(wire.times(), vec![ms(0); 32]);
+}
+
+// ===== the cache =====
+
+const FIRST: &str = r#"{"id":"first","choices":[]}"#;
+const SECOND: &str = r#"{"id":"second","choices":[]}"#;
+
+/// How a request was answered: at `at`, with the `x-tollgate-cache` header `header` (and the
+/// same status), with `body`.
+fn answered(at: Duration, status: CacheStatus, body: &'static str) -> Answered {
+    let header = (status != CacheStatus::Bypass).then(|| status.as_str().to_owned());
+    Answered {
+        at,
+        header,
+        status: Some(status),
+        body: Bytes::from_static(body.as_bytes()),
+    }
+}
+
+/// One request a minute, and a cache: a second identical opted-in request is answered from
+/// the cache at once, without a call and without quota; a third, different one waits the
+/// minute out for the quota the first spent.
+#[tokio::test(start_paused = true)]
+async fn a_cached_answer_spends_no_quota() {
+    let wire = Wire::new().script(
+        "api.openai.com",
+        vec![answer(200, &[], FIRST), answer(200, &[], SECOND)],
+    );
+    let provider = openai().limits(Limits::new([Limit::requests(Quota::per_minute(n(1)))]));
+    let cache = CacheLayer::new(CacheConfig::default());
+    let handle = cache.handle();
+    let stack = StackBuilder::new(provider)
+        .cache(cache)
+        .build(wire.clone())
+        .unwrap();
+    let log = cache_scenario(&stack, &[("Hi", true), ("Hi", true), ("Bye", true)]).await;
+    assert_eq!(
+        log,
+        [
+            answered(ms(0), CacheStatus::Miss, FIRST),
+            answered(ms(0), CacheStatus::Hit, FIRST),
+            answered(ms(60_000), CacheStatus::Miss, SECOND),
+        ]
+    );
+    assert_eq!(wire.times(), [ms(0), ms(60_000)]);
+    // The stack's handle and the layer's are on one store: two responses, and the alias of
+    // the hit's body, whose keys were not in order.
+    let store = stack.cache().unwrap();
+    store.run_pending_tasks();
+    assert_eq!((store.entry_count(), handle.entry_count()), (3, 3));
+    assert!(format!("{stack:?}").contains("cache: true"));
+}
+
+/// Without the header, requests pass the cache by: each reaches the provider, and none is
+/// stored.
+#[tokio::test(start_paused = true)]
+async fn requests_that_do_not_opt_in_are_not_cached() {
+    let wire = Wire::new().script(
+        "api.openai.com",
+        vec![answer(200, &[], FIRST), answer(200, &[], SECOND)],
+    );
+    let stack = StackBuilder::new(openai())
+        .cache(CacheLayer::default())
+        .build(wire.clone())
+        .unwrap();
+    let log = cache_scenario(&stack, &[("Hi", false), ("Hi", false)]).await;
+    assert_eq!(
+        log,
+        [
+            answered(ms(0), CacheStatus::Bypass, FIRST),
+            answered(ms(0), CacheStatus::Bypass, SECOND),
+        ]
+    );
+    assert_eq!(wire.times(), [ms(0), ms(0)]);
+    let store = stack.cache().unwrap();
+    store.run_pending_tasks();
+    assert_eq!(store.entry_count(), 0);
+    // A stack without a cache has no handle, and no cache status on its responses.
+    let wire = Wire::new().script("api.openai.com", vec![ok()]);
+    let plain = StackBuilder::new(openai()).build(wire).unwrap();
+    assert!(plain.cache().is_none());
+    let log = cache_scenario(&plain, &[("Hi", true)]).await;
+    assert_eq!((log[0].header.as_deref(), log[0].status), (None, None));
+}
+
+/// The cache is above the fallback and under the metrics: the fallback's answer is stored,
+/// and a hit reaches neither provider but is counted as a request.
+#[tokio::test(start_paused = true)]
+async fn the_cache_sits_above_the_fallback_and_under_the_metrics() {
+    let overloaded = || answer(503, &[], OVERLOADED);
+    let wire = Wire::new()
+        .script(
+            "api.openai.com",
+            vec![overloaded(), overloaded(), overloaded()],
+        )
+        .script("api.anthropic.com", vec![answer(200, &[], FIRST)]);
+    let (metrics, handle) = MetricsLayer::pair("chat");
+    let stack = StackBuilder::new(openai())
+        .fallback(anthropic())
+        .cache(CacheLayer::default())
+        .metrics(metrics)
+        .build(wire.clone())
+        .unwrap();
+    let log = cache_scenario(&stack, &[("Hi", true), ("Hi", true)]).await;
+    assert_eq!(
+        log,
+        [
+            answered(ms(1_500), CacheStatus::Miss, FIRST),
+            answered(ms(1_500), CacheStatus::Hit, FIRST),
+        ]
+    );
+    assert_eq!(wire.seen().len(), 4); // three to OpenAI, one to Anthropic
+    let snapshot = handle.snapshot();
+    assert_eq!((snapshot.requests, snapshot.successes), (2, 2));
+    assert_eq!((snapshot.cache_hits, snapshot.cache_misses), (1, 1));
+    assert_eq!(snapshot.retries, 2);
 }
 
 /// A body the model rewrite cannot parse is refused before anything is sent.

@@ -1,5 +1,6 @@
 //! `tollgate::stack::StackConfig`: the sample configuration parses and builds; a configured
-//! stack behaves exactly as the same stack built in code, a provider with several keys too;
+//! stack behaves exactly as the same stack built in code, a provider with several keys and a
+//! `[stack.cache]` too;
 //! every kind of invalid configuration is refused with an error naming the field; and no key
 //! ever shows. A stand-in transport
 //! answers like OpenAI and logs what it was sent; time is tokio's paused clock.
@@ -8,9 +9,16 @@
 
 mod support;
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use http::{Request, StatusCode};
-use support::{OVERLOADED, RATE_LIMITED, Seen, TOO_LONG, Wire, answer, ms, ok, steady};
+use support::{
+    Answered, OVERLOADED, RATE_LIMITED, Seen, TOO_LONG, Wire, answer, cache_scenario, ms, ok,
+    steady,
+};
 use tollgate::body::BufferedBody;
+use tollgate::cache::{CacheConfig, CacheLayer, CacheStatus};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::presets::{AnthropicModel, OpenAiTier};
 use tollgate::ratelimit::{Limit, Limits};
@@ -500,7 +508,7 @@ fn invalid_configurations_name_the_field() {
         ),
         (
             one_provider("") + "fallbacks = [\"openai\"]\n",
-            "stack.fallbacks: unknown field `fallbacks`, expected one of `primary`, `fallback`, `context_window`",
+            "stack.fallbacks: unknown field `fallbacks`, expected one of `primary`, `fallback`, `context_window`, `cache`",
         ),
         (
             one_provider("") + "\n[metrics]\nenabled = true\n",
@@ -725,4 +733,239 @@ fn an_unreadable_file_says_which() {
             .starts_with("cannot read /nonexistent/stack.toml: "),
         "{error}"
     );
+}
+
+// ===== [stack.cache] =====
+
+const CACHED: &str = r#"
+[[providers]]
+name = "openai"
+kind = "openai"
+api_key_env = "OPENAI_API_KEY"
+model = "gpt-4o"
+limits = { requests_per_minute = 1 }
+
+[stack]
+primary = "openai"
+
+[stack.cache]
+ttl = "90s"
+max_entries = 100
+max_bytes = 65536
+max_entry_bytes = 4096
+deterministic = false
+shared_across_callers = true
+"#;
+
+/// The cache configuration `CACHED` declares.
+fn cached_config() -> CacheConfig {
+    CacheConfig::default()
+        .ttl(Duration::from_secs(90))
+        .max_entries(std::num::NonZeroU64::new(100).unwrap())
+        .max_bytes(std::num::NonZeroU64::new(65_536).unwrap())
+        .max_entry_bytes(std::num::NonZeroUsize::new(4_096).unwrap())
+        .shared_across_callers(true)
+}
+
+/// The builder's equivalent of `CACHED`.
+fn cached_builder() -> StackBuilder {
+    StackBuilder::new(
+        Provider::new(tollgate::stack::ProviderKind::OpenAi)
+            .name("openai")
+            .model("gpt-4o")
+            .api_key("secret-openai_api_key")
+            .limits(Limits::new([Limit::requests(Quota::per_minute(
+                std::num::NonZeroU64::new(1).unwrap(),
+            ))])),
+    )
+    .cache(CacheLayer::new(cached_config()))
+}
+
+const ANSWERS: [&str; 4] = [
+    r#"{"id":"1","choices":[]}"#,
+    r#"{"id":"2","choices":[]}"#,
+    r#"{"id":"3","choices":[]}"#,
+    r#"{"id":"4","choices":[]}"#,
+];
+
+/// One request a minute, a 90 s cache: a hit at once, a request that did not opt in waiting
+/// for the quota, a hit at 60 s, a different request waiting, and the first one again after
+/// its entry expired.
+async fn run_cached(stack: &tollgate::stack::Stack, wire: &Wire) -> Vec<Answered> {
+    let log = cache_scenario(
+        stack,
+        &[
+            ("Hi", true),
+            ("Hi", true),
+            ("Hi", false),
+            ("Hi", true),
+            ("Bye", true),
+            ("Hi", true),
+        ],
+    )
+    .await;
+    assert_eq!(wire.times(), [ms(0), ms(60_000), ms(120_000), ms(180_000)]);
+    log
+}
+
+fn cached_wire() -> Wire {
+    let answers = ANSWERS.iter().map(|body| answer(200, &[], body)).collect();
+    Wire::new().script("api.openai.com", answers)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configured_cache_behaves_as_the_built_one() {
+    let config = StackConfig::from_toml(CACHED).unwrap();
+    assert_eq!(
+        format!("{:?}", config.cache().unwrap()),
+        format!("{:?}", cached_config())
+    );
+    let builder = config.to_builder_with_env(env).unwrap();
+    assert_eq!(format!("{builder:?}"), format!("{:?}", cached_builder()));
+
+    let wire = cached_wire();
+    let configured = run_cached(&builder.build(wire.clone()).unwrap(), &wire).await;
+    let wire = cached_wire();
+    let built = run_cached(&cached_builder().build(wire.clone()).unwrap(), &wire).await;
+    assert_eq!(configured, built);
+
+    let answered = |at: u64, status: CacheStatus, body: usize| Answered {
+        at: ms(at),
+        header: (status != CacheStatus::Bypass).then(|| status.as_str().to_owned()),
+        status: Some(status),
+        body: Bytes::from_static(ANSWERS[body].as_bytes()),
+    };
+    assert_eq!(
+        configured,
+        [
+            answered(0, CacheStatus::Miss, 0),
+            answered(0, CacheStatus::Hit, 0),
+            answered(60_000, CacheStatus::Bypass, 1),
+            answered(60_000, CacheStatus::Hit, 0),
+            answered(120_000, CacheStatus::Miss, 2),
+            answered(180_000, CacheStatus::Miss, 3),
+        ]
+    );
+}
+
+/// Without `[stack.cache]` there is no cache; an empty one has the defaults, and each build
+/// has its own store.
+#[tokio::test(start_paused = true)]
+async fn an_empty_cache_table_has_the_defaults() {
+    let config = StackConfig::from_toml(&one_provider("")).unwrap();
+    assert!(config.cache().is_none());
+    assert!(config.build(Wire::new()).unwrap().cache().is_none());
+
+    let config = StackConfig::from_toml(&format!("{}[stack.cache]\n", one_provider(""))).unwrap();
+    assert_eq!(
+        format!("{:?}", config.cache().unwrap()),
+        format!("{:?}", CacheConfig::default())
+    );
+    let wire = Wire::new().script("api.openai.com", vec![ok(), ok()]);
+    let first = config.build(wire.clone()).unwrap();
+    let second = config.build(wire.clone()).unwrap();
+    cache_scenario(&first, &[("Hi", true)]).await;
+    let log = cache_scenario(&second, &[("Hi", true)]).await;
+    assert_eq!(log[0].status, Some(CacheStatus::Miss));
+    assert_eq!(wire.times(), [ms(0), ms(0)]);
+}
+
+/// The sample's commented `[stack.cache]`, uncommented, is valid and says the defaults.
+#[test]
+fn the_samples_commented_cache_is_valid() {
+    assert!(StackConfig::from_toml(SAMPLE).unwrap().cache().is_none());
+    let start = SAMPLE.find("# [stack.cache]").unwrap();
+    let end = SAMPLE[start..]
+        .find("\n\n")
+        .map_or(SAMPLE.len(), |end| end + start);
+    let block: String = SAMPLE[start..end]
+        .lines()
+        .filter(|line| !line.starts_with("#  "))
+        .map(|line| line.strip_prefix("# ").unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = StackConfig::from_toml(&format!("{SAMPLE}\n{block}\n")).unwrap();
+    assert_eq!(
+        format!("{:?}", config.cache().unwrap()),
+        format!("{:?}", CacheConfig::default())
+    );
+    config
+        .to_builder_with_env(env)
+        .unwrap()
+        .build(Wire::new())
+        .unwrap()
+        .cache()
+        .unwrap();
+}
+
+#[test]
+fn invalid_cache_configurations_name_the_field() {
+    let cache = |table: &str| format!("{}[stack.cache]\n{table}\n", one_provider(""));
+    let cases = [
+        (
+            cache("max_entries = 0"),
+            "stack.cache.max_entries: must be greater than 0",
+        ),
+        (
+            cache("max_entries = 4294967296"),
+            "stack.cache.max_entries: must be at most 4294967295",
+        ),
+        (
+            cache("max_entries = -1"),
+            "stack.cache.max_entries: invalid value: integer `-1`, expected u64",
+        ),
+        (
+            cache("max_bytes = 0"),
+            "stack.cache.max_bytes: must be greater than 0",
+        ),
+        (
+            cache("max_entry_bytes = 0"),
+            "stack.cache.max_entry_bytes: must be greater than 0",
+        ),
+        (
+            cache("max_bytes = 1024\nmax_entry_bytes = 2048"),
+            "stack.cache.max_entry_bytes: must be at most max_bytes (1024)",
+        ),
+        (
+            cache("ttl = \"0s\""),
+            "stack.cache.ttl: must be greater than 0",
+        ),
+        (
+            cache("ttl = \"soon\""),
+            r#"stack.cache.ttl: invalid duration "soon": expected a number and a unit, like "500ms", "1.5s" or "2m""#,
+        ),
+        (
+            cache("ttl = 300"),
+            "stack.cache.ttl: invalid type: integer `300`, expected a string",
+        ),
+        (
+            cache("deterministic = \"yes\""),
+            r#"stack.cache.deterministic: invalid type: string "yes", expected a boolean"#,
+        ),
+        (
+            cache("shared_across_callers = 1"),
+            "stack.cache.shared_across_callers: invalid type: integer `1`, expected a boolean",
+        ),
+        (
+            cache("enabled = true"),
+            "stack.cache.enabled: unknown field `enabled`, expected one of `ttl`, \
+             `max_entries`, `max_bytes`, `max_entry_bytes`, `deterministic`, \
+             `shared_across_callers`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = StackConfig::from_toml(&text).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::Invalid { .. }),
+            "{text}: {error:?}"
+        );
+        assert_eq!(error.to_string(), expected, "{text}");
+        assert_eq!(
+            error.field(),
+            expected.split_once(':').map(|(field, _)| field)
+        );
+    }
+    // Not a table.
+    let error = StackConfig::from_toml(&format!("{}cache = 5\n", one_provider(""))).unwrap_err();
+    assert_eq!(error.field(), Some("stack.cache"));
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use tollgate_cache::CacheLayer;
 use tollgate_circuit_breaker::CircuitBreakerLayer;
 use tollgate_concurrency::ConcurrencyLayer;
 use tollgate_fallback::{FallbackLayer, FallbackPolicy, Target};
@@ -17,7 +18,7 @@ use super::provider::Provider;
 use super::service::{Description, Erased, Stack, StackBody, Transport};
 
 /// Builds a [`Stack`]: a primary [`Provider`], fallbacks, a context-window chain, and
-/// optionally a [`MetricsLayer`] outermost.
+/// optionally a [`MetricsLayer`] outermost and a [`CacheLayer`] under it.
 ///
 /// Each provider gets its own stack, outermost first: its request rewrites (endpoint,
 /// credentials, model), `RetryLayer`, `CircuitBreakerLayer`, `RateLimitLayer` (keyed by
@@ -26,6 +27,9 @@ use super::service::{Description, Erased, Stack, StackBody, Transport};
 /// the [fallbacks](Self::fallback) in order, and sends a prompt too long for the context
 /// window to the [context-window chain](Self::context_window_fallback). Without fallbacks or
 /// context-window chain there is no `FallbackLayer`: the primary's own errors come out.
+///
+/// A [cache](Self::cache) sits above the `FallbackLayer` (or the primary's stack), under the
+/// `MetricsLayer`: a hit spends no provider's quota, and is still counted as a request.
 ///
 /// A provider with several [API keys](Provider::api_keys) has a `RouterLayer` in place of its
 /// breaker and rate limit: one deployment per key, each with the key's credentials, its own
@@ -42,6 +46,7 @@ pub struct StackBuilder {
     fallback: Vec<Provider>,
     context_window: Vec<Provider>,
     metrics: Option<MetricsLayer>,
+    cache: Option<CacheLayer>,
     policy: Option<FallbackPolicy>,
 }
 
@@ -53,6 +58,7 @@ impl StackBuilder {
             fallback: Vec::new(),
             context_window: Vec::new(),
             metrics: None,
+            cache: None,
             policy: None,
         }
     }
@@ -79,6 +85,81 @@ impl StackBuilder {
     #[must_use]
     pub fn metrics(mut self, layer: MetricsLayer) -> Self {
         self.metrics = Some(layer);
+        self
+    }
+
+    /// Answers identical requests from `layer`'s cache, above the fallback and every provider's
+    /// stack and under the [metrics](Self::metrics): a hit or a coalesced request reaches no
+    /// provider and spends no quota.
+    ///
+    /// It takes the layer rather than a [`CacheConfig`](crate::cache::CacheConfig) so that you
+    /// can keep its [`handle`](CacheLayer::handle) (the store's size, `clear`); the built
+    /// stack's [`Stack::cache`] gives it too. Build the layer once per stack: clones of a
+    /// layer share one store, so two stacks given clones of one layer would answer each
+    /// other's requests.
+    ///
+    /// Which requests are cached is the cache's policy: by default only those that opt in,
+    /// with the header `x-tollgate-cache: on` ([`CACHE_HEADER`](crate::cache::CACHE_HEADER),
+    /// removed before the request goes on) or the
+    /// [`CacheRequest::Use`](crate::cache::CacheRequest) extension. Responses carry a
+    /// [`CacheStatus`](crate::cache::CacheStatus) extension, and a cacheable request's the
+    /// header `x-tollgate-cache: hit`, `coalesced` or `miss`.
+    ///
+    /// The cache sees requests as the caller sent them, before each provider's rewrites: its
+    /// key is the caller's body (and model), and the caller's identity is that of the
+    /// request's own `authorization`-like headers and
+    /// [`CacheIdentity`](crate::cache::CacheIdentity) extension, not the provider keys the
+    /// stack adds below it. Requests without either share one identity: give each tenant a
+    /// `CacheIdentity` when their answers must not be shared.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tollgate::body::BufferedBody;
+    /// use tollgate::cache::{CacheConfig, CacheLayer, CacheStatus};
+    /// use tollgate::ratelimit::presets::OpenAiTier;
+    /// use tollgate::stack::{Provider, StackBuilder};
+    /// use tower::ServiceExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tollgate::BoxError> {
+    /// // Stands in for an HTTP client, counting the requests that reach it.
+    /// let sent = Arc::new(AtomicUsize::new(0));
+    /// let transport = tower::service_fn({
+    ///     let sent = Arc::clone(&sent);
+    ///     move |_: Request<BufferedBody>| {
+    ///         sent.fetch_add(1, Ordering::Relaxed);
+    ///         async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("{}")))) }
+    ///     }
+    /// });
+    /// let cache = CacheLayer::new(CacheConfig::default().ttl(Duration::from_secs(600)));
+    /// let stack = StackBuilder::new(Provider::openai(OpenAiTier::Tier1).api_key("sk-openai"))
+    ///     .cache(cache)
+    ///     .build(transport)?;
+    ///
+    /// let request = || {
+    ///     Request::post("/v1/chat/completions")
+    ///         .header("x-tollgate-cache", "on")
+    ///         .body(BufferedBody::from(r#"{"model":"gpt-4o","messages":[]}"#))
+    /// };
+    /// let first = stack.clone().oneshot(request()?).await?;
+    /// assert_eq!(CacheStatus::of(&first), Some(CacheStatus::Miss));
+    /// let second = stack.clone().oneshot(request()?).await?;
+    /// assert_eq!(second.headers()["x-tollgate-cache"], "hit");
+    /// assert_eq!(sent.load(Ordering::Relaxed), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn cache(mut self, layer: CacheLayer) -> Self {
+        self.cache = Some(layer);
         self
     }
 
@@ -132,6 +213,7 @@ impl StackBuilder {
             fallback: names(&fallback),
             context_window: names(&context_window),
             metrics: self.metrics.is_some(),
+            cache: self.cache.as_ref().map(CacheLayer::handle),
         };
         let targets = |chain: Vec<(String, Erased)>| {
             chain
@@ -140,9 +222,10 @@ impl StackBuilder {
                 .collect::<Vec<_>>()
         };
         let service = if fallback.is_empty() && context_window.is_empty() {
-            match self.metrics {
-                Some(metrics) => Erased::new(metrics.layer(primary)),
-                None => primary,
+            if self.cache.is_none() && self.metrics.is_none() {
+                primary
+            } else {
+                outermost(self.cache, self.metrics, primary)
             }
         } else {
             let layer = FallbackLayer::new(targets(fallback))
@@ -152,7 +235,7 @@ impl StackBuilder {
                 Some(policy) => layer.with_policy(policy),
                 None => layer,
             };
-            with_metrics(self.metrics, layer.layer(primary))
+            outermost(self.cache, self.metrics, layer.layer(primary))
         };
         Ok(Stack::new(service, description))
     }
@@ -215,14 +298,17 @@ fn with_router(
     Ok(Erased::rewriting(rewrites, retry.layer(router.layer(wire))))
 }
 
-/// `service`, under `metrics` if any, erased once.
-fn with_metrics<S>(metrics: Option<MetricsLayer>, service: S) -> Erased
+/// `service` under `cache` if any, under `metrics` if any, erased once: metrics → cache →
+/// `service`.
+fn outermost<S>(cache: Option<CacheLayer>, metrics: Option<MetricsLayer>, service: S) -> Erased
 where
     S: Transport<Body = StackBody>,
 {
-    match metrics {
-        Some(metrics) => Erased::new(metrics.layer(service)),
-        None => Erased::new(service),
+    match (cache, metrics) {
+        (Some(cache), Some(metrics)) => Erased::boxing_body(metrics.layer(cache.layer(service))),
+        (Some(cache), None) => Erased::boxing_body(cache.layer(service)),
+        (None, Some(metrics)) => Erased::new(metrics.layer(service)),
+        (None, None) => Erased::new(service),
     }
 }
 
@@ -249,6 +335,7 @@ impl fmt::Debug for StackBuilder {
             .field("fallback", &self.fallback)
             .field("context_window", &self.context_window)
             .field("metrics", &self.metrics)
+            .field("cache", &self.cache)
             .field("policy", &self.policy)
             .finish()
     }

@@ -1,12 +1,13 @@
 //! [`StackConfig`]: the same stack, declared in TOML.
 
 use std::fmt;
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
+use tollgate_cache::{CacheConfig, CacheLayer};
 use tollgate_circuit_breaker::{BreakerConfig, Trip};
 use tollgate_core::Dimension;
 use tollgate_core::headers::go_duration;
@@ -41,6 +42,18 @@ struct RawStack {
     fallback: Vec<String>,
     #[serde(default)]
     context_window: Vec<String>,
+    cache: Option<RawCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    ttl: Option<String>,
+    max_entries: Option<u64>,
+    max_bytes: Option<u64>,
+    max_entry_bytes: Option<u64>,
+    deterministic: Option<bool>,
+    shared_across_callers: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +175,16 @@ struct RawBreaker {
 /// primary = "openai"                    # a provider's name
 /// fallback = ["anthropic"]              # in order
 /// context_window = ["openai-long"]      # after context_length_exceeded, in order
+///
+/// [stack.cache]                         # default: no cache; an empty table: the defaults
+/// ttl = "5m"                            # how long an answer is served: default 5m
+/// max_entries = 10000                   # default 10000, at most 4294967295
+/// max_bytes = 67108864                  # all entries together: default 64 MiB
+/// max_entry_bytes = 1048576             # the largest body stored: default 1 MiB, at most
+///                                       #   max_bytes
+/// deterministic = false                 # also cache "temperature": 0 requests that did not
+///                                       #   opt in (x-tollgate-cache: on)
+/// shared_across_callers = false         # serve one caller's answers to another
 /// ```
 ///
 /// Limit presets: `openai-tier-1` … `openai-tier-5`; `anthropic-opus-4-7`,
@@ -175,9 +198,17 @@ struct RawBreaker {
 /// spreads evenly. A list of one is the same as `api_key_env`; `routing` is ignored with one
 /// key.
 ///
+/// `[stack.cache]` puts a [`CacheLayer`] above the fallback, under any metrics (see
+/// [`StackBuilder::cache`]): requests that opt in with `x-tollgate-cache: on` (and, with
+/// `deterministic = true`, requests with `"temperature": 0`) are answered from it when an
+/// identical one was answered within `ttl`, without reaching a provider. Each
+/// [`to_builder`](Self::to_builder) (and so each [`build`](Self::build)) makes a new, empty
+/// cache; [`Stack::cache`] gives a handle on it.
+///
 /// Every key is checked: an unknown one is an error, and so is `api_key` (keys do not belong in
 /// files). Errors name the field: `providers[1].limits.requests_per_minute: must be greater
-/// than 0`, `providers[0].api_key_envs[2]: environment variable OPENAI_KEY_C is not set`.
+/// than 0`, `stack.cache.max_entries: must be greater than 0`,
+/// `providers[0].api_key_envs[2]: environment variable OPENAI_KEY_C is not set`.
 ///
 /// See the [module docs](super) for an example.
 #[derive(Debug, Clone)]
@@ -186,6 +217,7 @@ pub struct StackConfig {
     primary: usize,
     fallback: Vec<usize>,
     context_window: Vec<usize>,
+    cache: Option<CacheConfig>,
 }
 
 /// One provider of the configuration, without its keys.
@@ -236,7 +268,8 @@ impl StackConfig {
     /// The stack's builder, with the API keys read from the environment: to add a
     /// [`MetricsLayer`] or a [`FallbackPolicy`](crate::fallback::FallbackPolicy) before
     /// building. Only the providers `[stack]` names are in it, and only their variables are
-    /// read; the others were checked, and are left out.
+    /// read; the others were checked, and are left out. With `[stack.cache]`, it has a new
+    /// [`CacheLayer`] of that configuration, with an empty store.
     ///
     /// # Errors
     ///
@@ -299,6 +332,9 @@ impl StackConfig {
         for &index in &self.context_window {
             builder = builder.context_window_fallback(provider(index)?);
         }
+        if let Some(cache) = &self.cache {
+            builder = builder.cache(CacheLayer::new(cache.clone()));
+        }
         Ok(builder)
     }
 
@@ -346,6 +382,11 @@ impl StackConfig {
         self.context_window
             .iter()
             .map(|&i| &self.providers[i].provider)
+    }
+
+    /// The cache's configuration, from `[stack.cache]`: `None` without one.
+    pub fn cache(&self) -> Option<&CacheConfig> {
+        self.cache.as_ref()
     }
 }
 
@@ -489,6 +530,11 @@ fn find_field(root: &toml::Value) -> Option<(String, String)> {
         }
     }
     if let Some(stack) = root.get("stack") {
+        if let Some(cache) = stack.get("cache") {
+            if let Some(found) = locate_in::<RawCache>(cache, "stack.cache") {
+                return Some(found);
+            }
+        }
         if let Some(found) = locate_in::<RawStack>(stack, "stack") {
             return Some(found);
         }
@@ -580,11 +626,17 @@ fn validate(raw: RawConfig) -> Result<StackConfig, ConfigError> {
     };
     let fallback = chain("fallback", &raw.stack.fallback)?;
     let context_window = chain("context_window", &raw.stack.context_window)?;
+    let cache = raw
+        .stack
+        .cache
+        .map(|raw| cache("stack.cache", raw))
+        .transpose()?;
     Ok(StackConfig {
         providers,
         primary,
         fallback,
         context_window,
+        cache,
     })
 }
 
@@ -1064,4 +1116,51 @@ fn breaker(path: &str, raw: RawBreaker) -> Result<Option<BreakerConfig>, ConfigE
         config = config.with_open_for(open_for, growth, max);
     }
     Ok(Some(config))
+}
+
+fn cache(path: &str, raw: RawCache) -> Result<CacheConfig, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let positive = |name: &str, value: u64| {
+        NonZeroU64::new(value)
+            .ok_or_else(|| ConfigError::invalid(field(name), "must be greater than 0"))
+    };
+    let mut config = CacheConfig::default();
+    if let Some(text) = &raw.ttl {
+        let ttl = duration(field("ttl"), text)?;
+        config = config.ttl(non_zero(field("ttl"), ttl)?);
+    }
+    if let Some(n) = raw.max_entries {
+        let n = positive("max_entries", n)?;
+        if n.get() > u64::from(u32::MAX) {
+            return Err(ConfigError::invalid(
+                field("max_entries"),
+                format!("must be at most {}", u32::MAX),
+            ));
+        }
+        config = config.max_entries(n);
+    }
+    if let Some(n) = raw.max_bytes {
+        config = config.max_bytes(positive("max_bytes", n)?);
+    }
+    if let Some(n) = raw.max_entry_bytes {
+        let n = positive("max_entry_bytes", n)?;
+        if n > config.max_bytes {
+            return Err(ConfigError::invalid(
+                field("max_entry_bytes"),
+                format!("must be at most max_bytes ({})", config.max_bytes),
+            ));
+        }
+        let n = usize::try_from(n.get())
+            .ok()
+            .and_then(NonZeroUsize::new)
+            .ok_or_else(|| ConfigError::invalid(field("max_entry_bytes"), "too large"))?;
+        config = config.max_entry_bytes(n);
+    }
+    if let Some(on) = raw.deterministic {
+        config = config.deterministic(on);
+    }
+    if let Some(on) = raw.shared_across_callers {
+        config = config.shared_across_callers(on);
+    }
+    Ok(config)
 }

@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! MetricsLayer                 (optional) one logical request
+//! CacheLayer                   (optional) identical requests answered without a provider
 //! FallbackLayer                primary, then fallbacks; context-window chain
 //!   ── per provider ──
 //!   rewrites                   endpoint, credentials, model for this provider
@@ -28,6 +29,11 @@
 //! each key behind its own `CircuitBreakerLayer` and `RateLimitLayer` (the provider's limits,
 //! for each key) and passes over a key that is rejected or out of quota; see
 //! [Several API keys](Provider#several-api-keys).
+//!
+//! An optional cache ([`StackBuilder::cache`], or `[stack.cache]` in a configuration) sits
+//! above everything that spends quota: a second identical request that opted in
+//! (`x-tollgate-cache: on`) is answered from it, without reaching any provider; see
+//! [`tollgate::cache`](crate::cache) for what is cached and how requests opt in.
 //!
 //! The result is a [`Stack`]: a cloneable `Send + Sync` service from
 //! `http::Request<BufferedBody>` to `http::Response<StackBody>`, to share between tasks.
@@ -177,10 +183,10 @@
 //!
 //! A ready stack erases its types: each provider's stack boxes its response future once per
 //! request (above its retry layer) and once per attempt (below its rate limiter), and each
-//! response body once; the fallback and metrics layers add one more per request — a few
+//! response body once; the fallback, cache and metrics layers add one more per request
+//! between them, and a cache boxes each response body (a hit's too) once more — a few
 //! allocations against a call that takes seconds. For a stack without them, compose the
-//! layers yourself with
-//! [`ServiceBuilderExt`](crate::ServiceBuilderExt).
+//! layers yourself with [`ServiceBuilderExt`](crate::ServiceBuilderExt).
 
 mod builder;
 mod config;

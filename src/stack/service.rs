@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use tollgate_cache::CacheHandle;
 use tollgate_core::BoxError;
 use tollgate_core::body::BufferedBody;
 use tollgate_fallback::Rewrite;
@@ -84,6 +85,7 @@ pub(crate) struct Description {
     pub(crate) fallback: Vec<String>,
     pub(crate) context_window: Vec<String>,
     pub(crate) metrics: bool,
+    pub(crate) cache: Option<CacheHandle>,
 }
 
 impl Stack {
@@ -108,6 +110,13 @@ impl Stack {
     pub fn context_window(&self) -> &[String] {
         &self.description.context_window
     }
+
+    /// A handle on the cache's store, if the stack has a
+    /// [cache](super::StackBuilder::cache): its size, and `clear`. A stack built from a
+    /// configuration with `[stack.cache]` has one too.
+    pub fn cache(&self) -> Option<&CacheHandle> {
+        self.description.cache.as_ref()
+    }
 }
 
 impl Service<Request<BufferedBody>> for Stack {
@@ -131,6 +140,7 @@ impl fmt::Debug for Stack {
             .field("fallback", &self.description.fallback)
             .field("context_window", &self.description.context_window)
             .field("metrics", &self.description.metrics)
+            .field("cache", &self.description.cache.is_some())
             .finish()
     }
 }

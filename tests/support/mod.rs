@@ -1,6 +1,7 @@
 //! Fixtures shared by the ready-stack tests (`stack_builder.rs`, `stack_config.rs`): a
 //! stand-in transport, [`Wire`], that answers from a script per host (or per host and
-//! credentials) like OpenAI would and logs what it was sent, the error bodies it answers with, and a backoff without randomness.
+//! credentials) like OpenAI would and logs what it was sent, the error bodies it answers with,
+//! a backoff without randomness, and a scenario for stacks with a cache.
 //!
 //! Each test file is its own crate and includes this with `mod support;`.
 
@@ -12,11 +13,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 use tollgate::body::BufferedBody;
+use tollgate::cache::CacheStatus;
 use tollgate::retry::{Backoff, Jitter, RetryPolicy};
-use tower::Service;
+use tollgate::stack::Stack;
+use tower::{Service, ServiceExt};
 
 pub(crate) fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
@@ -164,4 +167,56 @@ pub(crate) fn steady() -> RetryPolicy {
         Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8))
             .with_jitter(Jitter::None),
     )
+}
+
+/// A chat request saying `content`, opted in to the cache (`x-tollgate-cache: on`) or not.
+#[allow(dead_code)] // not every test crate asks
+pub(crate) fn cache_chat(content: &str, opt_in: bool) -> Request<BufferedBody> {
+    let mut request = Request::post("/v1/chat/completions");
+    if opt_in {
+        request = request.header("x-tollgate-cache", "on");
+    }
+    let body = format!(
+        r#"{{"model":"caller-model","max_tokens":10,"messages":[{{"role":"user","content":"{content}"}}]}}"#
+    );
+    request.body(BufferedBody::from(body)).unwrap()
+}
+
+/// How a request of [`cache_scenario`] was answered: when, with which `x-tollgate-cache`
+/// header and [`CacheStatus`], and with which body.
+#[allow(dead_code)] // not every test crate asks
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answered {
+    pub(crate) at: Duration,
+    pub(crate) header: Option<String>,
+    pub(crate) status: Option<CacheStatus>,
+    pub(crate) body: Bytes,
+}
+
+/// Sends `requests` (content, opted in) one after the other through `stack`, on the paused
+/// clock, and says how each was answered.
+#[allow(dead_code)] // not every test crate asks
+pub(crate) async fn cache_scenario(stack: &Stack, requests: &[(&str, bool)]) -> Vec<Answered> {
+    let start = Instant::now();
+    let mut answered = Vec::new();
+    for &(content, opt_in) in requests {
+        let response = stack
+            .clone()
+            .oneshot(cache_chat(content, opt_in))
+            .await
+            .unwrap();
+        let header = response
+            .headers()
+            .get("x-tollgate-cache")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = CacheStatus::of(&response);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        answered.push(Answered {
+            at: start.elapsed(),
+            header,
+            status,
+            body,
+        });
+    }
+    answered
 }
