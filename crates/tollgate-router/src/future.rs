@@ -120,11 +120,12 @@ where
         if let Some(deadline) = Deadline::of(&request) {
             give_up_at = give_up_at.min(deadline.instant());
         }
+        let context = context_needed(&cost, request.body().bytes());
         ResponseFuture {
             state: State::Choosing,
             request,
             cost,
-            context: context_needed(&cost),
+            context,
             services,
             shared,
             tried: 0,
@@ -179,12 +180,10 @@ where
                         Choice::Wait(wait) => {
                             let now = Instant::now();
                             if now + wait > *this.give_up_at {
+                                // The wait says when to try again, which a deployment's
+                                // earlier rejection does not.
                                 this.state.set(State::Done);
-                                return Poll::Ready(
-                                    this.last.take().unwrap_or_else(|| {
-                                        Err(NoDeployment::new(Some(wait)).into())
-                                    }),
-                                );
+                                return Poll::Ready(Err(NoDeployment::new(Some(wait)).into()));
                             }
                             this.state.set(State::Sleeping {
                                 sleep: tokio::time::sleep(wait),
@@ -192,7 +191,16 @@ where
                         }
                         Choice::Refuse(error) => {
                             this.state.set(State::Done);
-                            return Poll::Ready(this.last.take().unwrap_or(Err(error)));
+                            // A refusal with a wait says when to try again: it comes back
+                            // rather than what a deployment rejected earlier answered. With
+                            // none left to try, that answer comes back.
+                            let waits = error
+                                .downcast_ref::<NoDeployment>()
+                                .is_some_and(|refused| refused.retry_after().is_some());
+                            return Poll::Ready(match this.last.take() {
+                                Some(last) if !waits => last,
+                                _ => Err(error),
+                            });
                         }
                     }
                 }
@@ -235,20 +243,24 @@ where
                         Ok(response) => Verdict::of_response(response).and_then(Verdict::class),
                         Err(error) => Verdict::of_error(error.as_ref()).and_then(Verdict::class),
                     };
-                    if outcome.is_ok() {
-                        shared.measured(index, latency);
-                    }
                     // An open breaker or a quota's refusal met on the way: another may take it.
                     let mut move_on = matches!(&outcome,
                         Err(error) if error.is::<CircuitOpen>() || error.is::<RateLimited>());
+                    // Whatever reached the deployment is measured, failures too: one whose
+                    // calls all fail must not stay "not yet measured", the fastest.
+                    if !move_on {
+                        shared.measured(index, latency);
+                    }
                     if let Some(
                         class @ (ErrorClass::Unauthorized
                         | ErrorClass::PermissionDenied
                         | ErrorClass::QuotaExhausted),
                     ) = class
                     {
-                        let duration = shared.eject(index);
-                        if let Some(observe) = Observe::of(this.request) {
+                        let ejected = shared.eject(index);
+                        if let (Some(duration), Some(observe)) =
+                            (ejected, Observe::of(this.request))
+                        {
                             observe.event(&Event::DeploymentEjected {
                                 deployment: &shared.slots[index].name,
                                 class,

@@ -90,7 +90,10 @@ impl<E> RouterLayer<E> {
 
     /// Estimates each request's cost — for the quotas and the context-window check — with
     /// `estimator` (a request's own `Cost` extension comes first). The context-window check
-    /// counts the larger of the token estimate and input plus output tokens.
+    /// counts the input and the output the body asks for once (`max_completion_tokens`, else
+    /// `max_tokens`, else `max_output_tokens`), even when the estimate charges it `n` times or
+    /// not at all: the larger of the token estimate less the output of the `n - 1` other
+    /// completions, and the input tokens plus the output asked for.
     pub fn with_estimator<E2>(self, estimator: E2) -> RouterLayer<E2> {
         RouterLayer {
             deployments: self.deployments,

@@ -20,7 +20,8 @@
 //!   rotation or open — within the request's [`Deadline`](tollgate_core::Deadline) (or
 //!   [`with_max_wait`](RouterLayer::with_max_wait), 60 s by default); beyond it, it fails at
 //!   once with [`NoDeployment`](error::NoDeployment) carrying `retry_after`;
-//! - **context-window routing**: from the token estimate (prompt plus requested output) and a
+//! - **context-window routing**: from the token estimate (prompt plus the output the body asks
+//!   for, counted once however many completions `n` asks for) and a
 //!   table of [`ContextWindows`], a request too long for a deployment's model goes only to
 //!   deployments whose model fits, or fails at once with
 //!   [`ContextWindowTooSmall`](error::ContextWindowTooSmall) naming both sizes — never sent

@@ -296,15 +296,17 @@ impl<E> Shared<E> {
         }
     }
 
-    /// Takes deployment `i` out of rotation for the configured time.
-    pub(crate) fn eject(&self, i: usize) -> Duration {
-        let until = self
-            .now()
-            .saturating_add(u64::try_from(self.eject_for.as_nanos()).unwrap_or(u64::MAX));
-        self.slots[i]
+    /// Takes deployment `i` out of rotation for the configured time. Returns that time when
+    /// this took it out, `None` when it was out already (another request in flight there was
+    /// rejected first), so that one ejection is reported once.
+    pub(crate) fn eject(&self, i: usize) -> Option<Duration> {
+        let now = self.now();
+        let until =
+            now.saturating_add(u64::try_from(self.eject_for.as_nanos()).unwrap_or(u64::MAX));
+        let before = self.slots[i]
             .ejected_until
             .fetch_max(until, Ordering::AcqRel);
-        self.eject_for
+        (before <= now).then_some(self.eject_for)
     }
 
     /// Folds a latency sample of deployment `i` into its moving average (weight 1/5).
@@ -345,13 +347,103 @@ fn bits(mut set: u64) -> impl Iterator<Item = usize> {
     })
 }
 
-/// The context window a request needs: its token estimate, or its input plus output tokens
-/// when those are larger (an Anthropic-style estimate).
-pub(crate) fn context_needed(cost: &Cost) -> u64 {
-    cost.get(Dimension::Tokens).max(
+/// The context window a request needs: its input and the output it asks for, once.
+///
+/// The quota's estimate does not say this directly: `OpenAiChat` charges the output of each of
+/// `n` completions (the window holds one), and `AnthropicMessages` charges no output unless
+/// asked to. So the output asked for is read from the body (`max_completion_tokens`, else
+/// `max_tokens`, else `max_output_tokens`, and `n`), and the context needed is the larger of
+/// the token estimate less the output of the `n - 1` other completions, and the input tokens
+/// plus the output asked for (or charged, when more).
+pub(crate) fn context_needed(cost: &Cost, body: &[u8]) -> u64 {
+    let asked = Asked::scan(body);
+    let output = asked.output();
+    let n = asked.n.unwrap_or(1).max(1);
+    let mut tokens = cost.get(Dimension::Tokens);
+    let others = output.saturating_mul(n - 1);
+    if others > 0 && tokens >= output.saturating_mul(n) {
+        tokens -= others;
+    }
+    tokens.max(
         cost.get(Dimension::InputTokens)
-            .saturating_add(cost.get(Dimension::OutputTokens)),
+            .saturating_add(cost.get(Dimension::OutputTokens).max(output)),
     )
+}
+
+/// The output a JSON body asks for, read from its top-level fields without parsing it whole.
+#[derive(Debug, Default)]
+struct Asked {
+    max_completion_tokens: Option<u64>,
+    max_tokens: Option<u64>,
+    max_output_tokens: Option<u64>,
+    n: Option<u64>,
+}
+
+impl Asked {
+    fn output(&self) -> u64 {
+        self.max_completion_tokens
+            .or(self.max_tokens)
+            .or(self.max_output_tokens)
+            .unwrap_or(0)
+    }
+
+    fn scan(body: &[u8]) -> Asked {
+        let mut asked = Asked::default();
+        let skip_space = |mut i: usize| {
+            while body.get(i).is_some_and(u8::is_ascii_whitespace) {
+                i += 1;
+            }
+            i
+        };
+        let (mut depth, mut i) = (0_usize, 0);
+        while i < body.len() {
+            match body[i] {
+                b'"' => {
+                    let start = i + 1;
+                    i = start;
+                    while i < body.len() && body[i] != b'"' {
+                        i += if body[i] == b'\\' { 2 } else { 1 };
+                    }
+                    let name = &body[start..i.min(body.len())];
+                    i += 1;
+                    let colon = skip_space(i);
+                    if depth == 1 && body.get(colon) == Some(&b':') {
+                        let value = skip_space(colon + 1);
+                        let digits = body[value.min(body.len())..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_digit());
+                        let mut number = Some(0_u64);
+                        let mut any = false;
+                        for &digit in digits {
+                            any = true;
+                            number = number
+                                .and_then(|n| n.checked_mul(10))
+                                .and_then(|n| n.checked_add(u64::from(digit - b'0')));
+                        }
+                        let number = any.then(|| number.unwrap_or(u64::MAX));
+                        let mut ignored = None;
+                        let field = match name {
+                            b"max_completion_tokens" => &mut asked.max_completion_tokens,
+                            b"max_tokens" => &mut asked.max_tokens,
+                            b"max_output_tokens" => &mut asked.max_output_tokens,
+                            b"n" => &mut asked.n,
+                            _ => &mut ignored,
+                        };
+                        if number.is_some() {
+                            *field = number;
+                        }
+                        i = colon + 1;
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            i += 1;
+        }
+        asked
+    }
 }
 
 impl<S, E> Router<S, E> {
@@ -378,7 +470,7 @@ impl<S, E> Router<S, E> {
     pub fn route(&self, cost: &Cost) -> Result<&str, BoxError> {
         match self
             .shared
-            .choose(cost, context_needed(cost), 0, Duration::ZERO)
+            .choose(cost, context_needed(cost, &[]), 0, Duration::ZERO)
         {
             Choice::Send(i) => Ok(&self.shared.slots[i].name),
             Choice::Wait(wait) => Err(NoDeployment::new(Some(wait)).into()),
@@ -427,5 +519,25 @@ impl<S, E> fmt::Debug for Router<S, E> {
             .field("deployments", &self.deployments().collect::<Vec<_>>())
             .field("strategy", &self.shared.strategy)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_top_level_output_fields_only() {
+        let body = br#"{"messages":[{"content":"\"max_tokens\": 9","max_tokens":7}],
+            "n" : 3, "max_tokens":100, "tools":{"max_completion_tokens":5}}"#;
+        let asked = Asked::scan(body);
+        assert_eq!((asked.output(), asked.n), (100, Some(3)));
+        let asked = Asked::scan(br#"{"max_completion_tokens":99999999999999999999999}"#);
+        assert_eq!(asked.output(), u64::MAX);
+        assert_eq!(Asked::scan(b"not json \"").output(), 0);
+        // 110 of input, 300 of output charged four times: one completion needs 410.
+        let cost = Cost::requests(1).with(Dimension::Tokens, 1_310);
+        assert_eq!(context_needed(&cost, br#"{"max_tokens":300,"n":4}"#), 410);
+        assert_eq!(context_needed(&cost, b""), 1_310);
     }
 }

@@ -488,3 +488,180 @@ async fn a_fallback_above_acts_on_the_routers_refusals() {
     assert_eq!(elsewhere.calls().last().unwrap().model, "gemini-2.5-pro");
     assert_eq!(accounts.calls().len(), 2);
 }
+
+/// A request of `chars` of prompt asking for `max_tokens` of output, `n` times.
+fn chat_n(chars: usize, max_tokens: u64, n: u64) -> Request<BufferedBody> {
+    let body = format!(
+        r#"{{"model":"gpt-4o","max_tokens":{max_tokens},"n":{n},"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(chars)
+    );
+    Request::post("https://api.openai.com/v1/chat/completions")
+        .body(BufferedBody::from(body))
+        .unwrap()
+}
+
+/// The context window holds one completion: `n` completions of 300 tokens after a prompt of
+/// about 110 tokens need about 410 tokens of window each, not 110 + 4 × 300 (the quota's
+/// charge). Both deployments fit, so they take turns.
+#[tokio::test(start_paused = true)]
+async fn the_context_window_counts_one_completion_not_n() {
+    let accounts = Accounts::new(&[], None);
+    let router = RouterLayer::new([
+        key("small").context_window(1_000),
+        key("large").context_window(1_000_000),
+    ])
+    .unwrap();
+    let client = router.layer(accounts.clone());
+    let request = chat_n(400, 300, 4);
+    assert!(OpenAiChat::new().estimate(&request).get(Dimension::Tokens) > 1_000);
+    client.clone().oneshot(request).await.unwrap();
+    client.clone().oneshot(chat_n(400, 300, 4)).await.unwrap();
+    let mut keys: Vec<String> = accounts.calls().into_iter().map(|c| c.key).collect();
+    keys.sort();
+    assert_eq!(keys, ["large", "small"]);
+}
+
+/// With Anthropic-style estimates, which do not charge `max_tokens` to the quota, the output
+/// asked for still counts against the context window: a short prompt asking for 5,000 tokens
+/// never goes to a 1,000-token window, and with only that one it fails at once.
+#[tokio::test(start_paused = true)]
+async fn the_context_window_counts_the_requested_output_of_anthropic_estimates() {
+    use tollgate_ratelimit::AnthropicMessages;
+    let accounts = Accounts::new(&[], None);
+    let request = || {
+        Request::post("https://api.anthropic.com/v1/messages")
+            .body(BufferedBody::from(
+                r#"{"model":"claude-x","max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}"#,
+            ))
+            .unwrap()
+    };
+    let input = AnthropicMessages::new()
+        .estimate(&request())
+        .get(Dimension::InputTokens);
+    let router = RouterLayer::new([
+        key("small").context_window(1_000),
+        key("large").context_window(1_000_000),
+    ])
+    .unwrap()
+    .with_estimator(AnthropicMessages::new());
+    let client = router.layer(accounts.clone());
+    for _ in 0..3 {
+        client.clone().oneshot(request()).await.unwrap();
+    }
+    assert!(accounts.calls().iter().all(|c| c.key == "large"));
+
+    let only_small = RouterLayer::new([key("small").context_window(1_000)])
+        .unwrap()
+        .with_estimator(AnthropicMessages::new())
+        .layer(accounts.clone());
+    let error = only_small.oneshot(request()).await.unwrap_err();
+    let too_small = error.downcast_ref::<ContextWindowTooSmall>().unwrap();
+    assert_eq!(
+        (too_small.needed(), too_small.largest()),
+        (input + 5_000, 1_000)
+    );
+    assert_eq!(accounts.calls().len(), 3, "never sent");
+}
+
+/// Latency-aware: a deployment whose calls fail after 100 ms is measured too, so it does not
+/// stay "not yet measured" — the fastest — and take every request.
+#[tokio::test(start_paused = true)]
+async fn latency_aware_measures_failed_calls() {
+    let calls: Arc<Mutex<String>> = Arc::default();
+    let log = Arc::clone(&calls);
+    let transport = tower::service_fn(move |request: Request<BufferedBody>| {
+        let slow = request.headers()[http::header::AUTHORIZATION] == "Bearer a";
+        log.lock().unwrap().push(if slow { 'a' } else { 'b' });
+        async move {
+            if slow {
+                time::sleep(Duration::from_millis(100)).await;
+                Err::<Response<String>, BoxError>("connection reset".into())
+            } else {
+                time::sleep(Duration::from_millis(10)).await;
+                Ok(Response::new(String::new()))
+            }
+        }
+    });
+    let client = RouterLayer::new([key("a"), key("b")])
+        .unwrap()
+        .with_strategy(Strategy::LatencyAware)
+        .layer(transport);
+    for _ in 0..10 {
+        let _ = client.clone().oneshot(chat(100)).await;
+    }
+    let order = calls.lock().unwrap().clone();
+    assert_eq!(order.matches('a').count(), 1, "{order}");
+}
+
+/// A request whose first deployment rejects its key, and whose other deployment cannot take
+/// it within the wait allowed, fails with `NoDeployment` and the wait — not with the other
+/// key's 401, which says nothing of when to try again.
+#[tokio::test(start_paused = true)]
+async fn a_rejected_key_then_no_room_gives_retry_after() {
+    let accounts = Accounts::new(&[], None);
+    accounts.revoke("a", secs(10));
+    let router = RouterLayer::new([key("a"), key("b").limits(per_minute(1))])
+        .unwrap()
+        .with_max_wait(secs(5));
+    let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(accounts.clone()));
+    // Round-robin: a, then b, whose one request of the minute this is.
+    for _ in 0..2 {
+        let response = client.clone().oneshot(chat(100)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    time::advance(secs(10)).await;
+    // a's turn: 401, so a leaves the rotation; b is free again only in 50 s.
+    let error = client.clone().oneshot(chat(100)).await.unwrap_err();
+    let refused = error.downcast_ref::<NoDeployment>().unwrap();
+    assert_eq!(refused.retry_after(), Some(secs(50)));
+    assert_eq!(accounts.count("a", StatusCode::UNAUTHORIZED), 1);
+    assert_eq!(accounts.calls().len(), 3);
+}
+
+/// Several requests in flight at a deployment whose key is revoked: each answered 401 moves
+/// on, but the deployment is taken out of rotation once, and one event says so.
+#[tokio::test(start_paused = true)]
+async fn concurrent_rejections_eject_once() {
+    let accounts = Accounts::new(&[], None).with_latency(&[("a", 100)]);
+    accounts.revoke("a", Duration::ZERO);
+    let router = RouterLayer::new([key("a"), key("b")])
+        .unwrap()
+        .eject_for(secs(60));
+    let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(accounts.clone()));
+    let events = Arc::new(Events::default());
+    let mut pending = Vec::new();
+    for _ in 0..4 {
+        let mut request = chat(100);
+        request
+            .extensions_mut()
+            .insert(Observe::new(Arc::clone(&events) as Arc<dyn Observer>));
+        pending.push(tokio::spawn(client.clone().oneshot(request)));
+    }
+    for request in pending {
+        assert_eq!(request.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(accounts.count("a", StatusCode::UNAUTHORIZED), 2);
+    assert_eq!(*events.0.lock().unwrap(), ["a out: Unauthorized for 60s"]);
+}
+
+/// 64 deployments, the most a router takes: round-robin reaches the last, and ejecting it
+/// moves its share to the others.
+#[tokio::test(start_paused = true)]
+async fn sixty_four_deployments() {
+    let names: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
+    let accounts = Accounts::new(&[], None);
+    accounts.revoke("k63", secs(1));
+    let router = RouterLayer::new(names.iter().map(|n| key(n))).unwrap();
+    let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(accounts.clone()));
+    for _ in 0..64 {
+        client.clone().oneshot(chat(10)).await.unwrap();
+    }
+    assert_eq!(accounts.count("k63", StatusCode::OK), 1);
+    time::advance(secs(1)).await;
+    for _ in 0..128 {
+        let response = client.clone().oneshot(chat(10)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(accounts.count("k63", StatusCode::UNAUTHORIZED), 1);
+    assert_eq!(accounts.calls().len(), 64 + 128 + 1);
+}
