@@ -224,7 +224,13 @@ impl<E> Shared<E> {
 
     fn least_loaded(&self, candidates: u64, cost: &Cost, now: u64, at: Instant) -> Option<usize> {
         let mut best: Option<(usize, f64, u32)> = None;
-        for i in bits(candidates) {
+        // Ties go round: the scan starts one further each time.
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let rotated = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&i| candidates & (1 << i) != 0);
+        for i in rotated {
             let slot = &self.slots[i];
             if !slot.blocked_for(now).is_zero() {
                 continue;
@@ -254,8 +260,14 @@ impl<E> Shared<E> {
                 let b = (a + 1 + ((draw >> 32) % (n as u64 - 1)) as usize) % n;
                 let score = |i: usize| {
                     let slot = &self.slots[i];
-                    let latency = slot.latency.load(Ordering::Relaxed) as f64;
-                    latency * f64::from(slot.in_flight.load(Ordering::Relaxed) + 1)
+                    let latency = slot.latency.load(Ordering::Relaxed);
+                    let in_flight = slot.in_flight.load(Ordering::Relaxed);
+                    match latency {
+                        // Not measured yet: tried first, but only one request at a time, so
+                        // a burst does not pile onto it before its first answer.
+                        0 if in_flight > 0 => f64::INFINITY,
+                        latency => latency as f64 * f64::from(in_flight + 1),
+                    }
                 };
                 let (a, b) = (nth(a)?, nth(b)?);
                 Some(if score(b) < score(a) { b } else { a })

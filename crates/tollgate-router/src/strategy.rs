@@ -14,10 +14,12 @@ pub enum Strategy {
     /// weighted round-robin: weights 3 and 1 give `a a b a`, then again).
     Weighted,
     /// The deployment whose quota has the most headroom left after this request's cost (the
-    /// smallest share left over its limits; ties go to the one with fewer requests in flight).
+    /// smallest share left over its limits; ties go to the one with fewer requests in flight,
+    /// then in turn).
     LeastLoaded,
     /// Power of two choices: of two deployments picked at random, the one with the lower
     /// recent latency (an exponentially weighted moving average) × (requests in flight + 1).
-    /// A deployment not yet measured counts as fastest, so each gets tried.
+    /// A deployment not yet measured counts as fastest while it has nothing in flight, so each
+    /// gets tried without a burst piling onto it.
     LatencyAware,
 }

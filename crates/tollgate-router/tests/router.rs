@@ -362,8 +362,7 @@ async fn least_loaded_follows_headroom() {
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(accounts.count("a", StatusCode::OK), 10);
     assert_eq!(accounts.count("b", StatusCode::OK), 20);
-    let order: String = accounts.calls().iter().map(|c| c.key.as_str()).collect();
-    assert!(order.starts_with("bab"), "{order}");
+    assert_eq!(accounts.calls()[0].key, "b", "the most headroom first");
 }
 
 /// Latency-aware: once both are measured, the faster deployment takes everything sent one at
@@ -664,4 +663,17 @@ async fn sixty_four_deployments() {
     }
     assert_eq!(accounts.count("k63", StatusCode::UNAUTHORIZED), 1);
     assert_eq!(accounts.calls().len(), 64 + 128 + 1);
+}
+
+/// Least-loaded with no quotas: every deployment ties, and ties go in turn.
+#[tokio::test(start_paused = true)]
+async fn least_loaded_ties_go_in_turn() {
+    let accounts = Accounts::new(&[], None);
+    let order = order(
+        Strategy::LeastLoaded,
+        vec![key("a"), key("b"), key("c")],
+        &accounts,
+    )
+    .await;
+    assert_eq!(order, "abcabcabca");
 }
