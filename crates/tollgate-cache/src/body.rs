@@ -53,6 +53,18 @@ impl<B> CacheBody<B> {
         }
     }
 
+    /// A body read whole but not stored.
+    pub(crate) fn read(bytes: Bytes) -> Self {
+        let prefix = (!bytes.is_empty()).then(|| Frame::data(bytes));
+        CacheBody {
+            kind: Kind::Prefix {
+                prefix: prefix.into_iter().collect(),
+                error: None,
+                rest: None,
+            },
+        }
+    }
+
     /// `prefix`, then `error` if any (and nothing after it), else the rest of `rest`.
     pub(crate) fn prefix(
         prefix: VecDeque<Frame<Bytes>>,
@@ -131,7 +143,11 @@ where
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Kind::Upstream { body } => body.size_hint(),
-            Kind::Prefix { prefix, rest, .. } => {
+            Kind::Prefix {
+                prefix,
+                error,
+                rest,
+            } => {
                 let read: u64 = prefix
                     .iter()
                     .filter_map(Frame::data_ref)
@@ -147,6 +163,8 @@ where
                         }
                         out
                     }
+                    // Read to its end: exactly what is left of the prefix.
+                    None if error.is_none() => SizeHint::with_exact(read),
                     None => SizeHint::new(),
                 }
             }

@@ -223,6 +223,14 @@ where
                             let Some(parts) = parts else {
                                 return Poll::Pending;
                             };
+                            if has_error_event(&parts.headers, &bytes) {
+                                // A 200 stream that failed mid-way: whole, but not a success.
+                                fail(this.guard);
+                                let body = CacheBody::read(bytes);
+                                let mut response = http::Response::from_parts(parts, body);
+                                mark(&mut response, CacheStatus::Miss);
+                                return Poll::Ready(Ok(response));
+                            }
                             let miss = this.miss.as_ref();
                             let deterministic = miss.is_some_and(|m| m.deterministic);
                             let stored = Arc::new(Stored::new(
@@ -341,6 +349,46 @@ fn storable<B: Body>(response: &http::Response<B>, max: usize) -> bool {
     response.status().is_success()
         && Verdict::of_response(response).is_none_or(|v| v.class().is_none())
         && response.body().size_hint().lower() <= max as u64
+}
+
+/// Whether `body` is an event stream (`text/event-stream`) that reported an error mid-way:
+/// an `event: error` (Anthropic), or a `data:` object with a non-null `error` (OpenAI,
+/// OpenRouter, Gemini) or `"type": "error"`. Such a stream comes with status 200, and the
+/// classifier below cannot see into it, so no failure verdict says so.
+fn has_error_event(headers: &http::HeaderMap, body: &[u8]) -> bool {
+    let event_stream = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim_start().get(..17))
+        .is_some_and(|v| v.eq_ignore_ascii_case("text/event-stream"));
+    if !event_stream {
+        return false;
+    }
+    body.split(|&b| b == b'\n' || b == b'\r').any(|line| {
+        if let Some(event) = field(line, b"event") {
+            return event == b"error".as_slice();
+        }
+        let Some(data) = field(line, b"data") else {
+            return false;
+        };
+        // Only data that mentions an error is parsed.
+        if !data.windows(7).any(|w| w == b"\"error\"") {
+            return false;
+        }
+        match serde_json::from_slice::<serde_json::Value>(data) {
+            Ok(serde_json::Value::Object(object)) => {
+                object.get("error").is_some_and(|e| !e.is_null())
+                    || object.get("type").and_then(|t| t.as_str()) == Some("error")
+            }
+            _ => false,
+        }
+    })
+}
+
+/// The value of an event-stream line's field `name`, if the line is that field.
+fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let rest = line.strip_prefix(name)?.strip_prefix(b":")?;
+    Some(rest.strip_prefix(b" ").unwrap_or(rest))
 }
 
 fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {

@@ -1,12 +1,13 @@
 //! Cache keys: method, URI, the caller's identity (hashed) and the body, raw or normalised.
 
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, Uri};
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::policy::CacheIdentity;
 
@@ -146,8 +147,24 @@ pub(crate) struct Parsed {
 
 /// Parses `body`. Nesting deeper than serde_json's recursion limit (128) is not JSON to it,
 /// so the raw bytes are used.
+///
+/// Numbers are written back as they were written: serde_json reads every number it cannot
+/// hold in a `u64` or an `i64` as an `f64`, so re-serialising its value would make
+/// `18446744073709551616` and `18446744073709551617` (or two decimals that differ past the
+/// 17th digit) one key, though the provider may read two different requests. `1.0` and
+/// `1.00` stay two keys: a missed hit, never a wrong answer.
 pub(crate) fn parse(body: &Bytes) -> Parsed {
-    match serde_json::from_slice::<Node<'_>>(body) {
+    let numbers = number_tokens(body);
+    let next = Cell::new(0);
+    let seed = NodeSeed {
+        numbers: &numbers,
+        next: &next,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = seed
+        .deserialize(&mut deserializer)
+        .and_then(|node| deserializer.end().map(|()| node));
+    match parsed {
         Ok(node) => {
             let mut out = Vec::with_capacity(body.len());
             node.write(&mut out);
@@ -174,9 +191,8 @@ pub(crate) fn parse(body: &Bytes) -> Parsed {
 enum Node<'a> {
     Null,
     Bool(bool),
-    U64(u64),
-    I64(i64),
-    F64(f64),
+    /// A number: its text as written, and its value.
+    Number(&'a [u8], f64),
     Text(Text<'a>),
     Array(Vec<Node<'a>>),
     Object(Vec<(Text<'a>, Node<'a>)>),
@@ -220,16 +236,7 @@ impl Node<'_> {
             Node::Null => out.extend_from_slice(b"null"),
             Node::Bool(true) => out.extend_from_slice(b"true"),
             Node::Bool(false) => out.extend_from_slice(b"false"),
-            // Writing a number into a Vec cannot fail.
-            Node::U64(n) => {
-                let _ = serde_json::to_writer(&mut *out, n);
-            }
-            Node::I64(n) => {
-                let _ = serde_json::to_writer(&mut *out, n);
-            }
-            Node::F64(n) => {
-                let _ = serde_json::to_writer(&mut *out, n);
-            }
+            Node::Number(text, _) => out.extend_from_slice(text),
             Node::Text(text) => text.write(out),
             Node::Array(items) => {
                 out.push(b'[');
@@ -259,9 +266,7 @@ impl Node<'_> {
 
     fn number(&self) -> Option<f64> {
         match *self {
-            Node::U64(n) => Some(n as f64),
-            Node::I64(n) => Some(n as f64),
-            Node::F64(n) => Some(n),
+            Node::Number(_, n) => Some(n),
             _ => None,
         }
     }
@@ -309,15 +314,68 @@ impl<'de> Visitor<'de> for TextVisitor {
     }
 }
 
-impl<'de> Deserialize<'de> for Node<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
+/// The number tokens of `body`, valid JSON, in the order they are written (the order in which
+/// serde_json visits them): the bytes outside strings from a `-` or a digit up to the next
+/// byte that cannot be part of a number.
+fn number_tokens(body: &[u8]) -> Vec<&[u8]> {
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        match b {
+            b'"' => {
+                // Skip the string, and its escapes.
+                i += 1;
+                while let Some(&c) = body.get(i) {
+                    i += if c == b'\\' { 2 } else { 1 };
+                    if c == b'"' {
+                        break;
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while body
+                    .get(i)
+                    .is_some_and(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                {
+                    i += 1;
+                }
+                tokens.push(&body[start..i]);
+            }
+            _ => i += 1,
+        }
+    }
+    tokens
+}
+
+/// Deserializes a [`Node`], taking each number's text from the tokens in order.
+#[derive(Clone, Copy)]
+struct NodeSeed<'s, 'de> {
+    numbers: &'s [&'de [u8]],
+    next: &'s Cell<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, 'de> {
+    type Value = Node<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node<'de>, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct NodeVisitor;
+impl<'de> NodeSeed<'_, 'de> {
+    fn number<E: de::Error>(self, value: f64) -> Result<Node<'de>, E> {
+        let i = self.next.get();
+        self.next.set(i + 1);
+        match self.numbers.get(i) {
+            Some(text) => Ok(Node::Number(text, value)),
+            // Cannot happen for valid JSON; if it did, the raw bytes are used.
+            None => Err(E::custom("number tokens out of step")),
+        }
+    }
+}
 
-impl<'de> Visitor<'de> for NodeVisitor {
+impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
     type Value = Node<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -333,15 +391,15 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<Node<'de>, E> {
-        Ok(Node::U64(n))
+        self.number(n as f64)
     }
 
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<Node<'de>, E> {
-        Ok(Node::I64(n))
+        self.number(n as f64)
     }
 
     fn visit_f64<E: de::Error>(self, n: f64) -> Result<Node<'de>, E> {
-        Ok(Node::F64(n))
+        self.number(n)
     }
 
     fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Node<'de>, E> {
@@ -359,7 +417,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
         // Capacity hints come from the input: capped, so a hostile body cannot reserve much.
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(self)? {
             items.push(item);
         }
         Ok(Node::Array(items))
@@ -367,8 +425,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-        while let Some(entry) = map.next_entry::<Text<'de>, Node<'de>>()? {
-            entries.push(entry);
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            entries.push((key, map.next_value_seed(self)?));
         }
         // Sorted by key (stably: equal keys keep their order), then duplicates dropped but the
         // last, as when parsing into a map. O(n log n) whatever the input.
@@ -409,10 +467,12 @@ mod tests {
             norm(r#"{"a":"x\"y","a":2,"b":"\n"}"#),
             r#"{"a":2,"b":"\n"}"#
         );
+        assert_eq!(norm("[1.0, 1.00, 1]"), "[1.0,1.00,1]");
         assert_eq!(
-            norm("[1, -2, 1.5e3, true, null]"),
-            "[1,-2,1500.0,true,null]"
+            norm(r#"{"s":"-1 \" 2","n":-0.5E+2}"#),
+            r#"{"n":-0.5E+2,"s":"-1 \" 2"}"#
         );
+        assert_eq!(norm("[1, -2, 1.5e3, true, null]"), "[1,-2,1.5e3,true,null]");
     }
 
     #[test]

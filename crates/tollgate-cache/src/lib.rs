@@ -15,8 +15,9 @@
 //!   [`CacheRequest::Bypass`] (or the header's value `off`) wins. Anything else passes through
 //!   untouched.
 //! - **The key** is the method, the URI, the body and the caller's identity. A JSON body is
-//!   normalised — object keys sorted, whitespace dropped — so that key order and formatting do
-//!   not matter; a byte-identical request is found without parsing. The identity is a seeded
+//!   normalised — object keys sorted, whitespace dropped, escapes undone — so that key order
+//!   and formatting do not matter; numbers are kept as written (`1.0` and `1.00` are two keys:
+//!   a missed hit, never a wrong answer). A byte-identical request is found without parsing. The identity is a seeded
 //!   128-bit hash of the `authorization`, `x-api-key`, `api-key` and `x-goog-api-key` headers
 //!   and of a [`CacheIdentity`] extension (a tenant): one caller's answer is never served to
 //!   another unless [`shared_across_callers`](CacheConfig::shared_across_callers) says so. Raw
@@ -24,9 +25,11 @@
 //!   answer.
 //! - **What is stored**: a 2xx response whose [`Verdict`](tollgate_core::Verdict), if a
 //!   classifier below attached one, is a success, and whose body was read to its end, without
-//!   error or trailers, within [`max_entry_bytes`](CacheConfig::max_entry_bytes). Its status,
+//!   error or trailers, within [`max_entry_bytes`](CacheConfig::max_entry_bytes). An event
+//!   stream (`text/event-stream`) that reported an error mid-way — an `event: error`, or a
+//!   `data:` object with an `error` — is not stored, though its status was 200. Its status,
 //!   end-to-end headers and body are stored; hop-by-hop headers (`connection`,
-//!   `transfer-encoding`, …) are not. Anything else reaches the caller intact — a body that was
+//!   `transfer-encoding`, …, and those `connection` names) are not. Anything else reaches the caller intact — a body that was
 //!   too large or failed while being read is handed on from where it was, nothing lost — and
 //!   is not stored.
 //! - **Memory is bounded** by the time-to-live, a [maximum entry count](CacheConfig::max_entries)

@@ -45,8 +45,17 @@ impl Stored {
     ) -> Self {
         let mut headers = HeaderMap::with_capacity(parts.headers.len());
         let mut bytes = 128 + body.len();
+        // Headers that `connection` names are hop-by-hop too (RFC 9110, section 7.6.1).
+        let nominated: Vec<HeaderName> = parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::try_from(token.trim()).ok())
+            .collect();
         for (name, value) in &parts.headers {
-            if is_hop_by_hop(name) || *name == CACHE_HEADER {
+            if is_hop_by_hop(name) || *name == CACHE_HEADER || nominated.contains(name) {
                 continue;
             }
             bytes += name.as_str().len() + value.len() + 32;

@@ -871,3 +871,108 @@ fn types_are_send_sync_and_clone() {
         >,
     >();
 }
+
+#[tokio::test(start_paused = true)]
+async fn integers_beyond_64_bits_are_not_conflated() {
+    // serde_json reads both as the same f64; the provider (Python, say) reads two integers.
+    let (calls, inner) = upstream(Duration::ZERO, 200);
+    let service = cache(CacheConfig::default(), inner);
+    let one = send(
+        &service,
+        opted(r#"{ "model":"m", "seed": 18446744073709551616 }"#),
+    )
+    .await;
+    assert_eq!(text(one).await, "answer 1");
+    let two = send(
+        &service,
+        opted(r#"{ "model":"m", "seed": 18446744073709551617 }"#),
+    )
+    .await;
+    assert_eq!(status(&two), Some(CacheStatus::Miss));
+    assert_eq!(text(two).await, "answer 2");
+    // Still normalised: the same request written differently is a hit.
+    let same = send(
+        &service,
+        opted(r#"{"seed":18446744073709551617,"model":"m"}"#),
+    )
+    .await;
+    assert_eq!(status(&same), Some(CacheStatus::Hit));
+    assert_eq!(text(same).await, "answer 2");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// An upstream answering 200 `text/event-stream` with `body`, counting its calls.
+fn event_stream(
+    body: &'static str,
+) -> (
+    Arc<AtomicUsize>,
+    impl Service<Req, Response = Response<Full<Bytes>>, Error = Infallible> + Clone,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let service = tower::service_fn(move |_: Req| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let response = Response::builder()
+                .header("content-type", "text/event-stream; charset=utf-8")
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap();
+            Ok::<_, Infallible>(response)
+        }
+    });
+    (calls, service)
+}
+
+#[tokio::test(start_paused = true)]
+async fn event_streams_with_an_error_event_are_not_stored() {
+    // A 200 stream that failed mid-way: the classifier below cannot see it (its errors come
+    // mid-stream), so it carries no failure verdict.
+    let bodies: [&'static str; 3] = [
+        // Anthropic.
+        "event: message_start\ndata: {\"type\":\"message_start\"}\n\n\
+         event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n",
+        // OpenAI, OpenRouter.
+        "data: {\"choices\":[]}\n\ndata: {\"error\":{\"message\":\"server_error\"}}\n\n",
+        // CRLF line endings.
+        "data: {\"choices\":[]}\r\n\r\nevent:error\r\ndata: {}\r\n\r\n",
+    ];
+    for body in bodies {
+        let (calls, inner) = event_stream(body);
+        let service = cache(CacheConfig::default(), inner);
+        for _ in 0..2 {
+            let response = send(&service, opted(CHAT)).await;
+            assert_eq!(status(&response), Some(CacheStatus::Miss), "{body}");
+            assert_eq!(text(response).await, body);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "not stored: {body}");
+    }
+    // A clean stream is stored, even when a message talks about errors.
+    let clean = "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"error\\\": none\"}}]}\n\n\
+                 data: [DONE]\n\n";
+    let (calls, inner) = event_stream(clean);
+    let service = cache(CacheConfig::default(), inner);
+    send(&service, opted(CHAT)).await;
+    let hit = send(&service, opted(CHAT)).await;
+    assert_eq!(status(&hit), Some(CacheStatus::Hit));
+    assert_eq!(text(hit).await, clean);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_named_by_connection_are_not_stored() {
+    let (calls, inner) = upstream(Duration::ZERO, 200);
+    let inner = inner.map_response(|mut r: Response<Full<Bytes>>| {
+        let headers = r.headers_mut();
+        headers.insert("connection", "x-hop, Keep-Alive".parse().unwrap());
+        headers.insert("x-hop", "1".parse().unwrap());
+        headers.insert("x-end", "2".parse().unwrap());
+        r
+    });
+    let service = cache(CacheConfig::default(), inner);
+    send(&service, opted(CHAT)).await;
+    let hit = send(&service, opted(CHAT)).await;
+    assert_eq!(status(&hit), Some(CacheStatus::Hit));
+    assert_eq!(hit.headers()["x-end"], "2");
+    assert!(!hit.headers().contains_key("x-hop"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
