@@ -39,6 +39,22 @@ impl Hashers {
         (u128::from(one(a)) << 64) | u128::from(one(b))
     }
 
+    /// 128 bits of seeded hash over the values of `headers`, which select another answer
+    /// (`accept-encoding`, `anthropic-version`, …): they are part of every key, shared or not.
+    pub(crate) fn variant<B>(&self, request: &http::Request<B>, headers: &[HeaderName]) -> u128 {
+        if headers.is_empty() {
+            return 0;
+        }
+        let [a, b] = &self.identity;
+        let one = |state: &foldhash::quality::RandomState| {
+            let mut h = state.build_hasher();
+            h.write_u8(0xa5); // apart from identities
+            write_identity(&mut h, request.headers(), headers, None);
+            h.finish()
+        };
+        (u128::from(one(a)) << 64) | u128::from(one(b))
+    }
+
     /// A key for these parts.
     pub(crate) fn key(&self, method: &Method, uri: &Uri, identity: u128, body: Bytes) -> Key {
         let mut h = self.key.build_hasher();

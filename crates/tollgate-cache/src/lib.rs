@@ -49,7 +49,14 @@
 //! itself, at once and in parallel, rather than queueing behind a new leader. When the
 //! leader's future is dropped, its followers look again and one of them becomes the next
 //! leader. Followers hold an unreadied clone of the inner service while they wait, and ready
-//! it only if they must go upstream.
+//! it only if they must go upstream. The leader's call makes progress only while its future is
+//! polled: identical requests from one task must be polled together (`join`), not one awaited
+//! before the other is started — as a server's separate tasks naturally are.
+//!
+//! Besides the caller's identity, the values of a few request headers that select another
+//! answer for the same body — `accept`, `accept-encoding`, `anthropic-version`,
+//! `anthropic-beta`, `openai-organization`, `openai-project` — are part of every key
+//! ([`CacheConfig::variant_headers`]).
 //!
 //! ## `poll_ready` and `call`
 //!

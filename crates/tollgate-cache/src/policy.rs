@@ -64,6 +64,11 @@ pub struct CacheConfig {
     /// values themselves are never stored. Requests with none of them and no extension share
     /// one identity.
     pub identity_headers: Vec<HeaderName>,
+    /// The request headers that select another answer for the same body, whose values are
+    /// part of every key (shared across callers or not): `accept`, `accept-encoding`,
+    /// `anthropic-version`, `anthropic-beta`, `openai-organization` and `openai-project` by
+    /// default.
+    pub variant_headers: Vec<HeaderName>,
 }
 
 impl Default for CacheConfig {
@@ -81,6 +86,14 @@ impl Default for CacheConfig {
                 HeaderName::from_static("x-api-key"),
                 HeaderName::from_static("api-key"),
                 HeaderName::from_static("x-goog-api-key"),
+            ],
+            variant_headers: vec![
+                http::header::ACCEPT,
+                http::header::ACCEPT_ENCODING,
+                HeaderName::from_static("anthropic-version"),
+                HeaderName::from_static("anthropic-beta"),
+                HeaderName::from_static("openai-organization"),
+                HeaderName::from_static("openai-project"),
             ],
         }
     }
@@ -133,6 +146,13 @@ impl CacheConfig {
     #[must_use]
     pub fn shared_across_callers(mut self, on: bool) -> Self {
         self.shared_across_callers = on;
+        self
+    }
+
+    /// Sets [`variant_headers`](CacheConfig::variant_headers).
+    #[must_use]
+    pub fn variant_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.variant_headers = names.into_iter().collect();
         self
     }
 

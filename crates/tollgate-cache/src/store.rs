@@ -215,6 +215,11 @@ impl Shared {
             self.hashers
                 .identity(request, &self.config.identity_headers)
         };
+        let identity = identity
+            ^ self
+                .hashers
+                .variant(request, &self.config.variant_headers)
+                .rotate_left(1);
         let raw = self.hashers.key(
             request.method(),
             request.uri(),

@@ -275,6 +275,27 @@ async fn shared_across_callers_shares_when_configured() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+/// Headers that select another answer — an API version, an encoding — are part of the key,
+/// even when entries are shared across callers.
+#[tokio::test(start_paused = true)]
+async fn variant_headers_are_part_of_the_key() {
+    let (calls, inner) = upstream(Duration::ZERO, 200);
+    let service = cache(CacheConfig::default().shared_across_callers(true), inner);
+    let with = |name: &'static str, value: &'static str| {
+        let mut request = opted(CHAT);
+        request.headers_mut().insert(name, value.parse().unwrap());
+        request
+    };
+    send(&service, with("anthropic-version", "2023-06-01")).await;
+    let other_version = send(&service, with("anthropic-version", "2024-01-01")).await;
+    assert_eq!(status(&other_version), Some(CacheStatus::Miss));
+    let gzip = send(&service, with("accept-encoding", "gzip")).await;
+    assert_eq!(status(&gzip), Some(CacheStatus::Miss));
+    let same = send(&service, with("anthropic-version", "2023-06-01")).await;
+    assert_eq!(status(&same), Some(CacheStatus::Hit));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
 async fn concurrently<S, B>(
     service: &S,
     n: usize,
