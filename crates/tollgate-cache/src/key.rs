@@ -339,13 +339,19 @@ fn number_tokens(body: &[u8]) -> Vec<&[u8]> {
     while let Some(&b) = body.get(i) {
         match b {
             b'"' => {
-                // Skip the string, and its escapes.
+                // Skip the string, and its escapes, a run of plain bytes at a time.
                 i += 1;
-                while let Some(&c) = body.get(i) {
-                    i += if c == b'\\' { 2 } else { 1 };
+                while let Some(k) = memchr::memchr2(b'"', b'\\', body.get(i..).unwrap_or(&[])) {
+                    let c = body[i + k];
+                    i += k + 1;
                     if c == b'"' {
                         break;
                     }
+                    i += 1; // the escaped byte
+                }
+                if i > body.len() || body.get(i - 1) != Some(&b'"') {
+                    // An unterminated string: nothing after it is a number.
+                    break;
                 }
             }
             b'-' | b'0'..=b'9' => {
