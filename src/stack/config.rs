@@ -580,7 +580,9 @@ fn locate_in<T: DeserializeOwned>(value: &toml::Value, path: &str) -> Option<(St
 }
 
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // Bytes, so that an offset inside a character cannot panic.
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let before = String::from_utf8_lossy(before);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
