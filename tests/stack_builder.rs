@@ -743,3 +743,30 @@ async fn over_a_real_client_and_server() {
         format!(r#"{address} Bearer sk-local {{"model":"llama-3.1-8b"}}"#)
     );
 }
+
+/// A base URL with user info is refused, and neither the refusal nor the provider's `Debug`
+/// output shows the secret in it; a port beyond 65535 is refused rather than replaced by the
+/// scheme's default.
+#[test]
+fn base_urls_with_user_info_or_a_bad_port_are_refused() {
+    let provider =
+        Provider::openai(OpenAiTier::Tier1).base_url("https://user:sk-secret@api.openai.com");
+    assert!(
+        !format!("{provider:?}").contains("sk-secret"),
+        "{provider:?}"
+    );
+    let error = StackBuilder::new(provider).build(Wire::new()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"provider "openai": invalid base URL "https://<redacted>@api.openai.com": has user info: give the key with api_key (or api_key_env), not in the URL"#
+    );
+    assert!(!format!("{error:?}").contains("sk-secret"));
+
+    let error = StackBuilder::new(Provider::openai_compatible("http://127.0.0.1:99999"))
+        .build(Wire::new())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"provider "openai-compatible": invalid base URL "http://127.0.0.1:99999": the port is not a number from 0 to 65535"#
+    );
+}

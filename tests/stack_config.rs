@@ -969,3 +969,102 @@ fn invalid_cache_configurations_name_the_field() {
     let error = StackConfig::from_toml(&format!("{}cache = 5\n", one_provider(""))).unwrap_err();
     assert_eq!(error.field(), Some("stack.cache"));
 }
+
+// ===== regressions =====
+
+/// Azure's `api_version` is checked as itself: a bad one is reported at `api_version`, not at
+/// the `base_url` it was given with; other kinds, which would ignore it, refuse it.
+#[test]
+fn api_version_errors_name_api_version() {
+    let azure = |extra: &str| {
+        one_provider(&format!(
+            "base_url = \"https://example.openai.azure.com/openai/deployments/gpt-4o\"\n{extra}"
+        ))
+        .replace("kind = \"openai\"", "kind = \"azure-openai\"")
+    };
+    let cases = [
+        (
+            azure("api_version = \"bad version\""),
+            r#"providers[0].api_version: api-version "bad version" is not a version"#,
+        ),
+        (
+            azure("api_version = \"\""),
+            r#"providers[0].api_version: api-version "" is not a version"#,
+        ),
+        (
+            one_provider("api_version = \"2024-10-21\""),
+            "providers[0].api_version: only for kind azure-openai, not openai",
+        ),
+        (
+            one_provider("api_version = \"bad version\"")
+                .replace("kind = \"openai\"", "kind = \"gemini\""),
+            "providers[0].api_version: only for kind azure-openai, not gemini",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = StackConfig::from_toml(&text).unwrap_err();
+        assert_eq!(error.to_string(), expected, "for:\n{text}");
+        assert_eq!(
+            error.field(),
+            Some("providers[0].api_version"),
+            "for:\n{text}"
+        );
+    }
+    StackConfig::from_toml(&azure("api_version = \"2025-01-01-preview\"")).unwrap();
+}
+
+/// `preset = "none"` is refused next to settings it would silently drop, for retries as for
+/// breakers and limits.
+#[test]
+fn none_presets_refuse_other_settings() {
+    let cases = [
+        (
+            one_provider("retry = { preset = \"none\", max_retries = 3 }"),
+            r#"providers[0].retry.preset: "none" cannot be combined with other retry settings"#,
+        ),
+        (
+            one_provider("retry = { preset = \"none\", base_delay = \"1s\" }"),
+            r#"providers[0].retry.preset: "none" cannot be combined with other retry settings"#,
+        ),
+        (
+            one_provider("limits = { preset = \"none\", algorithm = \"gcra\" }"),
+            r#"providers[0].limits.preset: "none" cannot be combined with an algorithm"#,
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_error(&text), expected, "for:\n{text}");
+    }
+    let config = StackConfig::from_toml(&one_provider("retry = { preset = \"none\" }")).unwrap();
+    assert_eq!(config.primary().label(), "openai");
+}
+
+/// A base URL with user info could carry a key: it is refused, and the error shows neither
+/// the key nor the user. A port beyond 65535 is refused rather than replaced by the default.
+#[test]
+fn base_urls_with_user_info_or_a_bad_port_are_refused() {
+    let error = StackConfig::from_toml(&one_provider(
+        "base_url = \"https://user:sk-secret@api.openai.com/v1\"",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"providers[0].base_url: "https://<redacted>@api.openai.com/v1": has user info: give the key with api_key (or api_key_env), not in the URL"#
+    );
+    assert!(!format!("{error:?}").contains("sk-secret"));
+    assert_eq!(
+        parse_error(&one_provider("base_url = \"https://api.openai.com:99999\"")),
+        r#"providers[0].base_url: "https://api.openai.com:99999": the port is not a number from 0 to 65535"#
+    );
+    StackConfig::from_toml(&one_provider("base_url = \"http://[::1]:8080\"")).unwrap();
+}
+
+/// `max_bytes` below the default largest entry (1 MiB) brings `max_entry_bytes` down with it:
+/// no entry may be larger than the whole cache.
+#[test]
+fn a_small_cache_has_no_entry_larger_than_itself() {
+    let config =
+        StackConfig::from_toml(&(one_provider("") + "[stack.cache]\nmax_bytes = 4096\n")).unwrap();
+    let cache = config.cache().unwrap();
+    assert_eq!(cache.max_bytes.get(), 4096);
+    assert_eq!(cache.max_entry_bytes.get(), 4096);
+}

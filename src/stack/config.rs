@@ -22,7 +22,9 @@ use tollgate_router::Strategy;
 
 use super::builder::StackBuilder;
 use super::error::StackError;
-use super::provider::{Provider, ProviderKind, credentials, endpoint};
+use super::provider::{
+    Provider, ProviderKind, check_api_version, credentials, endpoint, shown_url,
+};
 use super::service::{Stack, Transport};
 
 // ===== the file's shape =====
@@ -142,7 +144,7 @@ struct RawBreaker {
 ///                                       #   least-loaded, latency-aware
 /// model = "gpt-4o"                      # sets the body's "model"
 /// max_in_flight = 100                   # concurrency cap; default none
-/// # api_version = "2024-10-21"          # azure-openai only
+/// # api_version = "2024-10-21"          # azure-openai only (refused for other kinds)
 ///
 /// [providers.limits]                    # default: no client-side rate limit
 /// preset = "openai-tier-3"              # or "none"; explicit values below override it
@@ -153,7 +155,8 @@ struct RawBreaker {
 ///                                       #   sliding-window-counter
 ///
 /// [providers.retry]                     # default: preset "default"
-/// preset = "default"                    # "default", "openai" or "none" (no retries)
+/// preset = "default"                    # "default", "openai" or "none" (no retries, and
+///                                       #   no other setting)
 /// max_retries = 3
 /// max_overloaded_retries = 2
 /// base_delay = "500ms"                  # durations: "250ms", "1.5s", "2m", "1h"
@@ -180,8 +183,8 @@ struct RawBreaker {
 /// ttl = "5m"                            # how long an answer is served: default 5m
 /// max_entries = 10000                   # default 10000, at most 4294967295
 /// max_bytes = 67108864                  # all entries together: default 64 MiB
-/// max_entry_bytes = 1048576             # the largest body stored: default 1 MiB, at most
-///                                       #   max_bytes
+/// max_entry_bytes = 1048576             # the largest body stored: default 1 MiB (or
+///                                       #   max_bytes if smaller), at most max_bytes
 /// deterministic = false                 # also cache "temperature": 0 requests that did not
 ///                                       #   opt in (x-tollgate-cache: on)
 /// shared_across_callers = false         # serve one caller's answers to another
@@ -658,26 +661,32 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
             ConfigError::invalid(field("kind"), e.to_string())
         })?;
     let mut provider = Provider::new(kind).name(&raw.name);
+    if let Some(version) = raw.api_version {
+        if kind != ProviderKind::AzureOpenAi {
+            return Err(ConfigError::invalid(
+                field("api_version"),
+                format!("only for kind azure-openai, not {kind}"),
+            ));
+        }
+        check_api_version(&version)
+            .map_err(|reason| ConfigError::invalid(field("api_version"), reason))?;
+        provider = provider.api_version(version);
+    }
     match &raw.base_url {
         Some(url) => {
-            endpoint(kind, url, raw.api_version.as_deref()).map_err(|reason| {
-                ConfigError::invalid(field("base_url"), format!("{url:?}: {reason}"))
+            // The version is checked above: what is wrong here is the URL.
+            endpoint(kind, url, None).map_err(|reason| {
+                ConfigError::invalid(field("base_url"), format!("{:?}: {reason}", shown_url(url)))
             })?;
             provider = provider.base_url(url);
         }
-        None => {
-            let Some(default) = kind.default_base_url() else {
-                return Err(ConfigError::invalid(
-                    field("base_url"),
-                    format!("required for kind {kind}"),
-                ));
-            };
-            endpoint(kind, default, raw.api_version.as_deref())
-                .map_err(|reason| ConfigError::invalid(field("api_version"), reason))?;
+        None if kind.default_base_url().is_none() => {
+            return Err(ConfigError::invalid(
+                field("base_url"),
+                format!("required for kind {kind}"),
+            ));
         }
-    }
-    if let Some(version) = raw.api_version {
-        provider = provider.api_version(version);
+        None => {}
     }
     let keys = key_variables(path, raw.api_key_env, raw.api_key_envs)?;
     if let Some(routing) = &raw.routing {
@@ -940,6 +949,12 @@ fn limits(path: &str, raw: RawLimits) -> Result<Option<Limits>, ConfigError> {
             "\"none\" cannot be combined with explicit limits",
         ));
     }
+    if raw.preset.as_deref() == Some("none") && algorithm.is_some() {
+        return Err(ConfigError::invalid(
+            field("preset"),
+            "\"none\" cannot be combined with an algorithm",
+        ));
+    }
     if base.is_none() && explicit_limits.is_empty() {
         if raw.preset.is_none() {
             return Err(ConfigError::invalid(
@@ -989,9 +1004,23 @@ fn non_zero(field: String, value: Duration) -> Result<Duration, ConfigError> {
 
 fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigError> {
     let field = |name: &str| format!("{path}.{name}");
+    let any = raw.max_retries.is_some()
+        || raw.max_overloaded_retries.is_some()
+        || raw.base_delay.is_some()
+        || raw.max_delay.is_some()
+        || raw.jitter.is_some()
+        || raw.min_delay.is_some()
+        || raw.max_server_delay.is_some()
+        || raw.total_time.is_some();
     let mut policy = match raw.preset.as_deref() {
         None | Some("default") => RetryPolicy::default(),
         Some("openai") => RetryPolicy::openai(),
+        Some("none") if any => {
+            return Err(ConfigError::invalid(
+                field("preset"),
+                "\"none\" cannot be combined with other retry settings",
+            ));
+        }
         Some("none") => RetryPolicy::default()
             .with_max_retries(0)
             .with_max_overloaded_retries(0),
@@ -1142,7 +1171,14 @@ fn cache(path: &str, raw: RawCache) -> Result<CacheConfig, ConfigError> {
         config = config.max_entries(n);
     }
     if let Some(n) = raw.max_bytes {
-        config = config.max_bytes(positive("max_bytes", n)?);
+        let n = positive("max_bytes", n)?;
+        config = config.max_bytes(n);
+        // The default largest entry (1 MiB) is at most max_bytes too.
+        if let Some(n) = usize::try_from(n.get()).ok().and_then(NonZeroUsize::new) {
+            if config.max_entry_bytes > n {
+                config = config.max_entry_bytes(n);
+            }
+        }
     }
     if let Some(n) = raw.max_entry_bytes {
         let n = positive("max_entry_bytes", n)?;

@@ -229,6 +229,11 @@ impl fmt::Debug for ApiKey {
 /// prefix (`https://api.groq.com/openai/v1` → `https://api.groq.com/openai/v1/chat/completions`,
 /// `…/v1beta/openai` → `…/v1beta/openai/chat/completions`).
 ///
+/// A base URL with user info (`https://user:secret@host`) is refused, and shown without it in
+/// `Debug` output and errors: a key goes in [`api_key`](Self::api_key), never in the URL. So is
+/// a port that is not a number from 0 to 65535, which clients would silently replace with the
+/// scheme's default.
+///
 /// # Several API keys
 ///
 /// Given more than one key ([`api_keys`](Self::api_keys)), the provider's stack spreads its
@@ -559,7 +564,7 @@ impl Provider {
             endpoint(self.kind, base, self.api_version.as_deref()).map_err(|reason| {
                 StackError::InvalidBaseUrl {
                     provider: provider.clone(),
-                    url: base.to_owned(),
+                    url: shown_url(base),
                     reason,
                 }
             })?;
@@ -599,8 +604,19 @@ pub(crate) fn endpoint(
         Some(other) => return Err(format!("scheme {other:?} is not http or https")),
         None => return Err("not an absolute URL (no scheme)".to_owned()),
     }
-    if uri.authority().is_none() {
+    let Some(authority) = uri.authority() else {
         return Err("no host".to_owned());
+    };
+    if authority.as_str().contains('@') {
+        return Err(
+            "has user info: give the key with api_key (or api_key_env), not in the URL".to_owned(),
+        );
+    }
+    // After the host (an IPv6 host is bracketed): a port http could not read, which clients
+    // would replace with the scheme's default.
+    let after_host = authority.as_str().rfind(']').map_or(0, |i| i + 1);
+    if authority.as_str()[after_host..].contains(':') && uri.port_u16().is_none() {
+        return Err("the port is not a number from 0 to 65535".to_owned());
     }
     if uri.query().is_some() {
         return Err("has a query".to_owned());
@@ -613,16 +629,35 @@ pub(crate) fn endpoint(
     }
     if kind == ProviderKind::AzureOpenAi {
         let version = api_version.unwrap_or(AZURE_API_VERSION);
-        if version.is_empty()
-            || !version
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            return Err(format!("api-version {version:?} is not a version"));
-        }
+        check_api_version(version)?;
         endpoint = endpoint.with_query(&format!("api-version={version}"));
     }
     Ok(endpoint)
+}
+
+/// Whether `version` can be Azure's `api-version` parameter.
+pub(crate) fn check_api_version(version: &str) -> Result<(), String> {
+    if version.is_empty()
+        || !version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(format!("api-version {version:?} is not a version"));
+    }
+    Ok(())
+}
+
+/// `url` as errors and `Debug` output show it: any user info (which could hold a key)
+/// replaced by `<redacted>`.
+pub(crate) fn shown_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}<redacted>{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
 }
 
 /// The credentials for `key`, `None` when it cannot be a header value. The error never says
@@ -653,7 +688,11 @@ impl fmt::Debug for Provider {
             .field("kind", &self.kind)
             .field(
                 "base_url",
-                &self.base_url.as_deref().or(self.kind.default_base_url()),
+                &self
+                    .base_url
+                    .as_deref()
+                    .or(self.kind.default_base_url())
+                    .map(shown_url),
             );
         // Each key shows as "<redacted>": how many there are, never what they are.
         match self.api_keys.as_slice() {
