@@ -143,19 +143,25 @@ pub(crate) fn rate_limit_headers(snap: &Snapshot, now: SystemTime, headers: &mut
         insert(
             headers,
             &format!("anthropic-ratelimit-{name}-reset"),
-            rfc3339(now + ceil_secs(reset)),
+            rfc3339_ceil(now, reset),
         );
     }
 }
 
-fn ceil_secs(d: Duration) -> Duration {
-    Duration::from_secs(
-        d.as_nanos()
-            .div_ceil(1_000_000_000)
-            .try_into()
-            .unwrap_or(u64::MAX / 2),
-    )
+/// `now + after`, rounded *up* to the whole second, so a client waiting until the header's
+/// instant never comes back before the bucket is full (rounding `after` up and then flooring the
+/// sum, as before, could land up to a second early).
+fn rfc3339_ceil(now: SystemTime, after: Duration) -> String {
+    let t = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(after);
+    let secs = t.as_secs().saturating_add(u64::from(t.subsec_nanos() > 0));
+    rfc3339(UNIX_EPOCH + Duration::from_secs(secs.min(MAX_EPOCH_SECS)))
 }
+
+/// 9999-12-31T23:59:59Z: keeps the header four-digit and `SystemTime` arithmetic in range.
+const MAX_EPOCH_SECS: u64 = 253_402_300_799;
 
 /// `2025-02-24T22:25:32Z` (whole seconds, UTC).
 pub(crate) fn rfc3339(t: SystemTime) -> String {
@@ -282,6 +288,21 @@ pub(crate) fn stream(a: &Answer) -> Vec<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_rounds_the_instant_up() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_740_435_931_700);
+        assert_eq!(
+            rfc3339_ceil(now, Duration::from_millis(500)),
+            "2025-02-24T22:25:33Z"
+        );
+        assert_eq!(rfc3339_ceil(now, Duration::ZERO), "2025-02-24T22:25:32Z");
+        assert_eq!(
+            rfc3339_ceil(UNIX_EPOCH + Duration::from_secs(5), Duration::ZERO),
+            "1970-01-01T00:00:05Z"
+        );
+        assert_eq!(rfc3339_ceil(now, Duration::MAX), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn rfc3339_known_instants() {

@@ -112,32 +112,34 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
         }
         None => MockConfig::openai(),
     };
+    // `--flavor` first: switching flavors moves the flavor-default context window and outage
+    // statuses, which must not overwrite an explicit `--context-window` given before it.
+    for (_, value) in pairs.iter().filter(|(f, _)| f == "--flavor") {
+        let flavor = match value.trim().to_ascii_lowercase().as_str() {
+            "openai" => Flavor::OpenAi,
+            "anthropic" => Flavor::Anthropic,
+            _ => {
+                return Err(ArgError(format!(
+                    "invalid value `{value}` for `--flavor`: expected openai or anthropic"
+                )));
+            }
+        };
+        let old = config.flavor;
+        if config.context_window == old.default_context_window() {
+            config.context_window = flavor.default_context_window();
+        }
+        for o in &mut config.faults.outages {
+            if o.status == old.outage_status() {
+                o.status = flavor.outage_status();
+            }
+        }
+        config.flavor = flavor;
+    }
     let mut addr = SocketAddr::from(([127, 0, 0, 1], 8080));
     for (flag, value) in &pairs {
         let f = flag.as_str();
         match f {
-            "--config" => {}
-            "--flavor" => {
-                let flavor = match value.trim().to_ascii_lowercase().as_str() {
-                    "openai" => Flavor::OpenAi,
-                    "anthropic" => Flavor::Anthropic,
-                    _ => {
-                        return Err(ArgError(format!(
-                            "invalid value `{value}` for `--flavor`: expected openai or anthropic"
-                        )));
-                    }
-                };
-                let old = config.flavor;
-                if config.context_window == old.default_context_window() {
-                    config.context_window = flavor.default_context_window();
-                }
-                for o in &mut config.faults.outages {
-                    if o.status == old.outage_status() {
-                        o.status = flavor.outage_status();
-                    }
-                }
-                config.flavor = flavor;
-            }
+            "--config" | "--flavor" => {}
             "--addr" => {
                 addr = value.trim().parse().map_err(|_| {
                     ArgError(format!(

@@ -24,6 +24,7 @@ fn assert_rfc3339(s: &str) {
 
 #[tokio::test(start_paused = true)]
 async fn headers_per_dimension() {
+    let before = now();
     let server = MockServer::start(
         MockConfig::anthropic()
             .with_requests_per_minute(50)
@@ -33,7 +34,6 @@ async fn headers_per_dimension() {
     .await
     .unwrap();
     let client = Client::new(&server);
-    let before = now_secs();
     // 400 chars = 100 input tokens; the answer is 50 tokens (max_tokens is not charged to OTPM).
     let r = client.messages(&messages(400, 1000)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -47,22 +47,22 @@ async fn headers_per_dimension() {
     assert_eq!(r.h("anthropic-ratelimit-output-tokens-remaining"), "1000");
     // tokens-* is the more restrictive of the two.
     assert_eq!(r.h("anthropic-ratelimit-tokens-limit"), "2000");
-    let after = now_secs();
-    // Time to full refill, rounded up to the second: 1 request of 50 = 1.2 s, 100 of 10 000
-    // input tokens = 0.6 s, 50 of 2000 output tokens = 1.5 s.
-    for (name, secs) in [
-        ("requests", 2),
-        ("input-tokens", 1),
-        ("output-tokens", 2),
-        ("tokens", 2),
+    let after = now();
+    // The instant of full refill, rounded up to the second: 1 request of 50 = 1.2 s, 100 of
+    // 10 000 input tokens = 0.6 s, 50 of 2000 output tokens = 1.5 s.
+    let ceil = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    for (name, ms) in [
+        ("requests", 1200),
+        ("input-tokens", 600),
+        ("output-tokens", 1500),
+        ("tokens", 1500),
     ] {
         let reset = r.h(&format!("anthropic-ratelimit-{name}-reset"));
         assert_rfc3339(reset);
         let reset = epoch_secs(reset);
-        assert!(
-            (before + secs..=after + secs).contains(&reset),
-            "{name}: {reset} vs {before}..{after}"
-        );
+        let refill = Duration::from_millis(ms);
+        let (lo, hi) = (ceil(before + refill), ceil(after + refill));
+        assert!((lo..=hi).contains(&reset), "{name}: {reset} vs {lo}..={hi}");
     }
     assert!(r.header("x-ratelimit-limit-requests").is_none());
     let v = r.json();
@@ -97,11 +97,11 @@ fn epoch_secs(s: &str) -> u64 {
     (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)) as u64
 }
 
-fn now_secs() -> u64 {
+/// Wall-clock time since the epoch.
+fn now() -> Duration {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
-        .as_secs()
 }
 
 #[tokio::test(start_paused = true)]
@@ -287,4 +287,36 @@ async fn messages_requires_max_tokens() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["message"], "max_tokens: Field required");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_is_never_before_the_bucket_is_full() {
+    // The server's wall clock starts at or after `t0` and follows tokio's paused clock. Every
+    // request costs 50 ms of a 1200-RPM bucket, so `requests-reset` is 50 ms after the server's
+    // "now"; rounded to whole seconds it must not land before that instant. Requests are
+    // 1.05 s apart, so the sub-second phase of the server's clock sweeps the whole second.
+    let t0 = now();
+    let server = MockServer::start(MockConfig::anthropic().with_requests_per_minute(1200))
+        .await
+        .unwrap();
+    let t1 = now();
+    let client = Client::new(&server);
+    let start = tokio::time::Instant::now();
+    for _ in 0..20 {
+        let elapsed = start.elapsed();
+        let r = client.messages(&messages(4, 10)).await;
+        assert_eq!(r.status, 200);
+        let reset = Duration::from_secs(epoch_secs(r.h("anthropic-ratelimit-requests-reset")));
+        let full = t0 + elapsed + Duration::from_millis(50);
+        assert!(
+            reset >= full,
+            "reset {reset:?} is before the bucket is full at {full:?}"
+        );
+        let latest = t1 + elapsed + Duration::from_millis(50) + Duration::from_secs(1);
+        assert!(
+            reset < latest,
+            "reset {reset:?} rounded by more than a second"
+        );
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+    }
 }

@@ -49,6 +49,14 @@ impl Client {
         }
     }
 
+    /// A client for a server started elsewhere (the binary), at `base` (`http://IP:PORT`).
+    pub fn with_base(base: &str) -> Self {
+        Client {
+            inner: Legacy::builder(TokioExecutor::new()).build_http(),
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
     pub async fn try_send(
         &self,
         method: &str,
