@@ -611,6 +611,12 @@ fn build_errors_say_which_provider_and_what() {
             r#"provider "groq": max_in_flight must be greater than 0"#,
         ),
         (
+            build(StackBuilder::new(
+                Provider::groq().api_keys(["sk-a", "sk-b", "sk-a"]),
+            )),
+            r#"provider "groq": API keys 0 and 2 are the same; each key gets its own quota, so a repeated key would double what the account allows"#,
+        ),
+        (
             build(StackBuilder::new(openai()).fallback(openai().api_key("sk-other"))),
             r#"two different providers are named "openai/gpt-4o": name one of them otherwise"#,
         ),

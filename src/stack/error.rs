@@ -35,6 +35,14 @@ pub enum StackError {
         /// The provider's name.
         provider: String,
     },
+    /// Two of a provider's [API keys](super::Provider::api_keys) are the same: the router
+    /// would give it two quotas, twice what the account allows.
+    DuplicateApiKey {
+        /// The provider's name.
+        provider: String,
+        /// The positions of the two keys (as in `api_key_envs`).
+        positions: (usize, usize),
+    },
     /// A provider's [`max_in_flight`](super::Provider::max_in_flight) is zero.
     ZeroMaxInFlight {
         /// The provider's name.
@@ -74,6 +82,14 @@ impl fmt::Display for StackError {
             StackError::InvalidApiKey { provider } => write!(
                 f,
                 "provider {provider:?}: the API key is empty or not a valid header value"
+            ),
+            StackError::DuplicateApiKey {
+                provider,
+                positions: (first, second),
+            } => write!(
+                f,
+                "provider {provider:?}: API keys {first} and {second} are the same; each key \
+                 gets its own quota, so a repeated key would double what the account allows"
             ),
             StackError::ZeroMaxInFlight { provider } => {
                 write!(

@@ -539,6 +539,14 @@ impl Provider {
         if self.api_keys.len() < 2 {
             return Ok(Vec::new());
         }
+        for (second, ApiKey(key)) in self.api_keys.iter().enumerate() {
+            if let Some(first) = self.api_keys[..second].iter().position(|k| k.0 == *key) {
+                return Err(StackError::DuplicateApiKey {
+                    provider: self.label(),
+                    positions: (first, second),
+                });
+            }
+        }
         self.api_keys
             .iter()
             .map(|ApiKey(key)| {
