@@ -488,6 +488,17 @@ fn invalid_configurations_name_the_field() {
             r#"stack.fallback[0]: no provider named "antrhopic""#,
         ),
         (
+            SCENARIO.replace(r#"fallback = ["anthropic"]"#, r#"fallback = ["openai"]"#),
+            r#"stack.fallback[0]: "openai" is the primary"#,
+        ),
+        (
+            SCENARIO.replace(
+                r#"fallback = ["anthropic"]"#,
+                r#"fallback = ["anthropic", "anthropic"]"#,
+            ),
+            r#"stack.fallback[1]: "anthropic" is already in the chain"#,
+        ),
+        (
             SCENARIO.replace(r#"primary = "openai""#, r#"primary = "gpt""#),
             r#"stack.primary: no provider named "gpt""#,
         ),

@@ -630,6 +630,22 @@ fn validate(raw: RawConfig) -> Result<StackConfig, ConfigError> {
             .collect::<Result<Vec<_>, _>>()
     };
     let fallback = chain("fallback", &raw.stack.fallback)?;
+    // The primary, or a provider twice, in the fallback chain would only be tried again.
+    for (i, &index) in fallback.iter().enumerate() {
+        let field = format!("stack.fallback[{i}]");
+        if index == primary {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{:?} is the primary", names[index]),
+            ));
+        }
+        if fallback[..i].contains(&index) {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{:?} is already in the chain", names[index]),
+            ));
+        }
+    }
     let context_window = chain("context_window", &raw.stack.context_window)?;
     let cache = raw
         .stack
