@@ -4,6 +4,9 @@
 //! `with_*` setters, or parse one from TOML with [`MockConfig::from_toml`]. Every struct rejects
 //! unknown fields, and [`MockConfig::validate`] checks the values (probabilities in `[0, 1]`,
 //! limits greater than 0, and so on).
+//!
+//! [`ProxyLimit`] is the one table that is not the provider's: a reverse proxy's per-key limiter
+//! in front of it (see the `proxy` module for the algorithm).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -158,6 +161,183 @@ pub struct Outage {
     pub status: u16,
 }
 
+/// A reverse proxy's rate limiter in front of the provider, like nginx `limit_req` with
+/// `nodelay` or Envoy's local rate limit: a leaky bucket per API key, checked before the
+/// provider's own quotas.
+///
+/// Each key (`Authorization: Bearer …` or `x-api-key`; requests without one share a bucket) may
+/// send `burst + 1` requests back to back, then one every `1 / rate_per_second`. A refusal is a
+/// bare 429 with a fixed `Retry-After` of `retry_after_secs`, a `text/plain` body and no
+/// rate-limit headers, and consumes nothing (neither this bucket nor the provider's quotas).
+///
+/// **Shared-quota mode.** Another tenant behind the same proxy may take a share `f` of the rate,
+/// leaving the client `rate_per_second × (1 − f)`: each admitted request advances the key's
+/// bucket by `1 / (rate × (1 − f))` instead of `1 / rate`, as if the other tenant's requests
+/// were spread evenly between the client's. The share follows `tenant_schedule` and
+/// [`MockServer::set_tenant_share`], whichever changed it last.
+///
+/// In TOML:
+///
+/// ```toml
+/// [proxy_limit]
+/// rate_per_second = 50
+/// burst = 10               # default 0
+/// retry_after_secs = 1     # default 1
+///
+/// [[proxy_limit.tenant]]   # the share from 20 s after the start
+/// from_ms = 20000
+/// share = 0.5
+///
+/// [[proxy_limit.tenant]]   # and none again from 60 s
+/// from_ms = 60000
+/// share = 0.0
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_mock::{MockConfig, ProxyLimit};
+///
+/// let cfg = MockConfig::openai().with_proxy_limit(
+///     ProxyLimit::per_second(50)
+///         .with_burst(10)
+///         .with_tenant_share(Duration::from_secs(20), 0.5)
+///         .with_tenant_share(Duration::from_secs(60), 0.0),
+/// );
+/// assert!(cfg.validate().is_ok());
+/// let limit = cfg.proxy_limit.unwrap();
+/// assert_eq!((limit.rate_per_second, limit.burst, limit.retry_after_secs), (50, 10, 1));
+/// assert_eq!(limit.tenant_schedule[0].from_ms, 20_000);
+/// ```
+///
+/// [`MockServer::set_tenant_share`]: crate::MockServer::set_tenant_share
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyLimit {
+    /// Requests admitted per second and key once the burst is spent (greater than 0, at most
+    /// 1 000 000 000).
+    pub rate_per_second: u64,
+    /// Requests admitted back to back beyond the first: `burst + 1` pass at once. Default 0.
+    #[serde(default)]
+    pub burst: u64,
+    /// The `Retry-After` of a refusal, in whole seconds, whatever the actual wait. Default 1.
+    #[serde(default = "default_retry_after_secs")]
+    pub retry_after_secs: u64,
+    /// When another tenant's share of the rate changes, in order of `from_ms` (TOML:
+    /// `[[proxy_limit.tenant]]`). Before the first entry the share is 0.
+    #[serde(default, rename = "tenant")]
+    pub tenant_schedule: Vec<TenantShare>,
+}
+
+/// From `from_ms` after the server started, another tenant consumes `share` of the
+/// [`ProxyLimit`] rate (until the next entry).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantShare {
+    /// Start, in milliseconds after the server started.
+    pub from_ms: u64,
+    /// The other tenant's fraction of the rate, in `[0, 0.99]`
+    /// ([`ProxyLimit::MAX_TENANT_SHARE`]).
+    pub share: f64,
+}
+
+const DEFAULT_PROXY_RETRY_AFTER_SECS: u64 = 1;
+/// One request per nanosecond: above this the emission interval would round to 0.
+const MAX_PROXY_RATE_PER_SECOND: u64 = 1_000_000_000;
+
+fn default_retry_after_secs() -> u64 {
+    DEFAULT_PROXY_RETRY_AFTER_SECS
+}
+
+// ===== impl ProxyLimit =====
+
+impl ProxyLimit {
+    /// The largest share another tenant may take: 0.99, so the client always keeps 1 % of the
+    /// rate (a share of 1 would stop it for good).
+    pub const MAX_TENANT_SHARE: f64 = 0.99;
+
+    /// `rate_per_second` requests per second and key, no burst, `Retry-After: 1`, no other
+    /// tenant.
+    #[must_use]
+    pub const fn per_second(rate_per_second: u64) -> Self {
+        ProxyLimit {
+            rate_per_second,
+            burst: 0,
+            retry_after_secs: DEFAULT_PROXY_RETRY_AFTER_SECS,
+            tenant_schedule: Vec::new(),
+        }
+    }
+
+    /// Sets the burst: `burst + 1` requests pass back to back.
+    #[must_use]
+    pub const fn with_burst(mut self, burst: u64) -> Self {
+        self.burst = burst;
+        self
+    }
+
+    /// Sets the `Retry-After` of a refusal, rounded up to whole seconds (the header's unit).
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        let secs = after
+            .as_secs()
+            .saturating_add(u64::from(after.subsec_nanos() > 0));
+        self.retry_after_secs = secs;
+        self
+    }
+
+    /// Adds a schedule entry: from `from` after the server starts, another tenant takes `share`
+    /// of the rate. Entries must be added in increasing order of `from`.
+    #[must_use]
+    pub fn with_tenant_share(mut self, from: Duration, share: f64) -> Self {
+        self.tenant_schedule.push(TenantShare {
+            from_ms: u64::try_from(from.as_millis()).unwrap_or(u64::MAX),
+            share,
+        });
+        self
+    }
+
+    /// Checks the rate, the shares and the order of the schedule.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.rate_per_second == 0 {
+            return Err(ConfigError::invalid(
+                "proxy_limit.rate_per_second",
+                "must be greater than 0",
+            ));
+        }
+        if self.rate_per_second > MAX_PROXY_RATE_PER_SECOND {
+            return Err(ConfigError::invalid(
+                "proxy_limit.rate_per_second",
+                format!("must be at most {MAX_PROXY_RATE_PER_SECOND}"),
+            ));
+        }
+        let mut previous: Option<u64> = None;
+        for (i, entry) in self.tenant_schedule.iter().enumerate() {
+            check_tenant_share(format!("proxy_limit.tenant[{i}].share"), entry.share)?;
+            if let Some(prev) = previous.filter(|prev| entry.from_ms <= *prev) {
+                return Err(ConfigError::invalid(
+                    format!("proxy_limit.tenant[{i}].from_ms"),
+                    format!("{} is not after the previous entry's {prev}", entry.from_ms),
+                ));
+            }
+            previous = Some(entry.from_ms);
+        }
+        Ok(())
+    }
+}
+
+/// Checks that another tenant's share is in `[0, ProxyLimit::MAX_TENANT_SHARE]` (NaN is not).
+pub(crate) fn check_tenant_share(field: impl fmt::Display, share: f64) -> Result<(), ConfigError> {
+    if (0.0..=ProxyLimit::MAX_TENANT_SHARE).contains(&share) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            field,
+            format!("share {share} is not in [0, 0.99]"),
+        ))
+    }
+}
+
 /// The whole mock configuration. See the [crate docs](crate) for a TOML example.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(from = "RawConfig")]
@@ -184,6 +364,9 @@ pub struct MockConfig {
     pub credit_tokens: Option<u64>,
     /// Seed for the fault and latency RNG.
     pub seed: u64,
+    /// A reverse proxy's per-key limiter in front of the provider; `None` (the default): no
+    /// proxy.
+    pub proxy_limit: Option<ProxyLimit>,
 }
 
 /// The TOML shape; `context_window` and outage statuses default by flavor.
@@ -199,6 +382,7 @@ struct RawConfig {
     api_key: Option<String>,
     credit_tokens: Option<u64>,
     seed: u64,
+    proxy_limit: Option<ProxyLimit>,
 }
 
 impl Default for RawConfig {
@@ -213,6 +397,7 @@ impl Default for RawConfig {
             api_key: None,
             credit_tokens: None,
             seed: 0,
+            proxy_limit: None,
         }
     }
 }
@@ -237,6 +422,7 @@ impl From<RawConfig> for MockConfig {
             api_key: raw.api_key,
             credit_tokens: raw.credit_tokens,
             seed: raw.seed,
+            proxy_limit: raw.proxy_limit,
         }
     }
 }
@@ -293,7 +479,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(field: impl fmt::Display, problem: impl fmt::Display) -> Self {
+    pub(crate) fn invalid(field: impl fmt::Display, problem: impl fmt::Display) -> Self {
         ConfigError {
             message: format!("invalid value for `{field}`: {problem}"),
         }
@@ -368,7 +554,8 @@ impl MockConfig {
 
     /// Checks the values: limits and the context window greater than 0, probabilities in
     /// `[0, 1]` adding up to at most 1, error statuses in 400..=599, latency bounds ordered and
-    /// at most an hour.
+    /// at most an hour; for the [`ProxyLimit`], a rate greater than 0, tenant shares in
+    /// `[0, 0.99]` and schedule entries in increasing order of `from_ms`.
     ///
     /// # Errors
     ///
@@ -474,7 +661,10 @@ impl MockConfig {
                 ));
             }
         }
-        Ok(())
+        match &self.proxy_limit {
+            Some(limit) => limit.validate(),
+            None => Ok(()),
+        }
     }
 
     /// Sets `quota.requests_per_minute`.
@@ -598,6 +788,13 @@ impl MockConfig {
     #[must_use]
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Puts a reverse proxy's per-key limiter in front of the provider.
+    #[must_use]
+    pub fn with_proxy_limit(mut self, limit: ProxyLimit) -> Self {
+        self.proxy_limit = Some(limit);
         self
     }
 }

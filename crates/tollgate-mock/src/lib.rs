@@ -21,13 +21,18 @@
 //! | TPM charge | `ceil(chars / 4) + max_tokens` at admission | input at admission (ITPM), output when answered (OTPM) |
 //!
 //! Quotas ([`Quota`]) are continuously refilling buckets; refused, unauthorized and
-//! context-window requests consume nothing. Faults ([`Faults`]) are drawn from a seeded RNG after
+//! context-window requests consume nothing. Optionally, a reverse proxy's limiter
+//! ([`ProxyLimit`], like nginx `limit_req` or Envoy's local rate limit) sits in front: a GCRA
+//! bucket per API key whose refusals are bare `text/plain` 429s with a fixed `Retry-After` and no
+//! rate-limit headers, with another tenant taking a share of the rate on a schedule or at runtime
+//! ([`MockServer::set_tenant_share`]). Faults ([`Faults`]) are drawn from a seeded RNG after
 //! admission (so a faulted request has consumed quota); outages consume nothing. All timing uses
 //! tokio's clock, so tests can run with `start_paused = true`. [`MockServer::stats`] and
 //! [`MockServer::timeline`] report what happened.
 //!
 //! The pipeline, in order, is documented on the `server` module: route, body (≤ 10 MiB, else
-//! 413), API key, outage, JSON, credit, context window, admission, faults, latency, answer.
+//! 413), reverse-proxy limit, API key, outage, JSON, credit, context window, admission, faults,
+//! latency, answer.
 //!
 //! # Example
 //!
@@ -76,8 +81,14 @@
 //! [faults]
 //! error_rates = { 500 = 0.01, 529 = 0.02 }
 //! outages = [{ start_ms = 60000, duration_ms = 10000 }]
+//!
+//! [proxy_limit]
+//! rate_per_second = 5
+//! burst = 2
+//! tenant = [{ from_ms = 20000, share = 0.5 }]
 //! "#).unwrap();
 //! assert_eq!(cfg.faults.outages[0].status, 529);
+//! assert_eq!(cfg.proxy_limit.unwrap().tenant_schedule[0].share, 0.5);
 //! ```
 //!
 //! # Feature flags
@@ -96,10 +107,13 @@ mod body;
 mod config;
 mod faults;
 mod openai;
+mod proxy;
 mod quota;
 mod server;
 mod stats;
 
-pub use config::{ConfigError, Faults, Flavor, Latency, MockConfig, Outage, Quota};
+pub use config::{
+    ConfigError, Faults, Flavor, Latency, MockConfig, Outage, ProxyLimit, Quota, TenantShare,
+};
 pub use server::{MAX_BODY_BYTES, MockServer};
 pub use stats::{Bucket, MockStats};

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tollgate_mock::{Flavor, Latency, MockConfig, MockServer};
+use tollgate_mock::{Flavor, Latency, MockConfig, MockServer, ProxyLimit, TenantShare};
 
 const USAGE: &str = "\
 tollgate-mock: a mock LLM provider (OpenAI or Anthropic) with quotas, rate-limit headers and faults
@@ -33,6 +33,14 @@ OPTIONS:
     --seed N                 RNG seed
     -h, --help               print this help
 
+REVERSE-PROXY LIMITER (per API key, checked before the provider's quotas):
+    --proxy-rate N           requests per second per key
+    --proxy-burst N          extra requests allowed back to back [default: 0]
+    --proxy-retry-after SECS Retry-After of the proxy's 429 [default: 1]
+    --tenant-share MS:SHARE  another tenant takes SHARE (0 to 0.99) of the rate from MS
+                             milliseconds after the start (repeatable or comma-separated;
+                             replaces the file's schedule; increasing MS)
+
 ROUTES:
     POST /v1/chat/completions   OpenAI Chat Completions shape
     POST /v1/messages           Anthropic Messages shape
@@ -56,6 +64,10 @@ const FLAGS: &[&str] = &[
     "--api-key",
     "--credit-tokens",
     "--seed",
+    "--proxy-rate",
+    "--proxy-burst",
+    "--proxy-retry-after",
+    "--tenant-share",
 ];
 
 /// What the command line asks for.
@@ -64,6 +76,10 @@ enum Command {
     Help,
     Serve(SocketAddr, Box<MockConfig>),
 }
+
+/// Flags that configure the reverse-proxy limiter: they need `--proxy-rate` or a
+/// `[proxy_limit]` table in the `--config` file.
+const PROXY_FLAGS: &[&str] = &["--proxy-burst", "--proxy-retry-after", "--tenant-share"];
 
 /// A bad command line: the message names the flag.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +91,55 @@ fn number(flag: &str, value: &str) -> Result<u64, ArgError> {
             "invalid value `{value}` for `{flag}`: expected an integer"
         ))
     })
+}
+
+/// `MS:SHARE`, comma-separated, e.g. `20000:0.5,60000:0`.
+fn tenant_shares(value: &str) -> Result<Vec<TenantShare>, ArgError> {
+    let bad = || {
+        ArgError(format!(
+            "invalid value `{value}` for `--tenant-share`: expected MS:SHARE[,MS:SHARE…], e.g. 20000:0.5"
+        ))
+    };
+    value
+        .split(',')
+        .map(|entry| {
+            let (from_ms, share) = entry.split_once(':').ok_or_else(bad)?;
+            Ok(TenantShare {
+                from_ms: from_ms.trim().parse().map_err(|_| bad())?,
+                share: share.trim().parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
+/// The proxy limit to configure: the file's, or a new one once `--proxy-rate` is given.
+fn proxy_limit<'a>(config: &'a mut MockConfig, flag: &str) -> Result<&'a mut ProxyLimit, ArgError> {
+    config.proxy_limit.as_mut().ok_or_else(|| {
+        ArgError(format!(
+            "`{flag}` needs `--proxy-rate` (or a [proxy_limit] table in the --config file)"
+        ))
+    })
+}
+
+/// Applies one of [`PROXY_FLAGS`]; the first `--tenant-share` replaces the file's schedule.
+fn apply_proxy_flag(
+    limit: &mut ProxyLimit,
+    flag: &str,
+    value: &str,
+    tenant_flag_seen: &mut bool,
+) -> Result<(), ArgError> {
+    match flag {
+        "--proxy-burst" => limit.burst = number(flag, value)?,
+        "--proxy-retry-after" => limit.retry_after_secs = number(flag, value)?,
+        _ => {
+            if !*tenant_flag_seen {
+                limit.tenant_schedule.clear();
+                *tenant_flag_seen = true;
+            }
+            limit.tenant_schedule.extend(tenant_shares(value)?);
+        }
+    }
+    Ok(())
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgError> {
@@ -135,11 +200,25 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
         }
         config.flavor = flavor;
     }
+    // `--proxy-rate` first: the other proxy flags refine the limit it creates.
+    for (flag, value) in pairs.iter().filter(|(f, _)| f == "--proxy-rate") {
+        let rate = number(flag, value)?;
+        match &mut config.proxy_limit {
+            Some(limit) => limit.rate_per_second = rate,
+            None => config.proxy_limit = Some(ProxyLimit::per_second(rate)),
+        }
+    }
+    let mut tenant_flag_seen = false;
     let mut addr = SocketAddr::from(([127, 0, 0, 1], 8080));
     for (flag, value) in &pairs {
         let f = flag.as_str();
+        if PROXY_FLAGS.contains(&f) {
+            let limit = proxy_limit(&mut config, f)?;
+            apply_proxy_flag(limit, f, value, &mut tenant_flag_seen)?;
+            continue;
+        }
         match f {
-            "--config" | "--flavor" => {}
+            "--config" | "--flavor" | "--proxy-rate" => {}
             "--addr" => {
                 addr = value.trim().parse().map_err(|_| {
                     ArgError(format!(
@@ -212,10 +291,11 @@ async fn main() -> ExitCode {
     let stats = server.stats();
     server.shutdown().await;
     eprintln!(
-        "requests: {}, ok: {}, rate limited: {}, by status: {:?}, resets: {}, hangs: {}, tokens in/out: {}/{}, max in flight: {}",
+        "requests: {}, ok: {}, rate limited: {} (by the proxy: {}), by status: {:?}, resets: {}, hangs: {}, tokens in/out: {}/{}, max in flight: {}",
         stats.requests,
         stats.ok,
         stats.rate_limited,
+        stats.proxy_limited,
         stats.by_status,
         stats.resets,
         stats.hangs,
@@ -259,6 +339,54 @@ mod tests {
     }
 
     #[test]
+    fn proxy_flags() {
+        let (_, c) = serve(
+            "--proxy-burst 10 --proxy-rate 50 --proxy-retry-after=2 --tenant-share 0:0,20000:0.5 --tenant-share 60000:0",
+        );
+        let expected = ProxyLimit::per_second(50)
+            .with_burst(10)
+            .with_retry_after(std::time::Duration::from_secs(2))
+            .with_tenant_share(std::time::Duration::ZERO, 0.0)
+            .with_tenant_share(std::time::Duration::from_secs(20), 0.5)
+            .with_tenant_share(std::time::Duration::from_secs(60), 0.0);
+        assert_eq!(c.proxy_limit, Some(expected));
+        assert_eq!(serve("--rpm 5").1.proxy_limit, None);
+    }
+
+    #[test]
+    fn proxy_flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("tollgate-mock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("proxy.toml");
+        std::fs::write(
+            &path,
+            "[proxy_limit]\nrate_per_second = 5\nburst = 3\n[[proxy_limit.tenant]]\nfrom_ms = 100\nshare = 0.5\n",
+        )
+        .unwrap();
+        let config = format!("--config {}", path.display());
+        let (_, c) = serve(&format!("{config} --proxy-burst 1"));
+        let limit = c.proxy_limit.unwrap();
+        assert_eq!((limit.rate_per_second, limit.burst), (5, 1));
+        assert_eq!(
+            limit.tenant_schedule.len(),
+            1,
+            "kept without --tenant-share"
+        );
+        let (_, c) = serve(&format!("{config} --proxy-rate 7 --tenant-share 5:0.25"));
+        let limit = c.proxy_limit.unwrap();
+        assert_eq!((limit.rate_per_second, limit.burst), (7, 3));
+        assert_eq!(
+            limit.tenant_schedule,
+            [TenantShare {
+                from_ms: 5,
+                share: 0.25
+            }],
+            "replaced by --tenant-share"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn bad_flags_name_the_flag() {
         for (line, flag) in [
             ("--rpm x", "--rpm"),
@@ -272,6 +400,28 @@ mod tests {
             ("--addr nowhere", "--addr"),
             ("--seed", "--seed"),
             ("--config /nonexistent.toml", "--config"),
+            ("--proxy-rate x", "--proxy-rate"),
+            ("--proxy-rate 0", "proxy_limit.rate_per_second"),
+            ("--proxy-burst 5", "`--proxy-burst` needs `--proxy-rate`"),
+            (
+                "--tenant-share 0:0.5",
+                "`--tenant-share` needs `--proxy-rate`",
+            ),
+            ("--proxy-rate 5 --proxy-burst -1", "--proxy-burst"),
+            (
+                "--proxy-rate 5 --proxy-retry-after x",
+                "--proxy-retry-after",
+            ),
+            ("--proxy-rate 5 --tenant-share 0.5", "--tenant-share"),
+            ("--proxy-rate 5 --tenant-share 0:x", "--tenant-share"),
+            (
+                "--proxy-rate 5 --tenant-share 0:1",
+                "proxy_limit.tenant[0].share",
+            ),
+            (
+                "--proxy-rate 5 --tenant-share 20:0.5,10:0",
+                "proxy_limit.tenant[1].from_ms",
+            ),
         ] {
             let err = parse_args(args(line)).unwrap_err();
             assert!(err.0.contains(flag), "{line}: {}", err.0);

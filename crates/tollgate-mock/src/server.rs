@@ -4,15 +4,18 @@
 //!
 //! 1. route (`POST /v1/chat/completions`, `POST /v1/messages`; anything else 404);
 //! 2. read the body (at most 10 MiB, else 413);
-//! 3. API key (401);
-//! 4. outage, manual or scheduled (the flavor's outage status; no quota consumed);
-//! 5. parse the JSON (400);
-//! 6. prepaid credit (OpenAI 429 `insufficient_quota`, Anthropic 400);
-//! 7. context window (400; no quota consumed);
-//! 8. admission against the quotas (429; nothing consumed when refused);
-//! 9. fault draw: reset, hang or an error status (quota already consumed, as providers count
-//!    failed requests);
-//! 10. latency, then the answer; output tokens are charged to OTPM (and Anthropic's TPM/TPD) and
+//! 3. the reverse-proxy limiter, if configured (a bare 429, `text/plain`, fixed `Retry-After`;
+//!    nothing consumed when refused). A real proxy decides on the headers alone; the mock reads
+//!    the bounded body first so that a refused HTTP/1.1 connection stays reusable;
+//! 4. API key (401);
+//! 5. outage, manual or scheduled (the flavor's outage status; no quota consumed);
+//! 6. parse the JSON (400);
+//! 7. prepaid credit (OpenAI 429 `insufficient_quota`, Anthropic 400);
+//! 8. context window (400; no quota consumed);
+//! 9. admission against the quotas (429; nothing consumed when refused);
+//! 10. fault draw: reset, hang or an error status (quota already consumed, as providers count
+//!     failed requests);
+//! 11. latency, then the answer; output tokens are charged to OTPM (and Anthropic's TPM/TPD) and
 //!     to the credit.
 
 use std::fmt;
@@ -22,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -38,14 +41,18 @@ use tokio::time::Instant;
 
 use crate::answer::Answer;
 use crate::body::{Guard, MockBody};
-use crate::config::{Flavor, MockConfig};
+use crate::config::{ConfigError, Flavor, MockConfig, check_tenant_share};
 use crate::faults::{Fault, Rng, draw_fault, sample_latency};
+use crate::proxy::ProxyLimiter;
 use crate::quota::{Charge, QuotaState, Rejection};
 use crate::stats::{Bucket, MockStats, Outcome, Recorder};
 use crate::{anthropic, openai};
 
 /// Request bodies above this get a 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The body of the reverse proxy's 429.
+const PROXY_REFUSAL_BODY: &[u8] = b"429 Too Many Requests\n";
 
 /// How long [`MockServer::shutdown`] lets open requests finish before cutting connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -90,6 +97,8 @@ struct Shared {
     start: Instant,
     wall_start: SystemTime,
     quota: Mutex<QuotaState>,
+    /// The reverse-proxy limiter, when configured.
+    proxy: Option<Mutex<ProxyLimiter>>,
     recorder: Mutex<Recorder>,
     rng: Mutex<Rng>,
     manual_outage: AtomicBool,
@@ -112,6 +121,15 @@ impl Shared {
         self.recorder
             .lock()
             .outcome(self.second(), outcome, input, output);
+    }
+
+    /// Whether the reverse-proxy limiter refuses a request with these headers now.
+    fn proxy_refuses(&self, headers: &HeaderMap) -> bool {
+        let Some(proxy) = &self.proxy else {
+            return false;
+        };
+        let key = api_key(headers).filter(|k| !k.is_empty());
+        proxy.lock().admit(key.as_deref(), Instant::now()).is_err()
     }
 
     fn outage_status(&self) -> Option<u16> {
@@ -178,6 +196,10 @@ impl MockServer {
                 config.credit_tokens,
                 now,
             )),
+            proxy: config
+                .proxy_limit
+                .as_ref()
+                .map(|limit| Mutex::new(ProxyLimiter::new(limit, now))),
             rng: Mutex::new(Rng::new(config.seed)),
             config,
             start: now,
@@ -230,6 +252,52 @@ impl MockServer {
     /// (503 OpenAI, 529 Anthropic) and consumes no quota.
     pub fn set_outage(&self, on: bool) {
         self.shared.manual_outage.store(on, Ordering::Relaxed);
+    }
+
+    /// Sets the share of the [reverse-proxy limit](crate::ProxyLimit) another tenant consumes,
+    /// from now on: the client is left `rate_per_second × (1 − share)`. It holds until the next
+    /// entry of the configured `tenant_schedule` starts, or the next call.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`], and nothing changes, if `share` is not in `[0, 0.99]`
+    /// ([`ProxyLimit::MAX_TENANT_SHARE`](crate::ProxyLimit::MAX_TENANT_SHARE); NaN included) or
+    /// the server has no `proxy_limit`. Out-of-range shares are refused rather than clamped, so
+    /// that a test never runs with a share it did not ask for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tollgate_mock::{MockConfig, MockServer, ProxyLimit};
+    /// let config = MockConfig::openai().with_proxy_limit(ProxyLimit::per_second(10));
+    /// let server = MockServer::start(config).await?;
+    /// server.set_tenant_share(0.5).unwrap(); // the client now gets 5 requests per second
+    /// assert_eq!(server.tenant_share(), 0.5);
+    /// assert!(server.set_tenant_share(1.0).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_tenant_share(&self, share: f64) -> Result<(), ConfigError> {
+        check_tenant_share("tenant_share", share)?;
+        let proxy = self.shared.proxy.as_ref().ok_or_else(|| {
+            ConfigError::invalid(
+                "proxy_limit",
+                "not configured; a tenant share applies to the reverse-proxy limiter",
+            )
+        })?;
+        proxy.lock().set_tenant_share(share, Instant::now());
+        Ok(())
+    }
+
+    /// The share of the reverse-proxy limit another tenant consumes now (from the schedule or
+    /// [`MockServer::set_tenant_share`]); 0 without a `proxy_limit`.
+    pub fn tenant_share(&self) -> f64 {
+        self.shared
+            .proxy
+            .as_ref()
+            .map_or(0.0, |proxy| proxy.lock().tenant_share(Instant::now()))
     }
 
     /// Stops accepting, lets open requests finish for up to a second (hanging ones end at once
@@ -420,6 +488,27 @@ impl Reply<'_> {
         }
     }
 
+    /// The reverse proxy's refusal: 429, a fixed `Retry-After`, a plain-text body, and none of
+    /// the provider's headers (no request id, no rate-limit headers).
+    fn proxy_refusal(&self) -> Response<MockBody> {
+        self.shared.record(Outcome::ProxyLimited, 0, 0);
+        let retry_after_secs = self
+            .shared
+            .config
+            .proxy_limit
+            .as_ref()
+            .map_or(1, |limit| limit.retry_after_secs);
+        let mut res = Response::new(MockBody::full(Bytes::from_static(PROXY_REFUSAL_BODY)));
+        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        let headers = res.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        res
+    }
+
     /// The flavor's body for an error status (faults and outages).
     fn status_error(&self, status: u16) -> Response<MockBody> {
         let (body, mut extra) = match self.flavor() {
@@ -527,7 +616,12 @@ async fn handle(
         Err(_) => return Err(ConnectionReset),
     };
 
-    // 3. API key.
+    // 3. Reverse-proxy limit.
+    if shared.proxy_refuses(&parts.headers) {
+        return Ok(reply.proxy_refusal());
+    }
+
+    // 4. API key.
     if let Some(expected) = &shared.config.api_key {
         let presented = api_key(&parts.headers);
         if presented.as_deref() != Some(expected.as_str()) {
@@ -546,18 +640,18 @@ async fn handle(
         }
     }
 
-    // 4. Outage.
+    // 5. Outage.
     if let Some(status) = shared.outage_status() {
         return Ok(reply.status_error(status));
     }
 
-    // 5. Parse.
+    // 6. Parse.
     let parsed = match parse(api, flavor, &bytes) {
         Ok(p) => p,
         Err(message) => return Ok(reply.invalid_request(400, &message)),
     };
 
-    // 6. Credit.
+    // 7. Credit.
     if shared.quota.lock().credit_exhausted() {
         return Ok(match flavor {
             Flavor::OpenAi => reply.json(429, openai::insufficient_quota(), &[]),
@@ -569,7 +663,7 @@ async fn handle(
         });
     }
 
-    // 7. Context window.
+    // 8. Context window.
     let window = shared.config.context_window;
     let over = match parsed.max_tokens {
         Some(m) => parsed.input.saturating_add(m) > window,
@@ -590,7 +684,7 @@ async fn handle(
         return Ok(reply.json(400, body, &[]));
     }
 
-    // 8. Admission.
+    // 9. Admission.
     let completion = shared.config.completion_tokens;
     let charged_max = parsed.max_tokens.unwrap_or(completion);
     let charge = Charge::admission(flavor, parsed.input, charged_max);
@@ -603,7 +697,7 @@ async fn handle(
     }
     let slot = Admitted(shared.clone());
 
-    // 9. Faults and latency, one locked draw.
+    // 10. Faults and latency, one locked draw.
     let (fault, latency) = {
         let mut rng = shared.rng.lock();
         let fault = draw_fault(&shared.config.faults, &mut rng);
@@ -626,7 +720,7 @@ async fn handle(
         None => {}
     }
 
-    // 10. Answer.
+    // 11. Answer.
     let cap = match parsed.max_tokens {
         Some(m) => m,
         None => window - parsed.input,

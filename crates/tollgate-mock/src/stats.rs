@@ -11,8 +11,11 @@ pub struct MockStats {
     pub requests: u64,
     /// Answers with a 2xx status.
     pub ok: u64,
-    /// Answers with status 429 (rate limits, concurrency and `insufficient_quota`).
+    /// Answers with status 429 (rate limits, concurrency, `insufficient_quota` and the
+    /// reverse-proxy limiter).
     pub rate_limited: u64,
+    /// The reverse-proxy limiter's 429s (also counted in `rate_limited` and in `by_status`).
+    pub proxy_limited: u64,
     /// Answers by status, successes included.
     pub by_status: BTreeMap<u16, u64>,
     /// Connections closed without a response by the reset fault.
@@ -36,7 +39,7 @@ pub struct Bucket {
     pub second: u64,
     /// 2xx answers.
     pub ok: u64,
-    /// 429 answers.
+    /// 429 answers (the provider's and the reverse proxy's).
     pub rate_limited: u64,
     /// Other non-2xx answers, resets and hangs.
     pub errors: u64,
@@ -51,6 +54,8 @@ pub(crate) const TIMELINE_CAP: usize = 86_400;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Status(u16),
+    /// The reverse proxy's 429.
+    ProxyLimited,
     Reset,
     Hang,
 }
@@ -73,24 +78,11 @@ impl Recorder {
     pub(crate) fn outcome(&mut self, second: u64, outcome: Outcome, input: u64, output: u64) {
         let bucket = bucket(&mut self.timeline, second);
         match outcome {
-            Outcome::Status(s) => {
-                *self.stats.by_status.entry(s).or_insert(0) += 1;
-                if (200..300).contains(&s) {
-                    self.stats.ok += 1;
-                    self.stats.input_tokens += input;
-                    self.stats.output_tokens += output;
-                    if let Some(b) = bucket {
-                        b.ok += 1;
-                        b.tokens += input + output;
-                    }
-                } else if s == 429 {
-                    self.stats.rate_limited += 1;
-                    if let Some(b) = bucket {
-                        b.rate_limited += 1;
-                    }
-                } else if let Some(b) = bucket {
-                    b.errors += 1;
-                }
+            Outcome::Status(s) => count_status(&mut self.stats, bucket, s, input, output),
+            Outcome::ProxyLimited => {
+                // A 429 like any other, and counted apart as well.
+                self.stats.proxy_limited += 1;
+                count_status(&mut self.stats, bucket, 429, 0, 0);
             }
             Outcome::Reset | Outcome::Hang => {
                 if outcome == Outcome::Reset {
@@ -128,6 +120,33 @@ impl Recorder {
     }
 }
 
+/// Counts an answer with `status` in the totals and in its second's bucket (if still kept).
+fn count_status(
+    stats: &mut MockStats,
+    bucket: Option<&mut Bucket>,
+    status: u16,
+    input: u64,
+    output: u64,
+) {
+    *stats.by_status.entry(status).or_insert(0) += 1;
+    if (200..300).contains(&status) {
+        stats.ok += 1;
+        stats.input_tokens += input;
+        stats.output_tokens += output;
+        if let Some(b) = bucket {
+            b.ok += 1;
+            b.tokens += input + output;
+        }
+    } else if status == 429 {
+        stats.rate_limited += 1;
+        if let Some(b) = bucket {
+            b.rate_limited += 1;
+        }
+    } else if let Some(b) = bucket {
+        b.errors += 1;
+    }
+}
+
 /// The bucket for `second`, creating empty ones up to it; `None` if it is older than the cap.
 fn bucket(timeline: &mut VecDeque<Bucket>, second: u64) -> Option<&mut Bucket> {
     let next = timeline.back().map_or(0, |b| b.second + 1);
@@ -162,10 +181,15 @@ mod tests {
         r.outcome(0, Outcome::Status(200), 3, 4);
         r.outcome(2, Outcome::Status(429), 0, 0);
         r.outcome(2, Outcome::Hang, 0, 0);
+        r.outcome(3, Outcome::ProxyLimited, 0, 0);
         let t = r.timeline(3);
         assert_eq!(t.len(), 4);
         assert_eq!(t[0].tokens, 7);
         assert_eq!((t[2].rate_limited, t[2].errors), (1, 1));
+        assert_eq!((t[3].rate_limited, t[3].errors), (1, 0));
+        let stats = r.stats();
+        assert_eq!((stats.rate_limited, stats.proxy_limited), (2, 1));
+        assert_eq!(stats.by_status[&429], 2);
         r.outcome(1_000_000, Outcome::Status(200), 0, 0);
         assert_eq!(r.timeline.len(), TIMELINE_CAP);
         assert_eq!(r.timeline.back().unwrap().second, 1_000_000);

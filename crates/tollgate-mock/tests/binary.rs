@@ -5,7 +5,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use common::{Client, messages};
+use common::{Client, chat, messages};
 
 /// The running binary; killed (by its own handle) when dropped.
 struct Bin(Child);
@@ -57,4 +57,25 @@ async fn context_window_flag_survives_a_later_flavor_flag() {
             "{args:?}: Anthropic flavor"
         );
     }
+}
+
+#[tokio::test]
+async fn proxy_limit_flags() {
+    // A 99 % tenant share leaves one request per 100 s: the second is refused even on a slow
+    // machine's real clock.
+    let (_bin, base) = start(&[
+        "--proxy-rate",
+        "1",
+        "--proxy-retry-after",
+        "7",
+        "--tenant-share",
+        "0:0.99",
+    ]);
+    let client = Client::with_base(&base);
+    assert_eq!(client.chat(&chat(8, Some(10))).await.status, 200);
+    let r = client.chat(&chat(8, Some(10))).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.h("retry-after"), "7");
+    assert!(r.h("content-type").starts_with("text/plain"), "{r:?}");
+    assert!(r.header("x-ratelimit-limit-requests").is_none());
 }

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, chat};
-use tollgate_mock::{Bucket, Flavor, Latency, MockConfig, MockServer, Outage};
+use tollgate_mock::{Bucket, Flavor, Latency, MockConfig, MockServer, Outage, ProxyLimit};
 
 const FULL: &str = r#"
 flavor = "anthropic"
@@ -37,6 +37,15 @@ duration_ms = 10000
 start_ms = 120000
 duration_ms = 5000
 status = 500
+
+[proxy_limit]
+rate_per_second = 50
+burst = 10
+retry_after_secs = 2
+
+[[proxy_limit.tenant]]
+from_ms = 20000
+share = 0.5
 "#;
 
 #[test]
@@ -63,7 +72,13 @@ fn toml_round_trip() {
         .with_hang_rate(0.001)
         .with_reset_rate(0.002)
         .with_outage(Duration::from_secs(60), Duration::from_secs(10))
-        .with_outage_status(Duration::from_secs(120), Duration::from_secs(5), 500);
+        .with_outage_status(Duration::from_secs(120), Duration::from_secs(5), 500)
+        .with_proxy_limit(
+            ProxyLimit::per_second(50)
+                .with_burst(10)
+                .with_retry_after(Duration::from_secs(2))
+                .with_tenant_share(Duration::from_secs(20), 0.5),
+        );
     assert_eq!(parsed, built);
     assert_eq!(parsed.flavor, Flavor::Anthropic);
     assert_eq!(
