@@ -285,7 +285,7 @@ impl fmt::Debug for ApiKey {
 /// assert!(!format!("{openai:?}").contains("sk-secret"));
 /// # let _ = (claude, local);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct Provider {
     name: Option<String>,
     kind: ProviderKind,

@@ -116,6 +116,13 @@ pub enum Event<'a> {
         /// Used, in thousandths of the limit's capacity.
         per_mille: u16,
     },
+    /// The request rate an adaptive limit learned for `key` moved by 1 % or more.
+    RateLearned {
+        /// The key, if keyed.
+        key: Option<&'a RouteKey>,
+        /// The learned rate, in requests per minute (rounded).
+        requests_per_minute: u64,
+    },
     /// The router sent the request to a deployment.
     Routed {
         /// The deployment.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
+use tollgate_core::observe::Observe;
 use tollgate_core::{BoxError, Cost, Priority, RouteKey, Verdict};
 use tower_service::Service;
 
@@ -196,7 +197,12 @@ where
                                     request,
                                     ..
                                 } = *this.waiting.take().expect("checked above");
-                                *this.taken_at = this.limiter.now();
+                                let now = this.limiter.now();
+                                *this.taken_at = now;
+                                if let Some(observe) = Observe::of(&request) {
+                                    this.limiter
+                                        .report_admission(observe, this.key.as_ref(), now);
+                                }
                                 let future = service.call(request);
                                 this.phase.set(Phase::Calling { future });
                                 continue;
@@ -288,6 +294,7 @@ where
                                     status: Some(status),
                                     headers: Some(response.headers()),
                                     usage,
+                                    taken_at: *this.taken_at,
                                 };
                                 this.limiter.learn(this.key.as_ref(), lesson);
                             }
@@ -298,6 +305,7 @@ where
                             if let Some(verdict) = Verdict::of_error(&*error) {
                                 let lesson = Lesson {
                                     verdict: Some(verdict),
+                                    taken_at: *this.taken_at,
                                     ..Lesson::default()
                                 };
                                 this.limiter.learn(this.key.as_ref(), lesson);

@@ -164,6 +164,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
+pub mod adaptive;
 pub mod algorithm;
 pub mod error;
 pub mod estimate;

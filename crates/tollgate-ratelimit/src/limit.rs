@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tollgate_core::{Dimension, Window};
 
+use crate::adaptive::Adaptive;
 use crate::algorithm::{
     Admission, Algorithm, FixedWindow, FixedWindowState, Gcra, GcraState, Quota,
     SlidingWindowCounter, SlidingWindowCounterState, SlidingWindowLog, SlidingWindowLogState,
@@ -199,6 +200,10 @@ impl Limit {
         dispatch!(self, state, |a, s| a.give(s, amount, taken_at, now))
     }
 
+    pub(crate) fn drain(&self, state: &mut LimitState, keep: u64, until: Duration, now: Duration) {
+        dispatch!(self, state, |a, s| a.drain(s, keep, until, now))
+    }
+
     pub(crate) fn available(&self, state: &LimitState, now: Duration) -> u64 {
         dispatch!(self, state, |a, s| a.available(s, now))
     }
@@ -256,17 +261,55 @@ impl Limit {
 #[derive(Clone)]
 pub struct Limits {
     limits: Arc<[Limit]>,
+    adaptive: Option<Arc<Adaptive>>,
     generation: u64,
+}
+
+fn next_generation() -> u64 {
+    static GENERATION: AtomicU64 = AtomicU64::new(1);
+    GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Limits {
     /// The given limits. None at all admits everything.
     pub fn new(limits: impl IntoIterator<Item = Limit>) -> Self {
-        static GENERATION: AtomicU64 = AtomicU64::new(1);
         Limits {
             limits: limits.into_iter().collect(),
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            adaptive: None,
+            generation: next_generation(),
         }
+    }
+
+    /// No configured limit: the request rate is learned from the provider's answers
+    /// ([`adaptive`](crate::adaptive)).
+    pub fn adaptive(adaptive: Adaptive) -> Self {
+        Limits::new([]).with_adaptive(adaptive)
+    }
+
+    /// These limits as ceilings of an adaptive limit: stray 429s lower the pace below them,
+    /// never above ([`adaptive`](crate::adaptive)).
+    #[must_use]
+    pub fn with_adaptive(self, adaptive: Adaptive) -> Self {
+        Limits {
+            limits: self.limits,
+            adaptive: Some(Arc::new(adaptive)),
+            generation: next_generation(),
+        }
+    }
+
+    /// The adaptive limit's configuration, if the rate is learned.
+    pub fn adaptive_config(&self) -> Option<&Adaptive> {
+        self.adaptive.as_deref()
+    }
+
+    /// The requests-per-second rate of the requests limit with the shortest period: what an
+    /// adaptive limit treats as its ceiling.
+    pub(crate) fn requests_rate(&self) -> Option<f64> {
+        self.limits
+            .iter()
+            .filter(|l| l.dimension == Dimension::Requests)
+            .min_by_key(|l| l.quota.period())
+            .map(|l| l.quota.limit() as f64 / l.quota.period().as_secs_f64())
     }
 
     /// No limit: everything is admitted at once.
@@ -277,7 +320,11 @@ impl Limits {
     /// These limits and one more.
     #[must_use]
     pub fn with(self, limit: Limit) -> Self {
-        Limits::new(self.limits.iter().copied().chain([limit]))
+        Limits {
+            limits: self.limits.iter().copied().chain([limit]).collect(),
+            adaptive: self.adaptive.clone(),
+            generation: next_generation(),
+        }
     }
 
     /// The limits, in order.
@@ -290,7 +337,7 @@ impl Limits {
         self.limits.len()
     }
 
-    /// Whether there are none.
+    /// Whether there are none (an adaptive limit may still pace requests).
     pub fn is_empty(&self) -> bool {
         self.limits.is_empty()
     }
@@ -325,17 +372,22 @@ impl Limits {
 
 impl fmt::Debug for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.limits.iter()).finish()
+        match &self.adaptive {
+            None => f.debug_list().entries(self.limits.iter()).finish(),
+            Some(adaptive) => f
+                .debug_struct("Limits")
+                .field("limits", &self.limits)
+                .field("adaptive", adaptive)
+                .finish(),
+        }
     }
 }
 
 impl PartialEq for Limits {
     fn eq(&self, other: &Self) -> bool {
-        self.limits == other.limits
+        self.limits == other.limits && self.adaptive == other.adaptive
     }
 }
-
-impl Eq for Limits {}
 
 impl FromIterator<Limit> for Limits {
     fn from_iter<I: IntoIterator<Item = Limit>>(iter: I) -> Self {

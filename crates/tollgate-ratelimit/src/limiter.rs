@@ -12,7 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
-use tollgate_core::{Cost, Dimension, ErrorClass, Priority, RouteKey, Usage, Verdict, headers};
+use tollgate_core::observe::{Event, Observe};
+use tollgate_core::{
+    Cost, DelaySource, Dimension, ErrorClass, Priority, RouteKey, Usage, Verdict, headers,
+};
 
 use crate::limit::Limits;
 use crate::store::{Decision, Feedback, Outlook, Store};
@@ -188,6 +191,14 @@ impl<St: Store> Limiter<St> {
         }
         if let Some(verdict) = lesson.verdict {
             for entry in verdict.rate_limits().entries() {
+                if let Some(limit) = entry.reading.limit {
+                    let feedback = Feedback::Limit {
+                        dimension: entry.dimension,
+                        window: entry.window,
+                        limit,
+                    };
+                    self.store.feedback(key, &feedback, now);
+                }
                 if let Some(remaining) = entry.reading.remaining {
                     let feedback = Feedback::Remaining {
                         dimension: entry.dimension,
@@ -198,22 +209,55 @@ impl<St: Store> Limiter<St> {
                 }
             }
         }
-        let pause = match (lesson.verdict, lesson.status) {
-            (Some(verdict), _) => (verdict.class() == Some(ErrorClass::RateLimited))
-                .then(|| verdict.delay())
-                .flatten(),
-            (None, Some(StatusCode::TOO_MANY_REQUESTS)) => lesson
-                .headers
-                .and_then(|h| headers::retry_after(h, SystemTime::now())),
-            _ => None,
+        let Some(throttle) = Throttle::of(&lesson) else {
+            return self.nudge_after(key, &lesson);
         };
+        // Under an adaptive limit a throttle lowers the pace, and only a limit the provider
+        // says is used up pauses the key: a bare 429's delay is its own request's business.
+        let adaptive = self.store.limits(key).adaptive_config().is_some();
+        if adaptive {
+            let feedback = Feedback::Throttled {
+                taken_at: lesson.taken_at,
+            };
+            self.store.feedback(key, &feedback, now);
+        }
+        let pause = throttle.delay.filter(|_| !adaptive || throttle.exhausted);
         if let Some(delay) = pause {
             let until = now.saturating_add(delay.min(MAX_PAUSE));
             self.store.feedback(key, &Feedback::PauseUntil(until), now);
         }
+        // The pace changed: the first waiter asks again.
+        self.queues.nudge(key);
+    }
+
+    fn nudge_after(&self, key: Option<&RouteKey>, lesson: &Lesson<'_>) {
         // A refund may let the first waiter in sooner than it planned.
         if lesson.usage.is_some() {
             self.queues.nudge(key);
+        }
+    }
+
+    /// Tells an observer how much of `key`'s limits is in use after an admission at `now`, and
+    /// the learned rate when it moved.
+    pub(crate) fn report_admission(
+        &self,
+        observe: &Observe,
+        key: Option<&RouteKey>,
+        now: Duration,
+    ) {
+        for (dimension, used) in self.store.utilization(key, now) {
+            let per_mille = (used.clamp(0.0, 1.0) * 1_000.0).round() as u16;
+            observe.event(&Event::RateLimitUtilization {
+                key,
+                dimension,
+                per_mille,
+            });
+        }
+        if let Some(rate) = self.store.report_learned_rate(key, now) {
+            observe.event(&Event::RateLearned {
+                key,
+                requests_per_minute: (rate * 60.0).round() as u64,
+            });
         }
     }
 
@@ -235,6 +279,52 @@ pub(crate) struct Lesson<'a> {
     pub(crate) headers: Option<&'a HeaderMap>,
     /// What was charged, and what the usage says it should have been.
     pub(crate) usage: Option<Reconcile>,
+    /// When the request was admitted (time since the origin).
+    pub(crate) taken_at: Duration,
+}
+
+/// The provider throttled a request: a 429, or an explicit overload (529, or 429 with an
+/// overload body). A plain 503 is an outage, the breaker's business, not a rate.
+struct Throttle {
+    /// The delay it asked for, if any.
+    delay: Option<Duration>,
+    /// Whether its rate-limit headers say a limit is used up (or the delay is a reset time).
+    exhausted: bool,
+}
+
+impl Throttle {
+    fn of(lesson: &Lesson<'_>) -> Option<Throttle> {
+        match (lesson.verdict, lesson.status) {
+            (Some(verdict), _) => {
+                let status = verdict.status().or(lesson.status).map(|s| s.as_u16());
+                let throttled = match verdict.class() {
+                    // A client-side quota's refusal is not the provider's word.
+                    Some(ErrorClass::RateLimited) => {
+                        verdict.delay_source() != DelaySource::LocalQuota
+                    }
+                    Some(ErrorClass::Overloaded) => matches!(status, Some(429 | 529)),
+                    _ => false,
+                };
+                let exhausted = verdict.delay_source() == DelaySource::ResetHeader
+                    || verdict
+                        .rate_limits()
+                        .entries()
+                        .iter()
+                        .any(|e| e.reading.is_exhausted());
+                let delay = (verdict.class() == Some(ErrorClass::RateLimited))
+                    .then(|| verdict.delay())
+                    .flatten();
+                throttled.then_some(Throttle { delay, exhausted })
+            }
+            (None, Some(StatusCode::TOO_MANY_REQUESTS)) => Some(Throttle {
+                delay: lesson
+                    .headers
+                    .and_then(|h| headers::retry_after(h, SystemTime::now())),
+                exhausted: false,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A reported usage against its estimate.
@@ -434,6 +524,24 @@ impl<St: Store> RateLimitHandle<St> {
             }
         }
         Some(outlook)
+    }
+
+    /// The request rate the adaptive limit of `key` has learned, in requests per second
+    /// ([`adaptive`](crate::adaptive)): the pace it holds the key to now, or the rate of the
+    /// key's limits while they alone hold it. `None` without an adaptive limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate_ratelimit::adaptive::Adaptive;
+    /// use tollgate_ratelimit::{Limits, RateLimitLayer};
+    ///
+    /// let layer = RateLimitLayer::new(Limits::adaptive(Adaptive::default()));
+    /// // Nothing learned yet: slow start begins at the initial rate.
+    /// assert_eq!(layer.handle().learned_rate(None), Some(10.0));
+    /// ```
+    pub fn learned_rate(&self, key: Option<&RouteKey>) -> Option<f64> {
+        self.limiter.store.learned_rate(key, self.limiter.now())
     }
 
     /// The store.

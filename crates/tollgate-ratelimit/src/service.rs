@@ -135,15 +135,7 @@ where
         let answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Ok(Decision::Admitted)) => {
                 if let Some(observe) = Observe::of(&request) {
-                    let key = admission.key.as_ref();
-                    for (dimension, used) in limiter.store.utilization(key, now) {
-                        let per_mille = (used.clamp(0.0, 1.0) * 1_000.0).round() as u16;
-                        observe.event(&Event::RateLimitUtilization {
-                            key,
-                            dimension,
-                            per_mille,
-                        });
-                    }
+                    limiter.report_admission(observe, admission.key.as_ref(), now);
                 }
                 return ResponseFuture::calling(self.inner.call(request), admission);
             }

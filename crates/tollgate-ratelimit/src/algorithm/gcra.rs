@@ -99,6 +99,14 @@ impl Algorithm for Gcra {
         }
     }
 
+    fn drain(&self, state: &mut GcraState, keep: u64, until: Duration, _: Duration) {
+        let empty_at = self.scaled_now(until).saturating_add(
+            u128::from(self.quota.burst().saturating_sub(keep))
+                * u128::from(self.quota.period_nanos()),
+        );
+        state.tat = state.tat.max(empty_at);
+    }
+
     fn is_fresh(&self, state: &GcraState, now: Duration) -> bool {
         state.tat <= self.scaled_now(now)
     }

@@ -98,6 +98,13 @@ pub trait Algorithm {
     /// and GCRA give back at once.
     fn give(&self, state: &mut Self::State, amount: u64, taken_at: Duration, now: Duration);
 
+    /// Leaves at most `keep` available at `until`, so that from then on the limit refills at
+    /// its own pace: after a pause, waiters leave one after another, not all at once. The
+    /// bucket and GCRA do it exactly; the windows, which refill by the window, do nothing.
+    fn drain(&self, state: &mut Self::State, keep: u64, until: Duration, now: Duration) {
+        let _ = (state, keep, until, now);
+    }
+
     /// Whether `state` is, at `now`, as good as a fresh one: nothing taken is still counted, so
     /// forgetting it loses nothing.
     fn is_fresh(&self, state: &Self::State, now: Duration) -> bool;

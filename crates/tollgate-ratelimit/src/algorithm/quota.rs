@@ -38,6 +38,10 @@ pub struct InvalidPeriod {
 }
 
 impl InvalidPeriod {
+    pub(crate) const fn new(period: Duration) -> Self {
+        InvalidPeriod { period }
+    }
+
     /// The period that was given.
     pub fn period(&self) -> Duration {
         self.period

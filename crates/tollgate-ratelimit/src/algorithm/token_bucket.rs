@@ -133,6 +133,17 @@ impl Algorithm for TokenBucket {
         state.level = Some((level, now.max(state.level.map_or(0, |(_, at)| at))));
     }
 
+    fn drain(&self, state: &mut TokenBucketState, keep: u64, until: Duration, now: Duration) {
+        let now = nanos(now);
+        let ahead = i128::from(nanos(until).saturating_sub(now));
+        let target = self
+            .scale(keep)
+            .saturating_sub(ahead.saturating_mul(i128::from(self.quota.limit())));
+        if self.level(state, now) > target {
+            state.level = Some((target, now.max(state.level.map_or(0, |(_, at)| at))));
+        }
+    }
+
     fn is_fresh(&self, state: &TokenBucketState, now: Duration) -> bool {
         self.level(state, nanos(now)) >= self.scale(self.quota.burst())
     }

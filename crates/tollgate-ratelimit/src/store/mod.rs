@@ -22,8 +22,12 @@ use std::time::Duration;
 
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey, Window};
 
-use crate::algorithm::{Admission, nanos};
-use crate::limit::{Limit, LimitState, Limits};
+use crate::algorithm::nanos;
+use crate::limit::Limits;
+
+mod entry;
+
+use entry::Entry;
 
 /// What a store answers to an admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +88,25 @@ pub enum Feedback {
         remaining: u64,
     },
     /// The provider asked every caller of this key to wait (a 429 with a delay): admit nothing
-    /// before `until` (time since the layer's origin).
+    /// before `until` (time since the layer's origin), then release the waiters at the
+    /// limits' pace, never all at once.
     PauseUntil(Duration),
+    /// The provider throttled a request admitted at `taken_at` (a 429, or an explicit
+    /// overload): an adaptive limit lowers its rate, once per episode.
+    Throttled {
+        /// When the throttled request was admitted (time since the layer's origin).
+        taken_at: Duration,
+    },
+    /// The provider reports a limit of `limit` on `dimension` over `window`: an adaptive limit
+    /// adopts it where no limit is configured.
+    Limit {
+        /// The dimension.
+        dimension: Dimension,
+        /// The period the provider means.
+        window: Window,
+        /// The whole allowance per window.
+        limit: u64,
+    },
 }
 
 /// Quota state behind [`RateLimitLayer`](crate::RateLimitLayer): per key, the [`Limits`] and
@@ -135,6 +156,20 @@ pub trait Store: Send + Sync + 'static {
     fn utilization(&self, key: Option<&RouteKey>, now: Duration) -> Vec<(Dimension, f64)> {
         let _ = (key, now);
         Vec::new()
+    }
+
+    /// The request rate an adaptive limit has learned for `key` at `now`, in requests per
+    /// second; `None` without an adaptive limit, or when the store cannot tell.
+    fn learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
+        let _ = (key, now);
+        None
+    }
+
+    /// The learned rate, when it moved by 1 % or more since it was last reported here (for
+    /// events); marks it reported.
+    fn report_learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
+        let _ = (key, now);
+        None
     }
 }
 
@@ -206,12 +241,6 @@ struct Shard {
     sweep_at_len: usize,
 }
 
-struct Entry {
-    limits: Limits,
-    states: Box<[LimitState]>,
-    paused_until: Duration,
-}
-
 /// How many shards keyed entries are spread over.
 const SHARDS: usize = 16;
 
@@ -225,7 +254,7 @@ impl MemoryStore {
     pub fn new(limits: Limits) -> Self {
         let unkeyed = Slot {
             version: 0,
-            entry: Entry::new(&limits),
+            entry: Entry::new(&limits, Duration::ZERO),
         };
         MemoryStore {
             config: RwLock::new(Config {
@@ -328,7 +357,7 @@ impl MemoryStore {
                 slot
             }
             None => {
-                let entry = Entry::new(self.config().limits(Some(key)));
+                let entry = Entry::new(self.config().limits(Some(key)), now);
                 shard
                     .keyed
                     .entry(key.clone())
@@ -364,67 +393,6 @@ impl Shard {
             self.keyed.shrink_to(self.keyed.len() * 2);
         }
         self.sweep_at_len = (self.keyed.len() * 2).max(MIN_SWEEP_LEN);
-    }
-}
-
-impl Entry {
-    fn new(limits: &Limits) -> Self {
-        Entry {
-            limits: limits.clone(),
-            states: limits.as_slice().iter().map(|l| l.fresh_state()).collect(),
-            paused_until: Duration::ZERO,
-        }
-    }
-
-    /// Moves to new limits. A limit whose dimension, period and algorithm are unchanged keeps
-    /// its state; one whose rate or algorithm changed starts from what the old one had used.
-    fn follow(&mut self, limits: &Limits, now: Duration) {
-        if self.limits.generation() == limits.generation() {
-            return;
-        }
-        let old = std::mem::replace(&mut self.limits, limits.clone());
-        let mut old_states = std::mem::take(&mut self.states).into_vec();
-        self.states = limits
-            .as_slice()
-            .iter()
-            .map(|new| {
-                let same_period = old.as_slice().iter().position(|o| {
-                    o.dimension() == new.dimension() && o.quota().period() == new.quota().period()
-                });
-                let Some(i) = same_period else {
-                    return new.fresh_state();
-                };
-                let before = &old.as_slice()[i];
-                if before == new {
-                    return std::mem::replace(&mut old_states[i], before.fresh_state());
-                }
-                let used = before
-                    .capacity()
-                    .saturating_sub(before.available(&old_states[i], now));
-                let mut state = new.fresh_state();
-                new.take(&mut state, used, now);
-                state
-            })
-            .collect();
-    }
-
-    fn is_idle(&self, now: Duration) -> bool {
-        self.paused_until <= now
-            && self
-                .limits
-                .as_slice()
-                .iter()
-                .zip(self.states.iter())
-                .all(|(l, s)| l.is_fresh(s, now))
-    }
-}
-
-fn too_large(limit: &Limit, cost: u64) -> Decision {
-    Decision::TooLarge {
-        dimension: limit.dimension(),
-        cost,
-        capacity: limit.capacity(),
-        period: limit.quota().period(),
     }
 }
 
@@ -476,149 +444,12 @@ impl Store for MemoryStore {
     fn outlook(&self, key: Option<&RouteKey>, cost: &Cost, now: Duration) -> Option<Outlook> {
         Some(self.with_entry(key, now, |entry| entry.outlook(cost, now)))
     }
-}
 
-impl Entry {
-    /// What admitting `cost` now would decide, without spending it.
-    fn outlook(&self, cost: &Cost, now: Duration) -> Outlook {
-        let mut wait = self.paused_until.saturating_sub(now);
-        let mut headroom = 1.0_f64;
-        for (limit, state) in self.limits.as_slice().iter().zip(self.states.iter()) {
-            let c = cost.get(limit.dimension());
-            if c > limit.capacity() {
-                return Outlook {
-                    decision: too_large(limit, c),
-                    headroom: f64::NEG_INFINITY,
-                };
-            }
-            if let Admission::After(d) = limit.wait(state, c, now) {
-                wait = wait.max(d);
-            }
-            let left = limit.available(state, now) as f64 - c as f64;
-            headroom = headroom.min(left / limit.capacity().max(1) as f64);
-        }
-        let decision = if wait.is_zero() {
-            Decision::Admitted
-        } else {
-            Decision::Wait(wait)
-        };
-        Outlook { decision, headroom }
+    fn learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
+        self.with_entry(key, now, |entry| entry.learned_rate(now))
     }
 
-    /// The share of each dimension in use: the highest over that dimension's limits.
-    fn utilization(&self, now: Duration) -> Vec<(Dimension, f64)> {
-        let mut used: Vec<(Dimension, f64)> = Vec::with_capacity(self.states.len());
-        for (limit, state) in self.limits.as_slice().iter().zip(self.states.iter()) {
-            let capacity = limit.capacity();
-            if capacity == 0 {
-                continue;
-            }
-            let in_use = capacity.saturating_sub(limit.available(state, now));
-            let share = in_use as f64 / capacity as f64;
-            match used.iter_mut().find(|(d, _)| *d == limit.dimension()) {
-                Some((_, highest)) => *highest = highest.max(share),
-                None => used.push((limit.dimension(), share)),
-            }
-        }
-        used
-    }
-}
-
-impl Entry {
-    fn admit(&mut self, cost: &Cost, ahead: Option<&Cost>, now: Duration) -> Decision {
-        let limits = &self.limits;
-        let mut wait = self.paused_until.saturating_sub(now);
-        if let Some(ahead) = ahead {
-            // A queued caller is never admitted here; it waits at least for its turn.
-            for (limit, state) in limits.as_slice().iter().zip(self.states.iter()) {
-                let c = cost.get(limit.dimension());
-                if c > limit.capacity() {
-                    return too_large(limit, c);
-                }
-                let total = ahead.get(limit.dimension()).saturating_add(c);
-                wait = wait.max(limit.eta(state, total, now));
-            }
-            if limits.is_empty() && wait.is_zero() {
-                return Decision::Admitted;
-            }
-            return Decision::Wait(wait.max(Duration::from_nanos(1)));
-        }
-        // Spend on each limit in turn while every one fits (one step each, the common case);
-        // once one does not, only ask the rest how long, and give back what was spent.
-        let mut spent = 0;
-        let mut verdict = None;
-        for (i, (limit, state)) in limits
-            .as_slice()
-            .iter()
-            .zip(self.states.iter_mut())
-            .enumerate()
-        {
-            let c = cost.get(limit.dimension());
-            if c > limit.capacity() {
-                verdict = Some(too_large(limit, c));
-                break;
-            }
-            let admission = if wait.is_zero() {
-                limit.try_take(state, c, now)
-            } else {
-                limit.wait(state, c, now)
-            };
-            match admission {
-                Admission::Now if wait.is_zero() => spent = i + 1,
-                Admission::Now => {}
-                Admission::After(d) => wait = wait.max(d),
-                Admission::Never => unreachable!("checked against the capacity above"),
-            }
-        }
-        let verdict = verdict.unwrap_or(if wait.is_zero() {
-            Decision::Admitted
-        } else {
-            Decision::Wait(wait)
-        });
-        if verdict != Decision::Admitted {
-            for (limit, state) in limits
-                .as_slice()
-                .iter()
-                .zip(self.states.iter_mut())
-                .take(spent)
-            {
-                limit.give(state, cost.get(limit.dimension()), now, now);
-            }
-        }
-        verdict
-    }
-
-    fn apply(&mut self, feedback: &Feedback, now: Duration) {
-        let limits = &self.limits;
-        let pairs = limits.as_slice().iter().zip(self.states.iter_mut());
-        match feedback {
-            Feedback::Refund { cost, taken_at } => {
-                for (limit, state) in pairs {
-                    limit.give(state, cost.get(limit.dimension()), *taken_at, now);
-                }
-            }
-            Feedback::Charge(cost) => {
-                for (limit, state) in pairs {
-                    limit.take(state, cost.get(limit.dimension()), now);
-                }
-            }
-            Feedback::Remaining {
-                dimension,
-                window,
-                remaining,
-            } => {
-                if let Some(i) = limits.matching(*dimension, *window) {
-                    let limit = &limits.as_slice()[i];
-                    let state = &mut self.states[i];
-                    let excess = limit.available(state, now).saturating_sub(*remaining);
-                    if excess > 0 {
-                        limit.take(state, excess, now);
-                    }
-                }
-            }
-            Feedback::PauseUntil(until) => {
-                self.paused_until = self.paused_until.max(*until);
-            }
-        }
+    fn report_learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
+        self.with_entry(key, now, |entry| entry.report_rate(now))
     }
 }
