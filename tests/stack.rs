@@ -29,7 +29,7 @@ use tollgate::providers::OpenAi;
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::RateLimited;
 use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
-use tollgate::retry::{GaveUp, RetriesExhausted, RetryPolicy};
+use tollgate::retry::{GaveUp, RetriesExhausted, RetryPolicy, Spread};
 use tollgate::{ServiceBuilderExt, body::BufferedBody};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -153,7 +153,8 @@ async fn openai_headers_cap_the_local_quota() {
     );
 }
 
-/// A 429 with `retry-after-ms` pauses every request on the key; a quota 429 does not.
+/// A 429 with `retry-after-ms` pauses every request on the key, and then they leave at the
+/// limit's pace (100/s), not all at once; a quota 429 pauses nothing.
 #[tokio::test(start_paused = true)]
 async fn a_classified_429_pauses_the_key_but_quota_does_not() {
     let transport = Script::new(vec![
@@ -181,7 +182,7 @@ async fn a_classified_429_pauses_the_key_but_quota_does_not() {
     let ms = Duration::from_millis;
     assert_eq!(
         transport.arrived(),
-        [ms(0), ms(1_500), ms(1_500), ms(1_500), ms(1_500)]
+        [ms(0), ms(1_500), ms(1_510), ms(1_520), ms(1_530)]
     );
 }
 
@@ -211,7 +212,7 @@ async fn retries_wait_as_asked_and_go_back_through_the_quota() {
         ok_with(&[]),
     ]);
     let client = ServiceBuilder::new()
-        .retries(RetryPolicy::default())
+        .retries(RetryPolicy::default().with_server_delay_spread(Spread::None))
         .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
         .max_in_flight(8)
         .classify(OpenAi::new())
@@ -219,12 +220,13 @@ async fn retries_wait_as_asked_and_go_back_through_the_quota() {
     let body = Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[]}"#));
     let first = tokio::spawn(client.clone().oneshot(Request::new(body.clone())));
     tokio::task::yield_now().await;
-    // Another request, sent after the 429, waits for the same pause.
+    // Another request, sent after the 429, waits for the same pause, and goes one interval
+    // of the limit (10 ms) after the retry.
     let second = tokio::spawn(client.clone().oneshot(Request::new(body)));
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
     assert_eq!(second.await.unwrap().unwrap().status(), StatusCode::OK);
     let ms = Duration::from_millis;
-    assert_eq!(transport.arrived(), [ms(0), ms(1_500), ms(1_500)]);
+    assert_eq!(transport.arrived(), [ms(0), ms(1_500), ms(1_510)]);
 }
 
 /// A delay above the cap comes out as `RetriesExhausted`, with the 429 inside, at once.
@@ -329,7 +331,7 @@ async fn the_whole_stack_composes_and_reports() {
     let (metrics, handle) = MetricsLayer::pair("openai");
     let client = ServiceBuilder::new()
         .metrics(metrics)
-        .retries(RetryPolicy::default())
+        .retries(RetryPolicy::default().with_server_delay_spread(Spread::None))
         .circuit_breaker(BreakerConfig::default())
         .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
         .max_in_flight(8)
@@ -348,10 +350,11 @@ async fn the_whole_stack_composes_and_reports() {
         snapshot.utilization(tollgate::Dimension::Requests),
         Some(0.9)
     );
-    // The local limiter's bucket of 100: one request taken since it last refilled.
+    // The local limiter's bucket of 100: the 429's pause emptied it (so that waiters leave
+    // at 100/s, not all at once), and the retry took the one request it let in at the end.
     assert_eq!(
         snapshot.limiter_utilization[tollgate::Dimension::Requests.index()],
-        Some(0.01)
+        Some(1.0)
     );
     assert_eq!(
         snapshot.alerts().len(),

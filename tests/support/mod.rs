@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 use tollgate::body::BufferedBody;
 use tollgate::cache::CacheStatus;
-use tollgate::retry::{Backoff, Jitter, RetryPolicy};
+use tollgate::retry::{Backoff, Jitter, RetryPolicy, Spread};
 use tollgate::stack::Stack;
 use tower::{Service, ServiceExt};
 
@@ -163,10 +163,12 @@ impl Service<Request<BufferedBody>> for Wire {
 
 /// Backoff without randomness, so that times are exact: 0.5 s, 1 s, 2 s, …
 pub(crate) fn steady() -> RetryPolicy {
-    RetryPolicy::default().with_backoff(
-        Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8))
-            .with_jitter(Jitter::None),
-    )
+    RetryPolicy::default()
+        .with_backoff(
+            Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8))
+                .with_jitter(Jitter::None),
+        )
+        .with_server_delay_spread(Spread::None)
 }
 
 /// A chat request saying `content`, opted in to the cache (`x-tollgate-cache: on`) or not.

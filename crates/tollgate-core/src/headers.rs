@@ -3,7 +3,10 @@
 //! rate-limit header family into a [`RateLimitSnapshot`].
 //!
 //! Every function here takes untrusted input and never panics: a header that is missing,
-//! malformed, not UTF-8, negative, NaN, infinite or too large to represent is simply absent.
+//! malformed, not UTF-8, negative, NaN or infinite is simply absent. A requested delay that is
+//! a number too large to represent is not absent: [`retry_after`] and [`server_delay`] saturate
+//! it to [`Duration::MAX`], "longer than any cap" (PROVIDERS.md §7 item 4). Elsewhere (counts,
+//! resets, Go durations) an overflowing value is absent.
 //!
 //! | family | function | notes |
 //! |---|---|---|
@@ -47,8 +50,13 @@ use crate::{DelaySource, Dimension, LimitReading, RateLimitSnapshot, Window};
 /// (milliseconds, fractions allowed), then `retry-after` (seconds, fractions allowed, or an
 /// HTTP-date minus `now`).
 ///
-/// A malformed header falls through to the next one. Zero, negative, NaN, infinite, unparseable
-/// and overflowing values count as absent; surrounding whitespace is ignored.
+/// A malformed header falls through to the next one. Zero, negative, NaN, infinite and
+/// unparseable values count as absent; surrounding whitespace is ignored. A number written with
+/// digits (and at most one `.`) that is too large for a [`Duration`] — such as
+/// `99999999999999999999999999999999999`, which the official OpenAI SDK reads as 10³⁵ s and
+/// does not retry — is **not** absent: it gives [`Duration::MAX`], longer than any cap, so that
+/// a retry layer gives up at once instead of falling back to its backoff. Exponents (`1e5`) are
+/// not numbers here.
 ///
 /// # Examples
 ///
@@ -67,6 +75,10 @@ use crate::{DelaySource, Dimension, LimitReading, RateLimitSnapshot, Window};
 ///
 /// map.insert("retry-after", " 2.5 ".parse().unwrap());
 /// assert_eq!(retry_after(&map, now), Some(Duration::from_millis(2500)));
+///
+/// // Too large to represent: longer than any cap, not absent.
+/// map.insert("retry-after", "99999999999999999999999999999999999".parse().unwrap());
+/// assert_eq!(retry_after(&map, now), Some(Duration::MAX));
 /// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     server_delay(headers, now).map(|(delay, _)| delay)
@@ -575,21 +587,29 @@ fn whole_seconds(value: &str) -> Option<Duration> {
     count(value).map(Duration::from_secs)
 }
 
-/// Positive, finite float seconds.
+/// Positive float seconds; [`Duration::MAX`] when too large to represent.
 fn seconds(value: &str) -> Option<Duration> {
     positive_float(value)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map(saturating_secs)
         .filter(|d| !d.is_zero())
 }
 
-/// Positive, finite float milliseconds.
+/// Positive float milliseconds; [`Duration::MAX`] when too large to represent.
 fn millis(value: &str) -> Option<Duration> {
     positive_float(value)
-        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+        .map(|ms| saturating_secs(ms / 1000.0))
         .filter(|d| !d.is_zero())
 }
 
-/// A positive finite number written with digits (no `inf`, `NaN`, hex or exponents).
+/// `secs` (positive, not NaN) as a duration, saturating at [`Duration::MAX`]: a value beyond it
+/// (including `+∞`, which here only comes from a digit string too long for an `f64`) means
+/// "longer than any cap", not "absent".
+fn saturating_secs(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
+
+/// A positive number written with digits (no `inf`, `NaN`, hex or exponents). Being digits, it
+/// is finite as written; `+∞` is returned when it has too many digits for an `f64` (over 308).
 fn positive_float(value: &str) -> Option<f64> {
     let bytes = value.as_bytes();
     let mut digits = 0;
@@ -605,7 +625,7 @@ fn positive_float(value: &str) -> Option<f64> {
         return None;
     }
     let n: f64 = value.parse().ok()?;
-    (n.is_finite() && n > 0.0).then_some(n)
+    (n > 0.0).then_some(n)
 }
 
 const fn is_leap(year: u32) -> bool {

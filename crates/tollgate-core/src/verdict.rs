@@ -270,7 +270,9 @@ impl Verdict {
         self.advice.retry_same_target()
     }
 
-    /// The delay the server asked for, if it gave a valid one.
+    /// The delay the server asked for, if it gave a valid one. [`Duration::MAX`] when it asked
+    /// for a number too large to represent (`retry-after: 99999999999999999999999999999999999`):
+    /// longer than any cap, so a retry layer gives up at once rather than backing off.
     pub const fn delay(&self) -> Option<Duration> {
         self.delay
     }

@@ -174,14 +174,59 @@ fn retry_after_table() {
         ("NaN", &[("retry-after", b"NaN")], None),
         ("inf", &[("retry-after", b"inf")], None),
         ("infinity", &[("retry-after", b"-Infinity")], None),
+        // Exponents are not numbers here.
         ("overflowing float", &[("retry-after", b"1e400")], None),
         ("huge float", &[("retry-after", b"1e300")], None),
+        ("huge ms", &[("retry-after-ms", b"1e300")], None),
+        // A number too large to represent is longer than any cap, not absent.
         (
             "beyond u64",
             &[("retry-after", b"18446744073709551616")],
-            None,
+            Some((Duration::MAX, RetryAfterSeconds)),
         ),
-        ("huge ms", &[("retry-after-ms", b"1e300")], None),
+        (
+            "35 digits (the SDK's 1e35 s)",
+            &[("retry-after", b"99999999999999999999999999999999999")],
+            Some((Duration::MAX, RetryAfterSeconds)),
+        ),
+        (
+            "35 digits with a fraction",
+            &[("retry-after", b" 99999999999999999999999999999999999.5 ")],
+            Some((Duration::MAX, RetryAfterSeconds)),
+        ),
+        (
+            "400 digits: beyond f64",
+            &[("retry-after", &[b'9'; 400])],
+            Some((Duration::MAX, RetryAfterSeconds)),
+        ),
+        (
+            "overflowing ms",
+            &[("retry-after-ms", b"99999999999999999999999999999999999")],
+            Some((Duration::MAX, RetryAfterMs)),
+        ),
+        (
+            "overflowing azure ms",
+            &[(
+                "x-ms-retry-after-ms",
+                b"99999999999999999999999999999999999",
+            )],
+            Some((Duration::MAX, RetryAfterMs)),
+        ),
+        (
+            "overflowing ms wins over seconds",
+            &[
+                ("retry-after", b"2"),
+                ("retry-after-ms", b"99999999999999999999999999999999999"),
+            ],
+            Some((Duration::MAX, RetryAfterMs)),
+        ),
+        (
+            "u64::MAX seconds in ms",
+            &[("retry-after-ms", b"18446744073709551615000")],
+            Some((Duration::MAX, RetryAfterMs)),
+        ),
+        ("Infinity", &[("retry-after", b"Infinity")], None),
+        ("abc", &[("retry-after", b"abc")], None),
         ("unit suffix", &[("retry-after", b"5s")], None),
         ("words", &[("retry-after", b"tomorrow")], None),
         ("empty", &[("retry-after", b"")], None),
@@ -209,14 +254,17 @@ fn retry_after_table() {
 
 #[test]
 fn retry_after_accepts_the_largest_representable_values() {
-    // u64::MAX seconds fits in a Duration; whether it is taken or counted as overflow, it must
-    // not panic, and a value that is taken is exact.
+    // u64::MAX seconds fits in a Duration, but rounds up past it as an `f64`: it saturates,
+    // and is never absent.
     let headers = map(&[("retry-after", b"18446744073709551615")]);
     let got = retry_after(&headers, now());
     assert!(
-        got.is_none_or(|d| d == Duration::from_secs(u64::MAX)),
+        got.is_some_and(|d| d >= Duration::from_secs(u64::MAX)),
         "{got:?}"
     );
+    // A large but representable value is exact (and far above any cap).
+    let headers = map(&[("retry-after", b"1000000000000")]);
+    assert_eq!(retry_after(&headers, now()), secs(1_000_000_000_000));
     // A date in the year 9999 from the epoch.
     let headers = map(&[("retry-after", b"Fri, 31 Dec 9999 23:59:59 GMT")]);
     assert_eq!(

@@ -12,7 +12,7 @@ use tollgate_core::body::{BufferBodyLayer, BufferedBody};
 use tollgate_core::{BoxError, Dimension};
 use tollgate_metrics::{Level, MetricsLayer, Signal};
 use tollgate_providers::{ClassifyLayer, OpenAi};
-use tollgate_retry::{RetryLayer, RetryPolicy, rng_fn};
+use tollgate_retry::{RetryLayer, RetryPolicy, Spread, rng_fn};
 use tower::{ServiceBuilder, ServiceExt};
 
 type Reply = Box<dyn Fn() -> Result<Response<String>, BoxError> + Send + Sync>;
@@ -95,7 +95,14 @@ async fn the_snapshot_counts_exactly_what_happened() {
     let client = ServiceBuilder::new()
         .layer(metrics)
         .layer(BufferBodyLayer::new())
-        .layer(RetryLayer::new(RetryPolicy::default().with_max_retries(1)).with_rng(rng_fn(|| 0.5)))
+        .layer(
+            RetryLayer::new(
+                RetryPolicy::default()
+                    .with_max_retries(1)
+                    .with_server_delay_spread(Spread::None),
+            )
+            .with_rng(rng_fn(|| 0.5)),
+        )
         .layer(CircuitBreakerLayer::new(BreakerConfig::default()))
         .layer(ClassifyLayer::new(OpenAi::new()))
         .service(script);

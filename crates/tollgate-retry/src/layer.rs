@@ -64,7 +64,8 @@ impl<J, R, H> RetryLayer<J, R, H> {
         }
     }
 
-    /// Draws jitter from `rng`.
+    /// Draws the backoff's jitter and the server delays' spread from `rng` (for tests,
+    /// [`rng_fn`](crate::rng_fn) pins it).
     pub fn with_rng<R2>(self, rng: R2) -> RetryLayer<J, R2, H> {
         RetryLayer {
             policy: self.policy,

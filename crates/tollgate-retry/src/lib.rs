@@ -14,9 +14,15 @@
 //! [`max_server_delay`](RetryPolicy::max_server_delay) (120 s by default). A longer requested
 //! delay is never retried early: the layer gives up at once with
 //! [`RetriesExhausted`], whose [`retry_after`](RetriesExhausted::retry_after) carries it, so a
-//! fallback or the caller can act. Without a server delay, exponential [`Backoff`] with a
-//! [`Jitter`] mode decides, per class if configured. Never an immediate retry:
-//! [`min_delay`](RetryPolicy::min_delay).
+//! fallback or the caller can act; so is a numeric delay too large to represent (a verdict's
+//! [`Duration::MAX`](std::time::Duration::MAX)), as the official OpenAI SDK does. Without a
+//! server delay, exponential [`Backoff`] with a [`Jitter`] mode decides, per class if
+//! configured. Never an immediate retry: [`min_delay`](RetryPolicy::min_delay).
+//!
+//! A server's delay is a floor, not an appointment: by default a random [`Spread`] of up to
+//! 50 % (at most 5 s) is added on top, so that callers all told `retry-after: 1` do not come
+//! back in the same millisecond ([`server_delay_spread`](RetryPolicy::server_delay_spread)).
+//! [`RetryPolicy::openai`] waits exactly, as the SDK does; put a `RateLimitLayer` below it.
 //!
 //! Retries are bounded by [`max_retries`](RetryPolicy::max_retries), by
 //! [`max_overloaded_retries`](RetryPolicy::max_overloaded_retries) for overloads (after which
@@ -53,7 +59,8 @@
 //!
 //! # Example
 //!
-//! The default policy over an HTTP client, with a `ClassifyLayer` below:
+//! The default policy over an HTTP client, with a `ClassifyLayer` below; the random source is
+//! pinned, so the server's delay is spread by exactly half its bound:
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -61,12 +68,12 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use tollgate_core::body::{BufferBodyLayer, BufferedBody};
-//! use tollgate_retry::{RetryLayer, RetryPolicy};
+//! use tollgate_retry::{RetryLayer, RetryPolicy, rng_fn};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), tollgate_core::BoxError> {
-//! // Stands in for a provider: 429 with `retry-after-ms: 250` once, then 200.
+//! // Stands in for a provider: 429 with `retry-after-ms: 200` once, then 200.
 //! let calls = Arc::new(AtomicU32::new(0));
 //! let transport = tower::service_fn({
 //!     let calls = Arc::clone(&calls);
@@ -74,7 +81,7 @@
 //!         let first = calls.fetch_add(1, Ordering::Relaxed) == 0;
 //!         async move {
 //!             let response = if first {
-//!                 http::Response::builder().status(429).header("retry-after-ms", "250")
+//!                 http::Response::builder().status(429).header("retry-after-ms", "200")
 //!             } else {
 //!                 http::Response::builder().status(200)
 //!             };
@@ -84,13 +91,14 @@
 //! });
 //! let client = ServiceBuilder::new()
 //!     .layer(BufferBodyLayer::new())
-//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .layer(RetryLayer::new(RetryPolicy::default()).with_rng(rng_fn(|| 0.5)))
 //!     .service(transport);
 //!
 //! let start = tokio::time::Instant::now();
 //! let response = client.oneshot(http::Request::new(String::from("{}"))).await?;
 //! assert_eq!(response.status(), 200);
-//! assert_eq!(start.elapsed(), Duration::from_millis(250)); // as the server asked
+//! // As the server asked, plus the spread: 200 ms + 0.5 × min(50 % of 200 ms, 5 s).
+//! assert_eq!(start.elapsed(), Duration::from_millis(250));
 //! assert_eq!(calls.load(Ordering::Relaxed), 2);
 //! # Ok(())
 //! # }
@@ -153,6 +161,7 @@ mod layer;
 mod policy;
 mod rng;
 mod service;
+mod spread;
 
 pub use backoff::{Backoff, Jitter};
 pub use budget::{InvalidBudget, RetryBudget};
@@ -163,3 +172,4 @@ pub use layer::RetryLayer;
 pub use policy::{Decision, GaveUp, RetryPolicy};
 pub use rng::{HasherRng, Rng, RngFn, rng_fn};
 pub use service::Retry;
+pub use spread::Spread;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use tollgate_core::{DelaySource, ErrorClass, RetryAdvice, Verdict};
 
 use crate::backoff::{Backoff, Jitter};
+use crate::spread::Spread;
 
 /// When to retry, and after how long.
 ///
@@ -49,7 +50,26 @@ pub struct RetryPolicy {
     pub min_delay: Duration,
     /// The longest server-requested delay honoured. A longer one is not retried early: the
     /// layer gives up at once with the requested delay, for a fallback or the caller to act on.
+    /// It is compared with the server's own delay, before any
+    /// [`server_delay_spread`](Self::server_delay_spread) is added. A delay too large to
+    /// represent (a classifier's [`Duration::MAX`]) is above every cap, this one included.
     pub max_server_delay: Duration,
+    /// A random extra on top of a server-given delay, so that callers told the same
+    /// `retry-after` do not come back in the same millisecond (a herd). The server's delay (at
+    /// least [`min_delay`](Self::min_delay)) is the floor; the wait is within
+    /// `[floor, floor + spread.bound(floor)]`, drawn from the layer's random source.
+    ///
+    /// [`Spread::default()`] (up to 50 %, at most 5 s) in [`RetryPolicy::default`];
+    /// [`Spread::None`] (exactly the server's delay) in [`openai`](Self::openai).
+    ///
+    /// It applies to every delay the **server** gave: `retry-after-ms`, `retry-after` seconds
+    /// or HTTP-date, a body hint and an exhausted limit's reset. Not to
+    /// [`DelaySource::LocalQuota`]: a local limiter's wait is computed for the state it
+    /// actually holds, and callers it sends back together meet that limiter — which admits
+    /// what fits and tells the rest their new exact wait — not the provider, so a herd there
+    /// costs no provider request, and a spread would only add latency past the moment the
+    /// quota frees.
+    pub server_delay_spread: Spread,
     /// The longest time from the first attempt to the start of the last, if any (the
     /// request's deadline, when sooner, counts too).
     pub total_time: Option<Duration>,
@@ -81,7 +101,8 @@ pub struct RetryPolicy {
 pub enum Decision {
     /// Retry after `delay`, which came from `source` (`DelaySource::None`: the backoff).
     Retry {
-        /// The wait.
+        /// The wait actually taken: for a server's delay, with the policy's
+        /// [`server_delay_spread`](RetryPolicy::server_delay_spread) added.
         delay: Duration,
         /// Where it came from.
         source: DelaySource,
@@ -103,14 +124,14 @@ pub enum GaveUp {
     Overloaded,
     /// The server asked for a longer wait than the policy honours.
     DelayAboveCap {
-        /// The delay it asked for.
+        /// The delay it asked for ([`Duration::MAX`]: a number too large to represent).
         requested: Duration,
     },
     /// The shared retry budget is empty.
     Budget,
     /// The wait would pass the request's deadline or the policy's total time.
     Deadline {
-        /// The wait that did not fit.
+        /// The wait that did not fit (a server's delay with its spread added).
         wait: Duration,
     },
 }
@@ -145,14 +166,16 @@ impl std::fmt::Display for GaveUp {
 }
 
 impl Default for RetryPolicy {
-    /// Three retries (two for overloads); server delays honoured up to 120 s; otherwise
-    /// 0.5 s doubling to 8 s with full jitter; at least 50 ms between attempts.
+    /// Three retries (two for overloads); server delays honoured up to 120 s and spread by up
+    /// to 50 % (at most 5 s) on top ([`Spread::default`]); otherwise 0.5 s doubling to 8 s with
+    /// full jitter; at least 50 ms between attempts.
     fn default() -> Self {
         RetryPolicy {
             max_retries: 3,
             max_overloaded_retries: 2,
             min_delay: Duration::from_millis(50),
             max_server_delay: Duration::from_secs(120),
+            server_delay_spread: Spread::default(),
             total_time: None,
             backoff: Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8)),
             class_backoffs: Vec::new(),
@@ -169,12 +192,30 @@ impl RetryPolicy {
     /// positive and at most 120 s, and above that no retry. `x-should-retry` is honoured by the
     /// classifier that judged the response (`OpenAi`'s, or any `ClassifyLayer` below), even on
     /// a status retried otherwise never ([`trust_server_advice`](Self::trust_server_advice)).
+    ///
+    /// # Herds
+    ///
+    /// Like the SDK, it waits **exactly** the server's delay
+    /// ([`server_delay_spread`](Self::server_delay_spread) is [`Spread::None`]), and exact
+    /// delays are herd-prone: a rate limit tells every caller that hit it "retry after 1 s", and
+    /// each comes back at the same instant, to be limited together again. Keep a
+    /// `RateLimitLayer` below the retry layer, which paces the returning callers to the quota,
+    /// or spread the delays as [`RetryPolicy::default`] does:
+    ///
+    /// ```
+    /// use tollgate_retry::{RetryPolicy, Spread};
+    ///
+    /// let spread = RetryPolicy::openai().with_server_delay_spread(Spread::default());
+    /// assert_eq!(spread.server_delay_spread, RetryPolicy::default().server_delay_spread);
+    /// assert_eq!(RetryPolicy::openai().server_delay_spread, Spread::None);
+    /// ```
     pub fn openai() -> Self {
         RetryPolicy {
             max_retries: 2,
             max_overloaded_retries: 2,
             min_delay: Duration::from_millis(1),
             max_server_delay: Duration::from_secs(120),
+            server_delay_spread: Spread::None,
             total_time: None,
             backoff: Backoff::exponential(Duration::from_millis(500), Duration::from_secs(8))
                 .with_jitter(Jitter::Between { low: 75, high: 100 }),
@@ -210,6 +251,15 @@ impl RetryPolicy {
     #[must_use]
     pub fn with_max_server_delay(mut self, cap: Duration) -> Self {
         self.max_server_delay = cap;
+        self
+    }
+
+    /// Spreading server-given delays by `spread` on top (the server's delay stays the floor);
+    /// [`Spread::None`] waits exactly. See
+    /// [`server_delay_spread`](Self::server_delay_spread).
+    #[must_use]
+    pub fn with_server_delay_spread(mut self, spread: Spread) -> Self {
+        self.server_delay_spread = spread;
         self
     }
 
@@ -254,7 +304,8 @@ impl RetryPolicy {
 
     /// What to do after an attempt judged `verdict`, when `retries` retries (of which
     /// `overloaded` after an overload) were already made and the last wait was `previous`;
-    /// `draw` is a random number in `[0, 1)` for the jitter.
+    /// `draw` is a random number in `[0, 1)` for the backoff's jitter or the server delay's
+    /// spread (one decision uses at most one of them).
     ///
     /// - A success, and a failure whose advice is not "same target" — quota, context window,
     ///   content policy, authentication, permission, not found, bad request, or anything the
@@ -262,10 +313,13 @@ impl RetryPolicy {
     ///   policy and payload-too-large failures stop whatever the advice; unauthorized,
     ///   permission denied, not found, bad request and unclassified ones too, unless
     ///   [`trust_server_advice`](Self::trust_server_advice).
-    /// - A `retry-after` delay above [`max_server_delay`](Self::max_server_delay): give up at
-    ///   once, carrying it — checked first, so it is carried even when the retries are spent.
+    /// - A `retry-after` delay above [`max_server_delay`](Self::max_server_delay) (the
+    ///   server's own delay, before any spread; [`Duration::MAX`] always): give up at once,
+    ///   carrying it — checked first, so it is carried even when the retries are spent.
     /// - Out of retries (or of overload retries): [`GiveUp`](Decision::GiveUp).
-    /// - A server delay within the cap is the wait (at least [`min_delay`](Self::min_delay)).
+    /// - A server delay within the cap, at least [`min_delay`](Self::min_delay), is the floor of
+    ///   the wait; [`server_delay_spread`](Self::server_delay_spread) adds a random extra on top
+    ///   (not for [`DelaySource::LocalQuota`]).
     /// - Otherwise the class's backoff, kept within `[min_delay, backoff max]`.
     ///
     /// # Examples
@@ -281,6 +335,11 @@ impl RetryPolicy {
     /// assert_eq!(
     ///     policy.decide(0, 0, &limited, Duration::ZERO, 0.3),
     ///     Decision::Retry { delay: Duration::from_millis(1_500), source: DelaySource::RetryAfterMs },
+    /// );
+    /// // The default spreads it: 1.5 s + 0.3 × 750 ms.
+    /// assert_eq!(
+    ///     RetryPolicy::default().decide(0, 0, &limited, Duration::ZERO, 0.3),
+    ///     Decision::Retry { delay: Duration::from_millis(1_725), source: DelaySource::RetryAfterMs },
     /// );
     /// let far = limited.clone().with_delay(Duration::from_secs(600), DelaySource::RetryAfterSeconds);
     /// assert_eq!(
@@ -300,7 +359,7 @@ impl RetryPolicy {
         self.decide_with(retries, overloaded, verdict, previous, || draw)
     }
 
-    /// [`decide`](Self::decide), drawing only when the backoff needs a draw.
+    /// [`decide`](Self::decide), drawing only when the backoff or the spread needs a draw.
     pub(crate) fn decide_with(
         &self,
         retries: u32,
@@ -330,8 +389,11 @@ impl RetryPolicy {
             .delay()
             .filter(|_| header || !self.header_delays_only);
         // A requested delay above the cap is never retried early, and is carried whatever the
-        // reason for giving up. A hint or reset above the cap is left to the backoff.
-        if let Some(delay) = server_delay.filter(|d| *d > self.max_server_delay && header) {
+        // reason for giving up. A hint or reset above the cap is left to the backoff. The cap is
+        // checked against the server's own delay (the floor), not the spread one; a delay too
+        // large to represent (`Duration::MAX`) is above every cap.
+        let above_cap = |d: &Duration| *d > self.max_server_delay || *d == Duration::MAX;
+        if let Some(delay) = server_delay.filter(|d| above_cap(d) && header) {
             return Decision::GiveUp(GaveUp::DelayAboveCap { requested: delay });
         }
         if retries >= self.max_retries {
@@ -340,11 +402,15 @@ impl RetryPolicy {
         if class == ErrorClass::Overloaded && overloaded >= self.max_overloaded_retries {
             return Decision::GiveUp(GaveUp::Overloaded);
         }
-        if let Some(delay) = server_delay.filter(|d| *d <= self.max_server_delay) {
-            return Decision::Retry {
-                delay: delay.max(self.min_delay),
-                source: verdict.delay_source(),
+        if let Some(delay) = server_delay.filter(|d| !above_cap(d)) {
+            let floor = delay.max(self.min_delay);
+            let source = verdict.delay_source();
+            // A local quota's wait is exact: see `server_delay_spread`.
+            let delay = match (source, self.server_delay_spread) {
+                (DelaySource::LocalQuota, _) | (_, Spread::None) => floor,
+                (_, spread) => spread.delay(floor, draw()),
             };
+            return Decision::Retry { delay, source };
         }
         let backoff = self.backoff_for(class);
         let delay = backoff.delay(retries, previous, draw());

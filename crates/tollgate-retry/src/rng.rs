@@ -3,7 +3,8 @@
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 
-/// A source of random draws in `[0, 1)` for jitter.
+/// A source of random draws in `[0, 1)` for the backoff's jitter and the server delays'
+/// [`Spread`](crate::Spread).
 pub trait Rng {
     /// The next draw.
     fn next_f64(&mut self) -> f64;

@@ -18,8 +18,8 @@ use crate::rng::{HasherRng, Rng};
 pub(crate) struct Shared<J, R, H> {
     pub(crate) policy: RetryPolicy,
     pub(crate) judge: J,
-    /// Drawn from only when a backoff is computed; shared by every service of the layer, so
-    /// that they do not draw the same jitter.
+    /// Drawn from only when a backoff or a server delay's spread is computed; shared by every
+    /// service of the layer, so that they do not draw the same jitter.
     pub(crate) rng: Arc<Mutex<R>>,
     pub(crate) hook: H,
     pub(crate) budget: Option<RetryBudget>,

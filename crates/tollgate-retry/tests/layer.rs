@@ -1,5 +1,6 @@
 //! `RetryLayer` end to end on tokio's paused clock: server delays in every format honoured
-//! exactly, each from its own attempt; backoff; giving up above the cap, on the budget, at the
+//! exactly (spread off), each from its own attempt, or spread on top by a pinned draw; backoff;
+//! giving up above the cap (a delay too large to represent included), on the budget, at the
 //! deadline and out of retries, keeping the last response or error; a streaming body replayed;
 //! events; non-HTTP requests.
 
@@ -14,7 +15,7 @@ use tollgate_core::body::{BufferBodyLayer, BufferedBody};
 use tollgate_core::{BoxError, Classified, Deadline, DelaySource, ErrorClass, Verdict};
 use tollgate_retry::{
     Backoff, GaveUp, Jitter, RetriesExhausted, RetryBudget, RetryEvent, RetryLayer, RetryPolicy,
-    judge_fn, on_retry_fn, rng_fn,
+    Spread, judge_fn, on_retry_fn, rng_fn,
 };
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
@@ -117,12 +118,13 @@ async fn server_delays_are_honoured_exactly_each_from_its_own_attempt() {
     ]);
     let service = layer(
         RetryPolicy::default()
+            .with_server_delay_spread(Spread::None)
             .with_backoff(Backoff::exponential(ms(100), ms(1_000)).with_jitter(Jitter::None)),
     )
     .layer(script.clone());
     let response = service.oneshot(request()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    // 1.5 s as asked by the first; 2 s as asked by the second (not the first's 1.5 s); then
+    // With the spread off: 1.5 s as asked by the first; 2 s as asked by the second (not the first's 1.5 s); then
     // backoff for the third retry (retry 2: 100 ms × 2² = 400 ms).
     assert_eq!(script.arrivals(), [ms(0), ms(1_500), ms(3_500), ms(3_900)]);
 }
@@ -134,7 +136,8 @@ async fn a_retry_after_date_is_honoured_to_the_second() {
     let headers: &'static [(&'static str, &'static str)] =
         Box::leak(Box::new([("retry-after", date)]));
     let script = Script::new(vec![status(429, headers), ok()]);
-    let service = layer(RetryPolicy::default()).layer(script.clone());
+    let service =
+        layer(RetryPolicy::default().with_server_delay_spread(Spread::None)).layer(script.clone());
     service.oneshot(request()).await.unwrap();
     // HTTP-dates have whole seconds: the wait is within the second before the date.
     let waited = script.arrivals()[1];
@@ -242,7 +245,8 @@ async fn the_verdict_a_classify_layer_attached_decides() {
         .oneshot(request())
         .await
         .unwrap();
-    assert_eq!(script.arrivals(), [ms(0), ms(700)]);
+    // 700 ms, spread by 0.5 × 350 ms.
+    assert_eq!(script.arrivals(), [ms(0), ms(875)]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -265,7 +269,8 @@ async fn the_deadline_and_the_total_time_bound_the_waits() {
     let mut late = request();
     late.extensions_mut()
         .insert(Deadline::after(Duration::from_secs(1)));
-    let error = layer(RetryPolicy::default())
+    let exact = RetryPolicy::default().with_server_delay_spread(Spread::None);
+    let error = layer(exact.clone())
         .layer(script)
         .oneshot(late)
         .await
@@ -282,7 +287,7 @@ async fn the_deadline_and_the_total_time_bound_the_waits() {
         status(503, &[("retry-after", "1")]),
         status(503, &[("retry-after", "1.5")]),
     ]);
-    let policy = RetryPolicy::default()
+    let policy = exact
         .with_max_retries(5)
         .with_max_overloaded_retries(5)
         .with_total_time(Duration::from_secs(3));
@@ -396,6 +401,7 @@ async fn events_tell_every_retry_and_the_giving_up() {
         .unwrap_err();
     assert_eq!(exhausted(&error).attempts(), 2);
     let events = events.lock().unwrap();
+    // The delay actually waited: 300 ms asked, spread by 0.5 × 150 ms.
     assert!(matches!(
         events[0],
         RetryEvent::Scheduled {
@@ -404,7 +410,7 @@ async fn events_tell_every_retry_and_the_giving_up() {
             status: Some(StatusCode::TOO_MANY_REQUESTS),
             delay,
             source: DelaySource::RetryAfterMs,
-        } if delay == ms(300)
+        } if delay == ms(375)
     ));
     assert!(matches!(
         events[1],
@@ -539,4 +545,207 @@ async fn the_openai_preset_retries_unrecognized_transport_errors() {
         error.to_string(),
         "connection closed before message completed"
     );
+}
+
+// ===== server delays: spread, and too large to represent =====
+
+/// Callers all told `retry-after: 1` come back spread over `[1 s, 1.5 s]`, each after its own
+/// draw from the layer's random source, never before the server's second.
+#[tokio::test(start_paused = true)]
+async fn a_herd_told_the_same_retry_after_is_spread_over_its_bound() {
+    let draws = Arc::new(Mutex::new(vec![0.75, 0.5, 0.25, 0.0]));
+    let rng = {
+        let draws = Arc::clone(&draws);
+        rng_fn(move || draws.lock().unwrap().pop().unwrap())
+    };
+    let layer = RetryLayer::new(RetryPolicy::default()).with_rng(rng);
+    let mut seconds = Vec::new();
+    for _ in 0..4 {
+        let script = Script::new(vec![status(429, &[("retry-after", "1")]), ok()]);
+        layer
+            .layer(script.clone())
+            .oneshot(request())
+            .await
+            .unwrap();
+        seconds.push(script.arrivals()[1]);
+    }
+    // 1 s + r × min(50 % of 1 s, 5 s).
+    assert_eq!(seconds, [ms(1_000), ms(1_125), ms(1_250), ms(1_375)]);
+}
+
+/// The spread is capped: a 60 s delay grows by at most 5 s.
+#[tokio::test(start_paused = true)]
+async fn a_long_server_delay_is_spread_by_at_most_five_seconds() {
+    let script = Script::new(vec![status(503, &[("retry-after", "60")]), ok()]);
+    let service = layer(RetryPolicy::default()).layer(script.clone());
+    service.oneshot(request()).await.unwrap();
+    // 60 s + 0.5 × 5 s, not 0.5 × 30 s.
+    assert_eq!(script.arrivals(), [ms(0), ms(62_500)]);
+}
+
+/// The OpenAI preset waits exactly what the server asked, whatever the draw; so does any policy
+/// with the spread off.
+#[tokio::test(start_paused = true)]
+async fn the_openai_preset_and_a_policy_without_spread_wait_exactly() {
+    let script = Script::new(vec![status(429, &[("retry-after", "1")]), ok()]);
+    RetryLayer::openai()
+        .with_rng(rng_fn(|| 0.9))
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(script.arrivals(), [ms(0), ms(1_000)]);
+
+    let script = Script::new(vec![status(429, &[("retry-after-ms", "700")]), ok()]);
+    RetryLayer::new(RetryPolicy::default().with_server_delay_spread(Spread::None))
+        .with_rng(rng_fn(|| 0.9))
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(script.arrivals(), [ms(0), ms(700)]);
+
+    // And the OpenAI preset may be asked to spread.
+    let script = Script::new(vec![status(429, &[("retry-after", "1")]), ok()]);
+    RetryLayer::openai()
+        .with_rng(rng_fn(|| 0.5))
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(script.arrivals(), [ms(0), ms(1_000)]);
+}
+
+/// A local quota's wait is exact: the limiter below admits what fits, whoever comes back.
+#[tokio::test(start_paused = true)]
+async fn a_local_quota_wait_is_not_spread() {
+    let refused: Reply = Box::new(|| {
+        Err(Classified::new(
+            Verdict::failure(ErrorClass::RateLimited).with_delay(ms(700), DelaySource::LocalQuota),
+            "rate limited",
+        )
+        .into())
+    });
+    let script = Script::new(vec![refused, ok()]);
+    layer(RetryPolicy::default())
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap();
+    assert_eq!(script.arrivals(), [ms(0), ms(700)]);
+}
+
+/// Whether the wait fits the deadline and the total time is checked with the spread wait.
+#[tokio::test(start_paused = true)]
+async fn the_spread_wait_must_fit_the_deadline() {
+    // Deadline 1.2 s: the server's 1 s would fit, but 1 s + 0.5 × 500 ms does not.
+    let script = Script::new(vec![status(429, &[("retry-after", "1")])]);
+    let mut late = request();
+    late.extensions_mut().insert(Deadline::after(ms(1_200)));
+    let error = layer(RetryPolicy::default())
+        .layer(script.clone())
+        .oneshot(late)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        exhausted(&error).reason(),
+        GaveUp::Deadline { wait: ms(1_250) }
+    );
+    assert_eq!(script.arrivals(), [ms(0)]);
+    // Total time 2.4 s: 1.25 s fits, a second 1.25 s does not (it would start at 2.5 s).
+    let script = Script::new(vec![
+        status(429, &[("retry-after", "1")]),
+        status(429, &[("retry-after", "1")]),
+    ]);
+    let policy = RetryPolicy::default().with_total_time(ms(2_400));
+    let error = layer(policy)
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        exhausted(&error).reason(),
+        GaveUp::Deadline { wait: ms(1_250) }
+    );
+    assert_eq!(script.arrivals(), [ms(0), ms(1_250)]);
+}
+
+/// A numeric `retry-after` (or `retry-after-ms`) too large to represent is longer than any cap:
+/// one attempt, then `DelayAboveCap` at once, as the official OpenAI SDK does — never the
+/// backoff. The OpenAI preset and the default policy alike.
+#[tokio::test(start_paused = true)]
+async fn a_delay_too_large_to_represent_gives_up_at_once() {
+    const HUGE: &str = "99999999999999999999999999999999999";
+    for (name, value) in [("retry-after", HUGE), ("retry-after-ms", HUGE)] {
+        let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new([(name, value)]));
+        for openai in [false, true] {
+            let script = Script::new(vec![status(429, headers), ok()]);
+            let layer = if openai {
+                RetryLayer::openai()
+            } else {
+                // Even with a cap as large as a duration goes.
+                RetryLayer::new(RetryPolicy::default().with_max_server_delay(Duration::MAX))
+                    .with_judge(tollgate_retry::HttpJudge::with_classifier(
+                        tollgate_providers::OpenAi::new(),
+                    ))
+            };
+            let service = layer.with_rng(rng_fn(|| 0.5)).layer(script.clone());
+            let start = Instant::now();
+            let error = service.oneshot(request()).await.unwrap_err();
+            assert_eq!(start.elapsed(), Duration::ZERO, "{name}, openai {openai}");
+            let exhausted = exhausted(&error);
+            assert_eq!(
+                exhausted.reason(),
+                GaveUp::DelayAboveCap {
+                    requested: Duration::MAX
+                },
+                "{name}, openai {openai}"
+            );
+            assert_eq!(exhausted.attempts(), 1);
+            assert_eq!(exhausted.retry_after(), Some(Duration::MAX));
+            assert_eq!(script.arrivals(), [ms(0)], "{name}, openai {openai}");
+        }
+    }
+    // A very large but representable value is above the cap too.
+    let script = Script::new(vec![status(429, &[("retry-after", "1000000000000")])]);
+    let error = layer(RetryPolicy::default())
+        .layer(script.clone())
+        .oneshot(request())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        exhausted(&error).reason(),
+        GaveUp::DelayAboveCap {
+            requested: Duration::from_secs(1_000_000_000_000)
+        }
+    );
+    assert_eq!(script.arrivals(), [ms(0)]);
+}
+
+/// `retry-after` values that are not numbers — words, infinities, NaN — are absent: the backoff
+/// decides (100 ms, no jitter), under the default policy and the OpenAI preset.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_that_is_not_a_number_falls_back_to_the_backoff() {
+    for value in ["abc", "inf", "Infinity", "-inf", "NaN", "1e400"] {
+        let headers: &'static [(&'static str, &'static str)] =
+            Box::leak(Box::new([("retry-after", value)]));
+        let script = Script::new(vec![status(429, headers), ok()]);
+        let backoff = Backoff::exponential(ms(100), ms(1_000)).with_jitter(Jitter::None);
+        layer(RetryPolicy::default().with_backoff(backoff))
+            .layer(script.clone())
+            .oneshot(request())
+            .await
+            .unwrap();
+        assert_eq!(script.arrivals(), [ms(0), ms(100)], "{value}");
+
+        let script = Script::new(vec![status(429, headers), ok()]);
+        RetryLayer::openai()
+            .with_rng(rng_fn(|| 0.5))
+            .layer(script.clone())
+            .oneshot(request())
+            .await
+            .unwrap();
+        // 437.5 ms, on tokio's millisecond timer.
+        assert_eq!(script.arrivals(), [ms(0), ms(438)], "{value}");
+    }
 }

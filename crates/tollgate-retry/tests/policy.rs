@@ -1,6 +1,7 @@
 //! The pure parts: every jitter mode against its formula with pinned draws, every delay within
-//! `[min_delay, max]` for any input, and the OpenAI preset's decisions for headers of every
-//! kind, classified by the OpenAI classifier as the SDK would see them.
+//! `[min_delay, max]` for any input, the spread of server delays (a floor, with a bounded extra
+//! on top) for every delay source, and the OpenAI preset's decisions for headers of every kind,
+//! classified by the OpenAI classifier as the SDK would see them.
 
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,7 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
 use tollgate_core::{Classify, DelaySource, ErrorClass, ResponseView, Verdict};
 use tollgate_providers::OpenAi;
-use tollgate_retry::{Backoff, Decision, GaveUp, Jitter, RetryPolicy};
+use tollgate_retry::{Backoff, Decision, GaveUp, Jitter, RetryPolicy, Spread};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -197,6 +198,70 @@ fn the_openai_preset_decides_as_the_sdk() {
             }),
         ),
         (
+            "too large to represent: above any cap",
+            429,
+            &[("retry-after", "99999999999999999999999999999999999")],
+            RATE_LIMITED,
+            0,
+            GiveUp(GaveUp::DelayAboveCap {
+                requested: Duration::MAX,
+            }),
+        ),
+        (
+            "retry-after-ms too large to represent",
+            503,
+            &[("retry-after-ms", "99999999999999999999999999999999999")],
+            "",
+            0,
+            GiveUp(GaveUp::DelayAboveCap {
+                requested: Duration::MAX,
+            }),
+        ),
+        (
+            "too large to represent, out of retries: still above the cap",
+            429,
+            &[("retry-after", "99999999999999999999999999999999999")],
+            RATE_LIMITED,
+            2,
+            GiveUp(GaveUp::DelayAboveCap {
+                requested: Duration::MAX,
+            }),
+        ),
+        (
+            "very large but representable: above the cap",
+            429,
+            &[("retry-after", "1000000000000")],
+            RATE_LIMITED,
+            0,
+            GiveUp(GaveUp::DelayAboveCap {
+                requested: Duration::from_secs(1_000_000_000_000),
+            }),
+        ),
+        (
+            "abc is absent",
+            429,
+            &[("retry-after", "abc")],
+            RATE_LIMITED,
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "inf is absent",
+            429,
+            &[("retry-after", "inf")],
+            RATE_LIMITED,
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
+            "NaN is absent",
+            429,
+            &[("retry-after-ms", "NaN")],
+            RATE_LIMITED,
+            0,
+            retry(Duration::from_micros(437_500), DelaySource::None),
+        ),
+        (
             "zero is absent: backoff",
             429,
             &[("retry-after", "0")],
@@ -373,16 +438,28 @@ fn some_classes_are_never_retried() {
     }
 }
 
-/// A server delay below the minimum is raised to it: never an immediate retry.
+/// A server delay below the minimum is raised to it: never an immediate retry. The spread goes
+/// on top of the raised floor.
 #[test]
 fn the_minimum_delay_holds() {
-    let policy = RetryPolicy::default().with_min_delay(ms(50));
+    let policy = RetryPolicy::default()
+        .with_min_delay(ms(50))
+        .with_server_delay_spread(Spread::None);
     let verdict =
         Verdict::failure(ErrorClass::RateLimited).with_delay(ms(1), DelaySource::RetryAfterMs);
     assert_eq!(
         policy.decide(0, 0, &verdict, Duration::ZERO, 0.5),
         Decision::Retry {
             delay: ms(50),
+            source: DelaySource::RetryAfterMs
+        }
+    );
+    assert_eq!(
+        RetryPolicy::default()
+            .with_min_delay(ms(50))
+            .decide(0, 0, &verdict, Duration::ZERO, 0.5),
+        Decision::Retry {
+            delay: Duration::from_micros(62_500),
             source: DelaySource::RetryAfterMs
         }
     );
@@ -472,7 +549,9 @@ fn only_retry_after_delays_above_the_cap_give_up() {
         }
     );
     assert_eq!(
-        RetryPolicy::default().decide(0, 0, &short_hint, Duration::ZERO, 0.5),
+        RetryPolicy::default()
+            .with_server_delay_spread(Spread::None)
+            .decide(0, 0, &short_hint, Duration::ZERO, 0.5),
         Decision::Retry {
             delay: ms(1_200),
             source: DelaySource::BodyHint
@@ -514,4 +593,317 @@ fn the_budget_is_not_overdrawn() {
     let tiny = RetryBudget::new(Duration::from_nanos(10), 0, 10.0).unwrap();
     tiny.deposit(Duration::MAX);
     assert_eq!(tiny.available(Duration::MAX), 0);
+}
+
+// ===== the spread of server delays =====
+
+/// The default policy's wait for each server delay source at pinned draws: the server's delay
+/// plus `r × min(50 % of it, 5 s)`; a local quota's wait, the OpenAI preset and a policy with
+/// the spread off are exact; the cap is checked against the server's delay, not the spread one.
+#[test]
+fn server_delays_are_a_floor_spread_by_the_draw() {
+    use DelaySource::{
+        BodyHint, LocalQuota, ResetHeader, RetryAfterDate, RetryAfterMs, RetryAfterSeconds,
+    };
+    let default = RetryPolicy::default();
+    let openai = RetryPolicy::openai();
+    let exact = RetryPolicy::default().with_server_delay_spread(Spread::None);
+    let wide = RetryPolicy::default().with_server_delay_spread(Spread::Proportional {
+        percent: 200,
+        max: Duration::from_secs(60),
+    });
+    let secs = Duration::from_secs;
+    #[allow(clippy::type_complexity)]
+    let cases: &[(&str, &RetryPolicy, Duration, DelaySource, f64, Decision)] = &[
+        (
+            "ms, r = 0",
+            &default,
+            ms(1_000),
+            RetryAfterMs,
+            0.0,
+            retry(ms(1_000), RetryAfterMs),
+        ),
+        (
+            "ms, r = 0.5",
+            &default,
+            ms(1_000),
+            RetryAfterMs,
+            0.5,
+            retry(ms(1_250), RetryAfterMs),
+        ),
+        (
+            "ms, r = 0.75",
+            &default,
+            ms(1_000),
+            RetryAfterMs,
+            0.75,
+            retry(ms(1_375), RetryAfterMs),
+        ),
+        (
+            "ms, r = 1 (clamped)",
+            &default,
+            ms(1_000),
+            RetryAfterMs,
+            7.0,
+            retry(ms(1_500), RetryAfterMs),
+        ),
+        (
+            "ms, r = NaN",
+            &default,
+            ms(1_000),
+            RetryAfterMs,
+            f64::NAN,
+            retry(ms(1_000), RetryAfterMs),
+        ),
+        (
+            "ms, r < 0",
+            &default,
+            ms(1_000),
+            RetryAfterMs,
+            -3.0,
+            retry(ms(1_000), RetryAfterMs),
+        ),
+        (
+            "seconds",
+            &default,
+            secs(2),
+            RetryAfterSeconds,
+            0.5,
+            retry(ms(2_500), RetryAfterSeconds),
+        ),
+        (
+            "date",
+            &default,
+            secs(10),
+            RetryAfterDate,
+            0.5,
+            retry(ms(12_500), RetryAfterDate),
+        ),
+        (
+            "body hint",
+            &default,
+            ms(1_146),
+            BodyHint,
+            0.5,
+            retry(Duration::from_micros(1_432_500), BodyHint),
+        ),
+        (
+            "reset header",
+            &default,
+            secs(4),
+            ResetHeader,
+            0.25,
+            retry(ms(4_500), ResetHeader),
+        ),
+        (
+            "local quota: exact",
+            &default,
+            ms(700),
+            LocalQuota,
+            0.9,
+            retry(ms(700), LocalQuota),
+        ),
+        (
+            "capped at 5 s",
+            &default,
+            secs(60),
+            RetryAfterSeconds,
+            0.5,
+            retry(ms(62_500), RetryAfterSeconds),
+        ),
+        (
+            "capped at 5 s, r = 1",
+            &default,
+            secs(60),
+            RetryAfterSeconds,
+            1.0,
+            retry(secs(65), RetryAfterSeconds),
+        ),
+        (
+            "exactly the cap: spread past it",
+            &default,
+            secs(120),
+            RetryAfterSeconds,
+            0.5,
+            retry(ms(122_500), RetryAfterSeconds),
+        ),
+        (
+            "above the cap: not spread",
+            &default,
+            secs(121),
+            RetryAfterSeconds,
+            0.5,
+            Decision::GiveUp(GaveUp::DelayAboveCap {
+                requested: secs(121),
+            }),
+        ),
+        (
+            "too large to represent",
+            &default,
+            Duration::MAX,
+            RetryAfterMs,
+            0.5,
+            Decision::GiveUp(GaveUp::DelayAboveCap {
+                requested: Duration::MAX,
+            }),
+        ),
+        (
+            "openai: exact",
+            &openai,
+            secs(1),
+            RetryAfterSeconds,
+            0.9,
+            retry(secs(1), RetryAfterSeconds),
+        ),
+        (
+            "openai: exact ms",
+            &openai,
+            ms(1_500),
+            RetryAfterMs,
+            0.9,
+            retry(ms(1_500), RetryAfterMs),
+        ),
+        (
+            "spread off: exact",
+            &exact,
+            secs(1),
+            RetryAfterSeconds,
+            0.9,
+            retry(secs(1), RetryAfterSeconds),
+        ),
+        (
+            "spread off: hint exact",
+            &exact,
+            ms(1_146),
+            BodyHint,
+            0.9,
+            retry(ms(1_146), BodyHint),
+        ),
+        (
+            "200 %, r = 0.5",
+            &wide,
+            secs(1),
+            RetryAfterSeconds,
+            0.5,
+            retry(secs(2), RetryAfterSeconds),
+        ),
+        (
+            "200 %, capped at 60 s",
+            &wide,
+            secs(100),
+            RetryAfterSeconds,
+            0.5,
+            retry(secs(130), RetryAfterSeconds),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, policy, delay, source, draw, want) in cases {
+        let verdict = Verdict::failure(ErrorClass::RateLimited).with_delay(*delay, *source);
+        let got = policy.decide(0, 0, &verdict, Duration::ZERO, *draw);
+        if got != *want {
+            failures.push(format!("{name}: expected {want:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn retry(delay: Duration, source: DelaySource) -> Decision {
+    Decision::Retry { delay, source }
+}
+
+/// A delay too large to represent is above every cap — even `Duration::MAX` as the cap — and is
+/// carried when the retries are spent; a body hint or reset that large is left to the backoff.
+#[test]
+fn a_delay_too_large_to_represent_is_above_every_cap() {
+    let huge = Verdict::failure(ErrorClass::RateLimited)
+        .with_delay(Duration::MAX, DelaySource::RetryAfterSeconds);
+    let above = Decision::GiveUp(GaveUp::DelayAboveCap {
+        requested: Duration::MAX,
+    });
+    for policy in [
+        RetryPolicy::default(),
+        RetryPolicy::openai(),
+        RetryPolicy::default().with_max_server_delay(Duration::MAX),
+        RetryPolicy::default().with_max_retries(0),
+    ] {
+        assert_eq!(
+            policy.decide(0, 0, &huge, Duration::ZERO, 0.5),
+            above,
+            "{policy:?}"
+        );
+    }
+    let hint =
+        Verdict::failure(ErrorClass::RateLimited).with_delay(Duration::MAX, DelaySource::BodyHint);
+    assert_eq!(
+        RetryPolicy::default()
+            .with_backoff(Backoff::exponential(ms(100), ms(1_000)).with_jitter(Jitter::None))
+            .decide(0, 0, &hint, Duration::ZERO, 0.5),
+        retry(ms(100), DelaySource::None)
+    );
+}
+
+fn spread() -> impl Strategy<Value = Spread> {
+    prop_oneof![
+        Just(Spread::None),
+        Just(Spread::default()),
+        (any::<u16>(), any::<u64>(), 0u32..1_000_000_000).prop_map(|(percent, secs, nanos)| {
+            Spread::Proportional {
+                percent,
+                max: Duration::new(secs, nanos),
+            }
+        }),
+    ]
+}
+
+fn floor() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        (0u64..1_000_000_000_000).prop_map(Duration::from_nanos),
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        Just(Duration::MAX),
+    ]
+}
+
+proptest! {
+    /// Whatever the spread, floor and draw (even NaN or out of range), the wait is within
+    /// `[floor, floor + bound]` (saturating), and the bound within `min(floor × p %, max)`.
+    #[test]
+    fn a_spread_delay_is_within_its_floor_and_bound(
+        spread in spread(),
+        floor in floor(),
+        draw in draw(),
+    ) {
+        let bound = spread.bound(floor);
+        match spread {
+            Spread::Proportional { percent, max } => {
+                prop_assert!(bound <= max);
+                prop_assert!(bound.as_nanos() <= floor.as_nanos() * u128::from(percent) / 100);
+            }
+            _ => prop_assert_eq!(bound, Duration::ZERO),
+        }
+        let delay = spread.delay(floor, draw);
+        prop_assert!(delay >= floor);
+        prop_assert!(delay <= floor.saturating_add(bound));
+    }
+
+    /// The default policy's wait for any server delay within the cap is within
+    /// `[d, d + min(d / 2, 5 s)]`, `d` the delay raised to `min_delay`.
+    #[test]
+    fn the_default_spread_is_within_half_the_delay_and_five_seconds(
+        nanos in 1u64..=120_000_000_000,
+        draw in draw(),
+    ) {
+        let policy = RetryPolicy::default();
+        let verdict = Verdict::failure(ErrorClass::RateLimited)
+            .with_delay(Duration::from_nanos(nanos), DelaySource::RetryAfterMs);
+        let floor = Duration::from_nanos(nanos).max(policy.min_delay);
+        let bound = (floor / 2).min(Duration::from_secs(5));
+        match policy.decide(0, 0, &verdict, Duration::ZERO, draw) {
+            Decision::Retry { delay, source } => {
+                prop_assert_eq!(source, DelaySource::RetryAfterMs);
+                prop_assert!(delay >= floor, "{:?} < {:?}", delay, floor);
+                prop_assert!(delay <= floor + bound, "{:?} > {:?} + {:?}", delay, floor, bound);
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
 }
