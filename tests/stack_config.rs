@@ -131,7 +131,7 @@ kind = "openai"
 api_key_env = "OPENAI_API_KEY"
 model = "gpt-4o"
 limits = { preset = "openai-tier-3" }
-retry = { base_delay = "500ms", max_delay = "8s", jitter = "none" }
+retry = { base_delay = "500ms", max_delay = "8s", jitter = "none", server_delay_spread = "none" }
 
 [[providers]]
 name = "anthropic"
@@ -252,7 +252,7 @@ api_key_envs = ["OPENAI_KEY_A", "OPENAI_KEY_B", "OPENAI_KEY_C"]
 routing = "round-robin"
 model = "gpt-4o"
 limits = { requests_per_minute = 2 }
-retry = { base_delay = "500ms", max_delay = "8s", jitter = "none" }
+retry = { base_delay = "500ms", max_delay = "8s", jitter = "none", server_delay_spread = "none" }
 
 [stack]
 primary = "openai"
@@ -515,7 +515,7 @@ fn invalid_configurations_name_the_field() {
         ),
         (
             one_provider("modle = \"gpt-4o\""),
-            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `max_in_flight`, `limits`, `retry`, `breaker`",
+            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `max_in_flight`, `limits`, `adaptive`, `retry`, `breaker`",
         ),
         (
             one_provider("") + "fallbacks = [\"openai\"]\n",
@@ -584,6 +584,34 @@ fn invalid_configurations_name_the_field() {
         (
             one_provider("retry = { jitter = \"some\" }"),
             r#"providers[0].retry.jitter: unknown jitter "some"; expected one of none, full, equal, decorrelated, sdk"#,
+        ),
+        (
+            one_provider("retry = { server_delay_spread = \"lots\" }"),
+            r#"providers[0].retry.server_delay_spread: invalid spread "lots": expected "none", "default" or a percentage from 0% to 1000%, like "50%""#,
+        ),
+        (
+            one_provider(
+                "retry = { server_delay_spread = \"none\", server_delay_spread_max = \"1s\" }",
+            ),
+            r#"providers[0].retry.server_delay_spread_max: cannot be combined with server_delay_spread = "none""#,
+        ),
+        (
+            one_provider("adaptive = { floor_requests_per_minute = 0 }"),
+            "providers[0].adaptive.floor_requests_per_minute: must be greater than 0",
+        ),
+        (
+            one_provider(
+                "adaptive = { floor_requests_per_minute = 60, ceiling_requests_per_minute = 6 }",
+            ),
+            "providers[0].adaptive.ceiling_requests_per_minute: must be at least floor_requests_per_minute (60)",
+        ),
+        (
+            one_provider("adaptive = { preset = \"none\", initial_requests_per_minute = 60 }"),
+            r#"providers[0].adaptive.preset: "none" cannot be combined with other adaptive settings"#,
+        ),
+        (
+            one_provider("adaptive = { start = 5 }"),
+            "providers[0].adaptive.start: unknown field `start`, expected one of `preset`, `initial_requests_per_minute`, `floor_requests_per_minute`, `ceiling_requests_per_minute`",
         ),
         (
             one_provider("retry = { preset = \"aggressive\" }"),
@@ -1078,4 +1106,61 @@ fn a_small_cache_has_no_entry_larger_than_itself() {
     let cache = config.cache().unwrap();
     assert_eq!(cache.max_bytes.get(), 4096);
     assert_eq!(cache.max_entry_bytes.get(), 4096);
+}
+
+/// `[providers.adaptive]` sets the learned rate's start, floor and ceiling, or turns it off;
+/// `server_delay_spread` sets the retry policy's spread: the same providers as in code.
+#[test]
+fn adaptive_and_spread_settings() {
+    use tollgate::ratelimit::adaptive::{Adaptive, Rate};
+    use tollgate::retry::{RetryPolicy, Spread};
+    let per_minute = |v: u64| Rate::per_minute(std::num::NonZeroU64::new(v).unwrap());
+    let configured = |extra: &str| {
+        StackConfig::from_toml(&one_provider(extra))
+            .unwrap()
+            .primary()
+            .clone()
+    };
+    let openai = Provider::new(tollgate::stack::ProviderKind::OpenAi).name("openai");
+    assert_eq!(configured(""), openai.clone());
+    assert_eq!(
+        configured(
+            "adaptive = { initial_requests_per_minute = 120, floor_requests_per_minute = 6, \
+             ceiling_requests_per_minute = 3000 }"
+        ),
+        openai.clone().adaptive(
+            Adaptive::default()
+                .with_initial(per_minute(120))
+                .with_floor(per_minute(6))
+                .with_ceiling(per_minute(3_000))
+        )
+    );
+    assert_eq!(
+        configured("adaptive = { preset = \"none\" }"),
+        openai.clone().no_adaptive()
+    );
+    // No client-side limit at all, unless the adaptive table says otherwise.
+    assert_eq!(
+        configured("limits = { preset = \"none\" }"),
+        openai.clone().no_rate_limit()
+    );
+    assert_eq!(
+        configured("limits = { preset = \"none\" }\nadaptive = {}"),
+        openai.clone().no_rate_limit().adaptive(Adaptive::default())
+    );
+    assert_eq!(
+        configured("retry = { server_delay_spread = \"none\" }"),
+        openai
+            .clone()
+            .retry(RetryPolicy::default().with_server_delay_spread(Spread::None))
+    );
+    assert_eq!(
+        configured("retry = { server_delay_spread = \"25%\", server_delay_spread_max = \"2s\" }"),
+        openai.retry(
+            RetryPolicy::default().with_server_delay_spread(Spread::Proportional {
+                percent: 25,
+                max: std::time::Duration::from_secs(2),
+            })
+        )
+    );
 }

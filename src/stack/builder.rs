@@ -254,9 +254,9 @@ fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Era
     if !keys.is_empty() {
         return with_router(provider, rewrites, keys, wire);
     }
-    Ok(match provider.limits_ref() {
+    Ok(match provider.effective_limits() {
         Some(limits) => {
-            let layer = RateLimitLayer::new(limits.clone())
+            let layer = RateLimitLayer::new(limits)
                 .keyed_by(ByModel)
                 .with_estimator(OpenAiChat::new());
             with_breaker(provider, rewrites, layer.layer(wire))
@@ -277,8 +277,7 @@ fn with_router(
 ) -> Result<Erased, StackError> {
     let label = provider.label();
     let limits = provider
-        .limits_ref()
-        .cloned()
+        .effective_limits()
         .unwrap_or_else(|| Limits::new([]));
     let breaker = provider.breaker_config().cloned().unwrap_or_default();
     let deployments = keys.into_iter().enumerate().map(|(i, credentials)| {

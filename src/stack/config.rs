@@ -12,12 +12,13 @@ use tollgate_circuit_breaker::{BreakerConfig, Trip};
 use tollgate_core::Dimension;
 use tollgate_core::headers::go_duration;
 use tollgate_metrics::MetricsLayer;
+use tollgate_ratelimit::adaptive::{Adaptive, Rate};
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::presets::{
     AnthropicModel, DeepSeekLevel, GeminiModel, GeminiPlan, OpenAiTier,
 };
 use tollgate_ratelimit::{AlgorithmKind, Limit, Limits};
-use tollgate_retry::{Backoff, Jitter, RetryPolicy};
+use tollgate_retry::{Backoff, Jitter, RetryPolicy, Spread};
 use tollgate_router::Strategy;
 
 use super::builder::StackBuilder;
@@ -74,6 +75,7 @@ struct RawProvider {
     model: Option<String>,
     max_in_flight: Option<u64>,
     limits: Option<RawLimits>,
+    adaptive: Option<RawAdaptive>,
     retry: Option<RawRetry>,
     breaker: Option<RawBreaker>,
 }
@@ -93,6 +95,15 @@ struct RawLimits {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawAdaptive {
+    preset: Option<String>,
+    initial_requests_per_minute: Option<u64>,
+    floor_requests_per_minute: Option<u64>,
+    ceiling_requests_per_minute: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRetry {
     preset: Option<String>,
     max_retries: Option<u32>,
@@ -102,6 +113,8 @@ struct RawRetry {
     jitter: Option<String>,
     min_delay: Option<String>,
     max_server_delay: Option<String>,
+    server_delay_spread: Option<String>,
+    server_delay_spread_max: Option<String>,
     total_time: Option<String>,
 }
 
@@ -146,13 +159,22 @@ struct RawBreaker {
 /// max_in_flight = 100                   # concurrency cap; default none
 /// # api_version = "2024-10-21"          # azure-openai only (refused for other kinds)
 ///
-/// [providers.limits]                    # default: no client-side rate limit
-/// preset = "openai-tier-3"              # or "none"; explicit values below override it
+/// [providers.limits]                    # default: none configured (the rate is learned)
+/// preset = "openai-tier-3"              # or "none": no client-side limit at all, unless
+///                                       #   [providers.adaptive] is given; explicit values
+///                                       #   below override the preset
 /// requests_per_minute = 10000           # also requests_per_day, tokens_per_minute,
 /// tokens_per_minute = 10000000          #   tokens_per_day, input_tokens_per_minute,
 ///                                       #   output_tokens_per_minute
 /// algorithm = "token-bucket"            # gcra, fixed-window, sliding-window-log,
 ///                                       #   sliding-window-counter
+///
+/// [providers.adaptive]                  # default: on, learning the request rate (with no
+///                                       #   limits) or keeping limits as ceilings
+/// preset = "default"                    # or "none" (off: a 429 pauses the key instead)
+/// initial_requests_per_minute = 600     # where slow start begins: default 600 (10/s)
+/// floor_requests_per_minute = 6         # never below: default 6 (1 per 10 s)
+/// ceiling_requests_per_minute = 6000    # never above: default none
 ///
 /// [providers.retry]                     # default: preset "default"
 /// preset = "default"                    # "default", "openai" or "none" (no retries, and
@@ -164,6 +186,10 @@ struct RawBreaker {
 /// jitter = "full"                       # none, full, equal, decorrelated, sdk (75–100 %)
 /// min_delay = "50ms"
 /// max_server_delay = "120s"             # longer server-requested waits are not retried
+/// server_delay_spread = "50%"           # a server's delay is a floor, up to this much of it
+///                                       #   more at random: "none" (preset "openai"),
+///                                       #   "default" (50 %, at most 5 s), or a percentage
+/// server_delay_spread_max = "5s"        # the most a spread adds
 /// # total_time = "5m"
 ///
 /// [providers.breaker]                   # default: preset "default"
@@ -518,6 +544,7 @@ fn find_field(root: &toml::Value) -> Option<(String, String)> {
             let path = format!("providers[{i}]");
             for (key, found) in [
                 ("limits", locate_in::<RawLimits> as Locator),
+                ("adaptive", locate_in::<RawAdaptive>),
                 ("retry", locate_in::<RawRetry>),
                 ("breaker", locate_in::<RawBreaker>),
             ] {
@@ -727,6 +754,12 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
         provider = match self::limits(&field("limits"), limits)? {
             Some(limits) => provider.limits(limits),
             None => provider.no_rate_limit(),
+        };
+    }
+    if let Some(adaptive) = raw.adaptive {
+        provider = match self::adaptive(&field("adaptive"), adaptive)? {
+            Some(config) => provider.adaptive(config),
+            None => provider.no_adaptive(),
         };
     }
     if let Some(retry) = raw.retry {
@@ -1018,6 +1051,105 @@ fn non_zero(field: String, value: Duration) -> Result<Duration, ConfigError> {
     Ok(value)
 }
 
+/// The adaptive limit `raw` declares; `None` for preset `none`.
+fn adaptive(path: &str, raw: RawAdaptive) -> Result<Option<Adaptive>, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let rates = [
+        (
+            "initial_requests_per_minute",
+            raw.initial_requests_per_minute,
+        ),
+        ("floor_requests_per_minute", raw.floor_requests_per_minute),
+        (
+            "ceiling_requests_per_minute",
+            raw.ceiling_requests_per_minute,
+        ),
+    ];
+    let any = rates.iter().any(|(_, rate)| rate.is_some());
+    let mut adaptive = match raw.preset.as_deref() {
+        None | Some("default") => Adaptive::default(),
+        Some("none") if any => {
+            return Err(ConfigError::invalid(
+                field("preset"),
+                "\"none\" cannot be combined with other adaptive settings",
+            ));
+        }
+        Some("none") => return Ok(None),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                field("preset"),
+                format!("unknown preset {other:?}; expected one of default, none"),
+            ));
+        }
+    };
+    let mut per_minute = [None; 3];
+    for (slot, (name, rate)) in per_minute.iter_mut().zip(rates) {
+        if let Some(rate) = rate {
+            let rate = NonZeroU64::new(rate)
+                .ok_or_else(|| ConfigError::invalid(field(name), "must be greater than 0"))?;
+            *slot = Some(rate);
+        }
+    }
+    let [initial, floor, ceiling] = per_minute;
+    if let (Some(floor), Some(ceiling)) = (floor, ceiling) {
+        if ceiling < floor {
+            return Err(ConfigError::invalid(
+                field("ceiling_requests_per_minute"),
+                format!("must be at least floor_requests_per_minute ({floor})"),
+            ));
+        }
+    }
+    if let Some(initial) = initial {
+        adaptive = adaptive.with_initial(Rate::per_minute(initial));
+    }
+    if let Some(floor) = floor {
+        adaptive = adaptive.with_floor(Rate::per_minute(floor));
+    }
+    if let Some(ceiling) = ceiling {
+        adaptive = adaptive.with_ceiling(Rate::per_minute(ceiling));
+    }
+    Ok(Some(adaptive))
+}
+
+/// A retry policy's spread of server delays: `none`, `default` or a percentage (`"25%"`),
+/// at most `max`.
+fn spread(path: &str, text: Option<&str>, max: Option<&str>) -> Result<Spread, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let max = max
+        .map(|text| duration(field("server_delay_spread_max"), text))
+        .transpose()?;
+    let percent = match text.map(str::trim) {
+        None | Some("default") => match Spread::default() {
+            Spread::Proportional { percent, .. } => percent,
+            _ => 0,
+        },
+        Some("none") if max.is_some() => {
+            return Err(ConfigError::invalid(
+                field("server_delay_spread_max"),
+                "cannot be combined with server_delay_spread = \"none\"",
+            ));
+        }
+        Some("none") => return Ok(Spread::None),
+        Some(other) => other
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u16>().ok())
+            .filter(|n| *n <= 1_000)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    field("server_delay_spread"),
+                    format!(
+                        "invalid spread {other:?}: expected \"none\", \"default\" or a percentage from 0% to 1000%, like \"50%\""
+                    ),
+                )
+            })?,
+    };
+    let max = max.unwrap_or(match Spread::default() {
+        Spread::Proportional { max, .. } => max,
+        _ => Duration::ZERO,
+    });
+    Ok(Spread::Proportional { percent, max })
+}
+
 fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigError> {
     let field = |name: &str| format!("{path}.{name}");
     let any = raw.max_retries.is_some()
@@ -1027,6 +1159,8 @@ fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigError> {
         || raw.jitter.is_some()
         || raw.min_delay.is_some()
         || raw.max_server_delay.is_some()
+        || raw.server_delay_spread.is_some()
+        || raw.server_delay_spread_max.is_some()
         || raw.total_time.is_some();
     let mut policy = match raw.preset.as_deref() {
         None | Some("default") => RetryPolicy::default(),
@@ -1058,6 +1192,13 @@ fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigError> {
     }
     if let Some(text) = &raw.max_server_delay {
         policy = policy.with_max_server_delay(duration(field("max_server_delay"), text)?);
+    }
+    if raw.server_delay_spread.is_some() || raw.server_delay_spread_max.is_some() {
+        policy = policy.with_server_delay_spread(spread(
+            path,
+            raw.server_delay_spread.as_deref(),
+            raw.server_delay_spread_max.as_deref(),
+        )?);
     }
     if let Some(text) = &raw.total_time {
         let total = duration(field("total_time"), text)?;

@@ -7,6 +7,7 @@ use http::uri::Uri;
 use tollgate_circuit_breaker::BreakerConfig;
 use tollgate_fallback::{Credentials, Endpoint, SetModel};
 use tollgate_ratelimit::Limits;
+use tollgate_ratelimit::adaptive::Adaptive;
 use tollgate_ratelimit::presets::{
     AnthropicModel, DeepSeekLevel, GeminiModel, GeminiPlan, OpenAiTier,
 };
@@ -212,6 +213,7 @@ impl fmt::Debug for ApiKey {
 /// | routing over several keys | [`Strategy::RoundRobin`] |
 /// | model | none: the request's `model` is kept |
 /// | limits | the preset passed to the constructor ([`openai`](Self::openai), [`anthropic`](Self::anthropic), [`deepseek`](Self::deepseek), [`gemini`](Self::gemini)); none for the others |
+/// | adaptive limit | on, [`Adaptive::default()`]: with no limits, the request rate is learned; limits are ceilings (see below) |
 /// | retry | [`RetryPolicy::default()`] |
 /// | circuit breaker | [`BreakerConfig::default()`] |
 /// | concurrency cap | none |
@@ -220,6 +222,23 @@ impl fmt::Debug for ApiKey {
 /// also honours a body's "try again in 1.2s" hint and a rate limit's reset (within 120 s), and
 /// it does not retry a refusal from the layers below — an open circuit fails the attempt at
 /// once, so that a fallback takes over without sleeping.
+///
+/// # When you don't know your quota
+///
+/// Every provider's stack holds an adaptive limit ([`adaptive`](crate::ratelimit::adaptive))
+/// unless turned off ([`no_adaptive`](Self::no_adaptive), or
+/// [`no_rate_limit`](Self::no_rate_limit) for no client-side limit at all):
+///
+/// - with no [`limits`](Self::limits), it learns the sustainable request rate per model from
+///   the provider's answers — slow start from 10 requests/s, one multiplicative decrease per
+///   429 episode, a cubic climb back — and paces requests at it, so callers that all hear
+///   "retry after 1 s" do not come back as one herd; a limit the provider reports in its
+///   headers is adopted at once;
+/// - with limits, they are ceilings, not promises: a 429 the local accounting did not expect
+///   paces requests a little below them for a while, instead of pausing the key for the whole
+///   `retry-after`.
+///
+/// Set its starting rate, floor and ceiling with [`adaptive`](Self::adaptive).
 ///
 /// # Base URL
 ///
@@ -295,13 +314,15 @@ pub struct Provider {
     api_version: Option<String>,
     model: Option<String>,
     limits: Option<Limits>,
+    adaptive: Option<Adaptive>,
     retry: RetryPolicy,
     breaker: Option<BreakerConfig>,
     max_in_flight: Option<u32>,
 }
 
 impl Provider {
-    /// A provider of `kind` with the defaults above and no rate limit.
+    /// A provider of `kind` with the defaults above: no configured limits, the request rate
+    /// learned.
     pub fn new(kind: ProviderKind) -> Self {
         Provider {
             name: None,
@@ -312,6 +333,7 @@ impl Provider {
             api_version: None,
             model: None,
             limits: None,
+            adaptive: Some(Adaptive::default()),
             retry: RetryPolicy::default(),
             breaker: Some(BreakerConfig::default()),
             max_in_flight: None,
@@ -325,7 +347,7 @@ impl Provider {
 
     /// An Azure OpenAI deployment at `deployment_url`
     /// (`https://<resource>.openai.azure.com/openai/deployments/<deployment>`), with the
-    /// `api-key` header and `api-version` [`AZURE_API_VERSION`]; no rate limit (set your
+    /// `api-key` header and `api-version` [`AZURE_API_VERSION`]; no configured limits, the rate learned (set your
     /// deployment's with [`limits`](Self::limits)).
     pub fn azure_openai(deployment_url: &str) -> Self {
         Provider::new(ProviderKind::AzureOpenAi).base_url(deployment_url)
@@ -349,22 +371,25 @@ impl Provider {
         Provider::new(ProviderKind::Gemini).limits(plan.limits(model))
     }
 
-    /// Groq; no rate limit (set your account's with [`limits`](Self::limits)).
+    /// Groq; no configured limits, the rate learned (set your account's with
+    /// [`limits`](Self::limits)).
     pub fn groq() -> Self {
         Provider::new(ProviderKind::Groq)
     }
 
-    /// Mistral; no rate limit (set your account's with [`limits`](Self::limits)).
+    /// Mistral; no configured limits, the rate learned (set your account's with
+    /// [`limits`](Self::limits)).
     pub fn mistral() -> Self {
         Provider::new(ProviderKind::Mistral)
     }
 
-    /// OpenRouter; no rate limit (set your account's with [`limits`](Self::limits)).
+    /// OpenRouter; no configured limits, the rate learned (set your account's with
+    /// [`limits`](Self::limits)).
     pub fn openrouter() -> Self {
         Provider::new(ProviderKind::OpenRouter)
     }
 
-    /// Any OpenAI-compatible server at `base_url`; no rate limit.
+    /// Any OpenAI-compatible server at `base_url`; no configured limits, the rate learned.
     pub fn openai_compatible(base_url: &str) -> Self {
         Provider::new(ProviderKind::OpenAiCompatible).base_url(base_url)
     }
@@ -453,10 +478,27 @@ impl Provider {
         self
     }
 
-    /// No client-side rate limit.
+    /// No client-side rate limit: neither configured limits nor an adaptive one.
     #[must_use]
     pub fn no_rate_limit(mut self) -> Self {
         self.limits = None;
+        self.adaptive = None;
+        self
+    }
+
+    /// Learns the request rate as `adaptive` says: its starting rate, floor and ceiling (on by
+    /// default, with [`Adaptive::default()`]); see [When you don't know your quota](Self#when-you-dont-know-your-quota).
+    #[must_use]
+    pub fn adaptive(mut self, adaptive: Adaptive) -> Self {
+        self.adaptive = Some(adaptive);
+        self
+    }
+
+    /// No adaptive limit: the configured limits alone (none: no client-side limit), and a
+    /// 429's `retry-after` pauses the whole key.
+    #[must_use]
+    pub fn no_adaptive(mut self) -> Self {
+        self.adaptive = None;
         self
     }
 
@@ -513,8 +555,15 @@ impl Provider {
         }
     }
 
-    pub(crate) fn limits_ref(&self) -> Option<&Limits> {
-        self.limits.as_ref()
+    /// The limits the provider's rate limit holds requests to: the configured ones, with the
+    /// adaptive limit if on; `None` for no rate limit.
+    pub(crate) fn effective_limits(&self) -> Option<Limits> {
+        match (&self.limits, self.adaptive) {
+            (Some(limits), Some(adaptive)) => Some(limits.clone().with_adaptive(adaptive)),
+            (Some(limits), None) => Some(limits.clone()),
+            (None, Some(adaptive)) => Some(Limits::adaptive(adaptive)),
+            (None, None) => None,
+        }
     }
 
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {
@@ -711,6 +760,7 @@ impl fmt::Debug for Provider {
         f.field("api_version", &self.api_version)
             .field("model", &self.model)
             .field("limits", &self.limits)
+            .field("adaptive", &self.adaptive)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("max_in_flight", &self.max_in_flight)

@@ -124,6 +124,19 @@ impl Observer for RequestObserver {
                     stats.limiter_utilization(dimension, f64::from(per_mille) / 1_000.0);
                 }
             }
+            Event::RateLearned {
+                requests_per_minute,
+                ..
+            } => {
+                let per_second = requests_per_minute as f64 / 60.0;
+                metrics::gauge!("tollgate_ratelimit_learned_rate",
+                    "provider" => provider, "route" => route)
+                .set(per_second);
+                if let Some(stats) = &self.stats {
+                    stats.learned_rate(requests_per_minute);
+                }
+                tracing::debug!(requests_per_minute, "learned rate changed");
+            }
             Event::Routed { deployment } => {
                 metrics::counter!("tollgate_router_requests_total",
                     "provider" => provider, "deployment" => deployment.to_owned())

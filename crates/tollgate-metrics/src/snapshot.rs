@@ -43,6 +43,7 @@ struct Counts {
     cache: [u64; 3],
     utilization: [Option<f64>; 4],
     limiter_utilization: [Option<f64>; 4],
+    learned_rate: Option<u64>,
     latency: Histogram<u64>,
 }
 
@@ -68,6 +69,7 @@ impl Stats {
                 cache: [0; 3],
                 utilization: [None; 4],
                 limiter_utilization: [None; 4],
+                learned_rate: None,
                 // Microseconds, up to an hour, three significant figures.
                 latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                     .expect("valid histogram bounds"),
@@ -122,6 +124,11 @@ impl Stats {
     /// The local rate limiter's latest utilization of `dimension`.
     pub(crate) fn limiter_utilization(&self, dimension: Dimension, used: f64) {
         self.counts.lock().limiter_utilization[dimension.index()] = Some(used);
+    }
+
+    /// The adaptive rate limit's latest learned rate, in requests per minute.
+    pub(crate) fn learned_rate(&self, requests_per_minute: u64) {
+        self.counts.lock().learned_rate = Some(requests_per_minute);
     }
 
     /// A cacheable request was answered from the cache (`hit`), by another caller's upstream
@@ -183,6 +190,7 @@ impl Stats {
             breaker_opens_last_hour: opens_last_hour,
             utilization: counts.utilization,
             limiter_utilization: counts.limiter_utilization,
+            learned_rate_per_minute: counts.learned_rate,
             p50: quantile(0.5),
             p90: quantile(0.9),
             p99: quantile(0.99),
@@ -238,6 +246,10 @@ pub struct Snapshot {
     /// The local rate limiter's quota used, per [`Dimension`], after the latest admission (the
     /// highest over its limits of that dimension, as `RateLimitLayer` reports it).
     pub limiter_utilization: [Option<f64>; 4],
+    /// The request rate the local rate limiter's adaptive limit learned, in requests per
+    /// minute, as of its latest change (`RateLimitLayer` with an adaptive limit); also the
+    /// gauge `tollgate_ratelimit_learned_rate`, in requests per second.
+    pub learned_rate_per_minute: Option<u64>,
     /// Median latency.
     pub p50: Option<Duration>,
     /// 90th percentile latency.
@@ -403,6 +415,7 @@ mod tests {
             cache_misses: 0,
             utilization: [None; 4],
             limiter_utilization: [None; 4],
+            learned_rate_per_minute: None,
             p50: Some(Duration::from_millis(300)),
             p90: Some(Duration::from_millis(800)),
             p99: Some(Duration::from_secs(1)),

@@ -11,7 +11,7 @@
 //!   doubles every second while no throttle comes back — never more than twice the rate
 //!   actually sent — so a burst of a hundred callers at t = 0 is not a hundred 429s.
 //! - **Multiplicative decrease, once per episode.** A 429 (class `RateLimited`) or an explicit
-//!   overload (`Overloaded` with status 429 or 529) lowers the rate to 0.8 × the rate at which
+//!   overload (`Overloaded` with status 429 or 529) lowers the rate to 0.85 × the rate at which
 //!   the throttled request was admitted (never above the rate actually sent). Every throttle of
 //!   a request admitted *before* that decrease belongs to the same episode: fifty concurrent
 //!   429s from one burst are one decrease, not fifty.
@@ -202,7 +202,7 @@ impl Default for Adaptive {
 // ===== the learning rule =====
 
 /// The multiplicative decrease: a throttle sets the rate to this share of the rate that drew it.
-const DECREASE: f64 = 0.8;
+const DECREASE: f64 = 0.85;
 /// The shortest cubic recovery time `K`.
 const MIN_RECOVERY: f64 = 4.0;
 /// The longest cubic recovery time `K`.
@@ -213,10 +213,29 @@ const RECOVERY_REQUESTS: f64 = 60.0;
 const BUCKET: f64 = 0.5;
 /// ... smoothed with this weight on the newest bucket (the AWS SDKs' figures).
 const SMOOTHING: f64 = 0.8;
+/// The rate sent just now is measured over this many admissions.
+const RECENT: usize = 8;
 /// A key whose rate was learned is forgotten after this long without a request.
 pub(crate) const FORGET_AFTER: Duration = Duration::from_secs(300);
 /// A change of the learned rate is reported when it moves by this share.
 const REPORT_CHANGE: f64 = 0.01;
+
+/// The requests limit that bounds an adaptive limit: its rate per second and its burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ceiling {
+    pub(crate) rate: f64,
+    pub(crate) burst: f64,
+}
+
+impl Ceiling {
+    /// The lower of two ceilings.
+    pub(crate) fn min(a: Option<Ceiling>, b: Option<Ceiling>) -> Option<Ceiling> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.rate < a.rate { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
 
 /// Where the rate is on its curve.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -234,9 +253,10 @@ enum Phase {
 pub(crate) struct AdaptiveState {
     config: Adaptive,
     phase: Phase,
-    /// The rate of the limits that bound it (configured or learned from headers), per second.
-    limit_ceiling: Option<f64>,
-    /// The earliest time the next request may be admitted (seconds since the origin).
+    /// The requests limit that bounds it (configured or learned from headers).
+    limit_ceiling: Option<Ceiling>,
+    /// The theoretical arrival time of the next request at the pace (seconds since the
+    /// origin): GCRA, with the ceiling's burst as tolerance (none without a ceiling).
     next_at: f64,
     /// When the last decrease happened: throttles of requests admitted before it are part of
     /// its episode.
@@ -246,6 +266,13 @@ pub(crate) struct AdaptiveState {
     bucket_count: u32,
     /// The smoothed send rate of the closed buckets, per second.
     measured: f64,
+    /// The times of the last few admissions (a ring), for the rate sent just now.
+    recent: [f64; RECENT],
+    /// How many admissions `recent` has seen (the next slot is this modulo its length).
+    recent_count: u64,
+    /// Whether the last admission went at its slot in the pace: callers were waiting for it,
+    /// so the pace is the rate sent.
+    saturated: bool,
     /// The last admission (for forgetting idle keys).
     last_admitted: Duration,
     /// The rate last reported to observers.
@@ -261,8 +288,8 @@ fn duration(secs: f64) -> Duration {
 }
 
 impl AdaptiveState {
-    /// A fresh state at `now`; `limit_ceiling` is the requests rate of the key's limits.
-    pub(crate) fn new(config: Adaptive, limit_ceiling: Option<f64>, now: Duration) -> Self {
+    /// A fresh state at `now`; `limit_ceiling` is the requests limit of the key's limits.
+    pub(crate) fn new(config: Adaptive, limit_ceiling: Option<Ceiling>, now: Duration) -> Self {
         let phase = if limit_ceiling.is_some() {
             Phase::AtCeiling
         } else {
@@ -277,20 +304,23 @@ impl AdaptiveState {
             bucket_start: secs(now),
             bucket_count: 0,
             measured: 0.0,
+            recent: [0.0; RECENT],
+            recent_count: 0,
+            saturated: false,
             last_admitted: now,
             reported: 0.0,
         }
     }
 
     /// Follows new limits: a new configuration, or a new ceiling from them.
-    pub(crate) fn follow(&mut self, config: Adaptive, limit_ceiling: Option<f64>) {
+    pub(crate) fn follow(&mut self, config: Adaptive, limit_ceiling: Option<Ceiling>) {
         self.config = config;
         self.set_limit_ceiling(limit_ceiling);
     }
 
-    /// The key's limits now bound the rate at `limit_ceiling` requests per second: a limit
-    /// reported by the provider is a jump, not a search.
-    pub(crate) fn set_limit_ceiling(&mut self, limit_ceiling: Option<f64>) {
+    /// The key's limits now bound the rate at `limit_ceiling`: a limit reported by the
+    /// provider is a jump, not a search.
+    pub(crate) fn set_limit_ceiling(&mut self, limit_ceiling: Option<Ceiling>) {
         self.limit_ceiling = limit_ceiling;
         match (limit_ceiling, self.phase) {
             (Some(_), Phase::SlowStart { .. }) => self.phase = Phase::AtCeiling,
@@ -336,7 +366,7 @@ impl AdaptiveState {
         let sent = (2.0 * self.measured).max(initial);
         let rate = curve.min(sent).min(ceiling).max(floor);
         match self.limit_ceiling {
-            Some(limit) if rate >= limit => None,
+            Some(limit) if rate >= limit.rate => None,
             _ => Some(rate),
         }
     }
@@ -346,17 +376,19 @@ impl AdaptiveState {
     pub(crate) fn learned(&self, now: Duration) -> f64 {
         let now = secs(now);
         self.rate(now)
-            .or(self.limit_ceiling)
+            .or(self.limit_ceiling.map(|c| c.rate))
             .unwrap_or(self.config.initial.per_second)
+    }
+
+    /// How far ahead of now the next arrival time may be: the ceiling's burst, at `rate`.
+    fn tolerance(&self, rate: f64) -> f64 {
+        let burst = self.limit_ceiling.map_or(1.0, |c| c.burst.max(1.0));
+        (burst - 1.0) / rate
     }
 
     /// How long until one more request may go (zero: now).
     pub(crate) fn wait(&self, now: Duration) -> Duration {
-        let now_s = secs(now);
-        match self.rate(now_s) {
-            Some(_) if self.next_at > now_s => duration(self.next_at - now_s),
-            _ => Duration::ZERO,
-        }
+        self.eta(0, now)
     }
 
     /// How long until `ahead` more requests, and then one, may go.
@@ -365,8 +397,8 @@ impl AdaptiveState {
         let Some(rate) = self.rate(now_s) else {
             return Duration::ZERO;
         };
-        let first = (self.next_at - now_s).max(0.0);
-        duration(first + ahead as f64 / rate)
+        let at = self.next_at.max(now_s) + ahead as f64 / rate - self.tolerance(rate);
+        duration(at - now_s)
     }
 
     /// Counts an admission at `now` (call only when [`wait`](Self::wait) said zero).
@@ -374,12 +406,18 @@ impl AdaptiveState {
         let now_s = secs(now);
         self.measure(now_s);
         self.bucket_count = self.bucket_count.saturating_add(1);
+        self.recent[(self.recent_count % RECENT as u64) as usize] = now_s;
+        self.recent_count += 1;
         self.last_admitted = now;
+        self.saturated = false;
         if let Some(rate) = self.rate(now_s) {
             let interval = 1.0 / rate;
             // A request admitted a little late keeps the schedule (timers fire late by a
             // millisecond or so); one after an idle spell starts it afresh.
-            self.next_at = self.next_at.max(now_s - interval / 10.0) + interval;
+            let slack = interval / 10.0;
+            self.saturated = self.next_at - self.tolerance(rate) >= now_s - slack;
+            let on_schedule = self.next_at >= now_s - slack;
+            self.next_at = if on_schedule { self.next_at } else { now_s } + interval;
         }
     }
 
@@ -390,15 +428,19 @@ impl AdaptiveState {
             return false;
         }
         let now_s = secs(now);
+        // The rate that drew the throttle: the pace when the request went — what was sent,
+        // while callers waited for their slots — never above what was actually sent otherwise,
+        // smoothed or just now.
         let measured = self.measure(now_s);
-        // The rate that drew the throttle: the pace when the request went, never above what
-        // was actually sent (the current bucket counts too).
-        let current_bucket = f64::from(self.bucket_count) / (now_s - self.bucket_start).max(BUCKET);
-        let sent = measured.max(current_bucket);
         let paced = self
             .rate(secs(taken_at))
-            .or(self.limit_ceiling)
+            .or(self.limit_ceiling.map(|c| c.rate))
             .unwrap_or(f64::INFINITY);
+        let sent = if self.saturated && paced.is_finite() {
+            paced
+        } else {
+            measured.max(self.recent_rate())
+        };
         let (floor, _) = self.config.bounds();
         let w_max = paced.min(sent).max(floor);
         let k = (RECOVERY_REQUESTS / w_max).clamp(MIN_RECOVERY, MAX_RECOVERY);
@@ -408,11 +450,29 @@ impl AdaptiveState {
             k,
         };
         self.decreased_at = Some(now);
-        // The next request goes one interval of the new pace from now: no herd.
-        if let Some(rate) = self.rate(now_s) {
+        // Without a ceiling, the next request goes one interval of the new pace from now: no
+        // herd. Under a ceiling, its burst still holds (a stray 429 is no herd of our own).
+        if let (Some(rate), None) = (self.rate(now_s), self.limit_ceiling) {
             self.next_at = self.next_at.max(now_s + 1.0 / rate);
         }
         true
+    }
+
+    /// The rate of the last few admissions, per second (unbounded with fewer than two: too
+    /// few to tell).
+    fn recent_rate(&self) -> f64 {
+        let n = self.recent_count.min(RECENT as u64) as usize;
+        if n < 2 {
+            return f64::INFINITY;
+        }
+        let newest = self.recent[((self.recent_count - 1) % RECENT as u64) as usize];
+        let oldest = self.recent[((self.recent_count - n as u64) % RECENT as u64) as usize];
+        let span = newest - oldest;
+        if span > 0.0 {
+            (n - 1) as f64 / span
+        } else {
+            f64::INFINITY
+        }
     }
 
     /// Nothing may be admitted before `until`; then one at a time at the pace.
@@ -521,16 +581,23 @@ mod tests {
 
     #[test]
     fn a_limit_ceiling_turns_the_pace_off_until_a_throttle() {
-        let mut state = AdaptiveState::new(Adaptive::default(), Some(20.0), Duration::ZERO);
+        let ceiling = Ceiling {
+            rate: 20.0,
+            burst: 1.0,
+        };
+        let mut state = AdaptiveState::new(Adaptive::default(), Some(ceiling), Duration::ZERO);
         for i in 0..20 {
             let now = s(f64::from(i) * 0.05);
             assert_eq!(state.wait(now), Duration::ZERO, "no pace at the ceiling");
             state.admit(now);
         }
-        assert!(state.throttled(s(1.0), s(1.0)));
-        // 0.8 × the smoothed send rate (19.2/s: the first bucket counts from zero).
+        assert!(state.throttled(s(0.96), s(1.0)));
+        // 0.85 × the rate sent just now (20/s).
         let learned = state.learned(s(1.0));
-        assert!((learned - 0.8 * 19.2).abs() < 1e-9, "{learned}");
-        assert!(!state.wait(s(1.0)).is_zero(), "paced after a throttle");
+        assert!((learned - DECREASE * 20.0).abs() < 1e-9, "{learned}");
+        // Paced from then on: one request per 1/17 s.
+        state.admit(s(1.0));
+        let wait = state.wait(s(1.0)).as_secs_f64();
+        assert!((wait - 1.0 / learned).abs() < 1e-6, "{wait}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tollgate_core::{Dimension, Window};
 
-use crate::adaptive::Adaptive;
+use crate::adaptive::{Adaptive, Ceiling};
 use crate::algorithm::{
     Admission, Algorithm, FixedWindow, FixedWindowState, Gcra, GcraState, Quota,
     SlidingWindowCounter, SlidingWindowCounterState, SlidingWindowLog, SlidingWindowLogState,
@@ -302,14 +302,17 @@ impl Limits {
         self.adaptive.as_deref()
     }
 
-    /// The requests-per-second rate of the requests limit with the shortest period: what an
-    /// adaptive limit treats as its ceiling.
-    pub(crate) fn requests_rate(&self) -> Option<f64> {
+    /// The requests limit with the shortest period, as a rate and a burst: what an adaptive
+    /// limit treats as its ceiling.
+    pub(crate) fn requests_ceiling(&self) -> Option<Ceiling> {
         self.limits
             .iter()
             .filter(|l| l.dimension == Dimension::Requests)
             .min_by_key(|l| l.quota.period())
-            .map(|l| l.quota.limit() as f64 / l.quota.period().as_secs_f64())
+            .map(|l| Ceiling {
+                rate: l.quota.limit() as f64 / l.quota.period().as_secs_f64(),
+                burst: l.capacity() as f64,
+            })
     }
 
     /// No limit: everything is admitted at once.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tollgate_core::{Cost, Dimension, Window};
 
-use crate::adaptive::{Adaptive, AdaptiveState};
+use crate::adaptive::{Adaptive, AdaptiveState, Ceiling};
 use crate::algorithm::{Admission, Quota};
 use crate::limit::{Limit, LimitState, Limits};
 
@@ -36,7 +36,7 @@ struct Adaptation {
 }
 
 impl Adaptation {
-    fn new(config: Adaptive, ceiling: Option<f64>, now: Duration) -> Box<Self> {
+    fn new(config: Adaptive, ceiling: Option<Ceiling>, now: Duration) -> Box<Self> {
         Box::new(Adaptation {
             pace: AdaptiveState::new(config, ceiling, now),
             learned: Vec::new(),
@@ -53,7 +53,7 @@ impl Entry {
             paused_until: Duration::ZERO,
             adaptive: limits
                 .adaptive_config()
-                .map(|config| Adaptation::new(*config, limits.requests_rate(), now)),
+                .map(|config| Adaptation::new(*config, limits.requests_ceiling(), now)),
         }
     }
 
@@ -83,16 +83,14 @@ impl Entry {
             .chain(learned.into_iter().flatten())
     }
 
-    /// The rate of the requests limit with the shortest period, configured or learned.
-    fn requests_ceiling(&self) -> Option<f64> {
+    /// The requests limit with the shortest period, configured or learned, the slower of the
+    /// two.
+    fn requests_ceiling(&self) -> Option<Ceiling> {
         let learned = self
             .adaptive
             .as_deref()
-            .and_then(|a| Limits::new(a.learned.iter().copied()).requests_rate());
-        match (self.limits.requests_rate(), learned) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .and_then(|a| Limits::new(a.learned.iter().copied()).requests_ceiling());
+        Ceiling::min(self.limits.requests_ceiling(), learned)
     }
 
     /// Moves to new limits. A limit whose dimension, period and algorithm are unchanged keeps
