@@ -350,20 +350,28 @@ impl AdaptiveState {
     }
 
     /// The rate the curve allows at `now`, within the floor, the configured ceiling and twice
-    /// the rate actually sent; `None` while the key's limits alone hold it.
+    /// the rate actually sent (or the rate known to work); `None` while the key's limits alone
+    /// hold it.
     fn rate(&self, now: f64) -> Option<f64> {
         let (floor, ceiling) = self.config.bounds();
         let initial = self.config.initial.per_second;
+        // Never more than twice the rate sent — but the rate known to work after a throttle,
+        // or the initial one, is always allowed. Under a ceiling, the limits bound the climb.
+        let mut supported = match self.limit_ceiling {
+            Some(_) => f64::INFINITY,
+            None => (2.0 * self.measured).max(initial),
+        };
         let curve = match self.phase {
             Phase::AtCeiling => return None,
             Phase::SlowStart { since } => initial * ((now - since).clamp(0.0, 60.0)).exp2(),
             Phase::Cubic { since, w_max, k } => {
+                supported = supported.max(DECREASE * w_max);
                 let c = w_max * (1.0 - DECREASE) / (k * k * k);
                 let t = (now - since).max(0.0) - k;
                 w_max + c * t * t * t
             }
         };
-        let sent = (2.0 * self.measured).max(initial);
+        let sent = supported;
         let rate = curve.min(sent).min(ceiling).max(floor);
         match self.limit_ceiling {
             Some(limit) if rate >= limit.rate => None,
@@ -571,12 +579,13 @@ mod tests {
         let mut state = AdaptiveState::new(config, None, Duration::ZERO);
         saturate(&mut state, 0.0, 10.0);
         assert_eq!(state.learned(s(10.0)), 30.0);
-        for i in 0..20 {
+        // A throttle every second: each one a new episode, down to the floor, no further.
+        for i in 0..60 {
             let at = 10.0 + f64::from(i);
             saturate(&mut state, at, 0.5);
             state.throttled(s(at + 0.5), s(at + 0.5));
         }
-        assert_eq!(state.learned(s(30.0)), 5.0);
+        assert_eq!(state.learned(s(70.0)), 5.0);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::num::NonZeroU64;
+
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,89 +23,8 @@ use tollgate_ratelimit::{
 };
 use tower::{Layer, Service, ServiceExt};
 
-const fn n(v: u64) -> NonZeroU64 {
-    NonZeroU64::new(v).unwrap()
-}
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn millis(ms: u64) -> Duration {
-    Duration::from_millis(ms)
-}
-
-/// A request named `name` costing `requests` and `tokens`.
-fn request(name: &str, tokens: u64) -> Request<String> {
-    let mut request = Request::new(name.to_owned());
-    request
-        .extensions_mut()
-        .insert(Cost::requests(1).with(Dimension::Tokens, tokens));
-    request
-}
-
-type Log = Arc<Mutex<Vec<(String, Duration)>>>;
-type Respond = Arc<dyn Fn(&Request<String>) -> Response<()> + Send + Sync>;
-
-/// A transport that records when each request reached it, answering with `respond`.
-#[derive(Clone)]
-struct Recorder {
-    start: Instant,
-    log: Log,
-    respond: Respond,
-}
-
-impl Recorder {
-    fn new() -> Self {
-        Recorder::answering(|_| Response::new(()))
-    }
-
-    fn answering(
-        respond: impl Fn(&Request<String>) -> Response<()> + Send + Sync + 'static,
-    ) -> Self {
-        Recorder {
-            start: Instant::now(),
-            log: Log::default(),
-            respond: Arc::new(respond),
-        }
-    }
-
-    fn log(&self) -> Vec<(String, Duration)> {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.log().into_iter().map(|(name, _)| name).collect()
-    }
-}
-
-impl Service<Request<String>> for Recorder {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<String>) -> Self::Future {
-        self.log
-            .lock()
-            .unwrap()
-            .push((request.body().clone(), self.start.elapsed()));
-        std::future::ready(Ok((self.respond)(&request)))
-    }
-}
-
-/// Sends `request` through `service` in a task of its own, returning its result.
-fn spawn<S>(service: &S, request: Request<String>) -> tokio::task::JoinHandle<Result<(), BoxError>>
-where
-    S: Service<Request<String>, Response = Response<()>, Error = BoxError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    let service = service.clone();
-    tokio::spawn(async move { service.oneshot(request).await.map(drop) })
-}
+mod support;
+use support::{Recorder, millis, n, request, secs, spawn, verdict_response};
 
 /// Sends `request`, which must be refused, and returns the refusal's `retry_after`.
 async fn refused_after<S>(service: &S, request: Request<String>) -> Duration
@@ -471,13 +390,6 @@ fn futures_poll<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 }
 
 // ===== feedback from the provider =====
-
-fn verdict_response(verdict: Verdict) -> Response<()> {
-    let mut response = Response::new(());
-    *response.status_mut() = verdict.status().unwrap_or(StatusCode::OK);
-    response.extensions_mut().insert(verdict);
-    response
-}
 
 /// The provider's `remaining` caps the local quota.
 #[tokio::test(start_paused = true)]
