@@ -385,3 +385,35 @@ async fn the_learned_rate_is_reported_when_it_moves() {
         "{reported:?}"
     );
 }
+
+/// A token limit the provider reports is adopted too: requests then wait for their tokens.
+#[tokio::test(start_paused = true)]
+async fn a_reported_token_limit_is_adopted() {
+    let transport = Recorder::answering(|_| {
+        let mut limits = RateLimitSnapshot::new();
+        limits.set(
+            Dimension::Tokens,
+            Window::Minute,
+            LimitReading::new().with_limit(6_000),
+        );
+        verdict_response(Verdict::success().with_rate_limits(limits))
+    });
+    let layer = RateLimitLayer::new(Limits::adaptive(Adaptive::default()));
+    let service = layer.layer(transport.clone());
+    spawn(&service, request("first", 1_000))
+        .await
+        .unwrap()
+        .unwrap();
+    // 6,000 tokens a minute, a bucket of 6,000 from when it was known, then 100 a second.
+    // The pace (10/s at first) spaces the first six.
+    let tasks: Vec<_> = (0..7)
+        .map(|i| spawn(&service, request(&i.to_string(), 1_000)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let at = arrivals(&transport);
+    assert!(at[6] < millis(1_000), "{at:?}");
+    // The seventh waited for 1,000 more tokens: 10 s at 100 a second.
+    assert!(at[7] >= secs(10), "{at:?}");
+}
