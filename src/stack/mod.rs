@@ -18,7 +18,8 @@
 //!   rewrites                   endpoint, credentials, model for this provider
 //!   RetryLayer                 the provider's RetryPolicy
 //!   CircuitBreakerLayer        (unless turned off)
-//!   RateLimitLayer             its limits, keyed by model, tokens estimated as OpenAI counts
+//!   RateLimitLayer             its limits as ceilings, or the rate learned; keyed by model,
+//!                              tokens estimated as OpenAI counts
 //!   ConcurrencyLayer           (optional) max_in_flight
 //!   ClassifyLayer              the kind's classifier
 //! transport                    your HTTP client, cloned once per provider

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tollgate_core::{Cost, Dimension, RouteKey};
+use tollgate_ratelimit::adaptive::Adaptive;
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::{Decision, Limit, Limits, MemoryStore, Store};
 
@@ -25,6 +26,9 @@ fn live() -> isize {
 
 /// The bound the crate README documents, in bytes per key, besides the key itself.
 const DOCUMENTED_BYTES_PER_KEY: isize = 320;
+
+/// The same under an adaptive limit (no configured limits).
+const DOCUMENTED_ADAPTIVE_BYTES_PER_KEY: isize = 480;
 
 #[test]
 fn memory_per_key_is_bounded_and_given_back() {
@@ -66,5 +70,30 @@ fn memory_per_key_is_bounded_and_given_back() {
     assert_eq!(store.evict_idle(later), 0);
     let left = live() - before;
     println!("after eviction: {left} bytes");
+    assert!(left < 4_096, "{left} bytes still held");
+
+    // The same keys under an adaptive limit: its learned pace per key, forgotten once the key
+    // has been idle for five minutes.
+    let store = MemoryStore::new(Limits::adaptive(Adaptive::default()));
+    let before = live();
+    for key in &keys {
+        let answer = std::future::Future::poll(
+            std::pin::pin!(store.admit(Some(key), &cost, None, now)),
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+        );
+        assert!(matches!(
+            answer,
+            std::task::Poll::Ready(Ok(Decision::Admitted))
+        ));
+    }
+    let per_key = (live() - before) / KEYS as isize;
+    println!("{KEYS} keys, an adaptive limit: {per_key} bytes per key");
+    assert!(
+        per_key <= DOCUMENTED_ADAPTIVE_BYTES_PER_KEY,
+        "{per_key} bytes per key"
+    );
+    assert_eq!(store.evict_idle(now + Duration::from_secs(299)), KEYS);
+    assert_eq!(store.evict_idle(now + Duration::from_secs(300)), 0);
+    let left = live() - before;
     assert!(left < 4_096, "{left} bytes still held");
 }
