@@ -38,6 +38,16 @@
 //! decrease slows everyone else. A 429 whose headers say a limit is used up still pauses the
 //! key until its delay, and the waiters then leave at the learned pace, one at a time.
 //!
+//! Why these rules, from the references: the AWS SDKs' adaptive retry mode is a token bucket
+//! whose fill rate follows CUBIC, turned on at the first throttle — here the bucket is the
+//! pace, on from the start (slow start instead of an unpaced first burst, which against an
+//! unknown limit is the loss you can avoid), decreased by 0.85 rather than 0.7 (a rate limit,
+//! unlike a congested link, does not fall when it refuses: a gentler step loses less) and with
+//! a recovery time scaled to the rate. Google's SRE client-side throttling refuses requests
+//! locally in proportion to recent refusals: it protects an overloaded backend, but a caller
+//! of a rate-limited API wants its requests delayed, not dropped, so it is not used here
+//! (the circuit breaker covers a backend that is down).
+//!
 //! The learned rate is observable: [`RateLimitHandle::learned_rate`](crate::RateLimitHandle::learned_rate),
 //! an [`Event::RateLearned`](tollgate_core::observe::Event::RateLearned) when it moves by 1 %
 //! or more (the metrics layer keeps it as a gauge).

@@ -34,6 +34,19 @@ fn bare_429(retry_after: &'static str) -> Response<()> {
     response
 }
 
+/// A transport that answers the first request with `first`, and every other one with a
+/// plain 200.
+fn first_then_ok(first: impl Fn() -> Response<()> + Send + Sync + 'static) -> Recorder {
+    let pending = Mutex::new(true);
+    Recorder::answering(move |_| {
+        if std::mem::take(&mut *pending.lock().unwrap()) {
+            first()
+        } else {
+            Response::new(())
+        }
+    })
+}
+
 /// The times at which the recorder saw its requests.
 fn arrivals(transport: &Recorder) -> Vec<Duration> {
     transport.log().into_iter().map(|(_, at)| at).collect()
@@ -157,17 +170,7 @@ async fn one_decrease_per_episode() {
 /// throttle after K, then above it, faster and faster.
 #[tokio::test(start_paused = true)]
 async fn the_rate_climbs_back_along_a_cubic() {
-    let throttle = Arc::new(Mutex::new(true));
-    let transport = Recorder::answering({
-        let throttle = Arc::clone(&throttle);
-        move |_| {
-            if std::mem::take(&mut *throttle.lock().unwrap()) {
-                bare_429("1")
-            } else {
-                Response::new(())
-            }
-        }
-    });
+    let transport = first_then_ok(|| bare_429("1"));
     let layer = RateLimitLayer::new(Limits::adaptive(Adaptive::default()));
     let handle = layer.handle();
     let service = layer.layer(transport);
@@ -242,17 +245,7 @@ async fn floor_and_ceiling_hold() {
 /// business; the others go on at the lowered pace.
 #[tokio::test(start_paused = true)]
 async fn a_bare_429_slows_the_pace_without_pausing() {
-    let first = Arc::new(Mutex::new(true));
-    let transport = Recorder::answering({
-        let first = Arc::clone(&first);
-        move |_| {
-            if std::mem::take(&mut *first.lock().unwrap()) {
-                bare_429("5")
-            } else {
-                Response::new(())
-            }
-        }
-    });
+    let transport = first_then_ok(|| bare_429("5"));
     let layer = RateLimitLayer::new(Limits::adaptive(Adaptive::default()));
     let service = layer.layer(transport.clone());
     burst(&service, 4).await;
@@ -270,27 +263,19 @@ async fn a_bare_429_slows_the_pace_without_pausing() {
 /// waiters leave one at a time, at the limit's pace, not all at once.
 #[tokio::test(start_paused = true)]
 async fn after_a_pause_waiters_leave_at_the_pace() {
-    let first = Arc::new(Mutex::new(true));
-    let transport = Recorder::answering({
-        let first = Arc::clone(&first);
-        move |_| {
-            if std::mem::take(&mut *first.lock().unwrap()) {
-                let mut limits = RateLimitSnapshot::new();
-                limits.set(
-                    Dimension::Requests,
-                    Window::Minute,
-                    LimitReading::new().with_limit(600).with_remaining(0),
-                );
-                verdict_response(
-                    Verdict::failure(ErrorClass::RateLimited)
-                        .with_status(StatusCode::TOO_MANY_REQUESTS)
-                        .with_delay(secs(2), DelaySource::RetryAfterSeconds)
-                        .with_rate_limits(limits),
-                )
-            } else {
-                Response::new(())
-            }
-        }
+    let transport = first_then_ok(|| {
+        let mut limits = RateLimitSnapshot::new();
+        limits.set(
+            Dimension::Requests,
+            Window::Minute,
+            LimitReading::new().with_limit(600).with_remaining(0),
+        );
+        verdict_response(
+            Verdict::failure(ErrorClass::RateLimited)
+                .with_status(StatusCode::TOO_MANY_REQUESTS)
+                .with_delay(secs(2), DelaySource::RetryAfterSeconds)
+                .with_rate_limits(limits),
+        )
     });
     // The quota is configured (600 a minute, the whole minute at once): a ceiling.
     let limits = Limits::new([Limit::requests(Quota::per_minute(n(600)))])
@@ -309,17 +294,7 @@ async fn after_a_pause_waiters_leave_at_the_pace() {
 /// while, and never pauses the key for the 429's whole `retry-after`.
 #[tokio::test(start_paused = true)]
 async fn a_configured_quota_is_a_ceiling() {
-    let first = Arc::new(Mutex::new(true));
-    let transport = Recorder::answering({
-        let first = Arc::clone(&first);
-        move |_| {
-            if std::mem::take(&mut *first.lock().unwrap()) {
-                bare_429("1")
-            } else {
-                Response::new(())
-            }
-        }
-    });
+    let transport = first_then_ok(|| bare_429("1"));
     let quota = Quota::per_second(n(20)).with_burst(n(1));
     let limits = Limits::new([Limit::requests(quota)]).with_adaptive(Adaptive::default());
     let layer = RateLimitLayer::new(limits);

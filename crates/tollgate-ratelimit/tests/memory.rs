@@ -30,6 +30,20 @@ const DOCUMENTED_BYTES_PER_KEY: isize = 320;
 /// The same under an adaptive limit (no configured limits).
 const DOCUMENTED_ADAPTIVE_BYTES_PER_KEY: isize = 480;
 
+/// Admits `cost` once for each key, at once.
+fn admit_each(store: &MemoryStore, keys: &[RouteKey], cost: &Cost, now: Duration) {
+    for key in keys {
+        let answer = std::future::Future::poll(
+            std::pin::pin!(store.admit(Some(key), cost, None, now)),
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+        );
+        assert!(matches!(
+            answer,
+            std::task::Poll::Ready(Ok(Decision::Admitted))
+        ));
+    }
+}
+
 #[test]
 fn memory_per_key_is_bounded_and_given_back() {
     const KEYS: usize = 10_000;
@@ -46,16 +60,7 @@ fn memory_per_key_is_bounded_and_given_back() {
     let now = Duration::from_secs(1);
 
     let before = live();
-    for key in &keys {
-        let answer = std::future::Future::poll(
-            std::pin::pin!(store.admit(Some(key), &cost, None, now)),
-            &mut std::task::Context::from_waker(std::task::Waker::noop()),
-        );
-        assert!(matches!(
-            answer,
-            std::task::Poll::Ready(Ok(Decision::Admitted))
-        ));
-    }
+    admit_each(&store, &keys, &cost, now);
     let held = live() - before;
     let per_key = held / KEYS as isize;
     println!("{KEYS} keys, 3 token-bucket limits: {held} bytes, {per_key} bytes per key");
@@ -76,16 +81,7 @@ fn memory_per_key_is_bounded_and_given_back() {
     // has been idle for five minutes.
     let store = MemoryStore::new(Limits::adaptive(Adaptive::default()));
     let before = live();
-    for key in &keys {
-        let answer = std::future::Future::poll(
-            std::pin::pin!(store.admit(Some(key), &cost, None, now)),
-            &mut std::task::Context::from_waker(std::task::Waker::noop()),
-        );
-        assert!(matches!(
-            answer,
-            std::task::Poll::Ready(Ok(Decision::Admitted))
-        ));
-    }
+    admit_each(&store, &keys, &cost, now);
     let per_key = (live() - before) / KEYS as isize;
     println!("{KEYS} keys, an adaptive limit: {per_key} bytes per key");
     assert!(
