@@ -1,9 +1,12 @@
 //! The main job: the same burst of chat requests sent twice — through the retry loop most
-//! applications start with, and through a tollgate stack — with the results side by side.
+//! applications start with, and through a tollgate stack — with the results side by side; first
+//! with the provider's quota known, then with nobody knowing it.
 //!
 //! ```sh
 //! cargo run --release --example demo
 //! ```
+//!
+//! # Part 1: the quota known, an outage, a fallback
 //!
 //! By default the demo starts two mock providers in this process (`tollgate-mock`): an
 //! OpenAI-shaped primary with a per-minute request and token quota, a cap of 32 requests in
@@ -26,14 +29,33 @@
 //! breaker opens. A chart of successful responses and 429s per second is written to
 //! `target/demo.svg`.
 //!
+//! # Part 2: nobody knows the quota
+//!
+//! Then a mock with no quota of its own sits behind a reverse-proxy limiter, as many gateways
+//! do: 50 requests a second per API key, 10 more back to back, and a refusal that is a bare 429
+//! with a fixed `retry-after: 1` and no rate-limit headers, so there is nothing to read the
+//! quota from. Another tenant takes half of that rate from 10 s to 20 s. Two fifths as many
+//! requests as in part 1 (1,200 by default) go through the same naive client and through the
+//! **default stack with nothing configured**
+//! (`Provider::openai_compatible(url).api_key(key)`), whose adaptive limit learns the rate:
+//! slow start from 10 requests a second, one decrease per 429 episode, a cubic climb back. The
+//! two runs go at the same time, each against a mock of its own, so part 2 takes as long as the
+//! slower one: about 35 s in release with the default settings (part 1 takes about 40 s).
+//!
+//! The report gives the same counts, goodput against the rate the server had available over
+//! each run, and the learned rate once a second, read from the metrics layer's snapshot. A
+//! second chart, next to the first (`target/demo-unknown-quota.svg`), has successes and 429s per
+//! second of both runs and the learned rate over time, each against the server's available rate.
+//!
 //! # Settings
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `DEMO_REQUESTS` | 3000 | requests per run |
+//! | `DEMO_REQUESTS` | 3000 | requests per run of part 1; part 2 sends two fifths as many |
 //! | `DEMO_CALLERS` | 64 | concurrent callers |
-//! | `DEMO_CHART` | `target/demo.svg` | where the chart goes |
-//! | `OPENAI_API_KEY` | — | set it to call the real OpenAI API instead of the mocks |
+//! | `DEMO_PARTS` | `known,unknown` | which parts to run: `known` (part 1), `unknown` (part 2) or both |
+//! | `DEMO_CHART` | `target/demo.svg` | where part 1's chart goes; part 2's goes next to it, named `<stem>-unknown-quota.svg` |
+//! | `OPENAI_API_KEY` | — | set it to call the real OpenAI API instead of the mocks in part 1 (part 2 needs the mock, so it is skipped) |
 //! | `OPENAI_BASE_URL` | `https://api.openai.com` | another OpenAI-compatible endpoint |
 //! | `DEMO_MODEL` | `gpt-4o-mini` | the model to call |
 //! | `DEMO_RPM`, `DEMO_TPM` | your account's tier-1 limits | the quota the stack keeps to |
@@ -78,24 +100,47 @@ const RUN_LIMIT: Duration = Duration::from_secs(90);
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let settings = Settings::from_env()?;
-    println!("{}", settings.describe());
-
-    let naive = run(&settings, Client::Naive).await?;
-    let tollgate = run(&settings, Client::Tollgate).await?;
-
-    println!();
-    print_report(&settings, &naive, &tollgate);
-    match chart::write(&settings.chart, &naive, &tollgate) {
-        Ok(()) => println!(
-            "\nChart of successes and 429s per second: {}",
-            settings.chart
-        ),
-        Err(error) => println!(
-            "\nThe chart could not be written to {}: {error}",
-            settings.chart
-        ),
+    if settings.parts.known {
+        known_quota(&settings).await?;
+    }
+    if settings.parts.unknown {
+        if settings.parts.known {
+            println!();
+        }
+        match settings.target {
+            Target::Mock => unknown_quota::run(&settings).await?,
+            Target::Real { .. } => println!(
+                "Part 2 (nobody knows the quota) needs the mock's reverse-proxy limiter: skipped \
+                 against real providers."
+            ),
+        }
     }
     Ok(())
+}
+
+/// Part 1: the quota known, an outage and a fallback.
+async fn known_quota(settings: &Settings) -> Result<(), BoxError> {
+    println!("{}", settings.describe());
+
+    let naive = run(settings, Client::Naive).await?;
+    let tollgate = run(settings, Client::Tollgate).await?;
+
+    println!();
+    print_report(settings, &naive, &tollgate);
+    report_chart(
+        "Chart of successes and 429s per second",
+        &settings.chart,
+        chart::known_quota(&settings.chart, &naive, &tollgate),
+    );
+    Ok(())
+}
+
+/// Says where a chart went, or why it did not.
+fn report_chart(what: &str, path: &str, written: Result<(), Box<dyn std::error::Error>>) {
+    match written {
+        Ok(()) => println!("\n{what}: {path}"),
+        Err(error) => println!("\nThe chart could not be written to {path}: {error}"),
+    }
 }
 
 // ===== settings =====
@@ -104,11 +149,55 @@ async fn main() -> Result<(), BoxError> {
 struct Settings {
     requests: usize,
     callers: usize,
+    parts: Parts,
     chart: String,
     target: Target,
     /// The primary's quota, which the stack keeps to.
     rpm: u64,
     tpm: u64,
+}
+
+/// Which parts of the demo run.
+struct Parts {
+    /// Part 1: the quota known, an outage and a fallback.
+    known: bool,
+    /// Part 2: nobody knows the quota.
+    unknown: bool,
+}
+
+impl Parts {
+    fn from_env() -> Result<Self, BoxError> {
+        let Ok(list) = std::env::var("DEMO_PARTS") else {
+            return Ok(Parts {
+                known: true,
+                unknown: true,
+            });
+        };
+        let mut parts = Parts {
+            known: false,
+            unknown: false,
+        };
+        for part in list
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+        {
+            match part {
+                "known" => parts.known = true,
+                "unknown" => parts.unknown = true,
+                _ => {
+                    return Err(format!(
+                        "DEMO_PARTS takes `known`, `unknown` or both, comma-separated, not {part:?}"
+                    )
+                    .into());
+                }
+            }
+        }
+        if !(parts.known || parts.unknown) {
+            return Err("DEMO_PARTS names no part: use `known`, `unknown` or both".into());
+        }
+        Ok(parts)
+    }
 }
 
 enum Target {
@@ -165,6 +254,7 @@ impl Settings {
         Ok(Settings {
             requests: usize::try_from(number("DEMO_REQUESTS", 3_000)?)?,
             callers: usize::try_from(number("DEMO_CALLERS", 64)?)?,
+            parts: Parts::from_env()?,
             chart: std::env::var("DEMO_CHART").unwrap_or_else(|_| "target/demo.svg".to_owned()),
             target,
             rpm,
@@ -188,7 +278,8 @@ impl Settings {
             ),
         };
         format!(
-            "tollgate demo: {} chat requests from {} concurrent callers, sent twice, to {target}.",
+            "tollgate demo, part 1: {} chat requests from {} concurrent callers, sent twice, to \
+             {target}.",
             self.requests, self.callers
         )
     }
@@ -262,11 +353,7 @@ async fn run(settings: &Settings, client: Client) -> Result<RunReport, BoxError>
     let transport = Counting::new(ReqwestTransport::new(reqwest::Client::new()), &upstream);
 
     let sender = match client {
-        Client::Naive => Sender::Naive(NaiveClient {
-            transport: transport.clone(),
-            retries: Arc::new(AtomicU64::new(0)),
-            rng: Arc::new(Mutex::new(SplitMix(0x5eed))),
-        }),
+        Client::Naive => Sender::Naive(NaiveClient::new(transport)),
         Client::Tollgate => {
             let (metrics, handle) = MetricsLayer::pair("demo");
             let stack = build_stack(settings, mocks.as_ref(), metrics, transport)?;
@@ -274,19 +361,67 @@ async fn run(settings: &Settings, client: Client) -> Result<RunReport, BoxError>
         }
     };
 
-    let progress = ProgressBar::new(settings.requests as u64).with_style(
+    let progress = progress_bar(settings.requests, client.name())?;
+    let driven = drive(
+        settings,
+        &sender,
+        &workload,
+        settings.requests,
+        &upstream,
+        &progress,
+    )
+    .await;
+    driven.say_if_cut_off();
+    if let Some(mocks) = mocks {
+        if std::env::var_os("DEMO_DEBUG").is_some() {
+            println!(
+                "primary {:?}\nfallback {:?}",
+                mocks.primary.stats(),
+                mocks.fallback.stats()
+            );
+        }
+        mocks.shutdown().await;
+    }
+    Ok(driven.report(&sender, upstream, matches!(client, Client::Tollgate)))
+}
+
+/// A progress bar for one run, labelled with the client's name.
+fn progress_bar(requests: usize, name: &str) -> Result<ProgressBar, BoxError> {
+    let progress = ProgressBar::new(requests as u64).with_style(
         ProgressStyle::with_template(
             "{prefix:>18} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})",
         )?
         .progress_chars("█▉▊▋▌▍▎▏ "),
     );
-    progress.set_prefix(client.name());
+    progress.set_prefix(name.to_owned());
+    Ok(progress)
+}
 
+/// What sending a burst came to.
+struct Driven {
+    requests: u64,
+    succeeded: u64,
+    /// Each request's latency, sorted.
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    /// Whether the run hit [`RUN_LIMIT`] with requests still out.
+    cut_off: bool,
+}
+
+/// Sends `requests` requests of `workload` through `sender` from the settings' callers, each
+/// answered or failed once; `upstream`'s timeline starts with the first.
+async fn drive(
+    settings: &Settings,
+    sender: &Sender,
+    workload: &Workload,
+    requests: usize,
+    upstream: &Upstream,
+    progress: &ProgressBar,
+) -> Driven {
     let next = Arc::new(AtomicUsize::new(0));
-    let outcomes = Arc::new(Mutex::new(Vec::with_capacity(settings.requests)));
+    let outcomes = Arc::new(Mutex::new(Vec::with_capacity(requests)));
     let started = Instant::now();
     upstream.start(started);
-    let requests = settings.requests;
     let mut callers = Vec::with_capacity(settings.callers);
     for _ in 0..settings.callers {
         let (next, outcomes) = (Arc::clone(&next), Arc::clone(&outcomes));
@@ -315,42 +450,47 @@ async fn run(settings: &Settings, client: Client) -> Result<RunReport, BoxError>
     }
     let elapsed = started.elapsed();
     progress.finish();
-    if cut_off {
-        println!("  (cut off after {RUN_LIMIT:?}: the requests still out count as failed)");
-    }
 
     let outcomes = std::mem::take(&mut *outcomes.lock());
     let succeeded = outcomes.iter().filter(|(ok, _)| *ok).count() as u64;
     let mut latencies: Vec<Duration> = outcomes.iter().map(|(_, latency)| *latency).collect();
     latencies.sort_unstable();
-    let (retries, breaker_opens) = match &sender {
-        Sender::Naive(naive) => (naive.retries.load(Ordering::Relaxed), None),
-        Sender::Tollgate { handle, .. } => {
-            let snapshot = handle.snapshot();
-            (snapshot.retries, Some(snapshot.breaker_opens))
-        }
-    };
-    let has_fallback = matches!(client, Client::Tollgate);
-    if let Some(mocks) = mocks {
-        if std::env::var_os("DEMO_DEBUG").is_some() {
-            println!(
-                "primary {:?}\nfallback {:?}",
-                mocks.primary.stats(),
-                mocks.fallback.stats()
-            );
-        }
-        mocks.shutdown().await;
-    }
-    Ok(RunReport {
+    Driven {
+        requests: requests as u64,
         succeeded,
-        failed: requests as u64 - succeeded,
-        elapsed,
         latencies,
-        upstream,
-        retries,
-        has_fallback,
-        breaker_opens,
-    })
+        elapsed,
+        cut_off,
+    }
+}
+
+impl Driven {
+    fn say_if_cut_off(&self) {
+        if self.cut_off {
+            println!("  (cut off after {RUN_LIMIT:?}: the requests still out count as failed)");
+        }
+    }
+
+    /// The run's report, with the counts `sender` kept.
+    fn report(self, sender: &Sender, upstream: Upstream, has_fallback: bool) -> RunReport {
+        let (retries, breaker_opens) = match sender {
+            Sender::Naive(naive) => (naive.retries.load(Ordering::Relaxed), None),
+            Sender::Tollgate { handle, .. } => {
+                let snapshot = handle.snapshot();
+                (snapshot.retries, Some(snapshot.breaker_opens))
+            }
+        };
+        RunReport {
+            succeeded: self.succeeded,
+            failed: self.requests - self.succeeded,
+            elapsed: self.elapsed,
+            latencies: self.latencies,
+            upstream,
+            retries,
+            has_fallback,
+            breaker_opens,
+        }
+    }
 }
 
 // ===== the workload =====
@@ -425,6 +565,14 @@ struct NaiveClient {
 
 impl NaiveClient {
     const MAX_RETRIES: u32 = 5;
+
+    fn new(transport: Counting<ReqwestTransport>) -> Self {
+        NaiveClient {
+            transport,
+            retries: Arc::new(AtomicU64::new(0)),
+            rng: Arc::new(Mutex::new(SplitMix(0x5eed))),
+        }
+    }
 
     async fn send(&self, workload: &Workload, i: usize) -> bool {
         for attempt in 0..=Self::MAX_RETRIES {
@@ -722,13 +870,8 @@ fn print_report(settings: &Settings, naive: &RunReport, tollgate: &RunReport) {
         available.min(settings.requests as f64)
     };
     let share = |part: u64, run: &RunReport| format!("{:.0} %", 100.0 * part as f64 / quota(run));
-    let per_second =
-        |run: &RunReport| format!("{:.1}", run.succeeded as f64 / run.elapsed.as_secs_f64());
-    let millis =
-        |d: Option<Duration>| d.map_or("—".to_owned(), |d| format!("{} ms", d.as_millis()));
     let optional = |n: Option<u64>| n.map_or("—".to_owned(), |n| n.to_string());
     let fallback = |run: &RunReport| optional(run.has_fallback.then(|| run.upstream.fallback_ok()));
-    let seconds = |run: &RunReport| format!("{:.1} s", run.elapsed.as_secs_f64());
     let rows: [(&str, String, String); 13] = [
         (
             "requests succeeded",
@@ -792,15 +935,7 @@ fn print_report(settings: &Settings, naive: &RunReport, tollgate: &RunReport) {
         ),
         ("wall time", seconds(naive), seconds(tollgate)),
     ];
-    println!(
-        "{:<32} {:>18} {:>18}",
-        "",
-        Client::Naive.name(),
-        Client::Tollgate.name()
-    );
-    for (label, left, right) in rows {
-        println!("{label:<32} {left:>18} {right:>18}");
-    }
+    print_table(Client::Naive.name(), Client::Tollgate.name(), &rows);
     println!(
         "\n\"Quota\" is what the primary's requests-per-minute quota allows over the run (the \
          bucket starts full),\nat most the {} requests sent; latency runs from a request's \
@@ -809,74 +944,544 @@ fn print_report(settings: &Settings, naive: &RunReport, tollgate: &RunReport) {
     );
 }
 
+/// Two runs side by side: a row per figure, under the two clients' names.
+fn print_table(left: &str, right: &str, rows: &[(&str, String, String)]) {
+    println!("{:<32} {left:>18} {right:>18}", "");
+    for (label, left, right) in rows {
+        println!("{label:<32} {left:>18} {right:>18}");
+    }
+}
+
+/// A latency for the report, or a dash when there is none.
+fn millis(d: Option<Duration>) -> String {
+    d.map_or("—".to_owned(), |d| format!("{} ms", d.as_millis()))
+}
+
+/// A run's wall time for the report.
+fn seconds(run: &RunReport) -> String {
+    format!("{:.1} s", run.elapsed.as_secs_f64())
+}
+
+/// A run's successes per second.
+fn per_second(run: &RunReport) -> String {
+    format!("{:.1}", run.succeeded as f64 / run.elapsed.as_secs_f64())
+}
+
+// ===== part 2: nobody knows the quota =====
+
+mod unknown_quota {
+    //! A mock behind a reverse-proxy limiter nobody told the client about, the naive loop and
+    //! the default stack with nothing configured, at the same time.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use indicatif::MultiProgress;
+    use parking_lot::Mutex;
+    use tokio::time::Instant;
+    use tollgate::BoxError;
+    use tollgate::metrics::MetricsLayer;
+    use tollgate::stack::{Provider, StackBuilder};
+    use tollgate_mock::{Latency, MockConfig, MockServer, ProxyLimit};
+
+    use super::{
+        Client, Counting, NaiveClient, ReqwestTransport, RunReport, Sender, Settings, Upstream,
+        Workload,
+    };
+
+    /// The limiter's rate per API key, requests per second.
+    pub(super) const RATE: u64 = 50;
+    /// How many more requests it lets through back to back.
+    const BURST: u64 = 10;
+    /// When the other tenant comes and goes, and its share of the rate meanwhile.
+    pub(super) const TENANT_FROM: Duration = Duration::from_secs(10);
+    pub(super) const TENANT_UNTIL: Duration = Duration::from_secs(20);
+    pub(super) const TENANT_SHARE: f64 = 0.5;
+    const KEY: &str = "sk-demo-unknown-quota";
+
+    /// The rate the server has available for the client at `t` seconds into the run: what
+    /// the other tenant leaves.
+    pub(super) fn available_rate(t: f64) -> f64 {
+        let shared = (TENANT_FROM.as_secs_f64()..TENANT_UNTIL.as_secs_f64()).contains(&t);
+        RATE as f64 * if shared { 1.0 - TENANT_SHARE } else { 1.0 }
+    }
+
+    /// How many requests the server could answer in the first `elapsed` of a run: the burst at
+    /// once, then the available rate.
+    fn capacity(elapsed: Duration) -> f64 {
+        let t = elapsed.as_secs_f64();
+        let shared = (t.min(TENANT_UNTIL.as_secs_f64()) - TENANT_FROM.as_secs_f64()).max(0.0);
+        (BURST + 1) as f64 + RATE as f64 * (t - TENANT_SHARE * shared)
+    }
+
+    /// One run of part 2: its report, and the stack's learned rate, in requests per second,
+    /// at each whole second of the run.
+    pub(super) struct Run {
+        pub(super) report: RunReport,
+        pub(super) learned: Vec<(u64, f64)>,
+    }
+
+    /// Runs part 2 and prints its report; writes its chart next to part 1's.
+    pub(super) async fn run(settings: &Settings) -> Result<(), BoxError> {
+        let requests = (settings.requests * 2 / 5).max(1);
+        println!(
+            "tollgate demo, part 2: nobody knows the quota. {requests} chat requests from {} \
+             concurrent callers, through the naive loop and through the default stack with \
+             nothing configured, at the same time, each to a mock of its own behind a \
+             reverse-proxy limiter: {RATE} requests a second per key, {BURST} more back to back, a \
+             bare 429 with `retry-after: 1` and no rate-limit headers; another tenant takes {:.0} % \
+             of the rate from {} s to {} s.",
+            settings.callers,
+            TENANT_SHARE * 100.0,
+            TENANT_FROM.as_secs(),
+            TENANT_UNTIL.as_secs(),
+        );
+        let bars = MultiProgress::new();
+        let (naive, stack) = tokio::join!(
+            one(settings, Client::Naive, requests, &bars),
+            one(settings, Client::Tollgate, requests, &bars),
+        );
+        let (naive, stack) = (naive?, stack?);
+
+        println!();
+        print_report(&naive, &stack);
+        let path = chart_path(&settings.chart);
+        super::report_chart(
+            "Chart of successes, 429s and the learned rate per second",
+            &path,
+            super::chart::unknown_quota(&path, &naive, &stack),
+        );
+        Ok(())
+    }
+
+    /// The client's name in part 2.
+    pub(super) fn name(client: Client) -> &'static str {
+        match client {
+            Client::Naive => Client::Naive.name(),
+            Client::Tollgate => "tollgate defaults",
+        }
+    }
+
+    /// One client's run against a mock of its own.
+    async fn one(
+        settings: &Settings,
+        client: Client,
+        requests: usize,
+        bars: &MultiProgress,
+    ) -> Result<Run, BoxError> {
+        let mock = MockServer::start(
+            MockConfig::openai()
+                .with_proxy_limit(
+                    ProxyLimit::per_second(RATE)
+                        .with_burst(BURST)
+                        .with_tenant_share(TENANT_FROM, TENANT_SHARE)
+                        .with_tenant_share(TENANT_UNTIL, 0.0),
+                )
+                .with_latency(Latency::LogNormal {
+                    median_ms: 60,
+                    p99_ms: 400,
+                })
+                .with_api_key(KEY)
+                .with_seed(13),
+        )
+        .await?;
+        let workload = Workload {
+            base_url: mock.base_url(),
+            key: KEY.to_owned(),
+            model: "gpt-4o-mini".to_owned(),
+            long_prompts: false,
+        };
+        let upstream = Upstream::new(&workload.base_url);
+        let transport = Counting::new(ReqwestTransport::new(reqwest::Client::new()), &upstream);
+        let learned = Arc::new(Mutex::new(Vec::new()));
+        let (sender, sampler) = match client {
+            Client::Naive => (Sender::Naive(NaiveClient::new(transport)), None),
+            Client::Tollgate => {
+                // Nothing configured: no quota, no model, no limits; the rate is learned.
+                let (metrics, handle) = MetricsLayer::pair("demo-unknown-quota");
+                let stack =
+                    StackBuilder::new(Provider::openai_compatible(&workload.base_url).api_key(KEY))
+                        .metrics(metrics)
+                        .build(transport)?;
+                // The learned rate, once a second of the run.
+                let sampler = tokio::spawn({
+                    let (handle, learned) = (handle.clone(), Arc::clone(&learned));
+                    async move {
+                        let started = Instant::now();
+                        let mut tick = tokio::time::interval(Duration::from_secs(1));
+                        loop {
+                            tick.tick().await;
+                            if let Some(per_minute) = handle.snapshot().learned_rate_per_minute {
+                                let second = started.elapsed().as_secs_f64().round() as u64;
+                                learned.lock().push((second, per_minute as f64 / 60.0));
+                            }
+                        }
+                    }
+                });
+                (Sender::Tollgate { stack, handle }, Some(sampler))
+            }
+        };
+
+        let progress = bars.add(super::progress_bar(requests, name(client))?);
+        let driven =
+            super::drive(settings, &sender, &workload, requests, &upstream, &progress).await;
+        if let Some(sampler) = sampler {
+            sampler.abort();
+        }
+        if driven.cut_off {
+            progress.println(format!(
+                "  ({}: cut off after {:?}: the requests still out count as failed)",
+                name(client),
+                super::RUN_LIMIT
+            ));
+        }
+        if std::env::var_os("DEMO_DEBUG").is_some() {
+            progress.println(format!("{}: mock {:?}", name(client), mock.stats()));
+        }
+        mock.shutdown().await;
+        let learned = std::mem::take(&mut *learned.lock());
+        Ok(Run {
+            report: driven.report(&sender, upstream, false),
+            learned,
+        })
+    }
+
+    fn print_report(naive: &Run, stack: &Run) {
+        let (n, s) = (&naive.report, &stack.report);
+        let share = |run: &RunReport| {
+            format!(
+                "{:.0} %",
+                100.0 * run.succeeded as f64 / capacity(run.elapsed)
+            )
+        };
+        let learned = |run: &Run| {
+            run.learned
+                .last()
+                .map_or("—".to_owned(), |&(_, rate)| format!("{rate:.1}"))
+        };
+        let rows: [(&str, String, String); 11] = [
+            (
+                "requests succeeded",
+                n.succeeded.to_string(),
+                s.succeeded.to_string(),
+            ),
+            (
+                "requests failed",
+                n.failed.to_string(),
+                s.failed.to_string(),
+            ),
+            (
+                "429s received",
+                n.upstream.rate_limited().to_string(),
+                s.upstream.rate_limited().to_string(),
+            ),
+            (
+                "upstream calls made",
+                n.upstream.calls().to_string(),
+                s.upstream.calls().to_string(),
+            ),
+            (
+                "goodput (successes per second)",
+                super::per_second(n),
+                super::per_second(s),
+            ),
+            ("goodput / server's available rate", share(n), share(s)),
+            (
+                "p50 latency",
+                super::millis(n.percentile(0.5)),
+                super::millis(s.percentile(0.5)),
+            ),
+            (
+                "p99 latency",
+                super::millis(n.percentile(0.99)),
+                super::millis(s.percentile(0.99)),
+            ),
+            ("retries", n.retries.to_string(), s.retries.to_string()),
+            (
+                "learned rate at the end (per s)",
+                learned(naive),
+                learned(stack),
+            ),
+            ("wall time", super::seconds(n), super::seconds(s)),
+        ];
+        super::print_table(name(Client::Naive), name(Client::Tollgate), &rows);
+        let each_second: Vec<String> = stack
+            .learned
+            .iter()
+            .map(|(_, rate)| format!("{rate:.0}"))
+            .collect();
+        println!(
+            "\nThe default stack's learned rate, requests per second, once a second: {}",
+            each_second.join(" ")
+        );
+        println!(
+            "\n\"Available rate\" is what the limiter lets through over the run: {BURST} requests \
+             at once, then {RATE} a second less the other\ntenant's share; latency runs from a \
+             request's first attempt to its answer or failure."
+        );
+    }
+
+    /// Part 2's chart: next to part 1's, its stem followed by `-unknown-quota`.
+    fn chart_path(known: &str) -> String {
+        let path = std::path::Path::new(known);
+        let stem = path
+            .file_stem()
+            .map_or("demo".into(), |stem| stem.to_string_lossy());
+        let extension = path
+            .extension()
+            .map_or("svg".into(), |extension| extension.to_string_lossy());
+        path.with_file_name(format!("{stem}-unknown-quota.{extension}"))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 // ===== the chart =====
 
 mod chart {
+    //! Charts drawn with plotters: panels one above the other, sharing an x axis of seconds
+    //! since the burst started, each with its lines and a legend.
+
+    use plotters::coord::Shift;
     use plotters::prelude::*;
 
     use super::RunReport;
+    use super::unknown_quota::{self, Run};
 
-    /// Picks one figure out of a second of the timeline.
-    type Value = fn(&(u64, u64, u64)) -> u64;
+    type Result = std::result::Result<(), Box<dyn std::error::Error>>;
 
-    /// Two panels, successes and 429s per second, each with both runs.
-    pub(super) fn write(
-        path: &str,
-        naive: &RunReport,
-        tollgate: &RunReport,
-    ) -> Result<(), Box<dyn std::error::Error>> {
+    /// The naive loop's color, the stack's, and the reference lines'.
+    const NAIVE: RGBColor = RED;
+    const TOLLGATE: RGBColor = BLUE;
+    const REFERENCE: RGBColor = RGBColor(90, 90, 90);
+
+    /// Part 1's chart: successes and 429s per second, each with both runs.
+    pub(super) fn known_quota(path: &str, naive: &RunReport, tollgate: &RunReport) -> Result {
+        let runs = [
+            (super::Client::Naive.name(), naive, NAIVE),
+            (super::Client::Tollgate.name(), tollgate, TOLLGATE),
+        ];
+        write(
+            path,
+            &[
+                per_second_panel("successful responses per second", &runs, Count::Successes),
+                per_second_panel("429s received per second", &runs, Count::RateLimited),
+            ],
+        )
+    }
+
+    /// Part 2's chart: successes and 429s per second of both runs, then the stack's learned
+    /// rate; the rates against the server's available rate.
+    pub(super) fn unknown_quota(path: &str, naive: &Run, stack: &Run) -> Result {
+        let runs = [
+            (
+                unknown_quota::name(super::Client::Naive),
+                &naive.report,
+                NAIVE,
+            ),
+            (
+                unknown_quota::name(super::Client::Tollgate),
+                &stack.report,
+                TOLLGATE,
+            ),
+        ];
+        let seconds = runs
+            .iter()
+            .map(|(_, run, _)| run.elapsed.as_secs_f64().ceil())
+            .fold(1.0, f64::max);
+        // A step at each change of the other tenant's share.
+        let available = {
+            let (from, until) = (
+                unknown_quota::TENANT_FROM.as_secs_f64(),
+                unknown_quota::TENANT_UNTIL.as_secs_f64(),
+            );
+            let mut steps = vec![0.0];
+            for change in [from, until] {
+                if change < seconds {
+                    steps.extend([change - 1e-9, change]);
+                }
+            }
+            steps.push(seconds);
+            Line::dashed(
+                "server's available rate",
+                REFERENCE,
+                steps
+                    .into_iter()
+                    .map(|t| (t, unknown_quota::available_rate(t)))
+                    .collect(),
+            )
+        };
+        let mut successes =
+            per_second_panel("successful responses per second", &runs, Count::Successes);
+        successes.lines.push(available.clone());
+        let learned = Panel {
+            title: "the default stack's learned rate",
+            y_desc: "requests per second",
+            lines: vec![
+                Line {
+                    name: "learned rate".to_owned(),
+                    color: TOLLGATE,
+                    dashed: false,
+                    points: stack
+                        .learned
+                        .iter()
+                        .map(|&(s, rate)| (s as f64, rate))
+                        .collect(),
+                },
+                available,
+            ],
+        };
+        write(
+            path,
+            &[
+                successes,
+                per_second_panel("429s received per second", &runs, Count::RateLimited),
+                learned,
+            ],
+        )
+    }
+
+    /// Which count of a second a panel shows.
+    #[derive(Clone, Copy)]
+    enum Count {
+        Successes,
+        RateLimited,
+    }
+
+    /// A panel with one line per run: a count of each second of its timeline.
+    fn per_second_panel(
+        title: &'static str,
+        runs: &[(&str, &RunReport, RGBColor)],
+        count: Count,
+    ) -> Panel {
+        let lines = runs
+            .iter()
+            .map(|&(name, run, color)| Line {
+                name: name.to_owned(),
+                color,
+                dashed: false,
+                points: run
+                    .upstream
+                    .timeline()
+                    .into_iter()
+                    .map(|(second, ok, limited)| {
+                        let value = match count {
+                            Count::Successes => ok,
+                            Count::RateLimited => limited,
+                        };
+                        (second as f64, value as f64)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let y_desc = match count {
+            Count::Successes => "responses per second",
+            Count::RateLimited => "429s per second",
+        };
+        Panel {
+            title,
+            y_desc,
+            lines,
+        }
+    }
+
+    /// One panel of a chart.
+    struct Panel {
+        title: &'static str,
+        /// What the y axis counts.
+        y_desc: &'static str,
+        lines: Vec<Line>,
+    }
+
+    /// One line of a panel, with its name in the legend.
+    #[derive(Clone)]
+    struct Line {
+        name: String,
+        color: RGBColor,
+        /// Dashed, for a reference line.
+        dashed: bool,
+        /// (seconds since the burst started, value)
+        points: Vec<(f64, f64)>,
+    }
+
+    impl Line {
+        fn dashed(name: &str, color: RGBColor, points: Vec<(f64, f64)>) -> Self {
+            Line {
+                name: name.to_owned(),
+                color,
+                dashed: true,
+                points,
+            }
+        }
+    }
+
+    /// Writes `panels` one above the other to an SVG file at `path`, on the same seconds.
+    fn write(path: &str, panels: &[Panel]) -> Result {
         if let Some(dir) = std::path::Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir)?;
             }
         }
-        let naive = naive.upstream.timeline();
-        let tollgate = tollgate.upstream.timeline();
-        let seconds = naive.len().max(tollgate.len()).max(1) as u64;
-        let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+        let seconds = panels
+            .iter()
+            .flat_map(|panel| &panel.lines)
+            .flat_map(|line| &line.points)
+            .map(|&(second, _)| second)
+            .fold(1.0, f64::max);
+        let height = 320 * u32::try_from(panels.len())?;
+        let root = SVGBackend::new(path, (960, height)).into_drawing_area();
         root.fill(&WHITE)?;
-        let panels = root.split_evenly((2, 1));
-        let series: [(&str, Value); 2] = [
-            ("successful responses per second", |&(_, ok, _)| ok),
-            ("429s received per second", |&(_, _, limited)| limited),
-        ];
-        for (panel, (title, value)) in panels.iter().zip(series) {
-            let top = naive
-                .iter()
-                .chain(tollgate.iter())
-                .map(value)
-                .max()
-                .unwrap_or(0)
-                .max(1);
-            let mut chart = ChartBuilder::on(panel)
-                .caption(title, ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(32)
-                .y_label_area_size(48)
-                .build_cartesian_2d(0..seconds, 0..top + top / 10 + 1)?;
-            chart
-                .configure_mesh()
-                .x_desc("seconds since the burst started")
-                .draw()?;
-            for (name, run, color) in [
-                (super::Client::Naive.name(), &naive, RED),
-                (super::Client::Tollgate.name(), &tollgate, BLUE),
-            ] {
-                chart
-                    .draw_series(LineSeries::new(
-                        run.iter().map(|point| (point.0, value(point))),
-                        color.stroke_width(2),
-                    ))?
-                    .label(name)
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
-            }
-            chart
-                .configure_series_labels()
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
-                .draw()?;
+        for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+            draw(area, panel, seconds)?;
         }
         root.present()?;
+        Ok(())
+    }
+
+    /// Draws `panel` on `area`, from 0 to `seconds`, with room above its highest point.
+    fn draw(area: &DrawingArea<SVGBackend<'_>, Shift>, panel: &Panel, seconds: f64) -> Result {
+        let top = panel
+            .lines
+            .iter()
+            .flat_map(|line| &line.points)
+            .map(|&(_, value)| value)
+            .fold(1.0, f64::max);
+        // Room above the lines for the legend.
+        let mut chart = ChartBuilder::on(area)
+            .caption(panel.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..seconds, 0.0..(top * 1.4).ceil())?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the burst started")
+            .y_desc(panel.y_desc)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()?;
+        for line in &panel.lines {
+            let (color, style) = (line.color, line.color.stroke_width(2));
+            let points = line.points.iter().copied();
+            let series = if line.dashed {
+                chart.draw_series(DashedLineSeries::new(points, 8, 6, style))?
+            } else {
+                chart.draw_series(LineSeries::new(points, style))?
+            };
+            // A dashed line's sample in the legend has a gap too.
+            let gap = if line.dashed { (8, 12) } else { (10, 10) };
+            series.label(line.name.as_str()).legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new([(0, 0), (gap.0, 0)], color.stroke_width(2))
+                    + PathElement::new([(gap.1, 0), (20, 0)], color.stroke_width(2))
+            });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()?;
         Ok(())
     }
 }
