@@ -1,8 +1,12 @@
 //! What `RateLimit` adds per request over the bare, always-ready service, measured in the same
 //! run: a single-dimension unkeyed bucket and a keyed three-dimension quota, on one thread and
-//! on two threads sharing the layer. The quotas are large enough never to make a request wait,
-//! so this is the admission path alone: one clock read, one lock, the arithmetic, the clone of
-//! the readied service. Run with `cargo bench -p tollgate-ratelimit`.
+//! on two threads sharing the layer. On the same unkeyed path, the adaptive limit: as the pace
+//! over that same bucket (`Limits::with_adaptive`: the pace stays off until a throttle, so only
+//! its check is added), and alone (`Limits::adaptive`: no configured limit, the learned pace
+//! decides every admission; on one thread only, see `contended`). The quotas, and the adaptive
+//! pace's starting rate and ceiling, are large enough never to make a request wait (`send`
+//! panics if one would), so this is the admission path alone: one clock read, one lock, the
+//! arithmetic, the clone of the readied service. Run with `cargo bench -p tollgate-ratelimit`.
 
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
@@ -10,6 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_main};
 use http::{Request, Response};
 use tollgate_core::{Cost, Dimension, RouteKey};
+use tollgate_ratelimit::adaptive::{Adaptive, Rate};
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::{ByRouteKey, Limit, Limits, RateLimitLayer};
 use tower::{Layer, Service};
@@ -26,6 +31,25 @@ fn unkeyed() -> RateLimitLayer {
     RateLimitLayer::new(Limits::new([Limit::requests(Quota::per_second(n(
         1_000_000_000_000,
     )))]))
+}
+
+/// An adaptive limit alone whose pace never holds a request back on one thread: it starts at,
+/// and is capped at, 10^12 requests/s, an interval of a picosecond, below the clock's
+/// resolution.
+fn adaptive() -> RateLimitLayer {
+    let fast = Rate::per_second(n(1_000_000_000_000));
+    RateLimitLayer::new(Limits::adaptive(
+        Adaptive::default().with_initial(fast).with_ceiling(fast),
+    ))
+}
+
+/// The unkeyed bucket with an adaptive limit under it: the pace is off until a throttle, which
+/// never comes here.
+fn unkeyed_adaptive() -> RateLimitLayer {
+    RateLimitLayer::new(
+        Limits::new([Limit::requests(Quota::per_second(n(1_000_000_000_000)))])
+            .with_adaptive(Adaptive::default()),
+    )
 }
 
 fn keyed() -> RateLimitLayer<ByRouteKey> {
@@ -74,6 +98,14 @@ fn one_thread(c: &mut Criterion) {
     });
     group.bench_function("unkeyed, 1 dimension", |b| {
         let mut service = unkeyed().layer(Bare);
+        b.iter(|| send(&mut service, Request::new(())));
+    });
+    group.bench_function("unkeyed, adaptive", |b| {
+        let mut service = adaptive().layer(Bare);
+        b.iter(|| send(&mut service, Request::new(())));
+    });
+    group.bench_function("unkeyed, 1 dimension, adaptive ceiling", |b| {
+        let mut service = unkeyed_adaptive().layer(Bare);
         b.iter(|| send(&mut service, Request::new(())));
     });
 
@@ -126,6 +158,13 @@ fn contended(c: &mut Criterion) {
     });
     group.bench_function("unkeyed, 1 dimension", |b| {
         let service = unkeyed().layer(Bare);
+        b.iter_custom(|iters| two_threads(&service, false, iters));
+    });
+    // Not the adaptive limit alone: without a ceiling its pace has no burst, one request at a
+    // time, so a thread whose clock reading is a few nanoseconds older than the other's
+    // admission is told to wait those nanoseconds, and `send` cannot wait.
+    group.bench_function("unkeyed, 1 dimension, adaptive ceiling", |b| {
+        let service = unkeyed_adaptive().layer(Bare);
         b.iter_custom(|iters| two_threads(&service, false, iters));
     });
     group.bench_function("bare, keyed requests", |b| {

@@ -247,6 +247,13 @@ impl Ceiling {
     }
 }
 
+/// What [`AdaptiveState::check`] found: the wait, and the pace (`None`: the limits alone).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    pub(crate) wait: Duration,
+    rate: Option<f64>,
+}
+
 /// Where the rate is on its curve.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
@@ -373,6 +380,8 @@ impl AdaptiveState {
         };
         let curve = match self.phase {
             Phase::AtCeiling => return None,
+            // The curve is never below `initial`: not worth computing when the caps are lower.
+            Phase::SlowStart { .. } if supported.min(ceiling) <= initial => initial,
             Phase::SlowStart { since } => initial * ((now - since).clamp(0.0, 60.0)).exp2(),
             Phase::Cubic { since, w_max, k } => {
                 supported = supported.max(DECREASE * w_max);
@@ -400,13 +409,34 @@ impl AdaptiveState {
 
     /// How far ahead of now the next arrival time may be: the ceiling's burst, at `rate`.
     fn tolerance(&self, rate: f64) -> f64 {
-        let burst = self.limit_ceiling.map_or(1.0, |c| c.burst.max(1.0));
-        (burst - 1.0) / rate
+        match self.limit_ceiling {
+            Some(c) if c.burst > 1.0 => (c.burst - 1.0) / rate,
+            _ => 0.0,
+        }
     }
 
     /// How long until one more request may go (zero: now).
     pub(crate) fn wait(&self, now: Duration) -> Duration {
-        self.eta(0, now)
+        self.check(now).wait
+    }
+
+    /// How long until one more request may go, and the pace that says so, for
+    /// [`admit`](Self::admit) at the same `now`.
+    pub(crate) fn check(&self, now: Duration) -> Pace {
+        let now_s = secs(now);
+        let rate = self.rate(now_s);
+        let wait = match rate {
+            Some(rate) => {
+                let at = self.next_at.max(now_s) - self.tolerance(rate);
+                if at > now_s {
+                    duration(at - now_s)
+                } else {
+                    Duration::ZERO
+                }
+            }
+            None => Duration::ZERO,
+        };
+        Pace { wait, rate }
     }
 
     /// How long until `ahead` more requests, and then one, may go.
@@ -419,20 +449,28 @@ impl AdaptiveState {
         duration(at - now_s)
     }
 
-    /// Counts an admission at `now` (call only when [`wait`](Self::wait) said zero).
-    pub(crate) fn admit(&mut self, now: Duration) {
+    /// Counts an admission at `now`, at the `pace` [`check`](Self::check) found then (call
+    /// only when it said no wait).
+    pub(crate) fn admit(&mut self, now: Duration, pace: &Pace) {
         let now_s = secs(now);
+        let bucket = self.bucket_start;
         self.measure(now_s);
+        // Closing a measurement bucket may move the cap: ask again only then.
+        let rate = if self.bucket_start == bucket {
+            pace.rate
+        } else {
+            self.rate(now_s)
+        };
         self.bucket_count = self.bucket_count.saturating_add(1);
         self.recent[(self.recent_count % RECENT as u64) as usize] = now_s;
         self.recent_count += 1;
         self.last_admitted = now;
         self.saturated = false;
-        if let Some(rate) = self.rate(now_s) {
+        if let Some(rate) = rate {
             let interval = 1.0 / rate;
             // A request admitted a little late keeps the schedule (timers fire late by a
             // millisecond or so); one after an idle spell starts it afresh.
-            let slack = interval / 10.0;
+            let slack = interval * 0.1;
             self.saturated = self.next_at - self.tolerance(rate) >= now_s - slack;
             let on_schedule = self.next_at >= now_s - slack;
             self.next_at = if on_schedule { self.next_at } else { now_s } + interval;
@@ -529,12 +567,12 @@ mod tests {
         let mut now = from;
         let mut count = 0;
         while now < from + len {
-            let wait = state.wait(s(now));
-            if wait.is_zero() {
-                state.admit(s(now));
+            let pace = state.check(s(now));
+            if pace.wait.is_zero() {
+                state.admit(s(now), &pace);
                 count += 1;
             } else {
-                now += wait.as_secs_f64();
+                now += pace.wait.as_secs_f64();
             }
         }
         count
@@ -607,15 +645,17 @@ mod tests {
         let mut state = AdaptiveState::new(Adaptive::default(), Some(ceiling), Duration::ZERO);
         for i in 0..20 {
             let now = s(f64::from(i) * 0.05);
-            assert_eq!(state.wait(now), Duration::ZERO, "no pace at the ceiling");
-            state.admit(now);
+            let pace = state.check(now);
+            assert_eq!(pace.wait, Duration::ZERO, "no pace at the ceiling");
+            state.admit(now, &pace);
         }
         assert!(state.throttled(s(0.96), s(1.0)));
         // 0.85 × the rate sent just now (20/s).
         let learned = state.learned(s(1.0));
         assert!((learned - DECREASE * 20.0).abs() < 1e-9, "{learned}");
         // Paced from then on: one request per 1/17 s.
-        state.admit(s(1.0));
+        let pace = state.check(s(1.0));
+        state.admit(s(1.0), &pace);
         let wait = state.wait(s(1.0)).as_secs_f64();
         assert!((wait - 1.0 / learned).abs() < 1e-6, "{wait}");
     }

@@ -159,8 +159,9 @@ impl Entry {
         if let Some(ahead) = ahead {
             return self.queued(cost, ahead, wait, now);
         }
-        if let Some(adaptive) = &self.adaptive {
-            wait = wait.max(adaptive.pace.wait(now));
+        let pace = self.adaptive.as_ref().map(|a| a.pace.check(now));
+        if let Some(pace) = &pace {
+            wait = wait.max(pace.wait);
         }
         // Spend on each limit in turn while every one fits (one step each, the common case);
         // once one does not, only ask the rest how long, and give back what was spent.
@@ -190,8 +191,8 @@ impl Entry {
             Decision::Wait(wait)
         });
         if verdict == Decision::Admitted {
-            if let Some(adaptive) = &mut self.adaptive {
-                adaptive.pace.admit(now);
+            if let (Some(adaptive), Some(pace)) = (&mut self.adaptive, &pace) {
+                adaptive.pace.admit(now, pace);
             }
         } else {
             for (limit, state) in self.each_mut().take(spent) {
