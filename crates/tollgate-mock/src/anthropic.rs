@@ -285,6 +285,19 @@ pub(crate) fn stream(a: &Answer) -> Vec<Bytes> {
     frames
 }
 
+/// The error event of a stream cut short after a 200 (PROVIDERS.md §6): `event: error` with
+/// `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}` (no
+/// `request_id` inside a stream).
+pub(crate) fn stream_error() -> Bytes {
+    event(
+        "error",
+        &json!({
+            "type": "error",
+            "error": { "type": "overloaded_error", "message": "Overloaded" },
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,7 +127,8 @@ impl Default for Latency {
 
 /// Injected failures. One random draw per admitted request (from the seeded RNG) picks at most
 /// one of: a reset, a hang, or one of the `error_rates` statuses, so the probabilities must add
-/// up to at most 1.
+/// up to at most 1. A streamed request that none of them hit then draws its
+/// [`stream`](StreamFaults) faults.
 ///
 /// Faults are drawn *after* admission, so a faulted request has consumed its requests and input
 /// tokens, as a provider counts failed requests (PROVIDERS.md §5). Outages are answered
@@ -145,6 +146,196 @@ pub struct Faults {
     pub hang_rate: f64,
     /// Probability of closing the connection without a response.
     pub reset_rate: f64,
+    /// Faults of streamed answers (`"stream": true`), after a 200 head (TOML:
+    /// `[faults.stream]`).
+    pub stream: StreamFaults,
+}
+
+/// Faults of streamed answers, drawn for each streamed request that is answered with a 200
+/// (after the draw of [`Faults`] picked none of its faults), from the same seeded RNG.
+///
+/// Two independent draws per stream:
+///
+/// - `first_token_delay`: the head is sent, then the first event comes `ms` later (on top of
+///   the latency), as a reasoning model thinking before its first token;
+/// - at most one of `stall`, `error` and `cut` (their rates must add up to at most 1), which
+///   take effect after the first [`after`](StreamFault::after) SSE events (every `data:` chunk, or
+///   every Anthropic event, `ping` included):
+///   - `stall`: nothing more is sent and the stream never ends, until the client goes away (or
+///     the server shuts down, which cuts it);
+///   - `error`: the mid-stream error event of the stream's shape, then a clean end without the
+///     terminal event. Chat chunks get OpenAI's
+///     `data: {"error":{"code":null,"message":"The server had an error while processing your request. Sorry about that!","param":null,"type":"server_error"}}`,
+///     Messages events get Anthropic's
+///     `event: error` / `data: {"error":{"message":"Overloaded","type":"overloaded_error"},"type":"error"}`;
+///   - `cut`: the connection is closed abruptly, as by [`Faults::reset_rate`] but after the head:
+///     no terminal event and no end of the chunked encoding (HTTP/2: the stream is reset), so
+///     the client sees a body error, not a clean end.
+///
+/// A stream with fewer events than `after` is faulted before its terminal event (`data: [DONE]`
+/// or `message_stop`), so a faulted stream never ends cleanly. A rate of 1 applies the fault to
+/// every stream; no draw is made (and the RNG sequence is unchanged) for a fault that is not
+/// configured.
+///
+/// In TOML (`rate` defaults to 1):
+///
+/// ```toml
+/// [faults.stream]
+/// first_token_delay = { ms = 8000, rate = 0.5 }
+/// stall = { after = 3, rate = 0.01 }
+/// error = { after = 5, rate = 0.02 }
+/// cut = { after = 5, rate = 0.01 }
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tollgate_mock::{FirstTokenDelay, MockConfig, StreamFault};
+///
+/// let cfg = MockConfig::anthropic()
+///     .with_first_token_delay(FirstTokenDelay::new(Duration::from_secs(8)))
+///     .with_stream_cut(StreamFault::after(5).with_rate(0.1));
+/// assert!(cfg.validate().is_ok());
+/// assert_eq!(cfg.faults.stream.first_token_delay.unwrap().rate, 1.0);
+/// assert_eq!(cfg.faults.stream.cut, Some(StreamFault { after: 5, rate: 0.1 }));
+///
+/// let bad = MockConfig::openai().with_stream_cut(StreamFault::after(5).with_rate(1.5));
+/// assert!(bad.validate().unwrap_err().to_string().contains("faults.stream.cut.rate"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamFaults {
+    /// Delays the first event after the head.
+    pub first_token_delay: Option<FirstTokenDelay>,
+    /// After `after` events, sends nothing more and never ends.
+    pub stall: Option<StreamFault>,
+    /// After `after` events, sends the mid-stream error event and ends without the terminal
+    /// event.
+    pub error: Option<StreamFault>,
+    /// After `after` events, closes the connection abruptly.
+    pub cut: Option<StreamFault>,
+}
+
+/// A delay before the first event of a stream, with probability `rate` per stream (see
+/// [`StreamFaults`]).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstTokenDelay {
+    /// The delay in milliseconds (at most 3 600 000), added to the latency before the first
+    /// event.
+    pub ms: u64,
+    /// Probability per stream, in `[0, 1]`; default 1 (every stream).
+    #[serde(default = "one")]
+    pub rate: f64,
+}
+
+/// A fault that ends a stream after `after` events, with probability `rate` per stream (see
+/// [`StreamFaults`]).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamFault {
+    /// The number of events sent before the fault (0: right after the head). Capped so that
+    /// the terminal event is never sent.
+    pub after: u64,
+    /// Probability per stream, in `[0, 1]`; default 1 (every stream).
+    #[serde(default = "one")]
+    pub rate: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+// ===== impl FirstTokenDelay =====
+
+impl FirstTokenDelay {
+    /// A delay of `delay` (whole milliseconds, rounded down) before the first event of every
+    /// stream.
+    #[must_use]
+    pub fn new(delay: Duration) -> Self {
+        FirstTokenDelay {
+            ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            rate: 1.0,
+        }
+    }
+
+    /// Applies the delay with probability `rate` per stream instead of to every stream.
+    #[must_use]
+    pub const fn with_rate(mut self, rate: f64) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    /// The delay as a [`Duration`].
+    pub const fn delay(&self) -> Duration {
+        Duration::from_millis(self.ms)
+    }
+}
+
+// ===== impl StreamFault =====
+
+impl StreamFault {
+    /// The fault after `after` events, on every stream.
+    #[must_use]
+    pub const fn after(after: u64) -> Self {
+        StreamFault { after, rate: 1.0 }
+    }
+
+    /// Applies the fault with probability `rate` per stream instead of to every stream.
+    #[must_use]
+    pub const fn with_rate(mut self, rate: f64) -> Self {
+        self.rate = rate;
+        self
+    }
+}
+
+// ===== impl StreamFaults =====
+
+impl StreamFaults {
+    /// Checks the rates (each in `[0, 1]`; stall, error and cut adding up to at most 1) and the
+    /// delay (at most an hour).
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(d) = &self.first_token_delay {
+            check_rate("faults.stream.first_token_delay.rate", d.rate)?;
+            if d.ms > MAX_LATENCY_MS {
+                return Err(ConfigError::invalid(
+                    "faults.stream.first_token_delay.ms",
+                    "must be at most 3600000",
+                ));
+            }
+        }
+        let mut total = 0.0;
+        for (name, fault) in [
+            ("faults.stream.stall.rate", self.stall),
+            ("faults.stream.error.rate", self.error),
+            ("faults.stream.cut.rate", self.cut),
+        ] {
+            if let Some(f) = fault {
+                check_rate(name, f.rate)?;
+                total += f.rate;
+            }
+        }
+        if total > 1.0 + 1e-9 {
+            return Err(ConfigError::invalid(
+                "faults.stream",
+                format!("the stall, error and cut rates add up to {total}, more than 1"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A probability in `[0, 1]` (NaN refused).
+fn check_rate(field: &str, p: f64) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            field,
+            format!("probability {p} is not in [0, 1]"),
+        ))
+    }
 }
 
 /// A window, relative to the server's start, during which every request is answered with
@@ -553,9 +744,10 @@ impl MockConfig {
     }
 
     /// Checks the values: limits and the context window greater than 0, probabilities in
-    /// `[0, 1]` adding up to at most 1, error statuses in 400..=599, latency bounds ordered and
-    /// at most an hour; for the [`ProxyLimit`], a rate greater than 0, tenant shares in
-    /// `[0, 0.99]` and schedule entries in increasing order of `from_ms`.
+    /// `[0, 1]` adding up to at most 1 (the request faults together, the stream's stall, error
+    /// and cut together), error statuses in 400..=599, latency bounds ordered and at most an hour
+    /// (the first-token delay too); for the [`ProxyLimit`], a rate greater than 0, tenant shares
+    /// in `[0, 0.99]` and schedule entries in increasing order of `from_ms`.
     ///
     /// # Errors
     ///
@@ -631,12 +823,7 @@ impl MockConfig {
                 .iter()
                 .map(|(s, p)| (format!("faults.error_rates.{s}"), *p)),
         ) {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(ConfigError::invalid(
-                    name,
-                    format!("probability {p} is not in [0, 1]"),
-                ));
-            }
+            check_rate(&name, p)?;
             total += p;
         }
         if total > 1.0 + 1e-9 {
@@ -653,6 +840,7 @@ impl MockConfig {
                 ));
             }
         }
+        f.stream.validate()?;
         for (i, o) in f.outages.iter().enumerate() {
             if o.status != 0 && !(400..=599).contains(&o.status) {
                 return Err(ConfigError::invalid(
@@ -748,6 +936,36 @@ impl MockConfig {
     #[must_use]
     pub fn with_reset_rate(mut self, p: f64) -> Self {
         self.faults.reset_rate = p;
+        self
+    }
+
+    /// Delays the first event of streamed answers (see [`StreamFaults`]).
+    #[must_use]
+    pub fn with_first_token_delay(mut self, delay: FirstTokenDelay) -> Self {
+        self.faults.stream.first_token_delay = Some(delay);
+        self
+    }
+
+    /// Stalls streamed answers after some events: nothing more, never an end (see
+    /// [`StreamFaults`]).
+    #[must_use]
+    pub fn with_stream_stall(mut self, fault: StreamFault) -> Self {
+        self.faults.stream.stall = Some(fault);
+        self
+    }
+
+    /// Ends streamed answers after some events with the mid-stream error event and without the
+    /// terminal event (see [`StreamFaults`]).
+    #[must_use]
+    pub fn with_stream_error(mut self, fault: StreamFault) -> Self {
+        self.faults.stream.error = Some(fault);
+        self
+    }
+
+    /// Cuts the connection of streamed answers after some events (see [`StreamFaults`]).
+    #[must_use]
+    pub fn with_stream_cut(mut self, fault: StreamFault) -> Self {
+        self.faults.stream.cut = Some(fault);
         self
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Faults, Latency};
+use crate::config::{Faults, Latency, StreamFaults};
 
 /// SplitMix64: tiny, fast, and good enough for fault injection.
 #[derive(Clone, Debug)]
@@ -93,6 +93,55 @@ pub(crate) fn draw_fault(faults: &Faults, rng: &mut Rng) -> Option<Fault> {
     None
 }
 
+/// How a faulted stream ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamEnd {
+    /// Nothing more, never an end.
+    Stall,
+    /// The mid-stream error event, then a clean end without the terminal event.
+    Error,
+    /// The connection is closed abruptly.
+    Cut,
+}
+
+/// What the stream-fault draws decided for one streamed answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StreamPlan {
+    /// Extra wait before the first event.
+    pub(crate) first_token_delay: Duration,
+    /// The fault and the number of events sent before it.
+    pub(crate) end: Option<(StreamEnd, u64)>,
+}
+
+/// Up to two draws per streamed answer: the first-token delay (if configured), then stall,
+/// error or cut cumulatively (if any is configured).
+pub(crate) fn draw_stream_faults(faults: &StreamFaults, rng: &mut Rng) -> StreamPlan {
+    let mut plan = StreamPlan::default();
+    if let Some(d) = &faults.first_token_delay {
+        if rng.next_f64() < d.rate {
+            plan.first_token_delay = d.delay();
+        }
+    }
+    let ends = [
+        (StreamEnd::Stall, faults.stall),
+        (StreamEnd::Error, faults.error),
+        (StreamEnd::Cut, faults.cut),
+    ];
+    if ends.iter().any(|(_, f)| f.is_some()) {
+        let u = rng.next_f64();
+        let mut acc = 0.0;
+        for (end, fault) in ends {
+            let Some(fault) = fault else { continue };
+            acc += fault.rate;
+            if u < acc {
+                plan.end = Some((end, fault.after));
+                break;
+            }
+        }
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +191,48 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(draw_fault(&f, &mut rng), None);
         }
+    }
+
+    #[test]
+    fn stream_draws() {
+        use crate::config::{FirstTokenDelay, StreamFault};
+        let mut rng = Rng::new(5);
+        assert_eq!(
+            draw_stream_faults(&StreamFaults::default(), &mut rng),
+            StreamPlan::default()
+        );
+        // Nothing configured: the RNG is untouched.
+        assert_eq!(rng.next_u64(), Rng::new(5).next_u64());
+        let f = StreamFaults {
+            first_token_delay: Some(FirstTokenDelay::new(Duration::from_millis(7))),
+            error: Some(StreamFault::after(2).with_rate(0.0)),
+            cut: Some(StreamFault::after(3)),
+            ..StreamFaults::default()
+        };
+        for _ in 0..100 {
+            assert_eq!(
+                draw_stream_faults(&f, &mut rng),
+                StreamPlan {
+                    first_token_delay: Duration::from_millis(7),
+                    end: Some((StreamEnd::Cut, 3)),
+                }
+            );
+        }
+        let f = StreamFaults {
+            stall: Some(StreamFault::after(1).with_rate(0.5)),
+            error: Some(StreamFault::after(2).with_rate(0.25)),
+            ..StreamFaults::default()
+        };
+        let mut counts = [0; 3];
+        for _ in 0..10_000 {
+            match draw_stream_faults(&f, &mut rng).end {
+                Some((StreamEnd::Stall, 1)) => counts[0] += 1,
+                Some((StreamEnd::Error, 2)) => counts[1] += 1,
+                None => counts[2] += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!((4700..5300).contains(&counts[0]), "{counts:?}");
+        assert!((2300..2700).contains(&counts[1]), "{counts:?}");
     }
 }

@@ -26,7 +26,9 @@
 //! bucket per API key whose refusals are bare `text/plain` 429s with a fixed `Retry-After` and no
 //! rate-limit headers, with another tenant taking a share of the rate on a schedule or at runtime
 //! ([`MockServer::set_tenant_share`]). Faults ([`Faults`]) are drawn from a seeded RNG after
-//! admission (so a faulted request has consumed quota); outages consume nothing. All timing uses
+//! admission (so a faulted request has consumed quota); outages consume nothing. Streamed
+//! answers have faults of their own after the 200 head ([`StreamFaults`]): a delayed first
+//! token, and a stall, an error event or a cut connection after N events. All timing uses
 //! tokio's clock, so tests can run with `start_paused = true`. [`MockServer::stats`] and
 //! [`MockServer::timeline`] report what happened.
 //!
@@ -82,12 +84,17 @@
 //! error_rates = { 500 = 0.01, 529 = 0.02 }
 //! outages = [{ start_ms = 60000, duration_ms = 10000 }]
 //!
+//! [faults.stream]
+//! first_token_delay = { ms = 8000, rate = 0.5 }
+//! cut = { after = 5, rate = 0.01 }
+//!
 //! [proxy_limit]
 //! rate_per_second = 5
 //! burst = 2
 //! tenant = [{ from_ms = 20000, share = 0.5 }]
 //! "#).unwrap();
 //! assert_eq!(cfg.faults.outages[0].status, 529);
+//! assert_eq!(cfg.faults.stream.cut.unwrap().after, 5);
 //! assert_eq!(cfg.proxy_limit.unwrap().tenant_schedule[0].share, 0.5);
 //! ```
 //!
@@ -113,7 +120,8 @@ mod server;
 mod stats;
 
 pub use config::{
-    ConfigError, Faults, Flavor, Latency, MockConfig, Outage, ProxyLimit, Quota, TenantShare,
+    ConfigError, Faults, FirstTokenDelay, Flavor, Latency, MockConfig, Outage, ProxyLimit, Quota,
+    StreamFault, StreamFaults, TenantShare,
 };
 pub use server::{MAX_BODY_BYTES, MockServer};
 pub use stats::{Bucket, MockStats};

@@ -5,7 +5,11 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tollgate_mock::{Flavor, Latency, MockConfig, MockServer, ProxyLimit, TenantShare};
+use std::time::Duration;
+
+use tollgate_mock::{
+    FirstTokenDelay, Flavor, Latency, MockConfig, MockServer, ProxyLimit, StreamFault, TenantShare,
+};
 
 const USAGE: &str = "\
 tollgate-mock: a mock LLM provider (OpenAI or Anthropic) with quotas, rate-limit headers and faults
@@ -32,6 +36,14 @@ OPTIONS:
     --credit-tokens N        prepaid credit in tokens
     --seed N                 RNG seed
     -h, --help               print this help
+
+STREAM FAULTS (streamed answers, after the 200 head; P is a probability per stream, default 1):
+    --first-token-delay MS[:P]
+                             send the first event MS milliseconds late
+    --stream-stall N[:P]     after N events send nothing more, never end
+    --stream-error N[:P]     after N events send the error event, end without [DONE] /
+                             message_stop
+    --stream-cut N[:P]       after N events close the connection abruptly
 
 REVERSE-PROXY LIMITER (per API key, checked before the provider's quotas):
     --proxy-rate N           requests per second per key
@@ -64,6 +76,10 @@ const FLAGS: &[&str] = &[
     "--api-key",
     "--credit-tokens",
     "--seed",
+    "--first-token-delay",
+    "--stream-stall",
+    "--stream-error",
+    "--stream-cut",
     "--proxy-rate",
     "--proxy-burst",
     "--proxy-retry-after",
@@ -110,6 +126,25 @@ fn tenant_shares(value: &str) -> Result<Vec<TenantShare>, ArgError> {
             })
         })
         .collect()
+}
+
+/// `N[:P]`: a count and an optional probability (default 1).
+fn count_and_rate(flag: &str, value: &str) -> Result<(u64, f64), ArgError> {
+    let bad = || {
+        ArgError(format!(
+            "invalid value `{value}` for `{flag}`: expected N or N:PROBABILITY, e.g. 3:0.1"
+        ))
+    };
+    let (n, p) = match value.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (value, None),
+    };
+    let n = n.trim().parse().map_err(|_| bad())?;
+    let p = match p {
+        Some(p) => p.trim().parse().map_err(|_| bad())?,
+        None => 1.0,
+    };
+    Ok((n, p))
 }
 
 /// The proxy limit to configure: the file's, or a new one once `--proxy-rate` is given.
@@ -242,6 +277,21 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, ArgErro
             "--credit-tokens" => config.credit_tokens = Some(number(f, value)?),
             "--seed" => config.seed = number(f, value)?,
             "--api-key" => config.api_key = Some(value.clone()),
+            "--first-token-delay" => {
+                let (ms, p) = count_and_rate(f, value)?;
+                let delay = FirstTokenDelay::new(Duration::from_millis(ms)).with_rate(p);
+                config.faults.stream.first_token_delay = Some(delay);
+            }
+            "--stream-stall" | "--stream-error" | "--stream-cut" => {
+                let (after, p) = count_and_rate(f, value)?;
+                let fault = Some(StreamFault::after(after).with_rate(p));
+                let stream = &mut config.faults.stream;
+                match f {
+                    "--stream-stall" => stream.stall = fault,
+                    "--stream-error" => stream.error = fault,
+                    _ => stream.cut = fault,
+                }
+            }
             "--error-rate" => {
                 let bad = || {
                     ArgError(format!(
@@ -291,7 +341,7 @@ async fn main() -> ExitCode {
     let stats = server.stats();
     server.shutdown().await;
     eprintln!(
-        "requests: {}, ok: {}, rate limited: {} (by the proxy: {}), by status: {:?}, resets: {}, hangs: {}, tokens in/out: {}/{}, max in flight: {}",
+        "requests: {}, ok: {}, rate limited: {} (by the proxy: {}), by status: {:?}, resets: {}, hangs: {}, streams delayed/stalled/errored/cut: {}/{}/{}/{}, tokens in/out: {}/{}, max in flight: {}",
         stats.requests,
         stats.ok,
         stats.rate_limited,
@@ -299,6 +349,10 @@ async fn main() -> ExitCode {
         stats.by_status,
         stats.resets,
         stats.hangs,
+        stats.streams_delayed,
+        stats.streams_stalled,
+        stats.streams_errored,
+        stats.streams_cut,
         stats.input_tokens,
         stats.output_tokens,
         stats.max_in_flight
@@ -336,6 +390,51 @@ mod tests {
         assert_eq!(c.faults.error_rates.len(), 2);
         assert_eq!(c.seed, 9);
         assert!(matches!(parse_args(args("-h")), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn stream_fault_flags() {
+        let (_, c) = serve(
+            "--first-token-delay 8000 --stream-stall 3:0.25 --stream-error=5:0.5 --stream-cut 2:0.125",
+        );
+        let s = c.faults.stream;
+        assert_eq!(
+            s.first_token_delay,
+            Some(FirstTokenDelay::new(Duration::from_secs(8)))
+        );
+        assert_eq!(s.stall, Some(StreamFault::after(3).with_rate(0.25)));
+        assert_eq!(s.error, Some(StreamFault::after(5).with_rate(0.5)));
+        assert_eq!(s.cut, Some(StreamFault::after(2).with_rate(0.125)));
+        let (_, c) = serve("--first-token-delay 100:0.5 --stream-cut 4");
+        assert_eq!(c.faults.stream.cut, Some(StreamFault::after(4)));
+        assert_eq!(c.faults.stream.first_token_delay.unwrap().rate, 0.5);
+        assert_eq!(serve("--rpm 5").1.faults.stream, Default::default());
+    }
+
+    #[test]
+    fn stream_flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("tollgate-mock-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stream.toml");
+        std::fs::write(
+            &path,
+            "[faults.stream]\ncut = { after = 4, rate = 0.5 }\nerror = { after = 1, rate = 0.25 }\n",
+        )
+        .unwrap();
+        let (_, c) = serve(&format!("--config {} --stream-cut 2:0.75", path.display()));
+        assert_eq!(
+            c.faults.stream.cut,
+            Some(StreamFault::after(2).with_rate(0.75))
+        );
+        assert_eq!(
+            c.faults.stream.error,
+            Some(StreamFault::after(1).with_rate(0.25))
+        );
+        // 1 (the flag's default rate) + 0.25 > 1: the combination is validated.
+        let err =
+            parse_args(args(&format!("--config {} --stream-cut 2", path.display()))).unwrap_err();
+        assert!(err.0.contains("faults.stream"), "{}", err.0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -396,6 +495,20 @@ mod tests {
             ("--bogus=1", "unknown flag `--bogus`"),
             ("--error-rate 503", "--error-rate"),
             ("--error-rate 503=2", "error_rates.503"),
+            ("--first-token-delay x", "--first-token-delay"),
+            ("--first-token-delay 5:x", "--first-token-delay"),
+            (
+                "--first-token-delay 5:2",
+                "faults.stream.first_token_delay.rate",
+            ),
+            (
+                "--first-token-delay 3600001",
+                "faults.stream.first_token_delay.ms",
+            ),
+            ("--stream-stall -1", "--stream-stall"),
+            ("--stream-error 1:0.5:2", "--stream-error"),
+            ("--stream-cut 3:1.5", "faults.stream.cut.rate"),
+            ("--stream-cut 3:0.5 --stream-stall 1:0.6", "faults.stream"),
             ("--flavor gemini", "--flavor"),
             ("--addr nowhere", "--addr"),
             ("--seed", "--seed"),

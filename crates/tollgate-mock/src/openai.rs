@@ -280,6 +280,17 @@ pub(crate) fn stream(a: &Answer, include_usage: bool) -> Vec<Bytes> {
     frames
 }
 
+/// The error event of a stream cut short after a 200 (PROVIDERS.md §6): the 500 body as a
+/// `data:` line, `{"error":{"message","type":"server_error","param":null,"code":null}}`.
+pub(crate) fn stream_error() -> Bytes {
+    let body = status_error(500);
+    let mut frame = Vec::with_capacity(body.len() + 8);
+    frame.extend_from_slice(b"data: ");
+    frame.extend_from_slice(&body);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

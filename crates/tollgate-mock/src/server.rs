@@ -16,7 +16,9 @@
 //! 10. fault draw: reset, hang or an error status (quota already consumed, as providers count
 //!     failed requests);
 //! 11. latency, then the answer; output tokens are charged to OTPM (and Anthropic's TPM/TPD) and
-//!     to the credit.
+//!     to the credit. A streamed answer that step 10 left alone draws its stream faults
+//!     (first-token delay; stall, error event or cut after N events), which change only its
+//!     body: the head is a 200, counted and charged as a complete answer.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -40,12 +42,14 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::answer::Answer;
-use crate::body::{Guard, MockBody};
+use crate::body::{ConnectionReset, Ending, Guard, MockBody};
 use crate::config::{ConfigError, Flavor, MockConfig, check_tenant_share};
-use crate::faults::{Fault, Rng, draw_fault, sample_latency};
+use crate::faults::{
+    Fault, Rng, StreamEnd, StreamPlan, draw_fault, draw_stream_faults, sample_latency,
+};
 use crate::proxy::ProxyLimiter;
 use crate::quota::{Charge, QuotaState, Rejection};
-use crate::stats::{Bucket, MockStats, Outcome, Recorder};
+use crate::stats::{Bucket, MockStats, Outcome, Recorder, StreamFault};
 use crate::{anthropic, openai};
 
 /// Request bodies above this get a 413.
@@ -301,7 +305,7 @@ impl MockServer {
     }
 
     /// Stops accepting, lets open requests finish for up to a second (hanging ones end at once
-    /// with a reset), then closes every connection.
+    /// with a reset, stalled streams with a cut), then closes every connection.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
@@ -378,18 +382,6 @@ async fn serve_connection(
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
-
-/// The service error that makes hyper drop the connection without a response.
-#[derive(Debug)]
-struct ConnectionReset;
-
-impl fmt::Display for ConnectionReset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection reset by the mock")
-    }
-}
-
-impl std::error::Error for ConnectionReset {}
 
 /// Counts a request in flight until dropped.
 struct InFlight(Arc<Shared>);
@@ -697,11 +689,17 @@ async fn handle(
     }
     let slot = Admitted(shared.clone());
 
-    // 10. Faults and latency, one locked draw.
-    let (fault, latency) = {
+    // 10. Faults and latency, one locked draw; then the stream faults of a streamed answer.
+    let (fault, latency, plan) = {
         let mut rng = shared.rng.lock();
         let fault = draw_fault(&shared.config.faults, &mut rng);
-        (fault, sample_latency(&shared.config.latency, &mut rng))
+        let latency = sample_latency(&shared.config.latency, &mut rng);
+        let plan = if fault.is_none() && parsed.stream {
+            draw_stream_faults(&shared.config.faults.stream, &mut rng)
+        } else {
+            StreamPlan::default()
+        };
+        (fault, latency, plan)
     };
     match fault {
         Some(Fault::Reset) => {
@@ -761,18 +759,42 @@ async fn handle(
         .lock()
         .complete(Instant::now(), answer.input, answer.output);
     shared.record(Outcome::Status(200), answer.input, answer.output);
-    let frames = match api {
+    let mut frames = match api {
         Api::Chat => openai::stream(&answer, parsed.include_usage),
         Api::Messages => anthropic::stream(&answer),
     };
     let interval = (latency - first) / u32::try_from(frames.len().max(1)).unwrap_or(u32::MAX);
+    let ending = match plan.end {
+        None => Ending::Clean,
+        Some((end, after)) => {
+            // Never as far as the terminal event.
+            let keep = usize::try_from(after)
+                .unwrap_or(usize::MAX)
+                .min(frames.len() - 1);
+            frames.truncate(keep);
+            let (ending, counted) = match end {
+                StreamEnd::Stall => (Ending::stall(shared.shutdown.clone()), StreamFault::Stalled),
+                StreamEnd::Error => {
+                    frames.push(match api {
+                        Api::Chat => openai::stream_error(),
+                        Api::Messages => anthropic::stream_error(),
+                    });
+                    (Ending::Clean, StreamFault::Errored)
+                }
+                StreamEnd::Cut => (Ending::cut(), StreamFault::Cut),
+            };
+            shared.recorder.lock().stream_fault(counted);
+            ending
+        }
+    };
+    if !plan.first_token_delay.is_zero() {
+        shared.recorder.lock().stream_fault(StreamFault::Delayed);
+    }
     let guards: Vec<Guard> = vec![Box::new(slot), Box::new(in_flight)];
-    let mut res = reply.build(
-        200,
-        MockBody::stream(frames, interval, guards),
-        "text/event-stream",
-        &[],
-    );
+    let body = MockBody::stream(frames, interval, guards)
+        .with_first_delay(plan.first_token_delay)
+        .with_ending(ending);
+    let mut res = reply.build(200, body, "text/event-stream", &[]);
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(res)

@@ -22,6 +22,19 @@ pub struct MockStats {
     pub resets: u64,
     /// Requests never answered by the hang fault.
     pub hangs: u64,
+    /// Streamed answers whose first event was delayed by the first-token-delay fault.
+    ///
+    /// This and the three stream-fault counters below count answers *given* the fault, when
+    /// their 200 head is sent (a client that goes away before event N is counted all the same).
+    /// Those answers are also counted in `ok`, `by_status` and the timeline's `ok` as 200s, with
+    /// their input and output tokens, charged as for a complete answer.
+    pub streams_delayed: u64,
+    /// Streamed answers stalled after N events by the stream stall fault.
+    pub streams_stalled: u64,
+    /// Streamed answers ended by a mid-stream error event after N events.
+    pub streams_errored: u64,
+    /// Streamed answers whose connection was cut after N events.
+    pub streams_cut: u64,
     /// Input (prompt) tokens of successful answers.
     pub input_tokens: u64,
     /// Output (completion) tokens of successful answers.
@@ -60,6 +73,15 @@ pub(crate) enum Outcome {
     Hang,
 }
 
+/// A stream fault given to a streamed answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamFault {
+    Delayed,
+    Stalled,
+    Errored,
+    Cut,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
     stats: MockStats,
@@ -95,6 +117,16 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    pub(crate) fn stream_fault(&mut self, fault: StreamFault) {
+        let counter = match fault {
+            StreamFault::Delayed => &mut self.stats.streams_delayed,
+            StreamFault::Stalled => &mut self.stats.streams_stalled,
+            StreamFault::Errored => &mut self.stats.streams_errored,
+            StreamFault::Cut => &mut self.stats.streams_cut,
+        };
+        *counter += 1;
     }
 
     pub(crate) fn stats(&self) -> MockStats {

@@ -5,7 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, chat};
-use tollgate_mock::{Bucket, Flavor, Latency, MockConfig, MockServer, Outage, ProxyLimit};
+use tollgate_mock::{
+    Bucket, FirstTokenDelay, Flavor, Latency, MockConfig, MockServer, Outage, ProxyLimit,
+    StreamFault,
+};
 
 const FULL: &str = r#"
 flavor = "anthropic"
@@ -28,6 +31,12 @@ max_concurrency = 20
 error_rates = { 500 = 0.01, "529" = 0.02 }
 hang_rate = 0.001
 reset_rate = 0.002
+
+[faults.stream]
+first_token_delay = { ms = 8000 }    # rate 1: every stream
+stall = { after = 3, rate = 0.01 }
+error = { after = 5, rate = 0.02 }
+cut = { after = 7, rate = 0.05 }
 
 [[faults.outages]]
 start_ms = 60000
@@ -71,6 +80,10 @@ fn toml_round_trip() {
         .with_error_rate(529, 0.02)
         .with_hang_rate(0.001)
         .with_reset_rate(0.002)
+        .with_first_token_delay(FirstTokenDelay::new(Duration::from_secs(8)))
+        .with_stream_stall(StreamFault::after(3).with_rate(0.01))
+        .with_stream_error(StreamFault::after(5).with_rate(0.02))
+        .with_stream_cut(StreamFault::after(7).with_rate(0.05))
         .with_outage(Duration::from_secs(60), Duration::from_secs(10))
         .with_outage_status(Duration::from_secs(120), Duration::from_secs(5), 500)
         .with_proxy_limit(
@@ -124,6 +137,38 @@ fn errors_name_the_field() {
         ("[faults]\nhang_rate = -0.1\n", "faults.hang_rate"),
         ("[faults]\nhang_rate = 0.6\nreset_rate = 0.6\n", "faults"),
         ("context_window = 0\n", "context_window"),
+        ("[faults.stream]\nstal = { after = 1 }\n", "stal"),
+        ("[faults.stream]\ncut = { after = 1, rat = 0.5 }\n", "rat"),
+        ("[faults.stream]\ncut = { rate = 0.5 }\n", "after"),
+        ("[faults.stream]\ncut = { after = -1 }\n", "after"),
+        (
+            "[faults.stream]\nfirst_token_delay = { rate = 0.5 }\n",
+            "ms",
+        ),
+        (
+            "[faults.stream]\ncut = { after = 1, rate = 1.5 }\n",
+            "faults.stream.cut.rate",
+        ),
+        (
+            "[faults.stream]\nstall = { after = 1, rate = -0.5 }\n",
+            "faults.stream.stall.rate",
+        ),
+        (
+            "[faults.stream]\nerror = { after = 1, rate = nan }\n",
+            "faults.stream.error.rate",
+        ),
+        (
+            "[faults.stream]\nfirst_token_delay = { ms = 1, rate = 2 }\n",
+            "faults.stream.first_token_delay.rate",
+        ),
+        (
+            "[faults.stream]\nfirst_token_delay = { ms = 3600001 }\n",
+            "faults.stream.first_token_delay.ms",
+        ),
+        (
+            "[faults.stream]\nstall = { after = 1, rate = 0.5 }\ncut = { after = 1, rate = 0.6 }\n",
+            "the stall, error and cut rates add up to 1.1",
+        ),
         ("bogus = 1\n", "bogus"),
         (
             "[[faults.outages]]\nstart_ms = 1\nduration_ms = 1\nstatus = 200\n",
