@@ -24,6 +24,18 @@
 //!   the key) with a 502 of its own.
 //! - **Bounded input**: caller bodies are read up to 4 MiB ([`MAX_BODY`]; 413 beyond) and must
 //!   be a JSON object (400 otherwise); nothing a caller sends can panic the gateway.
+//! - **Slow and idle callers hold nothing for long** (see the limits below): the gateway
+//!   serves HTTP/1.1 through its own accept loop, [`serve_gateway`]
+//!   (`examples/support/gateway_server.rs`, in place of `axum::serve`), which caps open
+//!   connections and closes idle ones and slow request heads; [`app_with`] reads each body
+//!   within a time limit (408) and under a byte budget shared by all requests (503 with
+//!   `retry-after` when it is spent), so bodies that never end cannot pile up in memory.
+//! - **A bounded shutdown**: on Ctrl-C the gateway stops accepting, lets requests in flight
+//!   finish for up to 10 s ([`DRAIN`](gateway_server::DRAIN)), then aborts what remains (a
+//!   request to a hung upstream, an endless stream; its caller sees the connection close) and
+//!   exits — within the drain and the second or so the in-process mocks take to stop.
+//! - **Streams pass through**: an upstream's answer, `text/event-stream` included, is relayed
+//!   frame by frame as it arrives, never buffered.
 //! - **Reusable pieces**: [`app`] builds the `axum::Router` around any stack and [`stack`]
 //!   builds this one, so `tests/gateway.rs` includes this file and drives both.
 //!
@@ -45,6 +57,7 @@
 //! | `GATEWAY_PRIMARY_PROVIDER` | `openai` | whose errors and headers to expect (`anthropic`, `deepseek`, …) |
 //! | `GATEWAY_PRIMARY_RPM`, `GATEWAY_PRIMARY_TPM` | 500, 200000 | the quota to keep to |
 //! | `GATEWAY_FALLBACK_*` | — | the same for the fallback (none without `GATEWAY_FALLBACK_URL`) |
+//! | `GATEWAY_MAX_CONNECTIONS` | 1000 | connections open at once (keep it under `ulimit -n`, less the upstreams' own) |
 //!
 //! A base URL with a path is the API root (`https://api.groq.com/openai/v1`); one without
 //! (`http://127.0.0.1:8000`) gets `/v1`. Then, for example:
@@ -53,10 +66,34 @@
 //! curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \
 //!   -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
 //! ```
+//!
+//! # Limits
+//!
+//! | limit | value | when it is reached |
+//! |---|---|---|
+//! | [`MAX_CONNECTIONS`](gateway_server::MAX_CONNECTIONS) | 1,000 open connections (`GATEWAY_MAX_CONNECTIONS`) | one more is accepted and closed at once, before anything is read: the caller sees the connection close and retries; nothing queues |
+//! | [`IDLE_TIMEOUT`](gateway_server::IDLE_TIMEOUT) | 30 s | a connection with no request in flight that sends nothing — new, or kept alive after an answer — is closed |
+//! | [`HEAD_TIMEOUT`](gateway_server::HEAD_TIMEOUT) | 10 s from its first byte | a request head not complete by then: the connection is closed |
+//! | [`BODY_TIMEOUT`] | 30 s from the end of the head | a body not complete by then: 408 `request_timeout`, and the connection is closed |
+//! | [`MAX_BODY`] | 4 MiB a body | 413 `request_too_large` (from its `content-length` when announced) |
+//! | [`BODY_BUDGET`] | 64 MiB across all requests | a body whose buffer cannot grow within it: 503 `gateway_busy` with `retry-after: 1` and `x-should-retry: true`, and the connection is closed |
+//! | [`DRAIN`](gateway_server::DRAIN) | 10 s after Ctrl-C | requests still in flight are aborted and their connections closed |
+//!
+//! The body budget counts the capacity of the buffers bodies are read into (grown by doubling
+//! as bytes arrive; an announced `content-length` reserves nothing), and a body keeps its share
+//! until the stack is done with it (the retries resend it): so memory for caller bodies stays
+//! within 64 MiB, while ordinary chat requests — a few KiB each — are never refused for it
+//! short of thousands at once. A caller that holds its share by sending slowly loses it after
+//! [`BODY_TIMEOUT`]. An answer being streamed back is in flight for as long as it lasts: the
+//! idle timeout does not cut streams, and the drain bounds them at shutdown.
 
 #[path = "support/reqwest_transport.rs"]
 mod reqwest_transport;
 pub(crate) use reqwest_transport::ReqwestTransport;
+
+#[path = "support/gateway_server.rs"]
+pub(crate) mod gateway_server;
+pub(crate) use gateway_server::{ConnectionLimits, serve as serve_gateway};
 
 use std::error::Error;
 use std::num::NonZeroU64;
@@ -71,7 +108,9 @@ use axum::routing::post;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Request, StatusCode};
-use tollgate::body::{BodyTooLarge, BufferedBody, buffer_request};
+use http_body_util::BodyExt;
+use tokio::sync::{Semaphore, TryAcquireError};
+use tollgate::body::{BodyTooLarge, BufferedBody};
 use tollgate::circuit_breaker::{BreakerConfig, CircuitOpen};
 use tollgate::fallback::{
     AllTargetsFailed, BoxTarget, Credentials, Endpoint, FallbackLayer, Rewrite, SetModel, Target,
@@ -87,6 +126,14 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// The largest request body the gateway reads from a caller: 4 MiB.
 pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The longest a caller's body may take to arrive, from the end of its head: 30 s (4 MiB at
+/// 140 KB/s).
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The bytes of caller bodies the gateway holds at once, across all requests: 64 MiB (16
+/// bodies at the 4 MiB limit; thousands of ordinary chat requests).
+pub(crate) const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 /// The wait to advertise when a refusal carries none of its own.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -104,13 +151,7 @@ const PASSED_HEADERS: [&str; 6] = [
 
 // ===== the router =====
 
-/// The gateway's router around `stack`: `POST /v1/chat/completions`, and OpenAI-shaped 405s
-/// and 404s for other methods and paths.
-///
-/// `stack` receives `POST /v1/chat/completions` with a relative URI, `content-type:
-/// application/json` and the caller's body (at most [`MAX_BODY`], a JSON object), nothing else
-/// of the caller's request — no `authorization` — and must address and authenticate the
-/// request itself, as the one [`stack`] builds does.
+/// The gateway's router around `stack`, with the default [`BodyLimits`]: see [`app_with`].
 pub(crate) fn app<S, B>(stack: S) -> Router
 where
     S: Service<Request<BufferedBody>, Response = http::Response<B>, Error = BoxError>
@@ -122,45 +163,192 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    app_with(stack, BodyLimits::default())
+}
+
+/// The gateway's router around `stack`: `POST /v1/chat/completions`, and OpenAI-shaped 405s
+/// and 404s for other methods and paths. Caller bodies are read within `limits`.
+///
+/// `stack` receives `POST /v1/chat/completions` with a relative URI, `content-type:
+/// application/json` and the caller's body (at most [`MAX_BODY`], a JSON object), nothing else
+/// of the caller's request — no `authorization` — and must address and authenticate the
+/// request itself, as the one [`stack`] builds does.
+pub(crate) fn app_with<S, B>(stack: S, limits: BodyLimits) -> Router
+where
+    S: Service<Request<BufferedBody>, Response = http::Response<B>, Error = BoxError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let gateway = Gateway {
+        stack,
+        bodies: Bodies {
+            timeout: limits.timeout,
+            budget: Arc::new(Semaphore::new(limits.budget)),
+        },
+    };
     Router::new()
         .route(
             "/v1/chat/completions",
             post(chat_completions::<S, B>).fallback(method_not_allowed),
         )
         .fallback(not_found)
-        .with_state(stack)
+        .with_state(gateway)
+}
+
+/// How caller bodies are read; [`Default`] is [`BODY_TIMEOUT`] and [`BODY_BUDGET`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyLimits {
+    /// The longest one body may take to arrive, from the end of its head.
+    pub(crate) timeout: Duration,
+    /// The bytes of caller bodies held at once, across all requests.
+    pub(crate) budget: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            timeout: BODY_TIMEOUT,
+            budget: BODY_BUDGET,
+        }
+    }
+}
+
+/// The router's state: the stack, and how bodies are read.
+#[derive(Debug, Clone)]
+struct Gateway<S> {
+    stack: S,
+    bodies: Bodies,
+}
+
+#[derive(Debug, Clone)]
+struct Bodies {
+    timeout: Duration,
+    /// One permit a byte.
+    budget: Arc<Semaphore>,
+}
+
+/// Bytes of the body budget held by one request, given back when dropped.
+#[derive(Debug)]
+struct Reservation {
+    budget: Arc<Semaphore>,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// Takes `more` bytes of the budget, if they are free now.
+    fn grow(&mut self, more: usize) -> Result<(), TryAcquireError> {
+        let permits = u32::try_from(more).map_err(|_| TryAcquireError::NoPermits)?;
+        self.budget.try_acquire_many(permits)?.forget();
+        self.bytes += more;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.bytes);
+    }
+}
+
+/// Reads the caller's body: at most [`MAX_BODY`] bytes (413, refused from its content-length
+/// when that is larger), within `bodies.timeout` (408), into a buffer whose capacity is taken
+/// from the body budget as it grows (503 with `retry-after` when the budget cannot give it).
+async fn read_body(
+    request: axum::extract::Request,
+    bodies: &Bodies,
+) -> Result<(BufferedBody, Reservation), Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body is larger than {MAX_BODY} bytes."),
+        )
+    };
+    let announced = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let deadline = tokio::time::Instant::now() + bodies.timeout;
+    let mut reservation = Reservation {
+        budget: Arc::clone(&bodies.budget),
+        bytes: 0,
+    };
+    let mut buffer = Vec::new();
+    let mut body = request.into_body();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(Refusal::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    "request_timeout",
+                    format!(
+                        "The request body did not arrive within {} seconds.",
+                        bodies.timeout.as_secs()
+                    ),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "invalid_body",
+                    "The request body could not be read.",
+                ));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let needed = buffer.len() + data.len();
+        if needed > MAX_BODY {
+            return Err(too_large());
+        }
+        // The budget covers the buffer's capacity, not just its bytes: grow it by doubling,
+        // and take the growth from the budget first.
+        if needed > reservation.bytes {
+            let capacity = needed.max(2 * reservation.bytes).min(MAX_BODY);
+            if reservation.grow(capacity - reservation.bytes).is_err() {
+                return Err(unavailable(
+                    "gateway_busy",
+                    "The gateway is reading too many request bodies at once. \
+                     Please retry after the time in retry-after.",
+                )
+                .retry_after(DEFAULT_RETRY_AFTER));
+            }
+            buffer.reserve_exact(capacity - buffer.len());
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok((BufferedBody::new(buffer), reservation))
 }
 
 /// Reads and checks the caller's body, sends it through the stack, and relays the answer or
 /// turns the stack's error into a [`Refusal`].
-async fn chat_completions<S, B>(State(stack): State<S>, request: axum::extract::Request) -> Response
+async fn chat_completions<S, B>(
+    State(gateway): State<Gateway<S>>,
+    request: axum::extract::Request,
+) -> Response
 where
     S: Service<Request<BufferedBody>, Response = http::Response<B>, Error = BoxError>,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    // Read at most MAX_BODY bytes; a larger body (or a larger content-length) is refused
-    // without reading the rest.
-    let body = match buffer_request(Request::new(request.into_body()), MAX_BODY).await {
-        Ok(buffered) => buffered.into_body(),
-        Err(error) if error.downcast_ref::<BodyTooLarge>().is_some() => {
-            return Refusal::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large",
-                format!("The request body is larger than {MAX_BODY} bytes."),
-            )
-            .into_response();
-        }
-        Err(_) => {
-            return Refusal::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_body",
-                "The request body could not be read.",
-            )
-            .into_response();
-        }
+    // Held until the stack is done with the body (its retries keep it).
+    let (body, _reservation) = match read_body(request, &gateway.bodies).await {
+        Ok(read) => read,
+        Err(refusal) => return refusal.closing(),
     };
     if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body.bytes()).is_err() {
         return Refusal::new(
@@ -177,7 +365,7 @@ where
     upstream
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    match stack.oneshot(upstream).await {
+    match gateway.stack.oneshot(upstream).await {
         // The upstream refused the gateway's own key: its error body may quote the key
         // (masked), and the caller can do nothing about it.
         Ok(response)
@@ -283,6 +471,17 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// The answer, closing the connection: for a refusal that leaves the caller's body unread.
+    fn closing(self) -> Response {
+        let mut response = self.into_response();
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+}
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let body = serde_json::json!({
@@ -343,8 +542,11 @@ pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
         );
     }
     if let Some(open) = error.downcast_ref::<CircuitOpen>() {
-        return unavailable("The upstream is failing; the gateway is not sending to it for now.")
-            .retry_after(open.retry_after().unwrap_or(DEFAULT_RETRY_AFTER));
+        return unavailable(
+            "upstream_unavailable",
+            "The upstream is failing; the gateway is not sending to it for now.",
+        )
+        .retry_after(open.retry_after().unwrap_or(DEFAULT_RETRY_AFTER));
     }
     if let Some(all) = error.downcast_ref::<AllTargetsFailed>() {
         let wait = all.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
@@ -360,7 +562,11 @@ pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
             )
             .retry_after(wait)
         } else {
-            unavailable("Every upstream failed or is cooling down.").retry_after(wait)
+            unavailable(
+                "upstream_unavailable",
+                "Every upstream failed or is cooling down.",
+            )
+            .retry_after(wait)
         };
     }
     if let Some(exhausted) = error.downcast_ref::<RetriesExhausted>() {
@@ -373,7 +579,7 @@ pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
                 "The upstream is rate limited. Please retry after the time in retry-after.",
             ),
             Some(class) => by_class(class),
-            None => unavailable("The upstream did not answer."),
+            None => unavailable("upstream_unavailable", "The upstream did not answer."),
         }
         .retry_after(wait);
     }
@@ -391,12 +597,12 @@ pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
     by_class(class).retry_after(DEFAULT_RETRY_AFTER)
 }
 
-/// A 503.
-fn unavailable(message: &str) -> Refusal {
+/// A 503 with `code`.
+fn unavailable(code: &'static str, message: &str) -> Refusal {
     Refusal::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "server_error",
-        "upstream_unavailable",
+        code,
         message,
     )
 }
@@ -416,9 +622,10 @@ fn by_class(class: ErrorClass) -> Refusal {
             "upstream_unreachable",
             "The gateway could not reach the upstream.",
         ),
-        ErrorClass::Overloaded | ErrorClass::ServerError => {
-            unavailable("The upstream is overloaded or failing.")
-        }
+        ErrorClass::Overloaded | ErrorClass::ServerError => unavailable(
+            "upstream_unavailable",
+            "The upstream is overloaded or failing.",
+        ),
         _ => Refusal::new(
             StatusCode::BAD_GATEWAY,
             "server_error",
@@ -817,18 +1024,37 @@ async fn main() -> Result<(), BoxError> {
         Some(fallback) => format!("{} then {}", primary.name, fallback.name),
         None => primary.name.clone(),
     };
+    let limits = ConnectionLimits {
+        max_connections: match std::env::var("GATEWAY_MAX_CONNECTIONS") {
+            Ok(text) => text
+                .parse()
+                .map_err(|_| format!("GATEWAY_MAX_CONNECTIONS is not a number: {text:?}"))?,
+            Err(_) => gateway_server::MAX_CONNECTIONS,
+        },
+        ..ConnectionLimits::default()
+    };
     if serve {
         println!("serving http://{addr}/v1/chat/completions ({names}); Ctrl-C to stop");
-        axum::serve(listener, app(stack))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+            println!(
+                "stopping: draining requests in flight for at most {} s",
+                limits.drain.as_secs()
+            );
+        };
+        let aborted = serve_gateway(listener, app(stack), limits, ctrl_c).await;
+        if aborted > 0 {
+            println!("stopped: aborted {aborted} connection(s) still busy after the drain");
+        }
     } else {
         println!("self-test of http://{addr}/v1/chat/completions ({names})");
-        let server = tokio::spawn(async move { axum::serve(listener, app(stack)).await });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_gateway(listener, app(stack), limits, async {
+            let _ = stopped.await;
+        }));
         self_test(addr, mocks.as_ref()).await?;
-        server.abort();
+        let _ = stop.send(());
+        server.await?;
     }
     if let Some(mocks) = mocks {
         mocks.primary.shutdown().await;

@@ -3,8 +3,15 @@
 //! when the stack must refuse — a 429 or 503 carrying the stack's own wait, exactly, as
 //! `retry-after` and `retry-after-ms`, with `x-should-retry: true`, and never an upstream key.
 //!
-//! Tokio's clock is paused (`start_paused`), so the quotas' minutes pass at once and no
-//! virtual time passes while the requests are on the wire: every wait is asserted exactly.
+//! It is served by the example's own accept loop (`examples/support/gateway_server.rs`), and
+//! the last tests hold it to its bounds with raw sockets: a slow head, an idle connection, a
+//! body that never ends, a full body budget, the connection cap, a shutdown with a hung
+//! upstream; and an event stream passes through as it comes.
+//!
+//! Tokio's clock is paused (`start_paused`, current-thread runtime), so the quotas' minutes
+//! pass at once and no virtual time passes while the requests are on the wire: every wait is
+//! asserted exactly. A socket that became readable wakes its task before the clock may move,
+//! so a short sleep is a barrier: when it ends, the gateway has read everything sent before.
 
 #![cfg(all(
     feature = "circuit-breaker",
@@ -18,14 +25,23 @@
 #[allow(dead_code)]
 mod axum_gateway;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum_gateway::{ReqwestTransport, Upstream, app, per_minute, retry_policy, stack};
+use axum_gateway::gateway_server::{DRAIN, HEAD_TIMEOUT, IDLE_TIMEOUT};
+use axum_gateway::{
+    BODY_TIMEOUT, BodyLimits, ConnectionLimits, ReqwestTransport, Upstream, app, app_with,
+    per_minute, retry_policy, serve_gateway, stack,
+};
 use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tollgate::providers::Provider;
 use tollgate::ratelimit::Limits;
-use tollgate_mock::{MockConfig, MockServer};
+use tollgate_mock::{Latency, MockConfig, MockServer, StreamFault};
 
 const PRIMARY_KEY: &str = "sk-primary-secret";
 const FALLBACK_KEY: &str = "sk-fallback-secret";
@@ -58,24 +74,42 @@ fn primary(mock: &MockServer) -> Upstream {
     upstream("primary", mock, PRIMARY_KEY, Provider::OpenAi)
 }
 
-/// Serves `router` on a free port.
-async fn listen(router: axum::Router) -> SocketAddr {
+/// Serves `router` on a free port within `limits` until `shutdown`; the task returns the
+/// number of connections aborted.
+async fn listen_with(
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (SocketAddr, JoinHandle<usize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
+    let server = tokio::spawn(serve_gateway(listener, router, limits, shutdown));
+    (addr, server)
 }
 
-/// Serves the gateway over `primary` (and `fallback`) on a free port.
-async fn serve(primary: &Upstream, fallback: Option<&Upstream>) -> SocketAddr {
-    let stack = stack(
+/// Serves `router` on a free port.
+async fn listen(router: axum::Router) -> SocketAddr {
+    let limits = ConnectionLimits::default();
+    listen_with(router, limits, std::future::pending()).await.0
+}
+
+/// The gateway's stack over `primary` (and `fallback`).
+fn gateway_stack(
+    primary: &Upstream,
+    fallback: Option<&Upstream>,
+) -> tollgate::fallback::BoxTarget<tollgate::providers::PeekedBody<reqwest::Body>> {
+    stack(
         primary,
         fallback,
         &retry_policy(),
         ReqwestTransport::new(reqwest::Client::new()),
     )
-    .unwrap();
-    listen(app(stack)).await
+    .unwrap()
+}
+
+/// Serves the gateway over `primary` (and `fallback`) on a free port.
+async fn serve(primary: &Upstream, fallback: Option<&Upstream>) -> SocketAddr {
+    listen(app(gateway_stack(primary, fallback))).await
 }
 
 /// Serves the gateway over [`primary`]`(mock)` alone.
@@ -350,4 +384,268 @@ async fn the_router_serves_a_ready_stack_too() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     answer.assert_no_key();
     assert_eq!(mock.stats().ok, 1);
+}
+
+// ===== bounds on callers =====
+
+/// A request head that is never finished.
+const PARTIAL_HEAD: &[u8] = b"POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\n";
+
+/// A complete request for another path: answered (404) by the gateway alone.
+const ELSEWHERE: &[u8] = b"GET /v1/models HTTP/1.1\r\nhost: gateway\r\n\r\n";
+
+/// Lets the gateway read everything sent so far (see the module docs).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// Reads until the gateway closes `stream`; when it did.
+async fn closed(stream: &mut TcpStream) -> Instant {
+    let mut chunk = [0; 1024];
+    while let Ok(1..) = stream.read(&mut chunk).await {}
+    Instant::now()
+}
+
+/// Reads one answer from `stream`: its status, its head and its body (by `content-length`).
+async fn read_answer(stream: &mut TcpStream) -> (u16, String, String) {
+    let mut bytes = Vec::new();
+    let mut chunk = [0; 1024];
+    let head_end = loop {
+        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert_ne!(n, 0, "closed before an answer");
+        bytes.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&bytes[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    while bytes.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert_ne!(n, 0, "closed within an answer");
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    let status = head[9..12].parse().unwrap();
+    let body = String::from_utf8_lossy(&bytes[head_end..]).into_owned();
+    (status, head, body)
+}
+
+/// A slowloris — part of a head, then nothing — is closed exactly [`HEAD_TIMEOUT`] after its
+/// first byte, while another caller is served meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_slow_head_is_cut_off_while_others_are_served() {
+    let mock = start(primary_config()).await;
+    let addr = serve_primary(&mock).await;
+
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(PARTIAL_HEAD).await.unwrap();
+    let sent = Instant::now();
+    assert_eq!(chat(addr).await.status, StatusCode::OK);
+    assert_eq!(closed(&mut slow).await - sent, HEAD_TIMEOUT);
+    assert_eq!(mock.stats().requests, 1);
+}
+
+/// A connection that sends nothing — new, or kept alive after an answer — is closed exactly
+/// [`IDLE_TIMEOUT`] after it became free (not at the shorter head timeout).
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let mock = start(primary_config()).await;
+    let addr = serve_primary(&mock).await;
+
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let opened = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(ELSEWHERE).await.unwrap();
+    let (status, head, _) = read_answer(&mut kept).await;
+    assert_eq!(status, 404);
+    assert!(!head.contains("connection: close"), "{head}");
+    let answered = Instant::now();
+
+    assert_eq!(closed(&mut silent).await - opened, IDLE_TIMEOUT);
+    assert_eq!(closed(&mut kept).await - answered, IDLE_TIMEOUT);
+}
+
+/// A body that never finishes is answered 408, in OpenAI's shape, exactly [`BODY_TIMEOUT`]
+/// after its head, and the connection is closed.
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_ends_gets_408() {
+    let mock = start(primary_config()).await;
+    let addr = serve_primary(&mock).await;
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\":")
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let (status, head, body) = read_answer(&mut stream).await;
+    assert_eq!(Instant::now() - sent, BODY_TIMEOUT);
+    assert_eq!(status, 408);
+    assert!(head.contains("connection: close"), "{head}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    closed(&mut stream).await;
+    assert_eq!(mock.stats().requests, 0);
+}
+
+/// With the body budget (here 1 KiB) held by a body being read, a new request is refused at
+/// once with a 503 to retry in 1 s; once that body is gone, requests are read again.
+#[tokio::test(start_paused = true)]
+async fn a_full_body_budget_gives_503_with_retry_after() {
+    let mock = start(primary_config()).await;
+    let limits = BodyLimits {
+        budget: 1024,
+        ..BodyLimits::default()
+    };
+    let stack = gateway_stack(&primary(&mock), None);
+    let addr = listen(app_with(stack, limits)).await;
+
+    let mut holder = TcpStream::connect(addr).await.unwrap();
+    holder
+        .write_all(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-length: 2048\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    holder.write_all(&[b' '; 1024]).await.unwrap();
+    settle().await;
+
+    let refused = chat(addr).await;
+    refused.assert_told_to_wait(StatusCode::SERVICE_UNAVAILABLE, 1);
+    assert_eq!(refused.code(), "gateway_busy");
+    assert_eq!(refused.body["error"]["type"], "server_error");
+    assert_eq!(refused.header("connection"), Some("close"));
+
+    drop(holder);
+    settle().await;
+    assert_eq!(chat(addr).await.status, StatusCode::OK);
+    assert_eq!(mock.stats().requests, 1);
+}
+
+/// Beyond the cap (here 2), a connection is closed at once, while the two inside are served;
+/// when one ends, its place is free again.
+#[tokio::test(start_paused = true)]
+async fn connections_beyond_the_cap_are_closed() {
+    let mock = start(primary_config()).await;
+    let limits = ConnectionLimits {
+        max_connections: 2,
+        ..ConnectionLimits::default()
+    };
+    let stack = gateway_stack(&primary(&mock), None);
+    let (addr, _) = listen_with(app(stack), limits, std::future::pending()).await;
+
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    settle().await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let at = Instant::now();
+    assert_eq!(closed(&mut third).await, at, "closed at once");
+    for inside in [&mut first, &mut second] {
+        inside.write_all(ELSEWHERE).await.unwrap();
+        assert_eq!(read_answer(inside).await.0, 404);
+    }
+
+    drop(first);
+    settle().await;
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    fourth.write_all(ELSEWHERE).await.unwrap();
+    assert_eq!(read_answer(&mut fourth).await.0, 404);
+}
+
+/// On shutdown, a request in flight that finishes within the drain is answered, new
+/// connections are refused, and the gateway stops as soon as it is done.
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_requests_in_flight() {
+    let mock = start(primary_config().with_latency(Latency::Fixed { ms: 2_000 })).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stack = gateway_stack(&primary(&mock), None);
+    let (addr, server) = listen_with(app(stack), ConnectionLimits::default(), async {
+        let _ = stopped.await;
+    })
+    .await;
+
+    let call = tokio::spawn(chat(addr));
+    settle().await;
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    assert_eq!(server.await.unwrap(), 0, "none aborted");
+    // The rest of the upstream's 2 s, `settle` having taken 1 ms of it.
+    assert_eq!(Instant::now() - asked, Duration::from_millis(1_999));
+    assert_eq!(call.await.unwrap().status, StatusCode::OK);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+}
+
+/// On shutdown with a request to a hung upstream in flight, the gateway drains for exactly
+/// [`DRAIN`], then aborts the request — its caller sees the connection close — and stops.
+#[tokio::test(start_paused = true)]
+async fn shutdown_finishes_within_the_drain_despite_a_hung_upstream() {
+    let mock = start(primary_config().with_hang_rate(1.0)).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stack = gateway_stack(&primary(&mock), None);
+    let (addr, server) = listen_with(app(stack), ConnectionLimits::default(), async {
+        let _ = stopped.await;
+    })
+    .await;
+
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}"#;
+    let call = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send(),
+    );
+    while mock.stats().requests == 0 {
+        settle().await;
+    }
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    assert_eq!(server.await.unwrap(), 1, "the hung request was aborted");
+    assert_eq!(Instant::now() - asked, DRAIN);
+    assert!(call.await.unwrap().is_err(), "the connection was closed");
+}
+
+/// An event stream passes through as it comes: the upstream sends two events and then stalls,
+/// never ending its stream, and the caller still gets both.
+#[tokio::test(start_paused = true)]
+async fn an_event_stream_is_not_buffered() {
+    let mock = start(primary_config().with_stream_stall(StreamFault::after(2))).await;
+    let addr = serve_primary(&mock).await;
+
+    let body = r#"{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"Hi"}]}"#;
+    let mut received = String::new();
+    // A bound only a buffered stream reaches (the stalled one never ends), virtual and so
+    // instant.
+    let streamed = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut response = reqwest::Client::new()
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        while received.matches("data: ").count() < 2 {
+            let chunk = response.chunk().await.unwrap().expect("the stream stalls");
+            received.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(streamed.is_ok(), "events held back: {received:?}");
 }

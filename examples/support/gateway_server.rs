@@ -1,0 +1,367 @@
+//! The gateway's accept loop: hyper's HTTP/1 server around an `axum::Router`, in place of
+//! `axum::serve`, bounding what callers can hold — connections, time before a request, and the
+//! time a shutdown takes.
+//!
+//! - **Connections**: at most [`ConnectionLimits::max_connections`] open at once. One more is
+//!   accepted and closed at once (the caller sees the connection close before any answer and
+//!   can retry; OpenAI's SDKs do), so it holds no descriptor, and nothing waits unbounded in
+//!   the accept queue.
+//! - **Time before a request**, watched per connection while it has no request in flight (none
+//!   being answered): a connection that sends nothing for [`ConnectionLimits::idle_timeout`] —
+//!   a new connection, or a keep-alive one after its last answer — is closed, and one that has
+//!   sent the first byte of a request head must complete the head within
+//!   [`ConnectionLimits::head_timeout`] of that byte, or is closed (a slowloris). Once the head
+//!   is in, the request is the handler's: it bounds the body itself. (Bytes of a pipelined
+//!   request that arrive while the previous one is answered count as silence, so its head has
+//!   the idle timeout rather than the head timeout.)
+//! - **Shutdown**: when `shutdown` completes, the listener is closed at once, every connection
+//!   is told to finish (hyper's graceful shutdown: an idle one closes, a busy one closes after
+//!   its answer), and [`ConnectionLimits::drain`] later whatever remains — a request to a
+//!   hung upstream, an endless stream — is aborted, its connection closed. [`serve`] returns
+//!   then, with the number aborted.
+//!
+//! Why not hyper's own `header_read_timeout`: hyper starts it whenever it waits for a request
+//! head, between keep-alive requests too, so it cannot tell an idle keep-alive connection from a
+//! slow head and would close both at one limit; and hyper-util's `auto` builder (HTTP/1 and
+//! HTTP/2) reads the first bytes of a connection, to tell the two apart, without any timer. So
+//! the gateway serves HTTP/1.1 alone (what OpenAI's SDKs speak to a plain-`http` base URL) and
+//! times connections itself: the socket is wrapped to note when bytes arrive, the service to
+//! count requests in flight (from the head until the answer's body is done or dropped).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use bytes::Bytes;
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+/// The most connections open at once: 1,000, under a common `ulimit -n` of 1,024 (raise both
+/// together, leaving room for the upstream connections).
+pub(crate) const MAX_CONNECTIONS: usize = 1_000;
+
+/// How long a connection may send nothing while no request is in flight: 30 s.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a request head may take from its first byte: 10 s.
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a shutdown lets requests in flight finish before aborting them: 10 s.
+pub(crate) const DRAIN: Duration = Duration::from_secs(10);
+
+/// How long to pause accepting after `accept` fails (out of descriptors, most likely).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The bounds [`serve`] keeps to; [`Default`] is the constants above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectionLimits {
+    /// The most connections open at once ([`MAX_CONNECTIONS`]).
+    pub(crate) max_connections: usize,
+    /// How long a connection with no request in flight may send nothing ([`IDLE_TIMEOUT`]).
+    pub(crate) idle_timeout: Duration,
+    /// How long a request head may take from its first byte ([`HEAD_TIMEOUT`]).
+    pub(crate) head_timeout: Duration,
+    /// How long a shutdown waits for requests in flight before aborting them ([`DRAIN`]).
+    pub(crate) drain: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: MAX_CONNECTIONS,
+            idle_timeout: IDLE_TIMEOUT,
+            head_timeout: HEAD_TIMEOUT,
+            drain: DRAIN,
+        }
+    }
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` completes, then drains for
+/// at most `limits.drain` and aborts what remains: returns at most `limits.drain` after
+/// `shutdown` (plus the time to cancel the remaining tasks), with the number of connections
+/// aborted.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> usize {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            // Reap finished connections, so the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                // Over the cap: closed at once (dropped), before anything is read.
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    continue;
+                };
+                connections.spawn(connection(
+                    stream,
+                    router.clone(),
+                    limits,
+                    stopping.clone(),
+                    slot,
+                ));
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let deadline = Instant::now() + limits.drain;
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, connections.join_next()).await {}
+    let aborted = connections.len();
+    connections.shutdown().await;
+    aborted
+}
+
+/// Why a connection's watch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// Nothing sent for the idle timeout.
+    Idle,
+    /// A head not complete within the head timeout of its first byte.
+    Head,
+}
+
+/// Serves one connection until it ends, its watch expires, or it is aborted; `_slot` is its
+/// place under the connection cap, given back when it ends.
+async fn connection(
+    stream: TcpStream,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stopping: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: Arc::clone(&activity),
+    });
+    let service = hyper::service::service_fn({
+        let activity = Arc::clone(&activity);
+        move |request: Request<Incoming>| {
+            let in_flight = activity.start();
+            let router = router.clone();
+            async move {
+                let Ok(response) = router.oneshot(request.map(Body::new)).await;
+                Ok::<_, Infallible>(response.map(|body| {
+                    Body::new(Tracked {
+                        body,
+                        _in_flight: in_flight,
+                    })
+                }))
+            }
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        // The watch below does this, and tells idle from slow (see the module docs).
+        .header_read_timeout(None)
+        .serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            // Idle or slow: closed (dropped) with nothing in flight.
+            _ = activity.expiry(limits) => return,
+            _ = stopping.wait_for(|stop| *stop), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+// ===== watching a connection =====
+
+/// What a connection is doing: requests in flight, and since when it has been free.
+#[derive(Debug)]
+struct Activity {
+    state: Mutex<ActivityState>,
+    /// Woken when a request starts or ends, or the first byte arrives while free.
+    changed: Notify,
+}
+
+#[derive(Debug)]
+struct ActivityState {
+    in_flight: usize,
+    /// When the last request ended (or the connection opened).
+    free_since: Instant,
+    /// When the first byte arrived since then, if one did.
+    heard_at: Option<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            state: Mutex::new(ActivityState {
+                in_flight: 0,
+                free_since: Instant::now(),
+                heard_at: None,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Bytes arrived.
+    fn heard(&self) {
+        let mut state = self.state.lock();
+        if state.in_flight == 0 && state.heard_at.is_none() {
+            state.heard_at = Some(Instant::now());
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request started; it is in flight until the guard is dropped.
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.state.lock().in_flight += 1;
+        self.changed.notify_one();
+        InFlight(Arc::clone(self))
+    }
+
+    /// Completes when the connection has been free too long: idle, or a head too slow.
+    async fn expiry(&self, limits: ConnectionLimits) -> Expired {
+        loop {
+            let next = {
+                let state = self.state.lock();
+                (state.in_flight == 0).then(|| match state.heard_at {
+                    Some(at) => (at + limits.head_timeout, Expired::Head),
+                    None => (state.free_since + limits.idle_timeout, Expired::Idle),
+                })
+            };
+            // A change after the read above leaves a permit: `notified` completes at once.
+            match next {
+                None => self.changed.notified().await,
+                Some((at, why)) => tokio::select! {
+                    biased;
+                    () = self.changed.notified() => {}
+                    () = tokio::time::sleep_until(at) => return why,
+                },
+            }
+        }
+    }
+}
+
+/// A request in flight, from its head until its answer's body is done or dropped.
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        state.in_flight -= 1;
+        if state.in_flight == 0 {
+            state.free_since = Instant::now();
+            state.heard_at = None;
+        }
+        drop(state);
+        self.0.changed.notify_one();
+    }
+}
+
+/// An answer's body, holding its request in flight; frames pass through as they come.
+#[derive(Debug)]
+struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A socket that tells its [`Activity`] when bytes arrive.
+#[derive(Debug)]
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.heard();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
