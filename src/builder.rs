@@ -57,6 +57,26 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         max: u32,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_concurrency::ConcurrencyLayer, L>>;
 
+    /// Adds a [`TimeoutLayer`](crate::TimeoutLayer) holding each attempt to `config`'s time
+    /// limits. (Not `timeout`: tower's own method would shadow it.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate::ServiceBuilderExt;
+    /// use tollgate::timeout::TimeoutConfig;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let builder = ServiceBuilder::new().timeouts(TimeoutConfig::anthropic());
+    /// # let _ = builder;
+    /// ```
+    #[cfg(feature = "timeout")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
+    fn timeouts(
+        self,
+        config: tollgate_timeout::TimeoutConfig,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_timeout::TimeoutLayer, L>>;
+
     /// Adds `layer`, a [`FallbackLayer`](crate::FallbackLayer) (the service below is its
     /// primary), and above it a [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that
     /// requests with any body are buffered once and replayed to each target.
@@ -245,6 +265,14 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
         max: u32,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_concurrency::ConcurrencyLayer, L>> {
         self.layer(tollgate_concurrency::ConcurrencyLayer::new(max))
+    }
+
+    #[cfg(feature = "timeout")]
+    fn timeouts(
+        self,
+        config: tollgate_timeout::TimeoutConfig,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_timeout::TimeoutLayer, L>> {
+        self.layer(tollgate_timeout::TimeoutLayer::new(config))
     }
 
     #[cfg(feature = "fallback")]

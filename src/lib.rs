@@ -111,6 +111,7 @@
 //! | `metrics` | `MetricsLayer` ([`metrics`]) and [`ServiceBuilderExt::metrics`] | yes (via `full`) |
 //! | `router` | `RouterLayer` ([`router`]) and [`ServiceBuilderExt::route`] | yes (via `full`) |
 //! | `cache` | `CacheLayer` ([`cache`]) and [`ServiceBuilderExt::cache`] | yes (via `full`) |
+//! | `timeout` | `TimeoutLayer` ([`timeout`]) and [`ServiceBuilderExt::timeouts`] | yes (via `full`) |
 //! | `stack` | Ready stacks for provider presets, built in code or from TOML ([`stack`]); every layer above, `serde` and `toml` | yes (via `full`) |
 //!
 //! The core vocabulary ([`Verdict`], [`headers`], [`body`], …) is always available.
@@ -237,6 +238,20 @@ pub mod concurrency {
 #[cfg_attr(docsrs, doc(cfg(feature = "concurrency")))]
 #[doc(inline)]
 pub use tollgate_concurrency::ConcurrencyLayer;
+
+/// Time limits per attempt — to the response head, to the first token, between chunks, in
+/// total: `TimeoutLayer` (from `tollgate-timeout`).
+#[cfg(feature = "timeout")]
+#[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
+pub mod timeout {
+    #[doc(inline)]
+    pub use tollgate_timeout::*;
+}
+
+#[cfg(feature = "timeout")]
+#[cfg_attr(docsrs, doc(cfg(feature = "timeout")))]
+#[doc(inline)]
+pub use tollgate_timeout::TimeoutLayer;
 
 /// What every request came to: `MetricsLayer` (from `tollgate-metrics`).
 #[cfg(feature = "metrics")]

@@ -515,7 +515,7 @@ fn invalid_configurations_name_the_field() {
         ),
         (
             one_provider("modle = \"gpt-4o\""),
-            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `max_in_flight`, `limits`, `adaptive`, `retry`, `breaker`",
+            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `max_in_flight`, `limits`, `adaptive`, `timeouts`, `retry`, `breaker`",
         ),
         (
             one_provider("") + "fallbacks = [\"openai\"]\n",
@@ -1163,4 +1163,66 @@ fn adaptive_and_spread_settings() {
             })
         )
     );
+}
+
+/// `[providers.timeouts]` sets the time limits per attempt over the kind's preset, or turns
+/// them off; bad values name the field.
+#[test]
+fn timeout_settings() {
+    use std::time::Duration;
+    use tollgate::timeout::TimeoutConfig;
+    let configured = |extra: &str| {
+        StackConfig::from_toml(&one_provider(extra))
+            .unwrap()
+            .primary()
+            .clone()
+    };
+    let openai = Provider::new(tollgate::stack::ProviderKind::OpenAi).name("openai");
+    assert_eq!(
+        configured(""),
+        openai.clone().timeouts(TimeoutConfig::openai())
+    );
+    assert_eq!(
+        configured("timeouts = { first_chunk = \"45s\", idle = \"30s\" }"),
+        openai.clone().timeouts(
+            TimeoutConfig::openai()
+                .with_first_chunk(Duration::from_secs(45))
+                .with_idle(Duration::from_secs(30))
+        )
+    );
+    assert_eq!(
+        configured("timeouts = { preset = \"anthropic\", total = \"1h\" }"),
+        openai
+            .clone()
+            .timeouts(TimeoutConfig::anthropic().with_total(Duration::from_secs(3_600)))
+    );
+    assert_eq!(
+        configured("timeouts = { preset = \"none\" }"),
+        openai.no_timeouts()
+    );
+    for (extra, expected) in [
+        (
+            "timeouts = { idle = \"0s\" }",
+            "providers[0].timeouts.idle: must be greater than 0",
+        ),
+        (
+            "timeouts = { total = \"48h\" }",
+            "providers[0].timeouts.total: must be at most 24h",
+        ),
+        (
+            "timeouts = { preset = \"none\", idle = \"1s\" }",
+            r#"providers[0].timeouts.preset: "none" cannot be combined with other time limits"#,
+        ),
+        (
+            "timeouts = { preset = \"fast\" }",
+            r#"providers[0].timeouts.preset: unknown preset "fast"; expected one of default, none, openai, anthropic, gemini, deepseek"#,
+        ),
+        (
+            "timeouts = { head = \"1s\" }",
+            "providers[0].timeouts.head: unknown field `head`, expected one of `preset`, `response_head`, `first_chunk`, `idle`, `total`",
+        ),
+    ] {
+        let error = StackConfig::from_toml(&one_provider(extra)).unwrap_err();
+        assert_eq!(error.to_string(), expected, "for {extra}");
+    }
 }

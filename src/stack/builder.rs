@@ -11,6 +11,7 @@ use tollgate_providers::ClassifyLayer;
 use tollgate_ratelimit::{ByModel, Limits, OpenAiChat, RateLimitLayer};
 use tollgate_retry::RetryLayer;
 use tollgate_router::{Deployment, RouterLayer};
+use tollgate_timeout::TimeoutLayer;
 use tower::Layer;
 
 use super::error::StackError;
@@ -247,9 +248,17 @@ fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Era
     let rewrites = provider.rewrites()?;
     let keys = provider.key_credentials()?;
     let classified = ClassifyLayer::new(provider.kind().classifier()).layer(transport);
-    let wire = match provider.max_in_flight_limit() {
-        Some(max) => Erased::boxing_body(ConcurrencyLayer::new(max).layer(classified)),
+    // Time limits per attempt, below the concurrency cap (a wait for a slot is not the
+    // provider being slow); the body is boxed first, as they want an `Unpin` one.
+    let timed = match provider.timeout_config() {
+        Some(config) => {
+            Erased::boxing_body(TimeoutLayer::new(*config).layer(Erased::boxing_body(classified)))
+        }
         None => Erased::boxing_body(classified),
+    };
+    let wire = match provider.max_in_flight_limit() {
+        Some(max) => Erased::boxing_body(ConcurrencyLayer::new(max).layer(timed)),
+        None => timed,
     };
     if !keys.is_empty() {
         return with_router(provider, rewrites, keys, wire);

@@ -20,6 +20,7 @@ use tollgate_ratelimit::presets::{
 use tollgate_ratelimit::{AlgorithmKind, Limit, Limits};
 use tollgate_retry::{Backoff, Jitter, RetryPolicy, Spread};
 use tollgate_router::Strategy;
+use tollgate_timeout::TimeoutConfig;
 
 use super::builder::StackBuilder;
 use super::error::StackError;
@@ -76,6 +77,7 @@ struct RawProvider {
     max_in_flight: Option<u64>,
     limits: Option<RawLimits>,
     adaptive: Option<RawAdaptive>,
+    timeouts: Option<RawTimeouts>,
     retry: Option<RawRetry>,
     breaker: Option<RawBreaker>,
 }
@@ -100,6 +102,16 @@ struct RawAdaptive {
     initial_requests_per_minute: Option<u64>,
     floor_requests_per_minute: Option<u64>,
     ceiling_requests_per_minute: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    preset: Option<String>,
+    response_head: Option<String>,
+    first_chunk: Option<String>,
+    idle: Option<String>,
+    total: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +187,14 @@ struct RawBreaker {
 /// initial_requests_per_minute = 600     # where slow start begins: default 600 (10/s)
 /// floor_requests_per_minute = 6         # never below: default 6 (1 per 10 s)
 /// ceiling_requests_per_minute = 6000    # never above: default none
+///
+/// [providers.timeouts]                  # time limits per attempt; default: the kind's preset
+/// preset = "default"                    # the kind's; or none, openai, anthropic, gemini,
+///                                       #   deepseek; the values below override it
+/// response_head = "10m"                 # to the status and headers
+/// first_chunk = "10m"                   # from the head to the first token
+/// idle = "2m"                           # between chunks of real data (keep-alives don't count)
+/// total = "30m"                         # from the call to the end of the body
 ///
 /// [providers.retry]                     # default: preset "default"
 /// preset = "default"                    # "default", "openai" or "none" (no retries, and
@@ -545,6 +565,7 @@ fn find_field(root: &toml::Value) -> Option<(String, String)> {
             for (key, found) in [
                 ("limits", locate_in::<RawLimits> as Locator),
                 ("adaptive", locate_in::<RawAdaptive>),
+                ("timeouts", locate_in::<RawTimeouts>),
                 ("retry", locate_in::<RawRetry>),
                 ("breaker", locate_in::<RawBreaker>),
             ] {
@@ -760,6 +781,12 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
         provider = match self::adaptive(&field("adaptive"), adaptive)? {
             Some(config) => provider.adaptive(config),
             None => provider.no_adaptive(),
+        };
+    }
+    if let Some(timeouts) = raw.timeouts {
+        provider = match self::timeouts(&field("timeouts"), timeouts, provider.kind())? {
+            Some(config) => provider.timeouts(config),
+            None => provider.no_timeouts(),
         };
     }
     if let Some(retry) = raw.retry {
@@ -1110,6 +1137,62 @@ fn adaptive(path: &str, raw: RawAdaptive) -> Result<Option<Adaptive>, ConfigErro
     }
     Ok(Some(adaptive))
 }
+
+/// The time limits `raw` declares over its preset (by default, the kind's); `None` for preset
+/// `none`.
+fn timeouts(
+    path: &str,
+    raw: RawTimeouts,
+    kind: ProviderKind,
+) -> Result<Option<TimeoutConfig>, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    let limits = [
+        ("response_head", raw.response_head),
+        ("first_chunk", raw.first_chunk),
+        ("idle", raw.idle),
+        ("total", raw.total),
+    ];
+    let any = limits.iter().any(|(_, limit)| limit.is_some());
+    let mut config = match raw.preset.as_deref() {
+        None | Some("default") => kind.timeouts(),
+        Some("none") if any => {
+            return Err(ConfigError::invalid(
+                field("preset"),
+                "\"none\" cannot be combined with other time limits",
+            ));
+        }
+        Some("none") => return Ok(None),
+        Some("openai") => TimeoutConfig::openai(),
+        Some("anthropic") => TimeoutConfig::anthropic(),
+        Some("gemini") => TimeoutConfig::gemini(),
+        Some("deepseek") => TimeoutConfig::deepseek(),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                field("preset"),
+                format!(
+                    "unknown preset {other:?}; expected one of default, none, openai, anthropic, gemini, deepseek"
+                ),
+            ));
+        }
+    };
+    for (name, text) in limits {
+        let Some(text) = text else { continue };
+        let limit = non_zero(field(name), duration(field(name), &text)?)?;
+        if limit > MAX_TIME_LIMIT {
+            return Err(ConfigError::invalid(field(name), "must be at most 24h"));
+        }
+        config = match name {
+            "response_head" => config.with_response_head(limit),
+            "first_chunk" => config.with_first_chunk(limit),
+            "idle" => config.with_idle(limit),
+            _ => config.with_total(limit),
+        };
+    }
+    Ok(Some(config))
+}
+
+/// The longest time limit a configuration may set.
+const MAX_TIME_LIMIT: Duration = Duration::from_secs(86_400);
 
 /// A retry policy's spread of server delays: `none`, `default` or a percentage (`"25%"`),
 /// at most `max`.

@@ -21,6 +21,7 @@
 //!   RateLimitLayer             its limits as ceilings, or the rate learned; keyed by model,
 //!                              tokens estimated as OpenAI counts
 //!   ConcurrencyLayer           (optional) max_in_flight
+//!   TimeoutLayer               the kind's time limits per attempt (unless turned off)
 //!   ClassifyLayer              the kind's classifier
 //! transport                    your HTTP client, cloned once per provider
 //! ```

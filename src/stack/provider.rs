@@ -13,6 +13,7 @@ use tollgate_ratelimit::presets::{
 };
 use tollgate_retry::RetryPolicy;
 use tollgate_router::Strategy;
+use tollgate_timeout::TimeoutConfig;
 
 use super::error::StackError;
 
@@ -72,6 +73,20 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// The time limits per attempt its stacks get by default: the provider's preset where
+    /// it has one ([`TimeoutConfig::openai`], [`anthropic`](TimeoutConfig::anthropic),
+    /// [`gemini`](TimeoutConfig::gemini), [`deepseek`](TimeoutConfig::deepseek)), else
+    /// [`TimeoutConfig::default`].
+    pub const fn timeouts(self) -> TimeoutConfig {
+        match self {
+            ProviderKind::OpenAi | ProviderKind::AzureOpenAi => TimeoutConfig::openai(),
+            ProviderKind::Anthropic => TimeoutConfig::anthropic(),
+            ProviderKind::Gemini => TimeoutConfig::gemini(),
+            ProviderKind::DeepSeek => TimeoutConfig::deepseek(),
+            _ => TimeoutConfig::new(),
+        }
+    }
+
     /// Every kind.
     pub const ALL: [ProviderKind; 9] = [
         ProviderKind::OpenAi,
@@ -214,6 +229,7 @@ impl fmt::Debug for ApiKey {
 /// | model | none: the request's `model` is kept |
 /// | limits | the preset passed to the constructor ([`openai`](Self::openai), [`anthropic`](Self::anthropic), [`deepseek`](Self::deepseek), [`gemini`](Self::gemini)); none for the others |
 /// | adaptive limit | on, [`Adaptive::default()`]: with no limits, the request rate is learned; limits are ceilings (see below) |
+/// | time limits per attempt | the kind's ([`ProviderKind::timeouts`]): to the response head, to the first token, between chunks, in total |
 /// | retry | [`RetryPolicy::default()`] |
 /// | circuit breaker | [`BreakerConfig::default()`] |
 /// | concurrency cap | none |
@@ -315,6 +331,7 @@ pub struct Provider {
     model: Option<String>,
     limits: Option<Limits>,
     adaptive: Option<Adaptive>,
+    timeouts: Option<TimeoutConfig>,
     retry: RetryPolicy,
     breaker: Option<BreakerConfig>,
     max_in_flight: Option<u32>,
@@ -334,6 +351,7 @@ impl Provider {
             model: None,
             limits: None,
             adaptive: Some(Adaptive::default()),
+            timeouts: Some(kind.timeouts()),
             retry: RetryPolicy::default(),
             breaker: Some(BreakerConfig::default()),
             max_in_flight: None,
@@ -494,6 +512,24 @@ impl Provider {
         self
     }
 
+    /// Holds each attempt to `config`'s time limits — to the response head, to the first
+    /// token, between chunks, in total — in place of the kind's
+    /// ([`ProviderKind::timeouts`]). An attempt that runs out of time before its first byte
+    /// reached the caller is retried, or moved on by the fallback; after that, the caller's
+    /// body ends with the timeout.
+    #[must_use]
+    pub fn timeouts(mut self, config: TimeoutConfig) -> Self {
+        self.timeouts = Some(config);
+        self
+    }
+
+    /// No time limit per attempt (the request's deadline, if any, still holds above).
+    #[must_use]
+    pub fn no_timeouts(mut self) -> Self {
+        self.timeouts = None;
+        self
+    }
+
     /// No adaptive limit: the configured limits alone (none: no client-side limit), and a
     /// 429's `retry-after` pauses the whole key.
     #[must_use]
@@ -564,6 +600,10 @@ impl Provider {
             (None, Some(adaptive)) => Some(Limits::adaptive(adaptive)),
             (None, None) => None,
         }
+    }
+
+    pub(crate) fn timeout_config(&self) -> Option<&TimeoutConfig> {
+        self.timeouts.as_ref()
     }
 
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {
@@ -761,6 +801,7 @@ impl fmt::Debug for Provider {
             .field("model", &self.model)
             .field("limits", &self.limits)
             .field("adaptive", &self.adaptive)
+            .field("timeouts", &self.timeouts)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("max_in_flight", &self.max_in_flight)

@@ -1,0 +1,266 @@
+//! [`TimeoutBody`]: a response body held to the idle and total limits, handing on first what
+//! the response future already read.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+use tollgate_core::BoxError;
+
+use crate::config::unpack;
+use crate::error::{Limit, TimedOut};
+use crate::future::sooner;
+
+/// A response body under [`Timeout`](crate::Timeout): its first chunks (read before the
+/// response was handed on), then the rest of the inner body, each chunk of real data within
+/// the idle limit of the previous one and the whole body within the total limit or the
+/// request's deadline. A limit that runs out ends the body with a [`TimedOut`] error carrying
+/// a `Timeout` verdict; the inner body is dropped then, which closes its connection.
+///
+/// # Cancellation
+///
+/// Dropping it drops the inner body and its timer.
+// `held` is boxed to keep the body small (8 bytes, not 32): a body read at once holds none.
+#[allow(clippy::box_collection)]
+pub struct TimeoutBody<B> {
+    inner: Option<B>,
+    /// Keep-alives read before the response was handed on (rarely any).
+    held: Option<Box<VecDeque<Frame<Bytes>>>>,
+    /// The first real data, read before the response was handed on.
+    first: Option<Bytes>,
+    limits: BodyLimits,
+    /// Allocated the first time the body waits: a body read at once never needs it.
+    timers: Option<Box<Timers>>,
+}
+
+/// What the body's limits are counted from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimits {
+    /// In nanoseconds, `u64::MAX` for none (see `Packed`).
+    pub(crate) idle: u64,
+    pub(crate) total: u64,
+    /// When the attempt began, if a limit already read the clock; else the body's first wait.
+    pub(crate) start: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// When the idle and total limits run out, and the sleep that waits for the sooner.
+struct Timers {
+    /// Counted from the last real data.
+    idle_at: Option<Instant>,
+    /// The total limit or the deadline, whichever is sooner, and which.
+    total_at: Option<(Instant, Limit, Duration)>,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl BodyLimits {
+    fn timers(&self, sleep: Option<Pin<Box<Sleep>>>) -> Box<Timers> {
+        let now = Instant::now();
+        let start = self.start.unwrap_or(now);
+        Box::new(Timers {
+            idle_at: unpack(self.idle).map(|idle| now + idle),
+            total_at: sooner(start, unpack(self.total), Limit::Total, self.deadline),
+            sleep,
+        })
+    }
+}
+
+impl Timers {
+    /// Waits for the sooner limit; `Ready` with the one that ran out.
+    fn poll_expired(&mut self, idle: Option<Duration>, cx: &mut Context<'_>) -> Poll<TimedOut> {
+        let idle = self.idle_at.zip(idle).map(|(at, d)| (at, Limit::Idle, d));
+        let sooner = match (idle, self.total_at) {
+            (Some(a), Some(b)) => Some(if b.0 <= a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        let Some((at, limit, after)) = sooner else {
+            return Poll::Pending;
+        };
+        ready!(poll_sleep(&mut self.sleep, at, cx));
+        Poll::Ready(TimedOut::new(limit, after))
+    }
+}
+
+/// Whether `frame` is real data: a data frame of nothing but event-stream comment lines
+/// (`: keep-alive`) and blank lines is not (nor, in any other body, is whitespace-only
+/// padding), and trailers are not.
+#[inline]
+pub(crate) fn is_real_data(frame: &Frame<Bytes>) -> bool {
+    frame.data_ref().is_some_and(|data| !is_keep_alive(data))
+}
+
+/// Whether `chunk` is nothing but SSE comment lines (`: …`) and blank lines.
+fn is_keep_alive(chunk: &[u8]) -> bool {
+    // Data (`data: …`, `{…`) is told by its first byte, without a scan.
+    if chunk
+        .first()
+        .is_some_and(|b| !matches!(b, b'\n' | b'\r' | b':'))
+    {
+        return false;
+    }
+    chunk.split(|b| *b == b'\n').all(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        line.is_empty() || line[0] == b':'
+    })
+}
+
+/// Polls a sleep until `deadline`, reusing the allocation.
+pub(crate) fn poll_sleep(
+    sleep: &mut Option<Pin<Box<Sleep>>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    match sleep {
+        Some(sleep) => {
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            sleep.as_mut().poll(cx)
+        }
+        None => sleep
+            .insert(Box::pin(tokio::time::sleep_until(deadline)))
+            .as_mut()
+            .poll(cx),
+    }
+}
+
+impl<B> TimeoutBody<B> {
+    #[inline]
+    pub(crate) fn new(
+        inner: Option<B>,
+        held: VecDeque<Frame<Bytes>>,
+        first: Option<Bytes>,
+        limits: BodyLimits,
+        sleep: Option<Pin<Box<Sleep>>>,
+    ) -> Self {
+        TimeoutBody {
+            inner,
+            held: (!held.is_empty()).then(|| Box::new(held)),
+            first,
+            // A sleep the response future made is reused rather than dropped.
+            timers: sleep.map(|sleep| limits.timers(Some(sleep))),
+            limits,
+        }
+    }
+
+    /// The inner body, until it ends.
+    pub fn get_ref(&self) -> Option<&B> {
+        self.inner.as_ref()
+    }
+
+    /// Ends the body: the inner body (and its connection) and the timer are dropped.
+    fn end(&mut self) {
+        self.inner = None;
+        self.timers = None;
+    }
+}
+
+impl<B> Body for TimeoutBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(held) = &mut this.held {
+            match held.pop_front() {
+                Some(frame) => return Poll::Ready(Some(Ok(frame))),
+                None => this.held = None,
+            }
+        }
+        if let Some(data) = this.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(timers), Some(idle)) = (this.timers.as_mut(), unpack(this.limits.idle))
+                {
+                    if is_real_data(&frame) {
+                        timers.idle_at = Some(Instant::now() + idle);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                this.end();
+                Poll::Ready(Some(Err(error.into())))
+            }
+            Poll::Ready(None) => {
+                this.end();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let limits = this.limits;
+                let timers = this.timers.get_or_insert_with(|| limits.timers(None));
+                let timed_out = ready!(timers.poll_expired(unpack(limits.idle), cx));
+                this.end();
+                Poll::Ready(Some(Err(timed_out.classified())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.held.as_ref().is_none_or(|held| held.is_empty())
+            && self.first.is_none()
+            && self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let held: u64 = self
+            .held
+            .iter()
+            .flat_map(|held| held.iter())
+            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
+            .chain(self.first.as_ref().map(|d| d.len() as u64))
+            .sum();
+        let inner = self.inner.as_ref().map(Body::size_hint).unwrap_or_default();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(held));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(held));
+        }
+        hint
+    }
+}
+
+impl<B> fmt::Debug for TimeoutBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeoutBody")
+            .field(
+                "held",
+                &(self.held.as_ref().map_or(0, |h| h.len()) + usize::from(self.first.is_some())),
+            )
+            .field("ended", &self.inner.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_keep_alive;
+
+    #[test]
+    fn keep_alives_are_comments_and_blank_lines() {
+        assert!(is_keep_alive(b": keep-alive\n\n"));
+        assert!(is_keep_alive(b"\r\n\r\n"));
+        assert!(is_keep_alive(b""));
+        assert!(!is_keep_alive(b"data: {}\n\n"));
+        assert!(!is_keep_alive(b": ping\nevent: ping\n\n"));
+        // The middle of a data line split across chunks is data.
+        assert!(!is_keep_alive(b"lo\"}\n\n"));
+    }
+}

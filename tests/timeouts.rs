@@ -1,0 +1,141 @@
+//! Time limits per attempt in the ready stacks, end to end over hyper-util on loopback against
+//! `tollgate-mock`, on tokio's paused clock (current-thread runtime; see `tests/e2e.rs` on why
+//! loopback sockets keep the virtual durations exact): an upstream that never answers times
+//! out after exactly its limit, is retried, then falls back; a stream that stalls after its
+//! first event ends the caller's body with a timeout after exactly the idle limit, and is not
+//! re-sent; a first token that comes too late is retried before the caller sees anything.
+
+#![cfg(all(feature = "stack", feature = "timeout"))]
+
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::Instant;
+use tollgate::body::BufferedBody;
+use tollgate::retry::{Backoff, Jitter, RetryPolicy};
+use tollgate::stack::{Provider, StackBuilder};
+use tollgate::timeout::{Limit, TimedOut, TimeoutConfig};
+use tollgate::{ErrorClass, Verdict};
+use tollgate_mock::{FirstTokenDelay, MockConfig, MockServer, StreamFault};
+use tower::ServiceExt;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn hyper_client() -> Client<HttpConnector, BufferedBody> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A chat request, streamed or not.
+fn chat(stream: bool) -> Request<BufferedBody> {
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "max_tokens": 5,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Hello"}],
+    });
+    Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(BufferedBody::from(body.to_string()))
+        .unwrap()
+}
+
+/// One retry, 1 s after the failure, exactly.
+fn one_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_max_retries(1)
+        .with_backoff(Backoff::exponential(secs(1), secs(1)).with_jitter(Jitter::None))
+}
+
+fn provider(mock: &MockServer, name: &str, timeouts: TimeoutConfig) -> Provider {
+    Provider::openai_compatible(&mock.base_url())
+        .name(name)
+        .timeouts(timeouts)
+        .retry(one_retry())
+}
+
+/// An upstream that never answers: each attempt times out after exactly the head limit, one
+/// retry after 1 s, then the fallback answers.
+#[tokio::test(start_paused = true)]
+async fn a_silent_upstream_is_retried_then_left_to_the_fallback() {
+    let silent = MockServer::start(MockConfig::openai().with_hang_rate(1.0))
+        .await
+        .unwrap();
+    let healthy = MockServer::start(MockConfig::openai()).await.unwrap();
+    let limits = TimeoutConfig::none().with_response_head(secs(20));
+    let stack = StackBuilder::new(provider(&silent, "silent", limits))
+        .fallback(provider(&healthy, "healthy", limits))
+        .build(hyper_client())
+        .unwrap();
+    let start = Instant::now();
+    let response = stack.oneshot(chat(false)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(start.elapsed(), secs(20 + 1 + 20));
+    assert_eq!(silent.stats().requests, 2);
+    assert_eq!(healthy.stats().requests, 1);
+}
+
+/// A stream that stalls after its first event: the caller has the response and the event;
+/// its body then ends with a timeout exactly the idle limit later. Nothing is re-sent.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_stream_ends_the_callers_body() {
+    let mock = MockServer::start(MockConfig::openai().with_stream_stall(StreamFault::after(1)))
+        .await
+        .unwrap();
+    let limits = TimeoutConfig::none().with_idle(secs(15));
+    let stack = StackBuilder::new(provider(&mock, "stalls", limits))
+        .build(hyper_client())
+        .unwrap();
+    let start = Instant::now();
+    let response = stack.oneshot(chat(true)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut events = 0;
+    let error = loop {
+        match body.frame().await {
+            Some(Ok(_)) => events += 1,
+            Some(Err(error)) => break error,
+            None => panic!("the stream ended cleanly"),
+        }
+    };
+    assert!(events >= 1);
+    assert_eq!(start.elapsed(), secs(15));
+    let timed_out = TimedOut::find(&*error).expect("a timeout");
+    assert_eq!(timed_out.limit(), Limit::Idle);
+    assert_eq!(
+        Verdict::of_error(&*error).and_then(Verdict::class),
+        Some(ErrorClass::Timeout)
+    );
+    assert_eq!(mock.stats().requests, 1, "not re-sent");
+}
+
+/// A first token later than the limit: the attempt fails before the caller saw a byte, and the
+/// retry's stream (the mock delays only some) is the one the caller gets.
+#[tokio::test(start_paused = true)]
+async fn a_late_first_token_is_retried_unseen() {
+    let mock = MockServer::start(
+        MockConfig::openai()
+            .with_first_token_delay(FirstTokenDelay::new(secs(60)))
+            .with_seed(3),
+    )
+    .await
+    .unwrap();
+    let limits = TimeoutConfig::none().with_first_chunk(secs(10));
+    let stack = StackBuilder::new(provider(&mock, "thinks", limits))
+        .build(hyper_client())
+        .unwrap();
+    let start = Instant::now();
+    let error = stack.oneshot(chat(true)).await.unwrap_err();
+    // Every stream is delayed: two attempts of 10 s and the retry's 1 s between them.
+    assert_eq!(start.elapsed(), secs(21));
+    assert_eq!(mock.stats().requests, 2);
+    assert!(
+        TimedOut::find(&*error).is_some_and(|t| t.limit() == Limit::FirstChunk),
+        "{error}"
+    );
+}
