@@ -1,5 +1,5 @@
 //! The error [`Timeout`](crate::Timeout) adds: [`TimedOut`], carried in a
-//! [`Classified`](tollgate_core::Classified) with a `Timeout` verdict.
+//! [`Classified`] with a `Timeout` verdict.
 
 use std::fmt;
 use std::time::Duration;
