@@ -3,7 +3,8 @@
 //! loopback sockets keep the virtual durations exact): an upstream that never answers times
 //! out after exactly its limit, is retried, then falls back; a stream that stalls after its
 //! first event ends the caller's body with a timeout after exactly the idle limit, and is not
-//! re-sent; a first token that comes too late is retried before the caller sees anything.
+//! re-sent; a first token that comes too late, or an error event as the first event, is
+//! retried before the caller sees anything; a stream cut mid-way ends the caller's body.
 
 #![cfg(all(feature = "stack", feature = "timeout"))]
 
@@ -138,4 +139,43 @@ async fn a_late_first_token_is_retried_unseen() {
         TimedOut::find(&*error).is_some_and(|t| t.limit() == Limit::FirstChunk),
         "{error}"
     );
+}
+
+/// An error event as a stream's first event: the attempt fails before the caller saw a byte,
+/// is retried, then left to the fallback, whose clean stream is the one the caller gets.
+#[tokio::test(start_paused = true)]
+async fn a_first_event_error_is_retried_and_the_caller_sees_one_clean_stream() {
+    let failing = MockServer::start(MockConfig::openai().with_stream_error(StreamFault::after(0)))
+        .await
+        .unwrap();
+    let healthy = MockServer::start(MockConfig::openai()).await.unwrap();
+    let limits = TimeoutConfig::default();
+    let stack = StackBuilder::new(provider(&failing, "failing", limits))
+        .fallback(provider(&healthy, "healthy", limits))
+        .build(hyper_client())
+        .unwrap();
+    let response = stack.oneshot(chat(true)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("\"error\""), "{text}");
+    assert_eq!(failing.stats().requests, 2, "tried, and retried once");
+    assert_eq!(healthy.stats().requests, 1);
+}
+
+/// A stream cut after some events ends the caller's body with an error carrying a verdict;
+/// nothing is re-sent.
+#[tokio::test(start_paused = true)]
+async fn a_stream_cut_mid_way_ends_the_callers_body() {
+    let mock = MockServer::start(MockConfig::openai().with_stream_cut(StreamFault::after(2)))
+        .await
+        .unwrap();
+    let stack = StackBuilder::new(provider(&mock, "cut", TimeoutConfig::default()))
+        .build(hyper_client())
+        .unwrap();
+    let response = stack.oneshot(chat(true)).await.unwrap();
+    let error = response.into_body().collect().await.unwrap_err();
+    assert!(Verdict::of_error(&*error).is_some(), "{error}");
+    assert_eq!(mock.stats().requests, 1, "not re-sent");
 }

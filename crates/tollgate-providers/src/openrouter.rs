@@ -14,7 +14,8 @@ use crate::signals::context_window_exceeded;
 /// `error` object is classified by its `error.code`. For that, this classifier asks
 /// [`ClassifyLayer`](crate::ClassifyLayer) for the body of every non-streaming success too
 /// ([`Classify::needs_body`](tollgate_core::Classify::needs_body)); an event stream
-/// (`text/event-stream`) is passed through at once, and its mid-stream errors are not seen here.
+/// (`text/event-stream`) is passed through at once; [`ClassifyLayer`](crate::ClassifyLayer)
+/// follows it and classifies its mid-stream error chunks with this classifier.
 ///
 /// | response | class | advice |
 /// |---|---|---|

@@ -120,7 +120,7 @@ async fn through<C, B>(
     reply: Response<B>,
 ) -> Result<Response<PeekedBody<B>>, BoxError>
 where
-    C: Classify + Clone,
+    C: Classify + Clone + Send + Sync + 'static,
     B: Body,
 {
     let mut reply = Some(reply);
@@ -132,7 +132,10 @@ where
 }
 
 /// Runs one request through `layer` over a service that fails with `error`.
-async fn failing<C: Classify + Clone>(layer: ClassifyLayer<C>, error: BoxError) -> BoxError {
+async fn failing<C: Classify + Clone + Send + Sync + 'static>(
+    layer: ClassifyLayer<C>,
+    error: BoxError,
+) -> BoxError {
     let mut error = Some(error);
     let inner = service_fn(move |_: Request<Empty<Bytes>>| {
         let error = error.take().expect("one request");
@@ -331,7 +334,12 @@ async fn a_body_error_while_peeking_is_replayed_in_its_place() {
 
     let (bytes, _, error) = read_all(response.into_body()).await;
     assert_eq!(bytes, b"{\"error\":{\"type\":\"insufficient_quota\"");
-    assert_eq!(error.unwrap().kind(), io::ErrorKind::ConnectionReset);
+    // The body's error carries a verdict now, the original inside.
+    let error = error.unwrap();
+    assert!(Verdict::of_error(&*error).is_some());
+    let classified = error.downcast_ref::<tollgate_core::Classified>().unwrap();
+    let error = classified.inner().downcast_ref::<io::Error>().unwrap();
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
 }
 
 #[tokio::test]

@@ -1,13 +1,17 @@
-//! [`PeekedBody`]: a response body handed on untouched after classification.
+//! [`PeekedBody`]: a response body handed on untouched after classification, and followed when
+//! it is an event stream.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tollgate_core::{BoxError, Classified, Verdict, transport_verdict};
+
+use super::sse::{Follower, SharedClassifier};
 
 pin_project! {
     /// The body of a response that went through a [`ClassifyLayer`](super::ClassifyLayer).
@@ -15,11 +19,23 @@ pin_project! {
     /// A success body is the inner body itself, polled in place. An error body was read ahead
     /// (at most the peek limit) to classify it; its frames — data and trailers, and the error if
     /// reading failed — are replayed first, in order and unchanged, then the rest of the inner
-    /// body follows. Data and error types are the inner body's, so nothing the server sent is
-    /// altered or lost.
+    /// body follows. Every frame is the inner body's own, so nothing the server sent is altered
+    /// or lost.
+    ///
+    /// A successful event stream (`text/event-stream`) is also *followed*: each frame is handed
+    /// on as soon as it is read, and inspected after; an error event or a missing terminal event
+    /// ends the body with an error (see the [module docs](super#event-streams)).
+    ///
+    /// # Errors
+    ///
+    /// The inner body's errors, boxed. A followed stream also ends with a
+    /// [`Classified`](tollgate_core::Classified) wrapping a
+    /// [`StreamFailed`](super::error::StreamFailed) or a
+    /// [`StreamTruncated`](super::error::StreamTruncated). After any error the body ends.
     pub struct PeekedBody<B: Body> {
         #[pin]
         kind: Kind<B>,
+        follow: Option<Box<Follow>>,
     }
 }
 
@@ -29,6 +45,15 @@ pin_project! {
         Direct { #[pin] body: B },
         Replayed { replay: Replay<B> },
     }
+}
+
+/// An event stream being followed.
+struct Follow {
+    follower: Follower,
+    /// The error the stream fails with, yielded at the next poll.
+    pending: Option<BoxError>,
+    /// The body ended (cleanly or with an error).
+    done: bool,
 }
 
 /// What the response future read ahead, then the rest of the body (boxed: it was polled in the
@@ -46,12 +71,26 @@ impl<B: Body> PeekedBody<B> {
     pub(crate) fn direct(body: B) -> Self {
         PeekedBody {
             kind: Kind::Direct { body },
+            follow: None,
+        }
+    }
+
+    /// A successful event stream, followed as it passes.
+    pub(crate) fn followed(body: B, classifier: SharedClassifier) -> Self {
+        PeekedBody {
+            kind: Kind::Direct { body },
+            follow: Some(Box::new(Follow {
+                follower: Follower::new(classifier),
+                pending: None,
+                done: false,
+            })),
         }
     }
 
     pub(crate) fn replayed(replay: Replay<B>) -> Self {
         PeekedBody {
             kind: Kind::Replayed { replay },
+            follow: None,
         }
     }
 
@@ -59,6 +98,12 @@ impl<B: Body> PeekedBody<B> {
     /// passed through as it is.
     pub fn was_peeked(&self) -> bool {
         matches!(self.kind, Kind::Replayed { .. })
+    }
+
+    /// Whether the body is a successful event stream followed as it passes, so an error event
+    /// or a missing terminal event ends it with an error.
+    pub fn follows_events(&self) -> bool {
+        self.follow.is_some()
     }
 }
 
@@ -106,24 +151,86 @@ impl<B: Body> Replay<B> {
     }
 }
 
-impl<B: Body> Body for PeekedBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        match self.project().kind.project() {
+impl<B: Body> Kind<B> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<B> {
+        match self.project() {
             KindProj::Direct { body } => body.poll_frame(cx),
             KindProj::Replayed { replay } => replay.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
+        match self {
             Kind::Direct { body } => body.is_end_stream(),
             Kind::Replayed { replay } => replay.is_end_stream(),
+        }
+    }
+}
+
+impl<B> Body for PeekedBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let Some(follow) = this.follow.as_deref_mut() else {
+            return this
+                .kind
+                .poll_frame(cx)
+                .map(|frame| frame.map(|result| result.map_err(classified)));
+        };
+        if let Some(error) = follow.pending.take() {
+            follow.done = true;
+            return Poll::Ready(Some(Err(error)));
+        }
+        if follow.done {
+            return Poll::Ready(None);
+        }
+        // Handed on as read: the follower only looks at the frame on its way out.
+        Poll::Ready(match ready!(this.kind.poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    follow.pending = follow.follower.feed(data);
+                }
+                // An error event as the stream's first event: the error instead of its bytes,
+                // so that no byte reaches the caller and a layer above may still retry (the
+                // zero-chunk rule). (A frame carrying events before it is handed on whole.)
+                match follow.pending.take() {
+                    Some(error) if follow.follower.failed_on_first_event() => {
+                        follow.done = true;
+                        Some(Err(error))
+                    }
+                    pending => {
+                        follow.pending = pending;
+                        Some(Ok(frame))
+                    }
+                }
+            }
+            Some(Err(error)) => {
+                follow.done = true;
+                Some(Err(classified(error)))
+            }
+            None => {
+                follow.done = true;
+                follow.follower.finish().map(Err)
+            }
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.follow {
+            None => self.kind.is_end_stream(),
+            Some(follow) => {
+                follow.pending.is_none()
+                    && (follow.done || (follow.follower.is_finished() && self.kind.is_end_stream()))
+            }
         }
     }
 
@@ -138,7 +245,10 @@ impl<B: Body> Body for PeekedBody<B> {
 impl<B: Body> fmt::Debug for PeekedBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Direct { .. } => f.debug_struct("PeekedBody").finish_non_exhaustive(),
+            Kind::Direct { .. } => f
+                .debug_struct("PeekedBody")
+                .field("follows_events", &self.follow.is_some())
+                .finish_non_exhaustive(),
             Kind::Replayed { replay } => f
                 .debug_struct("PeekedBody")
                 .field("replayed_frames", &replay.frames.len())
@@ -147,4 +257,15 @@ impl<B: Body> fmt::Debug for PeekedBody<B> {
                 .finish_non_exhaustive(),
         }
     }
+}
+
+/// An error of the body below, with a verdict: its own if it carries one, else what the
+/// transport rules say of it (a connection reset mid-body, an I/O timeout).
+fn classified(error: impl Into<BoxError>) -> BoxError {
+    let error = error.into();
+    if Verdict::of_error(&*error).is_some() {
+        return error;
+    }
+    let verdict = transport_verdict(&*error);
+    Box::new(Classified::new(verdict, error))
 }

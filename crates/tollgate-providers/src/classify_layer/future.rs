@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Buf;
@@ -16,6 +17,7 @@ use tollgate_core::{BoxError, Classified, Classify, ResponseView, Verdict};
 
 use super::PeekedBody;
 use super::body::Replay;
+use crate::rules::is_event_stream;
 
 /// At most this many frames are read ahead, whatever their size: a body of endless empty
 /// frames cannot make the peek grow without bound.
@@ -26,7 +28,8 @@ pin_project! {
     ///
     /// It waits for the inner response; when the classifier needs the body (every error status)
     /// it then reads the body ahead, up to the peek limit, before classifying and returning the
-    /// response.
+    /// response. A successful event stream is returned at once, its body followed as it passes
+    /// (see the [module docs](super#event-streams)).
     ///
     /// # Cancellation
     ///
@@ -63,7 +66,7 @@ where
     F: Future<Output = Result<Response<B>, E>>,
     E: Into<BoxError>,
     B: Body,
-    C: Classify,
+    C: Classify + Clone + Send + Sync + 'static,
 {
     type Output = Result<Response<PeekedBody<B>>, BoxError>;
 
@@ -87,15 +90,20 @@ where
                         || !this.classifier.needs_body(parts.status, &parts.headers)
                         || body.is_end_stream()
                     {
-                        if !classified {
+                        let body = if classified {
+                            PeekedBody::direct(body)
+                        } else {
                             let view = ResponseView::new(parts.status, &parts.headers, &[]);
                             parts.extensions.insert(this.classifier.classify(&view));
-                        }
+                            if parts.status.is_success() && is_event_stream(&parts.headers) {
+                                let shared = Arc::new(this.classifier.clone());
+                                PeekedBody::followed(body, shared)
+                            } else {
+                                PeekedBody::direct(body)
+                            }
+                        };
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(Response::from_parts(
-                            parts,
-                            PeekedBody::direct(body),
-                        )));
+                        return Poll::Ready(Ok(Response::from_parts(parts, body)));
                     }
                     this.state.set(State::Peeking {
                         parts: Some(parts),

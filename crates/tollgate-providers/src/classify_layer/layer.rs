@@ -8,7 +8,9 @@ use super::ClassifyService;
 /// Runs a classifier once per response and attaches its [`Verdict`](tollgate_core::Verdict).
 ///
 /// The classifier is cloned into each response future, so it should be cheap to clone: every
-/// classifier in this crate is; wrap an expensive one in an `Arc` (which classifies too).
+/// classifier in this crate is; wrap an expensive one in an `Arc` (which classifies too). A
+/// followed event stream's body keeps a clone (in an `Arc`) to classify error events, so as a
+/// service the layer needs a `Send + Sync + 'static` classifier.
 ///
 /// See the [module docs](super) for examples.
 #[derive(Debug, Clone)]

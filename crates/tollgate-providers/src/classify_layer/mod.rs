@@ -24,13 +24,55 @@
 //!   The [`PeekedBody`] replays every frame it read — data, trailers, and a read error in its
 //!   place — then streams the rest: the caller gets the body exactly as the server sent it. Any
 //!   other response (a success, a stream) is classified from status and headers and returned at
-//!   once, its body passed through in place.
+//!   once, its body passed through in place — and, for a successful event stream, followed
+//!   (see [Event streams](#event-streams)).
 //! - A response that already carries a verdict (an inner `ClassifyLayer`) is not classified
 //!   again, and an error that is already `Classified` is not wrapped again.
 //! - Clones share nothing but the (cloned) classifier.
 //!
 //! The error type is [`BoxError`](tollgate_core::BoxError); every error of a response future is
-//! a `Classified`. The body's data and error types are the inner body's.
+//! a `Classified`. The body's data type is the inner body's; its error type is `BoxError`: the
+//! inner body's errors, boxed and otherwise unchanged, or the errors of a followed stream.
+//!
+//! # Event streams
+//!
+//! A `2xx` response with `content-type: text/event-stream` is classified from its head (a
+//! success) and returned at once; its [`PeekedBody`] then follows the SSE framing as the body
+//! passes. Every frame is handed on as soon as it is read, unchanged — never held back, never
+//! buffered; the follower keeps only the current incomplete line and the current event's
+//! `data` (at most 64 KiB each: a larger event is passed on uninspected and never fails the
+//! stream). Lines end at `\n` or `\r\n`, wherever the frames are cut.
+//!
+//! - **An error event** — OpenAI's `data: {"error":{…}}` and Responses `response.failed`,
+//!   Anthropic's `event: error`, an OpenRouter chunk with `"error"` or
+//!   `finish_reason: "error"`, Gemini's `{"error":{…}}` chunk, any OpenAI-compatible
+//!   `data: {"error":…}` — is classified by the layer's classifier as if its JSON were the body
+//!   of a response with the status the error implies (its numeric `code`, its gRPC `status`, or
+//!   its `type`/`code`: `overloaded_error` is 529, `rate_limit_exceeded` 429,
+//!   `server_is_overloaded` 503, …; 500 when it says nothing). The frame that completed the
+//!   event is handed on (so the caller sees everything up to and including the error event);
+//!   the next poll yields a [`Classified`](tollgate_core::Classified) carrying that verdict and
+//!   an [`error::StreamFailed`] (the provider's error type, message and event name), and the
+//!   body ends.
+//! - **A truncated stream** — one whose inner body ends without its terminal event — ends with
+//!   a `Classified` carrying [`ErrorClass::ServerError`](tollgate_core::ErrorClass::ServerError)
+//!   (it counts against the target's health) and an [`error::StreamTruncated`] naming the
+//!   terminal event expected. The format, and so the terminal event, is told by the events
+//!   seen, with no configuration: `message_start` means Anthropic Messages (ends with
+//!   `message_stop`), `response.created` OpenAI Responses (`response.completed` or
+//!   `response.incomplete`), a chunk with `"choices"` an OpenAI-compatible chat stream
+//!   (`data: [DONE]`, also Anthropic's and Gemini's OpenAI-compatible endpoints), a chunk with
+//!   `"candidates"` Gemini's native stream (a chunk with a `finishReason`). A stream with no
+//!   event at all (keep-alive comments only) is truncated; one of an unknown format may end
+//!   anywhere. An event cut off before its blank line is still judged at the end.
+//! - The inner body's own errors (a reset connection) pass through boxed, not classified, and
+//!   end the body. Bedrock's binary event stream is not SSE and is not followed.
+//!
+//! Following costs a scan of each frame for line ends and of each event for `"error"` (and,
+//! while the format is unknown, its markers); a JSON parse happens only for error events.
+//! Layers above see these body errors like any other: their verdict is read with
+//! [`Verdict::of_error`](tollgate_core::Verdict::of_error). By then bytes have reached the
+//! caller, so nothing retries the request (PROVIDERS.md §7.13).
 //!
 //! Reading ahead waits for the server's frames: an error body that stalls stalls the response.
 //! Put a timeout around the transport (as every HTTP client does) to bound it.
@@ -97,9 +139,11 @@
 //! ```
 
 mod body;
+pub mod error;
 pub mod future;
 mod layer;
 mod service;
+mod sse;
 
 pub use body::PeekedBody;
 pub use layer::ClassifyLayer;

@@ -59,7 +59,7 @@ where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
     ResB: Body,
-    C: Classify + Clone,
+    C: Classify + Clone + Send + Sync + 'static,
 {
     type Response = Response<PeekedBody<ResB>>;
     type Error = BoxError;
