@@ -55,12 +55,14 @@ impl ClassSet {
     pub const EMPTY: ClassSet = ClassSet { bits: 0 };
 
     /// The failures that say a target is unhealthy (PROVIDERS.md §7 item 18): server errors,
-    /// overloads, timeouts and connection failures. Not 4xx, 429, quota or context window.
+    /// overloads, timeouts, connection failures and truncated streams. Not 4xx, 429, quota or
+    /// context window.
     pub const TARGET_HEALTH: ClassSet = ClassSet::EMPTY
         .with(ErrorClass::ServerError)
         .with(ErrorClass::Overloaded)
         .with(ErrorClass::Timeout)
-        .with(ErrorClass::Connect);
+        .with(ErrorClass::Connect)
+        .with(ErrorClass::Truncated);
 
     /// The set with `class` too.
     #[must_use]
@@ -101,6 +103,7 @@ const fn bit(class: ErrorClass) -> u32 {
         ErrorClass::PayloadTooLarge => 12,
         ErrorClass::Conflict => 13,
         ErrorClass::Unknown => 14,
+        ErrorClass::Truncated => 15,
         // Classes added later share one bit until they get their own.
         _ => 31,
     }

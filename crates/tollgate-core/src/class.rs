@@ -53,11 +53,15 @@ pub enum ErrorClass {
     Conflict,
     /// Nothing more specific fits.
     Unknown,
+    /// A response body that ended before it was complete: an event stream cut off without its
+    /// terminal event (`data: [DONE]`, `message_stop`). A fault of the target, like a server
+    /// error; retried only while no byte of it reached the caller.
+    Truncated,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 15] = [
+    pub const ALL: [ErrorClass; 16] = [
         ErrorClass::RateLimited,
         ErrorClass::QuotaExhausted,
         ErrorClass::Overloaded,
@@ -73,6 +77,7 @@ impl ErrorClass {
         ErrorClass::PayloadTooLarge,
         ErrorClass::Conflict,
         ErrorClass::Unknown,
+        ErrorClass::Truncated,
     ];
 
     /// A stable `snake_case` name, suitable for metric labels and logs.
@@ -93,14 +98,15 @@ impl ErrorClass {
             ErrorClass::PayloadTooLarge => "payload_too_large",
             ErrorClass::Conflict => "conflict",
             ErrorClass::Unknown => "unknown",
+            ErrorClass::Truncated => "truncated",
         }
     }
 
     /// Whether this failure says the *target* is unhealthy, so a circuit breaker should count it.
     ///
-    /// Server errors, overloads, timeouts and connection failures count. Rate limits, quota,
-    /// context-window, policy and other 4xx errors say something about the caller or the request,
-    /// not the target's health, and do not.
+    /// Server errors, overloads, timeouts, connection failures and truncated streams count. Rate
+    /// limits, quota, context-window, policy and other 4xx errors say something about the caller or
+    /// the request, not the target's health, and do not.
     pub const fn counts_against_health(self) -> bool {
         matches!(
             self,
@@ -108,6 +114,7 @@ impl ErrorClass {
                 | ErrorClass::Overloaded
                 | ErrorClass::Timeout
                 | ErrorClass::Connect
+                | ErrorClass::Truncated
         )
     }
 
@@ -126,7 +133,8 @@ impl ErrorClass {
             | ErrorClass::ServerError
             | ErrorClass::Timeout
             | ErrorClass::Connect
-            | ErrorClass::Conflict => RetryAdvice::SameTarget,
+            | ErrorClass::Conflict
+            | ErrorClass::Truncated => RetryAdvice::SameTarget,
             ErrorClass::QuotaExhausted
             | ErrorClass::ContextWindowExceeded
             | ErrorClass::ContentPolicy
@@ -225,7 +233,8 @@ mod tests {
                 ErrorClass::Overloaded,
                 ErrorClass::ServerError,
                 ErrorClass::Timeout,
-                ErrorClass::Connect
+                ErrorClass::Connect,
+                ErrorClass::Truncated
             ]
         );
     }

@@ -426,7 +426,7 @@ async fn a_chat_stream_without_done_is_truncated() {
     assert_eq!(bytes, head);
     let error = error.expect("truncated");
     let verdict = Verdict::of_error(error.as_ref()).unwrap();
-    assert_eq!(verdict.class(), Some(ErrorClass::ServerError));
+    assert_eq!(verdict.class(), Some(ErrorClass::Truncated));
     assert!(verdict.class().unwrap().counts_against_health());
     assert_eq!(truncated(&error).expected(), Some("data: [DONE]"));
     assert_eq!(
@@ -455,7 +455,7 @@ async fn each_format_expects_its_own_terminal_event() {
         let (bytes, error) = follow(Provider::Generic, Chunks::new([head])).await;
         assert_eq!(bytes, head);
         let error = error.expect(expected);
-        assert_eq!(class(&error), Some(ErrorClass::ServerError));
+        assert_eq!(class(&error), Some(ErrorClass::Truncated));
         assert_eq!(truncated(&error).expected(), Some(expected));
     }
 }

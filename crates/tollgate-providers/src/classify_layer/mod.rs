@@ -50,12 +50,13 @@
 //!   of a response with the status the error implies (its numeric `code`, its gRPC `status`, or
 //!   its `type`/`code`: `overloaded_error` is 529, `rate_limit_exceeded` 429,
 //!   `server_is_overloaded` 503, …; 500 when it says nothing). The frame that completed the
-//!   event is handed on (so the caller sees everything up to and including the error event);
-//!   the next poll yields a [`Classified`](tollgate_core::Classified) carrying that verdict and
+//!   event is handed on (so the caller sees everything up to and including the error event) —
+//!   unless the error is the stream's very first event: then nothing is handed on, so that a
+//!   layer above may still retry (the zero-chunk rule) — the next poll yields a [`Classified`](tollgate_core::Classified) carrying that verdict and
 //!   an [`error::StreamFailed`] (the provider's error type, message and event name), and the
 //!   body ends.
 //! - **A truncated stream** — one whose inner body ends without its terminal event — ends with
-//!   a `Classified` carrying [`ErrorClass::ServerError`](tollgate_core::ErrorClass::ServerError)
+//!   a `Classified` carrying [`ErrorClass::Truncated`](tollgate_core::ErrorClass::Truncated)
 //!   (it counts against the target's health) and an [`error::StreamTruncated`] naming the
 //!   terminal event expected. The format, and so the terminal event, is told by the events
 //!   seen, with no configuration: `message_start` means Anthropic Messages (ends with

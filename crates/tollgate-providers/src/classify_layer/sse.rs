@@ -195,7 +195,7 @@ impl Follower {
             // A stream of a format we do not know: it may end where it likes.
             return None;
         }
-        let verdict = Verdict::failure(ErrorClass::ServerError);
+        let verdict = Verdict::failure(ErrorClass::Truncated);
         Some(Classified::new(verdict, StreamTruncated::new(expected)).into())
     }
 
