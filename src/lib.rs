@@ -29,6 +29,8 @@
 //!   `tracing` and an in-process snapshot with alerts;
 //! - `CacheLayer` ([`cache`]): identical requests answered from a bounded cache, concurrent
 //!   ones coalesced into one upstream call;
+//! - `TimeoutLayer` ([`timeout`]): time limits per attempt — to the response head, to the first
+//!   token, between chunks, in total — each a `Timeout` verdict;
 //! - ready stacks ([`stack`]): every layer in the documented order for provider presets, built
 //!   in code or from a TOML file.
 //!
