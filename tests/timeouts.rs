@@ -4,7 +4,8 @@
 //! out after exactly its limit, is retried, then falls back; a stream that stalls after its
 //! first event ends the caller's body with a timeout after exactly the idle limit, and is not
 //! re-sent; a first token that comes too late, or an error event as the first event, is
-//! retried before the caller sees anything; a stream cut mid-way ends the caller's body.
+//! retried before the caller sees anything; a stream cut mid-way ends the caller's body; streams
+//! cut before their first event, in a row, open the circuit breaker.
 
 #![cfg(all(feature = "stack", feature = "timeout"))]
 
@@ -178,4 +179,33 @@ async fn a_stream_cut_mid_way_ends_the_callers_body() {
     let error = response.into_body().collect().await.unwrap_err();
     assert!(Verdict::of_error(&*error).is_some(), "{error}");
     assert_eq!(mock.stats().requests, 1, "not re-sent");
+}
+
+/// Streams cut before their first event are failures of the attempt, which the circuit
+/// breaker counts: of 12 such calls in a row, the breaker lets 5 through (its default trips
+/// after 5 consecutive failures) and refuses the rest at once.
+#[tokio::test(start_paused = true)]
+async fn cut_streams_in_a_row_open_the_breaker() {
+    let mock = MockServer::start(MockConfig::openai().with_stream_cut(StreamFault::after(0)))
+        .await
+        .unwrap();
+    let stack = StackBuilder::new(
+        Provider::openai_compatible(&mock.base_url())
+            .name("cut")
+            .retry(RetryPolicy::default().with_max_retries(0)),
+    )
+    .build(hyper_client())
+    .unwrap();
+    let mut classes = Vec::new();
+    for _ in 0..12 {
+        let error = stack.clone().oneshot(chat(true)).await.unwrap_err();
+        classes.push(Verdict::of_error(&*error).and_then(Verdict::class));
+    }
+    assert_eq!(mock.stats().requests, 5, "{classes:?}");
+    assert!(
+        classes[..5]
+            .iter()
+            .all(|c| c.is_some_and(ErrorClass::counts_against_health)),
+        "{classes:?}"
+    );
 }
