@@ -209,3 +209,26 @@ async fn cut_streams_in_a_row_open_the_breaker() {
         "{classes:?}"
     );
 }
+
+/// The ready stack asks for a streamed answer's usage (`stream_options.include_usage`); when
+/// the stream ends, its tokens reach the metrics as a buffered answer's would.
+#[tokio::test(start_paused = true)]
+async fn a_streams_usage_reaches_the_metrics() {
+    let mock = MockServer::start(MockConfig::openai()).await.unwrap();
+    let (metrics, handle) = tollgate::metrics::MetricsLayer::pair("mock");
+    let stack = StackBuilder::new(provider(&mock, "streams", TimeoutConfig::default()))
+        .metrics(metrics)
+        .build(hyper_client())
+        .unwrap();
+    let response = stack.oneshot(chat(true)).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("\"usage\":{"), "{text}");
+    let snapshot = handle.snapshot();
+    assert!(snapshot.input_tokens > 0, "{snapshot:?}");
+    assert!(snapshot.output_tokens > 0, "{snapshot:?}");
+    assert_eq!(
+        (snapshot.input_tokens, snapshot.output_tokens),
+        (mock.stats().input_tokens, mock.stats().output_tokens)
+    );
+}

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use http::uri::Uri;
 use tollgate_circuit_breaker::BreakerConfig;
-use tollgate_fallback::{Credentials, Endpoint, SetModel};
+use tollgate_fallback::{Credentials, Endpoint, IncludeUsage, SetModel};
 use tollgate_ratelimit::Limits;
 use tollgate_ratelimit::adaptive::Adaptive;
 use tollgate_ratelimit::presets::{
@@ -73,6 +73,13 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Whether its chat endpoint accepts `stream_options.include_usage`, so that streamed
+    /// answers report their usage at the end: every kind but Mistral, whose streams report it
+    /// unasked and whose API refuses fields it does not know.
+    pub const fn accepts_stream_options(self) -> bool {
+        !matches!(self, ProviderKind::Mistral)
+    }
+
     /// The time limits per attempt its stacks get by default: the provider's preset where
     /// it has one ([`TimeoutConfig::openai`], [`anthropic`](TimeoutConfig::anthropic),
     /// [`gemini`](TimeoutConfig::gemini), [`deepseek`](TimeoutConfig::deepseek)), else
@@ -683,6 +690,7 @@ impl Provider {
             endpoint,
             credentials,
             model: self.model.as_deref().map(SetModel::new),
+            include_usage: self.kind.accepts_stream_options().then_some(IncludeUsage),
         })
     }
 }
@@ -776,6 +784,8 @@ pub(crate) struct Rewrites {
     pub(crate) endpoint: Endpoint,
     pub(crate) credentials: Option<Credentials>,
     pub(crate) model: Option<SetModel>,
+    /// Asks for the usage of streamed answers, where the kind accepts `stream_options`.
+    pub(crate) include_usage: Option<IncludeUsage>,
 }
 
 impl fmt::Debug for Provider {

@@ -266,6 +266,9 @@ impl<S> Rewritten<S> {
         if let Some(model) = &rewrites.model {
             model.rewrite(request)?;
         }
+        if let Some(include_usage) = &rewrites.include_usage {
+            include_usage.rewrite(request)?;
+        }
         Ok(())
     }
 }

@@ -61,12 +61,14 @@ pub mod headers;
 pub mod key;
 pub mod observe;
 mod snapshot;
+mod stream_usage;
 mod verdict;
 
 pub use class::{ErrorClass, RetryAdvice};
 pub use classify::{Classify, ClassifyFn, ResponseView, classify_fn, transport_verdict};
 pub use extensions::{Cost, Deadline, Priority, RouteKey};
 pub use snapshot::{Dimension, LimitEntry, LimitReading, RateLimitSnapshot, Window};
+pub use stream_usage::StreamUsage;
 pub use verdict::{Classified, DelaySource, Usage, Verdict};
 
 /// A type-erased, thread-safe error: what layers that add failure modes return.

@@ -104,6 +104,6 @@ mod target;
 
 pub use error::AllTargetsFailed;
 pub use layer::FallbackLayer;
-pub use rewrite::{Credentials, Endpoint, Rewrite, SetModel};
+pub use rewrite::{Credentials, Endpoint, IncludeUsage, Rewrite, SetModel};
 pub use service::Fallback;
 pub use target::{BoxTarget, FallbackPolicy, Target, boxed};

@@ -70,6 +70,56 @@ impl Rewrite for SetModel {
     }
 }
 
+/// Asks an OpenAI-compatible server for the usage of a streamed answer: a request with
+/// `"stream": true` and no `stream_options` gets `"stream_options": {"include_usage": true}`,
+/// so the stream's last chunk reports its tokens (PROVIDERS.md §6) and the token quota and the
+/// metrics learn from it as from a buffered answer. Other requests are left as they are.
+///
+/// # Examples
+///
+/// ```
+/// use tollgate_core::body::BufferedBody;
+/// use tollgate_fallback::{IncludeUsage, Rewrite};
+///
+/// let mut request = http::Request::new(BufferedBody::from(r#"{"model":"gpt-4o","stream":true}"#));
+/// IncludeUsage.rewrite(&mut request).unwrap();
+/// assert_eq!(
+///     request.body().bytes().as_ref(),
+///     br#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}}"#
+/// );
+///
+/// let mut plain = http::Request::new(BufferedBody::from(r#"{"model":"gpt-4o"}"#));
+/// IncludeUsage.rewrite(&mut plain).unwrap();
+/// assert_eq!(plain.body().bytes().as_ref(), br#"{"model":"gpt-4o"}"#);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IncludeUsage;
+
+impl Rewrite for IncludeUsage {
+    fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
+        // Most requests do not stream: no parse for them.
+        let bytes = request.body().bytes();
+        if !bytes.windows(8).any(|w| w == b"\"stream\"") {
+            return Ok(());
+        }
+        let mut body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)?;
+        let streams = body.get("stream") == Some(&serde_json::Value::Bool(true));
+        if !streams || body.contains_key("stream_options") {
+            return Ok(());
+        }
+        body.insert(
+            "stream_options".to_owned(),
+            serde_json::json!({ "include_usage": true }),
+        );
+        let bytes = serde_json::to_vec(&body)?;
+        if let Some(length) = request.headers_mut().get_mut(http::header::CONTENT_LENGTH) {
+            *length = HeaderValue::from(bytes.len());
+        }
+        *request.body_mut() = BufferedBody::new(Bytes::from(bytes));
+        Ok(())
+    }
+}
+
 /// Sends the request to another endpoint: replaces the scheme and authority, and a path
 /// prefix; adds query parameters (Azure's `api-version`).
 ///

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use metrics::SharedString;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
-use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
+use tollgate_core::{BoxError, ErrorClass, StreamUsage, Usage, Verdict, transport_verdict};
 
 use crate::handles::RequestLabels;
 use crate::observer::RequestObserver;
@@ -80,6 +80,15 @@ where
         // An error is never a success, whatever a classifier said.
         let class = class.or(outcome.is_err().then_some(ErrorClass::Unknown));
         record(this.observer, this.span, class, status, latency, verdict);
+        if let Some(report) = outcome.as_ref().ok().and_then(StreamUsage::of) {
+            // A streamed answer reports its tokens at its end: recorded then, as if buffered.
+            let observer = Arc::clone(this.observer);
+            report.on_end(move |usage| {
+                if let Some(usage) = usage {
+                    record_tokens(&observer, usage);
+                }
+            });
+        }
         Poll::Ready(outcome)
     }
 }
@@ -154,17 +163,7 @@ fn record(
     handles.operation_duration.record(seconds);
     handles.requests.increment(1);
     if let Some(usage) = verdict.and_then(Verdict::usage) {
-        for (kind, tokens) in [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-        ] {
-            if let Some(tokens) = tokens {
-                metrics::histogram!("gen_ai.client.token.usage",
-                    "gen_ai.system" => labels.provider.clone(), "route" => labels.route.clone(),
-                    "gen_ai.token.type" => kind)
-                .record(tokens as f64);
-            }
-        }
+        token_histograms(labels, usage);
     }
     span.record("outcome", outcome);
     if let Some(status) = status {
@@ -187,6 +186,29 @@ fn record(
             hops,
             verdict,
         });
+    }
+}
+
+/// The tokens of one answer in the OpenTelemetry GenAI histogram.
+fn token_histograms(labels: &crate::labels::Labels, usage: &Usage) {
+    for (kind, tokens) in [
+        ("input", usage.input_tokens),
+        ("output", usage.output_tokens),
+    ] {
+        if let Some(tokens) = tokens {
+            metrics::histogram!("gen_ai.client.token.usage",
+                "gen_ai.system" => labels.provider.clone(), "route" => labels.route.clone(),
+                "gen_ai.token.type" => kind)
+            .record(tokens as f64);
+        }
+    }
+}
+
+/// The tokens a stream reported at its end: the histogram and the snapshot's counts.
+fn record_tokens(observer: &RequestObserver, usage: &Usage) {
+    token_histograms(&observer.labels, usage);
+    if let Some(stats) = &observer.stats {
+        stats.tokens(usage);
     }
 }
 

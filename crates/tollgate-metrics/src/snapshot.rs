@@ -6,7 +6,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use tokio::time::Instant;
-use tollgate_core::{Dimension, ErrorClass, Verdict};
+use tollgate_core::{Dimension, ErrorClass, Usage, Verdict};
 
 /// What one logical request came to, for the in-process figures.
 pub(crate) struct Outcome<'a> {
@@ -45,6 +45,18 @@ struct Counts {
     limiter_utilization: [Option<f64>; 4],
     learned_rate: Option<u64>,
     latency: Histogram<u64>,
+}
+
+impl Counts {
+    /// Tokens reported by the provider: saturate rather than trust.
+    fn add_tokens(&mut self, usage: &Usage) {
+        self.input_tokens = self
+            .input_tokens
+            .saturating_add(usage.input_tokens.unwrap_or(0));
+        self.output_tokens = self
+            .output_tokens
+            .saturating_add(usage.output_tokens.unwrap_or(0));
+    }
 }
 
 impl Stats {
@@ -99,13 +111,7 @@ impl Stats {
         counts.latency.saturating_record(micros.max(1));
         if let Some(verdict) = outcome.verdict {
             if let Some(usage) = verdict.usage() {
-                // Reported by the provider: saturate rather than trust.
-                counts.input_tokens = counts
-                    .input_tokens
-                    .saturating_add(usage.input_tokens.unwrap_or(0));
-                counts.output_tokens = counts
-                    .output_tokens
-                    .saturating_add(usage.output_tokens.unwrap_or(0));
+                counts.add_tokens(usage);
             }
             for entry in verdict.rate_limits().entries() {
                 let (Some(limit), Some(remaining)) = (entry.reading.limit, entry.reading.remaining)
@@ -124,6 +130,11 @@ impl Stats {
     /// The local rate limiter's latest utilization of `dimension`.
     pub(crate) fn limiter_utilization(&self, dimension: Dimension, used: f64) {
         self.counts.lock().limiter_utilization[dimension.index()] = Some(used);
+    }
+
+    /// The tokens a streamed answer reported at its end.
+    pub(crate) fn tokens(&self, usage: &Usage) {
+        self.counts.lock().add_tokens(usage);
     }
 
     /// The adaptive rate limit's latest learned rate, in requests per minute.

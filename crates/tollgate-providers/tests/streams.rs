@@ -604,3 +604,38 @@ async fn an_error_as_the_first_event_hands_on_nothing() {
     assert!(bytes.is_empty(), "{bytes:?}");
     assert!(error.is_some());
 }
+
+/// The usage a stream reports — Anthropic's `message_start` input and cumulative
+/// `message_delta` output — is told to the response's `StreamUsage` when the stream ends.
+#[tokio::test]
+async fn a_streams_usage_is_reported_at_its_end() {
+    let response = through(Anthropic::new(), sse(Chunks::split(ANTHROPIC, &[7, 200]))).await;
+    let report = tollgate_core::StreamUsage::of(&response)
+        .expect("a report")
+        .clone();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let sink = std::sync::Arc::clone(&seen);
+    report.on_end(move |usage| *sink.lock().unwrap() = Some(usage.copied()));
+    assert!(seen.lock().unwrap().is_none(), "not before the end");
+    response.into_body().collect().await.unwrap();
+    let usage = seen.lock().unwrap().unwrap().expect("usage");
+    assert_eq!(
+        (usage.input_tokens, usage.output_tokens),
+        (Some(25), Some(15))
+    );
+}
+
+/// A truncated stream reports no usage: its estimate stays charged.
+#[tokio::test]
+async fn a_truncated_stream_reports_no_usage() {
+    let head = &ANTHROPIC[..at(ANTHROPIC, b"event: message_delta")];
+    let response = through(Anthropic::new(), sse(Chunks::new([head]))).await;
+    let report = tollgate_core::StreamUsage::of(&response)
+        .expect("a report")
+        .clone();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let sink = std::sync::Arc::clone(&seen);
+    report.on_end(move |usage| *sink.lock().unwrap() = Some(usage.copied()));
+    let _ = response.into_body().collect().await;
+    assert_eq!(*seen.lock().unwrap(), Some(None));
+}

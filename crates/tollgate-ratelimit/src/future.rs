@@ -3,13 +3,14 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tollgate_core::observe::Observe;
-use tollgate_core::{BoxError, Cost, Priority, RouteKey, Verdict};
+use tollgate_core::{BoxError, Cost, Priority, RouteKey, StreamUsage, Verdict};
 use tower_service::Service;
 
 use crate::error::{CostTooLarge, RateLimited};
@@ -28,6 +29,7 @@ pin_project! {
     /// admission (in `call` when the quota had room and nobody waited, or later), while the
     /// inner future runs, the request's cost stays spent: the provider may already count it.
     #[must_use = "futures do nothing unless polled"]
+    #[project = ResponseFutureProj]
     pub struct ResponseFuture<S, B, E, St>
     where
         S: Service<http::Request<B>>,
@@ -155,7 +157,7 @@ impl<S, B, E, St, ResBody> Future for ResponseFuture<S, B, E, St>
 where
     S: Service<http::Request<B>, Response = http::Response<ResBody>>,
     S::Error: Into<BoxError>,
-    E: Estimator<B>,
+    E: Estimator<B> + Clone + Send + 'static,
     St: Store,
 {
     type Output = Result<http::Response<ResBody>, BoxError>;
@@ -283,6 +285,11 @@ where
                                         taken_at: *this.taken_at,
                                     }
                                 });
+                            if usage.is_none() {
+                                if let Some(report) = StreamUsage::of(&response) {
+                                    this.reconcile_at_end(report);
+                                }
+                            }
                             let status = response.status();
                             // Nothing to learn from a plain success: no clock read, no lock.
                             if verdict.is_some()
@@ -317,6 +324,33 @@ where
                 PhaseProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
+    }
+}
+
+impl<S, B, E, St> ResponseFutureProj<'_, S, B, E, St>
+where
+    S: Service<http::Request<B>>,
+    E: Estimator<B> + Clone + Send + 'static,
+    St: Store,
+{
+    /// A streamed answer reports its usage at its end: reconcile the estimate then.
+    fn reconcile_at_end(&self, report: &StreamUsage) {
+        let limiter = Arc::clone(self.limiter);
+        let (key, estimated, taken_at) = (self.key.clone(), *self.cost, *self.taken_at);
+        let estimator = self.estimator.clone();
+        report.on_end(move |usage| {
+            let Some(usage) = usage else { return };
+            let lesson = Lesson {
+                usage: Some(Reconcile {
+                    estimated,
+                    actual: estimator.actual(usage, &estimated),
+                    taken_at,
+                }),
+                taken_at,
+                ..Lesson::default()
+            };
+            limiter.learn(key.as_ref(), lesson);
+        });
     }
 }
 

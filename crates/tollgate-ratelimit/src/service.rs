@@ -71,7 +71,7 @@ where
     S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
     K: Keyer<B>,
-    E: Estimator<B> + Clone,
+    E: Estimator<B> + Clone + Send + 'static,
     St: Store,
 {
     type Response = http::Response<ResBody>;

@@ -14,7 +14,7 @@ use http::{Request, Response, StatusCode};
 use tokio::time::{self, Instant};
 use tollgate_core::{
     BoxError, Cost, Deadline, DelaySource, Dimension, ErrorClass, LimitReading, Priority,
-    RateLimitSnapshot, RouteKey, Usage, Verdict, Window,
+    RateLimitSnapshot, RouteKey, StreamUsage, Usage, Verdict, Window,
 };
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::error::{CostTooLarge, RateLimited};
@@ -523,6 +523,67 @@ async fn usage_reconciles_the_estimate() {
         millis(10)
     );
     assert_eq!(handle.waiting(), 0);
+}
+
+/// A streamed answer reports its usage when its stream ends, long after the response was
+/// handed on: the estimate is reconciled then.
+#[tokio::test(start_paused = true)]
+async fn a_streams_usage_reconciles_the_estimate_at_its_end() {
+    let layer =
+        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
+    let report = StreamUsage::new();
+    let transport = Recorder::answering({
+        let report = report.clone();
+        move |_| {
+            let mut response = Response::new(());
+            response.extensions_mut().insert(report.clone());
+            response
+        }
+    });
+    let service = layer.layer(transport);
+    spawn(&service, request("stream", 5_000))
+        .await
+        .unwrap()
+        .unwrap();
+    // While the stream runs, the 5,000 estimated stay charged: 2,000 more do not fit.
+    assert_eq!(
+        refused_after(&service, request("x", 2_000)).await,
+        millis(10_000)
+    );
+    // It ends having used 1,000: 4,000 come back.
+    report.finish(Some(
+        Usage::new().with_input_tokens(400).with_output_tokens(600),
+    ));
+    spawn(&service, request("after", 5_000))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// A stream that ends without reporting its usage keeps its estimate charged.
+#[tokio::test(start_paused = true)]
+async fn a_stream_without_usage_keeps_its_estimate() {
+    let layer =
+        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
+    let report = StreamUsage::new();
+    let transport = Recorder::answering({
+        let report = report.clone();
+        move |_| {
+            let mut response = Response::new(());
+            response.extensions_mut().insert(report.clone());
+            response
+        }
+    });
+    let service = layer.layer(transport);
+    spawn(&service, request("stream", 5_000))
+        .await
+        .unwrap()
+        .unwrap();
+    report.finish(None);
+    assert_eq!(
+        refused_after(&service, request("x", 2_000)).await,
+        millis(10_000)
+    );
 }
 
 /// The usage can come in the verdict, and the estimator turns it into the dimensions it

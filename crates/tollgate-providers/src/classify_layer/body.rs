@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tollgate_core::{BoxError, Classified, Verdict, transport_verdict};
+use tollgate_core::{BoxError, Classified, StreamUsage, Verdict, transport_verdict};
 
 use super::sse::{Follower, SharedClassifier};
 
@@ -50,6 +50,8 @@ pin_project! {
 /// An event stream being followed.
 struct Follow {
     follower: Follower,
+    /// Told the usage the stream reported when it ends (dropped unfinished: none).
+    usage: StreamUsage,
     /// The error the stream fails with, yielded at the next poll.
     pending: Option<BoxError>,
     /// The body ended (cleanly or with an error).
@@ -76,11 +78,12 @@ impl<B: Body> PeekedBody<B> {
     }
 
     /// A successful event stream, followed as it passes.
-    pub(crate) fn followed(body: B, classifier: SharedClassifier) -> Self {
+    pub(crate) fn followed(body: B, classifier: SharedClassifier, usage: StreamUsage) -> Self {
         PeekedBody {
             kind: Kind::Direct { body },
             follow: Some(Box::new(Follow {
                 follower: Follower::new(classifier),
+                usage,
                 pending: None,
                 done: false,
             })),
@@ -202,6 +205,9 @@ where
                 // An error event as the stream's first event: the error instead of its bytes,
                 // so that no byte reaches the caller and a layer above may still retry (the
                 // zero-chunk rule). (A frame carrying events before it is handed on whole.)
+                if follow.pending.is_some() {
+                    follow.usage.finish(None);
+                }
                 match follow.pending.take() {
                     Some(error) if follow.follower.failed_on_first_event() => {
                         follow.done = true;
@@ -215,11 +221,21 @@ where
             }
             Some(Err(error)) => {
                 follow.done = true;
+                // An interrupted stream reports no usage: the estimate charged stays.
+                follow.usage.finish(None);
                 Some(Err(classified(error)))
             }
             None => {
                 follow.done = true;
-                follow.follower.finish().map(Err)
+                let ended = follow.follower.finish();
+                // A truncated stream's usage is partial at best: none, and the estimate stays.
+                let usage = if ended.is_none() {
+                    follow.follower.usage()
+                } else {
+                    None
+                };
+                follow.usage.finish(usage);
+                ended.map(Err)
             }
         })
     }

@@ -66,8 +66,15 @@
 //!   `"candidates"` Gemini's native stream (a chunk with a `finishReason`). A stream with no
 //!   event at all (keep-alive comments only) is truncated; one of an unknown format may end
 //!   anywhere. An event cut off before its blank line is still judged at the end.
-//! - The inner body's own errors (a reset connection) pass through boxed, not classified, and
-//!   end the body. Bedrock's binary event stream is not SSE and is not followed.
+//! - **The usage a stream reports** — OpenAI's final usage chunk (asked for with
+//!   `stream_options.include_usage`), Anthropic's `message_start` and cumulative
+//!   `message_delta` usage, Gemini's `usageMetadata` — is read as it passes and told, when the
+//!   stream ends, to the [`StreamUsage`](tollgate_core::StreamUsage) put in the response's
+//!   extensions: the rate limiter above reconciles its token estimate then, and the metrics
+//!   record the tokens. A stream that fails or is truncated reports none (its estimate stays).
+//! - The inner body's own errors (a reset connection) end the body wrapped in a `Classified`
+//!   with what the transport rules say of them (the original inside). Bedrock's binary event
+//!   stream is not SSE and is not followed.
 //!
 //! Following costs a scan of each frame for line ends and of each event for `"error"` (and,
 //! while the format is unknown, its markers); a JSON parse happens only for error events.

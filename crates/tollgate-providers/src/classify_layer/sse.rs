@@ -16,7 +16,9 @@ use bytes::Buf;
 use http::{HeaderMap, StatusCode};
 use memchr::memmem;
 use serde_json::{Map, Value};
-use tollgate_core::{BoxError, Classified, Classify, ErrorClass, ResponseView, Verdict};
+use tollgate_core::{BoxError, Classified, Classify, ErrorClass, ResponseView, Usage, Verdict};
+
+use crate::body::ErrorBody;
 
 use super::error::{StreamFailed, StreamTruncated};
 
@@ -116,6 +118,9 @@ pub(crate) struct Follower {
     seen_event: bool,
     /// The error event was the stream's first event.
     failed_first: bool,
+    /// The usage reported so far (each report replaces the fields it gives: Anthropic's
+    /// output count is cumulative).
+    usage: Option<Usage>,
     format: Format,
     /// The terminal event was seen (or following gave up): nothing more is inspected.
     finished: bool,
@@ -133,6 +138,7 @@ impl Follower {
             skipped: false,
             seen_event: false,
             failed_first: false,
+            usage: None,
             format: Format::Unknown,
             finished: false,
         }
@@ -160,6 +166,11 @@ impl Follower {
         slices[..filled]
             .iter()
             .find_map(|slice| self.feed_slice(slice))
+    }
+
+    /// The usage the stream reported, if any.
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        self.usage
     }
 
     /// Whether the stream failed on its very first event (nothing before it to hand on).
@@ -321,6 +332,9 @@ impl Follower {
         if contains(data, &FINDERS.error) && is_error(data) {
             return Some(self.failed());
         }
+        if let Some(reported) = usage_in(data) {
+            self.usage = Some(merge(self.usage, reported));
+        }
         match self.format {
             Format::Unknown => {
                 if contains(data, &FINDERS.choices) {
@@ -391,6 +405,8 @@ impl Follower {
 /// The keys looked for in every event, searched for with prebuilt (vectorised) finders.
 struct Finders {
     error: memmem::Finder<'static>,
+    usage: memmem::Finder<'static>,
+    usage_metadata: memmem::Finder<'static>,
     choices: memmem::Finder<'static>,
     candidates: memmem::Finder<'static>,
     finish_reason: memmem::Finder<'static>,
@@ -398,10 +414,56 @@ struct Finders {
 
 static FINDERS: LazyLock<Finders> = LazyLock::new(|| Finders {
     error: memmem::Finder::new(b"\"error\""),
+    usage: memmem::Finder::new(b"\"usage\""),
+    usage_metadata: memmem::Finder::new(b"\"usageMetadata\""),
     choices: memmem::Finder::new(b"\"choices\""),
     candidates: memmem::Finder::new(b"\"candidates\""),
     finish_reason: memmem::Finder::new(b"\"finishReason\""),
 });
+
+/// The usage an event reports: a `usage` object (OpenAI's final chunk, Anthropic's
+/// `message_delta`), Anthropic's `message_start` (`message.usage`), or Gemini's
+/// `usageMetadata`. A `"usage": null` (every OpenAI chunk but the last) is none, found without a
+/// parse.
+fn usage_in(data: &[u8]) -> Option<Usage> {
+    let object_follows = |at: usize, key: usize| {
+        let rest = &data[at + key..];
+        let rest = rest
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace() || **b == b':');
+        rest.take(1).any(|b| *b == b'{')
+    };
+    let usage = FINDERS
+        .usage
+        .find_iter(data)
+        .any(|at| object_follows(at, b"\"usage\"".len()));
+    let metadata = FINDERS
+        .usage_metadata
+        .find(data)
+        .is_some_and(|at| object_follows(at, b"\"usageMetadata\"".len()));
+    if !usage && !metadata {
+        return None;
+    }
+    let parsed = ErrorBody::parse(data).usage;
+    parsed.or_else(|| {
+        // Anthropic's `message_start` nests it in the message.
+        let value = serde_json::from_slice::<Value>(data).ok()?;
+        let nested = value.get("message")?.get("usage")?.to_string();
+        ErrorBody::parse(format!("{{\"usage\":{nested}}}").as_bytes()).usage
+    })
+}
+
+/// `earlier` with the fields `later` reports replaced.
+fn merge(earlier: Option<Usage>, later: Usage) -> Usage {
+    let Some(mut usage) = earlier else {
+        return later;
+    };
+    usage.input_tokens = later.input_tokens.or(usage.input_tokens);
+    usage.output_tokens = later.output_tokens.or(usage.output_tokens);
+    usage.cached_input_tokens = later.cached_input_tokens.or(usage.cached_input_tokens);
+    usage.total_tokens = later.total_tokens.or(usage.total_tokens);
+    usage
+}
 
 fn contains(haystack: &[u8], finder: &memmem::Finder<'_>) -> bool {
     finder.find(haystack).is_some()
