@@ -406,7 +406,6 @@ impl Follower {
 struct Finders {
     error: memmem::Finder<'static>,
     usage: memmem::Finder<'static>,
-    usage_metadata: memmem::Finder<'static>,
     choices: memmem::Finder<'static>,
     candidates: memmem::Finder<'static>,
     finish_reason: memmem::Finder<'static>,
@@ -414,8 +413,7 @@ struct Finders {
 
 static FINDERS: LazyLock<Finders> = LazyLock::new(|| Finders {
     error: memmem::Finder::new(b"\"error\""),
-    usage: memmem::Finder::new(b"\"usage\""),
-    usage_metadata: memmem::Finder::new(b"\"usageMetadata\""),
+    usage: memmem::Finder::new(b"\"usage"),
     choices: memmem::Finder::new(b"\"choices\""),
     candidates: memmem::Finder::new(b"\"candidates\""),
     finish_reason: memmem::Finder::new(b"\"finishReason\""),
@@ -426,22 +424,20 @@ static FINDERS: LazyLock<Finders> = LazyLock::new(|| Finders {
 /// `usageMetadata`. A `"usage": null` (every OpenAI chunk but the last) is none, found without a
 /// parse.
 fn usage_in(data: &[u8]) -> Option<Usage> {
-    let object_follows = |at: usize, key: usize| {
-        let rest = &data[at + key..];
+    // One search finds both keys: `"usage"` and `"usageMetadata"` begin alike.
+    let reported = FINDERS.usage.find_iter(data).any(|at| {
+        let rest = &data[at + b"\"usage".len()..];
         let rest = rest
-            .iter()
-            .skip_while(|b| b.is_ascii_whitespace() || **b == b':');
-        rest.take(1).any(|b| *b == b'{')
-    };
-    let usage = FINDERS
-        .usage
-        .find_iter(data)
-        .any(|at| object_follows(at, b"\"usage\"".len()));
-    let metadata = FINDERS
-        .usage_metadata
-        .find(data)
-        .is_some_and(|at| object_follows(at, b"\"usageMetadata\"".len()));
-    if !usage && !metadata {
+            .strip_prefix(b"\"")
+            .or_else(|| rest.strip_prefix(b"Metadata\""));
+        rest.is_some_and(|rest| {
+            let mut value = rest
+                .iter()
+                .skip_while(|b| b.is_ascii_whitespace() || **b == b':');
+            value.next() == Some(&b'{')
+        })
+    });
+    if !reported {
         return None;
     }
     let parsed = ErrorBody::parse(data).usage;
