@@ -525,22 +525,27 @@ async fn usage_reconciles_the_estimate() {
     assert_eq!(handle.waiting(), 0);
 }
 
+/// 6,000 tokens a minute, refusing rather than waiting, over a transport whose every answer is
+/// a stream reporting its usage to `report`.
+fn streaming(
+    report: &StreamUsage,
+) -> RateLimit<Recorder, tollgate_ratelimit::Unkeyed, tollgate_ratelimit::PerRequest> {
+    let layer =
+        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
+    let report = report.clone();
+    layer.layer(Recorder::answering(move |_| {
+        let mut response = Response::new(());
+        response.extensions_mut().insert(report.clone());
+        response
+    }))
+}
+
 /// A streamed answer reports its usage when its stream ends, long after the response was
 /// handed on: the estimate is reconciled then.
 #[tokio::test(start_paused = true)]
 async fn a_streams_usage_reconciles_the_estimate_at_its_end() {
-    let layer =
-        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
     let report = StreamUsage::new();
-    let transport = Recorder::answering({
-        let report = report.clone();
-        move |_| {
-            let mut response = Response::new(());
-            response.extensions_mut().insert(report.clone());
-            response
-        }
-    });
-    let service = layer.layer(transport);
+    let service = streaming(&report);
     spawn(&service, request("stream", 5_000))
         .await
         .unwrap()
@@ -563,18 +568,8 @@ async fn a_streams_usage_reconciles_the_estimate_at_its_end() {
 /// A stream that ends without reporting its usage keeps its estimate charged.
 #[tokio::test(start_paused = true)]
 async fn a_stream_without_usage_keeps_its_estimate() {
-    let layer =
-        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
     let report = StreamUsage::new();
-    let transport = Recorder::answering({
-        let report = report.clone();
-        move |_| {
-            let mut response = Response::new(());
-            response.extensions_mut().insert(report.clone());
-            response
-        }
-    });
-    let service = layer.layer(transport);
+    let service = streaming(&report);
     spawn(&service, request("stream", 5_000))
         .await
         .unwrap()
