@@ -305,14 +305,7 @@ impl Limits {
     /// The requests limit with the shortest period, as a rate and a burst: what an adaptive
     /// limit treats as its ceiling.
     pub(crate) fn requests_ceiling(&self) -> Option<Ceiling> {
-        self.limits
-            .iter()
-            .filter(|l| l.dimension == Dimension::Requests)
-            .min_by_key(|l| l.quota.period())
-            .map(|l| Ceiling {
-                rate: l.quota.limit() as f64 / l.quota.period().as_secs_f64(),
-                burst: l.capacity() as f64,
-            })
+        requests_ceiling(&self.limits)
     }
 
     /// No limit: everything is admitted at once.
@@ -354,23 +347,37 @@ impl Limits {
     /// the one with that dimension and period, or for [`Window::Unspecified`] the one with
     /// that dimension and the shortest period.
     pub fn matching(&self, dimension: Dimension, window: Window) -> Option<usize> {
-        if let Some(i) = self
-            .limits
-            .iter()
-            .position(|l| l.describes(dimension, window))
-        {
-            return Some(i);
-        }
-        if window != Window::Unspecified {
-            return None;
-        }
-        self.limits
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.dimension == dimension)
-            .min_by_key(|(_, l)| l.quota.period())
-            .map(|(i, _)| i)
+        matching(&self.limits, dimension, window)
     }
+}
+
+/// The position in `limits` of the one a provider's reading for `dimension` over `window`
+/// describes (see [`Limits::matching`]).
+pub(crate) fn matching(limits: &[Limit], dimension: Dimension, window: Window) -> Option<usize> {
+    if let Some(i) = limits.iter().position(|l| l.describes(dimension, window)) {
+        return Some(i);
+    }
+    if window != Window::Unspecified {
+        return None;
+    }
+    limits
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.dimension == dimension)
+        .min_by_key(|(_, l)| l.quota.period())
+        .map(|(i, _)| i)
+}
+
+/// The requests limit with the shortest period in `limits` (see [`Limits::requests_ceiling`]).
+pub(crate) fn requests_ceiling(limits: &[Limit]) -> Option<Ceiling> {
+    limits
+        .iter()
+        .filter(|l| l.dimension == Dimension::Requests)
+        .min_by_key(|l| l.quota.period())
+        .map(|l| Ceiling {
+            rate: l.quota.limit() as f64 / l.quota.period().as_secs_f64(),
+            burst: l.capacity() as f64,
+        })
 }
 
 impl fmt::Debug for Limits {

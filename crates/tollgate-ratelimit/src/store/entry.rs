@@ -9,7 +9,7 @@ use tollgate_core::{Cost, Dimension, Window};
 
 use crate::adaptive::{Adaptive, AdaptiveState, Ceiling};
 use crate::algorithm::{Admission, Quota};
-use crate::limit::{Limit, LimitState, Limits};
+use crate::limit::{self, Limit, LimitState, Limits};
 
 use super::{Decision, Feedback, Outlook};
 
@@ -89,7 +89,7 @@ impl Entry {
         let learned = self
             .adaptive
             .as_deref()
-            .and_then(|a| Limits::new(a.learned.iter().copied()).requests_ceiling());
+            .and_then(|a| limit::requests_ceiling(&a.learned));
         Ceiling::min(self.limits.requests_ceiling(), learned)
     }
 
@@ -263,10 +263,8 @@ impl Entry {
     /// a configured one first, then a learned one.
     fn position(&self, dimension: Dimension, window: Window) -> Option<usize> {
         self.limits.matching(dimension, window).or_else(|| {
-            let learned = Limits::new(self.adaptive.as_deref()?.learned.iter().copied());
-            learned
-                .matching(dimension, window)
-                .map(|i| self.limits.len() + i)
+            let learned = &self.adaptive.as_deref()?.learned;
+            limit::matching(learned, dimension, window).map(|i| self.limits.len() + i)
         })
     }
 
