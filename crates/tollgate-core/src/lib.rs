@@ -62,6 +62,7 @@ pub mod key;
 pub mod observe;
 mod snapshot;
 mod stream_usage;
+pub mod timer;
 mod verdict;
 
 pub use class::{ErrorClass, RetryAdvice};

@@ -349,6 +349,30 @@ impl Classified {
         }
     }
 
+    /// `error` with a verdict: as it is when it carries one already, else wrapped with what
+    /// the transport rules say of it ([`transport_verdict`](crate::transport_verdict): a reset
+    /// connection, an I/O timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use tollgate_core::{Classified, Verdict};
+    ///
+    /// let reset = Classified::transport(io::Error::from(io::ErrorKind::ConnectionReset));
+    /// assert!(Verdict::of_error(&*reset).is_some());
+    /// let again = Classified::transport(reset);
+    /// assert!(again.downcast_ref::<Classified>().unwrap().inner().is::<io::Error>());
+    /// ```
+    pub fn transport(error: impl Into<BoxError>) -> BoxError {
+        let error = error.into();
+        if Verdict::of_error(&*error).is_some() {
+            return error;
+        }
+        let verdict = crate::transport_verdict(&*error);
+        Box::new(Classified::new(verdict, error))
+    }
+
     /// The verdict.
     pub fn verdict(&self) -> &Verdict {
         &self.verdict

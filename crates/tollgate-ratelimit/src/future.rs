@@ -8,8 +8,9 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tollgate_core::observe::Observe;
+use tollgate_core::timer::poll_sleep;
 use tollgate_core::{BoxError, Cost, Priority, RouteKey, StreamUsage, Verdict};
 use tower_service::Service;
 
@@ -351,25 +352,6 @@ where
             };
             limiter.learn(key.as_ref(), lesson);
         });
-    }
-}
-
-/// Polls a sleep until `deadline`, reusing the allocation.
-fn poll_sleep(
-    sleep: &mut Option<Pin<Box<Sleep>>>,
-    deadline: Instant,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    match sleep {
-        Some(sleep) if sleep.deadline() == deadline => sleep.as_mut().poll(cx),
-        Some(sleep) => {
-            sleep.as_mut().reset(deadline);
-            sleep.as_mut().poll(cx)
-        }
-        None => sleep
-            .insert(Box::pin(tokio::time::sleep_until(deadline)))
-            .as_mut()
-            .poll(cx),
     }
 }
 

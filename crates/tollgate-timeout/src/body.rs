@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tollgate_core::BoxError;
+use tollgate_core::timer::poll_sleep;
 
 use crate::config::unpack;
 use crate::error::{Limit, TimedOut};
@@ -107,26 +108,6 @@ fn is_keep_alive(chunk: &[u8]) -> bool {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         line.is_empty() || line[0] == b':'
     })
-}
-
-/// Polls a sleep until `deadline`, reusing the allocation.
-pub(crate) fn poll_sleep(
-    sleep: &mut Option<Pin<Box<Sleep>>>,
-    deadline: Instant,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    match sleep {
-        Some(sleep) => {
-            if sleep.deadline() != deadline {
-                sleep.as_mut().reset(deadline);
-            }
-            sleep.as_mut().poll(cx)
-        }
-        None => sleep
-            .insert(Box::pin(tokio::time::sleep_until(deadline)))
-            .as_mut()
-            .poll(cx),
-    }
 }
 
 impl<B> TimeoutBody<B> {

@@ -12,11 +12,12 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
-use tollgate_core::{BoxError, Classified, Verdict, transport_verdict};
+use tollgate_core::{BoxError, Classified};
 
-use crate::body::{BodyLimits, TimeoutBody, is_real_data, poll_sleep};
+use crate::body::{BodyLimits, TimeoutBody, is_real_data};
 use crate::config::Packed;
 use crate::error::{Limit, TimedOut};
+use tollgate_core::timer::poll_sleep;
 
 /// Frames of keep-alives held before the first real data, at most; past that the response is
 /// handed on as it is.
@@ -92,7 +93,7 @@ where
             }
         }
         Poll::Ready(Some(Ok(keep_alive))) => First::KeepAlive(keep_alive),
-        Poll::Ready(Some(Err(error))) => First::Failed(classified(error.into())),
+        Poll::Ready(Some(Err(error))) => First::Failed(Classified::transport(error)),
         Poll::Ready(None) => First::Ready(None),
         Poll::Pending => First::Pending,
     }
@@ -266,16 +267,6 @@ impl<F, B: Body> ResponseFutureProj<'_, F, B> {
             TimeoutBody::new(open.then_some(body), held, first, limits, sleep)
         })
     }
-}
-
-/// A body error before any data, with a verdict: its own if it carries one, else what the
-/// transport rules say of it (a connection reset, an I/O timeout).
-fn classified(error: BoxError) -> BoxError {
-    if Verdict::of_error(&*error).is_some() {
-        return error;
-    }
-    let verdict = transport_verdict(&*error);
-    Box::new(Classified::new(verdict, error))
 }
 
 impl<F, B> fmt::Debug for ResponseFuture<F, B> {

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tollgate_core::{BoxError, Classified, StreamUsage, Verdict, transport_verdict};
+use tollgate_core::{BoxError, Classified, StreamUsage};
 
 use super::sse::{Follower, SharedClassifier};
 
@@ -187,7 +187,7 @@ where
             return this
                 .kind
                 .poll_frame(cx)
-                .map(|frame| frame.map(|result| result.map_err(classified)));
+                .map(|frame| frame.map(|result| result.map_err(Classified::transport)));
         };
         if let Some(error) = follow.pending.take() {
             follow.done = true;
@@ -223,7 +223,7 @@ where
                 follow.done = true;
                 // An interrupted stream reports no usage: the estimate charged stays.
                 follow.usage.finish(None);
-                Some(Err(classified(error)))
+                Some(Err(Classified::transport(error)))
             }
             None => {
                 follow.done = true;
@@ -273,15 +273,4 @@ impl<B: Body> fmt::Debug for PeekedBody<B> {
                 .finish_non_exhaustive(),
         }
     }
-}
-
-/// An error of the body below, with a verdict: its own if it carries one, else what the
-/// transport rules say of it (a connection reset mid-body, an I/O timeout).
-fn classified(error: impl Into<BoxError>) -> BoxError {
-    let error = error.into();
-    if Verdict::of_error(&*error).is_some() {
-        return error;
-    }
-    let verdict = transport_verdict(&*error);
-    Box::new(Classified::new(verdict, error))
 }
