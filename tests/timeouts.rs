@@ -232,3 +232,113 @@ async fn a_streams_usage_reaches_the_metrics() {
         (mock.stats().input_tokens, mock.stats().output_tokens)
     );
 }
+
+/// Streams cut after their first events reach the caller as a response, then fail half-way:
+/// nothing can be re-sent, but the breaker counts each as the failure it is. Of 12 such calls
+/// in a row, 5 go upstream (the default trips after 5 consecutive failures) and the rest are
+/// refused at once.
+#[tokio::test(start_paused = true)]
+async fn streams_cut_mid_way_in_a_row_open_the_breaker() {
+    let mock = MockServer::start(MockConfig::openai().with_stream_cut(StreamFault::after(2)))
+        .await
+        .unwrap();
+    let (metrics, handle) = tollgate::metrics::MetricsLayer::pair("mock");
+    let stack = StackBuilder::new(
+        Provider::openai_compatible(&mock.base_url())
+            .name("cut")
+            .retry(RetryPolicy::default().with_max_retries(0)),
+    )
+    .metrics(metrics)
+    .build(hyper_client())
+    .unwrap();
+    let (mut cut, mut refused) = (0, 0);
+    for _ in 0..12 {
+        match stack.clone().oneshot(chat(true)).await {
+            Ok(response) => {
+                assert_eq!(response.status(), StatusCode::OK);
+                let error = response.into_body().collect().await.unwrap_err();
+                assert!(
+                    Verdict::of_error(&*error)
+                        .and_then(Verdict::class)
+                        .is_some_and(ErrorClass::counts_against_health),
+                    "{error}"
+                );
+                cut += 1;
+            }
+            Err(error) => {
+                assert!(
+                    error.is::<tollgate::circuit_breaker::CircuitOpen>(),
+                    "{error}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((cut, refused), (5, 7));
+    assert_eq!(mock.stats().requests, 5);
+    // The metrics record the cut streams as failures, not as the 200s their heads were.
+    let snapshot = handle.snapshot();
+    assert_eq!((snapshot.requests, snapshot.successes), (12, 0));
+}
+
+/// A stream that stalls after its first event is ended by the idle limit, and the breaker
+/// counts that timeout: 5 in a row open it.
+#[tokio::test(start_paused = true)]
+async fn stalled_streams_in_a_row_open_the_breaker() {
+    let mock = MockServer::start(MockConfig::openai().with_stream_stall(StreamFault::after(1)))
+        .await
+        .unwrap();
+    let limits = TimeoutConfig::none().with_idle(secs(15));
+    let stack = StackBuilder::new(
+        provider(&mock, "stalls", limits).retry(RetryPolicy::default().with_max_retries(0)),
+    )
+    .build(hyper_client())
+    .unwrap();
+    for _ in 0..5 {
+        let response = stack.clone().oneshot(chat(true)).await.unwrap();
+        let error = response.into_body().collect().await.unwrap_err();
+        assert!(TimedOut::find(&*error).is_some(), "{error}");
+    }
+    let error = stack.clone().oneshot(chat(true)).await.unwrap_err();
+    assert!(
+        error.is::<tollgate::circuit_breaker::CircuitOpen>(),
+        "{error}"
+    );
+    assert_eq!(mock.stats().requests, 5);
+}
+
+/// A streamed answer's time to first token is recorded when its stream ends: the mock holds
+/// every first event back 2 s.
+#[tokio::test(start_paused = true)]
+async fn a_streams_time_to_first_token_reaches_the_metrics() {
+    let mock = MockServer::start(
+        MockConfig::openai().with_first_token_delay(FirstTokenDelay::new(secs(2))),
+    )
+    .await
+    .unwrap();
+    let (metrics, handle) = tollgate::metrics::MetricsLayer::pair("mock");
+    let stack = StackBuilder::new(provider(&mock, "thinks", TimeoutConfig::default()))
+        .metrics(metrics)
+        .build(hyper_client())
+        .unwrap();
+    let start = Instant::now();
+    let response = stack.oneshot(chat(true)).await.unwrap();
+    assert_eq!(
+        handle.snapshot().requests,
+        0,
+        "recorded at the stream's end: {:?}",
+        handle.snapshot()
+    );
+    response.into_body().collect().await.unwrap();
+    let took = start.elapsed();
+    let snapshot = handle.snapshot();
+    assert_eq!((snapshot.requests, snapshot.successes), (1, 1));
+    let first = snapshot.first_token_p50.expect("a time to first token");
+    // (Three significant figures: the histogram may round up by less than 0.1 %.)
+    assert!(
+        first >= secs(2) && first <= took.mul_f64(1.001),
+        "{first:?} of {took:?}"
+    );
+    // The latency runs to the stream's end.
+    assert!(snapshot.p50.unwrap() >= took, "{snapshot:?}");
+}

@@ -10,7 +10,8 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{
-    BoxError, Classify, ErrorClass, ResponseView, RouteKey, Verdict, transport_verdict,
+    BoxError, Classify, ErrorClass, ResponseView, RouteKey, StreamOutcome, StreamReport, Verdict,
+    transport_verdict,
 };
 use tollgate_providers::Generic;
 
@@ -27,6 +28,15 @@ pin_project! {
     ///
     /// Dropped before the inner future completes, nothing is counted; a half-open probe gives
     /// its slot back, so the next call can probe.
+    ///
+    /// # Streams
+    ///
+    /// A successful response whose stream is followed (it carries a
+    /// [`StreamReport`](tollgate_core::StreamReport), as `ClassifyLayer` gives every event
+    /// stream) is counted when its stream ends, not at its head: a stream that fails half-way
+    /// (an error event, a truncation, a cut connection, an idle time limit) counts as a
+    /// failure of its class. A stream the caller abandons counts as nothing, like a dropped
+    /// call. A slow call is still judged by the time to the response's head.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F, H> {
         #[pin]
@@ -80,16 +90,20 @@ impl<H> Guard<H> {
 }
 
 impl<H: OnStateChange> Guard<H> {
-    fn record(&mut self, class: Option<ErrorClass>) {
-        self.done = true;
-        let shared = &**self.shared;
-        let failed = class.is_some_and(|c| shared.config.counted.contains(c));
-        let slow = match (shared.config.trip, self.started) {
+    /// Whether the call was slow, counted to now.
+    fn slow(&self) -> bool {
+        match (self.shared.config.trip, self.started) {
             (Trip::SlowCallRate { slower_than, .. }, Some(started)) => {
                 started.elapsed() > slower_than
             }
             _ => false,
-        };
+        }
+    }
+
+    fn record(&mut self, class: Option<ErrorClass>, slow: bool) {
+        self.done = true;
+        let shared = &**self.shared;
+        let failed = class.is_some_and(|c| shared.config.counted.contains(c));
         let mut changes = Vec::new();
         self.breaker().record(
             &shared.config,
@@ -142,7 +156,7 @@ impl<F, H, ResBody, E> Future for ResponseFuture<F, H>
 where
     F: Future<Output = Result<http::Response<ResBody>, E>>,
     E: Into<BoxError>,
-    H: OnStateChange,
+    H: OnStateChange + Send + Sync + 'static,
 {
     type Output = Result<http::Response<ResBody>, BoxError>;
 
@@ -155,9 +169,20 @@ where
                 .into())),
             KindProj::Calling { future } => {
                 let outcome = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some(guard) = this.guard {
-                    if !guard.done {
-                        guard.record(class_of(outcome.as_ref()));
+                if let Some(mut guard) = this.guard.take().filter(|guard| !guard.done) {
+                    let class = class_of(outcome.as_ref());
+                    let slow = guard.slow();
+                    match outcome.as_ref().ok().and_then(StreamReport::of) {
+                        // A stream that may yet fail: counted when it ends.
+                        Some(report) if class.is_none() => {
+                            report.on_end(move |end| match end.outcome {
+                                StreamOutcome::Failed(class) => guard.record(Some(class), slow),
+                                // Abandoned: dropped like a cancelled call.
+                                StreamOutcome::Abandoned => drop(guard),
+                                _ => guard.record(None, slow),
+                            });
+                        }
+                        _ => guard.record(class, slow),
                     }
                 }
                 Poll::Ready(outcome)

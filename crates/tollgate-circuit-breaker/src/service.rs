@@ -61,7 +61,7 @@ where
     S: Service<http::Request<B>, Response = http::Response<ResBody>>,
     S::Error: Into<BoxError>,
     K: Keyer<B>,
-    H: OnStateChange,
+    H: OnStateChange + Send + Sync + 'static,
 {
     type Response = http::Response<ResBody>;
     type Error = BoxError;

@@ -434,3 +434,52 @@ fn layers_services_and_futures_are_send_sync_and_clone() {
     let mut service = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Provider::default());
     send(&service.call(Request::new(())));
 }
+
+/// A provider whose every answer is a 200 event stream, reported through `report`.
+fn streaming(
+    reports: Arc<Mutex<Vec<tollgate_core::StreamReport>>>,
+) -> impl Service<
+    Request<()>,
+    Response = Response<()>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<Response<()>, Infallible>>,
+> + Clone {
+    tower::service_fn(move |_: Request<()>| {
+        let report = tollgate_core::StreamReport::new();
+        reports.lock().unwrap().push(report.clone());
+        let mut response = Response::new(());
+        response.extensions_mut().insert(report);
+        std::future::ready(Ok(response))
+    })
+}
+
+/// A followed stream is counted when it ends: one that fails half-way is a failure of its
+/// class, one that completes a success, one the caller abandons nothing at all — and a
+/// half-open probe abandoned gives its slot back.
+#[tokio::test(start_paused = true)]
+async fn streams_are_counted_when_they_end() {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let config = BreakerConfig::default()
+        .with_trip(Trip::ConsecutiveFailures(n(2)))
+        .with_probes(n(1));
+    let layer = CircuitBreakerLayer::new(config);
+    let handle = layer.handle();
+    let service = layer.layer(streaming(Arc::clone(&reports)));
+    let call = || service.clone().oneshot(Request::new(()));
+    let last = || reports.lock().unwrap().pop().unwrap();
+    // Two 200s whose streams fail: nothing counted until they end, then the breaker opens.
+    call().await.unwrap();
+    call().await.unwrap();
+    assert_eq!(handle.state(None), BreakerState::Closed);
+    last().fail(ErrorClass::Truncated);
+    last().fail(ErrorClass::Overloaded);
+    assert_eq!(handle.state(None), BreakerState::Open);
+    // A probe whose caller drops the stream frees its slot; the next probe completes.
+    time::advance(secs(60)).await;
+    call().await.unwrap();
+    drop(last());
+    assert_eq!(handle.state(None), BreakerState::HalfOpen);
+    call().await.unwrap();
+    last().complete(None);
+    assert_eq!(handle.state(None), BreakerState::Closed);
+}

@@ -61,7 +61,7 @@ pub mod headers;
 pub mod key;
 pub mod observe;
 mod snapshot;
-mod stream_usage;
+mod stream_report;
 pub mod timer;
 mod verdict;
 
@@ -69,7 +69,7 @@ pub use class::{ErrorClass, RetryAdvice};
 pub use classify::{Classify, ClassifyFn, ResponseView, classify_fn, transport_verdict};
 pub use extensions::{Cost, Deadline, Priority, RouteKey};
 pub use snapshot::{Dimension, LimitEntry, LimitReading, RateLimitSnapshot, Window};
-pub use stream_usage::StreamUsage;
+pub use stream_report::{StreamEnd, StreamOutcome, StreamReport};
 pub use verdict::{Classified, DelaySource, Usage, Verdict};
 
 /// A type-erased, thread-safe error: what layers that add failure modes return.

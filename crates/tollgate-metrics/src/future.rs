@@ -9,7 +9,9 @@ use std::task::{Context, Poll, ready};
 use metrics::SharedString;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
-use tollgate_core::{BoxError, ErrorClass, StreamUsage, Usage, Verdict, transport_verdict};
+use tollgate_core::{
+    BoxError, ErrorClass, StreamEnd, StreamOutcome, StreamReport, Usage, Verdict, transport_verdict,
+};
 
 use crate::handles::RequestLabels;
 use crate::observer::RequestObserver;
@@ -21,6 +23,15 @@ pin_project! {
     /// # Cancellation
     ///
     /// Dropped before completing, the request is not recorded.
+    ///
+    /// # Streams
+    ///
+    /// A successful response whose stream is followed (it carries a
+    /// [`StreamReport`](tollgate_core::StreamReport), as `ClassifyLayer` gives every event
+    /// stream) is recorded when its stream ends: its latency runs to the end of the stream, a
+    /// stream that fails half-way is recorded with its failure's class, and its tokens, time
+    /// to first token and time per output token are recorded then. A stream the caller
+    /// abandons is recorded as it stood at its head.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
         #[pin]
@@ -79,15 +90,24 @@ where
         };
         // An error is never a success, whatever a classifier said.
         let class = class.or(outcome.is_err().then_some(ErrorClass::Unknown));
-        record(this.observer, this.span, class, status, latency, verdict);
-        if let Some(report) = outcome.as_ref().ok().and_then(StreamUsage::of) {
-            // A streamed answer reports its tokens at its end: recorded then, as if buffered.
-            let observer = Arc::clone(this.observer);
-            report.on_end(move |usage| {
-                if let Some(usage) = usage {
-                    record_tokens(&observer, usage);
-                }
-            });
+        match outcome.as_ref().ok().and_then(StreamReport::of) {
+            // A stream that may yet fail, and reports its tokens at its end: recorded then.
+            Some(report) if class.is_none() => {
+                let observer = Arc::clone(this.observer);
+                let span = this.span.clone();
+                let (started, verdict) = (*this.started, verdict.cloned());
+                report.on_end(move |end| {
+                    let _entered = span.enter();
+                    let class = match end.outcome {
+                        StreamOutcome::Failed(class) => Some(class),
+                        _ => None,
+                    };
+                    let latency = end.ended_at.saturating_duration_since(started);
+                    record(&observer, &span, class, status, latency, verdict.as_ref());
+                    record_stream(&observer, started, end);
+                });
+            }
+            _ => record(this.observer, this.span, class, status, latency, verdict),
         }
         Poll::Ready(outcome)
     }
@@ -204,11 +224,31 @@ fn token_histograms(labels: &crate::labels::Labels, usage: &Usage) {
     }
 }
 
-/// The tokens a stream reported at its end: the histogram and the snapshot's counts.
-fn record_tokens(observer: &RequestObserver, usage: &Usage) {
-    token_histograms(&observer.labels, usage);
+/// What a stream tells at its end: its tokens, its time to first token and, for a completed
+/// stream of more than one output token, its time per output token after the first.
+fn record_stream(observer: &RequestObserver, started: Instant, end: &StreamEnd) {
+    let labels = &observer.labels;
+    if let Some(usage) = &end.usage {
+        token_histograms(labels, usage);
+        if let Some(stats) = &observer.stats {
+            stats.tokens(usage);
+        }
+    }
+    let Some(first) = end.first_data_at else {
+        return;
+    };
+    let to_first_token = first.saturating_duration_since(started);
+    metrics::histogram!("gen_ai.server.time_to_first_token",
+        "gen_ai.system" => labels.provider.clone(), "route" => labels.route.clone())
+    .record(to_first_token.as_secs_f64());
     if let Some(stats) = &observer.stats {
-        stats.tokens(usage);
+        stats.first_token(to_first_token);
+    }
+    let output = end.usage.and_then(|usage| usage.output_tokens).unwrap_or(0);
+    if let (Some(streaming), true) = (end.streaming_time(), output > 1) {
+        metrics::histogram!("gen_ai.server.time_per_output_token",
+            "gen_ai.system" => labels.provider.clone(), "route" => labels.route.clone())
+        .record(streaming.as_secs_f64() / (output - 1) as f64);
     }
 }
 

@@ -11,6 +11,8 @@
 //! | `http.client.request.duration` (OpenTelemetry) | histogram, seconds | provider, route, `http.response.status_code`, `error.type` |
 //! | `gen_ai.client.operation.duration` (OpenTelemetry) | histogram, seconds | `gen_ai.system`, route, `error.type` |
 //! | `gen_ai.client.token.usage` (OpenTelemetry) | histogram, tokens | `gen_ai.system`, route, `gen_ai.token.type` |
+//! | `gen_ai.server.time_to_first_token` (OpenTelemetry; streamed answers) | histogram, seconds | `gen_ai.system`, route |
+//! | `gen_ai.server.time_per_output_token` (OpenTelemetry; streamed answers, after the first token) | histogram, seconds | `gen_ai.system`, route |
 //! | `tollgate_requests_total` | counter | provider, route, outcome, status, attempts, hops |
 //! | `tollgate_retries_total`, `tollgate_retry_delay_seconds` | counter, histogram | provider, route, class, delay source |
 //! | `tollgate_retries_exhausted_total` | counter | provider, route, class |
@@ -33,7 +35,7 @@
 //! Made with [`pair`](MetricsLayer::pair), it also keeps in-process figures: a
 //! [`MetricsHandle`] gives a [`Snapshot`] — totals; success, 429, 5xx and retry-success
 //! rates; context-window errors; retries and their mean delay; p50/p90/p99 latency (an HDR
-//! histogram, retries included); throughput; quota utilization per dimension, both the
+//! histogram, retries included); time to first token of streamed answers (p50, p99); throughput; quota utilization per dimension, both the
 //! provider's (from its rate-limit headers) and the local `RateLimitLayer`'s (reported after
 //! each admission); the rate an adaptive rate limit learned; breaker opens — and [`Snapshot::alerts`] checks it against the
 //! warning and critical thresholds of PROVIDERS.md.
@@ -41,7 +43,9 @@
 //! ## `poll_ready` and `call`
 //!
 //! `poll_ready` readies the inner service; `call` attaches the observer, opens the span and
-//! calls it; the future records when the response (or error) arrives. Errors are
+//! calls it; the future records when the response (or error) arrives — or, for an event
+//! stream that `ClassifyLayer` follows, when the stream ends, so a stream that fails half-way
+//! is recorded as the failure it is. Errors are
 //! [`BoxError`](tollgate_core::BoxError), the inner service's, unchanged.
 //!
 //! # Example

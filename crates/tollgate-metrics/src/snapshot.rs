@@ -45,6 +45,7 @@ struct Counts {
     limiter_utilization: [Option<f64>; 4],
     learned_rate: Option<u64>,
     latency: Histogram<u64>,
+    first_token: Histogram<u64>,
 }
 
 impl Counts {
@@ -84,6 +85,8 @@ impl Stats {
                 learned_rate: None,
                 // Microseconds, up to an hour, three significant figures.
                 latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("valid histogram bounds"),
+                first_token: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                     .expect("valid histogram bounds"),
             }),
         }
@@ -125,6 +128,15 @@ impl Stats {
                 }
             }
         }
+    }
+
+    /// A stream's time to its first token.
+    pub(crate) fn first_token(&self, after: Duration) {
+        let micros = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
+        self.counts
+            .lock()
+            .first_token
+            .saturating_record(micros.max(1));
     }
 
     /// The local rate limiter's latest utilization of `dimension`.
@@ -176,9 +188,8 @@ impl Stats {
             .iter()
             .filter(|at| now.saturating_duration_since(**at) <= Duration::from_secs(3_600))
             .count() as u64;
-        let quantile = |q: f64| {
-            (!counts.latency.is_empty())
-                .then(|| Duration::from_micros(counts.latency.value_at_quantile(q)))
+        let quantile = |histogram: &Histogram<u64>, q: f64| {
+            (!histogram.is_empty()).then(|| Duration::from_micros(histogram.value_at_quantile(q)))
         };
         Snapshot {
             elapsed: now.saturating_duration_since(self.started),
@@ -202,16 +213,19 @@ impl Stats {
             utilization: counts.utilization,
             limiter_utilization: counts.limiter_utilization,
             learned_rate_per_minute: counts.learned_rate,
-            p50: quantile(0.5),
-            p90: quantile(0.9),
-            p99: quantile(0.99),
+            p50: quantile(&counts.latency, 0.5),
+            p90: quantile(&counts.latency, 0.9),
+            p99: quantile(&counts.latency, 0.99),
+            first_token_p50: quantile(&counts.first_token, 0.5),
+            first_token_p99: quantile(&counts.first_token, 0.99),
         }
     }
 }
 
 /// The figures a [`MetricsHandle`](crate::MetricsHandle) reports, since the layer was made.
 ///
-/// Latencies are of whole logical requests, retries and fallback hops included.
+/// Latencies are of whole logical requests, retries and fallback hops included; a streamed
+/// answer's runs to the end of its stream.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Snapshot {
@@ -267,6 +281,11 @@ pub struct Snapshot {
     pub p90: Option<Duration>,
     /// 99th percentile latency.
     pub p99: Option<Duration>,
+    /// Median time to first token of streamed answers: from the request to its first event
+    /// carrying data.
+    pub first_token_p50: Option<Duration>,
+    /// 99th percentile time to first token of streamed answers.
+    pub first_token_p99: Option<Duration>,
 }
 
 fn ratio(part: u64, whole: u64) -> Option<f64> {
@@ -430,6 +449,8 @@ mod tests {
             p50: Some(Duration::from_millis(300)),
             p90: Some(Duration::from_millis(800)),
             p99: Some(Duration::from_secs(1)),
+            first_token_p50: None,
+            first_token_p99: None,
         }
     }
 

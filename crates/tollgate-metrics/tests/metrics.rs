@@ -297,3 +297,54 @@ async fn huge_token_counts_do_not_overflow() {
     }
     assert_eq!(handle.snapshot().input_tokens, u64::MAX);
 }
+
+/// A streamed answer is recorded when its stream ends: its time to first token (300 ms) and
+/// its time per output token after the first (900 ms over 9 tokens), under the OpenTelemetry
+/// GenAI names; a stream that fails half-way is recorded as a failure.
+#[tokio::test(start_paused = true)]
+async fn a_stream_is_recorded_at_its_end() {
+    use tollgate_core::{ErrorClass, StreamReport, Usage};
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let prometheus = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let reports = [StreamReport::new(), StreamReport::new()];
+    let answers = reports.clone();
+    let (layer, handle) = MetricsLayer::pair("openai");
+    let next = Arc::new(Mutex::new(0));
+    let client = ServiceBuilder::new()
+        .layer(layer)
+        .service(tower::service_fn(move |_: Request<String>| {
+            let mut next = next.lock().unwrap();
+            let mut response = Response::new(String::new());
+            response.extensions_mut().insert(answers[*next].clone());
+            *next += 1;
+            async move { Ok::<_, BoxError>(response) }
+        }));
+    let _completes = client.clone().oneshot(chat()).await.unwrap();
+    let _fails = client.oneshot(chat()).await.unwrap();
+    assert_eq!(handle.snapshot().requests, 0, "not before the streams end");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reports[0].first_data();
+    reports[1].first_data();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    reports[0].complete(Some(
+        Usage::new().with_input_tokens(5).with_output_tokens(10),
+    ));
+    reports[1].fail(ErrorClass::Overloaded);
+    let snapshot = handle.snapshot();
+    assert_eq!((snapshot.requests, snapshot.successes), (2, 1));
+    assert_eq!(snapshot.output_tokens, 10);
+    let first = snapshot.first_token_p50.unwrap();
+    assert!(first >= Duration::from_millis(300) && first < Duration::from_millis(301));
+    assert!(snapshot.p50.unwrap() >= Duration::from_millis(1_200));
+    let text = prometheus.render();
+    for line in [
+        r#"gen_ai_server_time_to_first_token_sum{gen_ai_system="openai",route="none"} 0.6"#,
+        r#"gen_ai_server_time_to_first_token_count{gen_ai_system="openai",route="none"} 2"#,
+        r#"gen_ai_server_time_per_output_token_sum{gen_ai_system="openai",route="none"} 0.1"#,
+        r#"gen_ai_server_time_per_output_token_count{gen_ai_system="openai",route="none"} 1"#,
+        r#"outcome="overloaded",status="200""#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+}

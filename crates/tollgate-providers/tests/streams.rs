@@ -15,7 +15,9 @@ use http_body_util::{BodyExt, Empty};
 use proptest::prelude::*;
 use tokio::sync::mpsc;
 use tokio_test::{assert_pending, assert_ready};
-use tollgate_core::{BoxError, Classified, Classify, ErrorClass, RetryAdvice, Verdict};
+use tollgate_core::{
+    BoxError, Classified, Classify, ErrorClass, RetryAdvice, StreamOutcome, Verdict,
+};
 use tollgate_providers::classify_layer::error::{StreamFailed, StreamTruncated};
 use tollgate_providers::{
     Anthropic, ClassifyLayer, Gemini, Generic, OpenAi, OpenRouter, PeekedBody, Provider,
@@ -605,37 +607,51 @@ async fn an_error_as_the_first_event_hands_on_nothing() {
     assert!(error.is_some());
 }
 
-/// The usage a stream reports — Anthropic's `message_start` input and cumulative
-/// `message_delta` output — is told to the response's `StreamUsage` when the stream ends.
-#[tokio::test]
-async fn a_streams_usage_is_reported_at_its_end() {
-    let response = through(Anthropic::new(), sse(Chunks::split(ANTHROPIC, &[7, 200]))).await;
-    let report = tollgate_core::StreamUsage::of(&response)
+/// How a followed stream ended, once its body has been read to the end.
+async fn ended(response: http::Response<impl Body<Data = Bytes>>) -> tollgate_core::StreamEnd {
+    let report = tollgate_core::StreamReport::of(&response)
         .expect("a report")
         .clone();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     let sink = std::sync::Arc::clone(&seen);
-    report.on_end(move |usage| *sink.lock().unwrap() = Some(usage.copied()));
+    report.on_end(move |end| *sink.lock().unwrap() = Some(*end));
     assert!(seen.lock().unwrap().is_none(), "not before the end");
-    response.into_body().collect().await.unwrap();
-    let usage = seen.lock().unwrap().unwrap().expect("usage");
+    let _ = response.into_body().collect().await;
+    seen.lock().unwrap().expect("told at the end")
+}
+
+/// The usage a stream reports — Anthropic's `message_start` input and cumulative
+/// `message_delta` output — is told to the response's `StreamReport` when the stream ends.
+#[tokio::test]
+async fn a_streams_usage_is_reported_at_its_end() {
+    let response = through(Anthropic::new(), sse(Chunks::split(ANTHROPIC, &[7, 200]))).await;
+    let end = ended(response).await;
+    assert_eq!(end.outcome, StreamOutcome::Completed);
+    assert!(end.first_data_at.is_some());
+    let usage = end.usage.expect("usage");
     assert_eq!(
         (usage.input_tokens, usage.output_tokens),
         (Some(25), Some(15))
     );
 }
 
-/// A truncated stream reports no usage: its estimate stays charged.
+/// A truncated stream is reported failed, with no usage: its estimate stays charged.
 #[tokio::test]
 async fn a_truncated_stream_reports_no_usage() {
     let head = &ANTHROPIC[..at(ANTHROPIC, b"event: message_delta")];
     let response = through(Anthropic::new(), sse(Chunks::new([head]))).await;
-    let report = tollgate_core::StreamUsage::of(&response)
-        .expect("a report")
-        .clone();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let sink = std::sync::Arc::clone(&seen);
-    report.on_end(move |usage| *sink.lock().unwrap() = Some(usage.copied()));
-    let _ = response.into_body().collect().await;
-    assert_eq!(*seen.lock().unwrap(), Some(None));
+    let end = ended(response).await;
+    assert_eq!(end.outcome, StreamOutcome::Failed(ErrorClass::Truncated));
+    assert_eq!(end.usage, None);
+}
+
+/// An error event after the first is reported as a failure of its class, so the breaker and
+/// the metrics above count a stream that fails half-way.
+#[tokio::test]
+async fn an_error_event_mid_stream_is_reported_failed() {
+    let stream: &[u8] = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    let response = through(Anthropic::new(), sse(Chunks::split(stream, &[60]))).await;
+    let end = ended(response).await;
+    assert_eq!(end.outcome, StreamOutcome::Failed(ErrorClass::Overloaded));
+    assert!(end.first_data_at.is_some());
 }

@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tollgate_core::observe::Observe;
 use tollgate_core::timer::poll_sleep;
-use tollgate_core::{BoxError, Cost, Priority, RouteKey, StreamUsage, Verdict};
+use tollgate_core::{BoxError, Cost, Priority, RouteKey, StreamReport, Verdict};
 use tower_service::Service;
 
 use crate::error::{CostTooLarge, RateLimited};
@@ -287,7 +287,7 @@ where
                                     }
                                 });
                             if usage.is_none() {
-                                if let Some(report) = StreamUsage::of(&response) {
+                                if let Some(report) = StreamReport::of(&response) {
                                     this.reconcile_at_end(report);
                                 }
                             }
@@ -335,12 +335,12 @@ where
     St: Store,
 {
     /// A streamed answer reports its usage at its end: reconcile the estimate then.
-    fn reconcile_at_end(&self, report: &StreamUsage) {
+    fn reconcile_at_end(&self, report: &StreamReport) {
         let limiter = Arc::clone(self.limiter);
         let (key, estimated, taken_at) = (self.key.clone(), *self.cost, *self.taken_at);
         let estimator = self.estimator.clone();
-        report.on_end(move |usage| {
-            let Some(usage) = usage else { return };
+        report.on_end(move |end| {
+            let Some(usage) = &end.usage else { return };
             let lesson = Lesson {
                 usage: Some(Reconcile {
                     estimated,

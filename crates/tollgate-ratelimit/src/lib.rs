@@ -30,7 +30,7 @@
 //!   charges the difference from the estimate (first, so that the provider's `remaining` has
 //!   the last word; a refund also wakes the first waiter, which may now fit). A streamed
 //!   answer's usage, known only when its stream ends, is reconciled then, through the
-//!   [`StreamUsage`](tollgate_core::StreamUsage) in its extensions; a stream that reports none
+//!   [`StreamReport`](tollgate_core::StreamReport) in its extensions; a stream that reports none
 //!   keeps its estimate. Without a
 //!   verdict, a 429's `retry-after` header still pauses the key. A pause lasts at most a day,
 //!   whatever the header says, and when it ends the waiters leave at the limits' pace, one

@@ -14,7 +14,7 @@ use http::{Request, Response, StatusCode};
 use tokio::time::{self, Instant};
 use tollgate_core::{
     BoxError, Cost, Deadline, DelaySource, Dimension, ErrorClass, LimitReading, Priority,
-    RateLimitSnapshot, RouteKey, StreamUsage, Usage, Verdict, Window,
+    RateLimitSnapshot, RouteKey, StreamReport, Usage, Verdict, Window,
 };
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::error::{CostTooLarge, RateLimited};
@@ -528,7 +528,7 @@ async fn usage_reconciles_the_estimate() {
 /// 6,000 tokens a minute, refusing rather than waiting, over a transport whose every answer is
 /// a stream reporting its usage to `report`.
 fn streaming(
-    report: &StreamUsage,
+    report: &StreamReport,
 ) -> RateLimit<Recorder, tollgate_ratelimit::Unkeyed, tollgate_ratelimit::PerRequest> {
     let layer =
         RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
@@ -544,7 +544,7 @@ fn streaming(
 /// handed on: the estimate is reconciled then.
 #[tokio::test(start_paused = true)]
 async fn a_streams_usage_reconciles_the_estimate_at_its_end() {
-    let report = StreamUsage::new();
+    let report = StreamReport::new();
     let service = streaming(&report);
     spawn(&service, request("stream", 5_000))
         .await
@@ -556,7 +556,7 @@ async fn a_streams_usage_reconciles_the_estimate_at_its_end() {
         millis(10_000)
     );
     // It ends having used 1,000: 4,000 come back.
-    report.finish(Some(
+    report.complete(Some(
         Usage::new().with_input_tokens(400).with_output_tokens(600),
     ));
     spawn(&service, request("after", 5_000))
@@ -565,16 +565,16 @@ async fn a_streams_usage_reconciles_the_estimate_at_its_end() {
         .unwrap();
 }
 
-/// A stream that ends without reporting its usage keeps its estimate charged.
+/// A stream that fails (so reports no usage) keeps its estimate charged.
 #[tokio::test(start_paused = true)]
 async fn a_stream_without_usage_keeps_its_estimate() {
-    let report = StreamUsage::new();
+    let report = StreamReport::new();
     let service = streaming(&report);
     spawn(&service, request("stream", 5_000))
         .await
         .unwrap()
         .unwrap();
-    report.finish(None);
+    report.fail(tollgate_core::ErrorClass::Truncated);
     assert_eq!(
         refused_after(&service, request("x", 2_000)).await,
         millis(10_000)

@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
-use tollgate_core::BoxError;
 use tollgate_core::timer::poll_sleep;
+use tollgate_core::{BoxError, ErrorClass, StreamReport};
 
 use crate::config::unpack;
 use crate::error::{Limit, TimedOut};
@@ -21,7 +21,9 @@ use crate::future::sooner;
 /// response was handed on), then the rest of the inner body, each chunk of real data within
 /// the idle limit of the previous one and the whole body within the total limit or the
 /// request's deadline. A limit that runs out ends the body with a [`TimedOut`] error carrying
-/// a `Timeout` verdict; the inner body is dropped then, which closes its connection.
+/// a `Timeout` verdict; the inner body is dropped then, which closes its connection. A
+/// followed stream's [`StreamReport`] is told it failed with a timeout, so the breaker and
+/// the metrics above count it.
 ///
 /// # Cancellation
 ///
@@ -37,6 +39,8 @@ pub struct TimeoutBody<B> {
     limits: BodyLimits,
     /// Allocated the first time the body waits: a body read at once never needs it.
     timers: Option<Box<Timers>>,
+    /// The followed stream's report, told when a limit ends the body.
+    report: Option<StreamReport>,
 }
 
 /// What the body's limits are counted from.
@@ -60,6 +64,11 @@ struct Timers {
 }
 
 impl BodyLimits {
+    /// Whether any limit applies to the body.
+    pub(crate) fn any(&self) -> bool {
+        unpack(self.idle).is_some() || unpack(self.total).is_some() || self.deadline.is_some()
+    }
+
     fn timers(&self, sleep: Option<Pin<Box<Sleep>>>) -> Box<Timers> {
         let now = Instant::now();
         let start = self.start.unwrap_or(now);
@@ -118,6 +127,7 @@ impl<B> TimeoutBody<B> {
         first: Option<Bytes>,
         limits: BodyLimits,
         sleep: Option<Pin<Box<Sleep>>>,
+        report: Option<StreamReport>,
     ) -> Self {
         TimeoutBody {
             inner,
@@ -126,6 +136,7 @@ impl<B> TimeoutBody<B> {
             // A sleep the response future made is reused rather than dropped.
             timers: sleep.map(|sleep| limits.timers(Some(sleep))),
             limits,
+            report,
         }
     }
 
@@ -188,6 +199,10 @@ where
                 let limits = this.limits;
                 let timers = this.timers.get_or_insert_with(|| limits.timers(None));
                 let timed_out = ready!(timers.poll_expired(unpack(limits.idle), cx));
+                // Told before the inner body is dropped, which would abandon the stream.
+                if let Some(report) = this.report.take() {
+                    report.fail(ErrorClass::Timeout);
+                }
                 this.end();
                 Poll::Ready(Some(Err(timed_out.classified())))
             }

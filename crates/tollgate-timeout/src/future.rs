@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
-use tollgate_core::{BoxError, Classified};
+use tollgate_core::{BoxError, Classified, StreamReport};
 
 use crate::body::{BodyLimits, TimeoutBody, is_real_data};
 use crate::config::Packed;
@@ -261,11 +261,14 @@ impl<F, B: Body> ResponseFutureProj<'_, F, B> {
             deadline: *self.deadline,
         };
         let sleep = self.sleep.take();
-        response.map(|body| {
-            // `None` for the first chunk: the body ended.
-            let open = first.is_some() && !body.is_end_stream();
-            TimeoutBody::new(open.then_some(body), held, first, limits, sleep)
-        })
+        // `None` for the first chunk: the body ended.
+        let open = first.is_some() && !response.body().is_end_stream();
+        // A followed stream that a body limit may end is told so (looked up only then).
+        let report = (open && limits.any())
+            .then(|| StreamReport::of(&response).cloned())
+            .flatten();
+        response
+            .map(|body| TimeoutBody::new(open.then_some(body), held, first, limits, sleep, report))
     }
 }
 

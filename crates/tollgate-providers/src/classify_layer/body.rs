@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use tollgate_core::{BoxError, Classified, StreamUsage};
+use tollgate_core::{BoxError, Classified, ErrorClass, StreamReport, transport_verdict};
 
 use super::sse::{Follower, SharedClassifier};
 
@@ -50,8 +50,10 @@ pin_project! {
 /// An event stream being followed.
 struct Follow {
     follower: Follower,
-    /// Told the usage the stream reported when it ends (dropped unfinished: none).
-    usage: StreamUsage,
+    /// Told how the stream ends (dropped unended: abandoned).
+    report: StreamReport,
+    /// The report was told of the first event.
+    first_told: bool,
     /// The error the stream fails with, yielded at the next poll.
     pending: Option<BoxError>,
     /// The body ended (cleanly or with an error).
@@ -78,12 +80,13 @@ impl<B: Body> PeekedBody<B> {
     }
 
     /// A successful event stream, followed as it passes.
-    pub(crate) fn followed(body: B, classifier: SharedClassifier, usage: StreamUsage) -> Self {
+    pub(crate) fn followed(body: B, classifier: SharedClassifier, report: StreamReport) -> Self {
         PeekedBody {
             kind: Kind::Direct { body },
             follow: Some(Box::new(Follow {
                 follower: Follower::new(classifier),
-                usage,
+                report,
+                first_told: false,
                 pending: None,
                 done: false,
             })),
@@ -201,13 +204,17 @@ where
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     follow.pending = follow.follower.feed(data);
+                    if !follow.first_told && follow.follower.has_seen_event() {
+                        follow.first_told = true;
+                        follow.report.first_data();
+                    }
+                }
+                if let Some(error) = &follow.pending {
+                    follow.report.fail(class_of(&**error));
                 }
                 // An error event as the stream's first event: the error instead of its bytes,
                 // so that no byte reaches the caller and a layer above may still retry (the
                 // zero-chunk rule). (A frame carrying events before it is handed on whole.)
-                if follow.pending.is_some() {
-                    follow.usage.finish(None);
-                }
                 match follow.pending.take() {
                     Some(error) if follow.follower.failed_on_first_event() => {
                         follow.done = true;
@@ -221,21 +228,22 @@ where
             }
             Some(Err(error)) => {
                 follow.done = true;
-                // An interrupted stream reports no usage: the estimate charged stays.
-                follow.usage.finish(None);
-                Some(Err(Classified::transport(error)))
+                let error = Classified::transport(error);
+                follow.report.fail(class_of(&*error));
+                Some(Err(error))
             }
             None => {
                 follow.done = true;
-                let ended = follow.follower.finish();
-                // A truncated stream's usage is partial at best: none, and the estimate stays.
-                let usage = if ended.is_none() {
-                    follow.follower.usage()
-                } else {
-                    None
-                };
-                follow.usage.finish(usage);
-                ended.map(Err)
+                match follow.follower.finish() {
+                    Some(error) => {
+                        follow.report.fail(class_of(&*error));
+                        Some(Err(error))
+                    }
+                    None => {
+                        follow.report.complete(follow.follower.usage());
+                        None
+                    }
+                }
             }
         })
     }
@@ -256,6 +264,13 @@ where
             Kind::Replayed { replay } => replay.size_hint(),
         }
     }
+}
+
+/// The class of the error a followed stream fails with.
+fn class_of(error: &(dyn std::error::Error + 'static)) -> ErrorClass {
+    transport_verdict(error)
+        .class()
+        .unwrap_or(ErrorClass::Unknown)
 }
 
 impl<B: Body> fmt::Debug for PeekedBody<B> {

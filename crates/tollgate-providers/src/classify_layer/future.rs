@@ -13,7 +13,7 @@ use http::Response;
 use http::response::Parts;
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tollgate_core::{BoxError, Classified, Classify, ResponseView, StreamUsage, Verdict};
+use tollgate_core::{BoxError, Classified, Classify, ResponseView, StreamReport, Verdict};
 
 use super::PeekedBody;
 use super::body::Replay;
@@ -97,10 +97,10 @@ where
                             parts.extensions.insert(this.classifier.classify(&view));
                             if parts.status.is_success() && is_event_stream(&parts.headers) {
                                 let shared = Arc::new(this.classifier.clone());
-                                // The usage the stream reports at its end, for the layers above.
-                                let usage = StreamUsage::new();
-                                parts.extensions.insert(usage.clone());
-                                PeekedBody::followed(body, shared, usage)
+                                // How the stream ends, for the layers above.
+                                let report = StreamReport::new();
+                                parts.extensions.insert(report.clone());
+                                PeekedBody::followed(body, shared, report)
                             } else {
                                 PeekedBody::direct(body)
                             }

@@ -69,9 +69,14 @@
 //! - **The usage a stream reports** — OpenAI's final usage chunk (asked for with
 //!   `stream_options.include_usage`), Anthropic's `message_start` and cumulative
 //!   `message_delta` usage, Gemini's `usageMetadata` — is read as it passes and told, when the
-//!   stream ends, to the [`StreamUsage`](tollgate_core::StreamUsage) put in the response's
+//!   stream ends, to the [`StreamReport`](tollgate_core::StreamReport) put in the response's
 //!   extensions: the rate limiter above reconciles its token estimate then, and the metrics
 //!   record the tokens. A stream that fails or is truncated reports none (its estimate stays).
+//! - **How the stream ends** is told to that same report: completed, failed with the class of
+//!   its error (an error event, a truncation, a cut connection), or abandoned by a caller who
+//!   dropped the body; and when its first event passed. A stream that fails after its first
+//!   byte reached the caller cannot be retried (the zero-chunk rule), but the breaker above
+//!   counts it as a failure and the metrics record it, with its time to first token.
 //! - The inner body's own errors (a reset connection) end the body wrapped in a `Classified`
 //!   with what the transport rules say of them (the original inside). Bedrock's binary event
 //!   stream is not SSE and is not followed.

@@ -173,6 +173,11 @@ impl Follower {
         self.usage
     }
 
+    /// Whether an event was dispatched: the stream's first data has passed.
+    pub(crate) fn has_seen_event(&self) -> bool {
+        self.seen_event
+    }
+
     /// Whether the stream failed on its very first event (nothing before it to hand on).
     pub(crate) fn failed_on_first_event(&self) -> bool {
         self.failed_first
