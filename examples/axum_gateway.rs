@@ -33,7 +33,8 @@
 //! - **A bounded shutdown**: on Ctrl-C the gateway stops accepting, lets requests in flight
 //!   finish for up to 10 s ([`DRAIN`](gateway_server::DRAIN)), then aborts what remains (a
 //!   request to a hung upstream, an endless stream; its caller sees the connection close) and
-//!   exits — within the drain and the second or so the in-process mocks take to stop.
+//!   exits — within the drain and the second or so the in-process mocks take to stop. A
+//!   second Ctrl-C during the drain aborts at once.
 //! - **Streams pass through**: an upstream's answer, `text/event-stream` included, is relayed
 //!   frame by frame as it arrives, never buffered.
 //! - **Reusable pieces**: [`app`] builds the `axum::Router` around any stack and [`stack`]
@@ -74,10 +75,11 @@
 //! | [`MAX_CONNECTIONS`](gateway_server::MAX_CONNECTIONS) | 1,000 open connections (`GATEWAY_MAX_CONNECTIONS`) | one more is accepted and closed at once, before anything is read: the caller sees the connection close and retries; nothing queues |
 //! | [`IDLE_TIMEOUT`](gateway_server::IDLE_TIMEOUT) | 30 s | a connection with no request in flight that sends nothing — new, or kept alive after an answer — is closed |
 //! | [`HEAD_TIMEOUT`](gateway_server::HEAD_TIMEOUT) | 10 s from its first byte | a request head not complete by then: the connection is closed |
+//! | [`WRITE_TIMEOUT`](gateway_server::WRITE_TIMEOUT) | 60 s | a caller that reads nothing while its answer waits to be written: the connection is closed, and the upstream stream behind it dropped |
 //! | [`BODY_TIMEOUT`] | 30 s from the end of the head | a body not complete by then: 408 `request_timeout`, and the connection is closed |
 //! | [`MAX_BODY`] | 4 MiB a body | 413 `request_too_large` (from its `content-length` when announced) |
 //! | [`BODY_BUDGET`] | 64 MiB across all requests | a body whose buffer cannot grow within it: 503 `gateway_busy` with `retry-after: 1` and `x-should-retry: true`, and the connection is closed |
-//! | [`DRAIN`](gateway_server::DRAIN) | 10 s after Ctrl-C | requests still in flight are aborted and their connections closed |
+//! | [`DRAIN`](gateway_server::DRAIN) | 10 s after Ctrl-C (a second Ctrl-C: at once) | requests still in flight are aborted and their connections closed |
 //!
 //! The body budget counts the capacity of the buffers bodies are read into (grown by doubling
 //! as bytes arrive; an announced `content-length` reserves nothing), and a body keeps its share
@@ -85,7 +87,8 @@
 //! within 64 MiB, while ordinary chat requests — a few KiB each — are never refused for it
 //! short of thousands at once. A caller that holds its share by sending slowly loses it after
 //! [`BODY_TIMEOUT`]. An answer being streamed back is in flight for as long as it lasts: the
-//! idle timeout does not cut streams, and the drain bounds them at shutdown.
+//! idle timeout does not cut streams, the write timeout cuts one whose caller stopped reading,
+//! and the drain bounds them at shutdown.
 
 #[path = "support/reqwest_transport.rs"]
 mod reqwest_transport;
@@ -1042,16 +1045,27 @@ async fn main() -> Result<(), BoxError> {
                 limits.drain.as_secs()
             );
         };
-        let aborted = serve_gateway(listener, app(stack), limits, ctrl_c).await;
+        let again = async {
+            let _ = tokio::signal::ctrl_c().await;
+            println!("stopping now: aborting what is left");
+        };
+        let aborted = serve_gateway(listener, app(stack), limits, ctrl_c, again).await;
         if aborted > 0 {
             println!("stopped: aborted {aborted} connection(s) still busy after the drain");
         }
     } else {
         println!("self-test of http://{addr}/v1/chat/completions ({names})");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_gateway(listener, app(stack), limits, async {
+        let stopped = async {
             let _ = stopped.await;
-        }));
+        };
+        let server = tokio::spawn(serve_gateway(
+            listener,
+            app(stack),
+            limits,
+            stopped,
+            std::future::pending(),
+        ));
         self_test(addr, mocks.as_ref()).await?;
         let _ = stop.send(());
         server.await?;

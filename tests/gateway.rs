@@ -29,7 +29,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum_gateway::gateway_server::{DRAIN, HEAD_TIMEOUT, IDLE_TIMEOUT};
+use axum_gateway::gateway_server::{DRAIN, HEAD_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT};
 use axum_gateway::{
     BODY_TIMEOUT, BodyLimits, ConnectionLimits, ReqwestTransport, Upstream, app, app_with,
     per_minute, retry_policy, serve_gateway, stack,
@@ -81,9 +81,19 @@ async fn listen_with(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (SocketAddr, JoinHandle<usize>) {
+    listen_until(router, limits, shutdown, std::future::pending()).await
+}
+
+/// [`listen_with`], aborting the drain when `abort` completes.
+async fn listen_until(
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    abort: impl Future<Output = ()> + Send + 'static,
+) -> (SocketAddr, JoinHandle<usize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(serve_gateway(listener, router, limits, shutdown));
+    let server = tokio::spawn(serve_gateway(listener, router, limits, shutdown, abort));
     (addr, server)
 }
 
@@ -614,6 +624,85 @@ async fn shutdown_finishes_within_the_drain_despite_a_hung_upstream() {
     assert_eq!(server.await.unwrap(), 1, "the hung request was aborted");
     assert_eq!(Instant::now() - asked, DRAIN);
     assert!(call.await.unwrap().is_err(), "the connection was closed");
+}
+
+/// A second signal during the drain aborts what is left at once: the hung request is cut 2 s
+/// into the drain, not after all of it.
+#[tokio::test(start_paused = true)]
+async fn a_second_signal_cuts_the_drain_short() {
+    let mock = start(primary_config().with_hang_rate(1.0)).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (abort, aborted) = tokio::sync::oneshot::channel::<()>();
+    let stack = gateway_stack(&primary(&mock), None);
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    let abort_now = async {
+        let _ = aborted.await;
+    };
+    let (addr, server) =
+        listen_until(app(stack), ConnectionLimits::default(), shutdown, abort_now).await;
+
+    let call = tokio::spawn(chat(addr));
+    while mock.stats().requests == 0 {
+        settle().await;
+    }
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    abort.send(()).unwrap();
+    assert_eq!(server.await.unwrap(), 1, "the hung request was aborted");
+    assert_eq!(Instant::now() - asked, Duration::from_secs(2));
+    call.abort();
+}
+
+/// A body that never ends: 64 KiB of `x` each time it is asked.
+struct Endless;
+
+impl http_body::Body for Endless {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+        let chunk = bytes::Bytes::from_static(&CHUNK);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+}
+
+/// A caller that asks for an endless answer and then reads nothing: once the socket's
+/// buffers are full, the gateway's write waits, and after [`WRITE_TIMEOUT`] of waiting the
+/// connection is closed — while another caller is served meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_stops_reading_is_cut_off() {
+    let endless = axum::Router::new().route(
+        "/endless",
+        axum::routing::get(|| async { axum::body::Body::new(Endless) }),
+    );
+    let mock = start(primary_config()).await;
+    let router = endless.merge(app(gateway_stack(&primary(&mock), None)));
+    let addr = listen(router).await;
+
+    let mut reader = TcpStream::connect(addr).await.unwrap();
+    reader
+        .write_all(b"GET /endless HTTP/1.1\r\nhost: gateway\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing for longer than the limit; another caller is served meanwhile.
+    tokio::time::sleep(WRITE_TIMEOUT / 2).await;
+    assert_eq!(chat(addr).await.status, StatusCode::OK);
+    tokio::time::sleep(WRITE_TIMEOUT).await;
+    // Whatever was buffered before the write blocked, then the end: the connection is closed.
+    let mut read = 0_usize;
+    let mut chunk = vec![0; 64 * 1024];
+    while let Ok(n @ 1..) = reader.read(&mut chunk).await {
+        read += n;
+        assert!(read < 256 << 20, "still writing after {read} bytes");
+    }
+    assert!(read > 0);
 }
 
 /// An event stream passes through as it comes: the upstream sends two events and then stalls,

@@ -14,11 +14,16 @@
 //!   is in, the request is the handler's: it bounds the body itself. (Bytes of a pipelined
 //!   request that arrive while the previous one is answered count as silence, so its head has
 //!   the idle timeout rather than the head timeout.)
+//! - **Callers who stop reading**: a connection whose answer cannot be written — the caller
+//!   reads nothing, and the socket's buffers are full — for [`ConnectionLimits::write_timeout`]
+//!   is closed, dropping the answer (and the upstream stream behind it). A caller that reads
+//!   slowly but reads never waits that long on one write.
 //! - **Shutdown**: when `shutdown` completes, the listener is closed at once, every connection
 //!   is told to finish (hyper's graceful shutdown: an idle one closes, a busy one closes after
-//!   its answer), and [`ConnectionLimits::drain`] later whatever remains — a request to a
-//!   hung upstream, an endless stream — is aborted, its connection closed. [`serve`] returns
-//!   then, with the number aborted.
+//!   its answer), and [`ConnectionLimits::drain`] later — or as soon as `abort` completes (a
+//!   second Ctrl-C), if sooner — whatever remains — a request to a hung upstream, an endless
+//!   stream — is aborted, its connection closed. [`serve`] returns then, with the number
+//!   aborted.
 //!
 //! Why not hyper's own `header_read_timeout`: hyper starts it whenever it waits for a request
 //! head, between keep-alive requests too, so it cannot tell an idle keep-alive connection from a
@@ -60,6 +65,10 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request head may take from its first byte: 10 s.
 pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a write to a caller may stay blocked (the caller reads nothing) before its
+/// connection is closed: 60 s.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long a shutdown lets requests in flight finish before aborting them: 10 s.
 pub(crate) const DRAIN: Duration = Duration::from_secs(10);
 
@@ -75,6 +84,8 @@ pub(crate) struct ConnectionLimits {
     pub(crate) idle_timeout: Duration,
     /// How long a request head may take from its first byte ([`HEAD_TIMEOUT`]).
     pub(crate) head_timeout: Duration,
+    /// How long a write to the caller may stay blocked ([`WRITE_TIMEOUT`]).
+    pub(crate) write_timeout: Duration,
     /// How long a shutdown waits for requests in flight before aborting them ([`DRAIN`]).
     pub(crate) drain: Duration,
 }
@@ -85,20 +96,22 @@ impl Default for ConnectionLimits {
             max_connections: MAX_CONNECTIONS,
             idle_timeout: IDLE_TIMEOUT,
             head_timeout: HEAD_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
             drain: DRAIN,
         }
     }
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` completes, then drains for
-/// at most `limits.drain` and aborts what remains: returns at most `limits.drain` after
-/// `shutdown` (plus the time to cancel the remaining tasks), with the number of connections
-/// aborted.
+/// at most `limits.drain` — less if `abort` completes first — and aborts what remains: returns
+/// at most `limits.drain` after `shutdown` (plus the time to cancel the remaining tasks), with
+/// the number of connections aborted. `abort` is polled only once the drain has begun.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
+    abort: impl Future<Output = ()>,
 ) -> usize {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopping) = watch::channel(false);
@@ -135,7 +148,13 @@ pub(crate) async fn serve(
     drop(listener);
     let _ = stop.send(true);
     let deadline = Instant::now() + limits.drain;
-    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, connections.join_next()).await {}
+    let drained = async {
+        while let Ok(Some(_)) = tokio::time::timeout_at(deadline, connections.join_next()).await {}
+    };
+    tokio::select! {
+        () = drained => {}
+        () = abort => {}
+    }
     let aborted = connections.len();
     connections.shutdown().await;
     aborted
@@ -148,6 +167,8 @@ enum Expired {
     Idle,
     /// A head not complete within the head timeout of its first byte.
     Head,
+    /// A write blocked for the write timeout.
+    Write,
 }
 
 /// Serves one connection until it ends, its watch expires, or it is aborted; `_slot` is its
@@ -189,7 +210,7 @@ async fn connection(
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
-            // Idle or slow: closed (dropped) with nothing in flight.
+            // Idle, slow, or not read: closed (dropped), with whatever is in flight.
             _ = activity.expiry(limits) => return,
             _ = stopping.wait_for(|stop| *stop), if !draining => {
                 draining = true;
@@ -201,7 +222,8 @@ async fn connection(
 
 // ===== watching a connection =====
 
-/// What a connection is doing: requests in flight, and since when it has been free.
+/// What a connection is doing: requests in flight, since when it has been free, and since
+/// when a write has been blocked.
 #[derive(Debug)]
 struct Activity {
     state: Mutex<ActivityState>,
@@ -216,6 +238,8 @@ struct ActivityState {
     free_since: Instant,
     /// When the first byte arrived since then, if one did.
     heard_at: Option<Instant>,
+    /// Since when a write has been waiting for the caller to read, if one is.
+    blocked_since: Option<Instant>,
 }
 
 impl Activity {
@@ -225,6 +249,7 @@ impl Activity {
                 in_flight: 0,
                 free_since: Instant::now(),
                 heard_at: None,
+                blocked_since: None,
             }),
             changed: Notify::new(),
         }
@@ -240,6 +265,20 @@ impl Activity {
         }
     }
 
+    /// A write could not go out (`blocked`) or went out.
+    fn wrote(&self, blocked: bool) {
+        let mut state = self.state.lock();
+        match (blocked, state.blocked_since.is_some()) {
+            (true, false) => {
+                state.blocked_since = Some(Instant::now());
+                drop(state);
+                self.changed.notify_one();
+            }
+            (false, true) => state.blocked_since = None,
+            _ => {}
+        }
+    }
+
     /// A request started; it is in flight until the guard is dropped.
     fn start(self: &Arc<Self>) -> InFlight {
         self.state.lock().in_flight += 1;
@@ -247,15 +286,23 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
-    /// Completes when the connection has been free too long: idle, or a head too slow.
+    /// Completes when the connection has been free too long (idle, or a head too slow) or a
+    /// write has been blocked too long.
     async fn expiry(&self, limits: ConnectionLimits) -> Expired {
         loop {
             let next = {
                 let state = self.state.lock();
-                (state.in_flight == 0).then(|| match state.heard_at {
+                let free = (state.in_flight == 0).then(|| match state.heard_at {
                     Some(at) => (at + limits.head_timeout, Expired::Head),
                     None => (state.free_since + limits.idle_timeout, Expired::Idle),
-                })
+                });
+                let blocked = state
+                    .blocked_since
+                    .map(|since| (since + limits.write_timeout, Expired::Write));
+                match (free, blocked) {
+                    (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+                    (a, b) => a.or(b),
+                }
             };
             // A change after the read above leaves a permit: `notified` completes at once.
             match next {
@@ -314,7 +361,7 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// A socket that tells its [`Activity`] when bytes arrive.
+/// A socket that tells its [`Activity`] when bytes arrive and when writes block.
 #[derive(Debug)]
 struct Watched {
     inner: TcpStream,
@@ -342,7 +389,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.wrote(polled.is_pending());
+        polled
     }
 
     fn poll_write_vectored(
@@ -350,7 +399,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.wrote(polled.is_pending());
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
