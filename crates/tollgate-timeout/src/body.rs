@@ -28,17 +28,24 @@ use crate::future::sooner;
 /// # Cancellation
 ///
 /// Dropping it drops the inner body and its timer.
-// `held` is boxed to keep the body small (8 bytes, not 32): a body read at once holds none.
-#[allow(clippy::box_collection)]
 pub struct TimeoutBody<B> {
-    inner: Option<B>,
-    /// Keep-alives read before the response was handed on (rarely any).
-    held: Option<Box<VecDeque<Frame<Bytes>>>>,
     /// The first real data, read before the response was handed on.
     first: Option<Bytes>,
+    /// The rest of the body, if it had not ended with its first chunk (boxed: a body read at
+    /// once, the common answer, keeps the response small, and it is moved several times on
+    /// its way up the stack).
+    rest: Option<Box<Rest<B>>>,
+}
+
+/// A body still open after its first chunk, or with keep-alives read before it.
+struct Rest<B> {
+    /// Keep-alives read before the response was handed on (rarely any); handed on first.
+    held: VecDeque<Frame<Bytes>>,
+    /// `None` once it ended.
+    inner: Option<B>,
     limits: BodyLimits,
-    /// Allocated the first time the body waits: a body read at once never needs it.
-    timers: Option<Box<Timers>>,
+    /// Set the first time the body waits: a body read at once never needs them.
+    timers: Option<Timers>,
     /// The followed stream's report, told when a limit ends the body.
     report: Option<StreamReport>,
 }
@@ -69,14 +76,14 @@ impl BodyLimits {
         unpack(self.idle).is_some() || unpack(self.total).is_some() || self.deadline.is_some()
     }
 
-    fn timers(&self, sleep: Option<Pin<Box<Sleep>>>) -> Box<Timers> {
+    fn timers(&self, sleep: Option<Pin<Box<Sleep>>>) -> Timers {
         let now = Instant::now();
         let start = self.start.unwrap_or(now);
-        Box::new(Timers {
+        Timers {
             idle_at: unpack(self.idle).map(|idle| now + idle),
             total_at: sooner(start, unpack(self.total), Limit::Total, self.deadline),
             sleep,
-        })
+        }
     }
 }
 
@@ -120,8 +127,15 @@ fn is_keep_alive(chunk: &[u8]) -> bool {
 }
 
 impl<B> TimeoutBody<B> {
+    /// A body read at once: its only chunk (or none), and its end.
     #[inline]
-    pub(crate) fn new(
+    pub(crate) fn read(first: Option<Bytes>) -> Self {
+        TimeoutBody { first, rest: None }
+    }
+
+    /// A body with more to come (`inner`; `None` when it ended with its first chunk), or
+    /// keep-alives read before its first chunk (`held`).
+    pub(crate) fn rest(
         inner: Option<B>,
         held: VecDeque<Frame<Bytes>>,
         first: Option<Bytes>,
@@ -129,22 +143,27 @@ impl<B> TimeoutBody<B> {
         sleep: Option<Pin<Box<Sleep>>>,
         report: Option<StreamReport>,
     ) -> Self {
-        TimeoutBody {
+        let rest = Box::new(Rest {
+            held,
             inner,
-            held: (!held.is_empty()).then(|| Box::new(held)),
-            first,
             // A sleep the response future made is reused rather than dropped.
             timers: sleep.map(|sleep| limits.timers(Some(sleep))),
             limits,
             report,
+        });
+        TimeoutBody {
+            first,
+            rest: Some(rest),
         }
     }
 
     /// The inner body, until it ends.
     pub fn get_ref(&self) -> Option<&B> {
-        self.inner.as_ref()
+        self.rest.as_ref().and_then(|rest| rest.inner.as_ref())
     }
+}
 
+impl<B> Rest<B> {
     /// Ends the body: the inner body (and its connection) and the timer are dropped.
     fn end(&mut self) {
         self.inner = None;
@@ -165,21 +184,21 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(held) = &mut this.held {
-            match held.pop_front() {
-                Some(frame) => return Poll::Ready(Some(Ok(frame))),
-                None => this.held = None,
-            }
+        if let Some(frame) = this.rest.as_mut().and_then(|rest| rest.held.pop_front()) {
+            return Poll::Ready(Some(Ok(frame)));
         }
         if let Some(data) = this.first.take() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
-        let Some(inner) = this.inner.as_mut() else {
+        let Some(rest) = this.rest.as_deref_mut() else {
+            return Poll::Ready(None);
+        };
+        let Some(inner) = rest.inner.as_mut() else {
             return Poll::Ready(None);
         };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(timers), Some(idle)) = (this.timers.as_mut(), unpack(this.limits.idle))
+                if let (Some(timers), Some(idle)) = (rest.timers.as_mut(), unpack(rest.limits.idle))
                 {
                     if is_real_data(&frame) {
                         timers.idle_at = Some(Instant::now() + idle);
@@ -188,42 +207,46 @@ where
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => {
-                this.end();
+                rest.end();
                 Poll::Ready(Some(Err(error.into())))
             }
             Poll::Ready(None) => {
-                this.end();
+                rest.end();
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let limits = this.limits;
-                let timers = this.timers.get_or_insert_with(|| limits.timers(None));
+                let limits = rest.limits;
+                let timers = rest.timers.get_or_insert_with(|| limits.timers(None));
                 let timed_out = ready!(timers.poll_expired(unpack(limits.idle), cx));
                 // Told before the inner body is dropped, which would abandon the stream.
-                if let Some(report) = this.report.take() {
+                if let Some(report) = rest.report.take() {
                     report.fail(ErrorClass::Timeout);
                 }
-                this.end();
+                rest.end();
                 Poll::Ready(Some(Err(timed_out.classified())))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.held.as_ref().is_none_or(|held| held.is_empty())
-            && self.first.is_none()
-            && self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.first.is_none()
+            && self.rest.as_ref().is_none_or(|rest| {
+                rest.held.is_empty() && rest.inner.as_ref().is_none_or(Body::is_end_stream)
+            })
     }
 
     fn size_hint(&self) -> SizeHint {
         let held: u64 = self
-            .held
+            .rest
             .iter()
-            .flat_map(|held| held.iter())
+            .flat_map(|rest| rest.held.iter())
             .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
             .chain(self.first.as_ref().map(|d| d.len() as u64))
             .sum();
-        let inner = self.inner.as_ref().map(Body::size_hint).unwrap_or_default();
+        let inner = self
+            .get_ref()
+            .map(Body::size_hint)
+            .unwrap_or_else(|| SizeHint::with_exact(0));
         let mut hint = SizeHint::new();
         hint.set_lower(inner.lower().saturating_add(held));
         if let Some(upper) = inner.upper() {
@@ -235,12 +258,10 @@ where
 
 impl<B> fmt::Debug for TimeoutBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held = self.rest.as_ref().map_or(0, |rest| rest.held.len());
         f.debug_struct("TimeoutBody")
-            .field(
-                "held",
-                &(self.held.as_ref().map_or(0, |h| h.len()) + usize::from(self.first.is_some())),
-            )
-            .field("ended", &self.inner.is_none())
+            .field("held", &(held + usize::from(self.first.is_some())))
+            .field("ended", &self.get_ref().is_none())
             .finish_non_exhaustive()
     }
 }

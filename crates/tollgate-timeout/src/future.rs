@@ -254,6 +254,12 @@ impl<F, B: Body> ResponseFutureProj<'_, F, B> {
         held: VecDeque<Frame<Bytes>>,
         first: Option<Bytes>,
     ) -> http::Response<TimeoutBody<B>> {
+        // `None` for the first chunk: the body ended.
+        let open = first.is_some() && !response.body().is_end_stream();
+        if !open && held.is_empty() {
+            // The common answer, read at once: nothing left to time.
+            return response.map(|_| TimeoutBody::read(first));
+        }
         let limits = BodyLimits {
             idle: self.limits.idle(),
             total: self.limits.total(),
@@ -261,14 +267,14 @@ impl<F, B: Body> ResponseFutureProj<'_, F, B> {
             deadline: *self.deadline,
         };
         let sleep = self.sleep.take();
-        // `None` for the first chunk: the body ended.
-        let open = first.is_some() && !response.body().is_end_stream();
         // A followed stream that a body limit may end is told so (looked up only then).
         let report = (open && limits.any())
             .then(|| StreamReport::of(&response).cloned())
             .flatten();
-        response
-            .map(|body| TimeoutBody::new(open.then_some(body), held, first, limits, sleep, report))
+        response.map(|body| {
+            let inner = open.then_some(body);
+            TimeoutBody::rest(inner, held, first, limits, sleep, report)
+        })
     }
 }
 
