@@ -12,7 +12,7 @@ use tokio::time::Sleep;
 use tollgate_circuit_breaker::CircuitOpen;
 use tollgate_core::body::BufferedBody;
 use tollgate_core::observe::{Event, Observe};
-use tollgate_core::{BoxError, ErrorClass, Verdict};
+use tollgate_core::{BoxError, ErrorClass, StreamOutcome, StreamReport, Verdict};
 use tollgate_ratelimit::error::RateLimited;
 use tollgate_retry::{HttpJudge, Judge, RetriesExhausted};
 use tower_service::Service;
@@ -151,6 +151,9 @@ where
                         judge(shared, outcome.as_ref(), *this.chain, *this.visited);
                     let next = match next {
                         Next::Return => {
+                            if let Some(report) = outcome.as_ref().ok().and_then(StreamReport::of) {
+                                cool_if_it_fails(shared, *this.current, report);
+                            }
                             this.state.set(State::Done);
                             return Poll::Ready(outcome);
                         }
@@ -311,6 +314,26 @@ fn chain_bit(chain: Chain) -> u8 {
         Chain::ContextWindow => 2,
         Chain::ContentPolicy => 4,
     }
+}
+
+/// A streamed answer handed back may still fail half-way; nothing can be re-sent then (the
+/// zero-chunk rule), but a failure the policy moves on from cools `place` down, as if it had
+/// failed before its first byte, so the next requests go elsewhere first.
+fn cool_if_it_fails<S>(shared: &Shared<S>, place: Place, report: &StreamReport) {
+    let cell = match place {
+        Place::Primary => Arc::clone(&shared.primary),
+        Place::In(chain, i) => Arc::clone(&shared.chain(chain)[i].1),
+    };
+    let (policy, origin) = (Arc::clone(&shared.policy), shared.origin);
+    report.on_end(move |end| {
+        let StreamOutcome::Failed(class) = end.outcome else {
+            return;
+        };
+        if let (true, Some(wait)) = (policy.move_on.contains(class), policy.cooldown_for(class)) {
+            let ended = nanos(end.ended_at.saturating_duration_since(origin));
+            cell.extend(ended.saturating_add(nanos(wait)));
+        }
+    });
 }
 
 /// Until when `place` cools down (nanoseconds since the origin).

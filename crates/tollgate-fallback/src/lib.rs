@@ -29,6 +29,11 @@
 //! with [`AllTargetsFailed`], which lists each target's verdict and when the first cooling one
 //! is free again.
 //!
+//! A streamed answer is handed back once its first byte is there, and may still fail half-way
+//! (its [`StreamReport`](tollgate_core::StreamReport) says so): nothing is re-sent then — the
+//! caller already has part of it — but a failure the policy moves on from cools the target
+//! down for the policy's cooldown of its class, as a failure before the first byte would.
+//!
 //! Targets are services of one type; for mixed types, [`boxed`] boxes each once, at
 //! construction. Requests are `http::Request<BufferedBody>`: put a
 //! [`BufferBodyLayer`](tollgate_core::body::BufferBodyLayer) above to accept any body (the

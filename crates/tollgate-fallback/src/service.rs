@@ -41,13 +41,14 @@ impl Cooldown {
 }
 
 pub(crate) struct Shared<S> {
-    pub(crate) policy: FallbackPolicy,
-    origin: Instant,
-    pub(crate) primary: Cooldown,
+    /// Shared with the streams that may still fail after their response was handed back.
+    pub(crate) policy: Arc<FallbackPolicy>,
+    pub(crate) origin: Instant,
+    pub(crate) primary: Arc<Cooldown>,
     pub(crate) primary_name: Arc<str>,
-    pub(crate) fallbacks: Vec<(Target<S>, Cooldown)>,
-    pub(crate) context_window: Vec<(Target<S>, Cooldown)>,
-    pub(crate) content_policy: Vec<(Target<S>, Cooldown)>,
+    pub(crate) fallbacks: Vec<(Target<S>, Arc<Cooldown>)>,
+    pub(crate) context_window: Vec<(Target<S>, Arc<Cooldown>)>,
+    pub(crate) content_policy: Vec<(Target<S>, Arc<Cooldown>)>,
 }
 
 impl<S> Shared<S> {
@@ -58,16 +59,12 @@ impl<S> Shared<S> {
         context_window: Vec<Target<S>>,
         content_policy: Vec<Target<S>>,
     ) -> Self {
-        let cool = |targets: Vec<Target<S>>| {
-            targets
-                .into_iter()
-                .map(|t| (t, Cooldown::default()))
-                .collect()
-        };
+        let cool =
+            |targets: Vec<Target<S>>| targets.into_iter().map(|t| (t, Arc::default())).collect();
         Shared {
-            policy,
+            policy: Arc::new(policy),
             origin: Instant::now(),
-            primary: Cooldown::default(),
+            primary: Arc::default(),
             primary_name,
             fallbacks: cool(fallbacks),
             context_window: cool(context_window),
@@ -90,7 +87,7 @@ impl<S> Shared<S> {
         nanos(instant.saturating_duration_since(self.origin))
     }
 
-    pub(crate) fn chain(&self, chain: Chain) -> &[(Target<S>, Cooldown)] {
+    pub(crate) fn chain(&self, chain: Chain) -> &[(Target<S>, Arc<Cooldown>)] {
         match chain {
             Chain::Main => &self.fallbacks,
             Chain::ContextWindow => &self.context_window,

@@ -529,3 +529,48 @@ async fn a_local_quota_refusal_moves_on_when_its_wait_is_long() {
     assert_eq!(limited.retry_after(), secs(1));
     assert_eq!(secondary.calls(), 0);
 }
+
+/// A streamed answer handed back fails half-way with an overload: nothing is re-sent, but
+/// with a cooldown for overloads in the policy the primary cools down as if it had failed
+/// before its first byte, and the next requests go to the fallback first. A stream that
+/// completes cools nothing.
+#[tokio::test(start_paused = true)]
+async fn a_stream_failing_half_way_cools_its_target_down() {
+    use tollgate_core::StreamReport;
+    let reports: Arc<Mutex<Vec<StreamReport>>> = Arc::default();
+    let primary = {
+        let reports = Arc::clone(&reports);
+        Provider::new(move |_, _| {
+            let report = StreamReport::new();
+            reports.lock().unwrap().push(report.clone());
+            let mut response = Response::new("primary".to_owned());
+            response.extensions_mut().insert(report);
+            response
+        })
+    };
+    let calls = primary.calls.clone();
+    let policy = FallbackPolicy::default().with_cooldown(ErrorClass::Overloaded, secs(30));
+    let client = FallbackLayer::new([Target::new("b", boxed(Provider::ok("b")))])
+        .with_policy(policy)
+        .layer(boxed(primary));
+    let last = || reports.lock().unwrap().pop().unwrap();
+    // Completed: the primary stays first.
+    client.clone().oneshot(chat()).await.unwrap();
+    last().complete(None);
+    assert_eq!(
+        client.clone().oneshot(chat()).await.unwrap().into_body(),
+        "primary"
+    );
+    // Failed half-way with an overload: cooled for 30 s.
+    last().fail(ErrorClass::Overloaded);
+    assert_eq!(
+        client.clone().oneshot(chat()).await.unwrap().into_body(),
+        "b"
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+    time::advance(secs(31)).await;
+    assert_eq!(
+        client.clone().oneshot(chat()).await.unwrap().into_body(),
+        "primary"
+    );
+}
