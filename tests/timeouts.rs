@@ -342,3 +342,53 @@ async fn a_streams_time_to_first_token_reaches_the_metrics() {
     // The latency runs to the stream's end.
     assert!(snapshot.p50.unwrap() >= took, "{snapshot:?}");
 }
+
+/// A streamed answer's usage reconciles the token quota when the stream ends: 1,000 tokens a
+/// minute, and a request allowing 900 output tokens is charged about 910 while its stream is
+/// open — a second such request is refused — but the answer used 5 (and a prompt of a few):
+/// once the stream has been read to its end, the second fits. (The ready stacks ask for the
+/// usage chunk themselves; this stack is built by hand, so the request asks.)
+#[tokio::test(start_paused = true)]
+async fn a_streams_usage_reconciles_the_token_quota() {
+    use tollgate::ServiceBuilderExt;
+    use tollgate::ratelimit::algorithm::Quota;
+    use tollgate::ratelimit::error::RateLimited;
+    use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
+    let mock = MockServer::start(MockConfig::openai().with_completion_tokens(5))
+        .await
+        .unwrap();
+    let base = mock.base_url();
+    let quota = Quota::per_minute(std::num::NonZeroU64::new(1_000).unwrap());
+    let limiter = RateLimitLayer::new(Limits::new([Limit::tokens(quota)]))
+        .with_estimator(OpenAiChat::new())
+        .reject_only();
+    let client = tower::ServiceBuilder::new()
+        .layer(tollgate::body::BufferBodyLayer::new())
+        .layer(limiter)
+        .classify(tollgate::providers::OpenAi::new())
+        .map_request(move |mut request: Request<BufferedBody>| {
+            let uri = format!("{base}{}", request.uri().path());
+            *request.uri_mut() = uri.parse().unwrap();
+            request
+        })
+        .service(hyper_client());
+    let ask = || {
+        let body = serde_json::json!({
+            "model": "gpt-4o-mini",
+            "max_tokens": 900,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "Hello"}],
+        });
+        Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(BufferedBody::from(body.to_string()))
+            .unwrap()
+    };
+    let response = client.clone().oneshot(ask()).await.unwrap();
+    let refused = client.clone().oneshot(ask()).await.unwrap_err();
+    assert!(refused.is::<RateLimited>(), "{refused}");
+    response.into_body().collect().await.unwrap();
+    let second = client.clone().oneshot(ask()).await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+}
