@@ -118,6 +118,51 @@ impl ErrorClass {
         )
     }
 
+    /// The class the official SDKs' status rules give a status (PROVIDERS.md §4, §7 item 12),
+    /// with 503, 529 and 498 as overloads and 504 as a timeout; `None` for a success (below
+    /// 400).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tollgate_core::ErrorClass;
+    ///
+    /// assert_eq!(ErrorClass::of_status(StatusCode::from_u16(529).unwrap()), Some(ErrorClass::Overloaded));
+    /// assert_eq!(ErrorClass::of_status(StatusCode::OK), None);
+    /// ```
+    pub const fn of_status(status: http::StatusCode) -> Option<ErrorClass> {
+        let class = match status.as_u16() {
+            0..=399 => return None,
+            400 | 422 => ErrorClass::BadRequest,
+            401 => ErrorClass::Unauthorized,
+            402 => ErrorClass::QuotaExhausted,
+            403 => ErrorClass::PermissionDenied,
+            404 => ErrorClass::NotFound,
+            408 => ErrorClass::Timeout,
+            409 => ErrorClass::Conflict,
+            413 => ErrorClass::PayloadTooLarge,
+            429 => ErrorClass::RateLimited,
+            503 | 529 | 498 => ErrorClass::Overloaded,
+            504 => ErrorClass::Timeout,
+            500..=599 => ErrorClass::ServerError,
+            _ => ErrorClass::Unknown,
+        };
+        Some(class)
+    }
+
+    /// Whether a failure of this class is decided by the request or the account, so that no
+    /// hint (`x-should-retry: true`) can make it retryable: an exhausted quota, and a request
+    /// or context too large, never fit however often they are sent.
+    pub const fn is_deterministic(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::QuotaExhausted
+                | ErrorClass::ContextWindowExceeded
+                | ErrorClass::PayloadTooLarge
+        )
+    }
+
     /// The retry advice a classifier gives for this class when nothing else (a header such as
     /// `x-should-retry`, a provider quirk) says otherwise.
     ///

@@ -70,7 +70,7 @@ pub use classify::{Classify, ClassifyFn, ResponseView, classify_fn, transport_ve
 pub use extensions::{Cost, Deadline, Priority, RouteKey};
 pub use snapshot::{Dimension, LimitEntry, LimitReading, RateLimitSnapshot, Window};
 pub use stream_report::{StreamEnd, StreamOutcome, StreamReport};
-pub use verdict::{Classified, DelaySource, Usage, Verdict};
+pub use verdict::{Classified, DelaySource, Judged, Usage, Verdict};
 
 /// A type-erased, thread-safe error: what layers that add failure modes return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -26,6 +26,8 @@ pub enum DelaySource {
     /// Not the server: a client-side quota (`RateLimitLayer`) refused the request and computed
     /// when it would fit.
     LocalQuota,
+    /// Not the server: a circuit breaker refused the request, open for this much longer.
+    BreakerOpen,
     /// The server gave no delay; the retry layer's backoff decides.
     #[default]
     None,
@@ -41,6 +43,7 @@ impl DelaySource {
             DelaySource::BodyHint => "body_hint",
             DelaySource::ResetHeader => "reset_header",
             DelaySource::LocalQuota => "local_quota",
+            DelaySource::BreakerOpen => "breaker_open",
             DelaySource::None => "none",
         }
     }
@@ -167,6 +170,7 @@ pub struct Verdict {
     status: Option<StatusCode>,
     rate_limits: RateLimitSnapshot,
     usage: Option<Usage>,
+    local: bool,
 }
 
 // ===== impl Verdict =====
@@ -182,6 +186,7 @@ impl Verdict {
             status: None,
             rate_limits: RateLimitSnapshot::new(),
             usage: None,
+            local: false,
         }
     }
 
@@ -196,6 +201,7 @@ impl Verdict {
             status: None,
             rate_limits: RateLimitSnapshot::new(),
             usage: None,
+            local: false,
         }
     }
 
@@ -297,24 +303,190 @@ impl Verdict {
         self.usage.as_ref()
     }
 
+    /// The verdict marked as a *local refusal*: a layer of this process refused the request,
+    /// which was never sent — an open breaker, a spent quota, a full concurrency cap. It says
+    /// nothing of the target's health (a breaker does not count it), and the layer that
+    /// spreads requests over deployments moves on from it.
+    #[must_use]
+    pub const fn refused_locally(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// Whether a layer of this process refused the request without sending it.
+    pub const fn is_local_refusal(&self) -> bool {
+        self.local
+    }
+
+    /// The verdict on a response that carries none, from its status and headers alone: the
+    /// official SDKs' status rules (PROVIDERS.md §4: 408, 409, 429 and 5xx retryable; 503 and
+    /// 529 overloads, 504 a timeout), `x-should-retry`, and the delay the headers ask for
+    /// (`retry-after-ms`, `retry-after`). A provider's classifier knows more (its error bodies,
+    /// its rate-limit headers); this is what is left without one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use http::{HeaderMap, StatusCode};
+    /// use tollgate_core::{ErrorClass, Verdict};
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("retry-after", "7".parse().unwrap());
+    /// let verdict = Verdict::of_status(StatusCode::TOO_MANY_REQUESTS, &headers, SystemTime::now());
+    /// assert_eq!(verdict.class(), Some(ErrorClass::RateLimited));
+    /// assert_eq!(verdict.delay(), Some(Duration::from_secs(7)));
+    /// assert!(Verdict::of_status(StatusCode::OK, &headers, SystemTime::now()).is_success());
+    /// ```
+    pub fn of_status(
+        status: StatusCode,
+        headers: &http::HeaderMap,
+        now: std::time::SystemTime,
+    ) -> Verdict {
+        let Some(class) = ErrorClass::of_status(status) else {
+            return Verdict::success().with_status(status);
+        };
+        let mut verdict = Verdict::failure(class).with_status(status);
+        match crate::headers::should_retry(headers) {
+            Some(false) if verdict.advice == RetryAdvice::SameTarget => {
+                verdict.advice = RetryAdvice::Never;
+            }
+            Some(true) if !class.is_deterministic() => verdict.advice = RetryAdvice::SameTarget,
+            _ => {}
+        }
+        match crate::headers::server_delay(headers, now) {
+            Some((delay, source)) => verdict.with_delay(delay, source),
+            None => verdict,
+        }
+    }
+
+    /// The verdict on an outcome, for any layer that must judge one: a response's attached
+    /// verdict (a `ClassifyLayer` below), else [`of_status`](Self::of_status); an error's
+    /// verdict ([`of_error`](Self::of_error): a [`Classified`] or [`Judged`] in its source
+    /// chain — every tollgate layer's refusal carries one), else the transport rules
+    /// ([`transport_verdict`](crate::transport_verdict)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate_core::{BoxError, ErrorClass, Judged, Verdict};
+    ///
+    /// let ok = http::Response::new(());
+    /// assert!(Verdict::of_outcome(Ok(&ok)).is_success());
+    /// let refused: BoxError = Judged::new(Verdict::failure(ErrorClass::Overloaded)).into();
+    /// let verdict = Verdict::of_outcome::<()>(Err(&*refused));
+    /// assert_eq!(verdict.class(), Some(ErrorClass::Overloaded));
+    /// ```
+    pub fn of_outcome<B>(outcome: Result<&http::Response<B>, &(dyn Error + 'static)>) -> Verdict {
+        match outcome {
+            Ok(response) => match Verdict::of_response(response) {
+                // A success is the common case: no clone of its snapshot.
+                Some(verdict) if verdict.is_success() => Verdict::success(),
+                Some(verdict) => verdict.clone(),
+                None if response.status().as_u16() < 400 => Verdict::success(),
+                None => Verdict::of_status(
+                    response.status(),
+                    response.headers(),
+                    std::time::SystemTime::now(),
+                ),
+            },
+            Err(error) => crate::transport_verdict(error),
+        }
+    }
+
     /// The verdict attached to a response's extensions, if a classifier ran.
     pub fn of_response<B>(response: &http::Response<B>) -> Option<&Verdict> {
         response.extensions().get::<Verdict>()
     }
 
     /// The verdict attached to an error: the error itself or any error in its
-    /// [`source`](Error::source) chain that is a [`Classified`].
+    /// [`source`](Error::source) chain that is a [`Classified`] (an error with its verdict) or
+    /// a [`Judged`] (a verdict alone: how every tollgate layer's own refusal carries one).
     pub fn of_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Verdict> {
         let mut current: Option<&'a (dyn Error + 'static)> = Some(error);
         while let Some(err) = current {
             if let Some(classified) = err.downcast_ref::<Classified>() {
                 return Some(&classified.verdict);
             }
+            if let Some(judged) = err.downcast_ref::<Judged>() {
+                return Some(&judged.verdict);
+            }
             current = err.source();
         }
         None
     }
 }
+
+/// A [`Verdict`] standing alone as an error, wrapping nothing: the
+/// [`source`](Error::source) through which a layer's own refusal — an open breaker, a spent
+/// quota, a full concurrency cap, a fallback out of targets — tells every layer above what it
+/// means. [`Verdict::of_error`] finds it as it finds a [`Classified`], so no layer needs to know
+/// another's error types.
+///
+/// # Examples
+///
+/// ```
+/// use std::fmt;
+/// use tollgate_core::{BoxError, ErrorClass, Judged, Verdict};
+///
+/// #[derive(Debug)]
+/// struct Busy(Judged);
+/// impl fmt::Display for Busy {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         f.write_str("busy")
+///     }
+/// }
+/// impl std::error::Error for Busy {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+///
+/// let verdict = Verdict::failure(ErrorClass::RateLimited).refused_locally();
+/// let error: BoxError = Busy(Judged::new(verdict)).into();
+/// let seen = Verdict::of_error(&*error).unwrap();
+/// assert_eq!(seen.class(), Some(ErrorClass::RateLimited));
+/// assert!(seen.is_local_refusal());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    verdict: Verdict,
+}
+
+impl Judged {
+    /// `verdict`, as an error.
+    pub const fn new(verdict: Verdict) -> Self {
+        Judged { verdict }
+    }
+
+    /// The verdict.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// The verdict, by value.
+    pub fn into_verdict(self) -> Verdict {
+        self.verdict
+    }
+}
+
+impl fmt::Display for Judged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.verdict.class() {
+            Some(class) => write!(f, "judged {class}")?,
+            None => f.write_str("judged a success")?,
+        }
+        if self.verdict.is_local_refusal() {
+            f.write_str(", refused locally")?;
+        }
+        match self.verdict.delay() {
+            Some(delay) => write!(f, ", retry in {delay:?}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Error for Judged {}
 
 /// A transport error together with its [`Verdict`].
 ///
