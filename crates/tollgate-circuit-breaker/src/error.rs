@@ -3,19 +3,39 @@
 use std::fmt;
 use std::time::Duration;
 
-use tollgate_core::RouteKey;
+use tollgate_core::{DelaySource, ErrorClass, Judged, RetryAdvice, RouteKey, Verdict};
 
 /// The breaker refused the call without sending it: open, half-open with every probe slot
 /// taken, or forced open.
+///
+/// Its [`source`](std::error::Error::source) is its verdict, which every layer reads with
+/// [`Verdict::of_error`]: an overload, to be tried elsewhere, after the time the breaker stays
+/// open ([`DelaySource::BreakerOpen`]), refused locally (nothing was sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CircuitOpen {
     key: Option<RouteKey>,
     retry_after: Option<Duration>,
+    verdict: Judged,
 }
 
 impl CircuitOpen {
     pub(crate) fn new(key: Option<RouteKey>, retry_after: Option<Duration>) -> Self {
-        CircuitOpen { key, retry_after }
+        let mut verdict = Verdict::failure(ErrorClass::Overloaded)
+            .with_advice(RetryAdvice::Elsewhere)
+            .refused_locally();
+        if let Some(wait) = retry_after {
+            verdict = verdict.with_delay(wait, DelaySource::BreakerOpen);
+        }
+        CircuitOpen {
+            key,
+            retry_after,
+            verdict: Judged::new(verdict),
+        }
+    }
+
+    /// The verdict: an overload, elsewhere, after [`retry_after`](Self::retry_after).
+    pub fn verdict(&self) -> &Verdict {
+        self.verdict.verdict()
     }
 
     /// When a probe will be let through: the rest of the open period. `None` while the
@@ -43,4 +63,8 @@ impl fmt::Display for CircuitOpen {
     }
 }
 
-impl std::error::Error for CircuitOpen {}
+impl std::error::Error for CircuitOpen {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.verdict)
+    }
+}

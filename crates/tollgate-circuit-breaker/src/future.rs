@@ -9,11 +9,7 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tollgate_core::observe::{Event, Observe};
-use tollgate_core::{
-    BoxError, Classify, ErrorClass, ResponseView, RouteKey, StreamOutcome, StreamReport, Verdict,
-    transport_verdict,
-};
-use tollgate_providers::Generic;
+use tollgate_core::{BoxError, ErrorClass, RouteKey, StreamOutcome, StreamReport, Verdict};
 
 use crate::breaker::{Breaker, CLOSED, OPEN, Pass};
 use crate::config::Trip;
@@ -170,7 +166,13 @@ where
             KindProj::Calling { future } => {
                 let outcome = ready!(future.poll(cx)).map_err(Into::into);
                 if let Some(mut guard) = this.guard.take().filter(|guard| !guard.done) {
-                    let class = class_of(outcome.as_ref());
+                    let verdict = Verdict::of_outcome(outcome.as_ref().map_err(|e| &**e as _));
+                    if verdict.is_local_refusal() {
+                        // Refused below without being sent (a spent quota, a full cap): says
+                        // nothing of the target; counted as nothing, like a cancelled call.
+                        return Poll::Ready(outcome);
+                    }
+                    let class = verdict.class();
                     let slow = guard.slow();
                     match outcome.as_ref().ok().and_then(StreamReport::of) {
                         // A stream that may yet fail: counted when it ends.
@@ -196,25 +198,6 @@ fn state_name(raw: u8) -> &'static str {
         CLOSED => "closed",
         OPEN => "open",
         _ => "half_open",
-    }
-}
-
-/// The class of an outcome: the verdict a `ClassifyLayer` attached, else the generic rules on
-/// the status and headers; for an error, the verdict it carries or its transport class.
-fn class_of<B>(outcome: Result<&http::Response<B>, &BoxError>) -> Option<ErrorClass> {
-    match outcome {
-        Ok(response) => match Verdict::of_response(response) {
-            Some(verdict) => verdict.class(),
-            None if response.status().as_u16() < 400 => None,
-            None => Generic::new()
-                .classify(&ResponseView::new(
-                    response.status(),
-                    response.headers(),
-                    b"",
-                ))
-                .class(),
-        },
-        Err(error) => transport_verdict(&**error).class(),
     }
 }
 

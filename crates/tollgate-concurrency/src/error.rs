@@ -3,14 +3,22 @@
 use std::fmt;
 use std::time::Duration;
 
+use tollgate_core::{DelaySource, ErrorClass, Judged, RetryAdvice, Verdict};
+
 /// No slot: the queue was full, or the wait for a slot exceeded the maximum (or the request's
 /// deadline). Nothing was sent.
+///
+/// Its [`source`](std::error::Error::source) is its verdict, which every layer reads with
+/// [`Verdict::of_error`]: a rate limit (providers answer a concurrency cap with 429 too), to
+/// be tried elsewhere, after the [`retry_after`](Self::retry_after) hint if any, refused
+/// locally (nothing was sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Saturated {
     limit: u32,
     waiting: u32,
     waited: Option<Duration>,
     hint: Option<Duration>,
+    verdict: Judged,
 }
 
 impl Saturated {
@@ -20,12 +28,24 @@ impl Saturated {
         waited: Option<Duration>,
         hint: Option<Duration>,
     ) -> Self {
+        let mut verdict = Verdict::failure(ErrorClass::RateLimited)
+            .with_advice(RetryAdvice::Elsewhere)
+            .refused_locally();
+        if let Some(hint) = hint {
+            verdict = verdict.with_delay(hint, DelaySource::LocalQuota);
+        }
         Saturated {
             limit,
             waiting,
             waited,
             hint,
+            verdict: Judged::new(verdict),
         }
+    }
+
+    /// The verdict: a rate limit, elsewhere, refused locally.
+    pub fn verdict(&self) -> &Verdict {
+        self.verdict.verdict()
     }
 
     /// The cap on in-flight requests at the time.
@@ -67,4 +87,8 @@ impl fmt::Display for Saturated {
     }
 }
 
-impl std::error::Error for Saturated {}
+impl std::error::Error for Saturated {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.verdict)
+    }
+}

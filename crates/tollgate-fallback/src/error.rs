@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_core::Verdict;
+use tollgate_core::{DelaySource, ErrorClass, Judged, RetryAdvice, Verdict};
 
 /// Every target failed, or was cooling down and could not be waited for. Lists each attempt's
 /// target and verdict, in order.
@@ -12,14 +12,37 @@ use tollgate_core::Verdict;
 pub struct AllTargetsFailed {
     attempts: Vec<(Arc<str>, Verdict)>,
     retry_after: Option<Duration>,
+    verdict: Judged,
 }
 
 impl AllTargetsFailed {
     pub(crate) fn new(attempts: Vec<(Arc<str>, Verdict)>, retry_after: Option<Duration>) -> Self {
+        // The last attempt's verdict; with none (every target cooling), an overload refused
+        // here. Its delay is when the first target is free again.
+        let mut verdict = match attempts.last() {
+            Some((_, verdict)) => verdict.clone(),
+            None => Verdict::failure(ErrorClass::Overloaded)
+                .with_advice(RetryAdvice::Elsewhere)
+                .refused_locally(),
+        };
+        if let Some(wait) = retry_after {
+            let source = match verdict.delay_source() {
+                DelaySource::None => DelaySource::LocalQuota,
+                source => source,
+            };
+            verdict = verdict.with_delay(wait, source);
+        }
         AllTargetsFailed {
             attempts,
             retry_after,
+            verdict: Judged::new(verdict),
         }
+    }
+
+    /// The verdict: the last attempt's (none tried: an overload refused here), with
+    /// [`retry_after`](Self::retry_after) as its delay when there is one.
+    pub fn verdict(&self) -> &Verdict {
+        self.verdict.verdict()
     }
 
     /// Each target tried and its verdict, in order.
@@ -49,4 +72,8 @@ impl fmt::Display for AllTargetsFailed {
     }
 }
 
-impl std::error::Error for AllTargetsFailed {}
+impl std::error::Error for AllTargetsFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.verdict)
+    }
+}

@@ -9,12 +9,9 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
-use tollgate_circuit_breaker::CircuitOpen;
 use tollgate_core::body::BufferedBody;
 use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, ErrorClass, StreamOutcome, StreamReport, Verdict};
-use tollgate_ratelimit::error::RateLimited;
-use tollgate_retry::{HttpJudge, Judge, RetriesExhausted};
 use tower_service::Service;
 
 use crate::error::AllTargetsFailed;
@@ -375,57 +372,21 @@ fn prepare<S: Clone>(
     Ok(())
 }
 
-/// The verdict on an outcome, and what it means here.
+/// The verdict on an outcome, and what it means here. Every layer's refusal carries its
+/// verdict (an open breaker: an overload, elsewhere, for the time it stays open; a local
+/// quota: a rate limit for as long as it says; a retry layer that gave up: the last attempt's,
+/// with the wait it did not take), so one rule reads them all.
 fn judge<S, B>(
     shared: &Shared<S>,
     outcome: Result<&http::Response<B>, &BoxError>,
     chain: Chain,
     visited: u8,
 ) -> (Verdict, Next) {
-    if let Err(error) = outcome {
-        if let Some(open) = error.downcast_ref::<CircuitOpen>() {
-            let verdict = Verdict::failure(ErrorClass::Overloaded)
-                .with_advice(tollgate_core::RetryAdvice::Elsewhere);
-            return (verdict, Next::MoveOn(open.retry_after()));
-        }
-    }
-    // A local quota's refusal is a rate limit for as long as it says, like a provider's 429.
-    let limited = outcome
-        .err()
-        .and_then(|error| error.downcast_ref::<RateLimited>());
-    let verdict = match limited {
-        Some(limited) => Verdict::failure(ErrorClass::RateLimited).with_delay(
-            limited.retry_after(),
-            tollgate_core::DelaySource::LocalQuota,
-        ),
-        None => judge_outcome(outcome),
-    };
+    let verdict = Verdict::of_outcome(outcome.map_err(|error| &**error as _));
     let Some(class) = verdict.class() else {
         return (verdict, Next::Return);
     };
     next_step(shared, verdict, class, chain, visited)
-}
-
-/// The verdict on a response or on an error of a layer below.
-fn judge_outcome<B>(outcome: Result<&http::Response<B>, &BoxError>) -> Verdict {
-    match outcome {
-        Err(error) => match error.downcast_ref::<RetriesExhausted>() {
-            Some(exhausted) => {
-                let mut verdict = exhausted.verdict().clone();
-                if let Some(wait) = exhausted.retry_after() {
-                    let source = verdict.delay_source();
-                    verdict = verdict.with_delay(wait, source);
-                }
-                verdict
-            }
-            None => {
-                Judge::<http::Request<()>, http::Response<B>>::judge(&HttpJudge::new(), Err(error))
-            }
-        },
-        Ok(response) => {
-            Judge::<http::Request<()>, http::Response<B>>::judge(&HttpJudge::new(), Ok(response))
-        }
-    }
 }
 
 /// Where a failure of class `class` goes next.

@@ -85,7 +85,9 @@ where
         let status = status.or_else(|| verdict.and_then(Verdict::status).map(|s| s.as_u16()));
         let class = match (verdict, status) {
             (Some(verdict), _) => verdict.class(),
-            (None, Some(status)) if status >= 400 => Some(status_class(status)),
+            (None, Some(status)) => http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(ErrorClass::of_status),
             _ => None,
         };
         // An error is never a success, whatever a classifier said.
@@ -146,15 +148,6 @@ fn small(n: u32) -> SharedString {
     match DIGITS.get(n as usize) {
         Some(digit) => SharedString::const_str(digit),
         None => SharedString::from(n.to_string()),
-    }
-}
-
-fn status_class(status: u16) -> ErrorClass {
-    match status {
-        429 => ErrorClass::RateLimited,
-        503 | 529 => ErrorClass::Overloaded,
-        500..=599 => ErrorClass::ServerError,
-        _ => ErrorClass::Unknown,
     }
 }
 

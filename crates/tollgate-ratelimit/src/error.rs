@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use tollgate_core::Dimension;
+use tollgate_core::{DelaySource, Dimension, ErrorClass, Judged, RetryAdvice, Verdict};
 
 /// The request was not admitted: the wait exceeded the maximum wait or the request's deadline,
 /// or the layer rejects rather than waits. Nothing was spent.
@@ -25,11 +25,25 @@ use tollgate_core::Dimension;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimited {
     retry_after: Duration,
+    verdict: Judged,
 }
 
 impl RateLimited {
     pub(crate) const fn new(retry_after: Duration) -> Self {
-        RateLimited { retry_after }
+        let verdict = Verdict::failure(ErrorClass::RateLimited)
+            .with_advice(RetryAdvice::Elsewhere)
+            .with_delay(retry_after, DelaySource::LocalQuota)
+            .refused_locally();
+        RateLimited {
+            retry_after,
+            verdict: Judged::new(verdict),
+        }
+    }
+
+    /// The verdict: a rate limit, to be tried elsewhere, after
+    /// [`retry_after`](Self::retry_after) ([`DelaySource::LocalQuota`]), refused locally.
+    pub fn verdict(&self) -> &Verdict {
+        self.verdict.verdict()
     }
 
     /// How long until the request would have been admitted, as computed when it was refused
@@ -45,7 +59,11 @@ impl fmt::Display for RateLimited {
     }
 }
 
-impl std::error::Error for RateLimited {}
+impl std::error::Error for RateLimited {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.verdict)
+    }
+}
 
 /// The request costs more on one dimension than its limit can ever hold at once, so it can
 /// never be admitted. Nothing was spent.
@@ -55,6 +73,7 @@ pub struct CostTooLarge {
     cost: u64,
     capacity: u64,
     period: Duration,
+    verdict: Judged,
 }
 
 impl CostTooLarge {
@@ -64,12 +83,21 @@ impl CostTooLarge {
         capacity: u64,
         period: Duration,
     ) -> Self {
+        let verdict = Verdict::failure(ErrorClass::PayloadTooLarge)
+            .with_advice(RetryAdvice::Never)
+            .refused_locally();
         CostTooLarge {
             dimension,
             cost,
             capacity,
             period,
+            verdict: Judged::new(verdict),
         }
+    }
+
+    /// The verdict: too large, never to be retried, refused locally.
+    pub fn verdict(&self) -> &Verdict {
+        self.verdict.verdict()
     }
 
     /// The dimension.
@@ -103,4 +131,8 @@ impl fmt::Display for CostTooLarge {
     }
 }
 
-impl std::error::Error for CostTooLarge {}
+impl std::error::Error for CostTooLarge {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.verdict)
+    }
+}

@@ -66,7 +66,7 @@ impl RetriesExhausted {
         RetriesExhausted {
             attempts,
             reason,
-            source: Classified::new(verdict.clone(), LastWasResponse),
+            source: Classified::new(carried(&verdict, reason), LastWasResponse),
             verdict,
             last: Last::Response(Mutex::new(Some(Box::new(response)))),
         }
@@ -76,7 +76,7 @@ impl RetriesExhausted {
         RetriesExhausted {
             attempts,
             reason,
-            source: Classified::new(verdict.clone(), error),
+            source: Classified::new(carried(&verdict, reason), error),
             verdict,
             last: Last::Error,
         }
@@ -128,6 +128,22 @@ impl RetriesExhausted {
             Last::Error => Some(self.source.inner()),
             Last::Response(_) => None,
         }
+    }
+}
+
+/// The verdict the error carries for the layers above ([`Verdict::of_error`]): the last
+/// attempt's, with the wait that was not taken as its delay, so that a fallback cools the
+/// target down for it.
+fn carried(verdict: &Verdict, reason: GaveUp) -> Verdict {
+    match reason.retry_after() {
+        Some(wait) => {
+            let source = match verdict.delay_source() {
+                tollgate_core::DelaySource::None => tollgate_core::DelaySource::LocalQuota,
+                source => source,
+            };
+            verdict.clone().with_delay(wait, source)
+        }
+        None => verdict.clone(),
     }
 }
 

@@ -6,30 +6,32 @@
 use std::fmt;
 use std::time::Duration;
 
-use tollgate_core::{Classified, DelaySource, ErrorClass, RetryAdvice, Verdict};
+use tollgate_core::{DelaySource, ErrorClass, Judged, RetryAdvice, Verdict};
 
 /// No deployment can take the request within its deadline (or the router's maximum wait):
 /// every one is out of rotation, open or out of quota. Nothing was sent.
 ///
-/// Its [`source`](std::error::Error::source) is a [`Classified`] with the verdict layers above
-/// act on — `RateLimited` for `retry_after` (a `LocalQuota` delay), to be tried elsewhere — so
-/// `FallbackLayer` moves to another provider when the wait is long, as after a provider's 429.
+/// Its [`source`](std::error::Error::source) is the verdict layers above act on
+/// ([`Verdict::of_error`]) — `RateLimited` for `retry_after` (a `LocalQuota` delay), to be
+/// tried elsewhere, refused locally — so `FallbackLayer` moves to another provider when the
+/// wait is long, as after a provider's 429.
 #[derive(Debug)]
 pub struct NoDeployment {
     retry_after: Option<Duration>,
-    verdict: Classified,
+    verdict: Judged,
 }
 
 impl NoDeployment {
     pub(crate) fn new(retry_after: Option<Duration>) -> Self {
-        let mut verdict =
-            Verdict::failure(ErrorClass::RateLimited).with_advice(RetryAdvice::Elsewhere);
+        let mut verdict = Verdict::failure(ErrorClass::RateLimited)
+            .with_advice(RetryAdvice::Elsewhere)
+            .refused_locally();
         if let Some(wait) = retry_after {
             verdict = verdict.with_delay(wait, DelaySource::LocalQuota);
         }
         NoDeployment {
             retry_after,
-            verdict: Classified::new(verdict, Reason("every deployment is busy")),
+            verdict: Judged::new(verdict),
         }
     }
 
@@ -62,14 +64,14 @@ impl std::error::Error for NoDeployment {
 /// The request's estimated input plus its requested output is more than the context window of
 /// every deployment's model, so it was not sent: it could only fail.
 ///
-/// Its [`source`](std::error::Error::source) is a [`Classified`] with a
-/// `ContextWindowExceeded` verdict, so `FallbackLayer` sends the request to its context-window
-/// chain of larger-context models, as after the provider's own error.
+/// Its [`source`](std::error::Error::source) is a `ContextWindowExceeded` verdict, refused
+/// locally, so `FallbackLayer` sends the request to its context-window chain of
+/// larger-context models, as after the provider's own error.
 #[derive(Debug)]
 pub struct ContextWindowTooSmall {
     needed: u64,
     largest: u64,
-    verdict: Classified,
+    verdict: Judged,
 }
 
 impl ContextWindowTooSmall {
@@ -77,9 +79,8 @@ impl ContextWindowTooSmall {
         ContextWindowTooSmall {
             needed,
             largest,
-            verdict: Classified::new(
-                Verdict::failure(ErrorClass::ContextWindowExceeded),
-                Reason("the prompt is too long for every deployment's model"),
+            verdict: Judged::new(
+                Verdict::failure(ErrorClass::ContextWindowExceeded).refused_locally(),
             ),
         }
     }
@@ -112,18 +113,6 @@ impl std::error::Error for ContextWindowTooSmall {
         Some(&self.verdict)
     }
 }
-
-/// The innermost cause of a router's refusal, for its verdict's chain.
-#[derive(Debug)]
-struct Reason(&'static str);
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for Reason {}
 
 /// A router that cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,12 +11,10 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
-use tollgate_circuit_breaker::CircuitOpen;
 use tollgate_core::body::BufferedBody;
 use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, Cost, Deadline, ErrorClass, Verdict};
 use tollgate_ratelimit::Estimator;
-use tollgate_ratelimit::error::RateLimited;
 use tower_service::Service;
 
 use crate::error::NoDeployment;
@@ -243,9 +241,10 @@ where
                         Ok(response) => Verdict::of_response(response).and_then(Verdict::class),
                         Err(error) => Verdict::of_error(error.as_ref()).and_then(Verdict::class),
                     };
-                    // An open breaker or a quota's refusal met on the way: another may take it.
-                    let mut move_on = matches!(&outcome,
-                        Err(error) if error.is::<CircuitOpen>() || error.is::<RateLimited>());
+                    // A refusal met on the way (an open breaker, a spent quota): nothing was
+                    // sent, and another may take it.
+                    let mut move_on = matches!(&outcome, Err(error)
+                        if Verdict::of_error(error.as_ref()).is_some_and(Verdict::is_local_refusal));
                     // Whatever reached the deployment is measured, failures too: one whose
                     // calls all fail must not stay "not yet measured", the fastest.
                     if !move_on {
