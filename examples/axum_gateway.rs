@@ -90,9 +90,7 @@
 //! idle timeout does not cut streams, the write timeout cuts one whose caller stopped reading,
 //! and the drain bounds them at shutdown.
 
-#[path = "support/reqwest_transport.rs"]
-mod reqwest_transport;
-pub(crate) use reqwest_transport::ReqwestTransport;
+pub(crate) use tollgate::transport::ReqwestTransport;
 
 #[path = "support/gateway_server.rs"]
 pub(crate) mod gateway_server;

@@ -17,15 +17,11 @@
 //!
 //! It prints each answer's `x-tollgate-cache` header and what the mock provider saw.
 
-#[path = "support/reqwest_transport.rs"]
-mod reqwest_transport;
-
 use std::num::NonZeroU64;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request};
 use http_body_util::BodyExt;
-use reqwest_transport::ReqwestTransport;
 use tokio::time::Instant;
 use tollgate::body::BufferedBody;
 use tollgate::cache::{CacheConfig, CacheLayer, CacheStatus};
@@ -33,6 +29,7 @@ use tollgate::metrics::MetricsLayer;
 use tollgate::providers::OpenAi;
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::{Limit, Limits};
+use tollgate::transport::ReqwestTransport;
 use tollgate::{BoxError, ServiceBuilderExt};
 use tollgate_mock::{Latency, MockConfig, MockServer};
 use tower::{ServiceBuilder, ServiceExt};

@@ -90,9 +90,7 @@ use tollgate::stack::{Provider, Stack, StackBuilder};
 use tollgate_mock::{Latency, MockConfig, MockServer};
 use tower::{Service, ServiceExt};
 
-#[path = "support/reqwest_transport.rs"]
-mod reqwest_transport;
-use reqwest_transport::ReqwestTransport;
+use tollgate::transport::ReqwestTransport;
 
 /// How long one run may take before the requests still out count as failed.
 const RUN_LIMIT: Duration = Duration::from_secs(90);

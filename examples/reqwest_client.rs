@@ -1,7 +1,7 @@
 //! A `reqwest::Client` wrapped in a tollgate stack, composed layer by layer: retries as the
 //! OpenAI SDK makes them, above a circuit breaker, above a client-side quota of requests and
-//! tokens, above OpenAI's classifier, above reqwest (through the `ReqwestTransport` adapter in
-//! `examples/support/reqwest_transport.rs`). Each request's status and verdict is printed, and
+//! tokens, above OpenAI's classifier, above reqwest (through `tollgate::transport::ReqwestTransport`,
+//! feature `reqwest`). Each request's status and verdict is printed, and
 //! each retry as it is scheduled.
 //!
 //! ```sh
@@ -20,16 +20,14 @@
 
 #[path = "support/chat_scenario.rs"]
 mod chat_scenario;
-#[path = "support/reqwest_transport.rs"]
-mod reqwest_transport;
 
 use chat_scenario::{Endpoint, print_retry};
-use reqwest_transport::ReqwestTransport;
 use tollgate::body::BufferBodyLayer;
 use tollgate::circuit_breaker::BreakerConfig;
 use tollgate::providers::OpenAi;
 use tollgate::ratelimit::{OpenAiChat, RateLimitLayer};
 use tollgate::retry::{RetryLayer, RetryPolicy, on_retry_fn};
+use tollgate::transport::ReqwestTransport;
 use tollgate::{BoxError, ServiceBuilderExt};
 use tower::ServiceBuilder;
 

@@ -272,6 +272,10 @@ pub use tollgate_metrics::MetricsLayer;
 #[cfg_attr(docsrs, doc(cfg(feature = "stack")))]
 pub mod stack;
 
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod transport;
+
 mod builder;
 pub use builder::ServiceBuilderExt;
 

@@ -1,5 +1,5 @@
 //! End to end: tollgate stacks over real HTTP clients — hyper-util's legacy client and reqwest
-//! (through `examples/support/reqwest_transport.rs`) — on loopback against `tollgate-mock`.
+//! (through `tollgate::transport::ReqwestTransport`) — on loopback against `tollgate-mock`.
 //!
 //! Every test runs on tokio's paused clock (`start_paused`, current-thread runtime): when every
 //! task waits, for a quota, a retry delay or the mock's latency, tokio jumps to the next timer,
@@ -16,9 +16,6 @@
     feature = "retry"
 ))]
 
-#[path = "../examples/support/reqwest_transport.rs"]
-mod reqwest_transport;
-
 use std::future::Future;
 use std::num::NonZeroU64;
 use std::pin::Pin;
@@ -32,7 +29,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use reqwest_transport::ReqwestTransport;
 use tokio::time::Instant;
 use tollgate::body::BufferedBody;
 use tollgate::circuit_breaker::BreakerConfig;
@@ -41,6 +37,7 @@ use tollgate::providers::{Anthropic, OpenAi, PeekedBody};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
 use tollgate::retry::{RetryEvent, RetryLayer, RetryPolicy, on_retry_fn};
+use tollgate::transport::ReqwestTransport;
 use tollgate::{BoxError, DelaySource, ServiceBuilderExt};
 use tollgate_mock::{Latency, MockConfig, MockServer};
 use tower::{Service, ServiceBuilder, ServiceExt};

@@ -1,26 +1,21 @@
-//! [`ReqwestTransport`]: a `reqwest::Client` as the transport under a tollgate stack.
-//!
-//! Shared by the examples and tests that send through reqwest; include it with
-//!
-//! ```text
-//! #[path = "support/reqwest_transport.rs"]
-//! mod reqwest_transport;
-//! ```
-//!
-//! (from `tests/`, the path is `"../examples/support/reqwest_transport.rs"`).
+//! [`ReqwestTransport`]: a `reqwest::Client` as the transport under a tollgate stack (feature
+//! `reqwest`).
 //!
 //! reqwest implements `tower::Service<reqwest::Request>`, but tollgate's layers speak
 //! `http::Request<BufferedBody>` and `http::Response<B>`: this adapter converts the request
 //! with `reqwest::Request::try_from`, sends it with the client's own `Service` impl, and
 //! converts the answer with `http::Response::from`. The body streams through untouched.
+//!
+//! The feature enables reqwest without TLS: enable a TLS backend on your own `reqwest`
+//! dependency (`rustls-tls`, `native-tls`), and Cargo unifies the two.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tollgate::BoxError;
-use tollgate::body::BufferedBody;
+use tollgate_core::BoxError;
+use tollgate_core::body::BufferedBody;
 use tower::Service;
 
 /// A [`reqwest::Client`] as a `tower::Service<http::Request<BufferedBody>>` answering
@@ -35,20 +30,26 @@ use tower::Service;
 ///
 /// # Examples
 ///
-/// ```text
+/// ```
+/// use tollgate::ServiceBuilderExt;
+/// use tollgate::providers::OpenAi;
+/// use tollgate::retry::RetryPolicy;
+/// use tollgate::transport::ReqwestTransport;
+///
 /// let client = tower::ServiceBuilder::new()
 ///     .retries(RetryPolicy::openai())
 ///     .classify(OpenAi::new())
 ///     .service(ReqwestTransport::new(reqwest::Client::new()));
+/// # let _ = client;
 /// ```
 #[derive(Clone)]
-pub(crate) struct ReqwestTransport {
+pub struct ReqwestTransport {
     client: reqwest::Client,
 }
 
 impl ReqwestTransport {
     /// Sends every request through `client`.
-    pub(crate) fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: reqwest::Client) -> Self {
         ReqwestTransport { client }
     }
 }
@@ -87,7 +88,7 @@ impl Service<http::Request<BufferedBody>> for ReqwestTransport {
 /// # Cancellation
 ///
 /// Dropping it drops reqwest's future, which abandons the request and its connection.
-pub(crate) enum ResponseFuture {
+pub enum ResponseFuture {
     /// Sent; waiting for the response head.
     Sending {
         /// reqwest's future (`reqwest::Client`'s `Service::Future`).
