@@ -205,3 +205,8 @@ pub use body::CacheBody;
 pub use layer::{CacheHandle, CacheLayer};
 pub use policy::{CACHE_HEADER, CacheConfig, CacheIdentity, CacheRequest, CacheStatus};
 pub use service::Cache;
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

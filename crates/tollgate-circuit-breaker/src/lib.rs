@@ -118,3 +118,8 @@ pub use handle::{
 };
 pub use layer::CircuitBreakerLayer;
 pub use service::CircuitBreaker;
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -98,3 +98,8 @@ pub use error::Saturated;
 pub use layer::{ConcurrencyHandle, ConcurrencyLayer};
 pub use service::ConcurrencyLimit;
 pub use shared::Permit;
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -120,3 +120,8 @@ mod snapshot;
 pub use layer::{MetricsHandle, MetricsLayer};
 pub use service::Metrics;
 pub use snapshot::{Alert, Level, Signal, Snapshot};
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -125,3 +125,8 @@ pub use config::{
 };
 pub use server::{MAX_BODY_BYTES, MockServer};
 pub use stats::{Bucket, MockStats};
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -208,3 +208,8 @@ pub use limit::{AlgorithmKind, Limit, Limits};
 pub use limiter::RateLimitHandle;
 pub use service::RateLimit;
 pub use store::{Decision, Feedback, MemoryStore, Outlook, Store};
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

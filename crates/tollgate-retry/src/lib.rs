@@ -173,3 +173,8 @@ pub use policy::{Decision, GaveUp, RetryPolicy};
 pub use rng::{HasherRng, Rng, RngFn, rng_fn};
 pub use service::Retry;
 pub use spread::Spread;
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

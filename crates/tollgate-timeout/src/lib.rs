@@ -121,3 +121,8 @@ pub use config::TimeoutConfig;
 pub use error::{Limit, TimedOut};
 pub use layer::TimeoutLayer;
 pub use service::Timeout;
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
