@@ -416,6 +416,8 @@ fn next_step<S>(
         return (verdict, next);
     }
     let next = match class {
+        // An open breaker in front of the target: it will not be sent there, whatever the set.
+        ErrorClass::Overloaded if verdict.is_local_refusal() => Next::MoveOn(cooldown),
         ErrorClass::RateLimited => match verdict.delay() {
             Some(wait) if wait > policy.rate_limit_threshold => Next::MoveOn(Some(wait)),
             _ if policy.move_on.contains(class) => Next::MoveOn(cooldown),

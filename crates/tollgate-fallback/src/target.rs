@@ -123,7 +123,9 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FallbackPolicy {
-    /// Verdict classes that move on to the next target (an open circuit always does).
+    /// Verdict classes that move on to the next target. A target that refused the request
+    /// itself as overloaded (a local refusal of class `Overloaded`: an open circuit breaker)
+    /// always moves on, whatever this set says.
     pub move_on: ClassSet,
     /// A rate limit moves on when the wait it asks for is longer than this; a shorter one is
     /// returned, for a retry below or the caller to wait out.

@@ -90,8 +90,10 @@ pub struct RetryPolicy {
     pub header_delays_only: bool,
     /// Whether an error no classifier recognised (advice "never", class `Unknown`) is
     /// retried as a connection failure, as the official SDKs retry every transport error.
-    /// Off by default; on in [`openai`](Self::openai). A refusal from a layer below (an open
-    /// breaker, a local rate limit) is such an error too, and is then retried like one.
+    /// Off by default; on in [`openai`](Self::openai). A refusal from a tollgate layer below is
+    /// never such an error: it carries its own verdict (an open breaker: an overload, to be
+    /// tried elsewhere; a local quota or a full concurrency cap: a rate limit, elsewhere), so
+    /// it is not retried on the same target.
     pub retry_unrecognized_errors: bool,
 }
 
