@@ -6,9 +6,11 @@
 //! [`FallbackLayer`] sends each request to the inner service — the primary — and, when the
 //! attempt's [`Verdict`](tollgate_core::Verdict) says another target may succeed, to the next
 //! [`Target`] in order, at once (no sleep while one is available). Each target may rewrite the
-//! request: [`SetModel`] for the JSON body's `model`, [`Endpoint`] for the scheme, authority
-//! and path prefix (and Azure's `api-version`), [`Credentials`] for the key — so one request
-//! can go to OpenAI, then Azure OpenAI, then DeepSeek or any OpenAI-compatible endpoint.
+//! request ([`Rewrite`], from `tollgate-core`): [`SetModel`] for the JSON body's `model`,
+//! [`Endpoint`] for the scheme, authority and path prefix (and Azure's `api-version`),
+//! [`Credentials`] for the key — so one request can go to OpenAI, then Azure OpenAI, then
+//! DeepSeek or any OpenAI-compatible endpoint. The rewriters live in `tollgate-providers`
+//! ([`tollgate_providers::rewrite`]) and are re-exported here.
 //!
 //! By default it moves on for overloads, server errors, timeouts, failed connections, an open
 //! circuit ([`CircuitOpen`](tollgate_circuit_breaker::CircuitOpen)), an exhausted quota and a
@@ -54,7 +56,8 @@
 //! use std::convert::Infallible;
 //! use tollgate_circuit_breaker::{BreakerConfig, CircuitBreakerLayer};
 //! use tollgate_core::body::BufferedBody;
-//! use tollgate_fallback::{Credentials, Endpoint, FallbackLayer, SetModel, Target, boxed};
+//! use tollgate_fallback::{FallbackLayer, Target, boxed};
+//! use tollgate_providers::rewrite::{Credentials, Endpoint, SetModel};
 //! use tower::{Layer, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -103,12 +106,12 @@ pub mod future;
 
 mod error;
 mod layer;
-mod rewrite;
 mod service;
 mod target;
 
 pub use error::AllTargetsFailed;
 pub use layer::FallbackLayer;
-pub use rewrite::{Credentials, Endpoint, IncludeUsage, Rewrite, SetModel};
 pub use service::Fallback;
 pub use target::{BoxTarget, FallbackPolicy, Target, boxed};
+pub use tollgate_core::rewrite::Rewrite;
+pub use tollgate_providers::rewrite::{Credentials, Endpoint, IncludeUsage, SetModel};
