@@ -113,10 +113,8 @@ use http_body_util::BodyExt;
 use tokio::sync::{Semaphore, TryAcquireError};
 use tollgate::body::{BodyTooLarge, BufferedBody};
 use tollgate::circuit_breaker::{BreakerConfig, CircuitOpen};
-use tollgate::fallback::{
-    AllTargetsFailed, BoxTarget, Credentials, Endpoint, FallbackLayer, Rewrite, SetModel, Target,
-    boxed,
-};
+use tollgate::fallback::{AllTargetsFailed, BoxTarget, FallbackLayer, Rewrite, Target, boxed};
+use tollgate::providers::rewrite::{Credentials, Endpoint, SetModel};
 use tollgate::providers::{PeekedBody, Provider};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::{CostTooLarge, RateLimited};

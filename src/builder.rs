@@ -154,6 +154,41 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// The router chooses among *equivalent* deployments; a
+    /// [`FallbackLayer`](crate::FallbackLayer) above it moves to a different model or provider.
+    /// Here a prompt too long for `gpt-4o` goes straight to the `gpt-4.1` deployment (1M
+    /// tokens), and when every OpenAI deployment is down or out of quota the fallback sends the
+    /// request to Anthropic:
+    ///
+    /// ```
+    /// use tollgate::fallback::{FallbackLayer, Target, boxed};
+    /// use tollgate::providers::rewrite::{Credentials, Endpoint, SetModel};
+    /// use tollgate::router::{Deployment, RouterLayer};
+    /// use tollgate::ServiceBuilderExt;
+    /// use tower::ServiceBuilder;
+    ///
+    /// # fn main() -> Result<(), tollgate::BoxError> {
+    /// # let transport = tower::service_fn(|_req: http::Request<tollgate::body::BufferedBody>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// # });
+    /// let openai = ServiceBuilder::new()
+    ///     .route(RouterLayer::new([
+    ///         Deployment::new("gpt-4o").model("gpt-4o"),   // 128K tokens
+    ///         Deployment::new("gpt-4.1").model("gpt-4.1"), // 1M tokens
+    ///     ])?)
+    ///     .service(transport.clone());
+    /// let anthropic = Target::new("anthropic", boxed(transport))
+    ///     .rewrite(Endpoint::new("https://api.anthropic.com")?)
+    ///     .rewrite(Credentials::bearer("ANTHROPIC_KEY")?)
+    ///     .rewrite(SetModel::new("claude-sonnet-4-5"));
+    /// let client = ServiceBuilder::new()
+    ///     .fallback(FallbackLayer::new([anthropic]))
+    ///     .service(boxed(openai));
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[cfg(feature = "router")]
     #[cfg_attr(docsrs, doc(cfg(feature = "router")))]
     fn route<E>(

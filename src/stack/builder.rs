@@ -281,7 +281,7 @@ fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Era
 fn with_router(
     provider: &Provider,
     rewrites: super::provider::Rewrites,
-    keys: Vec<tollgate_fallback::Credentials>,
+    keys: Vec<tollgate_providers::rewrite::Credentials>,
     wire: Erased,
 ) -> Result<Erased, StackError> {
     let label = provider.label();

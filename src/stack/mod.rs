@@ -47,12 +47,12 @@
 //! `&'static str`). Each provider's stack rewrites it for that provider, the primary's too:
 //!
 //! - the scheme, authority and path prefix to the provider's base URL
-//!   ([`Endpoint`](crate::fallback::Endpoint)) — a base URL without a path keeps
+//!   ([`Endpoint`](crate::providers::rewrite::Endpoint)) — a base URL without a path keeps
 //!   `/v1/chat/completions`, one with a path replaces the `/v1` (see [`Provider`]);
-//! - the credentials to the provider's key ([`Credentials`](crate::fallback::Credentials)):
-//!   `authorization: Bearer <key>`, or `api-key: <key>` for Azure OpenAI — with several keys,
-//!   to the one the router chose;
-//! - the body's `model` to the provider's ([`SetModel`](crate::fallback::SetModel)).
+//! - the credentials to the provider's key
+//!   ([`Credentials`](crate::providers::rewrite::Credentials)): `authorization: Bearer <key>`,
+//!   or `api-key: <key>` for Azure OpenAI — with several keys, to the one the router chose;
+//! - the body's `model` to the provider's ([`SetModel`](crate::providers::rewrite::SetModel)).
 //!
 //! Anthropic is reached through its OpenAI-compatible endpoint
 //! (`https://api.anthropic.com/v1/chat/completions`, Bearer key), and Gemini through its own

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use http::uri::Uri;
 use tollgate_circuit_breaker::BreakerConfig;
-use tollgate_fallback::{Credentials, Endpoint, IncludeUsage, SetModel};
+use tollgate_providers::rewrite::{Credentials, Endpoint, IncludeUsage, SetModel};
 use tollgate_ratelimit::Limits;
 use tollgate_ratelimit::adaptive::Adaptive;
 use tollgate_ratelimit::presets::{

@@ -11,7 +11,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use tollgate_cache::CacheHandle;
 use tollgate_core::BoxError;
 use tollgate_core::body::BufferedBody;
-use tollgate_fallback::Rewrite;
+use tollgate_core::rewrite::Rewrite;
 use tower::Service;
 
 use super::error::RewriteFailed;

@@ -3,7 +3,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use tollgate_core::ErrorClass;
+use tollgate_core::ClassSet;
 
 /// What trips a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,71 +42,6 @@ pub enum Window {
     Calls(NonZeroU32),
     /// The calls of the last `period` (counted in tenths of it).
     Time(Duration),
-}
-
-/// A set of [`ErrorClass`]es.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClassSet {
-    bits: u32,
-}
-
-impl ClassSet {
-    /// No class.
-    pub const EMPTY: ClassSet = ClassSet { bits: 0 };
-
-    /// The failures that say a target is unhealthy (PROVIDERS.md §7 item 18): server errors,
-    /// overloads, timeouts, connection failures and truncated streams. Not 4xx, 429, quota or
-    /// context window.
-    pub const TARGET_HEALTH: ClassSet = ClassSet::EMPTY
-        .with(ErrorClass::ServerError)
-        .with(ErrorClass::Overloaded)
-        .with(ErrorClass::Timeout)
-        .with(ErrorClass::Connect)
-        .with(ErrorClass::Truncated);
-
-    /// The set with `class` too.
-    #[must_use]
-    pub const fn with(self, class: ErrorClass) -> Self {
-        ClassSet {
-            bits: self.bits | bit(class),
-        }
-    }
-
-    /// The set without `class`.
-    #[must_use]
-    pub const fn without(self, class: ErrorClass) -> Self {
-        ClassSet {
-            bits: self.bits & !bit(class),
-        }
-    }
-
-    /// Whether `class` is in it.
-    pub const fn contains(&self, class: ErrorClass) -> bool {
-        self.bits & bit(class) != 0
-    }
-}
-
-const fn bit(class: ErrorClass) -> u32 {
-    1 << match class {
-        ErrorClass::RateLimited => 0,
-        ErrorClass::QuotaExhausted => 1,
-        ErrorClass::Overloaded => 2,
-        ErrorClass::ServerError => 3,
-        ErrorClass::Timeout => 4,
-        ErrorClass::Connect => 5,
-        ErrorClass::ContextWindowExceeded => 6,
-        ErrorClass::ContentPolicy => 7,
-        ErrorClass::Unauthorized => 8,
-        ErrorClass::PermissionDenied => 9,
-        ErrorClass::NotFound => 10,
-        ErrorClass::BadRequest => 11,
-        ErrorClass::PayloadTooLarge => 12,
-        ErrorClass::Conflict => 13,
-        ErrorClass::Unknown => 14,
-        ErrorClass::Truncated => 15,
-        // Classes added later share one bit until they get their own.
-        _ => 31,
-    }
 }
 
 /// How a breaker behaves.

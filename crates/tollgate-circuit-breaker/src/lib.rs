@@ -110,7 +110,7 @@ mod layer;
 mod service;
 mod shared;
 
-pub use config::{BreakerConfig, ClassSet, Trip, Window};
+pub use config::{BreakerConfig, Trip, Window};
 pub use error::CircuitOpen;
 pub use handle::{
     BreakerState, CircuitBreakerHandle, Mode, OnStateChange, OnStateChangeFn, StateChange,
@@ -118,6 +118,7 @@ pub use handle::{
 };
 pub use layer::CircuitBreakerLayer;
 pub use service::CircuitBreaker;
+pub use tollgate_core::ClassSet;
 
 // The README's examples are compiled (and run) as doc tests, so they stay true.
 #[cfg(doctest)]

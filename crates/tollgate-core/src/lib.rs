@@ -18,7 +18,9 @@
 //!
 //! This crate also holds what every layer shares: the [`Classify`] trait, the [`headers`]
 //! parsers, the per-request hints ([`Cost`], [`Priority`], [`RouteKey`], [`Deadline`]), request
-//! [`body`] buffering and [`BoxError`]. Provider classifiers live in `tollgate-providers`.
+//! [`body`] buffering, [`ClassSet`] (the classes a layer acts on), the [`Rewrite`] trait (how a
+//! request is changed for one target) and [`BoxError`]. Provider classifiers and the concrete
+//! rewriters live in `tollgate-providers`.
 //!
 //! # Example
 //!
@@ -55,19 +57,23 @@
 
 pub mod body;
 mod class;
+mod class_set;
 mod classify;
 mod extensions;
 pub mod headers;
 pub mod key;
 pub mod observe;
+pub mod rewrite;
 mod snapshot;
 mod stream_report;
 pub mod timer;
 mod verdict;
 
 pub use class::{ErrorClass, RetryAdvice};
+pub use class_set::ClassSet;
 pub use classify::{Classify, ClassifyFn, ResponseView, classify_fn, transport_verdict};
 pub use extensions::{Cost, Deadline, Priority, RouteKey};
+pub use rewrite::Rewrite;
 pub use snapshot::{Dimension, LimitEntry, LimitReading, RateLimitSnapshot, Window};
 pub use stream_report::{StreamEnd, StreamOutcome, StreamReport};
 pub use verdict::{Classified, DelaySource, Judged, Usage, Verdict};

@@ -5,7 +5,8 @@
 use criterion::{Criterion, Throughput, criterion_main};
 use http::Request;
 use tollgate_core::body::BufferedBody;
-use tollgate_fallback::{FallbackLayer, SetModel, Target};
+use tollgate_fallback::{FallbackLayer, Target};
+use tollgate_providers::rewrite::SetModel;
 use tower::Layer;
 
 #[path = "../../../benches/support/mod.rs"]

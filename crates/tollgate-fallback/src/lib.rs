@@ -6,17 +6,21 @@
 //! [`FallbackLayer`] sends each request to the inner service — the primary — and, when the
 //! attempt's [`Verdict`](tollgate_core::Verdict) says another target may succeed, to the next
 //! [`Target`] in order, at once (no sleep while one is available). Each target may rewrite the
-//! request: [`SetModel`] for the JSON body's `model`, [`Endpoint`] for the scheme, authority
-//! and path prefix (and Azure's `api-version`), [`Credentials`] for the key — so one request
-//! can go to OpenAI, then Azure OpenAI, then DeepSeek or any OpenAI-compatible endpoint.
+//! request ([`Rewrite`], from `tollgate-core`): [`SetModel`] for the JSON body's `model`,
+//! [`Endpoint`] for the scheme, authority and path prefix (and Azure's `api-version`),
+//! [`Credentials`] for the key — so one request can go to OpenAI, then Azure OpenAI, then
+//! DeepSeek or any OpenAI-compatible endpoint. The rewriters live in `tollgate-providers`
+//! ([`tollgate_providers::rewrite`]) and are re-exported here.
 //!
+//! It reads every outcome as a [`Verdict`](tollgate_core::Verdict)
+//! ([`Verdict::of_outcome`](tollgate_core::Verdict::of_outcome)): the one a `ClassifyLayer`
+//! attached, or the one a layer's own refusal carries — it knows no other layer's error types.
 //! By default it moves on for overloads, server errors, timeouts, failed connections, an open
-//! circuit ([`CircuitOpen`](tollgate_circuit_breaker::CircuitOpen)), an exhausted quota and a
-//! rejected key, and for a rate limit whose requested wait exceeds a threshold
-//! ([`FallbackPolicy`]) — a provider's 429 or a client-side quota's refusal
-//! ([`RateLimited`](tollgate_ratelimit::error::RateLimited), whose `retry_after` is the wait and
-//! the target's cooldown); a retry layer's [`RetriesExhausted`](tollgate_retry::RetriesExhausted)
-//! is judged by its last verdict. A prompt too long for the context window goes to the
+//! circuit breaker's `CircuitOpen` (a local overload, whatever the policy), an exhausted quota
+//! and a rejected key, and for a rate limit whose requested wait exceeds a threshold
+//! ([`FallbackPolicy`]) — a provider's 429 or a client-side quota's `RateLimited`, whose wait
+//! becomes the target's cooldown; a retry layer's `RetriesExhausted` is judged by the last
+//! attempt's verdict, with the wait it did not take. A prompt too long for the context window goes to the
 //! [context-window chain](FallbackLayer::on_context_window) of larger-context models, a
 //! content-policy refusal to its [own chain](FallbackLayer::on_content_policy). Everything else
 //! — a success, a bad request — returns to the caller unchanged.
@@ -54,7 +58,8 @@
 //! use std::convert::Infallible;
 //! use tollgate_circuit_breaker::{BreakerConfig, CircuitBreakerLayer};
 //! use tollgate_core::body::BufferedBody;
-//! use tollgate_fallback::{Credentials, Endpoint, FallbackLayer, SetModel, Target, boxed};
+//! use tollgate_fallback::{FallbackLayer, Target, boxed};
+//! use tollgate_providers::rewrite::{Credentials, Endpoint, SetModel};
 //! use tower::{Layer, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -103,12 +108,12 @@ pub mod future;
 
 mod error;
 mod layer;
-mod rewrite;
 mod service;
 mod target;
 
 pub use error::AllTargetsFailed;
 pub use layer::FallbackLayer;
-pub use rewrite::{Credentials, Endpoint, IncludeUsage, Rewrite, SetModel};
 pub use service::Fallback;
 pub use target::{BoxTarget, FallbackPolicy, Target, boxed};
+pub use tollgate_core::rewrite::Rewrite;
+pub use tollgate_providers::rewrite::{Credentials, Endpoint, IncludeUsage, SetModel};

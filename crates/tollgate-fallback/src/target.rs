@@ -5,20 +5,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_circuit_breaker::ClassSet;
 use tollgate_core::body::BufferedBody;
-use tollgate_core::{BoxError, ErrorClass};
+use tollgate_core::rewrite::Rewrite;
+use tollgate_core::{BoxError, ClassSet, ErrorClass};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
-
-use crate::rewrite::Rewrite;
 
 /// A fallback target: a named service and the rewrites its requests need.
 ///
 /// # Examples
 ///
 /// ```
-/// use tollgate_fallback::{Credentials, Endpoint, SetModel, Target};
+/// use tollgate_fallback::Target;
+/// use tollgate_providers::rewrite::{Credentials, Endpoint, SetModel};
 ///
 /// # let deepseek_client = tower::service_fn(|_: http::Request<tollgate_core::body::BufferedBody>| async {
 /// #     Ok::<_, std::convert::Infallible>(http::Response::new(()))

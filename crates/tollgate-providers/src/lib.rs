@@ -31,6 +31,11 @@
 //! gives a verdict (from the status, Unknown where nothing fits), never a panic, and the body
 //! parse allocates at most in proportion to the peeked body (64 KiB).
 //!
+//! The [`rewrite`] module holds the rewriters that send one request to another provider or
+//! model: [`SetModel`], [`IncludeUsage`], [`Endpoint`] and [`Credentials`], each a
+//! [`Rewrite`](tollgate_core::rewrite::Rewrite) for a fallback's targets or a router's
+//! deployments.
+//!
 //! # Example
 //!
 //! ```
@@ -69,6 +74,7 @@ mod mistral;
 mod openai;
 mod openrouter;
 mod provider;
+pub mod rewrite;
 mod rules;
 mod signals;
 
@@ -81,3 +87,4 @@ pub use mistral::Mistral;
 pub use openai::{AzureOpenAi, DeepSeek, Groq, OpenAi};
 pub use openrouter::OpenRouter;
 pub use provider::{Provider, UnknownProvider};
+pub use rewrite::{Credentials, Endpoint, IncludeUsage, SetModel};

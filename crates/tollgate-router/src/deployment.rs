@@ -5,7 +5,8 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use tollgate_circuit_breaker::BreakerConfig;
-use tollgate_fallback::{Rewrite, SetModel};
+use tollgate_core::rewrite::Rewrite;
+use tollgate_providers::rewrite::SetModel;
 use tollgate_ratelimit::Limits;
 
 /// One of the equivalent places a request can go: an endpoint, an API key and a model, each
@@ -14,14 +15,14 @@ use tollgate_ratelimit::Limits;
 /// router builds over the shared transport.
 ///
 /// The request is rewritten for the deployment before its breaker and quota see it: the
-/// rewriters of `tollgate-fallback` ([`Endpoint`](tollgate_fallback::Endpoint),
-/// [`Credentials`](tollgate_fallback::Credentials), [`SetModel`]) or any [`Rewrite`].
+/// rewriters of `tollgate-providers` ([`Endpoint`](tollgate_providers::rewrite::Endpoint),
+/// [`Credentials`](tollgate_providers::rewrite::Credentials), [`SetModel`]) or any [`Rewrite`].
 ///
 /// # Examples
 ///
 /// ```
 /// use std::num::NonZeroU64;
-/// use tollgate_fallback::{Credentials, Endpoint};
+/// use tollgate_providers::rewrite::{Credentials, Endpoint};
 /// use tollgate_ratelimit::{Limit, Limits, algorithm::Quota};
 /// use tollgate_router::Deployment;
 ///

@@ -7,8 +7,9 @@
 //! quotas, and none of them has to answer 429:
 //!
 //! - each deployment is an endpoint × API key × model — the request is rewritten for it with
-//!   the rewriters of `tollgate-fallback` ([`Endpoint`](tollgate_fallback::Endpoint),
-//!   [`Credentials`](tollgate_fallback::Credentials), [`SetModel`](tollgate_fallback::SetModel))
+//!   the rewriters of `tollgate-providers` ([`Endpoint`](tollgate_providers::rewrite::Endpoint),
+//!   [`Credentials`](tollgate_providers::rewrite::Credentials),
+//!   [`SetModel`](tollgate_providers::rewrite::SetModel))
 //!   — behind its own `CircuitBreakerLayer` and `RateLimitLayer`, built over the inner service
 //!   (the transport, under `ClassifyLayer`): composed from those layers, not re-implemented;
 //! - a [`Strategy`] chooses among the deployments that can take the request now: round-robin,
@@ -37,7 +38,7 @@
 //!
 //! ```
 //! use std::num::NonZeroU64;
-//! use tollgate_fallback::Credentials;
+//! use tollgate_providers::rewrite::Credentials;
 //! use tollgate_ratelimit::{Limit, Limits, algorithm::Quota};
 //! use tollgate_router::{Deployment, RouterLayer, Strategy};
 //! use tower::ServiceBuilder;
@@ -67,38 +68,46 @@
 //! # }
 //! ```
 //!
-//! # Example: context-window routing, with fallback to another provider
+//! # Example: context-window routing
 //!
-//! The router chooses among *equivalent* deployments; `FallbackLayer` above it moves to a
-//! different model or provider. Here a prompt too long for `gpt-4o` goes straight to the
-//! `gpt-4.1` deployment (1M tokens), and when every OpenAI deployment is down or out of quota
-//! the fallback sends the request to Anthropic:
+//! A prompt too long for `gpt-4o` (128K tokens) goes straight to the `gpt-4.1` deployment (1M
+//! tokens), its body's `model` rewritten for it:
 //!
 //! ```
-//! use tollgate_fallback::{Credentials, Endpoint, FallbackLayer, SetModel, Target, boxed};
+//! use tollgate_core::body::BufferedBody;
 //! use tollgate_router::{Deployment, RouterLayer};
-//! use tower::{Layer, ServiceBuilder};
+//! use tower::{Layer, ServiceExt};
 //!
-//! # fn main() -> Result<(), tollgate_core::BoxError> {
-//! # let transport = tower::service_fn(|_req: http::Request<tollgate_core::body::BufferedBody>| async {
-//! #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-//! # });
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tollgate_core::BoxError> {
+//! // Stands in for the transport: answers with the body it was sent.
+//! let transport = tower::service_fn(|request: http::Request<BufferedBody>| async move {
+//!     let body = String::from_utf8_lossy(request.body().bytes()).into_owned();
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(body))
+//! });
 //! let openai = RouterLayer::new([
 //!     Deployment::new("gpt-4o").model("gpt-4o"),     // 128K tokens
 //!     Deployment::new("gpt-4.1").model("gpt-4.1"),   // 1M tokens
 //! ])?
-//! .layer(transport.clone());
-//! let anthropic = Target::new("anthropic", boxed(transport))
-//!     .rewrite(Endpoint::new("https://api.anthropic.com")?)
-//!     .rewrite(Credentials::bearer("ANTHROPIC_KEY")?)
-//!     .rewrite(SetModel::new("claude-sonnet-4-5"));
-//! let client = ServiceBuilder::new()
-//!     .layer(FallbackLayer::new([anthropic]))
-//!     .service(boxed(openai));
-//! # let _ = client;
+//! .layer(transport);
+//!
+//! // About 150K tokens of prompt.
+//! let prompt = "x".repeat(600_000);
+//! let message = format!(r#"{{"role":"user","content":"{prompt}"}}"#);
+//! let body = format!(r#"{{"model":"gpt-4o","messages":[{message}]}}"#);
+//! let request = http::Request::post("https://api.openai.com/v1/chat/completions")
+//!     .body(BufferedBody::from(body))?;
+//! let response = openai.oneshot(request).await?;
+//! assert!(response.body().ends_with(r#""model":"gpt-4.1"}"#));
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The router chooses among *equivalent* deployments; a `FallbackLayer` (`tollgate-fallback`)
+//! above it moves to a different model or provider. The router's refusals carry verdicts the
+//! fallback reads: when no deployment can take the request soon it moves on, and a prompt too
+//! long for every deployment goes to its context-window chain. The facade's
+//! `ServiceBuilderExt::route` shows both in one stack.
 //!
 //! # Ordering
 //!

@@ -10,8 +10,8 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 use tollgate_circuit_breaker::{BreakerState, CircuitBreaker, CircuitBreakerHandle};
 use tollgate_core::body::BufferedBody;
+use tollgate_core::rewrite::Rewrite;
 use tollgate_core::{BoxError, Cost, Dimension};
-use tollgate_fallback::Rewrite;
 use tollgate_ratelimit::{Decision, RateLimit, RateLimitHandle};
 use tower_service::Service;
 

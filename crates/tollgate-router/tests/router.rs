@@ -13,7 +13,7 @@ use tokio::time::{self, Instant};
 use tollgate_core::body::BufferedBody;
 use tollgate_core::observe::{Event, Observe, Observer};
 use tollgate_core::{BoxError, Cost, Deadline, Dimension, ErrorClass};
-use tollgate_fallback::Credentials;
+use tollgate_providers::rewrite::Credentials;
 use tollgate_providers::{ClassifyLayer, OpenAi};
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::{Decision, Estimator, Limit, Limits, MemoryStore, OpenAiChat, Store};
@@ -444,48 +444,6 @@ async fn other_failures_come_back() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let verdict = tollgate_core::Verdict::of_response(&response).unwrap();
     assert_eq!(verdict.class(), Some(ErrorClass::BadRequest));
-}
-
-/// The router's refusals carry verdicts: a fallback above moves to another provider when no
-/// deployment can take the request soon, and sends a prompt too long for every deployment to
-/// its context-window chain.
-#[tokio::test(start_paused = true)]
-async fn a_fallback_above_acts_on_the_routers_refusals() {
-    use tollgate_fallback::{FallbackLayer, SetModel, Target, boxed};
-    let accounts = Accounts::new(&[], None);
-    let router = RouterLayer::new([
-        key("a").model("gpt-4o").limits(per_minute(1)),
-        key("b").model("gpt-4o").limits(per_minute(1)),
-    ])
-    .unwrap()
-    .with_max_wait(secs(5));
-    let routed = router.layer(accounts.clone());
-    let elsewhere = Accounts::new(&[], None);
-    let client = FallbackLayer::new([Target::new("elsewhere", boxed(elsewhere.clone()))])
-        .on_context_window([
-            Target::new("long", boxed(elsewhere.clone())).rewrite(SetModel::new("gemini-2.5-pro"))
-        ])
-        .layer(boxed(routed.clone()));
-    for _ in 0..3 {
-        client.clone().oneshot(chat(100)).await.unwrap();
-    }
-    // Two went through the router; the third would wait 60 s there, so it went elsewhere.
-    assert_eq!(accounts.calls().len(), 2);
-    assert_eq!(elsewhere.calls().len(), 1);
-    let verdict = {
-        let error = routed.route(&Cost::requests(1)).unwrap_err();
-        tollgate_core::Verdict::of_error(error.as_ref())
-            .cloned()
-            .unwrap()
-    };
-    assert_eq!(verdict.class(), Some(ErrorClass::RateLimited));
-
-    // Once the router's cooldown has passed, 600,000 characters fit no gpt-4o deployment:
-    // straight to the long-context chain.
-    time::advance(secs(60)).await;
-    client.clone().oneshot(chat(600_000)).await.unwrap();
-    assert_eq!(elsewhere.calls().last().unwrap().model, "gemini-2.5-pro");
-    assert_eq!(accounts.calls().len(), 2);
 }
 
 /// A request of `chars` of prompt asking for `max_tokens` of output, `n` times.

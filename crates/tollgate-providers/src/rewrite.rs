@@ -1,4 +1,10 @@
-//! [`Rewrite`]: how a request is changed for a target — its model, endpoint, credentials.
+//! The rewriters for provider APIs: [`SetModel`] for the JSON body's `model`, [`IncludeUsage`]
+//! for a streamed answer's usage, [`Endpoint`] for the scheme, authority and path prefix (and
+//! Azure's `api-version`), [`Credentials`] for the key — so one request can go to OpenAI, then
+//! Azure OpenAI, then DeepSeek or any OpenAI-compatible endpoint.
+//!
+//! Each implements [`Rewrite`] (from `tollgate-core`), which a fallback's targets and a
+//! router's deployments take.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,26 +14,7 @@ use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use tollgate_core::BoxError;
 use tollgate_core::body::BufferedBody;
-
-/// Changes a request before it goes to one target.
-pub trait Rewrite: Send + Sync + 'static {
-    /// Rewrites `request` in place.
-    ///
-    /// # Errors
-    ///
-    /// When the request cannot be sent to this target (a body that is not the JSON expected);
-    /// the fallback then moves on and lists the error.
-    fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError>;
-}
-
-impl<F> Rewrite for F
-where
-    F: Fn(&mut http::Request<BufferedBody>) -> Result<(), BoxError> + Send + Sync + 'static,
-{
-    fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
-        self(request)
-    }
-}
+use tollgate_core::rewrite::Rewrite;
 
 /// Replaces the `model` field of an OpenAI-compatible (or Anthropic) JSON body. The body is
 /// parsed and written again: its keys come out in sorted order.
@@ -36,7 +23,8 @@ where
 ///
 /// ```
 /// use tollgate_core::body::BufferedBody;
-/// use tollgate_fallback::{Rewrite, SetModel};
+/// use tollgate_core::rewrite::Rewrite;
+/// use tollgate_providers::rewrite::SetModel;
 ///
 /// let mut request = http::Request::new(BufferedBody::from(r#"{"model":"gpt-4o","n":1}"#));
 /// SetModel::new("deepseek-chat").rewrite(&mut request).unwrap();
@@ -79,7 +67,8 @@ impl Rewrite for SetModel {
 ///
 /// ```
 /// use tollgate_core::body::BufferedBody;
-/// use tollgate_fallback::{IncludeUsage, Rewrite};
+/// use tollgate_core::rewrite::Rewrite;
+/// use tollgate_providers::rewrite::IncludeUsage;
 ///
 /// let mut request = http::Request::new(BufferedBody::from(r#"{"model":"gpt-4o","stream":true}"#));
 /// IncludeUsage.rewrite(&mut request).unwrap();
@@ -127,7 +116,8 @@ impl Rewrite for IncludeUsage {
 ///
 /// ```
 /// use tollgate_core::body::BufferedBody;
-/// use tollgate_fallback::{Endpoint, Rewrite};
+/// use tollgate_core::rewrite::Rewrite;
+/// use tollgate_providers::rewrite::Endpoint;
 ///
 /// // OpenAI's path to an Azure OpenAI deployment.
 /// let azure = Endpoint::new("https://example.openai.azure.com/openai/deployments/gpt-4o")
@@ -237,7 +227,8 @@ impl Rewrite for Endpoint {
 ///
 /// ```
 /// use tollgate_core::body::BufferedBody;
-/// use tollgate_fallback::{Credentials, Rewrite};
+/// use tollgate_core::rewrite::Rewrite;
+/// use tollgate_providers::rewrite::Credentials;
 ///
 /// let mut request = http::Request::post("/")
 ///     .header("authorization", "Bearer sk-openai")
@@ -302,5 +293,46 @@ impl Rewrite for Credentials {
         }
         headers.insert(self.name.clone(), self.value.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The endpoint rewriter keeps whole path segments, replaces parameters, drops a stale
+    /// `Host` and refuses a base with a query.
+    #[test]
+    fn the_endpoint_rewriter_handles_paths_queries_and_host() {
+        let rewrite = |endpoint: &Endpoint, uri: &str| {
+            let mut request = http::Request::post(uri)
+                .header("host", "api.openai.com")
+                .body(BufferedBody::empty())
+                .unwrap();
+            endpoint.rewrite(&mut request).unwrap();
+            assert!(request.headers().get("host").is_none());
+            request.uri().to_string()
+        };
+        let gateway = Endpoint::new("https://gw.example.com/google")
+            .unwrap()
+            .replacing_prefix("/v1/");
+        assert_eq!(
+            rewrite(&gateway, "https://x/v1beta/openai/chat/completions"),
+            "https://gw.example.com/google/v1beta/openai/chat/completions"
+        );
+        assert_eq!(
+            rewrite(&gateway, "https://x/v1/chat"),
+            "https://gw.example.com/google/chat"
+        );
+        let azure = Endpoint::new("https://az.example.com")
+            .unwrap()
+            .replacing_prefix("/v1")
+            .with_query("api-version=2025-01-01");
+        assert_eq!(
+            rewrite(&azure, "https://x/v1?api-version=2024-10-21&stream=true"),
+            "https://az.example.com/?stream=true&api-version=2025-01-01"
+        );
+        assert!(Endpoint::new("https://az.example.com/openai?api-version=1").is_err());
+        assert!(Endpoint::new("/relative").is_err());
     }
 }
