@@ -281,3 +281,8 @@ pub use builder::ServiceBuilderExt;
 
 #[doc = include_str!("docs/ordering.md")]
 pub mod ordering {}
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -117,3 +117,8 @@ pub use service::Fallback;
 pub use target::{BoxTarget, FallbackPolicy, Target, boxed};
 pub use tollgate_core::rewrite::Rewrite;
 pub use tollgate_providers::rewrite::{Credentials, Endpoint, IncludeUsage, SetModel};
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

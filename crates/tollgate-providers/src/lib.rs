@@ -88,3 +88,8 @@ pub use openai::{AzureOpenAi, DeepSeek, Groq, OpenAi};
 pub use openrouter::OpenRouter;
 pub use provider::{Provider, UnknownProvider};
 pub use rewrite::{Credentials, Endpoint, IncludeUsage, SetModel};
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -137,3 +137,8 @@ pub use deployment::Deployment;
 pub use layer::RouterLayer;
 pub use service::Router;
 pub use strategy::Strategy;
+
+// The README's examples are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
