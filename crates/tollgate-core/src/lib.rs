@@ -18,7 +18,10 @@
 //!
 //! This crate also holds what every layer shares: the [`Classify`] trait, the [`headers`]
 //! parsers, the per-request hints ([`Cost`], [`Priority`], [`RouteKey`], [`Deadline`]), request
-//! [`body`] buffering and [`BoxError`]. Provider classifiers live in `tollgate-providers`.
+//! [`body`] buffering and [`BoxError`], and the pieces several layers build on: state per key
+//! that forgets idle keys ([`keyed::KeyedMap`]), a layer's own time line on tokio's clock
+//! ([`clock::Origin`]), and the sooner of a request's deadline and a layer's own limit
+//! ([`Deadline::sooner`]). Provider classifiers live in `tollgate-providers`.
 //!
 //! # Example
 //!
@@ -56,9 +59,11 @@
 pub mod body;
 mod class;
 mod classify;
+pub mod clock;
 mod extensions;
 pub mod headers;
 pub mod key;
+pub mod keyed;
 pub mod observe;
 mod snapshot;
 mod stream_report;
@@ -67,7 +72,7 @@ mod verdict;
 
 pub use class::{ErrorClass, RetryAdvice};
 pub use classify::{Classify, ClassifyFn, ResponseView, classify_fn, transport_verdict};
-pub use extensions::{Cost, Deadline, Priority, RouteKey};
+pub use extensions::{Cost, Deadline, Priority, RouteKey, Sooner};
 pub use snapshot::{Dimension, LimitEntry, LimitReading, RateLimitSnapshot, Window};
 pub use stream_report::{StreamEnd, StreamOutcome, StreamReport};
 pub use verdict::{Classified, DelaySource, Judged, Usage, Verdict};
