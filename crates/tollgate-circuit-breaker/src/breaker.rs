@@ -3,6 +3,9 @@
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use tollgate_core::clock::nanos;
+use tollgate_core::keyed::Idle;
+
 use crate::config::{BreakerConfig, Trip, Window};
 
 pub(crate) const CLOSED: u8 = 0;
@@ -217,7 +220,7 @@ impl Breaker {
         // The end of the open period is published before the state, so that nobody sees it
         // open with an old, passed end and probes at once.
         let open_for = config.open_period(self.trips.load(Ordering::Acquire));
-        let until = now.saturating_add(u64::try_from(open_for.as_nanos()).unwrap_or(u64::MAX));
+        let until = now.saturating_add(nanos(open_for));
         if self.state.load(Ordering::Acquire) != from {
             return;
         }
@@ -241,7 +244,7 @@ impl Breaker {
     /// Opens at once for at least `open_for` (from outside: a long server delay, a quota
     /// cooldown); an open period already longer stays.
     pub(crate) fn open_for(&self, open_for: Duration, now: u64, changes: &mut Vec<Change>) {
-        let until = now.saturating_add(u64::try_from(open_for.as_nanos()).unwrap_or(u64::MAX));
+        let until = now.saturating_add(nanos(open_for));
         self.open_until.fetch_max(until, Ordering::AcqRel);
         let from = self.state.swap(OPEN, Ordering::AcqRel);
         if from != OPEN {
@@ -275,9 +278,14 @@ impl Breaker {
             window.reset();
         }
     }
+}
+
+impl Idle for Breaker {
+    /// Nanoseconds since the layer's origin.
+    type Now = u64;
 
     /// Whether forgetting it loses nothing: closed, nothing counted, nothing in flight.
-    pub(crate) fn is_idle(&self, now: u64) -> bool {
+    fn is_idle(&self, now: u64) -> bool {
         self.state.load(Ordering::Acquire) == CLOSED
             && self.consecutive.load(Ordering::Acquire) == 0
             && self.probes_in_flight.load(Ordering::Acquire) == 0
@@ -322,8 +330,7 @@ impl Outcomes {
                 bad: AtomicU64::new(0),
             },
             Window::Time(period) => Outcomes::Time {
-                slot_nanos: (u64::try_from(period.as_nanos()).unwrap_or(u64::MAX) / TIME_SLOTS)
-                    .max(1),
+                slot_nanos: (nanos(period) / TIME_SLOTS).max(1),
                 slots: (0..TIME_SLOTS).map(|_| TimeSlot::default()).collect(),
             },
         }

@@ -135,10 +135,9 @@ impl<H: OnStateChange> CircuitBreakerHandle<H> {
             }
             _ => return None,
         };
-        Some(
-            self.shared
-                .since_origin(until.saturating_sub(self.shared.now())),
-        )
+        Some(Duration::from_nanos(
+            until.saturating_sub(self.shared.now()),
+        ))
     }
 
     /// Opens `key`'s breaker for at least `duration`: a server delay beyond the retry cap, a

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tollgate_core::BoxError;
@@ -105,7 +106,7 @@ where
                 }
                 let wait = match refusal {
                     Refusal::Open(until) => {
-                        Some(shared.since_origin(until.saturating_sub(shared.now())))
+                        Some(Duration::from_nanos(until.saturating_sub(shared.now())))
                     }
                     Refusal::Probing => None,
                 };

@@ -1,36 +1,23 @@
 //! What every clone of a layer shares: the configuration, the mode, the breakers.
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
 
-use foldhash::fast::RandomState;
-use parking_lot::Mutex;
-use tokio::time::Instant;
 use tollgate_core::RouteKey;
+use tollgate_core::clock::Origin;
+use tollgate_core::keyed::KeyedMap;
 
 use crate::breaker::{Breaker, CLOSED, Change, HALF_OPEN, OPEN};
 use crate::config::BreakerConfig;
 use crate::handle::{BreakerState, Mode, OnStateChange, StateChange};
 
-const SHARDS: usize = 16;
-const MIN_SWEEP_LEN: usize = 64;
-
 pub(crate) struct Shared<H> {
     pub(crate) config: BreakerConfig,
-    origin: Instant,
+    origin: Origin,
     mode: AtomicU8,
     pub(crate) unkeyed: Breaker,
-    shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    breakers: KeyedMap<Arc<Breaker>>,
     pub(crate) hook: H,
-}
-
-struct Shard {
-    breakers: HashMap<RouteKey, Arc<Breaker>, RandomState>,
-    sweep_at_len: usize,
 }
 
 impl<H: OnStateChange> Shared<H> {
@@ -38,29 +25,16 @@ impl<H: OnStateChange> Shared<H> {
         Shared {
             unkeyed: Breaker::new(&config),
             config,
-            origin: Instant::now(),
+            origin: Origin::new(),
             mode: AtomicU8::new(Mode::Normal as u8),
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        breakers: HashMap::default(),
-                        sweep_at_len: MIN_SWEEP_LEN,
-                    })
-                })
-                .collect(),
-            hasher: RandomState::default(),
+            breakers: KeyedMap::new(),
             hook,
         }
     }
 
     /// Nanoseconds since the origin, on tokio's clock.
     pub(crate) fn now(&self) -> u64 {
-        u64::try_from(
-            Instant::now()
-                .saturating_duration_since(self.origin)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
+        self.origin.elapsed_nanos()
     }
 
     pub(crate) fn mode(&self) -> Mode {
@@ -73,41 +47,23 @@ impl<H: OnStateChange> Shared<H> {
 
     /// The breaker of `key`, created closed.
     pub(crate) fn keyed(&self, key: &RouteKey) -> Arc<Breaker> {
-        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
-        let mut shard = shard.lock();
-        if let Some(breaker) = shard.breakers.get(key) {
-            return Arc::clone(breaker);
-        }
-        if shard.breakers.len() >= shard.sweep_at_len {
-            shard.sweep(self.now());
-        }
-        let breaker = Arc::new(Breaker::new(&self.config));
-        shard.breakers.insert(key.clone(), Arc::clone(&breaker));
-        breaker
+        let make = || Arc::new(Breaker::new(&self.config));
+        self.breakers.get_or_insert_with(key, make, || self.now())
     }
 
     /// The breaker of `key` if it has one (`None`: the unkeyed one).
     pub(crate) fn find(&self, key: Option<&RouteKey>) -> Option<Arc<Breaker>> {
-        let key = key?;
-        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
-        shard.lock().breakers.get(key).cloned()
+        self.breakers.get(key?)
     }
 
     /// Breakers held for keys.
     pub(crate) fn keys(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().breakers.len()).sum()
+        self.breakers.len()
     }
 
     /// Forgets every idle keyed breaker; returns how many remain.
     pub(crate) fn evict_idle(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                let mut shard = s.lock();
-                shard.sweep(self.now());
-                shard.breakers.len()
-            })
-            .sum()
+        self.breakers.sweep(self.now())
     }
 
     /// Tells the hook of `changes` to the breaker of `key`.
@@ -120,21 +76,6 @@ impl<H: OnStateChange> Shared<H> {
                 open_for: change.open_for,
             });
         }
-    }
-
-    pub(crate) fn since_origin(&self, nanos: u64) -> Duration {
-        Duration::from_nanos(nanos)
-    }
-}
-
-impl Shard {
-    fn sweep(&mut self, now: u64) {
-        self.breakers
-            .retain(|_, breaker| Arc::strong_count(breaker) > 1 || !breaker.is_idle(now));
-        if self.breakers.len() * 4 < self.breakers.capacity() {
-            self.breakers.shrink_to(self.breakers.len() * 2);
-        }
-        self.sweep_at_len = (self.breakers.len() * 2).max(MIN_SWEEP_LEN);
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tollgate_core::Priority;
+use tollgate_core::keyed::Idle;
 
 use crate::adaptive::{Adaptive, Limit};
 
@@ -229,10 +230,15 @@ impl Gate {
             self.grant_waiters();
         }
     }
+}
+
+impl Idle for Gate {
+    /// A gate's idleness does not depend on the time.
+    type Now = ();
 
     /// Nothing in flight, nobody waiting, the cap where it started: forgetting it loses
     /// nothing but an adaptive history.
-    pub(crate) fn is_idle(&self) -> bool {
+    fn is_idle(&self, (): ()) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
             && self.waiting.load(Ordering::Acquire) == 0
             && self.limit.load(Ordering::Acquire) == self.initial

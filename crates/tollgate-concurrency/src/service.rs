@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tollgate_core::key::{Keyer, Unkeyed};
 use tollgate_core::observe::{Event, Observe};
-use tollgate_core::{BoxError, Deadline, Priority};
+use tollgate_core::{BoxError, Deadline, Priority, Sooner};
 use tower_service::Service;
 
 use crate::error::Saturated;
@@ -98,12 +98,8 @@ where
             observe.event(&Event::ConcurrencyWait { key: key.as_ref() });
         }
         let now = Instant::now();
-        let by_wait = config.max_wait.and_then(|wait| now.checked_add(wait));
-        let by_deadline = Deadline::of(&request).map(Deadline::instant);
-        let give_up_at = match (by_wait, by_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let give_up_at =
+            Deadline::sooner(Deadline::of(&request), config.max_wait, || now).map(Sooner::instant);
         let clone = self.inner.clone();
         let service = mem::replace(&mut self.inner, clone);
         let waiting = Waiting::new(Arc::clone(&gate), service, request, waiter, give_up_at, now);

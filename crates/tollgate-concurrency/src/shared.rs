@@ -1,20 +1,14 @@
 //! The state every clone of a layer shares, and the permit that holds a slot.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foldhash::fast::RandomState;
-use parking_lot::Mutex;
 use tollgate_core::RouteKey;
+use tollgate_core::keyed::KeyedMap;
 
 use crate::adaptive::Limit;
 use crate::gate::Gate;
-
-const SHARDS: usize = 16;
-const MIN_SWEEP_LEN: usize = 64;
 
 /// What the layer is configured with.
 #[derive(Debug, Clone)]
@@ -28,13 +22,7 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) unkeyed: Arc<Gate>,
-    shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
-}
-
-struct Shard {
-    gates: HashMap<RouteKey, Arc<Gate>, RandomState>,
-    sweep_at_len: usize,
+    gates: KeyedMap<Arc<Gate>>,
 }
 
 impl Shared {
@@ -42,15 +30,7 @@ impl Shared {
         Shared {
             unkeyed: Arc::new(Gate::new(&config.limit)),
             config,
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        gates: HashMap::default(),
-                        sweep_at_len: MIN_SWEEP_LEN,
-                    })
-                })
-                .collect(),
-            hasher: RandomState::default(),
+            gates: KeyedMap::new(),
         }
     }
 
@@ -59,50 +39,20 @@ impl Shared {
         let Some(key) = key else {
             return Arc::clone(&self.unkeyed);
         };
-        let mut shard = self.shards[self.hasher.hash_one(key) as usize % SHARDS].lock();
-        if let Some(gate) = shard.gates.get(key) {
-            return Arc::clone(gate);
-        }
-        if shard.gates.len() >= shard.sweep_at_len {
-            shard.sweep();
-        }
-        let gate = Arc::new(Gate::new(&self.config.limit));
-        shard.gates.insert(key.clone(), Arc::clone(&gate));
-        gate
+        let make = || Arc::new(Gate::new(&self.config.limit));
+        self.gates.get_or_insert_with(key, make, || ())
     }
 
     pub(crate) fn find(&self, key: &RouteKey) -> Option<Arc<Gate>> {
-        self.shards[self.hasher.hash_one(key) as usize % SHARDS]
-            .lock()
-            .gates
-            .get(key)
-            .cloned()
+        self.gates.get(key)
     }
 
     pub(crate) fn keys(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().gates.len()).sum()
+        self.gates.len()
     }
 
     pub(crate) fn evict_idle(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                let mut shard = s.lock();
-                shard.sweep();
-                shard.gates.len()
-            })
-            .sum()
-    }
-}
-
-impl Shard {
-    fn sweep(&mut self) {
-        self.gates
-            .retain(|_, gate| Arc::strong_count(gate) > 1 || !gate.is_idle());
-        if self.gates.len() * 4 < self.gates.capacity() {
-            self.gates.shrink_to(self.gates.len() * 2);
-        }
-        self.sweep_at_len = (self.gates.len() * 2).max(MIN_SWEEP_LEN);
+        self.gates.sweep(())
     }
 }
 

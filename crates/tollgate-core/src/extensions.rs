@@ -1,5 +1,5 @@
 //! Per-request hints that travel as `http::Request` extensions: [`Cost`], [`Priority`],
-//! [`RouteKey`] and [`Deadline`].
+//! [`RouteKey`] and [`Deadline`] (with [`Sooner`], what [`Deadline::sooner`] answers).
 //!
 //! # Examples
 //!
@@ -221,13 +221,7 @@ impl Deadline {
     /// A deadline `timeout` from now. A timeout too large to represent is clamped to about 30
     /// years.
     pub fn after(timeout: Duration) -> Self {
-        let now = Instant::now();
-        let far = Duration::from_secs(86_400 * 365 * 30);
-        Deadline(
-            now.checked_add(timeout)
-                .or_else(|| now.checked_add(far))
-                .unwrap_or(now),
-        )
+        Deadline(later(Instant::now(), timeout))
     }
 
     /// The instant.
@@ -249,6 +243,104 @@ impl Deadline {
     pub fn of<B>(request: &http::Request<B>) -> Option<Deadline> {
         request.extensions().get::<Deadline>().copied()
     }
+
+    /// Whichever ends first: the request's `deadline` or a layer's own `limit` counted from
+    /// `from()`, and which of them it is; `None` when there is neither.
+    ///
+    /// Every layer that waits or times out gives up at the sooner of the two (a queue's
+    /// longest wait, an attempt's time limit). `from` is called only when there is a limit,
+    /// so a layer without one reads no clock. On a tie the limit wins. A limit too large to
+    /// represent is clamped to about 30 years, as in [`after`](Self::after).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    /// use tollgate_core::{Deadline, Sooner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let now = Instant::now();
+    /// let deadline = Some(Deadline::after(Duration::from_secs(10)));
+    /// let max_wait = Some(Duration::from_secs(30));
+    ///
+    /// let end = Deadline::sooner(deadline, max_wait, || now);
+    /// assert_eq!(end, Some(Sooner::Deadline(now + Duration::from_secs(10))));
+    /// assert!(end.is_some_and(Sooner::is_deadline));
+    ///
+    /// let end = Deadline::sooner(None, max_wait, || now).map(Sooner::instant);
+    /// assert_eq!(end, Some(now + Duration::from_secs(30)));
+    ///
+    /// let never = Deadline::sooner(None, None, || unreachable!("no limit, no clock"));
+    /// assert_eq!(never, None);
+    /// # }
+    /// ```
+    #[inline]
+    pub fn sooner(
+        deadline: Option<Deadline>,
+        limit: Option<Duration>,
+        from: impl FnOnce() -> Instant,
+    ) -> Option<Sooner> {
+        let by_limit = limit.map(|limit| later(from(), limit));
+        match (by_limit, deadline) {
+            (Some(limit), Some(Deadline(deadline))) if deadline < limit => {
+                Some(Sooner::Deadline(deadline))
+            }
+            (Some(limit), _) => Some(Sooner::Limit(limit)),
+            (None, deadline) => deadline.map(|Deadline(at)| Sooner::Deadline(at)),
+        }
+    }
+}
+
+/// `duration` after `from`, clamped to about 30 years when it cannot be represented.
+#[inline]
+fn later(from: Instant, duration: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    from.checked_add(duration)
+        .or_else(|| from.checked_add(FAR))
+        .unwrap_or(from)
+}
+
+/// What [`Deadline::sooner`] answers: the instant to give up at, and whether the request's
+/// deadline or the layer's own limit sets it.
+///
+/// # Examples
+///
+/// ```
+/// use tokio::time::Instant;
+/// use tollgate_core::Sooner;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let at = Instant::now();
+/// assert_eq!(Sooner::Limit(at).instant(), at);
+/// assert!(!Sooner::Limit(at).is_deadline());
+/// assert!(Sooner::Deadline(at).is_deadline());
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sooner {
+    /// The layer's own limit ends first (or at the same instant as the deadline).
+    Limit(Instant),
+    /// The request's deadline ends first.
+    Deadline(Instant),
+}
+
+impl Sooner {
+    /// The instant it ends at.
+    #[inline]
+    pub const fn instant(self) -> Instant {
+        match self {
+            Sooner::Limit(at) | Sooner::Deadline(at) => at,
+        }
+    }
+
+    /// Whether the request's deadline is what ends first.
+    #[inline]
+    pub const fn is_deadline(self) -> bool {
+        matches!(self, Sooner::Deadline(_))
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +361,58 @@ mod tests {
     async fn huge_timeout_does_not_panic() {
         let deadline = Deadline::after(Duration::MAX);
         assert!(deadline.allows(Duration::from_secs(86_400 * 365)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sooner_picks_the_earlier_end_and_says_which() {
+        let now = Instant::now();
+        let secs = Duration::from_secs;
+        let deadline = |s| Some(Deadline::at(now + secs(s)));
+        let sooner = |d, l| Deadline::sooner(d, l, || now);
+        assert_eq!(
+            sooner(deadline(5), Some(secs(9))),
+            Some(Sooner::Deadline(now + secs(5)))
+        );
+        assert_eq!(
+            sooner(deadline(9), Some(secs(5))),
+            Some(Sooner::Limit(now + secs(5)))
+        );
+        // A tie goes to the limit.
+        assert_eq!(
+            sooner(deadline(5), Some(secs(5))),
+            Some(Sooner::Limit(now + secs(5)))
+        );
+        assert_eq!(
+            sooner(deadline(5), None),
+            Some(Sooner::Deadline(now + secs(5)))
+        );
+        assert_eq!(
+            sooner(None, Some(secs(5))),
+            Some(Sooner::Limit(now + secs(5)))
+        );
+        assert_eq!(sooner(None, None), None);
+        // A deadline already passed still ends first.
+        let passed = Some(Deadline::at(now));
+        tokio::time::advance(secs(1)).await;
+        assert_eq!(
+            Deadline::sooner(passed, Some(secs(1)), Instant::now),
+            Some(Sooner::Deadline(now))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sooner_reads_the_clock_only_for_a_limit() {
+        let deadline = Some(Deadline::after(Duration::from_secs(1)));
+        let end = Deadline::sooner(deadline, None, || unreachable!("no limit"));
+        assert!(end.is_some_and(Sooner::is_deadline));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sooner_clamps_a_huge_limit() {
+        let now = Instant::now();
+        let end = Deadline::sooner(None, Some(Duration::MAX), || now).unwrap();
+        assert_eq!(end.instant(), Deadline::after(Duration::MAX).instant());
+        assert!(end.instant() > now + Duration::from_secs(86_400 * 365 * 29));
     }
 
     #[test]

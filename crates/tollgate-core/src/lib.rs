@@ -19,8 +19,11 @@
 //! This crate also holds what every layer shares: the [`Classify`] trait, the [`headers`]
 //! parsers, the per-request hints ([`Cost`], [`Priority`], [`RouteKey`], [`Deadline`]), request
 //! [`body`] buffering, [`ClassSet`] (the classes a layer acts on), the [`Rewrite`] trait (how a
-//! request is changed for one target) and [`BoxError`]. Provider classifiers and the concrete
-//! rewriters live in `tollgate-providers`.
+//! request is changed for one target) and [`BoxError`], and the pieces several layers build
+//! on: state per key that forgets idle keys ([`keyed::KeyedMap`]), a layer's own time line on
+//! tokio's clock ([`clock::Origin`]), and the sooner of a request's deadline and a layer's own
+//! limit ([`Deadline::sooner`]). Provider classifiers and the concrete rewriters live in
+//! `tollgate-providers`.
 //!
 //! # Example
 //!
@@ -59,9 +62,11 @@ pub mod body;
 mod class;
 mod class_set;
 mod classify;
+pub mod clock;
 mod extensions;
 pub mod headers;
 pub mod key;
+pub mod keyed;
 pub mod observe;
 pub mod rewrite;
 mod snapshot;
@@ -72,7 +77,7 @@ mod verdict;
 pub use class::{ErrorClass, RetryAdvice};
 pub use class_set::ClassSet;
 pub use classify::{Classify, ClassifyFn, ResponseView, classify_fn, transport_verdict};
-pub use extensions::{Cost, Deadline, Priority, RouteKey};
+pub use extensions::{Cost, Deadline, Priority, RouteKey, Sooner};
 pub use rewrite::Rewrite;
 pub use snapshot::{Dimension, LimitEntry, LimitReading, RateLimitSnapshot, Window};
 pub use stream_report::{StreamEnd, StreamOutcome, StreamReport};

@@ -10,12 +10,13 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tollgate_core::body::BufferedBody;
+use tollgate_core::clock::nanos;
 use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, ErrorClass, StreamOutcome, StreamReport, Verdict};
 use tower_service::Service;
 
 use crate::error::AllTargetsFailed;
-use crate::service::{Chain, Shared, nanos};
+use crate::service::{Chain, Shared};
 
 /// A target's place: the primary, or a position in a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +232,9 @@ where
                                     if this.give_up_at.is_some_and(|limit| until <= limit) =>
                                 {
                                     let place = this.skipped.swap_remove(i);
-                                    let sleep = tokio::time::sleep_until(shared.instant(until));
+                                    let sleep = tokio::time::sleep_until(
+                                        shared.origin.instant_nanos(until),
+                                    );
                                     this.state.set(State::Waiting { sleep, place });
                                     continue;
                                 }
@@ -327,7 +330,7 @@ fn cool_if_it_fails<S>(shared: &Shared<S>, place: Place, report: &StreamReport) 
             return;
         };
         if let (true, Some(wait)) = (policy.move_on.contains(class), policy.cooldown_for(class)) {
-            let ended = nanos(end.ended_at.saturating_duration_since(origin));
+            let ended = origin.offset_nanos(end.ended_at);
             cell.extend(ended.saturating_add(nanos(wait)));
         }
     });

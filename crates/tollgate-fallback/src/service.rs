@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::time::Instant;
 use tollgate_core::body::BufferedBody;
+use tollgate_core::clock::Origin;
 use tollgate_core::{BoxError, Deadline};
 use tower_service::Service;
 
@@ -43,7 +43,7 @@ impl Cooldown {
 pub(crate) struct Shared<S> {
     /// Shared with the streams that may still fail after their response was handed back.
     pub(crate) policy: Arc<FallbackPolicy>,
-    pub(crate) origin: Instant,
+    pub(crate) origin: Origin,
     pub(crate) primary: Arc<Cooldown>,
     pub(crate) primary_name: Arc<str>,
     pub(crate) fallbacks: Vec<(Target<S>, Arc<Cooldown>)>,
@@ -63,7 +63,7 @@ impl<S> Shared<S> {
             |targets: Vec<Target<S>>| targets.into_iter().map(|t| (t, Arc::default())).collect();
         Shared {
             policy: Arc::new(policy),
-            origin: Instant::now(),
+            origin: Origin::new(),
             primary: Arc::default(),
             primary_name,
             fallbacks: cool(fallbacks),
@@ -72,19 +72,9 @@ impl<S> Shared<S> {
         }
     }
 
+    /// Nanoseconds since the origin, on tokio's clock.
     pub(crate) fn now(&self) -> u64 {
-        nanos(Instant::now().saturating_duration_since(self.origin))
-    }
-
-    pub(crate) fn instant(&self, nanos: u64) -> Instant {
-        const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
-        self.origin
-            .checked_add(Duration::from_nanos(nanos).min(FAR))
-            .unwrap_or(self.origin)
-    }
-
-    pub(crate) fn since_origin(&self, instant: Instant) -> u64 {
-        nanos(instant.saturating_duration_since(self.origin))
+        self.origin.elapsed_nanos()
     }
 
     pub(crate) fn chain(&self, chain: Chain) -> &[(Target<S>, Arc<Cooldown>)] {
@@ -94,10 +84,6 @@ impl<S> Shared<S> {
             Chain::ContentPolicy => &self.content_policy,
         }
     }
-}
-
-pub(crate) fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Sends each request to the inner service (the primary) and, when its verdict says so, to the
@@ -148,16 +134,12 @@ where
     /// for the targets after it.
     fn call(&mut self, request: http::Request<BufferedBody>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
+        // Waiting for a cooling target is allowed until then; `None`: not at all.
         let give_up_at = {
-            let by_deadline = Deadline::of(&request).map(|d| shared.since_origin(d.instant()));
             let max_wait = shared.policy.max_wait;
-            let by_policy =
-                (!max_wait.is_zero()).then(|| shared.now().saturating_add(nanos(max_wait)));
-            // Waiting for a cooling target is allowed until then; `None`: not at all.
-            match (by_deadline, by_policy) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
+            let by_policy = (!max_wait.is_zero()).then_some(max_wait);
+            Deadline::sooner(Deadline::of(&request), by_policy, Instant::now)
+                .map(|end| shared.origin.offset_nanos(end.instant()))
         };
         // No clock read unless the primary ever cooled down.
         let until = shared.primary.until();

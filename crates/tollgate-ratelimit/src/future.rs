@@ -241,7 +241,11 @@ where
                     if first {
                         let planned = waiting.retry_at.filter(|at| *at > now);
                         if let (Some(at), true) = (planned, epoch == waiting.epoch) {
-                            ready!(poll_sleep(&mut waiting.sleep, this.limiter.instant(at), cx));
+                            ready!(poll_sleep(
+                                &mut waiting.sleep,
+                                this.limiter.origin.instant(at),
+                                cx
+                            ));
                             continue;
                         }
                         waiting.epoch = epoch;
@@ -260,7 +264,7 @@ where
                     if now < limit {
                         ready!(poll_sleep(
                             &mut waiting.sleep,
-                            this.limiter.instant(limit),
+                            this.limiter.origin.instant(limit),
                             cx
                         ));
                     }

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
+use tollgate_core::clock::Origin;
 use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{
     Cost, DelaySource, Dimension, ErrorClass, Priority, RouteKey, Usage, Verdict, headers,
@@ -25,7 +26,7 @@ use crate::store::{Decision, Feedback, Outlook, Store};
 pub(crate) type Local<St> = Arc<Arc<Limiter<St>>>;
 
 pub(crate) struct Limiter<St> {
-    origin: Instant,
+    pub(crate) origin: Origin,
     pub(crate) store: St,
     queues: Arc<Queues>,
 }
@@ -98,7 +99,7 @@ pub(crate) enum Place {
 impl<St: Store> Limiter<St> {
     pub(crate) fn new(store: St) -> Self {
         Limiter {
-            origin: Instant::now(),
+            origin: Origin::new(),
             store,
             queues: Arc::default(),
         }
@@ -106,19 +107,7 @@ impl<St: Store> Limiter<St> {
 
     /// The time since this limiter was built, on tokio's clock.
     pub(crate) fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.origin)
-    }
-
-    /// `instant` as time since the origin.
-    pub(crate) fn since_origin(&self, instant: Instant) -> Duration {
-        instant.saturating_duration_since(self.origin)
-    }
-
-    /// `now` (since the origin) as an instant.
-    pub(crate) fn instant(&self, now: Duration) -> Instant {
-        // Far enough to be never, near enough for `Instant` (a `Duration::MAX` wait).
-        const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
-        self.origin.checked_add(now.min(FAR)).unwrap_or(self.origin)
+        self.origin.elapsed()
     }
 
     /// Where an arrival with `priority` would stand in `key`'s queue now.
@@ -512,7 +501,7 @@ impl<St: Store> RateLimitHandle<St> {
 
     /// [`outlook`](Self::outlook) as of `at` (a clock read once for many handles).
     pub fn outlook_at(&self, key: Option<&RouteKey>, cost: &Cost, at: Instant) -> Option<Outlook> {
-        let now = self.limiter.since_origin(at);
+        let now = self.limiter.origin.offset(at);
         let mut outlook = self.limiter.store.outlook(key, cost, now)?;
         if let Place::Behind(ahead) = self.limiter.place(key, Priority::default()) {
             if let Decision::Admitted | Decision::Wait(_) = outlook.decision {

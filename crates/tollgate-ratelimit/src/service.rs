@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, Cost, Deadline, Priority};
 use tower_service::Service;
@@ -109,13 +110,10 @@ where
             .unwrap_or_else(|| self.estimator.estimate(&request));
         let priority = Priority::of(&request);
         let limiter = &self.limiter;
-        let now = limiter.now();
-        let by_wait = self.max_wait.map(|wait| now.saturating_add(wait));
-        let by_deadline = Deadline::of(&request).map(|d| limiter.since_origin(d.instant()));
-        let give_up = match (by_wait, by_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let at = Instant::now();
+        let now = limiter.origin.offset(at);
+        let give_up = Deadline::sooner(Deadline::of(&request), self.max_wait, || at)
+            .map(|end| limiter.origin.offset(end.instant()));
         let ahead = match limiter.place(key.as_ref(), priority) {
             Place::Front => None,
             Place::Behind(ahead) => Some(ahead),

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tollgate_core::clock::{Origin, nanos};
+
 /// One retry, in budget units: a request deposits its percentage in hundredths of a percent.
 const RETRY: u64 = 10_000;
 
@@ -41,7 +43,7 @@ pub struct RetryBudget {
 
 struct Inner {
     /// The budget's own clock starts here, so every service sharing it counts on one clock.
-    origin: tokio::time::Instant,
+    origin: Origin,
     slot_nanos: u64,
     floor: u64,
     deposit: u64,
@@ -95,7 +97,7 @@ impl RetryBudget {
             (u128::from(min_per_sec) * u128::from(ttl_nanos) * u128::from(RETRY)) / 1_000_000_000;
         Ok(RetryBudget {
             inner: Arc::new(Inner {
-                origin: tokio::time::Instant::now(),
+                origin: Origin::new(),
                 slot_nanos: ttl_nanos / SLOTS,
                 floor: u64::try_from(floor).unwrap_or(u64::MAX),
                 deposit: (percent * 100.0).round() as u64,
@@ -111,8 +113,7 @@ impl RetryBudget {
     }
 
     fn epoch(&self, now: Duration) -> u64 {
-        (u64::try_from(now.as_nanos()).unwrap_or(u64::MAX) / self.inner.slot_nanos)
-            .saturating_add(1)
+        (nanos(now) / self.inner.slot_nanos).saturating_add(1)
     }
 
     /// The slot for `now`, emptied first if it last counted an older part of the window;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
-use tollgate_core::BoxError;
+use tollgate_core::{BoxError, Deadline, Sooner};
 use tower_service::Service;
 
 use crate::budget::RetryBudget;
@@ -87,18 +87,13 @@ where
     /// service for retries.
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
-        let by_deadline = shared.judge.deadline(&request);
-        let needs_clock = shared.policy.total_time.is_some();
-        let now = needs_clock.then(Instant::now);
+        let by_deadline = shared.judge.deadline(&request).map(Deadline::at);
+        // The clock is read only with a total time.
+        let give_up_at = Deadline::sooner(by_deadline, shared.policy.total_time, Instant::now)
+            .map(Sooner::instant);
         if let Some(budget) = &shared.budget {
             budget.deposit(budget.elapsed());
         }
-        // A total beyond `Instant`'s range is no bound at all.
-        let by_total = now.and_then(|now| now.checked_add(shared.policy.total_time?));
-        let give_up_at = match (by_deadline, by_total) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         let observe = shared.judge.observe(&request);
         let future = self.inner.call(request.clone());
         ResponseFuture::new(

@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tollgate_core::body::BufferedBody;
 use tollgate_core::observe::{Event, Observe};
-use tollgate_core::{BoxError, Cost, Deadline, ErrorClass, Verdict};
+use tollgate_core::{BoxError, Cost, Deadline, ErrorClass, Sooner, Verdict};
 use tollgate_ratelimit::Estimator;
 use tower_service::Service;
 
@@ -113,11 +113,10 @@ where
                 cost
             }
         };
-        let mut give_up_at =
-            Instant::now() + shared.max_wait.min(Duration::from_secs(86_400 * 365));
-        if let Some(deadline) = Deadline::of(&request) {
-            give_up_at = give_up_at.min(deadline.instant());
-        }
+        let now = Instant::now();
+        let max_wait = shared.max_wait.min(Duration::from_secs(86_400 * 365));
+        let give_up_at = Deadline::sooner(Deadline::of(&request), Some(max_wait), || now)
+            .map_or(now, Sooner::instant);
         let context = context_needed(&cost, request.body().bytes());
         ResponseFuture {
             state: State::Choosing,

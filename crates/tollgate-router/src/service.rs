@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 use tollgate_circuit_breaker::{BreakerState, CircuitBreaker, CircuitBreakerHandle};
 use tollgate_core::body::BufferedBody;
+use tollgate_core::clock::{Origin, nanos};
 use tollgate_core::rewrite::Rewrite;
 use tollgate_core::{BoxError, Cost, Dimension};
 use tollgate_ratelimit::{Decision, RateLimit, RateLimitHandle};
@@ -106,7 +107,7 @@ pub(crate) struct Shared<E> {
     weighted: Mutex<Vec<i64>>,
     /// State of the random source for the power of two choices.
     rng: AtomicU64,
-    origin: Instant,
+    origin: Origin,
 }
 
 /// Where a request goes, as the router decides it.
@@ -138,17 +139,13 @@ impl<E> Shared<E> {
             next: AtomicUsize::new(0),
             weighted: Mutex::new(vec![0; n]),
             rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
-            origin: Instant::now(),
+            origin: Origin::new(),
         }
     }
 
     /// Nanoseconds since the router was built, on tokio's clock.
     pub(crate) fn now(&self) -> u64 {
-        self.nanos(Instant::now())
-    }
-
-    fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
+        self.origin.elapsed_nanos()
     }
 
     /// Where a request of `cost` (needing `context` tokens of context window) goes, passing
@@ -161,7 +158,7 @@ impl<E> Shared<E> {
         allowed: Duration,
     ) -> Choice {
         let at = Instant::now();
-        let now = self.nanos(at);
+        let now = self.origin.offset_nanos(at);
         let mut fitting = 0_u64;
         let mut largest = 0;
         for (i, slot) in self.slots.iter().enumerate() {
@@ -313,8 +310,7 @@ impl<E> Shared<E> {
     /// rejected first), so that one ejection is reported once.
     pub(crate) fn eject(&self, i: usize) -> Option<Duration> {
         let now = self.now();
-        let until =
-            now.saturating_add(u64::try_from(self.eject_for.as_nanos()).unwrap_or(u64::MAX));
+        let until = now.saturating_add(nanos(self.eject_for));
         let before = self.slots[i]
             .ejected_until
             .fetch_max(until, Ordering::AcqRel);
@@ -323,7 +319,7 @@ impl<E> Shared<E> {
 
     /// Folds a latency sample of deployment `i` into its moving average (weight 1/5).
     pub(crate) fn measured(&self, i: usize, latency: Duration) {
-        let sample = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let sample = nanos(latency);
         let slot = &self.slots[i];
         let _ = slot
             .latency

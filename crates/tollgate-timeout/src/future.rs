@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
-use tollgate_core::{BoxError, Classified, StreamReport};
+use tollgate_core::{BoxError, Classified, Deadline, Sooner, StreamReport};
 
 use crate::body::{BodyLimits, TimeoutBody, is_real_data};
 use crate::config::Packed;
@@ -124,19 +124,20 @@ impl<F, B> ResponseFuture<F, B> {
     }
 }
 
-/// The sooner of a limit counted from `from` and the deadline, and which of them it is.
+/// The sooner of a limit counted from `from` and the deadline (the limit on a tie), which of
+/// them it is, and how long after `from` it ends.
 pub(crate) fn sooner(
     from: Instant,
     limit: Option<Duration>,
     which: Limit,
     deadline: Option<Instant>,
 ) -> Option<(Instant, Limit, Duration)> {
-    let by_limit = limit.map(|d| (from + d, which, d));
-    let by_deadline = deadline.map(|at| (at, Limit::Deadline, at.saturating_duration_since(from)));
-    match (by_limit, by_deadline) {
-        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-        (a, b) => a.or(b),
-    }
+    Some(
+        match Deadline::sooner(deadline.map(Deadline::at), limit, || from)? {
+            Sooner::Limit(at) => (at, which, limit.unwrap_or_default()),
+            Sooner::Deadline(at) => (at, Limit::Deadline, at.saturating_duration_since(from)),
+        },
+    )
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B>

@@ -44,6 +44,8 @@ mod token_bucket;
 
 use std::time::Duration;
 
+pub(crate) use tollgate_core::clock::nanos;
+
 pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
 pub use quota::{InvalidPeriod, Quota};
@@ -114,8 +116,4 @@ pub trait Algorithm {
 pub(crate) fn mul_div_ceil(a: u128, b: u128, c: u128) -> u64 {
     let n = a.saturating_mul(b);
     u64::try_from(n.div_ceil(c)).unwrap_or(u64::MAX)
-}
-
-pub(crate) fn nanos(now: Duration) -> u64 {
-    u64::try_from(now.as_nanos()).unwrap_or(u64::MAX)
 }

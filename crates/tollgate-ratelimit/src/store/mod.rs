@@ -13,16 +13,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, Ready, ready};
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
+use tollgate_core::clock::nanos;
+use tollgate_core::keyed::{Idle, KeyedMap};
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey, Window};
 
-use crate::algorithm::nanos;
 use crate::limit::Limits;
 
 mod entry;
@@ -203,8 +203,7 @@ pub struct MemoryStore {
     unkeyed: CacheLine<Mutex<Slot>>,
     /// Keyed entries, spread over shards by key so that keys on different threads rarely
     /// share a lock.
-    shards: Box<[CacheLine<Mutex<Shard>>]>,
-    hasher: RandomState,
+    keyed: KeyedMap<Slot>,
     sweep_interval: Duration,
     /// When (nanoseconds of `now`) every shard is next swept; claimed by one admission.
     next_sweep: AtomicU64,
@@ -240,16 +239,15 @@ struct Slot {
     entry: Entry,
 }
 
-struct Shard {
-    keyed: HashMap<RouteKey, Slot, RandomState>,
-    sweep_at_len: usize,
+impl Idle for Slot {
+    /// Time since the layer's origin.
+    type Now = Duration;
+
+    /// Every limit back to full, no pause pending, an adaptive pace at rest.
+    fn is_idle(&self, now: Duration) -> bool {
+        self.entry.is_idle(now)
+    }
 }
-
-/// How many shards keyed entries are spread over.
-const SHARDS: usize = 16;
-
-/// Below this many keys in a shard, growth alone never triggers a sweep of it.
-const MIN_SWEEP_LEN: usize = 64;
 
 const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -267,15 +265,7 @@ impl MemoryStore {
             }),
             version: AtomicU64::new(0),
             unkeyed: CacheLine(Mutex::new(unkeyed)),
-            shards: (0..SHARDS)
-                .map(|_| {
-                    CacheLine(Mutex::new(Shard {
-                        keyed: HashMap::default(),
-                        sweep_at_len: MIN_SWEEP_LEN,
-                    }))
-                })
-                .collect(),
-            hasher: RandomState::default(),
+            keyed: KeyedMap::new(),
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             next_sweep: AtomicU64::new(nanos(DEFAULT_SWEEP_INTERVAL)),
         }
@@ -296,14 +286,7 @@ impl MemoryStore {
             nanos(now.saturating_add(self.sweep_interval)),
             Ordering::Relaxed,
         );
-        self.shards
-            .iter()
-            .map(|shard| {
-                let mut shard = lock(shard);
-                shard.sweep(now);
-                shard.keyed.len()
-            })
-            .sum()
+        self.keyed.sweep(now)
     }
 
     /// Sweeps every shard when the interval has passed; one caller does it.
@@ -319,9 +302,7 @@ impl MemoryStore {
             .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            for shard in self.shards.iter() {
-                lock(shard).sweep(now);
-            }
+            self.keyed.sweep(now);
         }
     }
 
@@ -350,25 +331,19 @@ impl MemoryStore {
             return f(&mut slot.entry);
         };
         self.sweep_if_due(now);
-        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
-        let mut shard = lock(shard);
-        if shard.keyed.len() >= shard.sweep_at_len {
-            shard.sweep(now);
-        }
-        let slot = match shard.keyed.get_mut(key) {
-            Some(slot) => {
-                follow(slot);
-                slot
-            }
-            None => {
-                let entry = Entry::new(self.config().limits(Some(key)), now);
-                shard
-                    .keyed
-                    .entry(key.clone())
-                    .or_insert(Slot { version, entry })
-            }
+        let make = || Slot {
+            version,
+            entry: Entry::new(self.config().limits(Some(key)), now),
         };
-        f(&mut slot.entry)
+        self.keyed.with(
+            key,
+            make,
+            || now,
+            |slot| {
+                follow(slot);
+                f(&mut slot.entry)
+            },
+        )
     }
 }
 
@@ -386,17 +361,6 @@ impl fmt::Debug for MemoryStore {
             .field("overrides", &config.overrides.len())
             .field("keys", &self.keys())
             .finish()
-    }
-}
-
-impl Shard {
-    fn sweep(&mut self, now: Duration) {
-        self.keyed.retain(|_, slot| !slot.entry.is_idle(now));
-        // Give the table's memory back too once most keys are gone.
-        if self.keyed.len() * 4 < self.keyed.capacity() {
-            self.keyed.shrink_to(self.keyed.len() * 2);
-        }
-        self.sweep_at_len = (self.keyed.len() * 2).max(MIN_SWEEP_LEN);
     }
 }
 
@@ -435,10 +399,7 @@ impl Store for MemoryStore {
     }
 
     fn keys(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| lock(shard).keyed.len())
-            .sum()
+        self.keyed.len()
     }
 
     fn utilization(&self, key: Option<&RouteKey>, now: Duration) -> Vec<(Dimension, f64)> {
