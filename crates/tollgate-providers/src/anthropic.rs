@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, status_class};
+use crate::rules::{Failure, Spec, classifier};
 use crate::signals::context_window_exceeded;
 
 /// The Anthropic classifier (Messages API), by `error.type` first and status second.
@@ -60,7 +60,7 @@ impl Anthropic {
     }
 
     fn failure(&self, status: StatusCode, _: &HeaderMap, body: &ErrorBody<'_>) -> Option<Failure> {
-        let by_status = status_class(status)?;
+        let by_status = ErrorClass::of_status(status)?;
         let quota = body.detail_code.as_deref() == Some("enforced_spend_limit_reached")
             || body.kind() == Some("billing_error")
             || body.mentions("reached your specified api usage limits")

@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::ErrorClass;
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, no_snapshot, status_class};
+use crate::rules::{Failure, Spec, classifier, no_snapshot};
 use crate::signals::context_window_exceeded;
 
 /// The Amazon Bedrock classifier, by the exception name in `x-amzn-ErrorType` (or the body's
@@ -60,7 +60,7 @@ impl Bedrock {
         headers: &HeaderMap,
         body: &ErrorBody<'_>,
     ) -> Option<Failure> {
-        let by_status = status_class(status)?;
+        let by_status = ErrorClass::of_status(status)?;
         let header = headers
             .get("x-amzn-errortype")
             .and_then(|v| std::str::from_utf8(v.as_bytes()).ok());

@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::ErrorClass;
 
 use crate::body::{ErrorBody, contains_ignore_case};
-use crate::rules::{Failure, Spec, classifier, no_snapshot, status_class};
+use crate::rules::{Failure, Spec, classifier, no_snapshot};
 use crate::signals::context_window_exceeded;
 
 /// The Gemini (and Vertex AI) classifier, reading `google.rpc.Status` bodies: `error.status`,
@@ -59,7 +59,7 @@ impl Gemini {
     }
 
     fn failure(&self, status: StatusCode, _: &HeaderMap, body: &ErrorBody<'_>) -> Option<Failure> {
-        let by_status = status_class(status)?;
+        let by_status = ErrorClass::of_status(status)?;
         let api_key_invalid =
             body.reason.as_deref() == Some("API_KEY_INVALID") || body.mentions("api key not valid");
         if api_key_invalid {

@@ -1,9 +1,10 @@
 //! The generic classifier: the official SDKs' status rules.
 
 use http::{HeaderMap, StatusCode};
+use tollgate_core::ErrorClass;
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, openai_snapshot, status_class};
+use crate::rules::{Failure, Spec, classifier, openai_snapshot};
 
 /// The classifier of last resort: the status rules of the official OpenAI and Anthropic SDKs,
 /// for any HTTP API. It decides from the status and headers only, never from the body (a
@@ -63,7 +64,7 @@ impl Generic {
     }
 
     fn failure(&self, status: StatusCode, _: &HeaderMap, _: &ErrorBody<'_>) -> Option<Failure> {
-        status_class(status).map(Failure::new)
+        ErrorClass::of_status(status).map(Failure::new)
     }
 }
 

@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, status_class};
+use crate::rules::{Failure, Spec, classifier};
 use crate::signals::context_window_exceeded;
 
 /// The Mistral classifier (`{"object":"error","message","type","param","code"}` bodies).
@@ -45,7 +45,7 @@ impl Mistral {
     }
 
     fn failure(&self, status: StatusCode, _: &HeaderMap, body: &ErrorBody<'_>) -> Option<Failure> {
-        let class = status_class(status)?;
+        let class = ErrorClass::of_status(status)?;
         if status.is_client_error()
             && status != StatusCode::TOO_MANY_REQUESTS
             && context_window_exceeded(body)

@@ -5,7 +5,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, RetryAdvice, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, no_snapshot, status_class};
+use crate::rules::{Failure, Spec, classifier, no_snapshot};
 use crate::signals::{content_policy, context_window_exceeded, request_too_large};
 
 /// OpenAI's quota and spend signals (PROVIDERS.md §2): retrying will not restore access.
@@ -26,7 +26,7 @@ fn openai_quota(body: &ErrorBody<'_>) -> bool {
 
 /// The rules every OpenAI-shaped provider shares.
 fn openai_shaped(status: StatusCode, body: &ErrorBody<'_>) -> Option<Failure> {
-    let class = status_class(status)?;
+    let class = ErrorClass::of_status(status)?;
     let failure = if openai_quota(body) {
         Failure::new(ErrorClass::QuotaExhausted)
     } else if matches!(status.as_u16(), 429 | 413) && request_too_large(body) {

@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, RetryAdvice, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, is_event_stream, status_class};
+use crate::rules::{Failure, Spec, classifier, is_event_stream};
 use crate::signals::context_window_exceeded;
 
 /// The OpenRouter classifier (`{"error":{"code":<int>,"message","metadata"?}}` bodies).
@@ -77,7 +77,7 @@ impl OpenRouter {
         } else {
             status
         };
-        let class = status_class(status)?;
+        let class = ErrorClass::of_status(status)?;
         let failure = match status.as_u16() {
             403 if body.moderation => Failure::new(ErrorClass::ContentPolicy),
             502 | 503 => Failure::new(ErrorClass::Overloaded).advice(RetryAdvice::Elsewhere),

@@ -80,40 +80,6 @@ impl Failure {
     }
 }
 
-/// The class the official SDKs' status rules give (PROVIDERS.md §4, §7 item 12), with 503 and
-/// 529 as overloads and 504 as a timeout. `None` for a success (below 400).
-pub(crate) fn status_class(status: StatusCode) -> Option<ErrorClass> {
-    let class = match status.as_u16() {
-        0..=399 => return None,
-        400 | 422 => ErrorClass::BadRequest,
-        401 => ErrorClass::Unauthorized,
-        402 => ErrorClass::QuotaExhausted,
-        403 => ErrorClass::PermissionDenied,
-        404 => ErrorClass::NotFound,
-        408 => ErrorClass::Timeout,
-        409 => ErrorClass::Conflict,
-        413 => ErrorClass::PayloadTooLarge,
-        429 => ErrorClass::RateLimited,
-        503 | 529 | 498 => ErrorClass::Overloaded,
-        504 => ErrorClass::Timeout,
-        500..=599 => ErrorClass::ServerError,
-        _ => ErrorClass::Unknown,
-    };
-    Some(class)
-}
-
-/// Whether a failure is decided by the request or the account, so that `x-should-retry: true`
-/// cannot make it retryable: quota wins (PROVIDERS.md §7 item 2), and an oversized request or
-/// context never fits however often it is sent.
-const fn deterministic(class: ErrorClass) -> bool {
-    matches!(
-        class,
-        ErrorClass::QuotaExhausted
-            | ErrorClass::ContextWindowExceeded
-            | ErrorClass::PayloadTooLarge
-    )
-}
-
 /// Builds the verdict from a provider's decision.
 pub(crate) fn verdict(
     view: &ResponseView<'_>,
@@ -141,7 +107,7 @@ pub(crate) fn verdict(
     if spec.should_retry {
         match should_retry(view.headers()) {
             Some(false) if advice == RetryAdvice::SameTarget => advice = RetryAdvice::Never,
-            Some(true) if !deterministic(failure.class) => advice = RetryAdvice::SameTarget,
+            Some(true) if !failure.class.is_deterministic() => advice = RetryAdvice::SameTarget,
             _ => {}
         }
     }
