@@ -1,0 +1,175 @@
+//! The checks: from the file's shape to a [`StackConfig`], one provider at a time, then the
+//! chains of `[stack]`. Each optional table of a provider has its own module.
+
+use super::adaptive::adaptive;
+use super::breaker::breaker;
+use super::cache::cache;
+use super::error::ConfigError;
+use super::keys::key_variables;
+use super::limits::limits;
+use super::names;
+use super::retry::retry;
+use super::shapes::{RawConfig, RawProvider};
+use super::timeouts::timeouts;
+use super::{Configured, StackConfig};
+use crate::stack::provider::{
+    Provider, ProviderKind, UnknownKind, check_api_version, endpoint, shown_url,
+};
+
+pub(super) fn validate(raw: RawConfig) -> Result<StackConfig, ConfigError> {
+    let mut providers: Vec<Configured> = Vec::with_capacity(raw.providers.len());
+    let mut names: Vec<String> = Vec::with_capacity(raw.providers.len());
+    for (i, p) in raw.providers.into_iter().enumerate() {
+        let path = format!("providers[{i}]");
+        if p.name.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                "must not be empty",
+            ));
+        }
+        if let Some(earlier) = names.iter().position(|n| *n == p.name) {
+            return Err(ConfigError::invalid(
+                format!("{path}.name"),
+                format!("duplicate name {:?} (also providers[{earlier}])", p.name),
+            ));
+        }
+        names.push(p.name.clone());
+        let configured = provider(&path, p)?;
+        providers.push(configured);
+    }
+    let find = |field: String, name: &str| -> Result<usize, ConfigError> {
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| ConfigError::invalid(field, format!("no provider named {name:?}")))
+    };
+    let primary = find("stack.primary".to_owned(), &raw.stack.primary)?;
+    // The providers a chain of `[stack]` names, by index.
+    let chain = |key: &str, names: &[String]| {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| find(format!("stack.{key}[{i}]"), name))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let fallback = chain("fallback", &raw.stack.fallback)?;
+    // The primary, or a provider twice, in the fallback chain would only be tried again.
+    for (i, &index) in fallback.iter().enumerate() {
+        let field = format!("stack.fallback[{i}]");
+        if index == primary {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{:?} is the primary", names[index]),
+            ));
+        }
+        if fallback[..i].contains(&index) {
+            return Err(ConfigError::invalid(
+                field,
+                format!("{:?} is already in the chain", names[index]),
+            ));
+        }
+    }
+    let context_window = chain("context_window", &raw.stack.context_window)?;
+    let cache = raw
+        .stack
+        .cache
+        .map(|raw| cache("stack.cache", raw))
+        .transpose()?;
+    Ok(StackConfig {
+        providers,
+        primary,
+        fallback,
+        context_window,
+        cache,
+    })
+}
+
+fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    if raw.api_key.is_some() {
+        return Err(ConfigError::invalid(
+            field("api_key"),
+            "keys do not belong in configuration files: put the key in an environment \
+             variable and name the variable in api_key_env",
+        ));
+    }
+    let kind: ProviderKind = raw
+        .kind
+        .parse()
+        .map_err(|e: UnknownKind| ConfigError::invalid(field("kind"), e.to_string()))?;
+    let mut provider = Provider::new(kind).name(&raw.name);
+    if let Some(version) = raw.api_version {
+        if kind != ProviderKind::AzureOpenAi {
+            return Err(ConfigError::invalid(
+                field("api_version"),
+                format!("only for kind azure-openai, not {kind}"),
+            ));
+        }
+        check_api_version(&version)
+            .map_err(|reason| ConfigError::invalid(field("api_version"), reason))?;
+        provider = provider.api_version(version);
+    }
+    match &raw.base_url {
+        Some(url) => {
+            // The version is checked above: what is wrong here is the URL.
+            endpoint(kind, url, None).map_err(|reason| {
+                ConfigError::invalid(field("base_url"), format!("{:?}: {reason}", shown_url(url)))
+            })?;
+            provider = provider.base_url(url);
+        }
+        None if kind.default_base_url().is_none() => {
+            return Err(ConfigError::invalid(
+                field("base_url"),
+                format!("required for kind {kind}"),
+            ));
+        }
+        None => {}
+    }
+    let keys = key_variables(path, raw.api_key_env, raw.api_key_envs)?;
+    if let Some(routing) = &raw.routing {
+        provider = provider.routing(names::routing(&field("routing"), routing)?);
+    }
+    if let Some(model) = raw.model {
+        if model.trim().is_empty() {
+            return Err(ConfigError::invalid(field("model"), "must not be empty"));
+        }
+        provider = provider.model(model);
+    }
+    if let Some(max) = raw.max_in_flight {
+        let max = u32::try_from(max).ok().filter(|&m| m > 0).ok_or_else(|| {
+            ConfigError::invalid(
+                field("max_in_flight"),
+                format!("must be greater than 0 and at most {}", u32::MAX),
+            )
+        })?;
+        provider = provider.max_in_flight(max);
+    }
+    if let Some(limits) = raw.limits {
+        provider = match self::limits(&field("limits"), limits)? {
+            Some(limits) => provider.limits(limits),
+            None => provider.no_rate_limit(),
+        };
+    }
+    if let Some(adaptive) = raw.adaptive {
+        provider = match self::adaptive(&field("adaptive"), adaptive)? {
+            Some(config) => provider.adaptive(config),
+            None => provider.no_adaptive(),
+        };
+    }
+    if let Some(timeouts) = raw.timeouts {
+        provider = match self::timeouts(&field("timeouts"), timeouts, provider.kind())? {
+            Some(config) => provider.timeouts(config),
+            None => provider.no_timeouts(),
+        };
+    }
+    if let Some(retry) = raw.retry {
+        provider = provider.retry(self::retry(&field("retry"), retry)?);
+    }
+    if let Some(breaker) = raw.breaker {
+        provider = match self::breaker(&field("breaker"), breaker)? {
+            Some(config) => provider.breaker(config),
+            None => provider.no_circuit_breaker(),
+        };
+    }
+    Ok(Configured { provider, keys })
+}
