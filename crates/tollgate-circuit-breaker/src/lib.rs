@@ -104,7 +104,7 @@ pub mod future;
 
 mod breaker;
 mod config;
-mod error;
+pub mod error;
 mod handle;
 mod layer;
 mod service;

@@ -86,7 +86,7 @@ pub mod future;
 
 mod adaptive;
 mod body;
-mod error;
+pub mod error;
 mod gate;
 mod layer;
 mod service;

@@ -106,7 +106,7 @@
 
 pub mod future;
 
-mod error;
+pub mod error;
 mod layer;
 mod service;
 mod target;

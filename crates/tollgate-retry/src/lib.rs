@@ -154,7 +154,7 @@ pub mod future;
 
 mod backoff;
 mod budget;
-mod error;
+pub mod error;
 mod events;
 mod judge;
 mod layer;
