@@ -226,6 +226,20 @@ impl Verdict {
         self
     }
 
+    /// `wait` as the delay, keeping the verdict's own delay source (a server-given delay
+    /// overridden by a layer's longer wait keeps where it came from); a verdict that had none
+    /// gets [`DelaySource::LocalQuota`], a wait computed on this side. What a layer that gives
+    /// up with a wait (a retry layer past its deadline, a fallback whose targets all cool
+    /// down) hands on with its refusal.
+    #[must_use]
+    pub const fn with_wait(self, wait: Duration) -> Self {
+        let source = match self.delay_source {
+            DelaySource::None => DelaySource::LocalQuota,
+            source => source,
+        };
+        self.with_delay(wait, source)
+    }
+
     /// Removes any server delay.
     #[must_use]
     pub const fn without_delay(mut self) -> Self {

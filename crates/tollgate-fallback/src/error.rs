@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_core::{DelaySource, ErrorClass, Judged, RetryAdvice, Verdict};
+use tollgate_core::{ErrorClass, Judged, RetryAdvice, Verdict};
 
 /// Every target failed, or was cooling down and could not be waited for. Lists each attempt's
 /// target and verdict, in order.
@@ -26,11 +26,7 @@ impl AllTargetsFailed {
                 .refused_locally(),
         };
         if let Some(wait) = retry_after {
-            let source = match verdict.delay_source() {
-                DelaySource::None => DelaySource::LocalQuota,
-                source => source,
-            };
-            verdict = verdict.with_delay(wait, source);
+            verdict = verdict.with_wait(wait);
         }
         AllTargetsFailed {
             attempts,

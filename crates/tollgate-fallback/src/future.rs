@@ -16,7 +16,7 @@ use tollgate_core::{BoxError, ErrorClass, StreamOutcome, StreamReport, Verdict};
 use tower_service::Service;
 
 use crate::error::AllTargetsFailed;
-use crate::service::{Chain, Shared};
+use crate::service::{Chain, Cooldown, Shared};
 
 /// A target's place: the primary, or a position in a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,10 +157,7 @@ where
                         }
                         next => next,
                     };
-                    let name = match *this.current {
-                        Place::Primary => Arc::clone(&shared.primary_name),
-                        Place::In(chain, i) => Arc::clone(shared.chain(chain)[i].0.name_arc()),
-                    };
+                    let name = name_of(shared, *this.current);
                     if let Some(observe) = Observe::of(this.request) {
                         observe.event(&Event::FallbackHop {
                             from: &name,
@@ -172,10 +169,7 @@ where
                         Next::MoveOn(cooldown) => {
                             if let Some(wait) = cooldown {
                                 let until = shared.now().saturating_add(nanos(wait));
-                                match *this.current {
-                                    Place::Primary => shared.primary.extend(until),
-                                    Place::In(chain, i) => shared.chain(chain)[i].1.extend(until),
-                                }
+                                cell(shared, *this.current).extend(until);
                             }
                         }
                         Next::Switch(chain) => {
@@ -320,10 +314,7 @@ fn chain_bit(chain: Chain) -> u8 {
 /// zero-chunk rule), but a failure the policy moves on from cools `place` down, as if it had
 /// failed before its first byte, so the next requests go elsewhere first.
 fn cool_if_it_fails<S>(shared: &Shared<S>, place: Place, report: &StreamReport) {
-    let cell = match place {
-        Place::Primary => Arc::clone(&shared.primary),
-        Place::In(chain, i) => Arc::clone(&shared.chain(chain)[i].1),
-    };
+    let cell = Arc::clone(cell(shared, place));
     let (policy, origin) = (Arc::clone(&shared.policy), shared.origin);
     report.on_end(move |end| {
         let StreamOutcome::Failed(class) = end.outcome else {
@@ -336,12 +327,17 @@ fn cool_if_it_fails<S>(shared: &Shared<S>, place: Place, report: &StreamReport) 
     });
 }
 
+/// The cooldown of `place`.
+fn cell<S>(shared: &Shared<S>, place: Place) -> &Arc<Cooldown> {
+    match place {
+        Place::Primary => &shared.primary,
+        Place::In(chain, i) => &shared.chain(chain)[i].1,
+    }
+}
+
 /// Until when `place` cools down (nanoseconds since the origin).
 fn cooldown<S>(shared: &Shared<S>, place: Place) -> u64 {
-    match place {
-        Place::Primary => shared.primary.until(),
-        Place::In(chain, i) => shared.chain(chain)[i].1.until(),
-    }
+    cell(shared, place).until()
 }
 
 fn name_of<S>(shared: &Shared<S>, place: Place) -> Arc<str> {

@@ -136,13 +136,7 @@ impl RetriesExhausted {
 /// target down for it.
 fn carried(verdict: &Verdict, reason: GaveUp) -> Verdict {
     match reason.retry_after() {
-        Some(wait) => {
-            let source = match verdict.delay_source() {
-                tollgate_core::DelaySource::None => tollgate_core::DelaySource::LocalQuota,
-                source => source,
-            };
-            verdict.clone().with_delay(wait, source)
-        }
+        Some(wait) => verdict.clone().with_wait(wait),
         None => verdict.clone(),
     }
 }
