@@ -35,26 +35,26 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         layer: tollgate_metrics::MetricsLayer,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_metrics::MetricsLayer, L>>;
 
-    /// Adds a [`ConcurrencyLayer`](crate::ConcurrencyLayer): at most `max` requests in flight,
-    /// unkeyed, slots held until the response body ends. For keys, a queue bound, a maximum
-    /// wait or an adaptive cap, build the layer and pass it to `.layer(..)`. (Not
+    /// Adds a [`ConcurrencyLayer`](crate::ConcurrencyLayer) built from `config`, unkeyed.
+    /// For keys, or a handle, build the layer and pass it to `.layer(..)`. (Not
     /// `concurrency_limit`: tower's own method would shadow it.)
     ///
     /// # Examples
     ///
     /// ```
     /// use tollgate::ServiceBuilderExt;
+    /// use tollgate::concurrency::ConcurrencyConfig;
     /// use tower::ServiceBuilder;
     ///
     /// // DeepSeek's per-account cap for its Pro model.
-    /// let builder = ServiceBuilder::new().max_in_flight(500);
+    /// let builder = ServiceBuilder::new().concurrency(ConcurrencyConfig::new(500));
     /// # let _ = builder;
     /// ```
     #[cfg(feature = "concurrency")]
     #[cfg_attr(docsrs, doc(cfg(feature = "concurrency")))]
-    fn max_in_flight(
+    fn concurrency(
         self,
-        max: u32,
+        config: tollgate_concurrency::ConcurrencyConfig,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_concurrency::ConcurrencyLayer, L>>;
 
     /// Adds a [`TimeoutLayer`](crate::TimeoutLayer) holding each attempt to `config`'s time
@@ -295,11 +295,11 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
     }
 
     #[cfg(feature = "concurrency")]
-    fn max_in_flight(
+    fn concurrency(
         self,
-        max: u32,
+        config: tollgate_concurrency::ConcurrencyConfig,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_concurrency::ConcurrencyLayer, L>> {
-        self.layer(tollgate_concurrency::ConcurrencyLayer::new(max))
+        self.layer(tollgate_concurrency::ConcurrencyLayer::new(config))
     }
 
     #[cfg(feature = "timeout")]

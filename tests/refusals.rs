@@ -34,7 +34,7 @@ use tollgate::body::BufferedBody;
 use tollgate::circuit_breaker::{
     BreakerConfig, BreakerState, CircuitBreakerLayer, CircuitOpen, ClassSet, Trip,
 };
-use tollgate::concurrency::{ConcurrencyLayer, Saturated};
+use tollgate::concurrency::{ConcurrencyConfig, ConcurrencyLayer, Saturated};
 use tollgate::fallback::{
     AllTargetsFailed, BoxTarget, FallbackLayer, FallbackPolicy, Target, boxed,
 };
@@ -243,8 +243,7 @@ async fn refuser(refusal: Refusal) -> Refuser {
                     .layer(answering(200)),
             ),
             Refusal::Saturated => {
-                let mut service = ConcurrencyLayer::new(1)
-                    .with_max_queue(0)
+                let mut service = ConcurrencyLayer::new(ConcurrencyConfig::new(1).with_max_queue(0))
                     .layer(never_answering());
                 // Takes the one slot, and keeps it: the call is never answered, never dropped.
                 let in_flight = ServiceExt::<Request<BufferedBody>>::ready(&mut service)

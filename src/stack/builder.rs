@@ -4,7 +4,7 @@ use std::fmt;
 
 use tollgate_cache::CacheLayer;
 use tollgate_circuit_breaker::CircuitBreakerLayer;
-use tollgate_concurrency::ConcurrencyLayer;
+use tollgate_concurrency::{ConcurrencyConfig, ConcurrencyLayer};
 use tollgate_fallback::{FallbackLayer, FallbackPolicy, Target};
 use tollgate_metrics::MetricsLayer;
 use tollgate_providers::ClassifyLayer;
@@ -257,7 +257,7 @@ fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Era
         None => Erased::boxing_body(classified),
     };
     let wire = match provider.max_in_flight_limit() {
-        Some(max) => Erased::boxing_body(ConcurrencyLayer::new(max).layer(timed)),
+        Some(max) => Erased::boxing_body(ConcurrencyLayer::new(ConcurrencyConfig::new(max)).layer(timed)),
         None => timed,
     };
     if !keys.is_empty() {

@@ -1,11 +1,11 @@
-//! [`Limit`]: a fixed cap, or one that adapts to the provider's signals.
+//! [`Cap`]: a fixed cap, or one that adapts to the provider's signals.
 
 use std::time::Duration;
 
 /// How the cap on in-flight requests is set.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub enum Limit {
+pub enum Cap {
     /// A fixed cap.
     Fixed(u32),
     /// Additive increase, multiplicative decrease: each success adds `1 / limit` (one per
@@ -37,25 +37,25 @@ pub enum Limit {
     },
 }
 
-impl Limit {
+impl Cap {
     pub(crate) fn initial(&self) -> u32 {
         match *self {
-            Limit::Fixed(n) => n.max(1),
-            Limit::Aimd {
+            Cap::Fixed(n) => n.max(1),
+            Cap::Aimd {
                 initial, min, max, ..
             }
-            | Limit::Gradient {
+            | Cap::Gradient {
                 initial, min, max, ..
             } => initial.clamp(min.max(1), max.max(min.max(1))),
         }
     }
 
     pub(crate) fn is_adaptive(&self) -> bool {
-        !matches!(self, Limit::Fixed(_))
+        !matches!(self, Cap::Fixed(_))
     }
 
     pub(crate) fn measures_latency(&self) -> bool {
-        matches!(self, Limit::Gradient { .. })
+        matches!(self, Cap::Gradient { .. })
     }
 }
 
@@ -71,7 +71,7 @@ pub(crate) struct Adaptive {
 }
 
 impl Adaptive {
-    pub(crate) fn new(limit: &Limit) -> Self {
+    pub(crate) fn new(limit: &Cap) -> Self {
         Adaptive {
             limit: f64::from(limit.initial()),
             min_latency: None,
@@ -83,19 +83,19 @@ impl Adaptive {
     /// timeout.
     pub(crate) fn update(
         &mut self,
-        limit: &Limit,
+        limit: &Cap,
         dropped: bool,
         latency: Option<Duration>,
     ) -> u32 {
         let (min, max) = match *limit {
-            Limit::Fixed(n) => return n.max(1),
-            Limit::Aimd { min, max, .. } | Limit::Gradient { min, max, .. } => {
+            Cap::Fixed(n) => return n.max(1),
+            Cap::Aimd { min, max, .. } | Cap::Gradient { min, max, .. } => {
                 let min = f64::from(min.max(1));
                 (min, f64::from(max).max(min))
             }
         };
         let next = match *limit {
-            Limit::Aimd { backoff, .. } => {
+            Cap::Aimd { backoff, .. } => {
                 if dropped {
                     let backoff = if backoff > 0.0 && backoff < 1.0 {
                         backoff
@@ -107,7 +107,7 @@ impl Adaptive {
                     self.limit + 1.0 / self.limit.max(1.0)
                 }
             }
-            Limit::Gradient { tolerance, .. } => {
+            Cap::Gradient { tolerance, .. } => {
                 if dropped {
                     self.limit / 2.0
                 } else if let Some(sample) = latency {
@@ -133,7 +133,7 @@ impl Adaptive {
                     self.limit
                 }
             }
-            Limit::Fixed(_) => unreachable!("returned above"),
+            Cap::Fixed(_) => unreachable!("returned above"),
         };
         self.limit = if next.is_nan() {
             min

@@ -11,11 +11,12 @@ use tokio::time::{Instant, Sleep};
 use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
 use tower_service::Service;
 
-use crate::adaptive::Limit;
+use crate::adaptive::Cap;
 use crate::body::PermitBody;
 use crate::error::Saturated;
 use crate::gate::{Gate, Waiter};
-use crate::shared::{Config, Permit};
+use crate::config::ConcurrencyConfig;
+use crate::shared::Permit;
 
 pin_project! {
     /// The response future of [`ConcurrencyLimit`](crate::ConcurrencyLimit).
@@ -34,7 +35,7 @@ pin_project! {
         waiting: Option<Box<Waiting<S, B>>>,
         permit: Option<Permit>,
         // The configuration it needs, copied: no shared reference on the common path.
-        limit: Limit,
+        limit: Cap,
         hold_until_body_end: bool,
         started: Option<Instant>,
         refused: Option<Saturated>,
@@ -92,38 +93,38 @@ where
     pub(crate) fn calling(
         future: S::Future,
         permit: Permit,
-        config: &Config,
+        config: &ConcurrencyConfig,
         started: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             waiting: None,
             permit: Some(permit),
-            limit: config.limit,
+            limit: config.cap,
             hold_until_body_end: config.hold_until_body_end,
             started,
             refused: None,
         }
     }
 
-    pub(crate) fn waiting(waiting: Waiting<S, B>, config: &Config) -> Self {
+    pub(crate) fn waiting(waiting: Waiting<S, B>, config: &ConcurrencyConfig) -> Self {
         ResponseFuture {
             state: State::Waiting,
             waiting: Some(Box::new(waiting)),
             permit: None,
-            limit: config.limit,
+            limit: config.cap,
             hold_until_body_end: config.hold_until_body_end,
             started: None,
             refused: None,
         }
     }
 
-    pub(crate) fn refused(error: Saturated, config: &Config) -> Self {
+    pub(crate) fn refused(error: Saturated, config: &ConcurrencyConfig) -> Self {
         ResponseFuture {
             state: State::Done,
             waiting: None,
             permit: None,
-            limit: config.limit,
+            limit: config.cap,
             hold_until_body_end: config.hold_until_body_end,
             started: None,
             refused: Some(error),

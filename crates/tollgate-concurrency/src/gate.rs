@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tollgate_core::Priority;
 use tollgate_core::keyed::Idle;
 
-use crate::adaptive::{Adaptive, Limit};
+use crate::adaptive::{Adaptive, Cap};
 
 pub(crate) struct Gate {
     in_flight: AtomicU32,
@@ -43,7 +43,7 @@ pub(crate) enum Full {
 }
 
 impl Gate {
-    pub(crate) fn new(limit: &Limit) -> Self {
+    pub(crate) fn new(limit: &Cap) -> Self {
         Gate {
             in_flight: AtomicU32::new(0),
             limit: AtomicU32::new(limit.initial()),
@@ -195,7 +195,7 @@ impl Gate {
     /// of a success.
     pub(crate) fn record(
         &self,
-        limit: &Limit,
+        limit: &Cap,
         dropped: bool,
         latency: Option<Duration>,
         epoch: u32,

@@ -2,15 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tollgate_core::RouteKey;
 use tollgate_core::key::Unkeyed;
 use tower_layer::Layer;
 
-use crate::adaptive::Limit;
+use crate::config::ConcurrencyConfig;
 use crate::service::ConcurrencyLimit;
-use crate::shared::{Config, Shared};
+use crate::shared::Shared;
 
 /// Caps the requests in flight, per key, with a fair bounded queue and a fixed or adaptive
 /// cap. Clones share the slots.
@@ -22,37 +21,18 @@ pub struct ConcurrencyLayer<K = Unkeyed> {
 }
 
 impl ConcurrencyLayer {
-    /// At most `max` in flight, unkeyed; a queue of up to 1,024 waiters without a time limit
-    /// (the request's deadline still counts); slots held until the response body ends.
-    pub fn new(max: u32) -> Self {
-        ConcurrencyLayer::with_limit(Limit::Fixed(max))
-    }
-
-    /// With a fixed or adaptive cap.
-    pub fn with_limit(limit: Limit) -> Self {
+    /// Caps the requests in flight as `config` says, unkeyed.
+    pub fn new(config: ConcurrencyConfig) -> Self {
         ConcurrencyLayer {
             keyer: Unkeyed,
-            shared: Arc::new(Shared::new(Config {
-                limit,
-                max_queue: 1_024,
-                max_wait: None,
-                hold_until_body_end: true,
-            })),
+            shared: Arc::new(Shared::new(config)),
         }
     }
 }
 
 impl<K> ConcurrencyLayer<K> {
-    fn reconfigure(self, change: impl FnOnce(&mut Config)) -> Self {
-        let mut config = self.shared.config.clone();
-        change(&mut config);
-        ConcurrencyLayer {
-            keyer: self.keyer,
-            shared: Arc::new(Shared::new(config)),
-        }
-    }
-
-    /// One cap per key (per account, per model): [`tollgate_core::key`].
+    /// One cap per key (per account, per model): [`tollgate_core::key`]. The layer's slots and
+    /// handles carry over.
     pub fn keyed_by<K2>(self, keyer: K2) -> ConcurrencyLayer<K2> {
         ConcurrencyLayer {
             keyer,
@@ -60,26 +40,9 @@ impl<K> ConcurrencyLayer<K> {
         }
     }
 
-    /// Refuses with [`Saturated`](crate::Saturated) when `n` requests already wait (0: never
-    /// wait). Call the configuration methods before cloning the layer: each starts its slots
-    /// anew.
-    #[must_use]
-    pub fn with_max_queue(self, n: u32) -> Self {
-        self.reconfigure(|c| c.max_queue = n)
-    }
-
-    /// Refuses with [`Saturated`](crate::Saturated) a request that waited `max_wait` for a
-    /// slot.
-    #[must_use]
-    pub fn with_max_wait(self, max_wait: Duration) -> Self {
-        self.reconfigure(|c| c.max_wait = Some(max_wait))
-    }
-
-    /// Frees a request's slot as soon as its response head arrives, instead of when its body
-    /// ends (streamed responses keep the provider busy until they end).
-    #[must_use]
-    pub fn releasing_at_response(self) -> Self {
-        self.reconfigure(|c| c.hold_until_body_end = false)
+    /// What the layer was built with.
+    pub fn config(&self) -> &ConcurrencyConfig {
+        &self.shared.config
     }
 
     /// A handle on the slots.
@@ -154,7 +117,7 @@ impl ConcurrencyHandle {
             None => f(&self.shared.unkeyed),
             Some(key) => match self.shared.find(&RouteKey::from(key)) {
                 Some(gate) => f(&gate),
-                None => f(&crate::gate::Gate::new(&self.shared.config.limit)),
+                None => f(&crate::gate::Gate::new(&self.shared.config.cap)),
             },
         }
     }

@@ -6,14 +6,14 @@
 //! Providers cap concurrency too — DeepSeek per account, Anthropic per model (PROVIDERS.md) —
 //! and a request over the cap is a 429. [`ConcurrencyLayer`] holds each request's slot from
 //! the call until its response body ends (or its response head arrives:
-//! [`releasing_at_response`](ConcurrencyLayer::releasing_at_response)), on every path: success,
+//! [`hold_until_body_end`](ConcurrencyConfig::hold_until_body_end)), on every path: success,
 //! error, drop. Requests over the cap wait in a bounded queue, higher
 //! [`Priority`](tollgate_core::Priority) first and first come first served within it; a full
-//! queue, or a wait past [`with_max_wait`](ConcurrencyLayer::with_max_wait) or the request's
+//! queue, or a wait past [`max_wait`](ConcurrencyConfig::max_wait) or the request's
 //! [`Deadline`](tollgate_core::Deadline), fails at once with [`Saturated`], nothing sent. Slots
 //! are per key ([`keyed_by`](ConcurrencyLayer::keyed_by)); idle keys are forgotten.
 //!
-//! The cap can adapt ([`Limit`]): AIMD — one more per cap's worth of successes, halved on an
+//! The cap can adapt ([`Cap`], in [`ConcurrencyConfig`]): AIMD — one more per cap's worth of successes, halved on an
 //! overload, a 429 or a timeout — or a latency gradient, which lowers the cap as the provider's
 //! latency rises above its unloaded minimum, before errors come. Both stay within `[min, max]`.
 //!
@@ -37,7 +37,7 @@
 //! ```
 //! use std::convert::Infallible;
 //! use std::time::Duration;
-//! use tollgate_concurrency::{ConcurrencyLayer, Saturated};
+//! use tollgate_concurrency::{ConcurrencyConfig, ConcurrencyLayer, Saturated};
 //! use tower::{Layer, Service, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -47,7 +47,7 @@
 //!     Ok::<_, Infallible>(http::Response::new(()))
 //! });
 //! // DeepSeek-style: at most 2 in flight; waiting at most 100 ms for a slot.
-//! let layer = ConcurrencyLayer::new(2).with_max_wait(Duration::from_millis(100));
+//! let layer = ConcurrencyLayer::new(ConcurrencyConfig::new(2).with_max_wait(Duration::from_millis(100)));
 //! let handle = layer.handle();
 //! let mut service = layer.layer(slow);
 //! let first = service.ready().await.unwrap().call(http::Request::new(()));
@@ -62,11 +62,11 @@
 //! An adaptive cap per model:
 //!
 //! ```
-//! use tollgate_concurrency::{ConcurrencyLayer, Limit};
+//! use tollgate_concurrency::{Cap, ConcurrencyConfig, ConcurrencyLayer};
 //! use tollgate_core::key::ByRouteKey;
 //!
-//! let layer = ConcurrencyLayer::with_limit(Limit::Aimd { initial: 20, min: 2, max: 200, backoff: 0.5 })
-//!     .keyed_by(ByRouteKey);
+//! let cap = Cap::Aimd { initial: 20, min: 2, max: 200, backoff: 0.5 };
+//! let layer = ConcurrencyLayer::new(ConcurrencyConfig::from_cap(cap)).keyed_by(ByRouteKey);
 //! # let _ = layer;
 //! ```
 //!
@@ -86,14 +86,16 @@ pub mod future;
 
 mod adaptive;
 mod body;
+mod config;
 pub mod error;
 mod gate;
 mod layer;
 mod service;
 mod shared;
 
-pub use adaptive::Limit;
+pub use adaptive::Cap;
 pub use body::PermitBody;
+pub use config::ConcurrencyConfig;
 pub use error::Saturated;
 pub use layer::{ConcurrencyHandle, ConcurrencyLayer};
 pub use service::ConcurrencyLimit;

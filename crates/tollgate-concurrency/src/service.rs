@@ -76,7 +76,7 @@ where
         let shared = &**self.shared;
         let gate = shared.gate(key.as_ref());
         let config = &shared.config;
-        let started = config.limit.measures_latency().then(Instant::now);
+        let started = config.cap.measures_latency().then(Instant::now);
         if gate.try_acquire() {
             let permit = Permit::new(gate);
             let future = self.inner.call(request);

@@ -2,33 +2,23 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tollgate_core::RouteKey;
 use tollgate_core::keyed::KeyedMap;
 
-use crate::adaptive::Limit;
+use crate::config::ConcurrencyConfig;
 use crate::gate::Gate;
 
-/// What the layer is configured with.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) limit: Limit,
-    pub(crate) max_queue: u32,
-    pub(crate) max_wait: Option<Duration>,
-    pub(crate) hold_until_body_end: bool,
-}
-
 pub(crate) struct Shared {
-    pub(crate) config: Config,
+    pub(crate) config: ConcurrencyConfig,
     pub(crate) unkeyed: Arc<Gate>,
     gates: KeyedMap<Arc<Gate>>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: ConcurrencyConfig) -> Self {
         Shared {
-            unkeyed: Arc::new(Gate::new(&config.limit)),
+            unkeyed: Arc::new(Gate::new(&config.cap)),
             config,
             gates: KeyedMap::new(),
         }
@@ -39,7 +29,7 @@ impl Shared {
         let Some(key) = key else {
             return Arc::clone(&self.unkeyed);
         };
-        let make = || Arc::new(Gate::new(&self.config.limit));
+        let make = || Arc::new(Gate::new(&self.config.cap));
         self.gates.get_or_insert_with(key, make, || ())
     }
 

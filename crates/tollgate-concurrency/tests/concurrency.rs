@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tokio::time::{self, Instant};
-use tollgate_concurrency::{ConcurrencyLayer, Limit, PermitBody, Saturated};
+use tollgate_concurrency::{Cap, ConcurrencyConfig, ConcurrencyLayer, PermitBody, Saturated};
 use tollgate_core::key::ByRouteKey;
 use tollgate_core::{BoxError, Priority, RouteKey};
 use tower::{Layer, Service, ServiceExt};
@@ -91,7 +91,7 @@ fn named(name: &str) -> Request<String> {
 #[tokio::test(start_paused = true)]
 async fn slots_are_freed_on_completion_error_and_drop() {
     let provider = Provider::new(100);
-    let layer = ConcurrencyLayer::new(1).releasing_at_response();
+    let layer = ConcurrencyLayer::new(ConcurrencyConfig::new(1).with_hold_until_body_end(false));
     let handle = layer.handle();
     let mut service = layer.layer(provider.clone());
     // Completion.
@@ -124,7 +124,7 @@ async fn slots_are_freed_on_completion_error_and_drop() {
 #[tokio::test(start_paused = true)]
 async fn a_streamed_body_keeps_its_slot_until_it_ends() {
     let provider = Provider::new(0);
-    let layer = ConcurrencyLayer::new(2);
+    let layer = ConcurrencyLayer::new(ConcurrencyConfig::new(2));
     let handle = layer.handle();
     let mut service = layer.layer(provider);
     let read = service
@@ -154,10 +154,32 @@ async fn a_streamed_body_keeps_its_slot_until_it_ends() {
     assert_eq!(handle.in_flight(None), 0);
 }
 
+/// Regression (#15): the layer used to rebuild its slots on each configuration method, so a
+/// handle or clone taken before `with_max_queue` counted other slots than the service's.
+#[tokio::test(start_paused = true)]
+async fn a_handle_taken_first_sees_the_slots_of_every_clone_and_key() {
+    let provider = Provider::new(1_000);
+    let layer = ConcurrencyLayer::new(ConcurrencyConfig::new(1).with_max_queue(4));
+    let handle = layer.handle();
+    let clone = layer.clone();
+    let keyed = layer.keyed_by(ByRouteKey);
+    let first = tokio::spawn(clone.layer(provider.clone()).oneshot(named("first")));
+    let mut request = named("second");
+    request.extensions_mut().insert(RouteKey::new("gpt-4o"));
+    let second = tokio::spawn(keyed.layer(provider.clone()).oneshot(request));
+    tokio::task::yield_now().await;
+    assert_eq!(handle.in_flight(None), 1);
+    assert_eq!(handle.in_flight(Some("gpt-4o")), 1);
+    assert_eq!(handle.keys(), 1);
+    assert_eq!(keyed.config().max_queue, 4);
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn each_freed_slot_wakes_one_waiter_by_priority() {
     let provider = Provider::new(1_000);
-    let layer = ConcurrencyLayer::new(1).releasing_at_response();
+    let layer = ConcurrencyLayer::new(ConcurrencyConfig::new(1).with_hold_until_body_end(false));
     let handle = layer.handle();
     let service = layer.layer(provider.clone());
     let with = |name: &str, priority| {
@@ -191,9 +213,11 @@ async fn each_freed_slot_wakes_one_waiter_by_priority() {
 #[tokio::test(start_paused = true)]
 async fn the_queue_is_bounded_and_the_wait_too() {
     let provider = Provider::new(1_000);
-    let layer = ConcurrencyLayer::new(1)
-        .with_max_queue(1)
-        .with_max_wait(ms(300));
+    let layer = ConcurrencyLayer::new(
+        ConcurrencyConfig::new(1)
+            .with_max_queue(1)
+            .with_max_wait(ms(300)),
+    );
     let service = layer.layer(provider.clone());
     let first = tokio::spawn(service.clone().oneshot(named("first")));
     tokio::task::yield_now().await;
@@ -221,7 +245,7 @@ async fn the_queue_is_bounded_and_the_wait_too() {
 #[tokio::test(start_paused = true)]
 async fn a_waiter_dropped_passes_its_turn_on() {
     let provider = Provider::new(1_000);
-    let layer = ConcurrencyLayer::new(1).releasing_at_response();
+    let layer = ConcurrencyLayer::new(ConcurrencyConfig::new(1).with_hold_until_body_end(false));
     let handle = layer.handle();
     let service = layer.layer(provider.clone());
     let first = tokio::spawn(service.clone().oneshot(named("first")));
@@ -241,13 +265,15 @@ async fn a_waiter_dropped_passes_its_turn_on() {
 #[tokio::test(start_paused = true)]
 async fn an_aimd_cap_halves_on_overload_and_grows_on_success() {
     let provider = Provider::new(10);
-    let layer = ConcurrencyLayer::with_limit(Limit::Aimd {
+    let layer = ConcurrencyLayer::new(
+        ConcurrencyConfig::from_cap(Cap::Aimd {
         initial: 8,
         min: 1,
         max: 10,
         backoff: 0.5,
     })
-    .releasing_at_response();
+        .with_hold_until_body_end(false),
+    );
     let handle = layer.handle();
     let service = layer.layer(provider.clone());
     provider.status.store(503, Ordering::Relaxed);
@@ -271,13 +297,15 @@ async fn an_aimd_cap_halves_on_overload_and_grows_on_success() {
 #[tokio::test(start_paused = true)]
 async fn a_gradient_cap_falls_as_latency_rises() {
     let provider = Provider::new(100);
-    let layer = ConcurrencyLayer::with_limit(Limit::Gradient {
+    let layer = ConcurrencyLayer::new(
+        ConcurrencyConfig::from_cap(Cap::Gradient {
         initial: 50,
         min: 5,
         max: 100,
         tolerance: ms(10),
     })
-    .releasing_at_response();
+        .with_hold_until_body_end(false),
+    );
     let handle = layer.handle();
     let service = layer.layer(provider.clone());
     for _ in 0..20 {
@@ -302,9 +330,8 @@ async fn a_gradient_cap_falls_as_latency_rises() {
 #[tokio::test(start_paused = true)]
 async fn keys_have_their_own_slots_and_idle_ones_are_forgotten() {
     let provider = Provider::new(1_000);
-    let layer = ConcurrencyLayer::new(1)
-        .keyed_by(ByRouteKey)
-        .releasing_at_response();
+    let layer = ConcurrencyLayer::new(ConcurrencyConfig::new(1).with_hold_until_body_end(false))
+        .keyed_by(ByRouteKey);
     let handle = layer.handle();
     let service = layer.layer(provider.clone());
     let keyed = |key: &str| {
@@ -335,7 +362,7 @@ fn layers_services_and_futures_are_send_sync_and_clone() {
     send_sync::<tollgate_concurrency::ConcurrencyLimit<Provider>>();
     clone::<tollgate_concurrency::ConcurrencyLimit<Provider>>();
     send_sync::<Saturated>();
-    let mut service = ConcurrencyLayer::new(1).layer(Provider::new(0));
+    let mut service = ConcurrencyLayer::new(ConcurrencyConfig::new(1)).layer(Provider::new(0));
     send(&service.call(named("a")));
 }
 
@@ -344,13 +371,15 @@ fn layers_services_and_futures_are_send_sync_and_clone() {
 async fn a_burst_of_overloads_halves_the_cap_once() {
     let provider = Provider::new(100);
     provider.status.store(429, Ordering::Relaxed);
-    let layer = ConcurrencyLayer::with_limit(Limit::Aimd {
+    let layer = ConcurrencyLayer::new(
+        ConcurrencyConfig::from_cap(Cap::Aimd {
         initial: 8,
         min: 1,
         max: 16,
         backoff: 0.5,
     })
-    .releasing_at_response();
+        .with_hold_until_body_end(false),
+    );
     let handle = layer.handle();
     let service = layer.layer(provider);
     let burst: Vec<_> = (0..8)
@@ -366,13 +395,15 @@ async fn a_burst_of_overloads_halves_the_cap_once() {
 #[tokio::test(start_paused = true)]
 async fn a_fast_failure_does_not_pin_the_gradient_cap() {
     let provider = Provider::new(20);
-    let layer = ConcurrencyLayer::with_limit(Limit::Gradient {
+    let layer = ConcurrencyLayer::new(
+        ConcurrencyConfig::from_cap(Cap::Gradient {
         initial: 50,
         min: 2,
         max: 100,
         tolerance: ms(1),
     })
-    .releasing_at_response();
+        .with_hold_until_body_end(false),
+    );
     let handle = layer.handle();
     let service = layer.layer(provider);
     assert!(service.clone().oneshot(named("fail")).await.is_err());
