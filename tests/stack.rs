@@ -25,6 +25,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
+use tollgate::concurrency::ConcurrencyConfig;
 use tollgate::providers::OpenAi;
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::RateLimited;
@@ -214,7 +215,7 @@ async fn retries_wait_as_asked_and_go_back_through_the_quota() {
     let client = ServiceBuilder::new()
         .retries(RetryPolicy::default().with_server_delay_spread(Spread::None))
         .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
-        .max_in_flight(8)
+        .concurrency(ConcurrencyConfig::new(8))
         .classify(OpenAi::new())
         .service(transport.clone());
     let body = Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[]}"#));
@@ -334,7 +335,7 @@ async fn the_whole_stack_composes_and_reports() {
         .retries(RetryPolicy::default().with_server_delay_spread(Spread::None))
         .circuit_breaker(BreakerConfig::default())
         .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
-        .max_in_flight(8)
+        .concurrency(ConcurrencyConfig::new(8))
         .classify(OpenAi::new())
         .service(transport.clone());
     let body = Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[]}"#));
