@@ -118,7 +118,7 @@ use tollgate::providers::rewrite::{Credentials, Endpoint, SetModel};
 use tollgate::providers::{PeekedBody, Provider};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::{CostTooLarge, RateLimited};
-use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
+use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
 use tollgate::retry::{RetriesExhausted, RetryPolicy};
 use tollgate::{BoxError, ErrorClass, ServiceBuilderExt, Verdict};
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -742,11 +742,9 @@ pub(crate) fn stack(
     transport: ReqwestTransport,
 ) -> Result<BoxTarget<PeekedBody<reqwest::Body>>, BoxError> {
     let one = |upstream: &Upstream| {
-        let mut quota =
-            RateLimitLayer::new(upstream.limits.clone()).with_estimator(OpenAiChat::new());
-        if let Some(max_wait) = upstream.max_wait {
-            quota = quota.with_max_wait(max_wait);
-        }
+        let mut config = RateLimitConfig::new(upstream.limits.clone());
+        config.max_wait = upstream.max_wait;
+        let quota = RateLimitLayer::new(config).with_estimator(OpenAiChat::new());
         boxed(
             ServiceBuilder::new()
                 .retries(retry.clone())

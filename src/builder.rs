@@ -232,10 +232,11 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         classifier: C,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_providers::ClassifyLayer<C>, L>>;
 
-    /// Adds a [`RateLimitLayer`](crate::RateLimitLayer) holding every request to `limits`:
-    /// unkeyed, one request each unless the request carries a [`Cost`](crate::Cost), waiting as
-    /// long as it takes. For keys, token estimates or refusals, build the layer and pass it to
-    /// `.layer(..)`. (Not `rate_limit`: tower's own `ServiceBuilder::rate_limit` would shadow
+    /// Adds a [`RateLimitLayer`](crate::RateLimitLayer) built from `config` (a
+    /// [`RateLimitConfig`](crate::ratelimit::RateLimitConfig), or bare
+    /// [`Limits`](crate::ratelimit::Limits) that wait as long as it takes): unkeyed, one request
+    /// each unless the request carries a [`Cost`](crate::Cost). For keys, token estimates or a
+    /// handle, build the layer and pass it to `.layer(..)`. (Not `rate_limit`: tower's own `ServiceBuilder::rate_limit` would shadow
     /// it.)
     ///
     /// # Examples
@@ -252,7 +253,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     #[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
     fn rate_limits(
         self,
-        limits: tollgate_ratelimit::Limits,
+        config: impl Into<tollgate_ratelimit::RateLimitConfig>,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_ratelimit::RateLimitLayer, L>>;
 
     /// Adds a [`RetryLayer`](crate::RetryLayer) with `policy`, and below it a
@@ -372,9 +373,9 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
     #[cfg(feature = "ratelimit")]
     fn rate_limits(
         self,
-        limits: tollgate_ratelimit::Limits,
+        config: impl Into<tollgate_ratelimit::RateLimitConfig>,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_ratelimit::RateLimitLayer, L>> {
-        self.layer(tollgate_ratelimit::RateLimitLayer::new(limits))
+        self.layer(tollgate_ratelimit::RateLimitLayer::new(config))
     }
 
     #[cfg(feature = "retry")]

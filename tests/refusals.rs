@@ -41,7 +41,7 @@ use tollgate::fallback::{
 use tollgate::metrics::MetricsLayer;
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::{CostTooLarge, RateLimited};
-use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
+use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
 use tollgate::retry::{Backoff, Jitter, RetriesExhausted, RetryLayer, RetryPolicy, rng_fn};
 use tollgate::router::error::NoDeployment;
 use tollgate::router::{Deployment, RouterLayer};
@@ -219,65 +219,68 @@ impl Refuser {
 async fn refuser(refusal: Refusal) -> Refuser {
     let mut held: Option<Box<dyn Any + Send>> = None;
     let per_minute = |n: NonZeroU64| Limits::new([Limit::requests(Quota::per_minute(n))]);
-    let service =
-        match refusal {
-            Refusal::CircuitOpen => {
-                let layer = CircuitBreakerLayer::new(BreakerConfig::default());
-                layer.handle().open_for(None, secs(60));
-                boxed(layer.layer(answering(200)))
-            }
-            Refusal::RateLimited | Refusal::RateLimitedBriefly => {
-                let quota = match refusal {
-                    Refusal::RateLimited => Quota::per_minute(n(1)),
-                    _ => Quota::per_second(n(1)),
-                };
-                let service = RateLimitLayer::new(Limits::new([Limit::requests(quota)]))
-                    .reject_only()
-                    .layer(answering(200));
-                service.clone().oneshot(chat()).await.unwrap();
-                boxed(service)
-            }
-            Refusal::CostTooLarge => boxed(
-                RateLimitLayer::new(Limits::new([Limit::tokens(Quota::per_minute(n(1_000)))]))
-                    .with_estimator(OpenAiChat::new())
-                    .layer(answering(200)),
-            ),
-            Refusal::Saturated => {
-                let mut service = ConcurrencyLayer::new(ConcurrencyConfig::new(1).with_max_queue(0))
-                    .layer(never_answering());
-                // Takes the one slot, and keeps it: the call is never answered, never dropped.
-                let in_flight = ServiceExt::<Request<BufferedBody>>::ready(&mut service)
-                    .await
-                    .unwrap()
-                    .call(chat());
-                held = Some(Box::new(in_flight));
-                boxed(service.map_response(|response| response.map(|_| String::new())))
-            }
-            Refusal::AllTargetsFailed => boxed(
-                FallbackLayer::new([Target::new("second", answering(503))])
-                    .primary_name("first")
-                    .layer(answering(503)),
-            ),
-            Refusal::RetriesExhausted => boxed(
+    let service = match refusal {
+        Refusal::CircuitOpen => {
+            let layer = CircuitBreakerLayer::new(BreakerConfig::default());
+            layer.handle().open_for(None, secs(60));
+            boxed(layer.layer(answering(200)))
+        }
+        Refusal::RateLimited | Refusal::RateLimitedBriefly => {
+            let quota = match refusal {
+                Refusal::RateLimited => Quota::per_minute(n(1)),
+                _ => Quota::per_second(n(1)),
+            };
+            let service = RateLimitLayer::new(
+                RateLimitConfig::new(Limits::new([Limit::requests(quota)]))
+                    .with_max_wait(Duration::ZERO),
+            )
+            .layer(answering(200));
+            service.clone().oneshot(chat()).await.unwrap();
+            boxed(service)
+        }
+        Refusal::CostTooLarge => boxed(
+            RateLimitLayer::new(Limits::new([Limit::tokens(Quota::per_minute(n(1_000)))]))
+                .with_estimator(OpenAiChat::new())
+                .layer(answering(200)),
+        ),
+        Refusal::Saturated => {
+            let mut service = ConcurrencyLayer::new(ConcurrencyConfig::new(1).with_max_queue(0))
+                .layer(never_answering());
+            // Takes the one slot, and keeps it: the call is never answered, never dropped.
+            let in_flight = ServiceExt::<Request<BufferedBody>>::ready(&mut service)
+                .await
+                .unwrap()
+                .call(chat());
+            held = Some(Box::new(in_flight));
+            boxed(service.map_response(|response| response.map(|_| String::new())))
+        }
+        Refusal::AllTargetsFailed => boxed(
+            FallbackLayer::new([Target::new("second", answering(503))])
+                .primary_name("first")
+                .layer(answering(503)),
+        ),
+        Refusal::RetriesExhausted => {
+            boxed(
                 RetryLayer::new(RetryPolicy::default().with_max_retries(1).with_backoff(
                     Backoff::exponential(secs(1), secs(1)).with_jitter(Jitter::None),
                 ))
                 .layer(answering(503)),
-            ),
-            Refusal::NoDeployment => {
-                let service = RouterLayer::new([Deployment::new("only").limits(per_minute(n(1)))])
-                    .unwrap()
-                    .with_max_wait(Duration::ZERO)
-                    .layer(answering(200));
-                service.clone().oneshot(chat()).await.unwrap();
-                boxed(service)
-            }
-            Refusal::TimedOut => boxed(
-                TimeoutLayer::new(TimeoutConfig::none().with_response_head(secs(1)))
-                    .layer(never_answering())
-                    .map_response(|response| response.map(|_| String::new())),
-            ),
-        };
+            )
+        }
+        Refusal::NoDeployment => {
+            let service = RouterLayer::new([Deployment::new("only").limits(per_minute(n(1)))])
+                .unwrap()
+                .with_max_wait(Duration::ZERO)
+                .layer(answering(200));
+            service.clone().oneshot(chat()).await.unwrap();
+            boxed(service)
+        }
+        Refusal::TimedOut => boxed(
+            TimeoutLayer::new(TimeoutConfig::none().with_response_head(secs(1)))
+                .layer(never_answering())
+                .map_response(|response| response.map(|_| String::new())),
+        ),
+    };
     let (service, calls) = counted(service);
     Refuser {
         service,

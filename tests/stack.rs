@@ -29,7 +29,7 @@ use tollgate::concurrency::ConcurrencyConfig;
 use tollgate::providers::OpenAi;
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::RateLimited;
-use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
+use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
 use tollgate::retry::{GaveUp, RetriesExhausted, RetryPolicy, Spread};
 use tollgate::{ServiceBuilderExt, body::BufferedBody};
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -191,8 +191,10 @@ async fn a_classified_429_pauses_the_key_but_quota_does_not() {
 #[tokio::test(start_paused = true)]
 async fn refusals_are_typed() {
     let transport = Script::new(vec![ok_with(&[])]);
-    let layer =
-        RateLimitLayer::new(Limits::new([Limit::requests(Quota::per_minute(n(1)))])).reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(Limits::new([Limit::requests(Quota::per_minute(n(1)))]))
+            .with_max_wait(Duration::ZERO),
+    );
     let client = ServiceBuilder::new()
         .layer(layer)
         .classify(OpenAi::new())

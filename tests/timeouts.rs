@@ -353,15 +353,16 @@ async fn a_streams_usage_reconciles_the_token_quota() {
     use tollgate::ServiceBuilderExt;
     use tollgate::ratelimit::algorithm::Quota;
     use tollgate::ratelimit::error::RateLimited;
-    use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
+    use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
     let mock = MockServer::start(MockConfig::openai().with_completion_tokens(5))
         .await
         .unwrap();
     let base = mock.base_url();
     let quota = Quota::per_minute(std::num::NonZeroU64::new(1_000).unwrap());
-    let limiter = RateLimitLayer::new(Limits::new([Limit::tokens(quota)]))
-        .with_estimator(OpenAiChat::new())
-        .reject_only();
+    let limiter = RateLimitLayer::new(
+        RateLimitConfig::new(Limits::new([Limit::tokens(quota)])).with_max_wait(Duration::ZERO),
+    )
+    .with_estimator(OpenAiChat::new());
     let client = tower::ServiceBuilder::new()
         .layer(tollgate::body::BufferBodyLayer::new())
         .layer(limiter)

@@ -257,7 +257,9 @@ fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Era
         None => Erased::boxing_body(classified),
     };
     let wire = match provider.max_in_flight_limit() {
-        Some(max) => Erased::boxing_body(ConcurrencyLayer::new(ConcurrencyConfig::new(max)).layer(timed)),
+        Some(max) => {
+            Erased::boxing_body(ConcurrencyLayer::new(ConcurrencyConfig::new(max)).layer(timed))
+        }
         None => timed,
     };
     if !keys.is_empty() {

@@ -23,8 +23,9 @@ fn uncontended(c: &mut Criterion) {
         b.iter(|| send(&mut service, Request::new(())));
     });
     group.bench_function("slot freed at the response", |b| {
-        let mut service = ConcurrencyLayer::new(ConcurrencyConfig::new(64).with_hold_until_body_end(false))
-            .layer(Bare);
+        let mut service =
+            ConcurrencyLayer::new(ConcurrencyConfig::new(64).with_hold_until_body_end(false))
+                .layer(Bare);
         b.iter(|| send(&mut service, Request::new(())));
     });
     group.bench_function("slot held by the body", |b| {

@@ -81,12 +81,7 @@ impl Adaptive {
 
     /// The cap after a completed request; `dropped` when it was an overload, a 429 or a
     /// timeout.
-    pub(crate) fn update(
-        &mut self,
-        limit: &Cap,
-        dropped: bool,
-        latency: Option<Duration>,
-    ) -> u32 {
+    pub(crate) fn update(&mut self, limit: &Cap, dropped: bool, latency: Option<Duration>) -> u32 {
         let (min, max) = match *limit {
             Cap::Fixed(n) => return n.max(1),
             Cap::Aimd { min, max, .. } | Cap::Gradient { min, max, .. } => {

@@ -13,9 +13,9 @@ use tower_service::Service;
 
 use crate::adaptive::Cap;
 use crate::body::PermitBody;
+use crate::config::ConcurrencyConfig;
 use crate::error::Saturated;
 use crate::gate::{Gate, Waiter};
-use crate::config::ConcurrencyConfig;
 use crate::shared::Permit;
 
 pin_project! {

@@ -193,13 +193,7 @@ impl Gate {
     /// Records a completed request taken at `epoch`: `dropped` for an overload, a 429 or a
     /// timeout (counted once per decrease: a burst of failures halves the cap once); `latency`
     /// of a success.
-    pub(crate) fn record(
-        &self,
-        limit: &Cap,
-        dropped: bool,
-        latency: Option<Duration>,
-        epoch: u32,
-    ) {
+    pub(crate) fn record(&self, limit: &Cap, dropped: bool, latency: Option<Duration>, epoch: u32) {
         if dropped && epoch != self.epoch.load(Ordering::Acquire) {
             return;
         }

@@ -267,11 +267,11 @@ async fn an_aimd_cap_halves_on_overload_and_grows_on_success() {
     let provider = Provider::new(10);
     let layer = ConcurrencyLayer::new(
         ConcurrencyConfig::from_cap(Cap::Aimd {
-        initial: 8,
-        min: 1,
-        max: 10,
-        backoff: 0.5,
-    })
+            initial: 8,
+            min: 1,
+            max: 10,
+            backoff: 0.5,
+        })
         .with_hold_until_body_end(false),
     );
     let handle = layer.handle();
@@ -299,11 +299,11 @@ async fn a_gradient_cap_falls_as_latency_rises() {
     let provider = Provider::new(100);
     let layer = ConcurrencyLayer::new(
         ConcurrencyConfig::from_cap(Cap::Gradient {
-        initial: 50,
-        min: 5,
-        max: 100,
-        tolerance: ms(10),
-    })
+            initial: 50,
+            min: 5,
+            max: 100,
+            tolerance: ms(10),
+        })
         .with_hold_until_body_end(false),
     );
     let handle = layer.handle();
@@ -373,11 +373,11 @@ async fn a_burst_of_overloads_halves_the_cap_once() {
     provider.status.store(429, Ordering::Relaxed);
     let layer = ConcurrencyLayer::new(
         ConcurrencyConfig::from_cap(Cap::Aimd {
-        initial: 8,
-        min: 1,
-        max: 16,
-        backoff: 0.5,
-    })
+            initial: 8,
+            min: 1,
+            max: 16,
+            backoff: 0.5,
+        })
         .with_hold_until_body_end(false),
     );
     let handle = layer.handle();
@@ -397,11 +397,11 @@ async fn a_fast_failure_does_not_pin_the_gradient_cap() {
     let provider = Provider::new(20);
     let layer = ConcurrencyLayer::new(
         ConcurrencyConfig::from_cap(Cap::Gradient {
-        initial: 50,
-        min: 2,
-        max: 100,
-        tolerance: ms(1),
-    })
+            initial: 50,
+            min: 2,
+            max: 100,
+            tolerance: ms(1),
+        })
         .with_hold_until_body_end(false),
     );
     let handle = layer.handle();

@@ -2,43 +2,51 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tower_layer::Layer;
 
+use crate::config::RateLimitConfig;
 use crate::estimate::PerRequest;
 use crate::key::Unkeyed;
-use crate::limit::Limits;
 use crate::limiter::{Limiter, RateLimitHandle};
 use crate::service::RateLimit;
 use crate::store::{MemoryStore, Store};
 
-/// Applies client-side quotas: every request is admitted against its key's [`Limits`], all
+/// Applies client-side quotas: every request is admitted against its key's [`Limits`](crate::Limits), all
 /// dimensions at once, before it is sent. Clones share one quota.
 ///
 /// See the [crate docs](crate) for examples.
 pub struct RateLimitLayer<K = Unkeyed, E = PerRequest, St: Store = MemoryStore> {
     keyer: K,
     estimator: E,
-    max_wait: Option<Duration>,
+    config: Arc<RateLimitConfig>,
     limiter: Arc<Limiter<St>>,
 }
 
 impl RateLimitLayer {
-    /// Holds every request to `limits`, in memory, unkeyed, one request each (set an
-    /// [`estimator`](Self::with_estimator) to count tokens), waiting as long as it takes.
-    pub fn new(limits: Limits) -> Self {
-        RateLimitLayer::from_store(MemoryStore::new(limits))
+    /// Holds every request to `config`'s limits, in memory, unkeyed, one request each (set an
+    /// [`estimator`](Self::with_estimator) to count tokens). A bare [`Limits`](crate::Limits) waits as long
+    /// as it takes.
+    pub fn new(config: impl Into<RateLimitConfig>) -> Self {
+        let config = config.into();
+        RateLimitLayer::build(MemoryStore::new(config.limits.clone()), config)
     }
 }
 
 impl<St: Store> RateLimitLayer<Unkeyed, PerRequest, St> {
-    /// Keeps quota state, and the limits, in `store`.
-    pub fn from_store(store: St) -> Self {
+    /// Keeps quota state in `store`, which takes `config`'s limits as its unkeyed ones (limits
+    /// it holds for single keys stay).
+    pub fn from_store(store: St, config: impl Into<RateLimitConfig>) -> Self {
+        let config = config.into();
+        store.set_limits(None, config.limits.clone());
+        RateLimitLayer::build(store, config)
+    }
+
+    fn build(store: St, config: RateLimitConfig) -> Self {
         RateLimitLayer {
             keyer: Unkeyed,
             estimator: PerRequest,
-            max_wait: None,
+            config: Arc::new(config),
             limiter: Arc::new(Limiter::new(store)),
         }
     }
@@ -51,7 +59,7 @@ impl<K, E, St: Store> RateLimitLayer<K, E, St> {
         RateLimitLayer {
             keyer,
             estimator: self.estimator,
-            max_wait: self.max_wait,
+            config: self.config,
             limiter: self.limiter,
         }
     }
@@ -62,24 +70,15 @@ impl<K, E, St: Store> RateLimitLayer<K, E, St> {
         RateLimitLayer {
             keyer: self.keyer,
             estimator,
-            max_wait: self.max_wait,
+            config: self.config,
             limiter: self.limiter,
         }
     }
 
-    /// Refuses, with [`RateLimited`](crate::error::RateLimited), a request that would wait
-    /// longer than `max_wait` (its deadline, when sooner, counts too).
-    #[must_use]
-    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
-        self.max_wait = Some(max_wait);
-        self
-    }
-
-    /// Never waits: a request that does not fit now is refused at once with
-    /// [`RateLimited`](crate::error::RateLimited) and its `retry_after`.
-    #[must_use]
-    pub fn reject_only(self) -> Self {
-        self.with_max_wait(Duration::ZERO)
+    /// What the layer was built with. Limits changed at runtime through the
+    /// [`handle`](Self::handle) are read there.
+    pub fn config(&self) -> &RateLimitConfig {
+        &self.config
     }
 
     /// A handle on the shared state: change limits at runtime, count keys and waiters.
@@ -98,7 +97,7 @@ impl<S, K: Clone, E: Clone, St: Store> Layer<S> for RateLimitLayer<K, E, St> {
             inner,
             self.keyer.clone(),
             self.estimator.clone(),
-            self.max_wait,
+            self.config.max_wait,
             Arc::clone(&self.limiter),
         )
     }
@@ -109,7 +108,7 @@ impl<K: Clone, E: Clone, St: Store> Clone for RateLimitLayer<K, E, St> {
         RateLimitLayer {
             keyer: self.keyer.clone(),
             estimator: self.estimator.clone(),
-            max_wait: self.max_wait,
+            config: Arc::clone(&self.config),
             limiter: Arc::clone(&self.limiter),
         }
     }
@@ -120,7 +119,7 @@ impl<K: fmt::Debug, E: fmt::Debug, St: Store> fmt::Debug for RateLimitLayer<K, E
         f.debug_struct("RateLimitLayer")
             .field("keyer", &self.keyer)
             .field("estimator", &self.estimator)
-            .field("max_wait", &self.max_wait)
+            .field("max_wait", &self.config.max_wait)
             .field("limiter", &self.limiter)
             .finish()
     }

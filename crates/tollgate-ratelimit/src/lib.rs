@@ -17,8 +17,8 @@
 //!   evicted ([`MemoryStore`] documents the memory per key).
 //! - **Fair.** Waiters are served first come, first served whatever their cost, so a large
 //!   request is never starved by a stream of small ones; a higher
-//!   [`Priority`](tollgate_core::Priority) goes first. A maximum wait, the request's
-//!   [`Deadline`](tollgate_core::Deadline), or [`reject_only`](RateLimitLayer::reject_only)
+//!   [`Priority`](tollgate_core::Priority) goes first. A [`max_wait`](RateLimitConfig::max_wait)
+//!   (zero: never wait) or the request's [`Deadline`](tollgate_core::Deadline)
 //!   refuse at once with [`RateLimited`](error::RateLimited) and its `retry_after` when the wait
 //!   would be longer, spending nothing.
 //! - **Kept in sync with the provider.** After each response it reads the
@@ -83,9 +83,8 @@
 //! ## Waiting or failing fast
 //!
 //! By default a request waits as long as its admission takes; `poll_ready` never waits for the
-//! quota. With [`with_max_wait`](RateLimitLayer::with_max_wait), a request's deadline, or
-//! [`reject_only`](RateLimitLayer::reject_only), a request whose computed wait is longer fails at
-//! once. A queued request's wait is computed as if the waiters ahead were admitted first: exact
+//! quota. With a [`max_wait`](RateLimitConfig::max_wait) (zero: never wait) or a request's
+//! deadline, a request whose computed wait is longer fails at once. A queued request's wait is computed as if the waiters ahead were admitted first: exact
 //! for the token bucket and GCRA, an estimate for the windows.
 //!
 //! ## Cancellation
@@ -141,7 +140,7 @@
 //! use std::time::Duration;
 //! use tollgate_core::{Cost, Dimension};
 //! use tollgate_ratelimit::error::RateLimited;
-//! use tollgate_ratelimit::{AlgorithmKind, Limit, Limits, RateLimitLayer, algorithm::Quota};
+//! use tollgate_ratelimit::{AlgorithmKind, Limit, Limits, RateLimitConfig, RateLimitLayer, algorithm::Quota};
 //! use tower::{Service, ServiceExt};
 //!
 //! const fn n(v: u64) -> NonZeroU64 { NonZeroU64::new(v).unwrap() }
@@ -155,7 +154,7 @@
 //!         .with_algorithm(AlgorithmKind::SlidingWindowLog),
 //!     Limit::tokens(Quota::per_day(n(2_000_000))),
 //! ]);
-//! let layer = RateLimitLayer::new(limits).with_max_wait(Duration::from_secs(10));
+//! let layer = RateLimitLayer::new(RateLimitConfig::new(limits).with_max_wait(Duration::from_secs(10)));
 //! let mut client = tower::ServiceBuilder::new().layer(layer).service_fn(
 //!     |_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) },
 //! );
@@ -195,12 +194,14 @@ pub mod future;
 pub mod key;
 pub mod presets;
 
+mod config;
 mod layer;
 mod limit;
 mod limiter;
 mod service;
 mod store;
 
+pub use config::RateLimitConfig;
 pub use estimate::{AnthropicMessages, Estimator, OpenAiChat, PerRequest, estimator_fn};
 pub use key::{ByApiKey, ByHeader, ByModel, ByRouteKey, Keyer, Unkeyed, keyer_fn};
 pub use layer::RateLimitLayer;

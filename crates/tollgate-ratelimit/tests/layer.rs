@@ -19,7 +19,8 @@ use tollgate_core::{
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::error::{CostTooLarge, RateLimited};
 use tollgate_ratelimit::{
-    AlgorithmKind, ByRouteKey, Limit, Limits, RateLimit, RateLimitLayer, estimator_fn,
+    AlgorithmKind, ByRouteKey, Limit, Limits, RateLimit, RateLimitConfig, RateLimitLayer,
+    estimator_fn,
 };
 use tower::{Layer, Service, ServiceExt};
 
@@ -95,11 +96,13 @@ async fn clones_share_one_quota() {
 /// spends no request.
 #[tokio::test(start_paused = true)]
 async fn dimensions_are_admitted_all_or_nothing() {
-    let layer = RateLimitLayer::new(limits([
-        Limit::requests(Quota::per_minute(n(2))),
-        Limit::tokens(Quota::per_minute(n(100))),
-    ]))
-    .reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([
+            Limit::requests(Quota::per_minute(n(2))),
+            Limit::tokens(Quota::per_minute(n(100))),
+        ]))
+        .with_max_wait(Duration::ZERO),
+    );
     let transport = Recorder::new();
     let service = layer.layer(transport.clone());
     spawn(&service, request("a", 80)).await.unwrap().unwrap();
@@ -286,8 +289,10 @@ async fn higher_priority_goes_first() {
 /// `retry_after`, spending nothing.
 #[tokio::test(start_paused = true)]
 async fn waits_beyond_the_limit_or_deadline_fail_at_once() {
-    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]))
-        .with_max_wait(millis(1_500));
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::requests(Quota::per_second(n(1)))]))
+            .with_max_wait(millis(1_500)),
+    );
     let transport = Recorder::new();
     let service = layer.layer(transport.clone());
     let start = Instant::now();
@@ -321,8 +326,10 @@ async fn waits_beyond_the_limit_or_deadline_fail_at_once() {
 /// Reject-only: never waits.
 #[tokio::test(start_paused = true)]
 async fn reject_only_never_waits() {
-    let layer =
-        RateLimitLayer::new(limits([Limit::requests(Quota::per_minute(n(1)))])).reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::requests(Quota::per_minute(n(1)))]))
+            .with_max_wait(Duration::ZERO),
+    );
     let service = layer.layer(Recorder::new());
     spawn(&service, request("a", 0)).await.unwrap().unwrap();
     let refused = spawn(&service, request("b", 0)).await.unwrap().unwrap_err();
@@ -363,8 +370,10 @@ async fn a_request_dropped_while_waiting_spends_nothing() {
 /// A request dropped after admission keeps its charge.
 #[tokio::test(start_paused = true)]
 async fn a_request_dropped_after_admission_keeps_its_charge() {
-    let layer =
-        RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))])).reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::requests(Quota::per_second(n(1)))]))
+            .with_max_wait(Duration::ZERO),
+    );
     // A transport that never answers.
     let hang = tower::service_fn(|_: Request<String>| {
         std::future::pending::<Result<Response<()>, Infallible>>()
@@ -394,8 +403,10 @@ fn futures_poll<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 /// The provider's `remaining` caps the local quota.
 #[tokio::test(start_paused = true)]
 async fn the_providers_remaining_caps_the_local_quota() {
-    let layer =
-        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(60_000)))])).reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::tokens(Quota::per_minute(n(60_000)))]))
+            .with_max_wait(Duration::ZERO),
+    );
     let transport = Recorder::answering(|_| {
         let mut snapshot = RateLimitSnapshot::new();
         snapshot.set(
@@ -491,8 +502,10 @@ async fn an_overload_does_not_pause_the_key() {
 /// Reported usage refunds what was over-estimated and charges what was under-estimated.
 #[tokio::test(start_paused = true)]
 async fn usage_reconciles_the_estimate() {
-    let layer =
-        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))]))
+            .with_max_wait(Duration::ZERO),
+    );
     let handle = layer.handle();
     let transport = Recorder::answering(|request| {
         let mut response = Response::new(());
@@ -530,8 +543,10 @@ async fn usage_reconciles_the_estimate() {
 fn streaming(
     report: &StreamReport,
 ) -> RateLimit<Recorder, tollgate_ratelimit::Unkeyed, tollgate_ratelimit::PerRequest> {
-    let layer =
-        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))])).reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::tokens(Quota::per_minute(n(6_000)))]))
+            .with_max_wait(Duration::ZERO),
+    );
     let report = report.clone();
     layer.layer(Recorder::answering(move |_| {
         let mut response = Response::new(());
@@ -585,12 +600,14 @@ async fn a_stream_without_usage_keeps_its_estimate() {
 /// charges.
 #[tokio::test(start_paused = true)]
 async fn verdict_usage_goes_through_the_estimator() {
-    let layer = RateLimitLayer::new(limits([
-        Limit::input_tokens(Quota::per_minute(n(600))),
-        Limit::output_tokens(Quota::per_minute(n(600))),
-    ]))
-    .with_estimator(tollgate_ratelimit::AnthropicMessages::new())
-    .reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([
+            Limit::input_tokens(Quota::per_minute(n(600))),
+            Limit::output_tokens(Quota::per_minute(n(600))),
+        ]))
+        .with_max_wait(Duration::ZERO),
+    )
+    .with_estimator(tollgate_ratelimit::AnthropicMessages::new());
     let transport = Recorder::answering(|_| {
         verdict_response(
             Verdict::success().with_usage(
@@ -621,8 +638,10 @@ async fn verdict_usage_goes_through_the_estimator() {
 /// Limits change at runtime for every clone; what was used carries over.
 #[tokio::test(start_paused = true)]
 async fn limits_change_at_runtime() {
-    let layer =
-        RateLimitLayer::new(limits([Limit::requests(Quota::per_minute(n(2)))])).reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::requests(Quota::per_minute(n(2)))]))
+            .with_max_wait(Duration::ZERO),
+    );
     let handle = layer.handle();
     let service = layer.layer(Recorder::new());
     spawn(&service, request("a", 0)).await.unwrap().unwrap();
@@ -639,11 +658,13 @@ async fn limits_change_at_runtime() {
 /// The cost comes from the estimator when the request has no `Cost` extension.
 #[tokio::test(start_paused = true)]
 async fn the_estimator_prices_requests_without_a_cost() {
-    let layer = RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(10)))]))
-        .with_estimator(estimator_fn(|request: &Request<String>| {
-            Cost::ZERO.with(Dimension::Tokens, request.body().len() as u64)
-        }))
-        .reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::tokens(Quota::per_minute(n(10)))]))
+            .with_max_wait(Duration::ZERO),
+    )
+    .with_estimator(estimator_fn(|request: &Request<String>| {
+        Cost::ZERO.with(Dimension::Tokens, request.body().len() as u64)
+    }));
     let service = layer.layer(Recorder::new());
     spawn(&service, Request::new("12345678".to_owned()))
         .await
@@ -772,7 +793,8 @@ async fn a_store_with_round_trips_replaces_the_memory_store() {
         admits: Default::default(),
         feedback: Mutex::default(),
     };
-    let layer = RateLimitLayer::from_store(store);
+    let layer =
+        RateLimitLayer::from_store(store, limits([Limit::requests(Quota::per_second(n(1)))]));
     let handle = layer.handle();
     let transport = Recorder::answering(|_| {
         let mut response = Response::new(());
@@ -808,8 +830,10 @@ async fn a_store_with_round_trips_replaces_the_memory_store() {
 /// time overflow: the waiters wait, the key's pause is capped at a day.
 #[tokio::test(start_paused = true)]
 async fn huge_waits_do_not_overflow_time() {
-    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_second(n(1)))]))
-        .with_max_wait(Duration::MAX);
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::requests(Quota::per_second(n(1)))]))
+            .with_max_wait(Duration::MAX),
+    );
     let transport = Recorder::new();
     let service = layer.layer(transport.clone());
     let tasks: Vec<_> = ["a", "b", "c"]
@@ -869,8 +893,10 @@ async fn the_order_of_calls_is_kept_before_any_poll() {
 /// The provider's `remaining` has the last word over a refund from the same response.
 #[tokio::test(start_paused = true)]
 async fn the_providers_remaining_wins_over_the_refund() {
-    let layer =
-        RateLimitLayer::new(limits([Limit::tokens(Quota::per_minute(n(60_000)))])).reject_only();
+    let layer = RateLimitLayer::new(
+        RateLimitConfig::new(limits([Limit::tokens(Quota::per_minute(n(60_000)))]))
+            .with_max_wait(Duration::ZERO),
+    );
     let transport = Recorder::answering(|_| {
         let mut snapshot = RateLimitSnapshot::new();
         let reading = LimitReading::new().with_limit(60_000).with_remaining(1_000);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate_circuit_breaker::CircuitBreakerLayer;
-use tollgate_ratelimit::{OpenAiChat, RateLimitLayer};
+use tollgate_ratelimit::{OpenAiChat, RateLimitConfig, RateLimitLayer};
 use tower_layer::Layer;
 
 use crate::context::ContextWindows;
@@ -131,7 +131,9 @@ impl<S: Clone, E: Clone> Layer<S> for RouterLayer<E> {
         let mut slots = Vec::with_capacity(self.deployments.len());
         let mut services = Vec::with_capacity(self.deployments.len());
         for deployment in &self.deployments {
-            let quota = RateLimitLayer::new(deployment.limits.clone()).with_max_wait(self.max_wait);
+            let quota = RateLimitLayer::new(
+                RateLimitConfig::new(deployment.limits.clone()).with_max_wait(self.max_wait),
+            );
             let breaker = CircuitBreakerLayer::new(deployment.breaker.clone());
             let window = deployment.context_window.or_else(|| {
                 deployment

@@ -1,0 +1,60 @@
+//! [`RateLimitConfig`]: what a [`RateLimitLayer`](crate::RateLimitLayer) is built from.
+
+use std::time::Duration;
+
+use crate::limit::Limits;
+
+/// The limits a [`RateLimitLayer`](crate::RateLimitLayer) holds requests to, and how long a
+/// request may wait for quota.
+///
+/// A bare [`Limits`] converts into one that waits as long as it takes, so
+/// `RateLimitLayer::new(limits)` is the common case.
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroU64;
+/// use std::time::Duration;
+/// use tollgate_ratelimit::algorithm::Quota;
+/// use tollgate_ratelimit::{Limit, Limits, RateLimitConfig, RateLimitLayer};
+///
+/// let limits = Limits::new([Limit::requests(Quota::per_minute(NonZeroU64::new(500).unwrap()))]);
+/// // Wait up to 10 s for quota; a longer wait fails at once with `RateLimited`.
+/// let layer = RateLimitLayer::new(RateLimitConfig::new(limits).with_max_wait(Duration::from_secs(10)));
+/// assert_eq!(layer.config().max_wait, Some(Duration::from_secs(10)));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RateLimitConfig {
+    /// The limits of the unkeyed quota and of every key without limits of its own.
+    pub limits: Limits,
+    /// The longest a request waits for quota; one that would wait longer is refused with
+    /// [`RateLimited`](crate::error::RateLimited) and its `retry_after` (its deadline, when
+    /// sooner, counts too). `Some(Duration::ZERO)`: never wait. `None` (the default): wait as
+    /// long as it takes.
+    pub max_wait: Option<Duration>,
+}
+
+impl RateLimitConfig {
+    /// `limits`, waiting as long as it takes.
+    pub fn new(limits: Limits) -> Self {
+        RateLimitConfig {
+            limits,
+            max_wait: None,
+        }
+    }
+
+    /// Sets [`max_wait`](Self::max_wait); `Duration::ZERO` refuses at once whatever does not
+    /// fit now.
+    #[must_use]
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
+        self
+    }
+}
+
+impl From<Limits> for RateLimitConfig {
+    fn from(limits: Limits) -> Self {
+        RateLimitConfig::new(limits)
+    }
+}
