@@ -146,10 +146,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// use tower::ServiceBuilder;
     ///
     /// # fn main() -> Result<(), tollgate::BoxError> {
-    /// let builder = ServiceBuilder::new().route(RouterLayer::new([
-    ///     Deployment::new("east").model("gpt-4o"),
-    ///     Deployment::new("west").model("gpt-4o"),
-    /// ])?);
+    /// let builder = ServiceBuilder::new().route(RouterLayer::new(RouterConfig::new([
+    ///     Deployment::new("east").with_model("gpt-4o"),
+    ///     Deployment::new("west").with_model("gpt-4o"),
+    /// ]))?);
     /// # let _ = builder;
     /// # Ok(())
     /// # }
@@ -173,10 +173,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
     /// # });
     /// let openai = ServiceBuilder::new()
-    ///     .route(RouterLayer::new([
-    ///         Deployment::new("gpt-4o").model("gpt-4o"),   // 128K tokens
-    ///         Deployment::new("gpt-4.1").model("gpt-4.1"), // 1M tokens
-    ///     ])?)
+    ///     .route(RouterLayer::new(RouterConfig::new([
+    ///         Deployment::new("gpt-4o").with_model("gpt-4o"),   // 128K tokens
+    ///         Deployment::new("gpt-4.1").with_model("gpt-4.1"), // 1M tokens
+    ///     ]))?)
     ///     .service(transport.clone());
     /// let anthropic = Target::new("anthropic", boxed(transport))
     ///     .rewrite(Endpoint::new("https://api.anthropic.com")?)

@@ -44,7 +44,7 @@ use tollgate::ratelimit::error::{CostTooLarge, RateLimited};
 use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
 use tollgate::retry::{Backoff, Jitter, RetriesExhausted, RetryLayer, RetryPolicy, rng_fn};
 use tollgate::router::error::NoDeployment;
-use tollgate::router::{Deployment, RouterLayer};
+use tollgate::router::{Deployment, RouterConfig, RouterLayer};
 use tollgate::timeout::{TimedOut, TimeoutConfig, TimeoutLayer};
 use tollgate::{BoxError, Classified, DelaySource, ErrorClass, RetryAdvice, Verdict};
 use tower::{Layer, Service, ServiceExt};
@@ -268,10 +268,12 @@ async fn refuser(refusal: Refusal) -> Refuser {
             )
         }
         Refusal::NoDeployment => {
-            let service = RouterLayer::new([Deployment::new("only").limits(per_minute(n(1)))])
-                .unwrap()
-                .with_max_wait(Duration::ZERO)
-                .layer(answering(200));
+            let service = RouterLayer::new(
+                RouterConfig::new([Deployment::new("only").with_limits(per_minute(n(1)))])
+                    .with_max_wait(Duration::ZERO),
+            )
+            .unwrap()
+            .layer(answering(200));
             service.clone().oneshot(chat()).await.unwrap();
             boxed(service)
         }

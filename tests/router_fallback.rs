@@ -17,7 +17,7 @@ use tollgate::fallback::{BoxTarget, FallbackLayer, Target, boxed};
 use tollgate::providers::rewrite::{Credentials, SetModel};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::{Limit, Limits};
-use tollgate::router::{Deployment, RouterLayer};
+use tollgate::router::{Deployment, RouterConfig, RouterLayer};
 use tollgate::{Cost, ErrorClass, Verdict};
 use tower::{Layer, ServiceExt};
 
@@ -76,18 +76,20 @@ impl Provider {
 }
 
 fn key(name: &str) -> Deployment {
-    Deployment::new(name).rewrite(Credentials::bearer(name).unwrap())
+    Deployment::new(name).with_rewrite(Credentials::bearer(name).unwrap())
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_fallback_above_acts_on_the_routers_refusals() {
     let accounts = Provider::default();
-    let router = RouterLayer::new([
-        key("a").model("gpt-4o").limits(per_minute(1)),
-        key("b").model("gpt-4o").limits(per_minute(1)),
-    ])
-    .unwrap()
-    .with_max_wait(secs(5));
+    let router = RouterLayer::new(
+        RouterConfig::new([
+            key("a").with_model("gpt-4o").with_limits(per_minute(1)),
+            key("b").with_model("gpt-4o").with_limits(per_minute(1)),
+        ])
+        .with_max_wait(secs(5)),
+    )
+    .unwrap();
     let routed = router.layer(accounts.service());
     let elsewhere = Provider::default();
     let client = FallbackLayer::new([Target::new("elsewhere", elsewhere.service())])

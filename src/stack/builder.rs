@@ -10,7 +10,7 @@ use tollgate_metrics::MetricsLayer;
 use tollgate_providers::ClassifyLayer;
 use tollgate_ratelimit::{ByModel, Limits, OpenAiChat, RateLimitLayer};
 use tollgate_retry::RetryLayer;
-use tollgate_router::{Deployment, RouterLayer};
+use tollgate_router::{Deployment, RouterConfig, RouterLayer};
 use tollgate_timeout::TimeoutLayer;
 use tower::Layer;
 
@@ -293,16 +293,16 @@ fn with_router(
     let breaker = provider.breaker_config().cloned().unwrap_or_default();
     let deployments = keys.into_iter().enumerate().map(|(i, credentials)| {
         Deployment::new(&format!("{label}/key-{i}"))
-            .rewrite(credentials)
-            .limits(limits.clone())
-            .breaker(breaker.clone())
+            .with_rewrite(credentials)
+            .with_limits(limits.clone())
+            .with_breaker(breaker.clone())
     });
-    let router = RouterLayer::new(deployments)
+    let config = RouterConfig::new(deployments).with_strategy(provider.routing_strategy());
+    let router = RouterLayer::new(config)
         .map_err(|error| StackError::Router {
             provider: label,
             error,
         })?
-        .with_strategy(provider.routing_strategy())
         .with_estimator(OpenAiChat::new());
     let retry = RetryLayer::new(provider.retry_policy().clone());
     Ok(Erased::rewriting(rewrites, retry.layer(router.layer(wire))))

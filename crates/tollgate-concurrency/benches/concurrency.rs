@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_main};
 use http::Request;
-use tollgate_concurrency::ConcurrencyLayer;
+use tollgate_concurrency::{ConcurrencyConfig, ConcurrencyLayer};
 use tower::Layer;
 
 #[path = "../../../benches/support/mod.rs"]

@@ -458,9 +458,14 @@ async fn a_local_quota_refusal_moves_on_when_its_wait_is_long() {
     use tollgate_ratelimit::RateLimitLayer;
     use tollgate_ratelimit::algorithm::Quota;
     use tollgate_ratelimit::error::RateLimited;
-    use tollgate_ratelimit::{Limit, Limits};
+    use tollgate_ratelimit::{Limit, Limits, RateLimitConfig};
     let one = NonZeroU64::MIN;
-    let quota = |quota| RateLimitLayer::new(Limits::new([Limit::requests(quota)])).reject_only();
+    let quota = |quota| {
+        RateLimitLayer::new(
+            RateLimitConfig::new(Limits::new([Limit::requests(quota)]))
+                .with_max_wait(Duration::ZERO),
+        )
+    };
 
     // One request a minute: the second would wait 60 s, beyond the 10 s threshold.
     let primary = Provider::ok("primary");

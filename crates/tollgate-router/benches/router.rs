@@ -10,7 +10,7 @@ use tollgate_core::body::BufferedBody;
 use tollgate_core::{Cost, Dimension};
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::{Limit, Limits};
-use tollgate_router::{Deployment, RouterLayer, Strategy};
+use tollgate_router::{Deployment, RouterConfig, RouterLayer, Strategy};
 use tower::Layer;
 
 #[path = "../../../benches/support/mod.rs"]
@@ -28,7 +28,7 @@ fn roomy() -> Limits {
 
 fn eight() -> Vec<Deployment> {
     (0..8)
-        .map(|i| Deployment::new(&format!("key-{i}")).limits(roomy()))
+        .map(|i| Deployment::new(&format!("key-{i}")).with_limits(roomy()))
         .collect()
 }
 
@@ -42,9 +42,8 @@ fn decision(c: &mut Criterion) {
         ("least-loaded", Strategy::LeastLoaded),
         ("latency-aware", Strategy::LatencyAware),
     ] {
-        let router = RouterLayer::new(eight())
+        let router = RouterLayer::new(RouterConfig::new(eight()).with_strategy(strategy))
             .unwrap()
-            .with_strategy(strategy)
             .layer(Bare);
         group.bench_function(name, |b| b.iter(|| router.route(&cost).is_ok()));
     }
@@ -69,7 +68,9 @@ fn request(c: &mut Criterion) {
         b.iter_batched(chat, |r| send(&mut service, r), batch);
     });
     group.bench_function("router over 8, round-robin", |b| {
-        let mut service = RouterLayer::new(eight()).unwrap().layer(Bare);
+        let mut service = RouterLayer::new(RouterConfig::new(eight()))
+            .unwrap()
+            .layer(Bare);
         b.iter_batched(chat, |r| send(&mut service, r), batch);
     });
     group.finish();

@@ -65,7 +65,7 @@ impl Deployment {
 
     /// Rewrites each request for this deployment (after the rewriters given before).
     #[must_use]
-    pub fn rewrite(mut self, rewrite: impl Rewrite) -> Self {
+    pub fn with_rewrite(mut self, rewrite: impl Rewrite) -> Self {
         self.rewrites.push(Arc::new(rewrite));
         self
     }
@@ -73,35 +73,35 @@ impl Deployment {
     /// Serves `model`: the request body's `model` is set to it, and its context window is
     /// looked up in the router's [`ContextWindows`](crate::ContextWindows).
     #[must_use]
-    pub fn model(mut self, model: &str) -> Self {
+    pub fn with_model(mut self, model: &str) -> Self {
         self.model = Some(Arc::from(model));
-        self.rewrite(SetModel::new(model))
+        self.with_rewrite(SetModel::new(model))
     }
 
     /// This deployment's context window, in tokens, instead of the table's.
     #[must_use]
-    pub fn context_window(mut self, tokens: u64) -> Self {
+    pub fn with_context_window(mut self, tokens: u64) -> Self {
         self.context_window = Some(tokens);
         self
     }
 
     /// This deployment's quota (its account's or key's limits).
     #[must_use]
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
     /// This deployment's circuit breaker.
     #[must_use]
-    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+    pub fn with_breaker(mut self, config: BreakerConfig) -> Self {
         self.breaker = config;
         self
     }
 
     /// Its share under [`Strategy::Weighted`](crate::Strategy::Weighted) (1 by default).
     #[must_use]
-    pub fn weight(mut self, weight: NonZeroU32) -> Self {
+    pub fn with_weight(mut self, weight: NonZeroU32) -> Self {
         self.weight = weight;
         self
     }

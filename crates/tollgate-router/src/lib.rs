@@ -19,7 +19,7 @@
 //!   request's cost now is passed over at once. When none can take it now, the request goes to
 //!   the one free soonest — into its quota's fair queue, or after waiting here for one out of
 //!   rotation or open — within the request's [`Deadline`](tollgate_core::Deadline) (or
-//!   [`with_max_wait`](RouterLayer::with_max_wait), 60 s by default); beyond it, it fails at
+//!   [`max_wait`](RouterConfig::max_wait), 60 s by default); beyond it, it fails at
 //!   once with [`NoDeployment`](error::NoDeployment) carrying `retry_after`;
 //! - **context-window routing**: from the token estimate (prompt plus the output the body asks
 //!   for, counted once however many completions `n` asks for) and a
@@ -29,7 +29,7 @@
 //!   just to fail;
 //! - a deployment whose key is rejected (`Unauthorized`, `PermissionDenied`) or whose quota is
 //!   spent (`QuotaExhausted`) is taken out of rotation for
-//!   [`eject_for`](RouterLayer::eject_for) (5 minutes by default), its share moves to the
+//!   [`eject_for`](RouterConfig::eject_for) (5 minutes by default), its share moves to the
 //!   others, and the request goes on to another deployment at once. The request's observer
 //!   hears of every choice and ejection (`tollgate_core::observe`; `MetricsLayer` counts them
 //!   as `tollgate_router_requests_total` and `tollgate_router_ejections_total`).
@@ -57,7 +57,7 @@
 //!     )
 //! });
 //! // 3 × 500 requests per minute, to whichever key has the most headroom.
-//! let router = RouterLayer::new(deployments.collect::<Result<Vec<_>, _>>()?)?
+//! let router = RouterLayer::new(RouterConfig::new(deployments.collect::<Result<Vec<_>, _>>()?))?
 //!     .with_strategy(Strategy::LeastLoaded);
 //! let client = ServiceBuilder::new()
 //!     .layer(router)
@@ -85,10 +85,10 @@
 //!     let body = String::from_utf8_lossy(request.body().bytes()).into_owned();
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(body))
 //! });
-//! let openai = RouterLayer::new([
-//!     Deployment::new("gpt-4o").model("gpt-4o"),     // 128K tokens
-//!     Deployment::new("gpt-4.1").model("gpt-4.1"),   // 1M tokens
-//! ])?
+//! let openai = RouterLayer::new(RouterConfig::new([
+//!     Deployment::new("gpt-4o").with_model("gpt-4o"),     // 128K tokens
+//!     Deployment::new("gpt-4.1").with_model("gpt-4.1"),   // 1M tokens
+//! ]))?
 //! .layer(transport);
 //!
 //! // About 150K tokens of prompt.
@@ -124,6 +124,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod config;
 mod context;
 mod deployment;
 pub mod error;
@@ -132,6 +133,7 @@ mod layer;
 mod service;
 mod strategy;
 
+pub use config::RouterConfig;
 pub use context::ContextWindows;
 pub use deployment::Deployment;
 pub use layer::RouterLayer;

@@ -10,7 +10,7 @@ pub enum Strategy {
     /// that can take it.
     #[default]
     RoundRobin,
-    /// In proportion to [`Deployment::weight`](crate::Deployment::weight), spread evenly (smooth
+    /// In proportion to [`Deployment::with_weight`](crate::Deployment::with_weight), spread evenly (smooth
     /// weighted round-robin: weights 3 and 1 give `a a b a`, then again).
     Weighted,
     /// The deployment whose quota has the most headroom left after this request's cost (the

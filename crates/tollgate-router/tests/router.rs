@@ -18,7 +18,7 @@ use tollgate_providers::{ClassifyLayer, OpenAi};
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::{Decision, Estimator, Limit, Limits, MemoryStore, OpenAiChat, Store};
 use tollgate_router::error::{ContextWindowTooSmall, NoDeployment};
-use tollgate_router::{Deployment, RouterLayer, Strategy};
+use tollgate_router::{Deployment, RouterConfig, RouterLayer, Strategy};
 use tower::{Layer, Service, ServiceExt};
 
 fn secs(s: u64) -> Duration {
@@ -183,7 +183,7 @@ fn serde_json_model(body: &[u8]) -> String {
 }
 
 fn key(name: &str) -> Deployment {
-    Deployment::new(name).rewrite(Credentials::bearer(name).unwrap())
+    Deployment::new(name).with_rewrite(Credentials::bearer(name).unwrap())
 }
 
 /// Three keys of 500 requests per minute each serve 1,500 requests per minute, a steady
@@ -192,7 +192,10 @@ fn key(name: &str) -> Deployment {
 async fn three_keys_serve_the_sum_of_their_quotas_without_a_429() {
     let keys = ["a", "b", "c"];
     let accounts = Accounts::new(&keys, Some(500));
-    let router = RouterLayer::new(keys.map(|k| key(k).limits(per_minute(500)))).unwrap();
+    let router = RouterLayer::new(RouterConfig::new(
+        keys.map(|k| key(k).with_limits(per_minute(500))),
+    ))
+    .unwrap();
     let client = ClassifyLayer::new(OpenAi::new()).layer(accounts.clone());
     let client = router.layer(client);
     let start = Instant::now();
@@ -240,9 +243,11 @@ async fn a_revoked_key_loses_no_request() {
     let keys = ["a", "b", "c"];
     let accounts = Accounts::new(&keys, Some(500));
     accounts.revoke("b", secs(30));
-    let router = RouterLayer::new(keys.map(|k| key(k).limits(per_minute(500))))
-        .unwrap()
-        .eject_for(secs(600));
+    let router = RouterLayer::new(
+        RouterConfig::new(keys.map(|k| key(k).with_limits(per_minute(500))))
+            .with_eject_for(secs(600)),
+    )
+    .unwrap();
     let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(accounts.clone()));
     let events = Arc::new(Events::default());
     for _ in 0..1_200 {
@@ -272,10 +277,10 @@ async fn a_revoked_key_loses_no_request() {
 #[tokio::test(start_paused = true)]
 async fn the_context_window_check_picks_the_larger_model() {
     let accounts = Accounts::new(&[], None);
-    let router = RouterLayer::new([
-        Deployment::new("small").model("gpt-4o"),
-        Deployment::new("large").model("gpt-4.1"),
-    ])
+    let router = RouterLayer::new(RouterConfig::new([
+        Deployment::new("small").with_model("gpt-4o"),
+        Deployment::new("large").with_model("gpt-4.1"),
+    ]))
     .unwrap();
     let client = router.layer(accounts.clone());
 
@@ -308,9 +313,7 @@ async fn the_context_window_check_picks_the_larger_model() {
 
 /// The order each strategy sends ten requests in, to deployments a, b (and c).
 async fn order(strategy: Strategy, deployments: Vec<Deployment>, accounts: &Accounts) -> String {
-    let router = RouterLayer::new(deployments)
-        .unwrap()
-        .with_strategy(strategy);
+    let router = RouterLayer::new(RouterConfig::new(deployments).with_strategy(strategy)).unwrap();
     let client = router.layer(accounts.clone());
     for _ in 0..10 {
         client.clone().oneshot(chat(100)).await.unwrap();
@@ -336,7 +339,7 @@ async fn weighted_spreads_by_weight() {
     let three = NonZeroU32::new(3).unwrap();
     let order = order(
         Strategy::Weighted,
-        vec![key("a").weight(three), key("b")],
+        vec![key("a").with_weight(three), key("b")],
         &accounts,
     )
     .await;
@@ -348,12 +351,14 @@ async fn weighted_spreads_by_weight() {
 #[tokio::test(start_paused = true)]
 async fn least_loaded_follows_headroom() {
     let accounts = Accounts::new(&[], None);
-    let router = RouterLayer::new([
-        key("a").limits(per_minute(10)),
-        key("b").limits(per_minute(20)),
-    ])
-    .unwrap()
-    .with_strategy(Strategy::LeastLoaded);
+    let router = RouterLayer::new(
+        RouterConfig::new([
+            key("a").with_limits(per_minute(10)),
+            key("b").with_limits(per_minute(20)),
+        ])
+        .with_strategy(Strategy::LeastLoaded),
+    )
+    .unwrap();
     let client = router.layer(accounts.clone());
     let start = Instant::now();
     for _ in 0..30 {
@@ -379,12 +384,14 @@ async fn latency_aware_prefers_the_faster() {
 #[tokio::test(start_paused = true)]
 async fn waits_for_the_soonest_within_the_deadline_or_refuses() {
     let accounts = Accounts::new(&[], None);
-    let router = RouterLayer::new([
-        key("a").limits(per_minute(1)),
-        key("b").limits(per_minute(2)),
-    ])
-    .unwrap()
-    .with_max_wait(secs(40));
+    let router = RouterLayer::new(
+        RouterConfig::new([
+            key("a").with_limits(per_minute(1)),
+            key("b").with_limits(per_minute(2)),
+        ])
+        .with_max_wait(secs(40)),
+    )
+    .unwrap();
     let client = router.layer(accounts.clone());
     for _ in 0..3 {
         client.clone().oneshot(chat(100)).await.unwrap();
@@ -409,16 +416,16 @@ async fn waits_for_the_soonest_within_the_deadline_or_refuses() {
 fn bad_configurations_are_refused() {
     use tollgate_router::error::BuildError;
     assert_eq!(
-        RouterLayer::new(Vec::new()).unwrap_err(),
+        RouterLayer::new(RouterConfig::new(Vec::new())).unwrap_err(),
         BuildError::NoDeployments
     );
     assert_eq!(
-        RouterLayer::new([key("a"), key("a")]).unwrap_err(),
+        RouterLayer::new(RouterConfig::new([key("a"), key("a")])).unwrap_err(),
         BuildError::DuplicateName("a".to_owned())
     );
     let many = (0..65).map(|i| Deployment::new(&i.to_string()));
     assert_eq!(
-        RouterLayer::new(many).unwrap_err(),
+        RouterLayer::new(RouterConfig::new(many)).unwrap_err(),
         BuildError::TooManyDeployments(65)
     );
 }
@@ -438,7 +445,7 @@ async fn other_failures_come_back() {
                 .unwrap(),
         )
     });
-    let router = RouterLayer::new([key("a"), key("b")]).unwrap();
+    let router = RouterLayer::new(RouterConfig::new([key("a"), key("b")])).unwrap();
     let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(failing));
     let response = client.oneshot(chat(100)).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -463,10 +470,10 @@ fn chat_n(chars: usize, max_tokens: u64, n: u64) -> Request<BufferedBody> {
 #[tokio::test(start_paused = true)]
 async fn the_context_window_counts_one_completion_not_n() {
     let accounts = Accounts::new(&[], None);
-    let router = RouterLayer::new([
-        key("small").context_window(1_000),
-        key("large").context_window(1_000_000),
-    ])
+    let router = RouterLayer::new(RouterConfig::new([
+        key("small").with_context_window(1_000),
+        key("large").with_context_window(1_000_000),
+    ]))
     .unwrap();
     let client = router.layer(accounts.clone());
     let request = chat_n(400, 300, 4);
@@ -495,10 +502,10 @@ async fn the_context_window_counts_the_requested_output_of_anthropic_estimates()
     let input = AnthropicMessages::new()
         .estimate(&request())
         .get(Dimension::InputTokens);
-    let router = RouterLayer::new([
-        key("small").context_window(1_000),
-        key("large").context_window(1_000_000),
-    ])
+    let router = RouterLayer::new(RouterConfig::new([
+        key("small").with_context_window(1_000),
+        key("large").with_context_window(1_000_000),
+    ]))
     .unwrap()
     .with_estimator(AnthropicMessages::new());
     let client = router.layer(accounts.clone());
@@ -507,7 +514,7 @@ async fn the_context_window_counts_the_requested_output_of_anthropic_estimates()
     }
     assert!(accounts.calls().iter().all(|c| c.key == "large"));
 
-    let only_small = RouterLayer::new([key("small").context_window(1_000)])
+    let only_small = RouterLayer::new(RouterConfig::new([key("small").with_context_window(1_000)]))
         .unwrap()
         .with_estimator(AnthropicMessages::new())
         .layer(accounts.clone());
@@ -539,10 +546,11 @@ async fn latency_aware_measures_failed_calls() {
             }
         }
     });
-    let client = RouterLayer::new([key("a"), key("b")])
-        .unwrap()
-        .with_strategy(Strategy::LatencyAware)
-        .layer(transport);
+    let client = RouterLayer::new(
+        RouterConfig::new([key("a"), key("b")]).with_strategy(Strategy::LatencyAware),
+    )
+    .unwrap()
+    .layer(transport);
     for _ in 0..10 {
         let _ = client.clone().oneshot(chat(100)).await;
     }
@@ -557,9 +565,10 @@ async fn latency_aware_measures_failed_calls() {
 async fn a_rejected_key_then_no_room_gives_retry_after() {
     let accounts = Accounts::new(&[], None);
     accounts.revoke("a", secs(10));
-    let router = RouterLayer::new([key("a"), key("b").limits(per_minute(1))])
-        .unwrap()
-        .with_max_wait(secs(5));
+    let router = RouterLayer::new(
+        RouterConfig::new([key("a"), key("b").with_limits(per_minute(1))]).with_max_wait(secs(5)),
+    )
+    .unwrap();
     let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(accounts.clone()));
     // Round-robin: a, then b, whose one request of the minute this is.
     for _ in 0..2 {
@@ -581,9 +590,8 @@ async fn a_rejected_key_then_no_room_gives_retry_after() {
 async fn concurrent_rejections_eject_once() {
     let accounts = Accounts::new(&[], None).with_latency(&[("a", 100)]);
     accounts.revoke("a", Duration::ZERO);
-    let router = RouterLayer::new([key("a"), key("b")])
-        .unwrap()
-        .eject_for(secs(60));
+    let router =
+        RouterLayer::new(RouterConfig::new([key("a"), key("b")]).with_eject_for(secs(60))).unwrap();
     let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(accounts.clone()));
     let events = Arc::new(Events::default());
     let mut pending = Vec::new();
@@ -608,7 +616,7 @@ async fn sixty_four_deployments() {
     let names: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
     let accounts = Accounts::new(&[], None);
     accounts.revoke("k63", secs(1));
-    let router = RouterLayer::new(names.iter().map(|n| key(n))).unwrap();
+    let router = RouterLayer::new(RouterConfig::new(names.iter().map(|n| key(n)))).unwrap();
     let client = router.layer(ClassifyLayer::new(OpenAi::new()).layer(accounts.clone()));
     for _ in 0..64 {
         client.clone().oneshot(chat(10)).await.unwrap();
