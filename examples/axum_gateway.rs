@@ -113,7 +113,7 @@ use http_body_util::BodyExt;
 use tokio::sync::{Semaphore, TryAcquireError};
 use tollgate::body::{BodyTooLarge, BufferedBody};
 use tollgate::circuit_breaker::{BreakerConfig, CircuitOpen};
-use tollgate::fallback::{AllTargetsFailed, BoxTarget, FallbackLayer, Rewrite, Target, boxed};
+use tollgate::fallback::{AllTargetsFailed, BoxTarget, FallbackConfig, Rewrite, Target, boxed};
 use tollgate::providers::rewrite::{Credentials, Endpoint, SetModel};
 use tollgate::providers::{PeekedBody, Provider};
 use tollgate::ratelimit::algorithm::Quota;
@@ -759,9 +759,9 @@ pub(crate) fn stack(
         Some(second) => boxed(
             ServiceBuilder::new()
                 .fallback(
-                    FallbackLayer::new([Target::new(second.name.as_str(), one(second))
-                        .rewrite(Address::of(second)?)])
-                    .primary_name(&primary.name),
+                    FallbackConfig::new([Target::new(second.name.as_str(), one(second))
+                        .with_rewrite(Address::of(second)?)])
+                    .with_primary_name(&primary.name),
                 )
                 .service(one(primary)),
         ),

@@ -24,7 +24,7 @@ use http::{HeaderValue, Request};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tollgate::body::BufferedBody;
-use tollgate::cache::{CacheConfig, CacheLayer, CacheStatus};
+use tollgate::cache::{CacheConfig, CacheStatus};
 use tollgate::metrics::MetricsLayer;
 use tollgate::providers::OpenAi;
 use tollgate::ratelimit::algorithm::Quota;
@@ -43,10 +43,11 @@ async fn main() -> Result<(), BoxError> {
     )
     .await?;
     let url = format!("{}/v1/chat/completions", mock.base_url());
-    let (metrics, handle) = MetricsLayer::pair("openai");
+    let metrics = MetricsLayer::new("openai");
+    let handle = metrics.handle();
     let client = ServiceBuilder::new()
-        .metrics(metrics)
-        .cache(CacheLayer::new(CacheConfig::default().deterministic(true)))
+        .layer(metrics)
+        .cache(CacheConfig::default().deterministic(true))
         .rate_limits(Limits::new([Limit::requests(Quota::per_minute(
             NonZeroU64::new(60).expect("not zero"),
         ))]))

@@ -353,7 +353,8 @@ async fn run(settings: &Settings, client: Client) -> Result<RunReport, BoxError>
     let sender = match client {
         Client::Naive => Sender::Naive(NaiveClient::new(transport)),
         Client::Tollgate => {
-            let (metrics, handle) = MetricsLayer::pair("demo");
+            let metrics = MetricsLayer::new("demo");
+            let handle = metrics.handle();
             let stack = build_stack(settings, mocks.as_ref(), metrics, transport)?;
             Sender::Tollgate { stack, handle }
         }

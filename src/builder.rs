@@ -15,24 +15,24 @@
 /// # let _ = builder;
 /// ```
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
-    /// Adds `layer`, a [`MetricsLayer`](crate::MetricsLayer). Put it first (outermost).
+    /// Adds a [`MetricsLayer`](crate::MetricsLayer) labelled `provider`. Put it first
+    /// (outermost). For a [`handle`](crate::metrics::MetricsLayer::handle) on in-process
+    /// figures, build the layer and pass it to `.layer(..)`.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tollgate::metrics::MetricsLayer;
     /// use tollgate::ServiceBuilderExt;
     /// use tower::ServiceBuilder;
     ///
-    /// let (metrics, handle) = MetricsLayer::pair("openai");
-    /// let builder = ServiceBuilder::new().metrics(metrics);
-    /// # let _ = (builder, handle);
+    /// let builder = ServiceBuilder::new().metrics("openai");
+    /// # let _ = builder;
     /// ```
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     fn metrics(
         self,
-        layer: tollgate_metrics::MetricsLayer,
+        provider: &str,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_metrics::MetricsLayer, L>>;
 
     /// Adds a [`ConcurrencyLayer`](crate::ConcurrencyLayer) built from `config`, unkeyed.
@@ -77,20 +77,22 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         config: tollgate_timeout::TimeoutConfig,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_timeout::TimeoutLayer, L>>;
 
-    /// Adds `layer`, a [`FallbackLayer`](crate::FallbackLayer) (the service below is its
-    /// primary), and above it a [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that
+    /// Adds a [`FallbackLayer`](crate::FallbackLayer) built from `config` (the service below
+    /// is its primary), and above it a [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that
     /// requests with any body are buffered once and replayed to each target.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tollgate::fallback::{BoxTarget, FallbackLayer, SetModel, Target};
+    /// use tollgate::fallback::{BoxTarget, FallbackConfig, SetModel, Target};
     /// use tollgate::ServiceBuilderExt;
     /// use tower::ServiceBuilder;
     ///
     /// # fn with(mini: BoxTarget<String>) {
     /// let builder = ServiceBuilder::new()
-    ///     .fallback(FallbackLayer::new([Target::new("mini", mini).rewrite(SetModel::new("gpt-4o-mini"))]));
+    ///     .fallback(FallbackConfig::new([
+    ///         Target::new("mini", mini).with_rewrite(SetModel::new("gpt-4o-mini")),
+    ///     ]));
     /// # let _ = builder;
     /// # }
     /// ```
@@ -98,7 +100,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     #[cfg_attr(docsrs, doc(cfg(feature = "fallback")))]
     fn fallback<S>(
         self,
-        layer: tollgate_fallback::FallbackLayer<S>,
+        config: tollgate_fallback::FallbackConfig<S>,
     ) -> tower::ServiceBuilder<
         tower_layer::Stack<
             tollgate_fallback::FallbackLayer<S>,
@@ -106,7 +108,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         >,
     >;
 
-    /// Adds `layer`, a [`CacheLayer`](crate::CacheLayer), and above it a
+    /// Adds a [`CacheLayer`](crate::CacheLayer) built from `config`, and above it a
     /// [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that requests with any body are
     /// buffered once and can be keyed. Put it under `metrics` and above everything that
     /// spends quota.
@@ -114,18 +116,18 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// # Examples
     ///
     /// ```
-    /// use tollgate::cache::{CacheConfig, CacheLayer};
+    /// use tollgate::cache::CacheConfig;
     /// use tollgate::ServiceBuilderExt;
     /// use tower::ServiceBuilder;
     ///
-    /// let builder = ServiceBuilder::new().cache(CacheLayer::new(CacheConfig::default()));
+    /// let builder = ServiceBuilder::new().cache(CacheConfig::default());
     /// # let _ = builder;
     /// ```
     #[cfg(feature = "cache")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     fn cache(
         self,
-        layer: tollgate_cache::CacheLayer,
+        config: tollgate_cache::CacheConfig,
     ) -> tower::ServiceBuilder<
         tower_layer::Stack<
             tollgate_cache::CacheLayer,
@@ -133,23 +135,29 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         >,
     >;
 
-    /// Adds `layer`, a [`RouterLayer`](crate::RouterLayer) over its deployments (each with its
-    /// own quota and breaker, over the service below), and above it a
+    /// Adds a [`RouterLayer`](crate::RouterLayer) built from `config`, over its deployments
+    /// (each with its own quota and breaker, over the service below), and above it a
     /// [`BufferBodyLayer`](crate::body::BufferBodyLayer) so that requests with any body are
-    /// buffered once and can go on to another deployment when a key is rejected.
+    /// buffered once and can go on to another deployment when a key is rejected. For another
+    /// token estimator, build the layer and pass it to `.layer(..)` under a `BufferBodyLayer`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RouterLayer::new`](crate::RouterLayer::new): no deployments, more than 64, or two
+    /// with the same name.
     ///
     /// # Examples
     ///
     /// ```
-    /// use tollgate::router::{Deployment, RouterLayer};
+    /// use tollgate::router::{Deployment, RouterConfig};
     /// use tollgate::ServiceBuilderExt;
     /// use tower::ServiceBuilder;
     ///
     /// # fn main() -> Result<(), tollgate::BoxError> {
-    /// let builder = ServiceBuilder::new().route(RouterLayer::new(RouterConfig::new([
+    /// let builder = ServiceBuilder::new().route(RouterConfig::new([
     ///     Deployment::new("east").with_model("gpt-4o"),
     ///     Deployment::new("west").with_model("gpt-4o"),
-    /// ]))?);
+    /// ]))?;
     /// # let _ = builder;
     /// # Ok(())
     /// # }
@@ -162,9 +170,9 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// request to Anthropic:
     ///
     /// ```
-    /// use tollgate::fallback::{FallbackLayer, Target, boxed};
+    /// use tollgate::fallback::{FallbackConfig, Target, boxed};
     /// use tollgate::providers::rewrite::{Credentials, Endpoint, SetModel};
-    /// use tollgate::router::{Deployment, RouterLayer};
+    /// use tollgate::router::{Deployment, RouterConfig};
     /// use tollgate::ServiceBuilderExt;
     /// use tower::ServiceBuilder;
     ///
@@ -173,17 +181,17 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
     /// # });
     /// let openai = ServiceBuilder::new()
-    ///     .route(RouterLayer::new(RouterConfig::new([
+    ///     .route(RouterConfig::new([
     ///         Deployment::new("gpt-4o").with_model("gpt-4o"),   // 128K tokens
     ///         Deployment::new("gpt-4.1").with_model("gpt-4.1"), // 1M tokens
-    ///     ]))?)
+    ///     ]))?
     ///     .service(transport.clone());
     /// let anthropic = Target::new("anthropic", boxed(transport))
-    ///     .rewrite(Endpoint::new("https://api.anthropic.com")?)
-    ///     .rewrite(Credentials::bearer("ANTHROPIC_KEY")?)
-    ///     .rewrite(SetModel::new("claude-sonnet-4-5"));
+    ///     .with_rewrite(Endpoint::new("https://api.anthropic.com")?)
+    ///     .with_rewrite(Credentials::bearer("ANTHROPIC_KEY")?)
+    ///     .with_rewrite(SetModel::new("claude-sonnet-4-5"));
     /// let client = ServiceBuilder::new()
-    ///     .fallback(FallbackLayer::new([anthropic]))
+    ///     .fallback(FallbackConfig::new([anthropic]))
     ///     .service(boxed(openai));
     /// # let _ = client;
     /// # Ok(())
@@ -191,14 +199,17 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// ```
     #[cfg(feature = "router")]
     #[cfg_attr(docsrs, doc(cfg(feature = "router")))]
-    fn route<E>(
+    fn route(
         self,
-        layer: tollgate_router::RouterLayer<E>,
-    ) -> tower::ServiceBuilder<
-        tower_layer::Stack<
-            tollgate_router::RouterLayer<E>,
-            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        config: tollgate_router::RouterConfig,
+    ) -> Result<
+        tower::ServiceBuilder<
+            tower_layer::Stack<
+                tollgate_router::RouterLayer,
+                tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+            >,
         >,
+        tollgate_router::error::BuildError,
     >;
 
     /// Adds a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) with one breaker for every
@@ -290,9 +301,9 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
     #[cfg(feature = "metrics")]
     fn metrics(
         self,
-        layer: tollgate_metrics::MetricsLayer,
+        provider: &str,
     ) -> tower::ServiceBuilder<tower_layer::Stack<tollgate_metrics::MetricsLayer, L>> {
-        self.layer(layer)
+        self.layer(tollgate_metrics::MetricsLayer::new(provider))
     }
 
     #[cfg(feature = "concurrency")]
@@ -314,7 +325,7 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
     #[cfg(feature = "fallback")]
     fn fallback<S>(
         self,
-        layer: tollgate_fallback::FallbackLayer<S>,
+        config: tollgate_fallback::FallbackConfig<S>,
     ) -> tower::ServiceBuilder<
         tower_layer::Stack<
             tollgate_fallback::FallbackLayer<S>,
@@ -322,13 +333,13 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
         >,
     > {
         self.layer(tollgate_core::body::BufferBodyLayer::new())
-            .layer(layer)
+            .layer(tollgate_fallback::FallbackLayer::new(config))
     }
 
     #[cfg(feature = "cache")]
     fn cache(
         self,
-        layer: tollgate_cache::CacheLayer,
+        config: tollgate_cache::CacheConfig,
     ) -> tower::ServiceBuilder<
         tower_layer::Stack<
             tollgate_cache::CacheLayer,
@@ -336,21 +347,26 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
         >,
     > {
         self.layer(tollgate_core::body::BufferBodyLayer::new())
-            .layer(layer)
+            .layer(tollgate_cache::CacheLayer::new(config))
     }
 
     #[cfg(feature = "router")]
-    fn route<E>(
+    fn route(
         self,
-        layer: tollgate_router::RouterLayer<E>,
-    ) -> tower::ServiceBuilder<
-        tower_layer::Stack<
-            tollgate_router::RouterLayer<E>,
-            tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+        config: tollgate_router::RouterConfig,
+    ) -> Result<
+        tower::ServiceBuilder<
+            tower_layer::Stack<
+                tollgate_router::RouterLayer,
+                tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+            >,
         >,
+        tollgate_router::error::BuildError,
     > {
-        self.layer(tollgate_core::body::BufferBodyLayer::new())
-            .layer(layer)
+        let router = tollgate_router::RouterLayer::new(config)?;
+        Ok(self
+            .layer(tollgate_core::body::BufferBodyLayer::new())
+            .layer(router))
     }
 
     #[cfg(feature = "circuit-breaker")]

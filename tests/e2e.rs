@@ -32,7 +32,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 use tollgate::body::BufferedBody;
 use tollgate::circuit_breaker::BreakerConfig;
-use tollgate::fallback::{BoxTarget, Endpoint, FallbackLayer, Target, boxed};
+use tollgate::fallback::{BoxTarget, Endpoint, FallbackConfig, Target, boxed};
 use tollgate::providers::{Anthropic, OpenAi, PeekedBody};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitLayer};
@@ -240,9 +240,9 @@ async fn an_outage_of_the_primary_loses_no_request() {
         .service(transport);
     let client = ServiceBuilder::new()
         .fallback(
-            FallbackLayer::new([Target::new("fallback", boxed(fallback_stack))
-                .rewrite(Endpoint::new(&fallback.base_url()).unwrap())])
-            .primary_name("primary"),
+            FallbackConfig::new([Target::new("fallback", boxed(fallback_stack))
+                .with_rewrite(Endpoint::new(&fallback.base_url()).unwrap())])
+            .with_primary_name("primary"),
         )
         .service(boxed(primary_stack));
 

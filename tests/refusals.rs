@@ -36,7 +36,7 @@ use tollgate::circuit_breaker::{
 };
 use tollgate::concurrency::{ConcurrencyConfig, ConcurrencyLayer, Saturated};
 use tollgate::fallback::{
-    AllTargetsFailed, BoxTarget, FallbackLayer, FallbackPolicy, Target, boxed,
+    AllTargetsFailed, BoxTarget, FallbackConfig, FallbackLayer, FallbackPolicy, Target, boxed,
 };
 use tollgate::metrics::MetricsLayer;
 use tollgate::ratelimit::algorithm::Quota;
@@ -255,9 +255,11 @@ async fn refuser(refusal: Refusal) -> Refuser {
             boxed(service.map_response(|response| response.map(|_| String::new())))
         }
         Refusal::AllTargetsFailed => boxed(
-            FallbackLayer::new([Target::new("second", answering(503))])
-                .primary_name("first")
-                .layer(answering(503)),
+            FallbackLayer::new(
+                FallbackConfig::new([Target::new("second", answering(503))])
+                    .with_primary_name("first"),
+            )
+            .layer(answering(503)),
         ),
         Refusal::RetriesExhausted => {
             boxed(
@@ -555,9 +557,10 @@ async fn fallback_moves_on_or_returns() {
     for row in &TABLE {
         let refuser = refuser(row.refusal).await;
         let (backup, backup_calls) = counted(answering(200));
-        let client = FallbackLayer::new([Target::new("backup", backup)])
-            .primary_name("refusing")
-            .layer(refuser.service.clone());
+        let client = FallbackLayer::new(
+            FallbackConfig::new([Target::new("backup", backup)]).with_primary_name("refusing"),
+        )
+        .layer(refuser.service.clone());
         let outcome = client.oneshot(chat()).await;
         let backup_calls = backup_calls.load(Ordering::SeqCst);
         let got = match &outcome {
@@ -690,9 +693,10 @@ async fn metrics_and_fallback_see_circuit_open_as_an_overload() {
     // breaker lets a probe through, and the primary answers.
     let open = refuser(Refusal::CircuitOpen).await;
     let (backup, backup_calls) = counted(answering(200));
-    let client = FallbackLayer::new([Target::new("backup", backup)])
-        .primary_name("open")
-        .layer(open.service.clone());
+    let client = FallbackLayer::new(
+        FallbackConfig::new([Target::new("backup", backup)]).with_primary_name("open"),
+    )
+    .layer(open.service.clone());
     for _ in 0..2 {
         let response = client.clone().oneshot(chat()).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
@@ -708,12 +712,14 @@ async fn metrics_and_fallback_see_circuit_open_as_an_overload() {
         refuser(Refusal::CircuitOpen).await,
         refuser(Refusal::CircuitOpen).await,
     );
-    let error = FallbackLayer::new([Target::new("second", second.service.clone())])
-        .primary_name("first")
-        .layer(first.service.clone())
-        .oneshot(chat())
-        .await
-        .unwrap_err();
+    let error = FallbackLayer::new(
+        FallbackConfig::new([Target::new("second", second.service.clone())])
+            .with_primary_name("first"),
+    )
+    .layer(first.service.clone())
+    .oneshot(chat())
+    .await
+    .unwrap_err();
     let failed = error.downcast_ref::<AllTargetsFailed>().unwrap();
     let classes: Vec<_> = failed
         .attempts()
@@ -764,15 +770,16 @@ async fn saturated_is_a_rate_limit_not_unknown() {
     // A fallback moving on for rate limits moves on from it; the default policy, for which a
     // rate limit without a wait above 10 s is the caller's to wait out, returns it.
     let full = refuser(Refusal::Saturated).await;
-    let response = FallbackLayer::new([Target::new("backup", answering(200))])
-        .with_policy(
+    let response = FallbackLayer::new(
+        FallbackConfig::new([Target::new("backup", answering(200))]).with_policy(
             FallbackPolicy::default()
-                .moving_on(ClassSet::TARGET_HEALTH.with(ErrorClass::RateLimited)),
-        )
-        .layer(full.service.clone())
-        .oneshot(chat())
-        .await
-        .unwrap();
+                .with_moving_on(ClassSet::TARGET_HEALTH.with(ErrorClass::RateLimited)),
+        ),
+    )
+    .layer(full.service.clone())
+    .oneshot(chat())
+    .await
+    .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -784,9 +791,10 @@ async fn all_targets_failed_carries_the_last_verdict() {
     // The primary asks for 30 s (a rate limit beyond the 10 s threshold: it cools down), the
     // target is overloaded.
     let (primary, primary_calls) = counted(answering_after(429, 30));
-    let exhausted = FallbackLayer::new([Target::new("second", answering(503))])
-        .primary_name("first")
-        .layer(primary);
+    let exhausted = FallbackLayer::new(
+        FallbackConfig::new([Target::new("second", answering(503))]).with_primary_name("first"),
+    )
+    .layer(primary);
     let error = exhausted.clone().oneshot(chat()).await.unwrap_err();
     let failed = error.downcast_ref::<AllTargetsFailed>().unwrap();
     let classes: Vec<_> = failed.attempts().map(|(_, v)| v.class()).collect();
@@ -822,7 +830,7 @@ async fn all_targets_failed_carries_the_last_verdict() {
         ["overloaded"]
     );
     let refused = refuser(Refusal::AllTargetsFailed).await;
-    let response = FallbackLayer::new([Target::new("backup", answering(200))])
+    let response = FallbackLayer::new(FallbackConfig::new([Target::new("backup", answering(200))]))
         .layer(refused.service.clone())
         .oneshot(chat())
         .await
@@ -844,13 +852,14 @@ async fn all_targets_failed_carries_the_last_verdict() {
 async fn an_open_circuit_moves_on_whatever_the_move_on_set() {
     let open = refuser(Refusal::CircuitOpen).await;
     let (backup, backup_calls) = counted(answering(200));
-    let outcome = FallbackLayer::new([Target::new("backup", backup)])
-        .with_policy(
-            FallbackPolicy::default().moving_on(ClassSet::EMPTY.with(ErrorClass::ServerError)),
-        )
-        .layer(open.service.clone())
-        .oneshot(chat())
-        .await;
+    let outcome = FallbackLayer::new(
+        FallbackConfig::new([Target::new("backup", backup)]).with_policy(
+            FallbackPolicy::default().with_moving_on(ClassSet::EMPTY.with(ErrorClass::ServerError)),
+        ),
+    )
+    .layer(open.service.clone())
+    .oneshot(chat())
+    .await;
     assert_eq!(
         outcome.map(|response| response.status()).ok(),
         Some(StatusCode::OK)

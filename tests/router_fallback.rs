@@ -13,7 +13,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use tokio::time;
 use tollgate::body::BufferedBody;
-use tollgate::fallback::{BoxTarget, FallbackLayer, Target, boxed};
+use tollgate::fallback::{BoxTarget, FallbackConfig, FallbackLayer, Target, boxed};
 use tollgate::providers::rewrite::{Credentials, SetModel};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::{Limit, Limits};
@@ -92,11 +92,12 @@ async fn a_fallback_above_acts_on_the_routers_refusals() {
     .unwrap();
     let routed = router.layer(accounts.service());
     let elsewhere = Provider::default();
-    let client = FallbackLayer::new([Target::new("elsewhere", elsewhere.service())])
-        .on_context_window([
-            Target::new("long", elsewhere.service()).rewrite(SetModel::new("gemini-2.5-pro"))
-        ])
-        .layer(boxed(routed.clone()));
+    let client = FallbackLayer::new(
+        FallbackConfig::new([Target::new("elsewhere", elsewhere.service())])
+            .with_context_window_targets([Target::new("long", elsewhere.service())
+                .with_rewrite(SetModel::new("gemini-2.5-pro"))]),
+    )
+    .layer(boxed(routed.clone()));
     for _ in 0..3 {
         client.clone().oneshot(chat(100)).await.unwrap();
     }

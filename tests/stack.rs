@@ -287,7 +287,7 @@ async fn an_open_breaker_fails_at_once_through_retry() {
 #[tokio::test(start_paused = true)]
 async fn the_fallback_moves_to_the_second_provider_when_the_first_gives_up() {
     use tollgate::circuit_breaker::BreakerConfig;
-    use tollgate::fallback::{FallbackLayer, SetModel, Target, boxed};
+    use tollgate::fallback::{FallbackConfig, SetModel, Target, boxed};
     const OVERLOADED: &str = r#"{"error":{"message":"The server is overloaded","type":"server_error","code":"server_is_overloaded"}}"#;
     let primary = Script::new(vec![
         error(503, &[], OVERLOADED),
@@ -303,9 +303,9 @@ async fn the_fallback_moves_to_the_second_provider_when_the_first_gives_up() {
     };
     let client = ServiceBuilder::new()
         .fallback(
-            FallbackLayer::new([Target::new("secondary", boxed(stack(secondary.clone())))
-                .rewrite(SetModel::new("gpt-4o-mini"))])
-            .primary_name("primary"),
+            FallbackConfig::new([Target::new("secondary", boxed(stack(secondary.clone())))
+                .with_rewrite(SetModel::new("gpt-4o-mini"))])
+            .with_primary_name("primary"),
         )
         .service(boxed(stack(primary.clone())));
     let body = Full::new(Bytes::from_static(br#"{"model":"gpt-4o","messages":[]}"#));
@@ -331,9 +331,10 @@ async fn the_whole_stack_composes_and_reports() {
             ("x-ratelimit-remaining-requests", "10"),
         ]),
     ]);
-    let (metrics, handle) = MetricsLayer::pair("openai");
+    let metrics = MetricsLayer::new("openai");
+    let handle = metrics.handle();
     let client = ServiceBuilder::new()
-        .metrics(metrics)
+        .layer(metrics)
         .retries(RetryPolicy::default().with_server_delay_spread(Spread::None))
         .circuit_breaker(BreakerConfig::default())
         .rate_limits(Limits::new([Limit::requests(Quota::per_second(n(100)))]))
@@ -370,13 +371,14 @@ async fn the_whole_stack_composes_and_reports() {
 /// transport, and the snapshot counts hits and misses.
 #[tokio::test(start_paused = true)]
 async fn cache_hits_spend_no_quota_and_are_counted() {
-    use tollgate::cache::{CacheConfig, CacheLayer, CacheStatus};
+    use tollgate::cache::{CacheConfig, CacheStatus};
     use tollgate::metrics::MetricsLayer;
     let transport = Script::new(vec![ok_with(&[]), ok_with(&[])]);
-    let (metrics, handle) = MetricsLayer::pair("openai");
+    let metrics = MetricsLayer::new("openai");
+    let handle = metrics.handle();
     let client = ServiceBuilder::new()
-        .metrics(metrics)
-        .cache(CacheLayer::new(CacheConfig::default()))
+        .layer(metrics)
+        .cache(CacheConfig::default())
         .rate_limits(Limits::new([Limit::requests(Quota::per_minute(n(1)))]))
         .classify(OpenAi::new())
         .service(transport.clone());

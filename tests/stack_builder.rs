@@ -120,7 +120,8 @@ async fn an_overloaded_primary_falls_back_to_the_next_provider_rewritten() {
             ],
         )
         .script("api.anthropic.com", vec![ok()]);
-    let (metrics, handle) = MetricsLayer::pair("chat");
+    let metrics = MetricsLayer::new("chat");
+    let handle = metrics.handle();
     let stack = StackBuilder::new(openai())
         .fallback(anthropic())
         .metrics(metrics)
@@ -414,7 +415,8 @@ async fn the_cache_sits_above_the_fallback_and_under_the_metrics() {
             vec![overloaded(), overloaded(), overloaded()],
         )
         .script("api.anthropic.com", vec![answer(200, &[], FIRST)]);
-    let (metrics, handle) = MetricsLayer::pair("chat");
+    let metrics = MetricsLayer::new("chat");
+    let handle = metrics.handle();
     let stack = StackBuilder::new(openai())
         .fallback(anthropic())
         .cache(CacheLayer::default())

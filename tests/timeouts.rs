@@ -215,7 +215,8 @@ async fn cut_streams_in_a_row_open_the_breaker() {
 #[tokio::test(start_paused = true)]
 async fn a_streams_usage_reaches_the_metrics() {
     let mock = MockServer::start(MockConfig::openai()).await.unwrap();
-    let (metrics, handle) = tollgate::metrics::MetricsLayer::pair("mock");
+    let metrics = tollgate::metrics::MetricsLayer::new("mock");
+    let handle = metrics.handle();
     let stack = StackBuilder::new(provider(&mock, "streams", TimeoutConfig::default()))
         .metrics(metrics)
         .build(hyper_client())
@@ -242,7 +243,8 @@ async fn streams_cut_mid_way_in_a_row_open_the_breaker() {
     let mock = MockServer::start(MockConfig::openai().with_stream_cut(StreamFault::after(2)))
         .await
         .unwrap();
-    let (metrics, handle) = tollgate::metrics::MetricsLayer::pair("mock");
+    let metrics = tollgate::metrics::MetricsLayer::new("mock");
+    let handle = metrics.handle();
     let stack = StackBuilder::new(
         Provider::openai_compatible(&mock.base_url())
             .name("cut")
@@ -316,7 +318,8 @@ async fn a_streams_time_to_first_token_reaches_the_metrics() {
     )
     .await
     .unwrap();
-    let (metrics, handle) = tollgate::metrics::MetricsLayer::pair("mock");
+    let metrics = tollgate::metrics::MetricsLayer::new("mock");
+    let handle = metrics.handle();
     let stack = StackBuilder::new(provider(&mock, "thinks", TimeoutConfig::default()))
         .metrics(metrics)
         .build(hyper_client())

@@ -359,7 +359,8 @@ async fn follows_the_rate_when_another_tenant_takes_half() {
         )
         .with_seed(13);
     let naive = through_the_loop(config.clone(), TOTAL, 50).await;
-    let (metrics, handle) = MetricsLayer::pair("proxy");
+    let metrics = MetricsLayer::new("proxy");
+    let handle = metrics.handle();
     // The learned rate, once a second (requests per minute).
     let learned = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = {

@@ -126,7 +126,8 @@ async fn one(
         Client::Naive => (Sender::Naive(NaiveClient::new(transport)), None),
         Client::Tollgate => {
             // Nothing configured: no quota, no model, no limits; the rate is learned.
-            let (metrics, handle) = MetricsLayer::pair("demo-unknown-quota");
+            let metrics = MetricsLayer::new("demo-unknown-quota");
+            let handle = metrics.handle();
             let stack =
                 StackBuilder::new(Provider::openai_compatible(&workload.base_url).api_key(KEY))
                     .metrics(metrics)

@@ -5,7 +5,7 @@ use std::fmt;
 use tollgate_cache::CacheLayer;
 use tollgate_circuit_breaker::CircuitBreakerLayer;
 use tollgate_concurrency::{ConcurrencyConfig, ConcurrencyLayer};
-use tollgate_fallback::{FallbackLayer, FallbackPolicy, Target};
+use tollgate_fallback::{FallbackConfig, FallbackLayer, FallbackPolicy, Target};
 use tollgate_metrics::MetricsLayer;
 use tollgate_providers::ClassifyLayer;
 use tollgate_ratelimit::{ByModel, Limits, OpenAiChat, RateLimitLayer};
@@ -229,13 +229,13 @@ impl StackBuilder {
                 outermost(self.cache, self.metrics, primary)
             }
         } else {
-            let layer = FallbackLayer::new(targets(fallback))
-                .on_context_window(targets(context_window))
-                .primary_name(&primary_name);
-            let layer = match self.policy {
-                Some(policy) => layer.with_policy(policy),
-                None => layer,
-            };
+            let mut config = FallbackConfig::new(targets(fallback))
+                .with_context_window_targets(targets(context_window))
+                .with_primary_name(&primary_name);
+            if let Some(policy) = self.policy {
+                config.policy = policy;
+            }
+            let layer = FallbackLayer::new(config);
             outermost(self.cache, self.metrics, layer.layer(primary))
         };
         Ok(Stack::new(service, description))

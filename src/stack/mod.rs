@@ -93,7 +93,8 @@
 //! # let openai_key = "sk-openai".to_owned();
 //! # let anthropic_key = "sk-ant".to_owned();
 //!
-//! let (metrics, handle) = MetricsLayer::pair("chat");
+//! let metrics = MetricsLayer::new("chat");
+//! let handle = metrics.handle();
 //! let stack: Stack = StackBuilder::new(
 //!     Provider::openai(OpenAiTier::Tier3).model("gpt-4o").api_key(openai_key.clone()),
 //! )

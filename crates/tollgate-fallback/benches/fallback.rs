@@ -5,7 +5,7 @@
 use criterion::{Criterion, Throughput, criterion_main};
 use http::Request;
 use tollgate_core::body::BufferedBody;
-use tollgate_fallback::{FallbackLayer, Target};
+use tollgate_fallback::{FallbackConfig, FallbackLayer, Target};
 use tollgate_providers::rewrite::SetModel;
 use tower::Layer;
 
@@ -40,8 +40,9 @@ fn first_target_succeeds(c: &mut Criterion) {
             b.iter_batched(make, |r| send(&mut service, r), batch);
         });
         group.bench_function("fallback to one target", |b| {
-            let layer =
-                FallbackLayer::new([Target::new("second", Bare).rewrite(SetModel::new("m"))]);
+            let layer = FallbackLayer::new(FallbackConfig::new([
+                Target::new("second", Bare).with_rewrite(SetModel::new("m"))
+            ]));
             let mut service = layer.layer(Bare);
             b.iter_batched(make, |r| send(&mut service, r), batch);
         });

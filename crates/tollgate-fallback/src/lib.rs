@@ -21,8 +21,8 @@
 //! ([`FallbackPolicy`]) — a provider's 429 or a client-side quota's `RateLimited`, whose wait
 //! becomes the target's cooldown; a retry layer's `RetriesExhausted` is judged by the last
 //! attempt's verdict, with the wait it did not take. A prompt too long for the context window goes to the
-//! [context-window chain](FallbackLayer::on_context_window) of larger-context models, a
-//! content-policy refusal to its [own chain](FallbackLayer::on_content_policy). Everything else
+//! [context-window chain](FallbackConfig::context_window_targets) of larger-context models, a
+//! content-policy refusal to its [own chain](FallbackConfig::content_policy_targets). Everything else
 //! — a success, a bad request — returns to the caller unchanged.
 //!
 //! A target that reported a delay cools down: it is skipped until the delay has passed, and a
@@ -58,7 +58,7 @@
 //! use std::convert::Infallible;
 //! use tollgate_circuit_breaker::{BreakerConfig, CircuitBreakerLayer};
 //! use tollgate_core::body::BufferedBody;
-//! use tollgate_fallback::{FallbackLayer, Target, boxed};
+//! use tollgate_fallback::{FallbackConfig, FallbackLayer, Target, boxed};
 //! use tollgate_providers::rewrite::{Credentials, Endpoint, SetModel};
 //! use tower::{Layer, ServiceExt};
 //!
@@ -74,10 +74,10 @@
 //! });
 //! let breaker = || CircuitBreakerLayer::new(BreakerConfig::default());
 //!
-//! let fallback = FallbackLayer::new([Target::new("deepseek", boxed(breaker().layer(deepseek)))
+//! let fallback = FallbackLayer::new(FallbackConfig::new([Target::new("deepseek", boxed(breaker().layer(deepseek)))
 //!     .rewrite(Endpoint::new("https://api.deepseek.com")?.replacing_prefix("/v1"))
 //!     .rewrite(Credentials::bearer("sk-deepseek")?)
-//!     .rewrite(SetModel::new("deepseek-chat"))])
+//!     .rewrite(SetModel::new("deepseek-chat"))]))
 //! .primary_name("openai");
 //! let client = fallback.layer(boxed(breaker().layer(openai)));
 //!
@@ -106,11 +106,13 @@
 
 pub mod future;
 
+mod config;
 pub mod error;
 mod layer;
 mod service;
 mod target;
 
+pub use config::FallbackConfig;
 pub use error::AllTargetsFailed;
 pub use layer::FallbackLayer;
 pub use service::Fallback;

@@ -47,7 +47,7 @@ impl<S> Target<S> {
 
     /// Rewrites requests for this target with `rewrite`, after the earlier ones.
     #[must_use]
-    pub fn rewrite(mut self, rewrite: impl Rewrite) -> Self {
+    pub fn with_rewrite(mut self, rewrite: impl Rewrite) -> Self {
         self.rewrites.push(Arc::new(rewrite));
         self
     }
@@ -160,7 +160,7 @@ impl Default for FallbackPolicy {
 impl FallbackPolicy {
     /// Moving on for `classes`.
     #[must_use]
-    pub fn moving_on(mut self, classes: ClassSet) -> Self {
+    pub fn with_moving_on(mut self, classes: ClassSet) -> Self {
         self.move_on = classes;
         self
     }

@@ -15,7 +15,8 @@ use tollgate_circuit_breaker::{BreakerConfig, BreakerState, CircuitBreakerLayer}
 use tollgate_core::body::BufferedBody;
 use tollgate_core::{BoxError, Deadline, ErrorClass};
 use tollgate_fallback::{
-    AllTargetsFailed, BoxTarget, FallbackLayer, FallbackPolicy, SetModel, Target, boxed,
+    AllTargetsFailed, BoxTarget, FallbackConfig, FallbackLayer, FallbackPolicy, SetModel, Target,
+    boxed,
 };
 use tower::{Layer, Service, ServiceExt};
 
@@ -109,8 +110,11 @@ async fn an_outage_of_the_primary_is_ridden_out_on_the_secondary() {
     let secondary = Provider::ok("secondary");
     let breaker = CircuitBreakerLayer::new(BreakerConfig::default());
     let breaker_handle = breaker.handle();
-    let client = FallbackLayer::new([Target::new("secondary", boxed(secondary.clone()))])
-        .layer(boxed(breaker.layer(primary.clone())));
+    let client = FallbackLayer::new(FallbackConfig::new([Target::new(
+        "secondary",
+        boxed(secondary.clone()),
+    )]))
+    .layer(boxed(breaker.layer(primary.clone())));
     let mut answered_by = Vec::new();
     for _ in 0..200 {
         let response = client.clone().oneshot(chat()).await.unwrap();
@@ -152,8 +156,11 @@ async fn cooldowns_are_extended_by_maximum() {
         })
     };
     let secondary = Provider::ok("secondary");
-    let client = FallbackLayer::new([Target::new("secondary", boxed(secondary.clone()))])
-        .layer(boxed(primary));
+    let client = FallbackLayer::new(FallbackConfig::new([Target::new(
+        "secondary",
+        boxed(secondary.clone()),
+    )]))
+    .layer(boxed(primary));
     let (a, b) = tokio::join!(
         client.clone().oneshot(chat()),
         client.clone().oneshot(chat())
@@ -185,8 +192,11 @@ async fn all_cooling_waits_within_the_deadline_or_fails_with_retry_after() {
     };
     let primary = limited("30");
     let secondary = limited("20");
-    let client =
-        FallbackLayer::new([Target::new("secondary", secondary.clone())]).layer(primary.clone());
+    let client = FallbackLayer::new(FallbackConfig::new([Target::new(
+        "secondary",
+        secondary.clone(),
+    )]))
+    .layer(primary.clone());
     let error = client.clone().oneshot(chat()).await.unwrap_err();
     let failed = error.downcast_ref::<AllTargetsFailed>().unwrap();
     let classes: Vec<_> = failed
@@ -232,11 +242,12 @@ async fn the_context_window_chain_takes_prompts_too_long() {
     let primary = Provider::new(|_, _| status(400, &[], TOO_LONG));
     let bigger = Provider::new(|_, _| Response::new("bigger".to_owned()));
     let secondary = Provider::ok("secondary");
-    let client = FallbackLayer::new([Target::new("secondary", boxed(secondary.clone()))])
-        .on_context_window([
-            Target::new("gpt-4.1", boxed(bigger.clone())).rewrite(SetModel::new("gpt-4.1"))
-        ])
-        .layer(boxed(tollgate_providers_classify(primary.clone())));
+    let client = FallbackLayer::new(
+        FallbackConfig::new([Target::new("secondary", boxed(secondary.clone()))])
+            .with_context_window_targets([Target::new("gpt-4.1", boxed(bigger.clone()))
+                .with_rewrite(SetModel::new("gpt-4.1"))]),
+    )
+    .layer(boxed(tollgate_providers_classify(primary.clone())));
     let response = client.oneshot(chat()).await.unwrap();
     assert_eq!(response.into_body(), "bigger");
     assert_eq!(
@@ -251,8 +262,11 @@ async fn the_context_window_chain_takes_prompts_too_long() {
             .contains(r#""model":"gpt-4.1""#)
     );
 
-    let alone = FallbackLayer::new([Target::new("secondary", boxed(Provider::ok("secondary")))])
-        .layer(boxed(tollgate_providers_classify(primary)));
+    let alone = FallbackLayer::new(FallbackConfig::new([Target::new(
+        "secondary",
+        boxed(Provider::ok("secondary")),
+    )]))
+    .layer(boxed(tollgate_providers_classify(primary)));
     let response = alone.oneshot(chat()).await.unwrap();
     assert_eq!(response.status(), 400);
 }
@@ -308,7 +322,7 @@ async fn mixed_targets_each_get_the_whole_request() {
         Target::new("second", boxed(also_failing)),
         Target::new("third", boxed(last.clone())),
     ];
-    let client = FallbackLayer::new(targets).layer(boxed(failing.clone()));
+    let client = FallbackLayer::new(FallbackConfig::new(targets)).layer(boxed(failing.clone()));
     let response = client.oneshot(chat()).await.unwrap();
     assert_eq!(response.into_body(), "third");
     let first = failing.seen.lock().unwrap()[0].1.clone();
@@ -329,9 +343,11 @@ async fn what_another_target_cannot_fix_comes_back() {
         let primary =
             Provider::new(move |_, _| status(code.as_u16(), &[("retry-after", "2")], &body));
         let secondary = Provider::ok("secondary");
-        let client = FallbackLayer::new([Target::new("secondary", secondary.clone())])
-            .with_policy(FallbackPolicy::default())
-            .layer(primary);
+        let client = FallbackLayer::new(
+            FallbackConfig::new([Target::new("secondary", secondary.clone())])
+                .with_policy(FallbackPolicy::default()),
+        )
+        .layer(primary);
         let answer = client.oneshot(chat()).await.unwrap();
         assert_eq!(answer.status(), code);
         assert_eq!(secondary.calls(), 0);
@@ -348,7 +364,8 @@ fn layers_services_and_futures_are_send_sync_and_clone() {
     send_sync::<tollgate_fallback::Fallback<Provider>>();
     send_sync::<AllTargetsFailed>();
     let mut service =
-        FallbackLayer::new([Target::new("b", Provider::ok("b"))]).layer(Provider::ok("a"));
+        FallbackLayer::new(FallbackConfig::new([Target::new("b", Provider::ok("b"))]))
+            .layer(Provider::ok("a"));
     send(&service.call(chat()));
 }
 
@@ -367,10 +384,12 @@ fn classified(body: &'static str, code: u16) -> BoxTarget<String> {
 /// whose content-policy model is too small, ends — it does not go round for ever.
 #[tokio::test(start_paused = true)]
 async fn typed_chains_are_entered_once() {
-    let client = FallbackLayer::new(Vec::<Target<BoxTarget<String>>>::new())
-        .on_context_window([Target::new("bigger", classified(FLAGGED_BODY, 400))])
-        .on_content_policy([Target::new("lenient", classified(TOO_LONG_BODY, 400))])
-        .layer(classified(TOO_LONG_BODY, 400));
+    let client = FallbackLayer::new(
+        FallbackConfig::new(Vec::<Target<BoxTarget<String>>>::new())
+            .with_context_window_targets([Target::new("bigger", classified(FLAGGED_BODY, 400))])
+            .with_content_policy_targets([Target::new("lenient", classified(TOO_LONG_BODY, 400))]),
+    )
+    .layer(classified(TOO_LONG_BODY, 400));
     let response = client.oneshot(chat()).await.unwrap();
     assert_eq!(response.status(), 400);
 }
@@ -379,12 +398,13 @@ async fn typed_chains_are_entered_once() {
 #[tokio::test(start_paused = true)]
 async fn a_typed_chain_is_followed_to_its_end() {
     let largest = Provider::ok("1M");
-    let client = FallbackLayer::new(Vec::<Target<BoxTarget<String>>>::new())
-        .on_context_window([
+    let client = FallbackLayer::new(
+        FallbackConfig::new(Vec::<Target<BoxTarget<String>>>::new()).with_context_window_targets([
             Target::new("200k", classified(TOO_LONG_BODY, 400)),
             Target::new("1M", boxed(largest.clone())),
-        ])
-        .layer(classified(TOO_LONG_BODY, 400));
+        ]),
+    )
+    .layer(classified(TOO_LONG_BODY, 400));
     assert_eq!(client.oneshot(chat()).await.unwrap().into_body(), "1M");
 }
 
@@ -401,10 +421,10 @@ async fn targets_passed_over_while_cooling_are_not_forgotten() {
     };
     let failing = || Provider::new(|_, _| status(500, &[], ""));
     // No waiting: the second request reports when b is free again.
-    let layer = FallbackLayer::new([
+    let layer = FallbackLayer::new(FallbackConfig::new([
         Target::new("b", Provider::new(b_answers)),
         Target::new("c", failing()),
-    ]);
+    ]));
     let client = layer.layer(failing());
     assert!(client.clone().oneshot(chat()).await.is_err()); // cools b down for 14 s
     let error = client.clone().oneshot(chat()).await.unwrap_err();
@@ -416,11 +436,13 @@ async fn targets_passed_over_while_cooling_are_not_forgotten() {
         Some(secs(14))
     );
     // Waiting allowed: the second request waits the 14 s for b once c has failed.
-    let layer = FallbackLayer::new([
-        Target::new("b", Provider::new(b_answers)),
-        Target::new("c", failing()),
-    ])
-    .with_policy(FallbackPolicy::default().with_max_wait(secs(30)));
+    let layer = FallbackLayer::new(
+        FallbackConfig::new([
+            Target::new("b", Provider::new(b_answers)),
+            Target::new("c", failing()),
+        ])
+        .with_policy(FallbackPolicy::default().with_max_wait(secs(30))),
+    );
     let client = layer.layer(failing());
     assert!(client.clone().oneshot(chat()).await.is_err());
     let start = Instant::now();
@@ -435,8 +457,11 @@ async fn a_quota_failure_cools_the_target_down() {
     const NO_QUOTA: &str = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
     let primary = Provider::new(|_, _| status(429, &[], NO_QUOTA));
     let calls = primary.calls.clone();
-    let client = FallbackLayer::new([Target::new("b", boxed(Provider::ok("b")))])
-        .layer(boxed(tollgate_providers_classify(primary)));
+    let client = FallbackLayer::new(FallbackConfig::new([Target::new(
+        "b",
+        boxed(Provider::ok("b")),
+    )]))
+    .layer(boxed(tollgate_providers_classify(primary)));
     for _ in 0..3 {
         assert_eq!(
             client.clone().oneshot(chat()).await.unwrap().into_body(),
@@ -470,8 +495,11 @@ async fn a_local_quota_refusal_moves_on_when_its_wait_is_long() {
     // One request a minute: the second would wait 60 s, beyond the 10 s threshold.
     let primary = Provider::ok("primary");
     let secondary = Provider::ok("secondary");
-    let client = FallbackLayer::new([Target::new("secondary", boxed(secondary.clone()))])
-        .layer(boxed(quota(Quota::per_minute(one)).layer(primary.clone())));
+    let client = FallbackLayer::new(FallbackConfig::new([Target::new(
+        "secondary",
+        boxed(secondary.clone()),
+    )]))
+    .layer(boxed(quota(Quota::per_minute(one)).layer(primary.clone())));
     let mut answered_by = Vec::new();
     for _ in 0..3 {
         let response = client.clone().oneshot(chat()).await.unwrap();
@@ -487,8 +515,11 @@ async fn a_local_quota_refusal_moves_on_when_its_wait_is_long() {
     // One request a second: a wait of 1 s is within the threshold, so the refusal returns.
     let primary = Provider::ok("primary");
     let secondary = Provider::ok("secondary");
-    let client = FallbackLayer::new([Target::new("secondary", boxed(secondary.clone()))])
-        .layer(boxed(quota(Quota::per_second(one)).layer(primary.clone())));
+    let client = FallbackLayer::new(FallbackConfig::new([Target::new(
+        "secondary",
+        boxed(secondary.clone()),
+    )]))
+    .layer(boxed(quota(Quota::per_second(one)).layer(primary.clone())));
     client.clone().oneshot(chat()).await.unwrap();
     let error = client.clone().oneshot(chat()).await.unwrap_err();
     let limited = error
@@ -518,9 +549,10 @@ async fn a_stream_failing_half_way_cools_its_target_down() {
     };
     let calls = primary.calls.clone();
     let policy = FallbackPolicy::default().with_cooldown(ErrorClass::Overloaded, secs(30));
-    let client = FallbackLayer::new([Target::new("b", boxed(Provider::ok("b")))])
-        .with_policy(policy)
-        .layer(boxed(primary));
+    let client = FallbackLayer::new(
+        FallbackConfig::new([Target::new("b", boxed(Provider::ok("b")))]).with_policy(policy),
+    )
+    .layer(boxed(primary));
     let last = || reports.lock().unwrap().pop().unwrap();
     // Completed: the primary stays first.
     client.clone().oneshot(chat()).await.unwrap();

@@ -23,7 +23,8 @@ fn per_request(c: &mut Criterion) {
         b.iter(|| send(&mut service, Request::new(())));
     });
     group.bench_function("no recorder, with snapshot", |b| {
-        let (layer, handle) = MetricsLayer::pair("openai");
+        let layer = MetricsLayer::new("openai");
+        let handle = layer.handle();
         let mut service = layer.layer(Bare);
         b.iter(|| send(&mut service, Request::new(())));
         assert!(handle.snapshot().requests > 0);

@@ -15,7 +15,8 @@ use tower::{Layer, ServiceExt};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), tollgate_core::BoxError> {
     let prometheus = PrometheusBuilder::new().install_recorder()?;
-    let (layer, handle) = MetricsLayer::pair("openai");
+    let layer = MetricsLayer::new("openai");
+    let handle = layer.handle();
 
     let calls = Arc::new(AtomicU32::new(0));
     let provider = tower::service_fn(move |_: http::Request<String>| {

@@ -1,7 +1,7 @@
 //! [`MetricsLayer`] and [`MetricsHandle`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use metrics::SharedString;
 use tower_layer::Layer;
@@ -11,15 +11,15 @@ use crate::service::Metrics;
 use crate::snapshot::{Snapshot, Stats};
 
 /// Records every logical request — outcome, latency, tokens, retries, hops — through the
-/// `metrics` facade and `tracing`, and, made with [`pair`](Self::pair), into an in-process
-/// [`Snapshot`]. Put it outermost. Its metric handles are registered with the recorder
+/// `metrics` facade and `tracing`, and, once a [`handle`](Self::handle) is taken, into an
+/// in-process [`Snapshot`]. Put it outermost. Its metric handles are registered with the recorder
 /// installed when a label set is first seen: install the recorder before sending requests.
 ///
 /// See the [crate docs](crate) for examples.
 #[derive(Clone)]
 pub struct MetricsLayer {
     provider: SharedString,
-    stats: Option<Arc<Stats>>,
+    stats: Arc<OnceLock<Arc<Stats>>>,
     cache: Arc<HandleCache>,
 }
 
@@ -30,18 +30,18 @@ impl MetricsLayer {
         MetricsLayer {
             cache: Arc::new(HandleCache::new(provider.clone())),
             provider,
-            stats: None,
+            stats: Arc::new(OnceLock::new()),
         }
     }
 
-    /// As [`new`](Self::new), and into an in-process snapshot read through the handle.
-    pub fn pair(provider: &str) -> (Self, MetricsHandle) {
-        let stats = Arc::new(Stats::new());
-        let layer = MetricsLayer {
-            stats: Some(Arc::clone(&stats)),
-            ..MetricsLayer::new(provider)
-        };
-        (layer, MetricsHandle { stats })
+    /// A handle on in-process figures. The layer, its clones and the services they made
+    /// record into a [`Snapshot`] from the first call on: before any handle is taken, they pay
+    /// nothing for it.
+    pub fn handle(&self) -> MetricsHandle {
+        let stats = self.stats.get_or_init(|| Arc::new(Stats::new()));
+        MetricsHandle {
+            stats: Arc::clone(stats),
+        }
     }
 }
 
@@ -52,7 +52,7 @@ impl<S> Layer<S> for MetricsLayer {
         Metrics::new(
             inner,
             self.provider.clone(),
-            self.stats.clone(),
+            Arc::clone(&self.stats),
             Arc::clone(&self.cache),
         )
     }
@@ -62,13 +62,13 @@ impl fmt::Debug for MetricsLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsLayer")
             .field("provider", &&*self.provider)
-            .field("snapshot", &self.stats.is_some())
+            .field("snapshot", &self.stats.get().is_some())
             .finish()
     }
 }
 
-/// Reads the in-process figures of a [`MetricsLayer`] made with [`MetricsLayer::pair`]. Cheap
-/// to clone.
+/// Reads the in-process figures of a [`MetricsLayer`], from [`MetricsLayer::handle`]. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct MetricsHandle {
     stats: Arc<Stats>,

@@ -32,7 +32,7 @@
 //! [`RouteKey`](tollgate_core::RouteKey) (a model, a tenant, or an API key's fingerprint),
 //! classes and statuses are enums. No header — `authorization`, `x-api-key` — is ever read.
 //!
-//! Made with [`pair`](MetricsLayer::pair), it also keeps in-process figures: a
+//! Once a [`handle`](MetricsLayer::handle) is taken, it also keeps in-process figures: a
 //! [`MetricsHandle`] gives a [`Snapshot`] — totals; success, 429, 5xx and retry-success
 //! rates; context-window errors; retries and their mean delay; p50/p90/p99 latency (an HDR
 //! histogram, retries included); time to first token of streamed answers (p50, p99); throughput; quota utilization per dimension, both the
@@ -59,7 +59,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let (layer, handle) = MetricsLayer::pair("openai");
+//! let layer = MetricsLayer::new("openai");
+//! let handle = layer.handle();
 //! let provider = tower::service_fn(|_: http::Request<()>| async {
 //!     Ok::<_, Infallible>(http::Response::builder().status(429).body(()).unwrap())
 //! });

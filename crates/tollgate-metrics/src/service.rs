@@ -1,8 +1,8 @@
 //! [`Metrics`]: the service.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use metrics::SharedString;
@@ -24,7 +24,7 @@ use crate::snapshot::Stats;
 pub struct Metrics<S> {
     inner: S,
     provider: SharedString,
-    stats: Option<Arc<Stats>>,
+    stats: Arc<OnceLock<Arc<Stats>>>,
     cache: Arc<HandleCache>,
 }
 
@@ -32,7 +32,7 @@ impl<S> Metrics<S> {
     pub(crate) fn new(
         inner: S,
         provider: SharedString,
-        stats: Option<Arc<Stats>>,
+        stats: Arc<OnceLock<Arc<Stats>>>,
         cache: Arc<HandleCache>,
     ) -> Self {
         Metrics {
@@ -92,7 +92,7 @@ where
         );
         let observer = Arc::new(RequestObserver {
             labels,
-            stats: self.stats.clone(),
+            stats: self.stats.get().cloned(),
             cache: Arc::clone(&self.cache),
             retries: AtomicU32::new(0),
             retry_delay_nanos: AtomicU64::new(0),

@@ -91,7 +91,8 @@ async fn the_snapshot_counts_exactly_what_happened() {
         Box::new(|| Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into())),
         reply(200, &[], "{}"),
     ]);
-    let (metrics, handle) = MetricsLayer::pair("openai");
+    let metrics = MetricsLayer::new("openai");
+    let handle = metrics.handle();
     let client = ServiceBuilder::new()
         .layer(metrics)
         .layer(BufferBodyLayer::new())
@@ -280,7 +281,8 @@ async fn each_request_and_attempt_has_its_span() {
 /// Token counts a provider reports are added without overflow, however large.
 #[tokio::test(start_paused = true)]
 async fn huge_token_counts_do_not_overflow() {
-    let (metrics, handle) = MetricsLayer::pair("openai");
+    let metrics = MetricsLayer::new("openai");
+    let handle = metrics.handle();
     let provider = tower::service_fn(|_: Request<String>| async {
         let mut response = Response::new(String::new());
         let usage = tollgate_core::Usage::new()
@@ -309,7 +311,8 @@ async fn a_stream_is_recorded_at_its_end() {
     let _local = metrics::set_default_local_recorder(&recorder);
     let reports = [StreamReport::new(), StreamReport::new()];
     let answers = reports.clone();
-    let (layer, handle) = MetricsLayer::pair("openai");
+    let layer = MetricsLayer::new("openai");
+    let handle = layer.handle();
     let next = Arc::new(Mutex::new(0));
     let client = ServiceBuilder::new()
         .layer(layer)
