@@ -41,13 +41,7 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, B>,
-        miss: Option<Miss>,
-        shared: Option<Arc<Shared>>,
-        guard: Option<LeaderGuard>,
-        // A follower's: the service to go upstream with, the request, the observer.
-        service: Option<S>,
-        request: Option<http::Request<BufferedBody>>,
-        observe: Option<Observe>,
+        caching: Caching<S>,
     }
 }
 
@@ -69,6 +63,24 @@ pin_project! {
     }
 }
 
+/// What the states share: the miss being filled, and a leader's guard or a follower's means to
+/// go upstream itself.
+struct Caching<S> {
+    miss: Option<Miss>,
+    shared: Option<Arc<Shared>>,
+    guard: Option<LeaderGuard>,
+    // A follower's: the service to go upstream with, the request, the observer.
+    service: Option<S>,
+    request: Option<http::Request<BufferedBody>>,
+    observe: Option<Observe>,
+}
+
+/// Where polling a state leads: the next state, or the future's output.
+enum Step<S: Service<http::Request<BufferedBody>>, B> {
+    Next(State<S::Future, B>),
+    Done(Result<http::Response<CacheBody<B>>, S::Error>),
+}
+
 impl<S, B> ResponseFuture<S, B>
 where
     S: Service<http::Request<BufferedBody>>,
@@ -76,12 +88,14 @@ where
     fn with(state: State<S::Future, B>) -> Self {
         ResponseFuture {
             state,
-            miss: None,
-            shared: None,
-            guard: None,
-            service: None,
-            request: None,
-            observe: None,
+            caching: Caching {
+                miss: None,
+                shared: None,
+                guard: None,
+                service: None,
+                request: None,
+                observe: None,
+            },
         }
     }
 
@@ -103,12 +117,14 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            miss: Some(miss),
-            shared: Some(shared),
-            guard: Some(guard),
-            service: None,
-            request: None,
-            observe: None,
+            caching: Caching {
+                miss: Some(miss),
+                shared: Some(shared),
+                guard: Some(guard),
+                service: None,
+                request: None,
+                observe: None,
+            },
         }
     }
 
@@ -122,12 +138,14 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Waiting { rx },
-            miss: Some(miss),
-            shared: Some(shared),
-            guard: None,
-            service: Some(service),
-            request: Some(request),
-            observe,
+            caching: Caching {
+                miss: Some(miss),
+                shared: Some(shared),
+                guard: None,
+                service: Some(service),
+                request: Some(request),
+                observe,
+            },
         }
     }
 }
@@ -143,196 +161,244 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Ready { response } => {
-                    let response = response.take();
-                    this.state.set(State::Done);
-                    if let Some(response) = response {
-                        return Poll::Ready(Ok(response));
-                    }
-                }
-                StateProj::Passthrough { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    this.state.set(State::Done);
-                    let mut response = response.map(CacheBody::upstream);
-                    response.extensions_mut().insert(CacheStatus::Bypass);
-                    return Poll::Ready(Ok(response));
-                }
-                StateProj::Calling { future } => {
-                    let response = match ready!(future.poll(cx)) {
-                        Ok(response) => response,
-                        Err(error) => {
-                            this.state.set(State::Done);
-                            fail(this.guard);
-                            return Poll::Ready(Err(error));
-                        }
-                    };
-                    let max = this
-                        .shared
-                        .as_ref()
-                        .map_or(0, |s| s.config.max_entry_bytes.get());
-                    if !storable(&response, max) {
-                        this.state.set(State::Done);
-                        fail(this.guard);
-                        let mut response = response.map(CacheBody::upstream);
-                        mark(&mut response, CacheStatus::Miss);
-                        return Poll::Ready(Ok(response));
-                    }
-                    let (parts, body) = response.into_parts();
-                    this.state.set(State::Reading {
-                        body: Some(Box::pin(body)),
-                        parts: Some(parts),
-                        chunks: Vec::new(),
-                        len: 0,
-                    });
-                }
+            let step = match this.state.as_mut().project() {
+                StateProj::Ready { response } => this.caching.poll_ready(response),
+                StateProj::Passthrough { future } => this.caching.poll_passthrough(future, cx),
+                StateProj::Calling { future } => this.caching.poll_calling(future, cx),
                 StateProj::Reading {
                     body,
                     parts,
                     chunks,
                     len,
-                } => {
-                    let max = this
-                        .shared
-                        .as_ref()
-                        .map_or(0, |s| s.config.max_entry_bytes.get());
-                    let Some(stream) = body.as_mut() else {
-                        this.state.set(State::Done);
-                        return Poll::Pending;
-                    };
-                    let (frame, error) = match ready!(stream.as_mut().poll_frame(cx)) {
-                        Some(Ok(frame)) => match frame.into_data() {
-                            Ok(data) => {
-                                *len = len.saturating_add(data.len());
-                                if !data.is_empty() {
-                                    chunks.push(data);
-                                }
-                                if *len <= max {
-                                    continue;
-                                }
-                                (None, None)
-                            }
-                            // Trailers cannot be stored.
-                            Err(frame) => (Some(frame), None),
-                        },
-                        Some(Err(error)) => (None, Some(error.into())),
-                        None => {
-                            let bytes = concat(std::mem::take(chunks), *len);
-                            let parts = parts.take();
-                            this.state.set(State::Done);
-                            let Some(parts) = parts else {
-                                return Poll::Pending;
-                            };
-                            if has_error_event(&parts.headers, &bytes) {
-                                // A 200 stream that failed mid-way: whole, but not a success.
-                                fail(this.guard);
-                                let body = CacheBody::read(bytes);
-                                let mut response = http::Response::from_parts(parts, body);
-                                mark(&mut response, CacheStatus::Miss);
-                                return Poll::Ready(Ok(response));
-                            }
-                            let miss = this.miss.as_ref();
-                            let deterministic = miss.is_some_and(|m| m.deterministic);
-                            let stored = Arc::new(Stored::new(
-                                &parts,
-                                bytes.clone(),
-                                deterministic,
-                                Instant::now(),
-                            ));
-                            if let (Some(shared), Some(miss)) = (this.shared.as_ref(), miss) {
-                                shared.store(miss, Arc::clone(&stored));
-                            }
-                            if let Some(guard) = this.guard.take() {
-                                guard.finish(Outcome::Stored(stored));
-                            }
-                            let mut response =
-                                http::Response::from_parts(parts, CacheBody::stored(bytes));
-                            mark(&mut response, CacheStatus::Miss);
-                            return Poll::Ready(Ok(response));
-                        }
-                    };
-                    // Not storable after all: what was read, then the rest or the error.
-                    let mut prefix: VecDeque<Frame<Bytes>> =
-                        chunks.drain(..).map(Frame::data).collect();
-                    prefix.extend(frame);
-                    let rest = body.take();
-                    let parts = parts.take();
-                    this.state.set(State::Done);
-                    fail(this.guard);
-                    let (Some(rest), Some(parts)) = (rest, parts) else {
-                        return Poll::Pending;
-                    };
-                    let body = CacheBody::prefix(prefix, error, rest);
-                    let mut response = http::Response::from_parts(parts, body);
-                    mark(&mut response, CacheStatus::Miss);
-                    return Poll::Ready(Ok(response));
-                }
-                StateProj::Waiting { rx } => {
-                    let outcome = ready!(Pin::new(rx).poll(cx));
-                    match outcome {
-                        Ok(Outcome::Stored(stored)) => {
-                            this.state.set(State::Done);
-                            if let Some(observe) = this.observe.as_ref() {
-                                report_to(observe, CacheStatus::Coalesced);
-                            }
-                            return Poll::Ready(Ok(stored.response(CacheStatus::Coalesced)));
-                        }
-                        // The leader's answer was not storable: go upstream alone, in parallel
-                        // with the other followers, rather than queue behind a new leader.
-                        Ok(Outcome::Failed) => {
-                            if let Some(observe) = this.observe.as_ref() {
-                                report_to(observe, CacheStatus::Miss);
-                            }
-                            this.state.set(State::Readying);
-                        }
-                        // The leader was dropped: look again.
-                        Err(_) => {
-                            let (Some(shared), Some(miss)) =
-                                (this.shared.as_ref(), this.miss.as_ref())
-                            else {
-                                this.state.set(State::Done);
-                                return Poll::Pending;
-                            };
-                            match shared.claim(miss) {
-                                Join::Hit(stored) => {
-                                    this.state.set(State::Done);
-                                    if let Some(observe) = this.observe.as_ref() {
-                                        report_to(observe, CacheStatus::Hit);
-                                    }
-                                    return Poll::Ready(Ok(stored.response(CacheStatus::Hit)));
-                                }
-                                Join::Lead(guard) => {
-                                    *this.guard = Some(guard);
-                                    if let Some(observe) = this.observe.as_ref() {
-                                        report_to(observe, CacheStatus::Miss);
-                                    }
-                                    this.state.set(State::Readying);
-                                }
-                                Join::Follow(rx) => this.state.set(State::Waiting { rx }),
-                            }
-                        }
-                    }
-                }
-                StateProj::Readying => {
-                    let Some(service) = this.service.as_mut() else {
-                        this.state.set(State::Done);
-                        return Poll::Pending;
-                    };
-                    if let Err(error) = ready!(service.poll_ready(cx)) {
-                        this.state.set(State::Done);
-                        fail(this.guard);
-                        return Poll::Ready(Err(error));
-                    }
-                    let Some(request) = this.request.take() else {
-                        this.state.set(State::Done);
-                        return Poll::Pending;
-                    };
-                    let future = service.call(request);
-                    this.state.set(State::Calling { future });
-                }
+                } => this.caching.poll_reading(body, parts, chunks, len, cx),
+                StateProj::Waiting { rx } => this.caching.poll_waiting(rx, cx),
+                StateProj::Readying => this.caching.poll_readying(cx),
                 StateProj::Done => return Poll::Pending,
+            };
+            match ready!(step) {
+                Step::Next(state) => this.state.set(state),
+                Step::Done(output) => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(output);
+                }
             }
         }
+    }
+}
+
+impl<S, B> Caching<S>
+where
+    S: Service<http::Request<BufferedBody>, Response = http::Response<B>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    /// Ready: waits for nothing; hands back the response it holds (a hit).
+    fn poll_ready(&self, response: &mut Option<http::Response<CacheBody<B>>>) -> Poll<Step<S, B>> {
+        Poll::Ready(match response.take() {
+            Some(response) => Step::Done(Ok(response)),
+            None => Step::Next(State::Done),
+        })
+    }
+
+    /// Passthrough: waits for the upstream response to a request the cache does not handle.
+    fn poll_passthrough(
+        &self,
+        future: Pin<&mut S::Future>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step<S, B>> {
+        let response = match ready!(future.poll(cx)) {
+            Ok(response) => response,
+            Err(error) => return Poll::Ready(Step::Done(Err(error))),
+        };
+        let mut response = response.map(CacheBody::upstream);
+        response.extensions_mut().insert(CacheStatus::Bypass);
+        Poll::Ready(Step::Done(Ok(response)))
+    }
+
+    /// Calling: waits for the upstream response's head, then reads a storable body.
+    fn poll_calling(
+        &mut self,
+        future: Pin<&mut S::Future>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step<S, B>> {
+        let response = match ready!(future.poll(cx)) {
+            Ok(response) => response,
+            Err(error) => {
+                fail(&mut self.guard);
+                return Poll::Ready(Step::Done(Err(error)));
+            }
+        };
+        let max = self
+            .shared
+            .as_ref()
+            .map_or(0, |s| s.config.max_entry_bytes.get());
+        if !storable(&response, max) {
+            fail(&mut self.guard);
+            let mut response = response.map(CacheBody::upstream);
+            mark(&mut response, CacheStatus::Miss);
+            return Poll::Ready(Step::Done(Ok(response)));
+        }
+        let (parts, body) = response.into_parts();
+        Poll::Ready(Step::Next(State::Reading {
+            body: Some(Box::pin(body)),
+            parts: Some(parts),
+            chunks: Vec::new(),
+            len: 0,
+        }))
+    }
+
+    /// Reading: waits for the body's frames, to store it whole or hand it back as it goes.
+    fn poll_reading(
+        &mut self,
+        body: &mut Option<Pin<Box<B>>>,
+        parts: &mut Option<http::response::Parts>,
+        chunks: &mut Vec<Bytes>,
+        len: &mut usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step<S, B>> {
+        let max = self
+            .shared
+            .as_ref()
+            .map_or(0, |s| s.config.max_entry_bytes.get());
+        let Some(stream) = body.as_mut() else {
+            return Poll::Ready(Step::Next(State::Done));
+        };
+        let (frame, error) = loop {
+            match ready!(stream.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        *len = len.saturating_add(data.len());
+                        if !data.is_empty() {
+                            chunks.push(data);
+                        }
+                        if *len > max {
+                            break (None, None);
+                        }
+                    }
+                    // Trailers cannot be stored.
+                    Err(frame) => break (Some(frame), None),
+                },
+                Some(Err(error)) => break (None, Some(error.into())),
+                None => {
+                    let bytes = concat(std::mem::take(chunks), *len);
+                    let Some(parts) = parts.take() else {
+                        return Poll::Ready(Step::Next(State::Done));
+                    };
+                    // The finished body goes before the followers are told.
+                    *body = None;
+                    return Poll::Ready(Step::Done(Ok(self.read_whole(parts, bytes))));
+                }
+            }
+        };
+        // Not storable after all: what was read, then the rest or the error.
+        let mut prefix: VecDeque<Frame<Bytes>> = chunks.drain(..).map(Frame::data).collect();
+        prefix.extend(frame);
+        let rest = body.take();
+        let parts = parts.take();
+        fail(&mut self.guard);
+        let (Some(rest), Some(parts)) = (rest, parts) else {
+            return Poll::Ready(Step::Next(State::Done));
+        };
+        let body = CacheBody::prefix(prefix, error, rest);
+        let mut response = http::Response::from_parts(parts, body);
+        mark(&mut response, CacheStatus::Miss);
+        Poll::Ready(Step::Done(Ok(response)))
+    }
+
+    /// A body read whole: stored and handed to the followers, unless it is a failed stream.
+    fn read_whole(
+        &mut self,
+        parts: http::response::Parts,
+        bytes: Bytes,
+    ) -> http::Response<CacheBody<B>> {
+        if has_error_event(&parts.headers, &bytes) {
+            // A 200 stream that failed mid-way: whole, but not a success.
+            fail(&mut self.guard);
+            let body = CacheBody::read(bytes);
+            let mut response = http::Response::from_parts(parts, body);
+            mark(&mut response, CacheStatus::Miss);
+            return response;
+        }
+        let miss = self.miss.as_ref();
+        let deterministic = miss.is_some_and(|m| m.deterministic);
+        let stored = Arc::new(Stored::new(
+            &parts,
+            bytes.clone(),
+            deterministic,
+            Instant::now(),
+        ));
+        if let (Some(shared), Some(miss)) = (self.shared.as_ref(), miss) {
+            shared.store(miss, Arc::clone(&stored));
+        }
+        if let Some(guard) = self.guard.take() {
+            guard.finish(Outcome::Stored(stored));
+        }
+        let mut response = http::Response::from_parts(parts, CacheBody::stored(bytes));
+        mark(&mut response, CacheStatus::Miss);
+        response
+    }
+
+    /// Waiting: waits for the leader's outcome, as a follower.
+    fn poll_waiting(
+        &mut self,
+        rx: &mut oneshot::Receiver<Outcome>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step<S, B>> {
+        let outcome = ready!(Pin::new(rx).poll(cx));
+        Poll::Ready(match outcome {
+            Ok(Outcome::Stored(stored)) => {
+                if let Some(observe) = self.observe.as_ref() {
+                    report_to(observe, CacheStatus::Coalesced);
+                }
+                Step::Done(Ok(stored.response(CacheStatus::Coalesced)))
+            }
+            // The leader's answer was not storable: go upstream alone, in parallel with the
+            // other followers, rather than queue behind a new leader.
+            Ok(Outcome::Failed) => {
+                if let Some(observe) = self.observe.as_ref() {
+                    report_to(observe, CacheStatus::Miss);
+                }
+                Step::Next(State::Readying)
+            }
+            // The leader was dropped: look again.
+            Err(_) => {
+                let (Some(shared), Some(miss)) = (self.shared.as_ref(), self.miss.as_ref()) else {
+                    return Poll::Ready(Step::Next(State::Done));
+                };
+                match shared.claim(miss) {
+                    Join::Hit(stored) => {
+                        if let Some(observe) = self.observe.as_ref() {
+                            report_to(observe, CacheStatus::Hit);
+                        }
+                        Step::Done(Ok(stored.response(CacheStatus::Hit)))
+                    }
+                    Join::Lead(guard) => {
+                        self.guard = Some(guard);
+                        if let Some(observe) = self.observe.as_ref() {
+                            report_to(observe, CacheStatus::Miss);
+                        }
+                        Step::Next(State::Readying)
+                    }
+                    Join::Follow(rx) => Step::Next(State::Waiting { rx }),
+                }
+            }
+        })
+    }
+
+    /// Readying: waits for the service to be ready, then goes upstream itself.
+    fn poll_readying(&mut self, cx: &mut Context<'_>) -> Poll<Step<S, B>> {
+        let Some(service) = self.service.as_mut() else {
+            return Poll::Ready(Step::Next(State::Done));
+        };
+        if let Err(error) = ready!(service.poll_ready(cx)) {
+            fail(&mut self.guard);
+            return Poll::Ready(Step::Done(Err(error)));
+        }
+        let Some(request) = self.request.take() else {
+            return Poll::Ready(Step::Next(State::Done));
+        };
+        let future = service.call(request);
+        Poll::Ready(Step::Next(State::Calling { future }))
     }
 }
 
@@ -418,7 +484,7 @@ where
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
-            .field("leader", &self.guard.is_some())
+            .field("leader", &self.caching.guard.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -30,7 +30,6 @@ pin_project! {
     /// admission (in `call` when the quota had room and nobody waited, or later), while the
     /// inner future runs, the request's cost stays spent: the provider may already count it.
     #[must_use = "futures do nothing unless polled"]
-    #[project = ResponseFutureProj]
     pub struct ResponseFuture<S, B, E, St>
     where
         S: Service<http::Request<B>>,
@@ -38,15 +37,7 @@ pin_project! {
     {
         #[pin]
         phase: Phase<S::Future>,
-        // Everything waiting needs, boxed, so that the common path (admitted in `call`)
-        // neither allocates nor carries it.
-        waiting: Option<Box<Waiting<S, B, St>>>,
-        limiter: Local<St>,
-        key: Option<RouteKey>,
-        cost: Cost,
-        // When it was admitted (time since the limiter's origin), for refunds.
-        taken_at: Duration,
-        estimator: E,
+        limiting: Limiting<S, B, E, St>,
     }
 }
 
@@ -61,6 +52,26 @@ pin_project! {
         },
         Done,
     }
+}
+
+/// What the phases share: the request's cost and key with the limiter, and, until admitted, what
+/// waiting needs.
+struct Limiting<S, B, E, St: Store> {
+    // Everything waiting needs, boxed, so that the common path (admitted in `call`)
+    // neither allocates nor carries it.
+    waiting: Option<Box<Waiting<S, B, St>>>,
+    limiter: Local<St>,
+    key: Option<RouteKey>,
+    cost: Cost,
+    // When it was admitted (time since the limiter's origin), for refunds.
+    taken_at: Duration,
+    estimator: E,
+}
+
+/// Where polling a phase leads: the next phase, or the future's output.
+enum Step<S: Service<http::Request<B>>, B> {
+    Next(Phase<S::Future>),
+    Done(Result<S::Response, BoxError>),
 }
 
 /// A request that was not admitted in `call`, until it is.
@@ -144,12 +155,14 @@ where
         } = admission;
         ResponseFuture {
             phase,
-            waiting,
-            limiter,
-            key,
-            cost,
-            taken_at,
-            estimator,
+            limiting: Limiting {
+                waiting,
+                limiter,
+                key,
+                cost,
+                taken_at,
+                estimator,
+            },
         }
     }
 }
@@ -166,182 +179,206 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.phase.as_mut().project() {
-                PhaseProj::Admitting => {
-                    let waiting = this
-                        .waiting
-                        .as_deref_mut()
-                        .expect("a request being admitted is waiting");
-                    if let Some(answer) = &mut waiting.answer {
-                        let answer = ready!(Pin::new(answer).poll(cx));
-                        waiting.answer = None;
-                        match answer {
-                            Err(error) => {
-                                this.phase.set(Phase::Done);
-                                *this.waiting = None;
-                                return Poll::Ready(Err(error));
-                            }
-                            Ok(Decision::TooLarge {
-                                dimension,
-                                cost,
-                                capacity,
-                                period,
-                            }) => {
-                                this.phase.set(Phase::Done);
-                                *this.waiting = None;
-                                let error = CostTooLarge::new(dimension, cost, capacity, period);
-                                return Poll::Ready(Err(error.into()));
-                            }
-                            Ok(Decision::Admitted) => {
-                                // Leaving the queue wakes the next waiter; the call happens in
-                                // this same poll, so nothing can cancel between grant and call.
-                                let Waiting {
-                                    mut service,
-                                    request,
-                                    ..
-                                } = *this.waiting.take().expect("checked above");
-                                let now = this.limiter.now();
-                                *this.taken_at = now;
-                                if let Some(observe) = Observe::of(&request) {
-                                    this.limiter
-                                        .report_admission(observe, this.key.as_ref(), now);
-                                }
-                                let future = service.call(request);
-                                this.phase.set(Phase::Calling { future });
-                                continue;
-                            }
-                            Ok(Decision::Wait(wait)) => {
-                                let now = this.limiter.now();
-                                let at = now.saturating_add(wait);
-                                if waiting.give_up.is_some_and(|limit| at > limit) {
-                                    this.phase.set(Phase::Done);
-                                    *this.waiting = None;
-                                    return Poll::Ready(Err(RateLimited::new(wait).into()));
-                                }
-                                if waiting.ticket.is_none() {
-                                    let ticket = this.limiter.enqueue(
-                                        this.key.clone(),
-                                        waiting.priority,
-                                        *this.cost,
-                                    );
-                                    waiting.ticket = Some(ticket);
-                                }
-                                waiting.retry_at = (!waiting.behind).then_some(at);
-                                waiting.eta_at = at;
-                                continue;
-                            }
-                        }
-                    }
-                    // Queued: first for the turn, then until `retry_at` (unless nudged sooner).
-                    let now = this.limiter.now();
-                    let (first, epoch) = match &waiting.ticket {
-                        Some(ticket) => ticket.turn(cx.waker()),
-                        None => (true, waiting.epoch),
-                    };
-                    if first {
-                        let planned = waiting.retry_at.filter(|at| *at > now);
-                        if let (Some(at), true) = (planned, epoch == waiting.epoch) {
-                            ready!(poll_sleep(
-                                &mut waiting.sleep,
-                                this.limiter.origin.instant(at),
-                                cx
-                            ));
-                            continue;
-                        }
-                        waiting.epoch = epoch;
-                        let decision =
-                            this.limiter
-                                .store
-                                .admit(this.key.as_ref(), this.cost, None, now);
-                        waiting.answer = Some(Answer::Coming(decision));
-                        waiting.behind = false;
-                        continue;
-                    }
-                    // Not its turn: woken when it is, or gives up at its deadline.
-                    let Some(limit) = waiting.give_up else {
-                        return Poll::Pending;
-                    };
-                    if now < limit {
-                        ready!(poll_sleep(
-                            &mut waiting.sleep,
-                            this.limiter.origin.instant(limit),
-                            cx
-                        ));
-                    }
-                    let retry_after = waiting
-                        .eta_at
-                        .saturating_sub(now)
-                        .max(Duration::from_nanos(1));
-                    this.phase.set(Phase::Done);
-                    *this.waiting = None;
-                    return Poll::Ready(Err(RateLimited::new(retry_after).into()));
-                }
-                PhaseProj::Calling { future } => {
-                    let result = ready!(future.poll(cx));
-                    this.phase.set(Phase::Done);
-                    return Poll::Ready(match result {
-                        Ok(response) => {
-                            let verdict = Verdict::of_response(&response);
-                            let usage =
-                                Lesson::usage_of(response.extensions(), verdict).map(|usage| {
-                                    Reconcile {
-                                        estimated: *this.cost,
-                                        actual: this.estimator.actual(usage, this.cost),
-                                        taken_at: *this.taken_at,
-                                    }
-                                });
-                            if usage.is_none() {
-                                if let Some(report) = StreamReport::of(&response) {
-                                    this.reconcile_at_end(report);
-                                }
-                            }
-                            let status = response.status();
-                            // Nothing to learn from a plain success: no clock read, no lock.
-                            if verdict.is_some()
-                                || usage.is_some()
-                                || status == http::StatusCode::TOO_MANY_REQUESTS
-                            {
-                                let lesson = Lesson {
-                                    verdict,
-                                    status: Some(status),
-                                    headers: Some(response.headers()),
-                                    usage,
-                                    taken_at: *this.taken_at,
-                                };
-                                this.limiter.learn(this.key.as_ref(), lesson);
-                            }
-                            Ok(response)
-                        }
-                        Err(error) => {
-                            let error: BoxError = error.into();
-                            if let Some(verdict) = Verdict::of_error(&*error) {
-                                let lesson = Lesson {
-                                    verdict: Some(verdict),
-                                    taken_at: *this.taken_at,
-                                    ..Lesson::default()
-                                };
-                                this.limiter.learn(this.key.as_ref(), lesson);
-                            }
-                            Err(error)
-                        }
-                    });
-                }
+            let step = match this.phase.as_mut().project() {
+                PhaseProj::Admitting => this.limiting.poll_admitting(cx),
+                PhaseProj::Calling { future } => this.limiting.poll_calling(future, cx),
                 PhaseProj::Done => panic!("ResponseFuture polled after completion"),
+            };
+            match ready!(step) {
+                Step::Next(phase) => this.phase.set(phase),
+                Step::Done(output) => {
+                    this.phase.set(Phase::Done);
+                    return Poll::Ready(output);
+                }
             }
         }
     }
 }
 
-impl<S, B, E, St> ResponseFutureProj<'_, S, B, E, St>
+impl<S, B, E, St, ResBody> Limiting<S, B, E, St>
 where
-    S: Service<http::Request<B>>,
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
     E: Estimator<B> + Clone + Send + 'static,
     St: Store,
 {
+    /// Admitting: waits for the store's answer, the request's turn in the queue, or the time to
+    /// ask again.
+    fn poll_admitting(&mut self, cx: &mut Context<'_>) -> Poll<Step<S, B>> {
+        loop {
+            let waiting = self
+                .waiting
+                .as_deref_mut()
+                .expect("a request being admitted is waiting");
+            if let Some(answer) = &mut waiting.answer {
+                let answer = ready!(Pin::new(answer).poll(cx));
+                waiting.answer = None;
+                match self.answered(answer) {
+                    Some(step) => return Poll::Ready(step),
+                    None => continue,
+                }
+            }
+            // Queued: first for the turn, then until `retry_at` (unless nudged sooner).
+            let now = self.limiter.now();
+            let (first, epoch) = match &waiting.ticket {
+                Some(ticket) => ticket.turn(cx.waker()),
+                None => (true, waiting.epoch),
+            };
+            if first {
+                let planned = waiting.retry_at.filter(|at| *at > now);
+                if let (Some(at), true) = (planned, epoch == waiting.epoch) {
+                    ready!(poll_sleep(
+                        &mut waiting.sleep,
+                        self.limiter.origin.instant(at),
+                        cx
+                    ));
+                    continue;
+                }
+                waiting.epoch = epoch;
+                let decision = self
+                    .limiter
+                    .store
+                    .admit(self.key.as_ref(), &self.cost, None, now);
+                waiting.answer = Some(Answer::Coming(decision));
+                waiting.behind = false;
+                continue;
+            }
+            // Not its turn: woken when it is, or gives up at its deadline.
+            let Some(limit) = waiting.give_up else {
+                return Poll::Pending;
+            };
+            if now < limit {
+                ready!(poll_sleep(
+                    &mut waiting.sleep,
+                    self.limiter.origin.instant(limit),
+                    cx
+                ));
+            }
+            let retry_after = waiting
+                .eta_at
+                .saturating_sub(now)
+                .max(Duration::from_nanos(1));
+            self.waiting = None;
+            return Poll::Ready(Step::Done(Err(RateLimited::new(retry_after).into())));
+        }
+    }
+
+    /// What the store's answer leads to: a refusal, the call once admitted, or nothing yet (to
+    /// wait, queued, until it is time to ask again).
+    fn answered(&mut self, answer: Result<Decision, BoxError>) -> Option<Step<S, B>> {
+        let waiting = self
+            .waiting
+            .as_deref_mut()
+            .expect("a request being admitted is waiting");
+        match answer {
+            Err(error) => {
+                self.waiting = None;
+                Some(Step::Done(Err(error)))
+            }
+            Ok(Decision::TooLarge {
+                dimension,
+                cost,
+                capacity,
+                period,
+            }) => {
+                self.waiting = None;
+                let error = CostTooLarge::new(dimension, cost, capacity, period);
+                Some(Step::Done(Err(error.into())))
+            }
+            Ok(Decision::Admitted) => {
+                // Leaving the queue wakes the next waiter; the call happens in this same poll, so
+                // nothing can cancel between grant and call.
+                let Waiting {
+                    mut service,
+                    request,
+                    ..
+                } = *self.waiting.take().expect("checked above");
+                let now = self.limiter.now();
+                self.taken_at = now;
+                if let Some(observe) = Observe::of(&request) {
+                    self.limiter
+                        .report_admission(observe, self.key.as_ref(), now);
+                }
+                let future = service.call(request);
+                Some(Step::Next(Phase::Calling { future }))
+            }
+            Ok(Decision::Wait(wait)) => {
+                let now = self.limiter.now();
+                let at = now.saturating_add(wait);
+                if waiting.give_up.is_some_and(|limit| at > limit) {
+                    self.waiting = None;
+                    return Some(Step::Done(Err(RateLimited::new(wait).into())));
+                }
+                if waiting.ticket.is_none() {
+                    let ticket =
+                        self.limiter
+                            .enqueue(self.key.clone(), waiting.priority, self.cost);
+                    waiting.ticket = Some(ticket);
+                }
+                waiting.retry_at = (!waiting.behind).then_some(at);
+                waiting.eta_at = at;
+                None
+            }
+        }
+    }
+
+    /// Calling: waits for the inner service's response, then tells the limiter what it said.
+    fn poll_calling(
+        &mut self,
+        future: Pin<&mut S::Future>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step<S, B>> {
+        let result = ready!(future.poll(cx));
+        Poll::Ready(Step::Done(match result {
+            Ok(response) => {
+                let verdict = Verdict::of_response(&response);
+                let usage =
+                    Lesson::usage_of(response.extensions(), verdict).map(|usage| Reconcile {
+                        estimated: self.cost,
+                        actual: self.estimator.actual(usage, &self.cost),
+                        taken_at: self.taken_at,
+                    });
+                if usage.is_none() {
+                    if let Some(report) = StreamReport::of(&response) {
+                        self.reconcile_at_end(report);
+                    }
+                }
+                let status = response.status();
+                // Nothing to learn from a plain success: no clock read, no lock.
+                if verdict.is_some()
+                    || usage.is_some()
+                    || status == http::StatusCode::TOO_MANY_REQUESTS
+                {
+                    let lesson = Lesson {
+                        verdict,
+                        status: Some(status),
+                        headers: Some(response.headers()),
+                        usage,
+                        taken_at: self.taken_at,
+                    };
+                    self.limiter.learn(self.key.as_ref(), lesson);
+                }
+                Ok(response)
+            }
+            Err(error) => {
+                let error: BoxError = error.into();
+                if let Some(verdict) = Verdict::of_error(&*error) {
+                    let lesson = Lesson {
+                        verdict: Some(verdict),
+                        taken_at: self.taken_at,
+                        ..Lesson::default()
+                    };
+                    self.limiter.learn(self.key.as_ref(), lesson);
+                }
+                Err(error)
+            }
+        }))
+    }
+
     /// A streamed answer reports its usage at its end: reconcile the estimate then.
     fn reconcile_at_end(&self, report: &StreamReport) {
-        let limiter = Arc::clone(self.limiter);
-        let (key, estimated, taken_at) = (self.key.clone(), *self.cost, *self.taken_at);
+        let limiter = Arc::clone(&self.limiter);
+        let (key, estimated, taken_at) = (self.key.clone(), self.cost, self.taken_at);
         let estimator = self.estimator.clone();
         report.on_end(move |end| {
             let Some(usage) = &end.usage else { return };
@@ -366,9 +403,9 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("key", &self.key)
-            .field("cost", &self.cost)
-            .field("waiting", &self.waiting.is_some())
+            .field("key", &self.limiting.key)
+            .field("cost", &self.limiting.cost)
+            .field("waiting", &self.limiting.waiting.is_some())
             .finish_non_exhaustive()
     }
 }
