@@ -17,7 +17,7 @@ use tower_service::Service;
 use crate::error::{CostTooLarge, RateLimited};
 use crate::estimate::Estimator;
 use crate::limiter::{Lesson, Local, Reconcile, Ticket};
-use crate::store::{Decision, Store};
+use crate::store::{QuotaDecision, Store};
 
 pin_project! {
     /// The response future of [`RateLimit`](crate::RateLimit): waits for admission, calls the
@@ -99,14 +99,14 @@ pub(crate) struct Waiting<S, B, St: Store> {
 /// A store's answer, still to come or already given.
 pub(crate) enum Answer<D> {
     Coming(D),
-    Given(Option<Result<Decision, BoxError>>),
+    Given(Option<Result<QuotaDecision, BoxError>>),
 }
 
 impl<D> Future for Answer<D>
 where
-    D: Future<Output = Result<Decision, BoxError>> + Unpin,
+    D: Future<Output = Result<QuotaDecision, BoxError>> + Unpin,
 {
-    type Output = Result<Decision, BoxError>;
+    type Output = Result<QuotaDecision, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
@@ -265,7 +265,7 @@ where
 
     /// What the store's answer leads to: a refusal, the call once admitted, or nothing yet (to
     /// wait, queued, until it is time to ask again).
-    fn answered(&mut self, answer: Result<Decision, BoxError>) -> Option<Step<S, B>> {
+    fn answered(&mut self, answer: Result<QuotaDecision, BoxError>) -> Option<Step<S, B>> {
         let waiting = self
             .waiting
             .as_deref_mut()
@@ -275,7 +275,7 @@ where
                 self.waiting = None;
                 Some(Step::Done(Err(error)))
             }
-            Ok(Decision::TooLarge {
+            Ok(QuotaDecision::TooLarge {
                 dimension,
                 cost,
                 capacity,
@@ -285,7 +285,7 @@ where
                 let error = CostTooLarge::new(dimension, cost, capacity, period);
                 Some(Step::Done(Err(error.into())))
             }
-            Ok(Decision::Admitted) => {
+            Ok(QuotaDecision::Admitted) => {
                 // Leaving the queue wakes the next waiter; the call happens in this same poll, so
                 // nothing can cancel between grant and call.
                 let Waiting {
@@ -302,7 +302,7 @@ where
                 let future = service.call(request);
                 Some(Step::Next(Phase::Calling { future }))
             }
-            Ok(Decision::Wait(wait)) => {
+            Ok(QuotaDecision::Wait(wait)) => {
                 let now = self.limiter.now();
                 let at = now.saturating_add(wait);
                 if waiting.give_up.is_some_and(|limit| at > limit) {

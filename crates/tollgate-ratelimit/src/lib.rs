@@ -208,7 +208,7 @@ pub use layer::RateLimitLayer;
 pub use limit::{AlgorithmKind, Limit, Limits};
 pub use limiter::RateLimitHandle;
 pub use service::RateLimit;
-pub use store::{Decision, Feedback, MemoryStore, Outlook, Store};
+pub use store::{Feedback, MemoryStore, Outlook, QuotaDecision, Store};
 
 // The README's examples are compiled (and run) as doc tests, so they stay true.
 #[cfg(doctest)]

@@ -19,7 +19,7 @@ use tollgate_core::{
 };
 
 use crate::limit::Limits;
-use crate::store::{Decision, Feedback, Outlook, Store};
+use crate::store::{Feedback, Outlook, QuotaDecision, Store};
 
 /// A service clone's own reference to the shared [`Limiter`]: its futures count references
 /// here, so clones on different threads do not contend on one reference count.
@@ -504,7 +504,7 @@ impl<St: Store> RateLimitHandle<St> {
         let now = self.limiter.origin.offset(at);
         let mut outlook = self.limiter.store.outlook(key, cost, now)?;
         if let Place::Behind(ahead) = self.limiter.place(key, Priority::default()) {
-            if let Decision::Admitted | Decision::Wait(_) = outlook.decision {
+            if let QuotaDecision::Admitted | QuotaDecision::Wait(_) = outlook.decision {
                 let queued = self.limiter.store.admit(key, cost, Some(&ahead), now);
                 if let Some(Ok(decision)) = now_or_never(queued) {
                     outlook.decision = decision;

@@ -17,7 +17,7 @@ use crate::estimate::{Estimator, PerRequest};
 use crate::future::{Admission, Answer, ResponseFuture, Waiting};
 use crate::key::{Keyer, Unkeyed};
 use crate::limiter::{Limiter, Local, Place};
-use crate::store::{Decision, MemoryStore, Store};
+use crate::store::{MemoryStore, QuotaDecision, Store};
 
 /// Admits each request against its key's quota, waiting fairly or refusing, then calls the
 /// inner service. Built by [`RateLimitLayer`](crate::RateLimitLayer).
@@ -131,7 +131,7 @@ where
         // The common case is decided here: the quota has room and nobody waits. Then the
         // readied inner service is called at once, with nothing to carry or allocate.
         let answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(Decision::Admitted)) => {
+            Poll::Ready(Ok(QuotaDecision::Admitted)) => {
                 if let Some(observe) = Observe::of(&request) {
                     limiter.report_admission(observe, admission.key.as_ref(), now);
                 }
@@ -140,7 +140,7 @@ where
             Poll::Ready(answer) => Answer::Given(Some(answer)),
             Poll::Pending => Answer::Coming(decision),
         };
-        if let (Some(observe), Answer::Given(Some(Ok(Decision::Wait(wait))))) =
+        if let (Some(observe), Answer::Given(Some(Ok(QuotaDecision::Wait(wait))))) =
             (Observe::of(&request), &answer)
         {
             let refused = give_up.is_some_and(|limit| now.saturating_add(*wait) > limit);
@@ -154,7 +154,7 @@ where
         // Take a place in the queue now, not at the first poll, so that requests called later
         // but polled sooner do not pass this one — unless it is refused on its first poll.
         let queues = match &answer {
-            Answer::Given(Some(Ok(Decision::Wait(wait)))) => {
+            Answer::Given(Some(Ok(QuotaDecision::Wait(wait)))) => {
                 give_up.is_none_or(|limit| now.saturating_add(*wait) <= limit)
             }
             Answer::Coming(_) => true,

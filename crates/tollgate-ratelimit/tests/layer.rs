@@ -724,12 +724,12 @@ struct RoundTripStore {
 
 /// An answer that is ready on the second poll.
 struct RoundTrip {
-    answer: Option<Result<tollgate_ratelimit::Decision, BoxError>>,
+    answer: Option<Result<tollgate_ratelimit::QuotaDecision, BoxError>>,
     sent: bool,
 }
 
 impl Future for RoundTrip {
-    type Output = Result<tollgate_ratelimit::Decision, BoxError>;
+    type Output = Result<tollgate_ratelimit::QuotaDecision, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if !self.sent {
@@ -916,8 +916,8 @@ async fn the_providers_remaining_wins_over_the_refund() {
 /// from a later request's log entry.
 #[test]
 fn window_refunds_free_only_their_own_room() {
-    use tollgate_ratelimit::{Decision, Feedback, MemoryStore, Store};
-    fn admit(store: &MemoryStore, tokens: u64, now: Duration) -> Decision {
+    use tollgate_ratelimit::{Feedback, MemoryStore, QuotaDecision, Store};
+    fn admit(store: &MemoryStore, tokens: u64, now: Duration) -> QuotaDecision {
         let cost = Cost::ZERO.with(Dimension::Tokens, tokens);
         store.admit(None, &cost, None, now).into_inner().unwrap()
     }
@@ -929,35 +929,35 @@ fn window_refunds_free_only_their_own_room() {
     let fixed = MemoryStore::new(limits([
         Limit::tokens(Quota::per_second(n(2_000))).with_algorithm(AlgorithmKind::FixedWindow)
     ]));
-    assert_eq!(admit(&fixed, 1_000, millis(900)), Decision::Admitted); // uses 100
-    assert_eq!(admit(&fixed, 1_500, millis(1_100)), Decision::Admitted);
+    assert_eq!(admit(&fixed, 1_000, millis(900)), QuotaDecision::Admitted); // uses 100
+    assert_eq!(admit(&fixed, 1_500, millis(1_100)), QuotaDecision::Admitted);
     fixed.feedback(None, &refund(900, millis(900)), millis(1_200));
-    assert_ne!(admit(&fixed, 1_400, millis(1_300)), Decision::Admitted);
-    assert_eq!(admit(&fixed, 500, millis(1_300)), Decision::Admitted);
+    assert_ne!(admit(&fixed, 1_400, millis(1_300)), QuotaDecision::Admitted);
+    assert_eq!(admit(&fixed, 500, millis(1_300)), QuotaDecision::Admitted);
     // The exact log, 2,000 per minute.
     let log =
         MemoryStore::new(limits([Limit::tokens(Quota::per_minute(n(2_000)))
             .with_algorithm(AlgorithmKind::SlidingWindowLog)]));
-    assert_eq!(admit(&log, 1_000, secs(0)), Decision::Admitted); // uses 100
-    assert_eq!(admit(&log, 1_000, secs(30)), Decision::Admitted);
+    assert_eq!(admit(&log, 1_000, secs(0)), QuotaDecision::Admitted); // uses 100
+    assert_eq!(admit(&log, 1_000, secs(30)), QuotaDecision::Admitted);
     log.feedback(None, &refund(900, secs(0)), secs(31));
     // At 60 s the first request has left; the second's 1,000 stay until 90 s.
-    assert_ne!(admit(&log, 1_001, secs(60)), Decision::Admitted);
-    assert_eq!(admit(&log, 1_000, secs(60)), Decision::Admitted);
+    assert_ne!(admit(&log, 1_001, secs(60)), QuotaDecision::Admitted);
+    assert_eq!(admit(&log, 1_000, secs(60)), QuotaDecision::Admitted);
     // And within the first minute the refund did free the first request's room.
     let log =
         MemoryStore::new(limits([Limit::tokens(Quota::per_minute(n(2_000)))
             .with_algorithm(AlgorithmKind::SlidingWindowLog)]));
-    assert_eq!(admit(&log, 1_000, secs(0)), Decision::Admitted);
-    assert_eq!(admit(&log, 1_000, secs(30)), Decision::Admitted);
+    assert_eq!(admit(&log, 1_000, secs(0)), QuotaDecision::Admitted);
+    assert_eq!(admit(&log, 1_000, secs(30)), QuotaDecision::Admitted);
     log.feedback(None, &refund(900, secs(0)), secs(31));
-    assert_eq!(admit(&log, 900, secs(31)), Decision::Admitted);
+    assert_eq!(admit(&log, 900, secs(31)), QuotaDecision::Admitted);
 }
 
 /// Debt at the edge of the arithmetic neither panics nor admits.
 #[test]
 fn enormous_debt_never_admits() {
-    use tollgate_ratelimit::{Decision, Feedback, MemoryStore, Store};
+    use tollgate_ratelimit::{Feedback, MemoryStore, QuotaDecision, Store};
     let quota = Quota::new(n(1), Duration::from_nanos(u64::MAX)).unwrap();
     let store = MemoryStore::new(limits([Limit::tokens(quota)]));
     let huge = Feedback::Charge(Cost::ZERO.with(Dimension::Tokens, u64::MAX));
@@ -965,7 +965,7 @@ fn enormous_debt_never_admits() {
     store.feedback(None, &huge, secs(0));
     let one = Cost::ZERO.with(Dimension::Tokens, 1);
     let decision = store.admit(None, &one, None, secs(0)).into_inner().unwrap();
-    assert!(matches!(decision, Decision::Wait(_)), "{decision:?}");
+    assert!(matches!(decision, QuotaDecision::Wait(_)), "{decision:?}");
     // A fixed window at the end of time does not overflow either.
     let tiny = Quota::new(n(1), Duration::from_nanos(1)).unwrap();
     let fixed = MemoryStore::new(limits([
@@ -1033,16 +1033,16 @@ async fn a_refund_wakes_the_first_waiter_early() {
 /// nothing; a newcomer behind waiters is told to wait.
 #[tokio::test(start_paused = true)]
 async fn the_outlook_spends_nothing_and_counts_waiters() {
-    use tollgate_ratelimit::{Decision, Outlook};
+    use tollgate_ratelimit::{Outlook, QuotaDecision};
     let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_minute(n(2)))]));
     let handle = layer.handle();
     let one = Cost::requests(1);
     let outlook = |handle: &tollgate_ratelimit::RateLimitHandle| handle.outlook(None, &one);
     let expect = |decision, headroom| Some(Outlook { decision, headroom });
-    assert_eq!(outlook(&handle), expect(Decision::Admitted, 0.5));
+    assert_eq!(outlook(&handle), expect(QuotaDecision::Admitted, 0.5));
     assert_eq!(
         outlook(&handle),
-        expect(Decision::Admitted, 0.5),
+        expect(QuotaDecision::Admitted, 0.5),
         "nothing spent"
     );
     let service = layer.layer(tower::service_fn(|_: Request<String>| async {
@@ -1055,11 +1055,17 @@ async fn the_outlook_spends_nothing_and_counts_waiters() {
             .await
             .unwrap();
     }
-    assert_eq!(outlook(&handle), expect(Decision::Wait(secs(30)), -0.5));
+    assert_eq!(
+        outlook(&handle),
+        expect(QuotaDecision::Wait(secs(30)), -0.5)
+    );
     // One caller waits for the next slot (30 s); a newcomer would come after it (60 s).
     let waiter = tokio::spawn(service.clone().oneshot(Request::new(String::new())));
     tokio::task::yield_now().await;
     assert_eq!(handle.waiting(), 1);
-    assert_eq!(outlook(&handle), expect(Decision::Wait(secs(60)), -0.5));
+    assert_eq!(
+        outlook(&handle),
+        expect(QuotaDecision::Wait(secs(60)), -0.5)
+    );
     waiter.await.unwrap().unwrap();
 }

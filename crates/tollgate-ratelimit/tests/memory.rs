@@ -13,7 +13,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tollgate_core::{Cost, Dimension, RouteKey};
 use tollgate_ratelimit::adaptive::Adaptive;
 use tollgate_ratelimit::algorithm::Quota;
-use tollgate_ratelimit::{Decision, Limit, Limits, MemoryStore, Store};
+use tollgate_ratelimit::{Limit, Limits, MemoryStore, QuotaDecision, Store};
 
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -39,7 +39,7 @@ fn admit_each(store: &MemoryStore, keys: &[RouteKey], cost: &Cost, now: Duration
         );
         assert!(matches!(
             answer,
-            std::task::Poll::Ready(Ok(Decision::Admitted))
+            std::task::Poll::Ready(Ok(QuotaDecision::Admitted))
         ));
     }
 }

@@ -13,7 +13,7 @@ use tollgate_core::body::BufferedBody;
 use tollgate_core::clock::{Origin, nanos};
 use tollgate_core::rewrite::Rewrite;
 use tollgate_core::{BoxError, Cost, Dimension};
-use tollgate_ratelimit::{Decision, RateLimit, RateLimitHandle};
+use tollgate_ratelimit::{QuotaDecision, RateLimit, RateLimitHandle};
 use tower_service::Service;
 
 use crate::deployment::Deployment;
@@ -86,8 +86,8 @@ impl Slot {
         match self.limiter.outlook_at(None, cost, at) {
             None => (Ok(Duration::ZERO), 1.0),
             Some(outlook) => match outlook.decision {
-                Decision::Admitted => (Ok(Duration::ZERO), outlook.headroom),
-                Decision::Wait(wait) => (Ok(wait), outlook.headroom),
+                QuotaDecision::Admitted => (Ok(Duration::ZERO), outlook.headroom),
+                QuotaDecision::Wait(wait) => (Ok(wait), outlook.headroom),
                 _ => (Err(()), f64::NEG_INFINITY),
             },
         }

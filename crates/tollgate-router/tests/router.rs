@@ -16,7 +16,7 @@ use tollgate_core::{BoxError, Cost, Deadline, Dimension, ErrorClass};
 use tollgate_providers::rewrite::Credentials;
 use tollgate_providers::{ClassifyLayer, OpenAi};
 use tollgate_ratelimit::algorithm::Quota;
-use tollgate_ratelimit::{Decision, Estimator, Limit, Limits, MemoryStore, OpenAiChat, Store};
+use tollgate_ratelimit::{Estimator, Limit, Limits, MemoryStore, OpenAiChat, QuotaDecision, Store};
 use tollgate_router::error::{ContextWindowTooSmall, NoDeployment};
 use tollgate_router::{Deployment, RouterConfig, RouterLayer, Strategy};
 use tower::{Layer, Service, ServiceExt};
@@ -120,7 +120,7 @@ impl Accounts {
                     .into_inner()
                     .unwrap()
                 {
-                    Decision::Admitted => StatusCode::OK,
+                    QuotaDecision::Admitted => StatusCode::OK,
                     _ => StatusCode::TOO_MANY_REQUESTS,
                 },
                 None => StatusCode::OK,

@@ -11,7 +11,7 @@ use crate::adaptive::{Adaptive, AdaptiveState, Ceiling};
 use crate::algorithm::{Admission, Quota};
 use crate::limit::{self, Limit, LimitState, Limits};
 
-use super::{Decision, Feedback, Outlook};
+use super::{Feedback, Outlook, QuotaDecision};
 
 /// At most this many limits are learned from headers per key (dimensions × windows).
 const MAX_LEARNED: usize = 8;
@@ -154,7 +154,12 @@ impl Entry {
             && self.each().all(|(l, s)| l.is_fresh(s, now))
     }
 
-    pub(super) fn admit(&mut self, cost: &Cost, ahead: Option<&Cost>, now: Duration) -> Decision {
+    pub(super) fn admit(
+        &mut self,
+        cost: &Cost,
+        ahead: Option<&Cost>,
+        now: Duration,
+    ) -> QuotaDecision {
         let mut wait = self.paused_until.saturating_sub(now);
         if let Some(ahead) = ahead {
             return self.queued(cost, ahead, wait, now);
@@ -186,11 +191,11 @@ impl Entry {
             }
         }
         let verdict = verdict.unwrap_or(if wait.is_zero() {
-            Decision::Admitted
+            QuotaDecision::Admitted
         } else {
-            Decision::Wait(wait)
+            QuotaDecision::Wait(wait)
         });
-        if verdict == Decision::Admitted {
+        if verdict == QuotaDecision::Admitted {
             if let (Some(adaptive), Some(pace)) = (&mut self.adaptive, &pace) {
                 adaptive.pace.admit(now, pace);
             }
@@ -203,7 +208,13 @@ impl Entry {
     }
 
     /// A queued caller is never admitted here; it waits at least for its turn behind `ahead`.
-    fn queued(&self, cost: &Cost, ahead: &Cost, mut wait: Duration, now: Duration) -> Decision {
+    fn queued(
+        &self,
+        cost: &Cost,
+        ahead: &Cost,
+        mut wait: Duration,
+        now: Duration,
+    ) -> QuotaDecision {
         for (limit, state) in self.each() {
             let c = cost.get(limit.dimension());
             if c > limit.capacity() {
@@ -215,9 +226,9 @@ impl Entry {
         if let Some(adaptive) = &self.adaptive {
             wait = wait.max(adaptive.pace.eta(ahead.get(Dimension::Requests), now));
         } else if self.states.is_empty() && wait.is_zero() {
-            return Decision::Admitted;
+            return QuotaDecision::Admitted;
         }
-        Decision::Wait(wait.max(Duration::from_nanos(1)))
+        QuotaDecision::Wait(wait.max(Duration::from_nanos(1)))
     }
 
     pub(super) fn apply(&mut self, feedback: &Feedback, now: Duration) {
@@ -349,9 +360,9 @@ impl Entry {
             headroom = headroom.min(left / limit.capacity().max(1) as f64);
         }
         let decision = if wait.is_zero() {
-            Decision::Admitted
+            QuotaDecision::Admitted
         } else {
-            Decision::Wait(wait)
+            QuotaDecision::Wait(wait)
         };
         Outlook { decision, headroom }
     }
@@ -393,8 +404,8 @@ fn window_of(period: Duration) -> Window {
         .unwrap_or(Window::Unspecified)
 }
 
-pub(super) fn too_large(limit: &Limit, cost: u64) -> Decision {
-    Decision::TooLarge {
+pub(super) fn too_large(limit: &Limit, cost: u64) -> QuotaDecision {
+    QuotaDecision::TooLarge {
         dimension: limit.dimension(),
         cost,
         capacity: limit.capacity(),

@@ -14,7 +14,7 @@ use tollgate_core::keyed::{Idle, KeyedMap};
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey};
 
 use super::entry::Entry;
-use super::{Decision, Feedback, Outlook, Store};
+use super::{Feedback, Outlook, QuotaDecision, Store};
 use crate::limit::Limits;
 
 /// Quota state in this process, shared by every clone of the layer that owns it.
@@ -207,7 +207,7 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl Store for MemoryStore {
-    type Future = Ready<Result<Decision, BoxError>>;
+    type Future = Ready<Result<QuotaDecision, BoxError>>;
 
     fn admit(
         &self,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey};
 
-use super::{Decision, Feedback, Outlook};
+use super::{Feedback, Outlook, QuotaDecision};
 use crate::limit::Limits;
 
 /// Quota state behind [`RateLimitLayer`](crate::RateLimitLayer): per key, the [`Limits`] and
@@ -17,13 +17,13 @@ pub trait Store: Send + Sync + 'static {
     /// The answer to [`admit`](Store::admit). [`MemoryStore`] answers at once (`Ready`).
     ///
     /// [`MemoryStore`]: super::MemoryStore
-    type Future: Future<Output = Result<Decision, BoxError>> + Send + Unpin + 'static;
+    type Future: Future<Output = Result<QuotaDecision, BoxError>> + Send + Unpin + 'static;
 
     /// Admits `cost` for `key` against every limit, all or nothing.
     ///
     /// With `ahead: Some(..)` the caller is queued behind waiters that will spend `ahead` first:
     /// spend nothing, and answer how long until `ahead + cost` could have been admitted
-    /// ([`Decision::Wait`], or [`Decision::Admitted`] only when no limit applies).
+    /// ([`QuotaDecision::Wait`], or [`QuotaDecision::Admitted`] only when no limit applies).
     fn admit(
         &self,
         key: Option<&RouteKey>,

@@ -1,4 +1,4 @@
-//! [`Decision`] and [`Outlook`], what a store answers to an admission, and [`Feedback`], what
+//! [`QuotaDecision`] and [`Outlook`], what a store answers to an admission, and [`Feedback`], what
 //! it is told about a response.
 
 use std::time::Duration;
@@ -8,7 +8,7 @@ use tollgate_core::{Cost, Dimension, Window};
 /// What a store answers to an admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Decision {
+pub enum QuotaDecision {
     /// Admitted: the cost is spent on every limit.
     Admitted,
     /// Not now: nothing was spent; try again after this long.
@@ -31,7 +31,7 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outlook {
     /// What admission would decide now, were nobody waiting ahead.
-    pub decision: Decision,
+    pub decision: QuotaDecision,
     /// The smallest share of a limit's capacity that would be left after the cost, over the
     /// limits: 1 with nothing used and nothing asked, 0 when the cost uses the last of a limit,
     /// below 0 when it does not fit now.
