@@ -74,11 +74,11 @@
 //! });
 //! let breaker = || CircuitBreakerLayer::new(BreakerConfig::default());
 //!
-//! let fallback = FallbackLayer::new(FallbackConfig::new([Target::new("deepseek", boxed(breaker().layer(deepseek)))
-//!     .rewrite(Endpoint::new("https://api.deepseek.com")?.replacing_prefix("/v1"))
-//!     .rewrite(Credentials::bearer("sk-deepseek")?)
-//!     .rewrite(SetModel::new("deepseek-chat"))]))
-//! .primary_name("openai");
+//! let deepseek = Target::new("deepseek", boxed(breaker().layer(deepseek)))
+//!     .with_rewrite(Endpoint::new("https://api.deepseek.com")?.replacing_prefix("/v1"))
+//!     .with_rewrite(Credentials::bearer("sk-deepseek")?)
+//!     .with_rewrite(SetModel::new("deepseek-chat"));
+//! let fallback = FallbackLayer::new(FallbackConfig::new([deepseek]).with_primary_name("openai"));
 //! let client = fallback.layer(boxed(breaker().layer(openai)));
 //!
 //! let request = http::Request::post("https://api.openai.com/v1/chat/completions")

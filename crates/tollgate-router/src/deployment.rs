@@ -29,10 +29,10 @@ use tollgate_ratelimit::Limits;
 /// # fn main() -> Result<(), tollgate_core::BoxError> {
 /// let rpm = |n| Limits::new([Limit::requests(Quota::per_minute(NonZeroU64::new(n).unwrap()))]);
 /// let eu = Deployment::new("azure-eu")
-///     .rewrite(Endpoint::new("https://eu.example.openai.azure.com/openai/deployments/gpt-4o")?)
-///     .rewrite(Credentials::header("api-key", "AZURE_EU_KEY")?)
-///     .model("gpt-4o")
-///     .limits(rpm(500));
+///     .with_rewrite(Endpoint::new("https://eu.example.openai.azure.com/openai/deployments/gpt-4o")?)
+///     .with_rewrite(Credentials::header("api-key", "AZURE_EU_KEY")?)
+///     .with_model("gpt-4o")
+///     .with_limits(rpm(500));
 /// # let _ = eu;
 /// # Ok(())
 /// # }

@@ -40,7 +40,7 @@
 //! use std::num::NonZeroU64;
 //! use tollgate_providers::rewrite::Credentials;
 //! use tollgate_ratelimit::{Limit, Limits, algorithm::Quota};
-//! use tollgate_router::{Deployment, RouterLayer, Strategy};
+//! use tollgate_router::{Deployment, RouterConfig, RouterLayer, Strategy};
 //! use tower::ServiceBuilder;
 //!
 //! # fn main() -> Result<(), tollgate_core::BoxError> {
@@ -52,13 +52,14 @@
 //! let deployments = keys.iter().enumerate().map(|(i, key)| {
 //!     Ok::<_, tollgate_core::BoxError>(
 //!         Deployment::new(&format!("key-{i}"))
-//!             .rewrite(Credentials::bearer(key)?)
-//!             .limits(rpm(500)),
+//!             .with_rewrite(Credentials::bearer(key)?)
+//!             .with_limits(rpm(500)),
 //!     )
 //! });
 //! // 3 × 500 requests per minute, to whichever key has the most headroom.
-//! let router = RouterLayer::new(RouterConfig::new(deployments.collect::<Result<Vec<_>, _>>()?))?
+//! let config = RouterConfig::new(deployments.collect::<Result<Vec<_>, _>>()?)
 //!     .with_strategy(Strategy::LeastLoaded);
+//! let router = RouterLayer::new(config)?;
 //! let client = ServiceBuilder::new()
 //!     .layer(router)
 //!     // .layer(ClassifyLayer::new(OpenAi::new()))  — below the router, shared by every key
@@ -75,7 +76,7 @@
 //!
 //! ```
 //! use tollgate_core::body::BufferedBody;
-//! use tollgate_router::{Deployment, RouterLayer};
+//! use tollgate_router::{Deployment, RouterConfig, RouterLayer};
 //! use tower::{Layer, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
