@@ -46,7 +46,9 @@ async fn main() -> Result<(), BoxError> {
     let (metrics, handle) = MetricsLayer::pair("openai");
     let client = ServiceBuilder::new()
         .metrics(metrics)
-        .cache(CacheLayer::new(CacheConfig::default().deterministic(true)))
+        .cache(CacheLayer::new(
+            CacheConfig::default().with_deterministic(true),
+        ))
         .rate_limits(Limits::new([Limit::requests(Quota::per_minute(
             NonZeroU64::new(60).expect("not zero"),
         ))]))

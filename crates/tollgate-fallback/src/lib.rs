@@ -75,7 +75,7 @@
 //! let breaker = || CircuitBreakerLayer::new(BreakerConfig::default());
 //!
 //! let fallback = FallbackLayer::new([Target::new("deepseek", boxed(breaker().layer(deepseek)))
-//!     .rewrite(Endpoint::new("https://api.deepseek.com")?.replacing_prefix("/v1"))
+//!     .rewrite(Endpoint::new("https://api.deepseek.com")?.with_prefix_replaced("/v1"))
 //!     .rewrite(Credentials::bearer("sk-deepseek")?)
 //!     .rewrite(SetModel::new("deepseek-chat"))])
 //! .primary_name("openai");

@@ -23,7 +23,7 @@ use tower::{Service, ServiceExt};
 /// #     Ok::<_, std::convert::Infallible>(http::Response::new(()))
 /// # });
 /// let deepseek = Target::new("deepseek", deepseek_client)
-///     .rewrite(Endpoint::new("https://api.deepseek.com").unwrap().replacing_prefix("/v1"))
+///     .rewrite(Endpoint::new("https://api.deepseek.com").unwrap().with_prefix_replaced("/v1"))
 ///     .rewrite(Credentials::bearer("sk-deepseek").unwrap())
 ///     .rewrite(SetModel::new("deepseek-chat"));
 /// assert_eq!(deepseek.name(), "deepseek");
