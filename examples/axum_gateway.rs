@@ -115,7 +115,7 @@ use tollgate::body::{BodyTooLarge, BufferedBody};
 use tollgate::circuit_breaker::{BreakerConfig, CircuitOpen};
 use tollgate::fallback::{AllTargetsFailed, BoxTarget, FallbackConfig, Rewrite, Target, boxed};
 use tollgate::providers::rewrite::{Credentials, Endpoint, SetModel};
-use tollgate::providers::{PeekedBody, Provider};
+use tollgate::providers::{PeekedBody, ProviderClassifier};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::{CostTooLarge, RateLimited};
 use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
@@ -648,7 +648,7 @@ pub(crate) struct Upstream {
     /// The model to ask it for, in place of the caller's.
     pub(crate) model: Option<String>,
     /// Whose classifier reads its answers.
-    pub(crate) provider: Provider,
+    pub(crate) provider: ProviderClassifier,
     /// The client-side quota (tokens estimated by `OpenAiChat`).
     pub(crate) limits: Limits,
     /// The longest a request waits for that quota before a 429 (`None`: as long as it takes).
@@ -694,7 +694,7 @@ impl Address {
         let endpoint = Endpoint::new(base)?;
         Ok(Address {
             endpoint: if has_path {
-                endpoint.replacing_prefix("/v1")
+                endpoint.with_prefix_replaced("/v1")
             } else {
                 endpoint
             },
@@ -796,7 +796,7 @@ fn upstream_from_env(role: &str) -> Result<Option<Upstream>, BoxError> {
     };
     let provider = match var("PROVIDER") {
         Some(name) => name.parse()?,
-        None => Provider::OpenAi,
+        None => ProviderClassifier::OpenAi,
     };
     Ok(Some(Upstream {
         name: role.to_lowercase(),
@@ -842,7 +842,7 @@ async fn start_mocks() -> Result<(Mocks, Upstream, Upstream), BoxError> {
         "primary",
         &primary,
         "sk-primary-secret",
-        Provider::OpenAi,
+        ProviderClassifier::OpenAi,
         20,
         40_000,
     )?;
@@ -850,7 +850,7 @@ async fn start_mocks() -> Result<(Mocks, Upstream, Upstream), BoxError> {
         "fallback",
         &fallback,
         "sk-fallback-secret",
-        Provider::Anthropic,
+        ProviderClassifier::Anthropic,
         1_000,
         400_000,
     )?;

@@ -47,7 +47,7 @@ async fn main() -> Result<(), BoxError> {
     let handle = metrics.handle();
     let client = ServiceBuilder::new()
         .layer(metrics)
-        .cache(CacheConfig::default().deterministic(true))
+        .cache(CacheConfig::default().with_deterministic(true))
         .rate_limits(Limits::new([Limit::requests(Quota::per_minute(
             NonZeroU64::new(60).expect("not zero"),
         ))]))

@@ -37,7 +37,7 @@
 //! quota from. Another tenant takes half of that rate from 10 s to 20 s. Two fifths as many
 //! requests as in part 1 (1,200 by default) go through the same naive client and through the
 //! **default stack with nothing configured**
-//! (`Provider::openai_compatible(url).api_key(key)`), whose adaptive limit learns the rate:
+//! (`Provider::openai_compatible(url).with_api_key(key)`), whose adaptive limit learns the rate:
 //! slow start from 10 requests a second, one decrease per 429 episode, a cubic climb back. The
 //! two runs go at the same time, each against a mock of its own, so part 2 takes as long as the
 //! slower one: about 35 s in release with the default settings (part 1 takes about 40 s).
@@ -630,24 +630,24 @@ fn build_stack(
         (Target::Mock, Some(mocks)) => {
             let anthropic = |name: &str| {
                 Provider::anthropic(AnthropicModel::Haiku4)
-                    .name(name)
-                    .base_url(&mocks.fallback.base_url())
-                    .api_key(FALLBACK_KEY)
-                    .model("claude-haiku-4-5")
-                    .limits(Limits::new([Limit::requests(per_minute(FALLBACK_RPM))]))
+                    .with_name(name)
+                    .with_base_url(&mocks.fallback.base_url())
+                    .with_api_key(FALLBACK_KEY)
+                    .with_model("claude-haiku-4-5")
+                    .with_limits(Limits::new([Limit::requests(per_minute(FALLBACK_RPM))]))
             };
             builder = StackBuilder::new(
                 Provider::openai(OpenAiTier::Tier1)
-                    .name("openai")
-                    .base_url(&mocks.primary.base_url())
-                    .api_key(PRIMARY_KEY)
-                    .model("gpt-4o-mini")
-                    .limits(limits)
-                    .max_in_flight(MOCK_CONCURRENCY as u32)
-                    .breaker(breaker),
+                    .with_name("openai")
+                    .with_base_url(&mocks.primary.base_url())
+                    .with_api_key(PRIMARY_KEY)
+                    .with_model("gpt-4o-mini")
+                    .with_limits(limits)
+                    .with_max_in_flight(MOCK_CONCURRENCY as u32)
+                    .with_breaker(breaker),
             )
-            .fallback(anthropic("anthropic"))
-            .context_window_fallback(anthropic("anthropic-long-context"));
+            .with_fallback(anthropic("anthropic"))
+            .with_context_window_fallback(anthropic("anthropic-long-context"));
         }
         (
             Target::Real {
@@ -660,23 +660,23 @@ fn build_stack(
         ) => {
             builder = StackBuilder::new(
                 Provider::openai(OpenAiTier::Tier1)
-                    .base_url(base_url)
-                    .api_key(key)
-                    .model(model)
-                    .limits(limits)
-                    .breaker(breaker),
+                    .with_base_url(base_url)
+                    .with_api_key(key)
+                    .with_model(model)
+                    .with_limits(limits)
+                    .with_breaker(breaker),
             );
             if let Some(anthropic_key) = anthropic_key {
-                builder = builder.fallback(
+                builder = builder.with_fallback(
                     Provider::anthropic(AnthropicModel::Haiku4)
-                        .api_key(anthropic_key)
-                        .model("claude-haiku-4-5"),
+                        .with_api_key(anthropic_key)
+                        .with_model("claude-haiku-4-5"),
                 );
             }
         }
         (Target::Mock, None) => return Err("the mocks did not start".into()),
     }
-    Ok(builder.metrics(metrics).build(transport)?)
+    Ok(builder.with_metrics(metrics).build(transport)?)
 }
 
 // ===== the mock providers =====

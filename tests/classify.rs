@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use tollgate::providers::{OpenAi, Provider};
+use tollgate::providers::{OpenAi, ProviderClassifier};
 use tollgate::{DelaySource, ErrorClass, RetryAdvice, ServiceBuilderExt, Verdict};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_test::mock;
@@ -58,7 +58,7 @@ async fn classify_attaches_the_verdict_and_keeps_the_body() {
 async fn a_provider_chosen_by_name_classifies_like_its_type() {
     const BODY: &str = r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"Resource has been exhausted","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"7s"}]}}"#;
     let mut verdicts = Vec::new();
-    for classifier in [Provider::Gemini, "gemini".parse().unwrap()] {
+    for classifier in [ProviderClassifier::Gemini, "gemini".parse().unwrap()] {
         let (transport, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
         handle.allow(1);
         let client = ServiceBuilder::new()

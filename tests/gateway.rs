@@ -39,7 +39,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tollgate::providers::Provider;
+use tollgate::providers::ProviderClassifier;
 use tollgate::ratelimit::Limits;
 use tollgate_mock::{Latency, MockConfig, MockServer, StreamFault};
 
@@ -57,7 +57,7 @@ fn primary_config() -> MockConfig {
 }
 
 /// An upstream for `mock`, which expects `key`.
-fn upstream(name: &str, mock: &MockServer, key: &str, provider: Provider) -> Upstream {
+fn upstream(name: &str, mock: &MockServer, key: &str, provider: ProviderClassifier) -> Upstream {
     Upstream {
         name: name.to_owned(),
         base_url: mock.base_url(),
@@ -71,7 +71,7 @@ fn upstream(name: &str, mock: &MockServer, key: &str, provider: Provider) -> Ups
 
 /// The primary upstream: OpenAI-shaped, on `mock`, sent the primary's key.
 fn primary(mock: &MockServer) -> Upstream {
-    upstream("primary", mock, PRIMARY_KEY, Provider::OpenAi)
+    upstream("primary", mock, PRIMARY_KEY, ProviderClassifier::OpenAi)
 }
 
 /// Serves `router` on a free port within `limits` until `shutdown`; the task returns the
@@ -288,7 +288,7 @@ async fn when_every_upstream_is_out_of_quota_the_caller_waits_for_the_first() {
             "fallback",
             &fallback,
             FALLBACK_KEY,
-            Provider::Anthropic,
+            ProviderClassifier::Anthropic,
         )),
     )
     .await;
@@ -383,8 +383,8 @@ async fn the_router_serves_a_ready_stack_too() {
     let mock = start(primary_config()).await;
     let stack = StackBuilder::new(
         Provider::openai_compatible(&mock.base_url())
-            .name("mock")
-            .api_key(PRIMARY_KEY),
+            .with_name("mock")
+            .with_api_key(PRIMARY_KEY),
     )
     .build(ReqwestTransport::new(reqwest::Client::new()))
     .unwrap();

@@ -613,7 +613,7 @@ async fn breaker_counts_no_local_refusal() {
         for row in &TABLE {
             let refuser = refuser(row.refusal).await;
             let layer =
-                CircuitBreakerLayer::new(breaker_tripping_at_once().counting(counted_classes));
+                CircuitBreakerLayer::new(breaker_tripping_at_once().with_counted(counted_classes));
             let handle = layer.handle();
             let client = layer.layer(refuser.service.clone());
             let first = client.clone().oneshot(chat()).await.unwrap_err();

@@ -58,15 +58,15 @@ fn seen(at: Duration, uri: &str, authorization: &str, model: &str) -> Seen {
 
 fn openai() -> Provider {
     Provider::openai(OpenAiTier::Tier3)
-        .model("gpt-4o")
-        .api_key("sk-openai")
-        .retry(steady())
+        .with_model("gpt-4o")
+        .with_api_key("sk-openai")
+        .with_retry(steady())
 }
 
 fn anthropic() -> Provider {
     Provider::anthropic(AnthropicModel::Sonnet4)
-        .model("claude-sonnet-4-5")
-        .api_key("sk-ant")
+        .with_model("claude-sonnet-4-5")
+        .with_api_key("sk-ant")
 }
 
 const OPENAI_URI: &str = "https://api.openai.com/v1/chat/completions";
@@ -123,8 +123,8 @@ async fn an_overloaded_primary_falls_back_to_the_next_provider_rewritten() {
     let metrics = MetricsLayer::new("chat");
     let handle = metrics.handle();
     let stack = StackBuilder::new(openai())
-        .fallback(anthropic())
-        .metrics(metrics)
+        .with_fallback(anthropic())
+        .with_metrics(metrics)
         .build(wire.clone())
         .unwrap();
     let response = stack.oneshot(chat()).await.unwrap();
@@ -162,7 +162,7 @@ async fn every_provider_giving_up_is_one_typed_error() {
             vec![overloaded(), overloaded(), overloaded()],
         );
     let stack = StackBuilder::new(openai())
-        .fallback(anthropic().retry(steady()))
+        .with_fallback(anthropic().with_retry(steady()))
         .build(wire.clone())
         .unwrap();
     let error = stack.oneshot(chat()).await.unwrap_err();
@@ -177,11 +177,11 @@ async fn every_provider_giving_up_is_one_typed_error() {
 async fn a_prompt_too_long_goes_to_the_context_window_chain() {
     let wire = Wire::new().script("api.openai.com", vec![answer(400, &[], TOO_LONG), ok()]);
     let stack = StackBuilder::new(openai())
-        .fallback(anthropic())
-        .context_window_fallback(
+        .with_fallback(anthropic())
+        .with_context_window_fallback(
             Provider::openai(OpenAiTier::Tier3)
-                .model("gpt-4.1")
-                .api_key("sk-long"),
+                .with_model("gpt-4.1")
+                .with_api_key("sk-long"),
         )
         .build(wire.clone())
         .unwrap();
@@ -201,7 +201,7 @@ async fn a_prompt_too_long_goes_to_the_context_window_chain() {
 #[tokio::test(start_paused = true)]
 async fn the_given_limits_hold_requests() {
     let wire = Wire::new().script("api.openai.com", vec![ok(), ok(), ok()]);
-    let provider = openai().limits(Limits::new([Limit::requests(Quota::per_minute(n(2)))]));
+    let provider = openai().with_limits(Limits::new([Limit::requests(Quota::per_minute(n(2)))]));
     let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
     for _ in 0..3 {
         stack.clone().oneshot(chat()).await.unwrap();
@@ -216,8 +216,8 @@ async fn the_preset_limits_hold_requests() {
     let host = "generativelanguage.googleapis.com";
     let wire = Wire::new().script(host, (0..16).map(|_| ok()).collect());
     let provider = Provider::gemini(GeminiPlan::Free, GeminiModel::Pro)
-        .model("gemini-2.5-pro")
-        .api_key("gm-key");
+        .with_model("gemini-2.5-pro")
+        .with_api_key("gm-key");
     let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
     let tasks: Vec<_> = (0..16)
         .map(|_| tokio::spawn(stack.clone().oneshot(chat())))
@@ -247,7 +247,7 @@ async fn azure_gets_its_deployment_url_and_api_key_header() {
     let wire = Wire::new().script("example.openai.azure.com", vec![ok()]);
     let provider =
         Provider::azure_openai("https://example.openai.azure.com/openai/deployments/gpt-4o")
-            .api_key("az-key");
+            .with_api_key("az-key");
     let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
     stack.oneshot(chat()).await.unwrap();
     assert_eq!(
@@ -272,7 +272,7 @@ async fn base_urls_with_and_without_a_path() {
             "http://127.0.0.1:8080/v1/chat/completions",
         ),
         (
-            Provider::openai(OpenAiTier::Tier1).base_url("http://127.0.0.1:8080/"),
+            Provider::openai(OpenAiTier::Tier1).with_base_url("http://127.0.0.1:8080/"),
             "http://127.0.0.1:8080/v1/chat/completions",
         ),
         (
@@ -347,11 +347,11 @@ async fn a_cached_answer_spends_no_quota() {
         "api.openai.com",
         vec![answer(200, &[], FIRST), answer(200, &[], SECOND)],
     );
-    let provider = openai().limits(Limits::new([Limit::requests(Quota::per_minute(n(1)))]));
+    let provider = openai().with_limits(Limits::new([Limit::requests(Quota::per_minute(n(1)))]));
     let cache = CacheLayer::new(CacheConfig::default());
     let handle = cache.handle();
     let stack = StackBuilder::new(provider)
-        .cache(cache)
+        .with_cache(cache)
         .build(wire.clone())
         .unwrap();
     let log = cache_scenario(&stack, &[("Hi", true), ("Hi", true), ("Bye", true)]).await;
@@ -381,7 +381,7 @@ async fn requests_that_do_not_opt_in_are_not_cached() {
         vec![answer(200, &[], FIRST), answer(200, &[], SECOND)],
     );
     let stack = StackBuilder::new(openai())
-        .cache(CacheLayer::default())
+        .with_cache(CacheLayer::default())
         .build(wire.clone())
         .unwrap();
     let log = cache_scenario(&stack, &[("Hi", false), ("Hi", false)]).await;
@@ -418,9 +418,9 @@ async fn the_cache_sits_above_the_fallback_and_under_the_metrics() {
     let metrics = MetricsLayer::new("chat");
     let handle = metrics.handle();
     let stack = StackBuilder::new(openai())
-        .fallback(anthropic())
-        .cache(CacheLayer::default())
-        .metrics(metrics)
+        .with_fallback(anthropic())
+        .with_cache(CacheLayer::default())
+        .with_metrics(metrics)
         .build(wire.clone())
         .unwrap();
     let log = cache_scenario(&stack, &[("Hi", true), ("Hi", true)]).await;
@@ -455,8 +455,8 @@ async fn a_body_that_is_not_json_is_refused() {
 /// OpenAI with three keys, two requests a minute each.
 fn pool() -> Provider {
     openai()
-        .api_keys(["sk-a", "sk-b", "sk-c"])
-        .limits(Limits::new([Limit::requests(Quota::per_minute(n(2)))]))
+        .with_api_keys(["sk-a", "sk-b", "sk-c"])
+        .with_limits(Limits::new([Limit::requests(Quota::per_minute(n(2)))]))
 }
 
 /// The keys the transport saw, in order.
@@ -501,7 +501,7 @@ async fn a_rejected_key_is_passed_over_and_left_out() {
             vec![answer(401, &[], INVALID_KEY)],
         )
         .script("api.openai.com", (0..7).map(|_| ok()).collect());
-    let provider = openai().api_keys(["sk-a", "sk-b", "sk-c"]);
+    let provider = openai().with_api_keys(["sk-a", "sk-b", "sk-c"]);
     let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
     for _ in 0..7 {
         let response = stack.clone().oneshot(chat()).await.unwrap();
@@ -533,9 +533,9 @@ async fn several_keys_without_limits_or_breaker() {
     let wire = Wire::new().script(host, (0..4).map(|_| ok()).collect());
     let provider =
         Provider::azure_openai("https://example.openai.azure.com/openai/deployments/gpt-4o")
-            .api_keys(["az-1", "az-2"])
-            .no_rate_limit()
-            .no_circuit_breaker();
+            .with_api_keys(["az-1", "az-2"])
+            .without_rate_limit()
+            .without_circuit_breaker();
     let stack = StackBuilder::new(provider.clone())
         .build(wire.clone())
         .unwrap();
@@ -555,7 +555,7 @@ async fn several_keys_without_limits_or_breaker() {
         Strategy::LatencyAware,
     ] {
         let wire = Wire::new().script(host, vec![ok()]);
-        let stack = StackBuilder::new(provider.clone().routing(strategy))
+        let stack = StackBuilder::new(provider.clone().with_routing(strategy))
             .build(wire.clone())
             .unwrap();
         stack.oneshot(chat()).await.unwrap();
@@ -563,15 +563,15 @@ async fn several_keys_without_limits_or_breaker() {
     }
 }
 
-/// One key given as a list is the same provider, and the same stack, as `api_key`; `routing`
-/// makes no difference to it.
+/// One key given as a list is the same provider, and the same stack, as `with_api_key`;
+/// `with_routing` makes no difference to it.
 #[tokio::test(start_paused = true)]
 async fn one_key_in_a_list_is_one_key() {
-    assert_eq!(openai().api_keys(["sk-openai"]), openai());
+    assert_eq!(openai().with_api_keys(["sk-openai"]), openai());
     let wire = Wire::new().script("api.openai.com", vec![ok()]);
     let provider = openai()
-        .api_keys(["sk-openai"])
-        .routing(Strategy::LeastLoaded);
+        .with_api_keys(["sk-openai"])
+        .with_routing(Strategy::LeastLoaded);
     let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
     stack.oneshot(chat()).await.unwrap();
     assert_eq!(
@@ -590,40 +590,42 @@ fn build_errors_say_which_provider_and_what() {
         ),
         (
             build(StackBuilder::new(
-                Provider::groq().base_url("ftp://example.com"),
+                Provider::groq().with_base_url("ftp://example.com"),
             )),
             r#"provider "groq": invalid base URL "ftp://example.com": scheme "ftp" is not http or https"#,
         ),
         (
-            build(StackBuilder::new(Provider::groq().base_url("/v1"))),
+            build(StackBuilder::new(Provider::groq().with_base_url("/v1"))),
             r#"provider "groq": invalid base URL "/v1": not an absolute URL (no scheme)"#,
         ),
         (
             build(StackBuilder::new(
-                Provider::groq().base_url("https://x.example?key=1"),
+                Provider::groq().with_base_url("https://x.example?key=1"),
             )),
             r#"provider "groq": invalid base URL "https://x.example?key=1": has a query"#,
         ),
         (
-            build(StackBuilder::new(Provider::groq().api_key("sk-bad\nkey"))),
+            build(StackBuilder::new(
+                Provider::groq().with_api_key("sk-bad\nkey"),
+            )),
             r#"provider "groq": the API key is empty or not a valid header value"#,
         ),
         (
-            build(StackBuilder::new(Provider::groq().max_in_flight(0))),
+            build(StackBuilder::new(Provider::groq().with_max_in_flight(0))),
             r#"provider "groq": max_in_flight must be greater than 0"#,
         ),
         (
             build(StackBuilder::new(
-                Provider::groq().api_keys(["sk-a", "sk-b", "sk-a"]),
+                Provider::groq().with_api_keys(["sk-a", "sk-b", "sk-a"]),
             )),
             r#"provider "groq": API keys 0 and 2 are the same; each key gets its own quota, so a repeated key would double what the account allows"#,
         ),
         (
-            build(StackBuilder::new(openai()).fallback(openai().api_key("sk-other"))),
+            build(StackBuilder::new(openai()).with_fallback(openai().with_api_key("sk-other"))),
             r#"two different providers are named "openai/gpt-4o": name one of them otherwise"#,
         ),
         (
-            build(StackBuilder::new(openai().api_keys([
+            build(StackBuilder::new(openai().with_api_keys([
                 "sk-good",
                 "sk-bad\nkey",
                 "sk-fine",
@@ -632,7 +634,7 @@ fn build_errors_say_which_provider_and_what() {
         ),
         (
             build(StackBuilder::new(
-                openai().api_keys((0..65).map(|i| format!("sk-bad-{i}"))),
+                openai().with_api_keys((0..65).map(|i| format!("sk-bad-{i}"))),
             )),
             r#"provider "openai/gpt-4o": 65 API keys; a provider's router spreads at most 64"#,
         ),
@@ -642,20 +644,22 @@ fn build_errors_say_which_provider_and_what() {
         assert!(!format!("{error:?}").contains("sk-bad"));
     }
     assert!(matches!(
-        build(StackBuilder::new(Provider::groq().api_key(""))),
+        build(StackBuilder::new(Provider::groq().with_api_key(""))),
         StackError::InvalidApiKey { .. }
     ));
     assert!(matches!(
-        build(StackBuilder::new(Provider::groq().api_keys(["sk-1", ""]))),
+        build(StackBuilder::new(
+            Provider::groq().with_api_keys(["sk-1", ""])
+        )),
         StackError::InvalidApiKey { .. }
     ));
     let error = build(StackBuilder::new(
-        Provider::groq().api_keys((0..65).map(|i| format!("sk-{i}"))),
+        Provider::groq().with_api_keys((0..65).map(|i| format!("sk-{i}"))),
     ));
     assert!(matches!(&error, StackError::Router { provider, .. } if provider == "groq"));
     assert!(std::error::Error::source(&error).is_some());
     // 64 keys are fine.
-    StackBuilder::new(Provider::groq().api_keys((0..64).map(|i| format!("sk-{i}"))))
+    StackBuilder::new(Provider::groq().with_api_keys((0..64).map(|i| format!("sk-{i}"))))
         .build(Wire::new())
         .unwrap();
 }
@@ -664,8 +668,8 @@ fn build_errors_say_which_provider_and_what() {
 #[test]
 fn the_same_provider_twice_is_one_stack() {
     let stack = StackBuilder::new(openai())
-        .fallback(anthropic())
-        .context_window_fallback(anthropic())
+        .with_fallback(anthropic())
+        .with_context_window_fallback(anthropic())
         .build(Wire::new())
         .unwrap();
     assert_eq!(stack.primary(), "openai/gpt-4o");
@@ -676,7 +680,7 @@ fn the_same_provider_twice_is_one_stack() {
 #[test]
 fn keys_never_show() {
     let provider = openai();
-    let builder = StackBuilder::new(provider.clone()).fallback(anthropic());
+    let builder = StackBuilder::new(provider.clone()).with_fallback(anthropic());
     let stack = builder.clone().build(Wire::new()).unwrap();
     for text in [
         format!("{provider:?}"),
@@ -690,8 +694,8 @@ fn keys_never_show() {
     assert!(format!("{provider:?}").contains(r#"api_key: Some("<redacted>")"#));
 
     // Several keys: each redacted, none shown, in the provider, builder or stack.
-    let pool = pool().routing(Strategy::LeastLoaded);
-    let builder = StackBuilder::new(pool.clone()).fallback(anthropic());
+    let pool = pool().with_routing(Strategy::LeastLoaded);
+    let builder = StackBuilder::new(pool.clone()).with_fallback(anthropic());
     let stack = builder.clone().build(Wire::new()).unwrap();
     for text in [
         format!("{pool:?}"),
@@ -731,9 +735,9 @@ async fn over_a_real_client_and_server() {
 
     let client = Client::builder(TokioExecutor::new()).build_http::<BufferedBody>();
     let provider = Provider::openai_compatible(&format!("http://{address}"))
-        .name("local")
-        .model("llama-3.1-8b")
-        .api_key("sk-local");
+        .with_name("local")
+        .with_model("llama-3.1-8b")
+        .with_api_key("sk-local");
     let stack = StackBuilder::new(provider).build(client).unwrap();
     let response = stack
         .oneshot(
@@ -758,7 +762,7 @@ async fn over_a_real_client_and_server() {
 #[test]
 fn base_urls_with_user_info_or_a_bad_port_are_refused() {
     let provider =
-        Provider::openai(OpenAiTier::Tier1).base_url("https://user:sk-secret@api.openai.com");
+        Provider::openai(OpenAiTier::Tier1).with_base_url("https://user:sk-secret@api.openai.com");
     assert!(
         !format!("{provider:?}").contains("sk-secret"),
         "{provider:?}"
@@ -766,7 +770,7 @@ fn base_urls_with_user_info_or_a_bad_port_are_refused() {
     let error = StackBuilder::new(provider).build(Wire::new()).unwrap_err();
     assert_eq!(
         error.to_string(),
-        r#"provider "openai": invalid base URL "https://<redacted>@api.openai.com": has user info: give the key with api_key (or api_key_env), not in the URL"#
+        r#"provider "openai": invalid base URL "https://<redacted>@api.openai.com": has user info: give the key through with_api_key (or api_key_env), not in the URL"#
     );
     assert!(!format!("{error:?}").contains("sk-secret"));
 

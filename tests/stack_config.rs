@@ -95,9 +95,9 @@ fn the_sample_means_what_it_says() {
             .clone()
     };
     let expected_openai = Provider::openai(OpenAiTier::Tier3)
-        .name("openai")
-        .model("gpt-4o")
-        .max_in_flight(200);
+        .with_name("openai")
+        .with_model("gpt-4o")
+        .with_max_in_flight(200);
     assert_eq!(provider("openai"), expected_openai);
     let anthropic_limits =
         AnthropicModel::Sonnet4
@@ -110,17 +110,17 @@ fn the_sample_means_what_it_says() {
     assert_eq!(
         provider("anthropic"),
         Provider::anthropic(AnthropicModel::Sonnet4)
-            .name("anthropic")
-            .model("claude-sonnet-4-5")
-            .limits(anthropic_limits)
+            .with_name("anthropic")
+            .with_model("claude-sonnet-4-5")
+            .with_limits(anthropic_limits)
     );
     assert_eq!(
         provider("deepseek"),
         Provider::deepseek(tollgate::ratelimit::presets::DeepSeekLevel::Basic)
-            .name("deepseek")
-            .model("deepseek-chat")
-            .max_in_flight(500)
-            .retry(RetryPolicy::openai())
+            .with_name("deepseek")
+            .with_model("deepseek-chat")
+            .with_max_in_flight(500)
+            .with_retry(RetryPolicy::openai())
     );
 }
 
@@ -157,22 +157,22 @@ context_window = ["openai-long"]
 fn scenario_builder() -> StackBuilder {
     StackBuilder::new(
         Provider::openai(OpenAiTier::Tier3)
-            .name("openai")
-            .model("gpt-4o")
-            .api_key("secret-openai_api_key")
-            .retry(steady()),
+            .with_name("openai")
+            .with_model("gpt-4o")
+            .with_api_key("secret-openai_api_key")
+            .with_retry(steady()),
     )
-    .fallback(
+    .with_fallback(
         Provider::anthropic(AnthropicModel::Sonnet4)
-            .name("anthropic")
-            .model("claude-sonnet-4-5")
-            .api_key("secret-anthropic_api_key"),
+            .with_name("anthropic")
+            .with_model("claude-sonnet-4-5")
+            .with_api_key("secret-anthropic_api_key"),
     )
-    .context_window_fallback(
+    .with_context_window_fallback(
         Provider::openai(OpenAiTier::Tier3)
-            .name("openai-long")
-            .model("gpt-4.1")
-            .api_key("secret-openai_api_key"),
+            .with_name("openai-long")
+            .with_model("gpt-4.1")
+            .with_api_key("secret-openai_api_key"),
     )
 }
 
@@ -261,13 +261,13 @@ primary = "openai"
 /// The builder's equivalent of `POOL`, without its keys.
 fn pool_provider() -> Provider {
     Provider::new(tollgate::stack::ProviderKind::OpenAi)
-        .name("openai")
-        .model("gpt-4o")
-        .limits(Limits::new([Limit::requests(Quota::per_minute(
+        .with_name("openai")
+        .with_model("gpt-4o")
+        .with_limits(Limits::new([Limit::requests(Quota::per_minute(
             std::num::NonZeroU64::new(2).unwrap(),
         ))]))
-        .retry(steady())
-        .routing(Strategy::RoundRobin)
+        .with_retry(steady())
+        .with_routing(Strategy::RoundRobin)
 }
 
 /// Seven requests: six at once over three keys of two a minute, the seventh 30 s later.
@@ -280,7 +280,7 @@ async fn run_pool(stack: tollgate::stack::Stack, wire: &Wire) -> Vec<Seen> {
 }
 
 /// `api_key_envs` reads one key per variable, spread as `routing` says: the same stack as
-/// `api_keys` in code.
+/// `with_api_keys` in code.
 #[tokio::test(start_paused = true)]
 async fn several_key_variables_build_the_same_stack() {
     let config = StackConfig::from_toml(POOL).unwrap();
@@ -301,7 +301,7 @@ async fn several_key_variables_build_the_same_stack() {
         "secret-openai_key_b",
         "secret-openai_key_c",
     ];
-    let stack = StackBuilder::new(pool_provider().api_keys(keys))
+    let stack = StackBuilder::new(pool_provider().with_api_keys(keys))
         .build(wire.clone())
         .unwrap();
     let built = run_pool(stack, &wire).await;
@@ -339,7 +339,7 @@ fn routing_names_and_a_list_of_one() {
     ] {
         let text = POOL.replace("round-robin", name);
         let config = StackConfig::from_toml(&text).unwrap();
-        assert_eq!(config.primary(), &pool_provider().routing(strategy));
+        assert_eq!(config.primary(), &pool_provider().with_routing(strategy));
         config
             .to_builder_with_env(env)
             .unwrap()
@@ -365,8 +365,8 @@ fn routing_names_and_a_list_of_one() {
         .unwrap();
     let expected = StackBuilder::new(
         Provider::new(tollgate::stack::ProviderKind::OpenAi)
-            .name("openai")
-            .api_key("secret-openai_api_key"),
+            .with_name("openai")
+            .with_api_key("secret-openai_api_key"),
     );
     assert_eq!(format!("{builder:?}"), format!("{expected:?}"));
 }
@@ -396,10 +396,10 @@ fn the_samples_commented_key_pool_is_valid() {
     assert_eq!(
         pool,
         &Provider::openai(OpenAiTier::Tier3)
-            .name("openai-pool")
-            .model("gpt-4o")
-            .routing(Strategy::LeastLoaded)
-            .breaker(
+            .with_name("openai-pool")
+            .with_model("gpt-4o")
+            .with_routing(Strategy::LeastLoaded)
+            .with_breaker(
                 tollgate::circuit_breaker::BreakerConfig::default().with_trip(
                     tollgate::circuit_breaker::Trip::ConsecutiveFailures(
                         std::num::NonZeroU32::new(5).unwrap()
@@ -799,25 +799,25 @@ shared_across_callers = true
 /// The cache configuration `CACHED` declares.
 fn cached_config() -> CacheConfig {
     CacheConfig::default()
-        .ttl(Duration::from_secs(90))
-        .max_entries(std::num::NonZeroU64::new(100).unwrap())
-        .max_bytes(std::num::NonZeroU64::new(65_536).unwrap())
-        .max_entry_bytes(std::num::NonZeroUsize::new(4_096).unwrap())
-        .shared_across_callers(true)
+        .with_ttl(Duration::from_secs(90))
+        .with_max_entries(std::num::NonZeroU64::new(100).unwrap())
+        .with_max_bytes(std::num::NonZeroU64::new(65_536).unwrap())
+        .with_max_entry_bytes(std::num::NonZeroUsize::new(4_096).unwrap())
+        .with_shared_across_callers(true)
 }
 
 /// The builder's equivalent of `CACHED`.
 fn cached_builder() -> StackBuilder {
     StackBuilder::new(
         Provider::new(tollgate::stack::ProviderKind::OpenAi)
-            .name("openai")
-            .model("gpt-4o")
-            .api_key("secret-openai_api_key")
-            .limits(Limits::new([Limit::requests(Quota::per_minute(
+            .with_name("openai")
+            .with_model("gpt-4o")
+            .with_api_key("secret-openai_api_key")
+            .with_limits(Limits::new([Limit::requests(Quota::per_minute(
                 std::num::NonZeroU64::new(1).unwrap(),
             ))])),
     )
-    .cache(CacheLayer::new(cached_config()))
+    .with_cache(CacheLayer::new(cached_config()))
 }
 
 const ANSWERS: [&str; 4] = [
@@ -1087,7 +1087,7 @@ fn base_urls_with_user_info_or_a_bad_port_are_refused() {
     .unwrap_err();
     assert_eq!(
         error.to_string(),
-        r#"providers[0].base_url: "https://<redacted>@api.openai.com/v1": has user info: give the key with api_key (or api_key_env), not in the URL"#
+        r#"providers[0].base_url: "https://<redacted>@api.openai.com/v1": has user info: give the key through with_api_key (or api_key_env), not in the URL"#
     );
     assert!(!format!("{error:?}").contains("sk-secret"));
     assert_eq!(
@@ -1121,14 +1121,14 @@ fn adaptive_and_spread_settings() {
             .primary()
             .clone()
     };
-    let openai = Provider::new(tollgate::stack::ProviderKind::OpenAi).name("openai");
+    let openai = Provider::new(tollgate::stack::ProviderKind::OpenAi).with_name("openai");
     assert_eq!(configured(""), openai.clone());
     assert_eq!(
         configured(
             "adaptive = { initial_requests_per_minute = 120, floor_requests_per_minute = 6, \
              ceiling_requests_per_minute = 3000 }"
         ),
-        openai.clone().adaptive(
+        openai.clone().with_adaptive(
             Adaptive::default()
                 .with_initial(per_minute(120))
                 .with_floor(per_minute(6))
@@ -1137,26 +1137,29 @@ fn adaptive_and_spread_settings() {
     );
     assert_eq!(
         configured("adaptive = { preset = \"none\" }"),
-        openai.clone().no_adaptive()
+        openai.clone().without_adaptive()
     );
     // No client-side limit at all, unless the adaptive table says otherwise.
     assert_eq!(
         configured("limits = { preset = \"none\" }"),
-        openai.clone().no_rate_limit()
+        openai.clone().without_rate_limit()
     );
     assert_eq!(
         configured("limits = { preset = \"none\" }\nadaptive = {}"),
-        openai.clone().no_rate_limit().adaptive(Adaptive::default())
+        openai
+            .clone()
+            .without_rate_limit()
+            .with_adaptive(Adaptive::default())
     );
     assert_eq!(
         configured("retry = { server_delay_spread = \"none\" }"),
         openai
             .clone()
-            .retry(RetryPolicy::default().with_server_delay_spread(Spread::None))
+            .with_retry(RetryPolicy::default().with_server_delay_spread(Spread::None))
     );
     assert_eq!(
         configured("retry = { server_delay_spread = \"25%\", server_delay_spread_max = \"2s\" }"),
-        openai.retry(
+        openai.with_retry(
             RetryPolicy::default().with_server_delay_spread(Spread::Proportional {
                 percent: 25,
                 max: std::time::Duration::from_secs(2),
@@ -1177,14 +1180,14 @@ fn timeout_settings() {
             .primary()
             .clone()
     };
-    let openai = Provider::new(tollgate::stack::ProviderKind::OpenAi).name("openai");
+    let openai = Provider::new(tollgate::stack::ProviderKind::OpenAi).with_name("openai");
     assert_eq!(
         configured(""),
-        openai.clone().timeouts(TimeoutConfig::openai())
+        openai.clone().with_timeouts(TimeoutConfig::openai())
     );
     assert_eq!(
         configured("timeouts = { first_chunk = \"45s\", idle = \"30s\" }"),
-        openai.clone().timeouts(
+        openai.clone().with_timeouts(
             TimeoutConfig::openai()
                 .with_first_chunk(Duration::from_secs(45))
                 .with_idle(Duration::from_secs(30))
@@ -1194,11 +1197,11 @@ fn timeout_settings() {
         configured("timeouts = { preset = \"anthropic\", total = \"1h\" }"),
         openai
             .clone()
-            .timeouts(TimeoutConfig::anthropic().with_total(Duration::from_secs(3_600)))
+            .with_timeouts(TimeoutConfig::anthropic().with_total(Duration::from_secs(3_600)))
     );
     assert_eq!(
         configured("timeouts = { preset = \"none\" }"),
-        openai.no_timeouts()
+        openai.without_timeouts()
     );
     for (extra, expected) in [
         (

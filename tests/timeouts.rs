@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tollgate::body::BufferedBody;
 use tollgate::retry::{Backoff, Jitter, RetryPolicy};
 use tollgate::stack::{Provider, StackBuilder};
-use tollgate::timeout::{Limit, TimedOut, TimeoutConfig};
+use tollgate::timeout::{TimeLimit, TimedOut, TimeoutConfig};
 use tollgate::{ErrorClass, Verdict};
 use tollgate_mock::{FirstTokenDelay, MockConfig, MockServer, StreamFault};
 use tower::ServiceExt;
@@ -56,9 +56,9 @@ fn one_retry() -> RetryPolicy {
 
 fn provider(mock: &MockServer, name: &str, timeouts: TimeoutConfig) -> Provider {
     Provider::openai_compatible(&mock.base_url())
-        .name(name)
-        .timeouts(timeouts)
-        .retry(one_retry())
+        .with_name(name)
+        .with_timeouts(timeouts)
+        .with_retry(one_retry())
 }
 
 /// An upstream that never answers: each attempt times out after exactly the head limit, one
@@ -71,7 +71,7 @@ async fn a_silent_upstream_is_retried_then_left_to_the_fallback() {
     let healthy = MockServer::start(MockConfig::openai()).await.unwrap();
     let limits = TimeoutConfig::none().with_response_head(secs(20));
     let stack = StackBuilder::new(provider(&silent, "silent", limits))
-        .fallback(provider(&healthy, "healthy", limits))
+        .with_fallback(provider(&healthy, "healthy", limits))
         .build(hyper_client())
         .unwrap();
     let start = Instant::now();
@@ -108,7 +108,7 @@ async fn a_stalled_stream_ends_the_callers_body() {
     assert!(events >= 1);
     assert_eq!(start.elapsed(), secs(15));
     let timed_out = TimedOut::find(&*error).expect("a timeout");
-    assert_eq!(timed_out.limit(), Limit::Idle);
+    assert_eq!(timed_out.limit(), TimeLimit::Idle);
     assert_eq!(
         Verdict::of_error(&*error).and_then(Verdict::class),
         Some(ErrorClass::Timeout)
@@ -137,7 +137,7 @@ async fn a_late_first_token_is_retried_unseen() {
     assert_eq!(start.elapsed(), secs(21));
     assert_eq!(mock.stats().requests, 2);
     assert!(
-        TimedOut::find(&*error).is_some_and(|t| t.limit() == Limit::FirstChunk),
+        TimedOut::find(&*error).is_some_and(|t| t.limit() == TimeLimit::FirstChunk),
         "{error}"
     );
 }
@@ -152,7 +152,7 @@ async fn a_first_event_error_is_retried_and_the_caller_sees_one_clean_stream() {
     let healthy = MockServer::start(MockConfig::openai()).await.unwrap();
     let limits = TimeoutConfig::default();
     let stack = StackBuilder::new(provider(&failing, "failing", limits))
-        .fallback(provider(&healthy, "healthy", limits))
+        .with_fallback(provider(&healthy, "healthy", limits))
         .build(hyper_client())
         .unwrap();
     let response = stack.oneshot(chat(true)).await.unwrap();
@@ -191,8 +191,8 @@ async fn cut_streams_in_a_row_open_the_breaker() {
         .unwrap();
     let stack = StackBuilder::new(
         Provider::openai_compatible(&mock.base_url())
-            .name("cut")
-            .retry(RetryPolicy::default().with_max_retries(0)),
+            .with_name("cut")
+            .with_retry(RetryPolicy::default().with_max_retries(0)),
     )
     .build(hyper_client())
     .unwrap();
@@ -218,7 +218,7 @@ async fn a_streams_usage_reaches_the_metrics() {
     let metrics = tollgate::metrics::MetricsLayer::new("mock");
     let handle = metrics.handle();
     let stack = StackBuilder::new(provider(&mock, "streams", TimeoutConfig::default()))
-        .metrics(metrics)
+        .with_metrics(metrics)
         .build(hyper_client())
         .unwrap();
     let response = stack.oneshot(chat(true)).await.unwrap();
@@ -247,10 +247,10 @@ async fn streams_cut_mid_way_in_a_row_open_the_breaker() {
     let handle = metrics.handle();
     let stack = StackBuilder::new(
         Provider::openai_compatible(&mock.base_url())
-            .name("cut")
-            .retry(RetryPolicy::default().with_max_retries(0)),
+            .with_name("cut")
+            .with_retry(RetryPolicy::default().with_max_retries(0)),
     )
-    .metrics(metrics)
+    .with_metrics(metrics)
     .build(hyper_client())
     .unwrap();
     let (mut cut, mut refused) = (0, 0);
@@ -292,7 +292,7 @@ async fn stalled_streams_in_a_row_open_the_breaker() {
         .unwrap();
     let limits = TimeoutConfig::none().with_idle(secs(15));
     let stack = StackBuilder::new(
-        provider(&mock, "stalls", limits).retry(RetryPolicy::default().with_max_retries(0)),
+        provider(&mock, "stalls", limits).with_retry(RetryPolicy::default().with_max_retries(0)),
     )
     .build(hyper_client())
     .unwrap();
@@ -321,7 +321,7 @@ async fn a_streams_time_to_first_token_reaches_the_metrics() {
     let metrics = tollgate::metrics::MetricsLayer::new("mock");
     let handle = metrics.handle();
     let stack = StackBuilder::new(provider(&mock, "thinks", TimeoutConfig::default()))
-        .metrics(metrics)
+        .with_metrics(metrics)
         .build(hyper_client())
         .unwrap();
     let start = Instant::now();

@@ -63,7 +63,7 @@ fn hyper_client() -> Client<HttpConnector, BufferedBody> {
 
 /// The default ready stack for an OpenAI-compatible server nobody told it anything about.
 fn default_stack(base_url: &str) -> Stack {
-    StackBuilder::new(Provider::openai_compatible(base_url).api_key("sk-test"))
+    StackBuilder::new(Provider::openai_compatible(base_url).with_api_key("sk-test"))
         .build(hyper_client())
         .unwrap()
 }
@@ -323,8 +323,8 @@ async fn a_configured_quota_at_the_servers_rate() {
     )]);
     let run = through_a_stack(proxy(20, 0), TOTAL, 100, |base_url| {
         let provider = Provider::openai_compatible(base_url)
-            .api_key("sk-test")
-            .limits(limits);
+            .with_api_key("sk-test")
+            .with_limits(limits);
         StackBuilder::new(provider).build(hyper_client()).unwrap()
     })
     .await;
@@ -375,8 +375,8 @@ async fn follows_the_rate_when_another_tenant_takes_half() {
         })
     };
     let stack = through_a_stack(config, TOTAL, 50, |base_url| {
-        StackBuilder::new(Provider::openai_compatible(base_url).api_key("sk-test"))
-            .metrics(metrics)
+        StackBuilder::new(Provider::openai_compatible(base_url).with_api_key("sk-test"))
+            .with_metrics(metrics)
             .build(hyper_client())
             .unwrap()
     })

@@ -128,10 +128,11 @@ async fn one(
             // Nothing configured: no quota, no model, no limits; the rate is learned.
             let metrics = MetricsLayer::new("demo-unknown-quota");
             let handle = metrics.handle();
-            let stack =
-                StackBuilder::new(Provider::openai_compatible(&workload.base_url).api_key(KEY))
-                    .metrics(metrics)
-                    .build(transport)?;
+            let stack = StackBuilder::new(
+                Provider::openai_compatible(&workload.base_url).with_api_key(KEY),
+            )
+            .with_metrics(metrics)
+            .build(transport)?;
             // The learned rate, once a second of the run.
             let sampler = tokio::spawn({
                 let (handle, learned) = (handle.clone(), Arc::clone(&learned));

@@ -162,7 +162,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Cached without opting in exactly when deterministic.
-    let mut cache = CacheLayer::new(CacheConfig::default().deterministic(true))
+    let mut cache = CacheLayer::new(CacheConfig::default().with_deterministic(true))
         .layer(Upstream(Arc::new(AtomicUsize::new(0))));
     let (status, _) = send(&mut cache, &a, false);
     let expected = if deterministic(a_json.as_ref()) {

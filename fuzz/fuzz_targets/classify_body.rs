@@ -5,7 +5,7 @@
 //! | bytes | meaning |
 //! |---|---|
 //! | 0..2 | status: `100 + u16::from_be_bytes(..) % 900` (so 100..=999) |
-//! | 2 | provider selector: `Provider::ALL[byte % 10]` gets the extra checks |
+//! | 2 | provider selector: `ProviderClassifier::ALL[byte % 10]` gets the extra checks |
 //! | 3 | header block length `n`; 0 = no headers |
 //! | 4..4+n | header lines as in `rate_limit_headers` (first byte picks the name from the delay, classifier and rate-limit names) |
 //! | rest | body |
@@ -14,8 +14,8 @@
 //! and has a source (and no source without a delay); the snapshot has unique pairs; the class
 //! and advice do not depend on the time; classification is deterministic; `needs_body` asks for
 //! every error status, and a body it does not ask for does not change the verdict. For the selected
-//! provider, the concrete classifier and `Provider` agree. For `Generic`, the class (and advice
-//! and delay) are the same with an empty body.
+//! provider, the concrete classifier and `ProviderClassifier` agree. For `Generic`, the class
+//! (and advice and delay) are the same with an empty body.
 
 #![no_main]
 
@@ -27,7 +27,7 @@ use tollgate_fuzz::{
 };
 use tollgate_providers::{
     Anthropic, AzureOpenAi, Bedrock, DeepSeek, Gemini, Generic, Groq, Mistral, OpenAi, OpenRouter,
-    Provider,
+    ProviderClassifier,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let status = 100 + u16::from_be_bytes([*hi, *lo]) % 900;
     let status = StatusCode::from_u16(status).expect("100..=999 is a valid status");
-    let selected = Provider::ALL[usize::from(*selector) % Provider::ALL.len()];
+    let selected = ProviderClassifier::ALL[usize::from(*selector) % ProviderClassifier::ALL.len()];
     let (header_bytes, body) = rest.split_at(usize::from(*header_len).min(rest.len()));
     let headers = if *header_len == 0 {
         HeaderMap::new()
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
 
     let now = fixed_now();
     let view = ResponseView::new(status, &headers, body).received_at(now);
-    for provider in Provider::ALL {
+    for provider in ProviderClassifier::ALL {
         let live = provider.verdict(status, &headers, body);
         let pinned = provider.classify(&view);
         check(provider, status, &live);
@@ -80,16 +80,16 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let concrete = match selected {
-        Provider::OpenAi => OpenAi::new().classify(&view),
-        Provider::AzureOpenAi => AzureOpenAi::new().classify(&view),
-        Provider::Anthropic => Anthropic::new().classify(&view),
-        Provider::Gemini => Gemini::new().classify(&view),
-        Provider::DeepSeek => DeepSeek::new().classify(&view),
-        Provider::Groq => Groq::new().classify(&view),
-        Provider::Mistral => Mistral::new().classify(&view),
-        Provider::OpenRouter => OpenRouter::new().classify(&view),
-        Provider::Bedrock => Bedrock::new().classify(&view),
-        Provider::Generic => Generic::new().classify(&view),
+        ProviderClassifier::OpenAi => OpenAi::new().classify(&view),
+        ProviderClassifier::AzureOpenAi => AzureOpenAi::new().classify(&view),
+        ProviderClassifier::Anthropic => Anthropic::new().classify(&view),
+        ProviderClassifier::Gemini => Gemini::new().classify(&view),
+        ProviderClassifier::DeepSeek => DeepSeek::new().classify(&view),
+        ProviderClassifier::Groq => Groq::new().classify(&view),
+        ProviderClassifier::Mistral => Mistral::new().classify(&view),
+        ProviderClassifier::OpenRouter => OpenRouter::new().classify(&view),
+        ProviderClassifier::Bedrock => Bedrock::new().classify(&view),
+        ProviderClassifier::Generic => Generic::new().classify(&view),
         _ => return,
     };
     assert_eq!(
@@ -99,9 +99,9 @@ fuzz_target!(|data: &[u8]| {
     );
 
     // Generic decides from the status and headers only.
-    let generic = Provider::Generic.classify(&view);
-    let without_body =
-        Provider::Generic.classify(&ResponseView::new(status, &headers, b"").received_at(now));
+    let generic = ProviderClassifier::Generic.classify(&view);
+    let without_body = ProviderClassifier::Generic
+        .classify(&ResponseView::new(status, &headers, b"").received_at(now));
     assert_eq!(
         generic.class(),
         without_body.class(),
@@ -119,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
     );
 });
 
-fn check(provider: Provider, status: StatusCode, verdict: &Verdict) {
+fn check(provider: ProviderClassifier, status: StatusCode, verdict: &Verdict) {
     assert_eq!(
         verdict.status(),
         Some(status),

@@ -25,14 +25,14 @@ use super::service::{Description, Erased, Stack, StackBody, Transport};
 /// credentials, model), `RetryLayer`, `CircuitBreakerLayer`, `RateLimitLayer` (keyed by
 /// model, estimating tokens as OpenAI counts them), `ConcurrencyLayer`, `ClassifyLayer` (the
 /// kind's classifier), and the transport. A `FallbackLayer` over them tries the primary, then
-/// the [fallbacks](Self::fallback) in order, and sends a prompt too long for the context
-/// window to the [context-window chain](Self::context_window_fallback). Without fallbacks or
+/// the [fallbacks](Self::with_fallback) in order, and sends a prompt too long for the context
+/// window to the [context-window chain](Self::with_context_window_fallback). Without fallbacks or
 /// context-window chain there is no `FallbackLayer`: the primary's own errors come out.
 ///
-/// A [cache](Self::cache) sits above the `FallbackLayer` (or the primary's stack), under the
+/// A [cache](Self::with_cache) sits above the `FallbackLayer` (or the primary's stack), under the
 /// `MetricsLayer`: a hit spends no provider's quota, and is still counted as a request.
 ///
-/// A provider with several [API keys](Provider::api_keys) has a `RouterLayer` in place of its
+/// A provider with several [API keys](Provider::with_api_keys) has a `RouterLayer` in place of its
 /// breaker and rate limit: one deployment per key, each with the key's credentials, its own
 /// breaker and its own copy of the provider's limits (see
 /// [Several API keys](Provider#several-api-keys)).
@@ -68,7 +68,7 @@ impl StackBuilder {
     /// [`FallbackPolicy`] says to move on: overloaded, down, out of quota, rejected key, open
     /// circuit, or a rate limit asking for a long wait.
     #[must_use]
-    pub fn fallback(mut self, provider: Provider) -> Self {
+    pub fn with_fallback(mut self, provider: Provider) -> Self {
         self.fallback.push(provider);
         self
     }
@@ -76,7 +76,7 @@ impl StackBuilder {
     /// After a context-window failure (`context_length_exceeded`), tries `provider` — a model
     /// with a larger context — after the earlier ones of this chain.
     #[must_use]
-    pub fn context_window_fallback(mut self, provider: Provider) -> Self {
+    pub fn with_context_window_fallback(mut self, provider: Provider) -> Self {
         self.context_window.push(provider);
         self
     }
@@ -84,13 +84,13 @@ impl StackBuilder {
     /// Records every request with `layer`, outermost: one logical request, with the retries,
     /// waits and hops the layers below report.
     #[must_use]
-    pub fn metrics(mut self, layer: MetricsLayer) -> Self {
+    pub fn with_metrics(mut self, layer: MetricsLayer) -> Self {
         self.metrics = Some(layer);
         self
     }
 
     /// Answers identical requests from `layer`'s cache, above the fallback and every provider's
-    /// stack and under the [metrics](Self::metrics): a hit or a coalesced request reaches no
+    /// stack and under the [metrics](Self::with_metrics): a hit or a coalesced request reaches no
     /// provider and spends no quota.
     ///
     /// It takes the layer rather than a [`CacheConfig`](crate::cache::CacheConfig) so that you
@@ -140,9 +140,9 @@ impl StackBuilder {
     ///         async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("{}")))) }
     ///     }
     /// });
-    /// let cache = CacheLayer::new(CacheConfig::default().ttl(Duration::from_secs(600)));
-    /// let stack = StackBuilder::new(Provider::openai(OpenAiTier::Tier1).api_key("sk-openai"))
-    ///     .cache(cache)
+    /// let cache = CacheLayer::new(CacheConfig::default().with_ttl(Duration::from_secs(600)));
+    /// let stack = StackBuilder::new(Provider::openai(OpenAiTier::Tier1).with_api_key("sk-openai"))
+    ///     .with_cache(cache)
     ///     .build(transport)?;
     ///
     /// let request = || {
@@ -159,14 +159,14 @@ impl StackBuilder {
     /// # }
     /// ```
     #[must_use]
-    pub fn cache(mut self, layer: CacheLayer) -> Self {
+    pub fn with_cache(mut self, layer: CacheLayer) -> Self {
         self.cache = Some(layer);
         self
     }
 
     /// Moves on to the next provider as `policy` says ([`FallbackPolicy::default`] otherwise).
     #[must_use]
-    pub fn fallback_policy(mut self, policy: FallbackPolicy) -> Self {
+    pub fn with_fallback_policy(mut self, policy: FallbackPolicy) -> Self {
         self.policy = Some(policy);
         self
     }

@@ -35,7 +35,7 @@ pub enum StackError {
         /// The provider's name.
         provider: String,
     },
-    /// Two of a provider's [API keys](super::Provider::api_keys) are the same: the router
+    /// Two of a provider's [API keys](super::Provider::with_api_keys) are the same: the router
     /// would give it two quotas, twice what the account allows.
     DuplicateApiKey {
         /// The provider's name.
@@ -43,18 +43,18 @@ pub enum StackError {
         /// The positions of the two keys (as in `api_key_envs`).
         positions: (usize, usize),
     },
-    /// A provider's [`max_in_flight`](super::Provider::max_in_flight) is zero.
+    /// A provider's [`max_in_flight`](super::Provider::with_max_in_flight) is zero.
     ZeroMaxInFlight {
         /// The provider's name.
         provider: String,
     },
     /// Two different providers share a name; give one another with
-    /// [`Provider::name`](super::Provider::name).
+    /// [`Provider::with_name`](super::Provider::with_name).
     ConflictingProviders {
         /// The name.
         name: String,
     },
-    /// A provider's [API keys](super::Provider::api_keys) cannot be spread by a router: more
+    /// A provider's [API keys](super::Provider::with_api_keys) cannot be spread by a router: more
     /// than 64 of them ([`BuildError::TooManyDeployments`]).
     Router {
         /// The provider's name.
@@ -126,7 +126,7 @@ impl std::error::Error for StackError {
 }
 
 /// A request could not be rewritten for a provider: its body is not the JSON object whose
-/// `model` the provider's [`model`](super::Provider::model) replaces, or its path cannot go
+/// `model` the provider's [model](super::Provider::with_model) replaces, or its path cannot go
 /// under the provider's base URL. Nothing was sent to that provider.
 #[derive(Debug)]
 pub struct RewriteFailed {

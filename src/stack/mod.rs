@@ -26,13 +26,13 @@
 //! transport                    your HTTP client, cloned once per provider
 //! ```
 //!
-//! A provider with several API keys ([`Provider::api_keys`]) spreads its requests over them:
+//! A provider with several API keys ([`Provider::with_api_keys`]) spreads its requests over them:
 //! its rewrites leave the credentials to a `RouterLayer` under its `RetryLayer`, which puts
 //! each key behind its own `CircuitBreakerLayer` and `RateLimitLayer` (the provider's limits,
 //! for each key) and passes over a key that is rejected or out of quota; see
 //! [Several API keys](Provider#several-api-keys).
 //!
-//! An optional cache ([`StackBuilder::cache`], or `[stack.cache]` in a configuration) sits
+//! An optional cache ([`StackBuilder::with_cache`], or `[stack.cache]` in a configuration) sits
 //! above everything that spends quota: a second identical request that opted in
 //! (`x-tollgate-cache: on`) is answered from it, without reaching any provider; see
 //! [`tollgate::cache`](crate::cache) for what is cached and how requests opt in.
@@ -96,15 +96,21 @@
 //! let metrics = MetricsLayer::new("chat");
 //! let handle = metrics.handle();
 //! let stack: Stack = StackBuilder::new(
-//!     Provider::openai(OpenAiTier::Tier3).model("gpt-4o").api_key(openai_key.clone()),
+//!     Provider::openai(OpenAiTier::Tier3)
+//!         .with_model("gpt-4o")
+//!         .with_api_key(openai_key.clone()),
 //! )
-//! .fallback(
+//! .with_fallback(
 //!     Provider::anthropic(AnthropicModel::Sonnet4)
-//!         .model("claude-sonnet-4-5")
-//!         .api_key(anthropic_key),
+//!         .with_model("claude-sonnet-4-5")
+//!         .with_api_key(anthropic_key),
 //! )
-//! .context_window_fallback(Provider::openai(OpenAiTier::Tier3).model("gpt-4.1").api_key(openai_key))
-//! .metrics(metrics)
+//! .with_context_window_fallback(
+//!     Provider::openai(OpenAiTier::Tier3)
+//!         .with_model("gpt-4.1")
+//!         .with_api_key(openai_key),
+//! )
+//! .with_metrics(metrics)
 //! .build(transport)?;
 //!
 //! # tokio::time::pause(); // the retries of the overloaded primary take no real time
@@ -175,7 +181,7 @@
 //!
 //! # Keys
 //!
-//! An API key given to [`Provider::api_key`] or [`Provider::api_keys`] (or read from
+//! An API key given to [`Provider::with_api_key`] or [`Provider::with_api_keys`] (or read from
 //! `api_key_env` or `api_key_envs`) is sent as a sensitive header value and never appears in
 //! the `Debug` output of [`Provider`], [`StackBuilder`], [`StackConfig`] or [`Stack`], nor in
 //! a [`StackError`] or [`ConfigError`]; the router names each key by its place,

@@ -17,7 +17,7 @@ use tollgate_timeout::TimeoutConfig;
 
 use super::error::StackError;
 
-/// The Azure OpenAI `api-version` used unless [`Provider::api_version`] says otherwise.
+/// The Azure OpenAI `api-version` used unless [`Provider::with_api_version`] says otherwise.
 pub const AZURE_API_VERSION: &str = "2024-10-21";
 
 /// Which API a [`Provider`] is: its default base URL, its credentials header and its
@@ -122,7 +122,7 @@ impl ProviderKind {
         }
     }
 
-    /// The base URL used unless [`Provider::base_url`] sets one; `None` for Azure OpenAI and
+    /// The base URL used unless [`Provider::with_base_url`] sets one; `None` for Azure OpenAI and
     /// other OpenAI-compatible servers, which need one.
     pub const fn default_base_url(self) -> Option<&'static str> {
         match self {
@@ -138,8 +138,8 @@ impl ProviderKind {
     }
 
     /// The classifier for the kind's responses.
-    pub const fn classifier(self) -> tollgate_providers::Provider {
-        use tollgate_providers::Provider as C;
+    pub const fn classifier(self) -> tollgate_providers::ProviderClassifier {
+        use tollgate_providers::ProviderClassifier as C;
         match self {
             ProviderKind::OpenAi => C::OpenAi,
             ProviderKind::AzureOpenAi => C::AzureOpenAi,
@@ -222,14 +222,14 @@ impl fmt::Debug for ApiKey {
 /// per-provider layers in front of it — retry, circuit breaker, rate limit, concurrency cap,
 /// classifier.
 ///
-/// The keys given to [`api_key`](Self::api_key) or [`api_keys`](Self::api_keys) never appear
-/// in `Debug` output or in errors.
+/// The keys given to [`with_api_key`](Self::with_api_key) or
+/// [`with_api_keys`](Self::with_api_keys) never appear in `Debug` output or in errors.
 ///
 /// # Defaults
 ///
 /// | setting | default |
 /// |---|---|
-/// | name | [`name`](Self::name), else `kind/model` (`openai/gpt-4o`), else the kind's name |
+/// | name | [`with_name`](Self::with_name), else `kind/model` (`openai/gpt-4o`), else the kind's name |
 /// | base URL | the kind's ([`ProviderKind::default_base_url`]) |
 /// | API key | none: requests keep the credential headers the caller set |
 /// | routing over several keys | [`Strategy::RoundRobin`] |
@@ -249,10 +249,10 @@ impl fmt::Debug for ApiKey {
 /// # When you don't know your quota
 ///
 /// Every provider's stack holds an adaptive limit ([`adaptive`](crate::ratelimit::adaptive))
-/// unless turned off ([`no_adaptive`](Self::no_adaptive), or
-/// [`no_rate_limit`](Self::no_rate_limit) for no client-side limit at all):
+/// unless turned off ([`without_adaptive`](Self::without_adaptive), or
+/// [`without_rate_limit`](Self::without_rate_limit) for no client-side limit at all):
 ///
-/// - with no [`limits`](Self::limits), it learns the sustainable request rate per model from
+/// - with no [limits](Self::with_limits), it learns the sustainable request rate per model from
 ///   the provider's answers — slow start from 10 requests/s, one multiplicative decrease per
 ///   429 episode, a cubic climb back — and paces requests at it, so callers that all hear
 ///   "retry after 1 s" do not come back as one herd; a limit the provider reports in its
@@ -261,7 +261,7 @@ impl fmt::Debug for ApiKey {
 ///   paces requests a little below them for a while, instead of pausing the key for the whole
 ///   `retry-after`.
 ///
-/// Set its starting rate, floor and ceiling with [`adaptive`](Self::adaptive).
+/// Set its starting rate, floor and ceiling with [`with_adaptive`](Self::with_adaptive).
 ///
 /// # Base URL
 ///
@@ -272,16 +272,16 @@ impl fmt::Debug for ApiKey {
 /// `…/v1beta/openai` → `…/v1beta/openai/chat/completions`).
 ///
 /// A base URL with user info (`https://user:secret@host`) is refused, and shown without it in
-/// `Debug` output and errors: a key goes in [`api_key`](Self::api_key), never in the URL. So is
-/// a port that is not a number from 0 to 65535, which clients would silently replace with the
-/// scheme's default.
+/// `Debug` output and errors: a key goes in [`with_api_key`](Self::with_api_key), never in the
+/// URL. So is a port that is not a number from 0 to 65535, which clients would silently replace
+/// with the scheme's default.
 ///
 /// # Several API keys
 ///
-/// Given more than one key ([`api_keys`](Self::api_keys)), the provider's stack spreads its
-/// requests over them with a [`RouterLayer`](crate::router::RouterLayer), each key a deployment
-/// named `<label>/key-<i>` (from 0, in the order given; never the key) with its own copy of the
-/// provider's [limits](Self::limits) and [breaker](Self::breaker):
+/// Given more than one key ([`with_api_keys`](Self::with_api_keys)), the provider's stack
+/// spreads its requests over them with a [`RouterLayer`](crate::router::RouterLayer), each key a
+/// deployment named `<label>/key-<i>` (from 0, in the order given; never the key) with its own
+/// copy of the provider's [limits](Self::with_limits) and [breaker](Self::with_breaker):
 ///
 /// ```text
 /// rewrites                   endpoint, model (not the credentials)
@@ -296,7 +296,7 @@ impl fmt::Debug for ApiKey {
 /// - each key has its own quota, so the provider takes the sum of them. That holds for keys of
 ///   different accounts: OpenAI, for one, counts its limits per organization and project, and
 ///   keys of one project share them;
-/// - a request goes to a key that can take it now, as [`routing`](Self::routing) chooses
+/// - a request goes to a key that can take it now, as the [routing](Self::with_routing) chooses
 ///   (round-robin by default). When none can, it waits in the queue of the key free soonest,
 ///   up to the router's maximum wait (60 s) or the request's deadline; beyond that it fails at
 ///   once with [`NoDeployment`](crate::router::error::NoDeployment), which carries
@@ -305,12 +305,13 @@ impl fmt::Debug for ApiKey {
 ///   spent (`QuotaExhausted`) is taken out of rotation for 5 minutes, and the request goes on to
 ///   another key at once: the caller sees no error while a key is left;
 /// - each key's quota counts every model together (a single key's counts per model): give the
-///   provider a [`model`](Self::model);
-/// - with the breaker turned off ([`no_circuit_breaker`](Self::no_circuit_breaker)), each key
-///   still gets [`BreakerConfig::default()`]: the router needs one per key to pass over a
-///   failing key.
+///   provider a [model](Self::with_model);
+/// - with the breaker turned off ([`without_circuit_breaker`](Self::without_circuit_breaker)),
+///   each key still gets [`BreakerConfig::default()`]: the router needs one per key to pass over
+///   a failing key.
 ///
-/// With one key (or none) there is no router, and [`routing`](Self::routing) is ignored.
+/// With one key (or none) there is no router, and [`with_routing`](Self::with_routing) is
+/// ignored.
 ///
 /// # Examples
 ///
@@ -318,12 +319,14 @@ impl fmt::Debug for ApiKey {
 /// use tollgate::ratelimit::presets::{AnthropicModel, OpenAiTier};
 /// use tollgate::stack::Provider;
 ///
-/// let openai = Provider::openai(OpenAiTier::Tier3).model("gpt-4o").api_key("sk-secret");
+/// let openai = Provider::openai(OpenAiTier::Tier3).with_model("gpt-4o").with_api_key("sk-secret");
 /// let claude = Provider::anthropic(AnthropicModel::Sonnet4)
-///     .model("claude-sonnet-4-5")
-///     .api_key("sk-ant-secret")
-///     .max_in_flight(200);
-/// let local = Provider::openai_compatible("http://127.0.0.1:8000").name("vllm").no_rate_limit();
+///     .with_model("claude-sonnet-4-5")
+///     .with_api_key("sk-ant-secret")
+///     .with_max_in_flight(200);
+/// let local = Provider::openai_compatible("http://127.0.0.1:8000")
+///     .with_name("vllm")
+///     .without_rate_limit();
 /// assert!(!format!("{openai:?}").contains("sk-secret"));
 /// # let _ = (claude, local);
 /// ```
@@ -367,63 +370,63 @@ impl Provider {
 
     /// OpenAI, limited as `tier` ([`OpenAiTier::limits`]).
     pub fn openai(tier: OpenAiTier) -> Self {
-        Provider::new(ProviderKind::OpenAi).limits(tier.limits())
+        Provider::new(ProviderKind::OpenAi).with_limits(tier.limits())
     }
 
     /// An Azure OpenAI deployment at `deployment_url`
     /// (`https://<resource>.openai.azure.com/openai/deployments/<deployment>`), with the
     /// `api-key` header and `api-version` [`AZURE_API_VERSION`]; no configured limits, the rate learned (set your
-    /// deployment's with [`limits`](Self::limits)).
+    /// deployment's with [`with_limits`](Self::with_limits)).
     pub fn azure_openai(deployment_url: &str) -> Self {
-        Provider::new(ProviderKind::AzureOpenAi).base_url(deployment_url)
+        Provider::new(ProviderKind::AzureOpenAi).with_base_url(deployment_url)
     }
 
     /// Anthropic through its OpenAI-compatible endpoint, limited as `model`
     /// ([`AnthropicModel::limits`]).
     pub fn anthropic(model: AnthropicModel) -> Self {
-        Provider::new(ProviderKind::Anthropic).limits(model.limits())
+        Provider::new(ProviderKind::Anthropic).with_limits(model.limits())
     }
 
     /// DeepSeek, limited as `level` ([`DeepSeekLevel::limits`]). DeepSeek also caps
-    /// concurrency: add [`max_in_flight`](Self::max_in_flight).
+    /// concurrency: add [`with_max_in_flight`](Self::with_max_in_flight).
     pub fn deepseek(level: DeepSeekLevel) -> Self {
-        Provider::new(ProviderKind::DeepSeek).limits(level.limits())
+        Provider::new(ProviderKind::DeepSeek).with_limits(level.limits())
     }
 
     /// Gemini through its OpenAI-compatible endpoint, limited as `plan` for `model`
     /// ([`GeminiPlan::limits`]).
     pub fn gemini(plan: GeminiPlan, model: GeminiModel) -> Self {
-        Provider::new(ProviderKind::Gemini).limits(plan.limits(model))
+        Provider::new(ProviderKind::Gemini).with_limits(plan.limits(model))
     }
 
     /// Groq; no configured limits, the rate learned (set your account's with
-    /// [`limits`](Self::limits)).
+    /// [`with_limits`](Self::with_limits)).
     pub fn groq() -> Self {
         Provider::new(ProviderKind::Groq)
     }
 
     /// Mistral; no configured limits, the rate learned (set your account's with
-    /// [`limits`](Self::limits)).
+    /// [`with_limits`](Self::with_limits)).
     pub fn mistral() -> Self {
         Provider::new(ProviderKind::Mistral)
     }
 
     /// OpenRouter; no configured limits, the rate learned (set your account's with
-    /// [`limits`](Self::limits)).
+    /// [`with_limits`](Self::with_limits)).
     pub fn openrouter() -> Self {
         Provider::new(ProviderKind::OpenRouter)
     }
 
     /// Any OpenAI-compatible server at `base_url`; no configured limits, the rate learned.
     pub fn openai_compatible(base_url: &str) -> Self {
-        Provider::new(ProviderKind::OpenAiCompatible).base_url(base_url)
+        Provider::new(ProviderKind::OpenAiCompatible).with_base_url(base_url)
     }
 
     /// Called `name` in errors, metrics and the fallback's reports. Two providers of one stack
     /// with the same name must be the same provider: they share one stack (one quota, one
     /// breaker).
     #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
@@ -431,7 +434,7 @@ impl Provider {
     /// Sends requests to `base_url` (see [Base URL](#base-url)); checked when the stack is
     /// built.
     #[must_use]
-    pub fn base_url(mut self, base_url: &str) -> Self {
+    pub fn with_base_url(mut self, base_url: &str) -> Self {
         self.base_url = Some(base_url.to_owned());
         self
     }
@@ -440,14 +443,14 @@ impl Provider {
     /// replacing the credential headers the request had. Never shown in `Debug` output or
     /// errors.
     #[must_use]
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
         self.api_keys = vec![ApiKey(key.into())];
         self
     }
 
     /// Authenticates with `keys`, all of the provider's, replacing any given before: one key
-    /// is [`api_key`](Self::api_key); several are spread by a router as
-    /// [`routing`](Self::routing) says, each with its own quota and breaker (see
+    /// is [`with_api_key`](Self::with_api_key); several are spread by a router as
+    /// [`with_routing`](Self::with_routing) says, each with its own quota and breaker (see
     /// [Several API keys](#several-api-keys)); none leaves the caller's credential headers.
     /// At most 64, checked when the stack is built. Never shown in `Debug` output or errors.
     ///
@@ -460,22 +463,22 @@ impl Provider {
     ///
     /// let keys = ["sk-team-a", "sk-team-b", "sk-team-c"]; // in practice, from a secret store
     /// let openai = Provider::openai(OpenAiTier::Tier3) // each key: Tier 3's limits
-    ///     .model("gpt-4o")
-    ///     .api_keys(keys)
-    ///     .routing(Strategy::LeastLoaded);
+    ///     .with_model("gpt-4o")
+    ///     .with_api_keys(keys)
+    ///     .with_routing(Strategy::LeastLoaded);
     /// assert!(!format!("{openai:?}").contains("sk-team"));
     /// ```
     #[must_use]
-    pub fn api_keys(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn with_api_keys(mut self, keys: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.api_keys = keys.into_iter().map(|key| ApiKey(key.into())).collect();
         self
     }
 
     /// How the router chooses a key for each request when there are several
-    /// ([`api_keys`](Self::api_keys)): [`Strategy::RoundRobin`] by default. Every key weighs
-    /// 1, so [`Strategy::Weighted`] spreads evenly. Ignored with one key or none.
+    /// ([`with_api_keys`](Self::with_api_keys)): [`Strategy::RoundRobin`] by default. Every key
+    /// weighs 1, so [`Strategy::Weighted`] spreads evenly. Ignored with one key or none.
     #[must_use]
-    pub fn routing(mut self, strategy: Strategy) -> Self {
+    pub fn with_routing(mut self, strategy: Strategy) -> Self {
         self.routing = strategy;
         self
     }
@@ -483,14 +486,14 @@ impl Provider {
     /// Azure OpenAI's `api-version` parameter (default [`AZURE_API_VERSION`]); ignored for the
     /// other kinds.
     #[must_use]
-    pub fn api_version(mut self, version: impl Into<String>) -> Self {
+    pub fn with_api_version(mut self, version: impl Into<String>) -> Self {
         self.api_version = Some(version.into());
         self
     }
 
     /// Sets the JSON body's `model` to `model` ([`SetModel`]).
     #[must_use]
-    pub fn model(mut self, model: impl Into<String>) -> Self {
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
         self.model = Some(model.into());
         self
     }
@@ -498,14 +501,14 @@ impl Provider {
     /// Holds requests to `limits`, per model, counting tokens as OpenAI does
     /// ([`OpenAiChat`](crate::ratelimit::OpenAiChat)), waiting as long as it takes.
     #[must_use]
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = Some(limits);
         self
     }
 
     /// No client-side rate limit: neither configured limits nor an adaptive one.
     #[must_use]
-    pub fn no_rate_limit(mut self) -> Self {
+    pub fn without_rate_limit(mut self) -> Self {
         self.limits = None;
         self.adaptive = None;
         self
@@ -514,7 +517,7 @@ impl Provider {
     /// Learns the request rate as `adaptive` says: its starting rate, floor and ceiling (on by
     /// default, with [`Adaptive::default()`]); see [When you don't know your quota](Self#when-you-dont-know-your-quota).
     #[must_use]
-    pub fn adaptive(mut self, adaptive: Adaptive) -> Self {
+    pub fn with_adaptive(mut self, adaptive: Adaptive) -> Self {
         self.adaptive = Some(adaptive);
         self
     }
@@ -525,14 +528,14 @@ impl Provider {
     /// reached the caller is retried, or moved on by the fallback; after that, the caller's
     /// body ends with the timeout.
     #[must_use]
-    pub fn timeouts(mut self, config: TimeoutConfig) -> Self {
+    pub fn with_timeouts(mut self, config: TimeoutConfig) -> Self {
         self.timeouts = Some(config);
         self
     }
 
     /// No time limit per attempt (the request's deadline, if any, still holds above).
     #[must_use]
-    pub fn no_timeouts(mut self) -> Self {
+    pub fn without_timeouts(mut self) -> Self {
         self.timeouts = None;
         self
     }
@@ -540,28 +543,28 @@ impl Provider {
     /// No adaptive limit: the configured limits alone (none: no client-side limit), and a
     /// 429's `retry-after` pauses the whole key.
     #[must_use]
-    pub fn no_adaptive(mut self) -> Self {
+    pub fn without_adaptive(mut self) -> Self {
         self.adaptive = None;
         self
     }
 
     /// Retries as `policy` says.
     #[must_use]
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
     }
 
     /// A circuit breaker configured by `config`.
     #[must_use]
-    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+    pub fn with_breaker(mut self, config: BreakerConfig) -> Self {
         self.breaker = Some(config);
         self
     }
 
     /// No circuit breaker.
     #[must_use]
-    pub fn no_circuit_breaker(mut self) -> Self {
+    pub fn without_circuit_breaker(mut self) -> Self {
         self.breaker = None;
         self
     }
@@ -570,7 +573,7 @@ impl Provider {
     /// slots held until the response body ends); more wait in a fair queue. Zero is refused
     /// when the stack is built.
     #[must_use]
-    pub fn max_in_flight(mut self, max: u32) -> Self {
+    pub fn with_max_in_flight(mut self, max: u32) -> Self {
         self.max_in_flight = Some(max);
         self
     }
@@ -580,14 +583,15 @@ impl Provider {
         self.kind
     }
 
-    /// The name the stack knows it by: the one set with [`name`](Self::name), else
+    /// The name the stack knows it by: the one set with [`with_name`](Self::with_name), else
     /// `kind/model`, else the kind's name.
     ///
     /// ```
     /// use tollgate::ratelimit::presets::OpenAiTier;
     /// use tollgate::stack::Provider;
     ///
-    /// assert_eq!(Provider::openai(OpenAiTier::Tier1).model("gpt-4o").label(), "openai/gpt-4o");
+    /// let openai = Provider::openai(OpenAiTier::Tier1).with_model("gpt-4o");
+    /// assert_eq!(openai.label(), "openai/gpt-4o");
     /// assert_eq!(Provider::groq().label(), "groq");
     /// ```
     pub fn label(&self) -> String {
@@ -714,7 +718,8 @@ pub(crate) fn endpoint(
     };
     if authority.as_str().contains('@') {
         return Err(
-            "has user info: give the key with api_key (or api_key_env), not in the URL".to_owned(),
+            "has user info: give the key through with_api_key (or api_key_env), not in the URL"
+                .to_owned(),
         );
     }
     // After the host (an IPv6 host is bracketed): a port http could not read, which clients
@@ -730,7 +735,7 @@ pub(crate) fn endpoint(
     let mut endpoint =
         Endpoint::new(base.trim_end_matches('/')).map_err(|error| error.to_string())?;
     if has_path {
-        endpoint = endpoint.replacing_prefix("/v1");
+        endpoint = endpoint.with_prefix_replaced("/v1");
     }
     if kind == ProviderKind::AzureOpenAi {
         let version = api_version.unwrap_or(AZURE_API_VERSION);

@@ -112,7 +112,7 @@ impl Stack {
     }
 
     /// A handle on the cache's store, if the stack has a
-    /// [cache](super::StackBuilder::cache): its size, and `clear`. A stack built from a
+    /// [cache](super::StackBuilder::with_cache): its size, and `clear`. A stack built from a
     /// configuration with `[stack.cache]` has one too.
     pub fn cache(&self) -> Option<&CacheHandle> {
         self.description.cache.as_ref()

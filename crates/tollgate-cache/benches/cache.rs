@@ -111,7 +111,7 @@ fn cache(c: &mut Criterion) {
         ("miss, body not JSON", not_json_4k),
     ] {
         group.bench_function(name, |b| {
-            let config = CacheConfig::default().max_entries(NonZeroU64::new(1_000).unwrap());
+            let config = CacheConfig::default().with_max_entries(NonZeroU64::new(1_000).unwrap());
             let mut service = CacheLayer::new(config).layer(Small);
             let mut n = 0;
             b.iter_batched(

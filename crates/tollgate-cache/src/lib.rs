@@ -141,10 +141,10 @@
 //! # });
 //! let layer = CacheLayer::new(
 //!     CacheConfig::default()
-//!         .deterministic(true)
-//!         .ttl(Duration::from_secs(60))
-//!         .max_entries(NonZeroU64::new(1_000).unwrap())
-//!         .max_bytes(NonZeroU64::new(16 << 20).unwrap()),
+//!         .with_deterministic(true)
+//!         .with_ttl(Duration::from_secs(60))
+//!         .with_max_entries(NonZeroU64::new(1_000).unwrap())
+//!         .with_max_bytes(NonZeroU64::new(16 << 20).unwrap()),
 //! );
 //! let handle = layer.handle();
 //! let client = layer.layer(provider);

@@ -27,9 +27,9 @@ pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-tollgate-cache")
 /// use tollgate_cache::CacheConfig;
 ///
 /// let config = CacheConfig::default()
-///     .ttl(Duration::from_secs(60))
-///     .max_entries(NonZeroU64::new(1_000).unwrap())
-///     .deterministic(true);
+///     .with_ttl(Duration::from_secs(60))
+///     .with_max_entries(NonZeroU64::new(1_000).unwrap())
+///     .with_deterministic(true);
 /// assert_eq!(config.max_bytes.get(), 64 * 1024 * 1024);
 /// assert!(!config.shared_across_callers);
 /// ```
@@ -102,63 +102,63 @@ impl Default for CacheConfig {
 impl CacheConfig {
     /// Sets [`ttl`](CacheConfig::ttl).
     #[must_use]
-    pub fn ttl(mut self, ttl: Duration) -> Self {
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
     /// Sets [`max_entries`](CacheConfig::max_entries).
     #[must_use]
-    pub fn max_entries(mut self, max_entries: NonZeroU64) -> Self {
+    pub fn with_max_entries(mut self, max_entries: NonZeroU64) -> Self {
         self.max_entries = max_entries;
         self
     }
 
     /// Sets [`max_bytes`](CacheConfig::max_bytes).
     #[must_use]
-    pub fn max_bytes(mut self, max_bytes: NonZeroU64) -> Self {
+    pub fn with_max_bytes(mut self, max_bytes: NonZeroU64) -> Self {
         self.max_bytes = max_bytes;
         self
     }
 
     /// Sets [`max_entry_bytes`](CacheConfig::max_entry_bytes).
     #[must_use]
-    pub fn max_entry_bytes(mut self, max_entry_bytes: NonZeroUsize) -> Self {
+    pub fn with_max_entry_bytes(mut self, max_entry_bytes: NonZeroUsize) -> Self {
         self.max_entry_bytes = max_entry_bytes;
         self
     }
 
     /// Sets [`opt_in_header`](CacheConfig::opt_in_header).
     #[must_use]
-    pub fn opt_in_header(mut self, name: HeaderName) -> Self {
+    pub fn with_opt_in_header(mut self, name: HeaderName) -> Self {
         self.opt_in_header = name;
         self
     }
 
     /// Sets [`deterministic`](CacheConfig::deterministic).
     #[must_use]
-    pub fn deterministic(mut self, on: bool) -> Self {
+    pub fn with_deterministic(mut self, on: bool) -> Self {
         self.deterministic = on;
         self
     }
 
     /// Sets [`shared_across_callers`](CacheConfig::shared_across_callers).
     #[must_use]
-    pub fn shared_across_callers(mut self, on: bool) -> Self {
+    pub fn with_shared_across_callers(mut self, on: bool) -> Self {
         self.shared_across_callers = on;
         self
     }
 
     /// Sets [`variant_headers`](CacheConfig::variant_headers).
     #[must_use]
-    pub fn variant_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+    pub fn with_variant_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
         self.variant_headers = names.into_iter().collect();
         self
     }
 
     /// Sets [`identity_headers`](CacheConfig::identity_headers).
     #[must_use]
-    pub fn identity_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+    pub fn with_identity_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
         self.identity_headers = names.into_iter().collect();
         self
     }

@@ -100,7 +100,10 @@ fn cache<S>(config: CacheConfig, inner: S) -> Cache<S> {
 #[tokio::test(start_paused = true)]
 async fn hit_miss_and_expiry_at_exactly_the_ttl() {
     let (calls, inner) = upstream(Duration::ZERO, 200);
-    let service = cache(CacheConfig::default().ttl(Duration::from_secs(10)), inner);
+    let service = cache(
+        CacheConfig::default().with_ttl(Duration::from_secs(10)),
+        inner,
+    );
 
     let first = send(&service, opted(CHAT)).await;
     assert_eq!(status(&first), Some(CacheStatus::Miss));
@@ -262,7 +265,10 @@ async fn two_callers_never_share_an_entry() {
 #[tokio::test(start_paused = true)]
 async fn shared_across_callers_shares_when_configured() {
     let (calls, inner) = upstream(Duration::ZERO, 200);
-    let service = cache(CacheConfig::default().shared_across_callers(true), inner);
+    let service = cache(
+        CacheConfig::default().with_shared_across_callers(true),
+        inner,
+    );
     let mut a = opted(CHAT);
     a.headers_mut()
         .insert("authorization", "Bearer a".parse().unwrap());
@@ -280,7 +286,10 @@ async fn shared_across_callers_shares_when_configured() {
 #[tokio::test(start_paused = true)]
 async fn variant_headers_are_part_of_the_key() {
     let (calls, inner) = upstream(Duration::ZERO, 200);
-    let service = cache(CacheConfig::default().shared_across_callers(true), inner);
+    let service = cache(
+        CacheConfig::default().with_shared_across_callers(true),
+        inner,
+    );
     let with = |name: &'static str, value: &'static str| {
         let mut request = opted(CHAT);
         request.headers_mut().insert(name, value.parse().unwrap());
@@ -465,7 +474,8 @@ async fn concurrent_requests_written_differently_share_one_call() {
 #[tokio::test(start_paused = true)]
 async fn max_entries_evicts_the_least_recently_used() {
     let (calls, inner) = upstream(Duration::ZERO, 200);
-    let layer = CacheLayer::new(CacheConfig::default().max_entries(NonZeroU64::new(2).unwrap()));
+    let layer =
+        CacheLayer::new(CacheConfig::default().with_max_entries(NonZeroU64::new(2).unwrap()));
     let handle = layer.handle();
     let service = layer.layer(inner);
     for body in [r#"{"a":1}"#, r#"{"a":2}"#, r#"{"a":3}"#] {
@@ -490,7 +500,8 @@ async fn max_bytes_evicts() {
     let inner = tower::service_fn(|_: Req| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(vec![b'x'; 1_000]))))
     });
-    let layer = CacheLayer::new(CacheConfig::default().max_bytes(NonZeroU64::new(4_096).unwrap()));
+    let layer =
+        CacheLayer::new(CacheConfig::default().with_max_bytes(NonZeroU64::new(4_096).unwrap()));
     let handle = layer.handle();
     let service = layer.layer(inner);
     let bodies = [
@@ -599,7 +610,7 @@ async fn deterministic_requests_are_cached_when_enabled() {
     };
     let zero = r#"{"model":"m","temperature":0,"messages":[]}"#;
     let (calls, inner) = upstream(Duration::ZERO, 200);
-    let service = cache(CacheConfig::default().deterministic(true), inner);
+    let service = cache(CacheConfig::default().with_deterministic(true), inner);
     send(&service, plain(zero)).await;
     assert_eq!(
         status(&send(&service, plain(zero)).await),
@@ -704,7 +715,7 @@ async fn a_streamed_response_is_stored_whole() {
 
 #[tokio::test(start_paused = true)]
 async fn a_too_large_response_is_passed_through_intact_and_not_stored() {
-    let config = CacheConfig::default().max_entry_bytes(NonZeroUsize::new(16).unwrap());
+    let config = CacheConfig::default().with_max_entry_bytes(NonZeroUsize::new(16).unwrap());
     // Announced too large: never read.
     let (calls, inner) = upstream(Duration::ZERO, 200);
     let big = "x".repeat(100);

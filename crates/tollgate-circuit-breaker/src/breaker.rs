@@ -6,7 +6,7 @@ use std::time::Duration;
 use tollgate_core::clock::nanos;
 use tollgate_core::keyed::Idle;
 
-use crate::config::{BreakerConfig, Trip, Window};
+use crate::config::{BreakerConfig, CallWindow, Trip};
 
 pub(crate) const CLOSED: u8 = 0;
 pub(crate) const OPEN: u8 = 1;
@@ -322,14 +322,14 @@ const BAD: u8 = 2;
 const TIME_SLOTS: u64 = 10;
 
 impl Outcomes {
-    fn new(window: Window) -> Self {
+    fn new(window: CallWindow) -> Self {
         match window {
-            Window::Calls(n) => Outcomes::Calls {
+            CallWindow::Calls(n) => Outcomes::Calls {
                 slots: (0..n.get()).map(|_| AtomicU8::new(EMPTY)).collect(),
                 cursor: AtomicU64::new(0),
                 bad: AtomicU64::new(0),
             },
-            Window::Time(period) => Outcomes::Time {
+            CallWindow::Time(period) => Outcomes::Time {
                 slot_nanos: (nanos(period) / TIME_SLOTS).max(1),
                 slots: (0..TIME_SLOTS).map(|_| TimeSlot::default()).collect(),
             },
@@ -464,7 +464,7 @@ mod tests {
     fn an_old_failure_in_a_time_window_does_not_keep_a_breaker_alive() {
         let config = config(Trip::FailureRate {
             percent: 50,
-            window: Window::Time(Duration::from_secs(10)),
+            window: CallWindow::Time(Duration::from_secs(10)),
             min_calls: 100,
         });
         let breaker = Breaker::new(&config);

@@ -16,7 +16,7 @@ pub enum Trip {
         /// The share that trips, 1 to 100.
         percent: u8,
         /// Over which calls.
-        window: Window,
+        window: CallWindow,
         /// Calls the window must hold before the rate counts.
         min_calls: u32,
     },
@@ -28,7 +28,7 @@ pub enum Trip {
         /// The share that trips, 1 to 100.
         percent: u8,
         /// Over which calls.
-        window: Window,
+        window: CallWindow,
         /// Calls the window must hold before the rate counts.
         min_calls: u32,
     },
@@ -37,7 +37,7 @@ pub enum Trip {
 /// The calls a rate is computed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Window {
+pub enum CallWindow {
     /// The last `n` calls.
     Calls(NonZeroU32),
     /// The calls of the last `period` (counted in tenths of it).
@@ -50,7 +50,7 @@ pub enum Window {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tollgate_circuit_breaker::{BreakerConfig, Trip, Window};
+/// use tollgate_circuit_breaker::{BreakerConfig, Trip, CallWindow};
 ///
 /// // The common pattern: 5 failures in a row, open 60 s, 3 half-open probes.
 /// let default = BreakerConfig::default();
@@ -59,7 +59,7 @@ pub enum Window {
 /// // Half the calls of the last 30 s failing, once there were 20.
 /// let by_rate = BreakerConfig::default().with_trip(Trip::FailureRate {
 ///     percent: 50,
-///     window: Window::Time(Duration::from_secs(30)),
+///     window: CallWindow::Time(Duration::from_secs(30)),
 ///     min_calls: 20,
 /// });
 /// # let _ = by_rate;
@@ -124,7 +124,7 @@ impl BreakerConfig {
 
     /// Counting `classes` as failures.
     #[must_use]
-    pub fn counting(mut self, classes: ClassSet) -> Self {
+    pub fn with_counted(mut self, classes: ClassSet) -> Self {
         self.counted = classes;
         self
     }

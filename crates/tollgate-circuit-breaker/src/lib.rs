@@ -70,14 +70,14 @@
 //! use std::num::NonZeroU32;
 //! use std::time::Duration;
 //! use tollgate_circuit_breaker::{
-//!     BreakerConfig, CircuitBreakerLayer, StateChange, Trip, Window, on_state_change_fn,
+//!     BreakerConfig, CircuitBreakerLayer, StateChange, Trip, CallWindow, on_state_change_fn,
 //! };
 //! use tollgate_core::key::ByRouteKey;
 //!
 //! let config = BreakerConfig::default()
 //!     .with_trip(Trip::FailureRate {
 //!         percent: 50,
-//!         window: Window::Calls(NonZeroU32::new(20).unwrap()),
+//!         window: CallWindow::Calls(NonZeroU32::new(20).unwrap()),
 //!         min_calls: 10,
 //!     })
 //!     .with_open_for(Duration::from_secs(30), 2, Duration::from_secs(300));
@@ -110,7 +110,7 @@ mod layer;
 mod service;
 mod shared;
 
-pub use config::{BreakerConfig, Trip, Window};
+pub use config::{BreakerConfig, CallWindow, Trip};
 pub use error::CircuitOpen;
 pub use handle::{
     BreakerState, CircuitBreakerHandle, Mode, OnStateChange, OnStateChangeFn, StateChange,

@@ -11,8 +11,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use tokio::time::{self, Instant};
 use tollgate_circuit_breaker::{
-    BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakerLayer, CircuitOpen, ClassSet, Mode,
-    StateChange, Trip, Window, on_state_change_fn,
+    BreakerConfig, BreakerState, CallWindow, CircuitBreaker, CircuitBreakerLayer, CircuitOpen,
+    ClassSet, Mode, StateChange, Trip, on_state_change_fn,
 };
 use tollgate_core::key::ByRouteKey;
 use tollgate_core::{BoxError, ErrorClass, RouteKey, Verdict};
@@ -216,7 +216,7 @@ async fn the_failure_rate_trips_over_a_window_of_calls_once_full_enough() {
     let provider = Provider::answering(200);
     let config = BreakerConfig::default().with_trip(Trip::FailureRate {
         percent: 50,
-        window: Window::Calls(n(10)),
+        window: CallWindow::Calls(n(10)),
         min_calls: 6,
     });
     let layer = CircuitBreakerLayer::new(config);
@@ -244,7 +244,7 @@ async fn the_failure_rate_over_time_forgets_old_calls() {
     let provider = Provider::answering(500);
     let config = BreakerConfig::default().with_trip(Trip::FailureRate {
         percent: 60,
-        window: Window::Time(secs(10)),
+        window: CallWindow::Time(secs(10)),
         min_calls: 5,
     });
     let layer = CircuitBreakerLayer::new(config);
@@ -272,7 +272,7 @@ async fn slow_calls_trip_it() {
     let config = BreakerConfig::default().with_trip(Trip::SlowCallRate {
         slower_than: secs(2),
         percent: 100,
-        window: Window::Calls(n(3)),
+        window: CallWindow::Calls(n(3)),
         min_calls: 3,
     });
     let layer = CircuitBreakerLayer::new(config);

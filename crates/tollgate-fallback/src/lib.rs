@@ -75,7 +75,7 @@
 //! let breaker = || CircuitBreakerLayer::new(BreakerConfig::default());
 //!
 //! let deepseek = Target::new("deepseek", boxed(breaker().layer(deepseek)))
-//!     .with_rewrite(Endpoint::new("https://api.deepseek.com")?.replacing_prefix("/v1"))
+//!     .with_rewrite(Endpoint::new("https://api.deepseek.com")?.with_prefix_replaced("/v1"))
 //!     .with_rewrite(Credentials::bearer("sk-deepseek")?)
 //!     .with_rewrite(SetModel::new("deepseek-chat"));
 //! let fallback = FallbackLayer::new(FallbackConfig::new([deepseek]).with_primary_name("openai"));

@@ -23,7 +23,7 @@ use tower::{Service, ServiceExt};
 /// #     Ok::<_, std::convert::Infallible>(http::Response::new(()))
 /// # });
 /// let deepseek = Target::new("deepseek", deepseek_client)
-///     .with_rewrite(Endpoint::new("https://api.deepseek.com").unwrap().replacing_prefix("/v1"))
+///     .with_rewrite(Endpoint::new("https://api.deepseek.com").unwrap().with_prefix_replaced("/v1"))
 ///     .with_rewrite(Credentials::bearer("sk-deepseek").unwrap())
 ///     .with_rewrite(SetModel::new("deepseek-chat"));
 /// assert_eq!(deepseek.name(), "deepseek");

@@ -72,7 +72,7 @@ impl fmt::Display for Flavor {
 /// `tokens_per_day` is the same over 24 hours.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Quota {
+pub struct MockQuota {
     /// Requests per minute (RPM).
     pub requests_per_minute: Option<u64>,
     /// Tokens per minute (TPM). OpenAI charges `ceil(prompt chars / 4) + max_tokens` at
@@ -295,11 +295,11 @@ impl StreamFault {
 impl StreamFaults {
     /// Checks the rates (each in `[0, 1]`; stall, error and cut adding up to at most 1) and the
     /// delay (at most an hour).
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), MockConfigError> {
         if let Some(d) = &self.first_token_delay {
             check_rate("faults.stream.first_token_delay.rate", d.rate)?;
             if d.ms > MAX_LATENCY_MS {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     "faults.stream.first_token_delay.ms",
                     "must be at most 3600000",
                 ));
@@ -317,7 +317,7 @@ impl StreamFaults {
             }
         }
         if total > 1.0 + 1e-9 {
-            return Err(ConfigError::invalid(
+            return Err(MockConfigError::invalid(
                 "faults.stream",
                 format!("the stall, error and cut rates add up to {total}, more than 1"),
             ));
@@ -327,11 +327,11 @@ impl StreamFaults {
 }
 
 /// A probability in `[0, 1]` (NaN refused).
-fn check_rate(field: &str, p: f64) -> Result<(), ConfigError> {
+fn check_rate(field: &str, p: f64) -> Result<(), MockConfigError> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
     } else {
-        Err(ConfigError::invalid(
+        Err(MockConfigError::invalid(
             field,
             format!("probability {p} is not in [0, 1]"),
         ))
@@ -489,15 +489,15 @@ impl ProxyLimit {
     }
 
     /// Checks the rate, the shares and the order of the schedule.
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), MockConfigError> {
         if self.rate_per_second == 0 {
-            return Err(ConfigError::invalid(
+            return Err(MockConfigError::invalid(
                 "proxy_limit.rate_per_second",
                 "must be greater than 0",
             ));
         }
         if self.rate_per_second > MAX_PROXY_RATE_PER_SECOND {
-            return Err(ConfigError::invalid(
+            return Err(MockConfigError::invalid(
                 "proxy_limit.rate_per_second",
                 format!("must be at most {MAX_PROXY_RATE_PER_SECOND}"),
             ));
@@ -506,7 +506,7 @@ impl ProxyLimit {
         for (i, entry) in self.tenant_schedule.iter().enumerate() {
             check_tenant_share(format!("proxy_limit.tenant[{i}].share"), entry.share)?;
             if let Some(prev) = previous.filter(|prev| entry.from_ms <= *prev) {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     format!("proxy_limit.tenant[{i}].from_ms"),
                     format!("{} is not after the previous entry's {prev}", entry.from_ms),
                 ));
@@ -518,11 +518,14 @@ impl ProxyLimit {
 }
 
 /// Checks that another tenant's share is in `[0, ProxyLimit::MAX_TENANT_SHARE]` (NaN is not).
-pub(crate) fn check_tenant_share(field: impl fmt::Display, share: f64) -> Result<(), ConfigError> {
+pub(crate) fn check_tenant_share(
+    field: impl fmt::Display,
+    share: f64,
+) -> Result<(), MockConfigError> {
     if (0.0..=ProxyLimit::MAX_TENANT_SHARE).contains(&share) {
         Ok(())
     } else {
-        Err(ConfigError::invalid(
+        Err(MockConfigError::invalid(
             field,
             format!("share {share} is not in [0, 0.99]"),
         ))
@@ -536,7 +539,7 @@ pub struct MockConfig {
     /// Which provider to imitate.
     pub flavor: Flavor,
     /// Server-side limits, all optional.
-    pub quota: Quota,
+    pub quota: MockQuota,
     /// Context window in tokens; default 128 000 (OpenAI) / 200 000 (Anthropic). A prompt estimate
     /// plus `max_tokens` above it gets the provider's 400 and consumes no quota.
     pub context_window: u64,
@@ -565,7 +568,7 @@ pub struct MockConfig {
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
     flavor: Flavor,
-    quota: Quota,
+    quota: MockQuota,
     context_window: Option<u64>,
     completion_tokens: u64,
     latency: Latency,
@@ -580,7 +583,7 @@ impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
             flavor: Flavor::OpenAi,
-            quota: Quota::default(),
+            quota: MockQuota::default(),
             context_window: None,
             completion_tokens: DEFAULT_COMPLETION_TOKENS,
             latency: Latency::default(),
@@ -665,13 +668,13 @@ where
 
 /// A configuration that could not be parsed or is invalid. `Display` names the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct MockConfigError {
     message: String,
 }
 
-impl ConfigError {
+impl MockConfigError {
     pub(crate) fn invalid(field: impl fmt::Display, problem: impl fmt::Display) -> Self {
-        ConfigError {
+        MockConfigError {
             message: format!("invalid value for `{field}`: {problem}"),
         }
     }
@@ -682,13 +685,13 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for MockConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message.trim_end().trim_end_matches('.'))
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for MockConfigError {}
 
 // ===== impl MockConfig =====
 
@@ -720,8 +723,8 @@ impl MockConfig {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the field: unknown fields, wrong types (with the TOML line), and
-    /// invalid values (see [`MockConfig::validate`]).
+    /// A [`MockConfigError`] naming the field: unknown fields, wrong types (with the TOML line),
+    /// and invalid values (see [`MockConfig::validate`]).
     ///
     /// # Examples
     ///
@@ -735,8 +738,8 @@ impl MockConfig {
     /// assert_eq!(cfg.context_window, 200_000);
     /// assert!(MockConfig::from_toml("quota = { rpm = 5 }").unwrap_err().to_string().contains("rpm"));
     /// ```
-    pub fn from_toml(s: &str) -> Result<Self, ConfigError> {
-        let cfg: MockConfig = toml::from_str(s).map_err(|e| ConfigError {
+    pub fn from_toml(s: &str) -> Result<Self, MockConfigError> {
+        let cfg: MockConfig = toml::from_str(s).map_err(|e| MockConfigError {
             message: e.to_string(),
         })?;
         cfg.validate()?;
@@ -751,8 +754,8 @@ impl MockConfig {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] naming the first invalid field.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// A [`MockConfigError`] naming the first invalid field.
+    pub fn validate(&self) -> Result<(), MockConfigError> {
         let q = &self.quota;
         for (name, value) in [
             ("quota.requests_per_minute", q.requests_per_minute),
@@ -763,48 +766,48 @@ impl MockConfig {
             ("quota.max_concurrency", q.max_concurrency),
         ] {
             if value == Some(0) {
-                return Err(ConfigError::invalid(name, "must be greater than 0"));
+                return Err(MockConfigError::invalid(name, "must be greater than 0"));
             }
         }
         if self.context_window == 0 {
-            return Err(ConfigError::invalid(
+            return Err(MockConfigError::invalid(
                 "context_window",
                 "must be greater than 0",
             ));
         }
         match self.latency {
             Latency::Fixed { ms } if ms > MAX_LATENCY_MS => {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     "latency.ms",
                     "must be at most 3600000",
                 ));
             }
             Latency::Uniform { min_ms, max_ms } if min_ms > max_ms => {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     "latency.min_ms",
                     format!("{min_ms} is greater than max_ms {max_ms}"),
                 ));
             }
             Latency::Uniform { max_ms, .. } if max_ms > MAX_LATENCY_MS => {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     "latency.max_ms",
                     "must be at most 3600000",
                 ));
             }
             Latency::LogNormal { median_ms: 0, .. } => {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     "latency.median_ms",
                     "must be greater than 0",
                 ));
             }
             Latency::LogNormal { median_ms, p99_ms } if p99_ms < median_ms => {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     "latency.p99_ms",
                     format!("{p99_ms} is less than median_ms {median_ms}"),
                 ));
             }
             Latency::LogNormal { p99_ms, .. } if p99_ms > MAX_LATENCY_MS => {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     "latency.p99_ms",
                     "must be at most 3600000",
                 ));
@@ -827,14 +830,14 @@ impl MockConfig {
             total += p;
         }
         if total > 1.0 + 1e-9 {
-            return Err(ConfigError::invalid(
+            return Err(MockConfigError::invalid(
                 "faults",
                 format!("hang_rate, reset_rate and error_rates add up to {total}, more than 1"),
             ));
         }
         for status in f.error_rates.keys() {
             if !(400..=599).contains(status) {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     format!("faults.error_rates.{status}"),
                     "status must be in 400..=599",
                 ));
@@ -843,7 +846,7 @@ impl MockConfig {
         f.stream.validate()?;
         for (i, o) in f.outages.iter().enumerate() {
             if o.status != 0 && !(400..=599).contains(&o.status) {
-                return Err(ConfigError::invalid(
+                return Err(MockConfigError::invalid(
                     format!("faults.outages[{i}].status"),
                     "status must be 0 (the flavor's default) or in 400..=599",
                 ));

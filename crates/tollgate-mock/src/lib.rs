@@ -20,7 +20,7 @@
 //! | outage | 503 `server_is_overloaded` | 529 `overloaded_error` |
 //! | TPM charge | `ceil(chars / 4) + max_tokens` at admission | input at admission (ITPM), output when answered (OTPM) |
 //!
-//! Quotas ([`Quota`]) are continuously refilling buckets; refused, unauthorized and
+//! Quotas ([`MockQuota`]) are continuously refilling buckets; refused, unauthorized and
 //! context-window requests consume nothing. Optionally, a reverse proxy's limiter
 //! ([`ProxyLimit`], like nginx `limit_req` or Envoy's local rate limit) sits in front: a GCRA
 //! bucket per API key whose refusals are bare `text/plain` 429s with a fixed `Retry-After` and no
@@ -120,8 +120,8 @@ mod server;
 mod stats;
 
 pub use config::{
-    ConfigError, Faults, FirstTokenDelay, Flavor, Latency, MockConfig, Outage, ProxyLimit, Quota,
-    StreamFault, StreamFaults, TenantShare,
+    Faults, FirstTokenDelay, Flavor, Latency, MockConfig, MockConfigError, MockQuota, Outage,
+    ProxyLimit, StreamFault, StreamFaults, TenantShare,
 };
 pub use server::{MAX_BODY_BYTES, MockServer};
 pub use stats::{Bucket, MockStats};

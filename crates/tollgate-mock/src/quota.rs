@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Flavor, Quota};
+use crate::config::{Flavor, MockQuota};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -167,7 +167,7 @@ pub(crate) struct QuotaState {
 }
 
 impl QuotaState {
-    pub(crate) fn new(flavor: Flavor, q: &Quota, credit: Option<u64>, now: Instant) -> Self {
+    pub(crate) fn new(flavor: Flavor, q: &MockQuota, credit: Option<u64>, now: Instant) -> Self {
         let minute = |l: Option<u64>| l.map(|l| TokenBucket::new(l, MINUTE, now));
         QuotaState {
             flavor,
@@ -333,10 +333,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn rejection_charges_nothing() {
         let now = Instant::now();
-        let q = Quota {
+        let q = MockQuota {
             requests_per_minute: Some(10),
             tokens_per_minute: Some(100),
-            ..Quota::default()
+            ..MockQuota::default()
         };
         let mut s = QuotaState::new(Flavor::OpenAi, &q, None, now);
         assert!(

@@ -23,7 +23,7 @@
 //! | [`Bedrock`] | Amazon Bedrock |
 //! | [`Generic`] | any HTTP API: the official SDKs' status rules |
 //!
-//! [`Provider`] holds any of them, chosen by name. Every classifier implements
+//! [`ProviderClassifier`] holds any of them, chosen by name. Every classifier implements
 //! [`Classify`](tollgate_core::Classify) and has `verdict(status, headers, body)` for direct use.
 //! [`ClassifyLayer`] runs one once per response, nearest the wire, and attaches the verdict.
 //!
@@ -86,7 +86,7 @@ pub use generic::Generic;
 pub use mistral::Mistral;
 pub use openai::{AzureOpenAi, DeepSeek, Groq, OpenAi};
 pub use openrouter::OpenRouter;
-pub use provider::{Provider, UnknownProvider};
+pub use provider::{ProviderClassifier, UnknownProvider};
 pub use rewrite::{Credentials, Endpoint, IncludeUsage, SetModel};
 
 // The README's examples are compiled (and run) as doc tests, so they stay true.

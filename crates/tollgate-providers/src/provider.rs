@@ -1,4 +1,4 @@
-//! [`Provider`]: every classifier behind one enum, chosen by name at run time.
+//! [`ProviderClassifier`]: every classifier behind one enum, chosen by name at run time.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,17 +17,17 @@ use crate::{
 /// ```
 /// use http::{HeaderMap, StatusCode};
 /// use tollgate_core::ErrorClass;
-/// use tollgate_providers::Provider;
+/// use tollgate_providers::ProviderClassifier;
 ///
-/// let provider: Provider = "anthropic".parse().unwrap();
-/// assert_eq!(provider, Provider::Anthropic);
+/// let provider: ProviderClassifier = "anthropic".parse().unwrap();
+/// assert_eq!(provider, ProviderClassifier::Anthropic);
 /// let verdict = provider.verdict(StatusCode::from_u16(529).unwrap(), &HeaderMap::new(), b"");
 /// assert_eq!(verdict.class(), Some(ErrorClass::Overloaded));
-/// assert!("gpt".parse::<Provider>().is_err());
+/// assert!("gpt".parse::<ProviderClassifier>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Provider {
+pub enum ProviderClassifier {
     /// [`OpenAi`].
     OpenAi,
     /// [`AzureOpenAi`].
@@ -50,35 +50,35 @@ pub enum Provider {
     Generic,
 }
 
-impl Provider {
+impl ProviderClassifier {
     /// Every provider.
-    pub const ALL: [Provider; 10] = [
-        Provider::OpenAi,
-        Provider::AzureOpenAi,
-        Provider::Anthropic,
-        Provider::Gemini,
-        Provider::DeepSeek,
-        Provider::Groq,
-        Provider::Mistral,
-        Provider::OpenRouter,
-        Provider::Bedrock,
-        Provider::Generic,
+    pub const ALL: [ProviderClassifier; 10] = [
+        ProviderClassifier::OpenAi,
+        ProviderClassifier::AzureOpenAi,
+        ProviderClassifier::Anthropic,
+        ProviderClassifier::Gemini,
+        ProviderClassifier::DeepSeek,
+        ProviderClassifier::Groq,
+        ProviderClassifier::Mistral,
+        ProviderClassifier::OpenRouter,
+        ProviderClassifier::Bedrock,
+        ProviderClassifier::Generic,
     ];
 
     /// The provider's name, as accepted by [`FromStr`]: `openai`, `azure-openai`, `anthropic`,
     /// `gemini`, `deepseek`, `groq`, `mistral`, `openrouter`, `bedrock`, `generic`.
     pub const fn name(self) -> &'static str {
         match self {
-            Provider::OpenAi => "openai",
-            Provider::AzureOpenAi => "azure-openai",
-            Provider::Anthropic => "anthropic",
-            Provider::Gemini => "gemini",
-            Provider::DeepSeek => "deepseek",
-            Provider::Groq => "groq",
-            Provider::Mistral => "mistral",
-            Provider::OpenRouter => "openrouter",
-            Provider::Bedrock => "bedrock",
-            Provider::Generic => "generic",
+            ProviderClassifier::OpenAi => "openai",
+            ProviderClassifier::AzureOpenAi => "azure-openai",
+            ProviderClassifier::Anthropic => "anthropic",
+            ProviderClassifier::Gemini => "gemini",
+            ProviderClassifier::DeepSeek => "deepseek",
+            ProviderClassifier::Groq => "groq",
+            ProviderClassifier::Mistral => "mistral",
+            ProviderClassifier::OpenRouter => "openrouter",
+            ProviderClassifier::Bedrock => "bedrock",
+            ProviderClassifier::Generic => "generic",
         }
     }
 
@@ -93,45 +93,45 @@ impl Provider {
     }
 }
 
-impl Classify for Provider {
+impl Classify for ProviderClassifier {
     fn classify(&self, response: &ResponseView<'_>) -> Verdict {
         match self {
-            Provider::OpenAi => OpenAi::new().classify(response),
-            Provider::AzureOpenAi => AzureOpenAi::new().classify(response),
-            Provider::Anthropic => Anthropic::new().classify(response),
-            Provider::Gemini => Gemini::new().classify(response),
-            Provider::DeepSeek => DeepSeek::new().classify(response),
-            Provider::Groq => Groq::new().classify(response),
-            Provider::Mistral => Mistral::new().classify(response),
-            Provider::OpenRouter => OpenRouter::new().classify(response),
-            Provider::Bedrock => Bedrock::new().classify(response),
-            Provider::Generic => Generic::new().classify(response),
+            ProviderClassifier::OpenAi => OpenAi::new().classify(response),
+            ProviderClassifier::AzureOpenAi => AzureOpenAi::new().classify(response),
+            ProviderClassifier::Anthropic => Anthropic::new().classify(response),
+            ProviderClassifier::Gemini => Gemini::new().classify(response),
+            ProviderClassifier::DeepSeek => DeepSeek::new().classify(response),
+            ProviderClassifier::Groq => Groq::new().classify(response),
+            ProviderClassifier::Mistral => Mistral::new().classify(response),
+            ProviderClassifier::OpenRouter => OpenRouter::new().classify(response),
+            ProviderClassifier::Bedrock => Bedrock::new().classify(response),
+            ProviderClassifier::Generic => Generic::new().classify(response),
         }
     }
 
     fn needs_body(&self, status: StatusCode, headers: &HeaderMap) -> bool {
         match self {
-            Provider::OpenAi => OpenAi::new().needs_body(status, headers),
-            Provider::AzureOpenAi => AzureOpenAi::new().needs_body(status, headers),
-            Provider::Anthropic => Anthropic::new().needs_body(status, headers),
-            Provider::Gemini => Gemini::new().needs_body(status, headers),
-            Provider::DeepSeek => DeepSeek::new().needs_body(status, headers),
-            Provider::Groq => Groq::new().needs_body(status, headers),
-            Provider::Mistral => Mistral::new().needs_body(status, headers),
-            Provider::OpenRouter => OpenRouter::new().needs_body(status, headers),
-            Provider::Bedrock => Bedrock::new().needs_body(status, headers),
-            Provider::Generic => Generic::new().needs_body(status, headers),
+            ProviderClassifier::OpenAi => OpenAi::new().needs_body(status, headers),
+            ProviderClassifier::AzureOpenAi => AzureOpenAi::new().needs_body(status, headers),
+            ProviderClassifier::Anthropic => Anthropic::new().needs_body(status, headers),
+            ProviderClassifier::Gemini => Gemini::new().needs_body(status, headers),
+            ProviderClassifier::DeepSeek => DeepSeek::new().needs_body(status, headers),
+            ProviderClassifier::Groq => Groq::new().needs_body(status, headers),
+            ProviderClassifier::Mistral => Mistral::new().needs_body(status, headers),
+            ProviderClassifier::OpenRouter => OpenRouter::new().needs_body(status, headers),
+            ProviderClassifier::Bedrock => Bedrock::new().needs_body(status, headers),
+            ProviderClassifier::Generic => Generic::new().needs_body(status, headers),
         }
     }
 }
 
-impl fmt::Display for Provider {
+impl fmt::Display for ProviderClassifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-/// A provider name that [`Provider`] does not know.
+/// A provider name that [`ProviderClassifier`] does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownProvider {
     name: String,
@@ -147,7 +147,7 @@ impl UnknownProvider {
 impl fmt::Display for UnknownProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "unknown provider {:?}; expected one of ", self.name)?;
-        for (i, p) in Provider::ALL.iter().enumerate() {
+        for (i, p) in ProviderClassifier::ALL.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
@@ -159,17 +159,19 @@ impl fmt::Display for UnknownProvider {
 
 impl std::error::Error for UnknownProvider {}
 
-impl FromStr for Provider {
+impl FromStr for ProviderClassifier {
     type Err = UnknownProvider;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let normalized = s.trim();
-        Provider::ALL
+        ProviderClassifier::ALL
             .into_iter()
             .find(|p| {
                 p.name().eq_ignore_ascii_case(normalized)
-                    || (normalized.eq_ignore_ascii_case("azure") && *p == Provider::AzureOpenAi)
-                    || (normalized.eq_ignore_ascii_case("vertex") && *p == Provider::Gemini)
+                    || (normalized.eq_ignore_ascii_case("azure")
+                        && *p == ProviderClassifier::AzureOpenAi)
+                    || (normalized.eq_ignore_ascii_case("vertex")
+                        && *p == ProviderClassifier::Gemini)
             })
             .ok_or_else(|| UnknownProvider {
                 name: normalized.chars().take(64).collect(),

@@ -122,7 +122,7 @@ impl Rewrite for IncludeUsage {
 /// // OpenAI's path to an Azure OpenAI deployment.
 /// let azure = Endpoint::new("https://example.openai.azure.com/openai/deployments/gpt-4o")
 ///     .unwrap()
-///     .replacing_prefix("/v1")
+///     .with_prefix_replaced("/v1")
 ///     .with_query("api-version=2024-10-21");
 /// let mut request = http::Request::post("https://api.openai.com/v1/chat/completions")
 ///     .body(BufferedBody::empty())
@@ -165,7 +165,7 @@ impl Endpoint {
     /// base already ends in it) — whole path segments only: `/v1` is not removed from
     /// `/v1beta/…`.
     #[must_use]
-    pub fn replacing_prefix(mut self, prefix: &str) -> Self {
+    pub fn with_prefix_replaced(mut self, prefix: &str) -> Self {
         self.strip = Arc::from(prefix.trim_end_matches('/'));
         self
     }
@@ -315,7 +315,7 @@ mod tests {
         };
         let gateway = Endpoint::new("https://gw.example.com/google")
             .unwrap()
-            .replacing_prefix("/v1/");
+            .with_prefix_replaced("/v1/");
         assert_eq!(
             rewrite(&gateway, "https://x/v1beta/openai/chat/completions"),
             "https://gw.example.com/google/v1beta/openai/chat/completions"
@@ -326,7 +326,7 @@ mod tests {
         );
         let azure = Endpoint::new("https://az.example.com")
             .unwrap()
-            .replacing_prefix("/v1")
+            .with_prefix_replaced("/v1")
             .with_query("api-version=2025-01-01");
         assert_eq!(
             rewrite(&azure, "https://x/v1?api-version=2024-10-21&stream=true"),

@@ -6,7 +6,7 @@
 use http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
 use tollgate_core::{Classify, ResponseView};
-use tollgate_providers::Provider;
+use tollgate_providers::ProviderClassifier;
 
 /// The headers the classifiers read.
 const NAMES: &[&str] = &[
@@ -88,7 +88,7 @@ proptest! {
         body in body(),
     ) {
         let status = StatusCode::from_u16(status).unwrap();
-        for provider in Provider::ALL {
+        for provider in ProviderClassifier::ALL {
             let verdict = provider.verdict(status, &headers, &body);
             prop_assert_eq!(verdict.status(), Some(status));
             if status.as_u16() >= 400 {

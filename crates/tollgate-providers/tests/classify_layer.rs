@@ -21,7 +21,7 @@ use tollgate_core::{
 };
 use tollgate_providers::classify_layer::future::ResponseFuture;
 use tollgate_providers::{
-    Anthropic, ClassifyLayer, ClassifyService, OpenAi, OpenRouter, PeekedBody, Provider,
+    Anthropic, ClassifyLayer, ClassifyService, OpenAi, OpenRouter, PeekedBody, ProviderClassifier,
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -467,7 +467,10 @@ async fn the_response_waits_for_the_peeked_frames() {
 #[tokio::test]
 async fn openrouter_errors_inside_a_200_are_found() {
     const BODY: &[u8] = br#"{"error":{"code":503,"message":"Provider returned error","metadata":{"provider_name":"Example"}}}"#;
-    for classifier in [Provider::OpenRouter, "openrouter".parse().unwrap()] {
+    for classifier in [
+        ProviderClassifier::OpenRouter,
+        "openrouter".parse().unwrap(),
+    ] {
         let reply = Response::builder()
             .status(200)
             .header("content-type", "application/json")
@@ -503,7 +506,11 @@ async fn openrouter_success_is_read_and_handed_on() {
 async fn streams_are_never_held_back() {
     // An OpenRouter event stream and any other provider's success are passed through at once,
     // even though their first frame has not arrived.
-    for classifier in [Provider::OpenRouter, Provider::OpenAi, Provider::Anthropic] {
+    for classifier in [
+        ProviderClassifier::OpenRouter,
+        ProviderClassifier::OpenAi,
+        ProviderClassifier::Anthropic,
+    ] {
         let (tx, rx) = mpsc::unbounded_channel();
         let reply = Response::builder()
             .status(200)
@@ -531,12 +538,12 @@ fn needs_body_defaults_to_error_statuses() {
     for status in [400, 413, 429, 500, 529] {
         let status = StatusCode::from_u16(status).unwrap();
         assert!(closure.needs_body(status, &headers), "{status}");
-        for provider in Provider::ALL {
+        for provider in ProviderClassifier::ALL {
             assert!(provider.needs_body(status, &headers), "{provider} {status}");
         }
     }
     assert!(OpenRouter::new().needs_body(StatusCode::OK, &headers));
-    assert!(Provider::OpenRouter.needs_body(StatusCode::OK, &headers));
+    assert!(ProviderClassifier::OpenRouter.needs_body(StatusCode::OK, &headers));
     assert!(Arc::new(OpenRouter::new()).needs_body(StatusCode::OK, &headers));
     let mut sse = HeaderMap::new();
     sse.insert("content-type", "Text/Event-Stream".parse().unwrap());

@@ -17,7 +17,7 @@ use tollgate_core::ErrorClass::{
     RateLimited, ServerError,
 };
 use tollgate_core::{Classify, Dimension, LimitReading, ResponseView, Verdict, Window};
-use tollgate_providers::Provider::{
+use tollgate_providers::ProviderClassifier::{
     self, Anthropic, AzureOpenAi, Bedrock, DeepSeek, Gemini, Generic, Groq, Mistral, OpenAi,
     OpenRouter,
 };
@@ -41,7 +41,12 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         .collect()
 }
 
-fn classify(provider: Provider, status: u16, pairs: &[(&str, &str)], body: &str) -> Verdict {
+fn classify(
+    provider: ProviderClassifier,
+    status: u16,
+    pairs: &[(&str, &str)],
+    body: &str,
+) -> Verdict {
     let headers = headers(pairs);
     let status = StatusCode::from_u16(status).unwrap();
     provider.classify(&ResponseView::new(status, &headers, body.as_bytes()).received_at(now()))
@@ -50,7 +55,7 @@ fn classify(provider: Provider, status: u16, pairs: &[(&str, &str)], body: &str)
 /// One recorded response and the verdict it must give.
 struct Row {
     name: &'static str,
-    provider: Provider,
+    provider: ProviderClassifier,
     status: u16,
     headers: &'static [(&'static str, &'static str)],
     body: &'static str,
@@ -63,7 +68,7 @@ struct Row {
 #[allow(clippy::too_many_arguments)]
 const fn row(
     name: &'static str,
-    provider: Provider,
+    provider: ProviderClassifier,
     status: u16,
     headers: &'static [(&'static str, &'static str)],
     body: &'static str,
@@ -841,7 +846,7 @@ fn every_context_window_signature() {
             format!(r#"{{"object":"error","message":{message},"type":"invalid_request_error"}}"#),
             format!(r#"{{"message":{message}}}"#),
         ];
-        for provider in Provider::ALL {
+        for provider in ProviderClassifier::ALL {
             if provider == Generic {
                 continue;
             }
@@ -895,7 +900,7 @@ fn reading(limit: Option<u64>, remaining: Option<u64>, reset: Option<Duration>) 
 #[test]
 fn every_family_fills_the_snapshot_on_success() {
     type Case = (
-        Provider,
+        ProviderClassifier,
         &'static [(&'static str, &'static str)],
         Dimension,
         Window,
@@ -999,7 +1004,7 @@ fn unknown_and_missing_readings() {
         tokens.is_none_or(|r| r.remaining.is_none() && r.reset.is_none()),
         "{tokens:?}"
     );
-    for provider in Provider::ALL {
+    for provider in ProviderClassifier::ALL {
         assert!(
             classify(provider, 200, &[], "").rate_limits().is_empty(),
             "{provider}"
@@ -1011,7 +1016,7 @@ fn unknown_and_missing_readings() {
 /// each provider's shape.
 #[test]
 fn usage_is_read_from_a_success_body() {
-    let cases: &[(Provider, &str, u64, u64)] = &[
+    let cases: &[(ProviderClassifier, &str, u64, u64)] = &[
         (
             OpenAi,
             r#"{"id":"chatcmpl-1","usage":{"prompt_tokens":120,"completion_tokens":30,"total_tokens":150}}"#,

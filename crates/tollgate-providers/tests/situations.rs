@@ -17,14 +17,14 @@ use tollgate_core::ErrorClass::{
     Unauthorized,
 };
 use tollgate_core::RetryAdvice::{self, Elsewhere, Never, SameTarget};
-use tollgate_providers::Provider::{
+use tollgate_providers::ProviderClassifier::{
     self, Anthropic, AzureOpenAi, Bedrock, DeepSeek, Gemini, Groq, Mistral, OpenAi, OpenRouter,
 };
 
 /// One cell: a recorded response and the verdict the table gives it.
 struct Row {
     name: &'static str,
-    provider: Provider,
+    provider: ProviderClassifier,
     status: u16,
     headers: &'static [(&'static str, &'static str)],
     body: &'static str,
@@ -34,7 +34,7 @@ struct Row {
 
 const fn row(
     name: &'static str,
-    provider: Provider,
+    provider: ProviderClassifier,
     status: u16,
     headers: &'static [(&'static str, &'static str)],
     body: &'static str,

@@ -20,7 +20,7 @@ use tollgate_core::{
 };
 use tollgate_providers::classify_layer::error::{StreamFailed, StreamTruncated};
 use tollgate_providers::{
-    Anthropic, ClassifyLayer, Gemini, Generic, OpenAi, OpenRouter, PeekedBody, Provider,
+    Anthropic, ClassifyLayer, Gemini, Generic, OpenAi, OpenRouter, PeekedBody, ProviderClassifier,
 };
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -201,7 +201,11 @@ async fn complete_streams_pass_through_frame_for_frame() {
         let cuts = [3, 7, at(stream, b"\n"), stream.len() / 2, stream.len() - 1];
         let mut cuts = cuts.to_vec();
         cuts.sort_unstable();
-        let response = through(Provider::OpenAi, sse(Chunks::split(stream, &cuts))).await;
+        let response = through(
+            ProviderClassifier::OpenAi,
+            sse(Chunks::split(stream, &cuts)),
+        )
+        .await;
         let (chunks, error) = read_all(response.into_body()).await;
         assert!(error.is_none(), "{name}: {error:?}");
         let expected: Vec<Bytes> = Chunks::split(stream, &cuts)
@@ -454,7 +458,7 @@ async fn each_format_expects_its_own_terminal_event() {
     ];
     for (stream, terminal, expected) in cases {
         let head = &stream[..at(stream, terminal)];
-        let (bytes, error) = follow(Provider::Generic, Chunks::new([head])).await;
+        let (bytes, error) = follow(ProviderClassifier::Generic, Chunks::new([head])).await;
         assert_eq!(bytes, head);
         let error = error.expect(expected);
         assert_eq!(class(&error), Some(ErrorClass::Truncated));
@@ -548,7 +552,7 @@ proptest! {
         let stream = [CHAT, ANTHROPIC, GEMINI, RESPONSES][which];
         let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
         cuts.sort_unstable();
-        let (bytes, error) = run(follow(Provider::OpenAi, Chunks::split(stream, &cuts)));
+        let (bytes, error) = run(follow(ProviderClassifier::OpenAi, Chunks::split(stream, &cuts)));
         prop_assert!(error.is_none(), "{:?}", error);
         prop_assert_eq!(bytes, stream);
     }

@@ -191,7 +191,7 @@ impl<B: AsRef<[u8]>> Estimator<B> for OpenAiChat {
 /// limits (ITPM, OTPM), and `max_tokens` is not charged to OTPM (PROVIDERS.md §5).
 ///
 /// Input tokens = ⌈characters of `system`, `messages` and `tools` / 4⌉; output tokens = 0 (or
-/// `max_tokens` with [`charging_max_tokens`](Self::charging_max_tokens)); tokens = both;
+/// `max_tokens` with [`with_max_tokens_charged`](Self::with_max_tokens_charged)); tokens = both;
 /// requests = 1. An output limit in debt still holds requests back, and the actual output is
 /// charged from the usage; cached input tokens are not charged to the input limit.
 ///
@@ -221,11 +221,12 @@ impl AnthropicMessages {
         }
     }
 
-    /// Charges `max_tokens` to the output limit up front (as Anthropic did before; safer when
-    /// output limits are tight), refunding the unused part once the usage is known.
+    /// Whether to charge `max_tokens` to the output limit up front (as Anthropic did before;
+    /// safer when output limits are tight), refunding the unused part once the usage is known.
+    /// Off by default.
     #[must_use]
-    pub const fn charging_max_tokens(mut self) -> Self {
-        self.charge_max_tokens = true;
+    pub const fn with_max_tokens_charged(mut self, charged: bool) -> Self {
+        self.charge_max_tokens = charged;
         self
     }
 }

@@ -103,7 +103,7 @@ fn anthropic_charges_input_and_output_separately() {
     assert_eq!(cost.get(Dimension::OutputTokens), 0);
     assert_eq!(cost.get(Dimension::Tokens), input);
     let upfront = AnthropicMessages::new()
-        .charging_max_tokens()
+        .with_max_tokens_charged(true)
         .estimate(&request);
     assert_eq!(upfront.get(Dimension::OutputTokens), 1024);
     assert_eq!(upfront.get(Dimension::Tokens), input + 1024);

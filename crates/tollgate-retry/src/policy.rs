@@ -269,7 +269,7 @@ impl RetryPolicy {
     /// class, as the OpenAI SDK does; see
     /// [`trust_server_advice`](Self::trust_server_advice).
     #[must_use]
-    pub fn trusting_server_advice(mut self, trust: bool) -> Self {
+    pub fn with_trust_server_advice(mut self, trust: bool) -> Self {
         self.trust_server_advice = trust;
         self
     }

@@ -410,7 +410,7 @@ fn overloads_are_retried_a_bounded_number_of_times() {
 #[test]
 fn some_classes_are_never_retried() {
     let policy = RetryPolicy::default();
-    let trusting = RetryPolicy::default().trusting_server_advice(true);
+    let trusting = RetryPolicy::default().with_trust_server_advice(true);
     for class in [
         ErrorClass::QuotaExhausted,
         ErrorClass::ContextWindowExceeded,

@@ -14,7 +14,7 @@ use tollgate_core::timer::poll_sleep;
 use tollgate_core::{BoxError, ErrorClass, StreamReport};
 
 use crate::config::unpack;
-use crate::error::{Limit, TimedOut};
+use crate::error::{TimeLimit, TimedOut};
 use crate::future::sooner;
 
 /// A response body under [`Timeout`](crate::Timeout): its first chunks (read before the
@@ -66,7 +66,7 @@ struct Timers {
     /// Counted from the last real data.
     idle_at: Option<Instant>,
     /// The total limit or the deadline, whichever is sooner, and which.
-    total_at: Option<(Instant, Limit, Duration)>,
+    total_at: Option<(Instant, TimeLimit, Duration)>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -81,7 +81,7 @@ impl BodyLimits {
         let start = self.start.unwrap_or(now);
         Timers {
             idle_at: unpack(self.idle).map(|idle| now + idle),
-            total_at: sooner(start, unpack(self.total), Limit::Total, self.deadline),
+            total_at: sooner(start, unpack(self.total), TimeLimit::Total, self.deadline),
             sleep,
         }
     }
@@ -90,7 +90,10 @@ impl BodyLimits {
 impl Timers {
     /// Waits for the sooner limit; `Ready` with the one that ran out.
     fn poll_expired(&mut self, idle: Option<Duration>, cx: &mut Context<'_>) -> Poll<TimedOut> {
-        let idle = self.idle_at.zip(idle).map(|(at, d)| (at, Limit::Idle, d));
+        let idle = self
+            .idle_at
+            .zip(idle)
+            .map(|(at, d)| (at, TimeLimit::Idle, d));
         let sooner = match (idle, self.total_at) {
             (Some(a), Some(b)) => Some(if b.0 <= a.0 { b } else { a }),
             (a, b) => a.or(b),

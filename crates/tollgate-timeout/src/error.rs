@@ -9,7 +9,7 @@ use tollgate_core::{BoxError, Classified, ErrorClass, Verdict};
 /// Which time limit ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Limit {
+pub enum TimeLimit {
     /// The time to the response head.
     ResponseHead,
     /// The time from the head to the first chunk of real data (the first token).
@@ -22,20 +22,20 @@ pub enum Limit {
     Deadline,
 }
 
-impl Limit {
+impl TimeLimit {
     /// A stable `snake_case` name for labels and logs.
     pub const fn as_str(self) -> &'static str {
         match self {
-            Limit::ResponseHead => "response_head",
-            Limit::FirstChunk => "first_chunk",
-            Limit::Idle => "idle",
-            Limit::Total => "total",
-            Limit::Deadline => "deadline",
+            TimeLimit::ResponseHead => "response_head",
+            TimeLimit::FirstChunk => "first_chunk",
+            TimeLimit::Idle => "idle",
+            TimeLimit::Total => "total",
+            TimeLimit::Deadline => "deadline",
         }
     }
 }
 
-impl fmt::Display for Limit {
+impl fmt::Display for TimeLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -52,10 +52,10 @@ impl fmt::Display for Limit {
 ///
 /// ```
 /// # fn handle(error: tollgate_core::BoxError) {
-/// use tollgate_timeout::{Limit, TimedOut};
+/// use tollgate_timeout::{TimeLimit, TimedOut};
 ///
 /// if let Some(timed_out) = TimedOut::find(&*error) {
-///     if timed_out.limit() == Limit::FirstChunk {
+///     if timed_out.limit() == TimeLimit::FirstChunk {
 ///         println!("no first token after {:?}", timed_out.after());
 ///     }
 /// }
@@ -63,21 +63,21 @@ impl fmt::Display for Limit {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimedOut {
-    limit: Limit,
+    limit: TimeLimit,
     after: Duration,
 }
 
 impl TimedOut {
-    pub(crate) const fn new(limit: Limit, after: Duration) -> Self {
+    pub(crate) const fn new(limit: TimeLimit, after: Duration) -> Self {
         TimedOut { limit, after }
     }
 
     /// The limit that ran out.
-    pub const fn limit(&self) -> Limit {
+    pub const fn limit(&self) -> TimeLimit {
         self.limit
     }
 
-    /// The limit's length: how long the attempt waited (for [`Limit::Deadline`], what was left
+    /// The limit's length: how long the attempt waited (for [`TimeLimit::Deadline`], what was left
     /// of the deadline when the attempt began).
     pub const fn after(&self) -> Duration {
         self.after
@@ -104,11 +104,11 @@ impl TimedOut {
 impl fmt::Display for TimedOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.limit {
-            Limit::ResponseHead => "no response head",
-            Limit::FirstChunk => "no first chunk of the body",
-            Limit::Idle => "no chunk of the body",
-            Limit::Total => "the response did not end",
-            Limit::Deadline => "the request's deadline passed",
+            TimeLimit::ResponseHead => "no response head",
+            TimeLimit::FirstChunk => "no first chunk of the body",
+            TimeLimit::Idle => "no chunk of the body",
+            TimeLimit::Total => "the response did not end",
+            TimeLimit::Deadline => "the request's deadline passed",
         };
         write!(f, "timed out: {what} within {:?}", self.after)
     }

@@ -16,7 +16,7 @@ use tollgate_core::{BoxError, Classified, Deadline, Sooner, StreamReport};
 
 use crate::body::{BodyLimits, TimeoutBody, is_real_data};
 use crate::config::Packed;
-use crate::error::{Limit, TimedOut};
+use crate::error::{TimeLimit, TimedOut};
 use tollgate_core::timer::poll_sleep;
 
 /// Frames of keep-alives held before the first real data, at most; past that the response is
@@ -65,7 +65,7 @@ struct Waiting<B> {
     response: Option<http::Response<B>>,
     held: VecDeque<Frame<Bytes>>,
     /// When the first-chunk limit (or the deadline) runs out.
-    expires: Option<(Instant, Limit, Duration)>,
+    expires: Option<(Instant, TimeLimit, Duration)>,
 }
 
 /// What reading the first chunk came to.
@@ -114,7 +114,7 @@ impl<F, B> ResponseFuture<F, B> {
     pub(crate) fn expired(limits: Packed) -> Self {
         ResponseFuture {
             state: State::Expired {
-                error: Some(TimedOut::new(Limit::Deadline, Duration::ZERO)),
+                error: Some(TimedOut::new(TimeLimit::Deadline, Duration::ZERO)),
             },
             limits,
             deadline: None,
@@ -129,13 +129,13 @@ impl<F, B> ResponseFuture<F, B> {
 pub(crate) fn sooner(
     from: Instant,
     limit: Option<Duration>,
-    which: Limit,
+    which: TimeLimit,
     deadline: Option<Instant>,
-) -> Option<(Instant, Limit, Duration)> {
+) -> Option<(Instant, TimeLimit, Duration)> {
     Some(
         match Deadline::sooner(deadline.map(Deadline::at), limit, || from)? {
             Sooner::Limit(at) => (at, which, limit.unwrap_or_default()),
-            Sooner::Deadline(at) => (at, Limit::Deadline, at.saturating_duration_since(from)),
+            Sooner::Deadline(at) => (at, TimeLimit::Deadline, at.saturating_duration_since(from)),
         },
     )
 }
@@ -157,7 +157,7 @@ where
                     let Poll::Ready(result) = future.poll(cx) else {
                         let from = *this.start.get_or_insert_with(Instant::now);
                         let head = this.limits.response_head();
-                        let expires = sooner(from, head, Limit::ResponseHead, *this.deadline);
+                        let expires = sooner(from, head, TimeLimit::ResponseHead, *this.deadline);
                         return this.expire(expires, cx);
                     };
                     let mut response = result.map_err(Into::into)?;
@@ -213,7 +213,8 @@ where
                             if expires.is_none() {
                                 let first = this.limits.first_chunk();
                                 let from = Instant::now();
-                                *expires = sooner(from, first, Limit::FirstChunk, *this.deadline);
+                                *expires =
+                                    sooner(from, first, TimeLimit::FirstChunk, *this.deadline);
                             }
                             let expires = *expires;
                             return this.expire(expires, cx);
@@ -235,7 +236,7 @@ impl<F, B: Body> ResponseFutureProj<'_, F, B> {
     /// Waits for `expires`, if any: then the attempt fails with it.
     fn expire<T>(
         &mut self,
-        expires: Option<(Instant, Limit, Duration)>,
+        expires: Option<(Instant, TimeLimit, Duration)>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, BoxError>> {
         let Some((at, limit, after)) = expires else {

@@ -62,7 +62,7 @@
 //! ```
 //! use std::time::Duration;
 //! use tollgate_core::{ErrorClass, Verdict};
-//! use tollgate_timeout::{Limit, TimedOut, TimeoutLayer};
+//! use tollgate_timeout::{TimeLimit, TimedOut, TimeoutLayer};
 //! use tower::{Layer, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -74,7 +74,7 @@
 //! let start = tokio::time::Instant::now();
 //! let error = client.oneshot(http::Request::new(())).await.unwrap_err();
 //! assert_eq!(start.elapsed(), Duration::from_secs(600));
-//! assert_eq!(TimedOut::find(&*error).unwrap().limit(), Limit::ResponseHead);
+//! assert_eq!(TimedOut::find(&*error).unwrap().limit(), TimeLimit::ResponseHead);
 //! assert_eq!(Verdict::of_error(&*error).unwrap().class(), Some(ErrorClass::Timeout));
 //! # }
 //! ```
@@ -118,7 +118,7 @@ mod service;
 
 pub use body::TimeoutBody;
 pub use config::TimeoutConfig;
-pub use error::{Limit, TimedOut};
+pub use error::{TimeLimit, TimedOut};
 pub use layer::TimeoutLayer;
 pub use service::Timeout;
 

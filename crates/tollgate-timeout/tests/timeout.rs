@@ -16,7 +16,7 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep};
 use tollgate_core::{BoxError, Deadline, ErrorClass, Verdict};
-use tollgate_timeout::{Limit, TimedOut, TimeoutBody, TimeoutConfig, TimeoutLayer};
+use tollgate_timeout::{TimeLimit, TimedOut, TimeoutBody, TimeoutConfig, TimeoutLayer};
 use tower::{Layer, Service, ServiceExt};
 
 fn secs(s: u64) -> Duration {
@@ -173,7 +173,7 @@ async fn read(mut body: TimeoutBody<Script>) -> (Vec<String>, Option<BoxError>) 
     (chunks, None)
 }
 
-fn assert_timed_out(error: &BoxError, limit: Limit, after: Duration) {
+fn assert_timed_out(error: &BoxError, limit: TimeLimit, after: Duration) {
     let timed_out = TimedOut::find(&**error).expect("a TimedOut");
     assert_eq!((timed_out.limit(), timed_out.after()), (limit, after));
     let verdict = Verdict::of_error(&**error).expect("a verdict");
@@ -189,7 +189,7 @@ async fn no_head_times_out_after_the_head_limit() {
         .await
         .unwrap_err();
     assert_eq!(start.elapsed(), secs(60));
-    assert_timed_out(&error, Limit::ResponseHead, secs(60));
+    assert_timed_out(&error, TimeLimit::ResponseHead, secs(60));
 }
 
 /// A head, then nothing: the attempt (not the body) fails after exactly the first-chunk limit,
@@ -202,7 +202,7 @@ async fn no_first_token_fails_the_attempt() {
         .await
         .unwrap_err();
     assert_eq!(start.elapsed(), secs(35));
-    assert_timed_out(&error, Limit::FirstChunk, secs(30));
+    assert_timed_out(&error, TimeLimit::FirstChunk, secs(30));
 }
 
 /// The response is handed on with its first chunk; a stall after it ends the body with an
@@ -224,7 +224,7 @@ async fn a_stall_after_the_first_chunk_ends_the_body() {
     let (chunks, error) = read(response.into_body()).await;
     assert_eq!(chunks, ["data: one\n\n", "data: two\n\n"]);
     assert_eq!(start.elapsed(), secs(6 + 20));
-    assert_timed_out(&error.unwrap(), Limit::Idle, secs(20));
+    assert_timed_out(&error.unwrap(), TimeLimit::Idle, secs(20));
     assert_eq!(upstream.calls(), 1, "nothing is re-sent");
 }
 
@@ -250,7 +250,7 @@ async fn keep_alives_are_not_data() {
         .await
         .unwrap_err();
     assert_eq!(start.elapsed(), secs(30));
-    assert_timed_out(&error, Limit::FirstChunk, secs(30));
+    assert_timed_out(&error, TimeLimit::FirstChunk, secs(30));
 
     let upstream = Upstream::new(
         Some(0),
@@ -270,7 +270,7 @@ async fn keep_alives_are_not_data() {
     // data at 1 s.
     assert_eq!(chunks.len(), 3);
     assert_eq!(start.elapsed(), secs(21));
-    assert_timed_out(&error.unwrap(), Limit::Idle, secs(20));
+    assert_timed_out(&error.unwrap(), TimeLimit::Idle, secs(20));
 }
 
 /// A stream that never stops is ended at the total limit, counted from the call.
@@ -284,7 +284,7 @@ async fn the_total_limit_bounds_a_long_stream() {
     let (chunks, error) = read(response.into_body()).await;
     assert_eq!(chunks.len(), 9);
     assert_eq!(start.elapsed(), secs(95));
-    assert_timed_out(&error.unwrap(), Limit::Total, secs(95));
+    assert_timed_out(&error.unwrap(), TimeLimit::Total, secs(95));
 }
 
 /// The request's deadline bounds the attempt as a whole; past it, nothing is sent.
@@ -296,14 +296,14 @@ async fn the_deadline_bounds_the_attempt() {
     let start = Instant::now();
     let error = call(&upstream, limits(), request).await.unwrap_err();
     assert_eq!(start.elapsed(), secs(7));
-    assert_timed_out(&error, Limit::Deadline, secs(7));
+    assert_timed_out(&error, TimeLimit::Deadline, secs(7));
 
     let mut late = Request::new(());
     late.extensions_mut()
         .insert(Deadline::after(Duration::ZERO));
     let calls = upstream.calls();
     let error = call(&upstream, limits(), late).await.unwrap_err();
-    assert_timed_out(&error, Limit::Deadline, Duration::ZERO);
+    assert_timed_out(&error, TimeLimit::Deadline, Duration::ZERO);
     assert_eq!(upstream.calls(), calls, "not sent");
 }
 

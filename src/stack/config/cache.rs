@@ -17,7 +17,7 @@ pub(super) fn cache(path: &str, raw: RawCache) -> Result<CacheConfig, ConfigErro
     let mut config = CacheConfig::default();
     if let Some(text) = &raw.ttl {
         let ttl = duration(field("ttl"), text)?;
-        config = config.ttl(non_zero(field("ttl"), ttl)?);
+        config = config.with_ttl(non_zero(field("ttl"), ttl)?);
     }
     if let Some(n) = raw.max_entries {
         let n = positive("max_entries", n)?;
@@ -27,15 +27,15 @@ pub(super) fn cache(path: &str, raw: RawCache) -> Result<CacheConfig, ConfigErro
                 format!("must be at most {}", u32::MAX),
             ));
         }
-        config = config.max_entries(n);
+        config = config.with_max_entries(n);
     }
     if let Some(n) = raw.max_bytes {
         let n = positive("max_bytes", n)?;
-        config = config.max_bytes(n);
+        config = config.with_max_bytes(n);
         // The default largest entry (1 MiB) is at most max_bytes too.
         if let Some(n) = usize::try_from(n.get()).ok().and_then(NonZeroUsize::new) {
             if config.max_entry_bytes > n {
-                config = config.max_entry_bytes(n);
+                config = config.with_max_entry_bytes(n);
             }
         }
     }
@@ -51,13 +51,13 @@ pub(super) fn cache(path: &str, raw: RawCache) -> Result<CacheConfig, ConfigErro
             .ok()
             .and_then(NonZeroUsize::new)
             .ok_or_else(|| ConfigError::invalid(field("max_entry_bytes"), "too large"))?;
-        config = config.max_entry_bytes(n);
+        config = config.with_max_entry_bytes(n);
     }
     if let Some(on) = raw.deterministic {
-        config = config.deterministic(on);
+        config = config.with_deterministic(on);
     }
     if let Some(on) = raw.shared_across_callers {
-        config = config.shared_across_callers(on);
+        config = config.with_shared_across_callers(on);
     }
     Ok(config)
 }

@@ -46,7 +46,7 @@ impl KeyVariables {
             KeyVariables::None => provider,
             KeyVariables::One(variable) => {
                 let key = read(format!("providers[{index}].api_key_env"), variable)?;
-                provider.api_key(key)
+                provider.with_api_key(key)
             }
             KeyVariables::Many(variables) => {
                 let keys = variables
@@ -56,7 +56,7 @@ impl KeyVariables {
                         read(format!("providers[{index}].api_key_envs[{j}]"), variable)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                provider.api_keys(keys)
+                provider.with_api_keys(keys)
             }
         })
     }

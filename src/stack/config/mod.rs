@@ -139,7 +139,7 @@ use super::service::{Stack, Transport};
 /// key.
 ///
 /// `[stack.cache]` puts a [`CacheLayer`] above the fallback, under any metrics (see
-/// [`StackBuilder::cache`]): requests that opt in with `x-tollgate-cache: on` (and, with
+/// [`StackBuilder::with_cache`]): requests that opt in with `x-tollgate-cache: on` (and, with
 /// `deterministic = true`, requests with `"temperature": 0`) are answered from it when an
 /// identical one was answered within `ttl`, without reaching a provider. Each
 /// [`to_builder`](Self::to_builder) (and so each [`build`](Self::build)) makes a new, empty
@@ -226,13 +226,13 @@ impl StackConfig {
         };
         let mut builder = StackBuilder::new(provider(self.primary)?);
         for &index in &self.fallback {
-            builder = builder.fallback(provider(index)?);
+            builder = builder.with_fallback(provider(index)?);
         }
         for &index in &self.context_window {
-            builder = builder.context_window_fallback(provider(index)?);
+            builder = builder.with_context_window_fallback(provider(index)?);
         }
         if let Some(cache) = &self.cache {
-            builder = builder.cache(CacheLayer::new(cache.clone()));
+            builder = builder.with_cache(CacheLayer::new(cache.clone()));
         }
         Ok(builder)
     }
@@ -258,7 +258,7 @@ impl StackConfig {
         transport: T,
         metrics: MetricsLayer,
     ) -> Result<Stack, ConfigError> {
-        Ok(self.to_builder()?.metrics(metrics).build(transport)?)
+        Ok(self.to_builder()?.with_metrics(metrics).build(transport)?)
     }
 
     /// The providers, in the file's order.

@@ -97,7 +97,7 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
         .kind
         .parse()
         .map_err(|e: UnknownKind| ConfigError::invalid(field("kind"), e.to_string()))?;
-    let mut provider = Provider::new(kind).name(&raw.name);
+    let mut provider = Provider::new(kind).with_name(&raw.name);
     if let Some(version) = raw.api_version {
         if kind != ProviderKind::AzureOpenAi {
             return Err(ConfigError::invalid(
@@ -107,7 +107,7 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
         }
         check_api_version(&version)
             .map_err(|reason| ConfigError::invalid(field("api_version"), reason))?;
-        provider = provider.api_version(version);
+        provider = provider.with_api_version(version);
     }
     match &raw.base_url {
         Some(url) => {
@@ -115,7 +115,7 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
             endpoint(kind, url, None).map_err(|reason| {
                 ConfigError::invalid(field("base_url"), format!("{:?}: {reason}", shown_url(url)))
             })?;
-            provider = provider.base_url(url);
+            provider = provider.with_base_url(url);
         }
         None if kind.default_base_url().is_none() => {
             return Err(ConfigError::invalid(
@@ -127,13 +127,13 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
     }
     let keys = key_variables(path, raw.api_key_env, raw.api_key_envs)?;
     if let Some(routing) = &raw.routing {
-        provider = provider.routing(names::routing(&field("routing"), routing)?);
+        provider = provider.with_routing(names::routing(&field("routing"), routing)?);
     }
     if let Some(model) = raw.model {
         if model.trim().is_empty() {
             return Err(ConfigError::invalid(field("model"), "must not be empty"));
         }
-        provider = provider.model(model);
+        provider = provider.with_model(model);
     }
     if let Some(max) = raw.max_in_flight {
         let max = u32::try_from(max).ok().filter(|&m| m > 0).ok_or_else(|| {
@@ -142,33 +142,33 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
                 format!("must be greater than 0 and at most {}", u32::MAX),
             )
         })?;
-        provider = provider.max_in_flight(max);
+        provider = provider.with_max_in_flight(max);
     }
     if let Some(limits) = raw.limits {
         provider = match self::limits(&field("limits"), limits)? {
-            Some(limits) => provider.limits(limits),
-            None => provider.no_rate_limit(),
+            Some(limits) => provider.with_limits(limits),
+            None => provider.without_rate_limit(),
         };
     }
     if let Some(adaptive) = raw.adaptive {
         provider = match self::adaptive(&field("adaptive"), adaptive)? {
-            Some(config) => provider.adaptive(config),
-            None => provider.no_adaptive(),
+            Some(config) => provider.with_adaptive(config),
+            None => provider.without_adaptive(),
         };
     }
     if let Some(timeouts) = raw.timeouts {
         provider = match self::timeouts(&field("timeouts"), timeouts, provider.kind())? {
-            Some(config) => provider.timeouts(config),
-            None => provider.no_timeouts(),
+            Some(config) => provider.with_timeouts(config),
+            None => provider.without_timeouts(),
         };
     }
     if let Some(retry) = raw.retry {
-        provider = provider.retry(self::retry(&field("retry"), retry)?);
+        provider = provider.with_retry(self::retry(&field("retry"), retry)?);
     }
     if let Some(breaker) = raw.breaker {
         provider = match self::breaker(&field("breaker"), breaker)? {
-            Some(config) => provider.breaker(config),
-            None => provider.no_circuit_breaker(),
+            Some(config) => provider.with_breaker(config),
+            None => provider.without_circuit_breaker(),
         };
     }
     Ok(Configured { provider, keys })

@@ -56,7 +56,7 @@ use tokio::time::Instant;
 
 use self::connection::accept_loop;
 use self::shared::Shared;
-use crate::config::{ConfigError, MockConfig, check_tenant_share};
+use crate::config::{MockConfig, MockConfigError, check_tenant_share};
 use crate::stats::{Bucket, MockStats};
 
 /// Request bodies above this get a 413.
@@ -181,7 +181,7 @@ impl MockServer {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`], and nothing changes, if `share` is not in `[0, 0.99]`
+    /// A [`MockConfigError`], and nothing changes, if `share` is not in `[0, 0.99]`
     /// ([`ProxyLimit::MAX_TENANT_SHARE`](crate::ProxyLimit::MAX_TENANT_SHARE); NaN included) or
     /// the server has no `proxy_limit`. Out-of-range shares are refused rather than clamped, so
     /// that a test never runs with a share it did not ask for.
@@ -200,10 +200,10 @@ impl MockServer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn set_tenant_share(&self, share: f64) -> Result<(), ConfigError> {
+    pub fn set_tenant_share(&self, share: f64) -> Result<(), MockConfigError> {
         check_tenant_share("tenant_share", share)?;
         let proxy = self.shared.proxy.as_ref().ok_or_else(|| {
-            ConfigError::invalid(
+            MockConfigError::invalid(
                 "proxy_limit",
                 "not configured; a tenant share applies to the reverse-proxy limiter",
             )

@@ -1,7 +1,8 @@
 //! [`ClassifyLayer`]: classify every response once, nearest the wire.
 //!
-//! The layer runs a classifier — one of this crate's providers, [`Provider`](crate::Provider),
-//! or any [`Classify`](tollgate_core::Classify) — once per response and attaches the
+//! The layer runs a classifier — one of this crate's providers,
+//! [`ProviderClassifier`](crate::ProviderClassifier), or any
+//! [`Classify`](tollgate_core::Classify) — once per response and attaches the
 //! [`Verdict`](tollgate_core::Verdict) to the response extensions, where every layer above
 //! (retry, circuit breaker, rate limit, fallback, metrics) and the caller read it with
 //! [`Verdict::of_response`](tollgate_core::Verdict::of_response). An error from the inner
@@ -131,12 +132,12 @@
 //! use bytes::Bytes;
 //! use http_body_util::Full;
 //! use tollgate_core::{ErrorClass, Verdict};
-//! use tollgate_providers::{ClassifyLayer, Provider};
+//! use tollgate_providers::{ClassifyLayer, ProviderClassifier};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let provider: Provider = "anthropic".parse().unwrap();
+//! let provider: ProviderClassifier = "anthropic".parse().unwrap();
 //! let transport = service_fn(|_request: http::Request<Full<Bytes>>| async {
 //!     Err::<http::Response<Full<Bytes>>, _>(io::Error::from(io::ErrorKind::ConnectionRefused))
 //! });
