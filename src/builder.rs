@@ -1,5 +1,14 @@
 //! [`ServiceBuilderExt`]: tollgate's layers as `tower::ServiceBuilder` methods.
 
+/// What [`ServiceBuilderExt::route`] builds: a router over a body buffer, over `L`.
+#[cfg(feature = "router")]
+type Routed<L> = tower::ServiceBuilder<
+    tower_layer::Stack<
+        tollgate_router::RouterLayer,
+        tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
+    >,
+>;
+
 /// tollgate's layers as methods on [`tower::ServiceBuilder`](https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html).
 ///
 /// This trait is sealed: it is implemented for `ServiceBuilder` only.
@@ -202,15 +211,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     fn route(
         self,
         config: tollgate_router::RouterConfig,
-    ) -> Result<
-        tower::ServiceBuilder<
-            tower_layer::Stack<
-                tollgate_router::RouterLayer,
-                tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
-            >,
-        >,
-        tollgate_router::error::BuildError,
-    >;
+    ) -> Result<Routed<L>, tollgate_router::error::BuildError>;
 
     /// Adds a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) with one breaker for every
     /// request, configured by `config`. For keyed breakers, a hook or a handle, build the layer
@@ -354,15 +355,7 @@ impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
     fn route(
         self,
         config: tollgate_router::RouterConfig,
-    ) -> Result<
-        tower::ServiceBuilder<
-            tower_layer::Stack<
-                tollgate_router::RouterLayer,
-                tower_layer::Stack<tollgate_core::body::BufferBodyLayer, L>,
-            >,
-        >,
-        tollgate_router::error::BuildError,
-    > {
+    ) -> Result<Routed<L>, tollgate_router::error::BuildError> {
         let router = tollgate_router::RouterLayer::new(config)?;
         Ok(self
             .layer(tollgate_core::body::BufferBodyLayer::new())

@@ -109,7 +109,7 @@
 //! | `retry` | `RetryLayer` ([`retry`]) and [`ServiceBuilderExt::retries`] | yes (via `full`) |
 //! | `circuit-breaker` | `CircuitBreakerLayer` ([`circuit_breaker`]) and [`ServiceBuilderExt::circuit_breaker`] | yes (via `full`) |
 //! | `fallback` | `FallbackLayer` ([`fallback`]) and [`ServiceBuilderExt::fallback`] | yes (via `full`) |
-//! | `concurrency` | `ConcurrencyLayer` ([`concurrency`]) and [`ServiceBuilderExt::max_in_flight`] | yes (via `full`) |
+//! | `concurrency` | `ConcurrencyLayer` ([`concurrency`]) and [`ServiceBuilderExt::concurrency`] | yes (via `full`) |
 //! | `metrics` | `MetricsLayer` ([`metrics`]) and [`ServiceBuilderExt::metrics`] | yes (via `full`) |
 //! | `router` | `RouterLayer` ([`router`]) and [`ServiceBuilderExt::route`] | yes (via `full`) |
 //! | `cache` | `CacheLayer` ([`cache`]) and [`ServiceBuilderExt::cache`] | yes (via `full`) |
