@@ -39,7 +39,22 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        scanning: Scanning<S>,
+        request: http::Request<BufferedBody>,
+        shared: Arc<Shared<S>>,
+        // The primary's clone, when it was cooling at the call and may be waited for.
+        primary: Option<S>,
+        // The target being tried, and where the scan goes on from.
+        current: Place,
+        chain: Chain,
+        next: usize,
+        // A target chosen and its prepared request, until it is ready.
+        pending: Option<(S, http::Request<BufferedBody>)>,
+        tried: Vec<(Arc<str>, Verdict)>,
+        // Targets passed over while cooling down, to wait for or report once the scan ends.
+        skipped: Vec<Place>,
+        // The chains entered so far: each at most once.
+        visited: u8,
+        give_up_at: Option<u64>,
         _body: std::marker::PhantomData<fn() -> ResBody>,
     }
 }
@@ -55,32 +70,6 @@ pin_project! {
     }
 }
 
-/// What the states share: the request, and how far the scan over the targets has gone.
-struct Scanning<S> {
-    request: http::Request<BufferedBody>,
-    shared: Arc<Shared<S>>,
-    // The primary's clone, when it was cooling at the call and may be waited for.
-    primary: Option<S>,
-    // The target being tried, and where the scan goes on from.
-    current: Place,
-    chain: Chain,
-    next: usize,
-    // A target chosen and its prepared request, until it is ready.
-    pending: Option<(S, http::Request<BufferedBody>)>,
-    tried: Vec<(Arc<str>, Verdict)>,
-    // Targets passed over while cooling down, to wait for or report once the scan ends.
-    skipped: Vec<Place>,
-    // The chains entered so far: each at most once.
-    visited: u8,
-    give_up_at: Option<u64>,
-}
-
-/// Where polling a state leads: the next state, or the future's output.
-enum Step<S: Service<http::Request<BufferedBody>>> {
-    Next(State<S::Future>),
-    Done(Result<S::Response, BoxError>),
-}
-
 impl<S, ResBody> ResponseFuture<S, ResBody>
 where
     S: Service<http::Request<BufferedBody>>,
@@ -91,7 +80,21 @@ where
         shared: Arc<Shared<S>>,
         give_up_at: Option<u64>,
     ) -> Self {
-        ResponseFuture::with(State::Calling { future }, request, shared, None, give_up_at)
+        ResponseFuture {
+            state: State::Calling { future },
+            request,
+            shared,
+            primary: None,
+            current: Place::Primary,
+            chain: Chain::Main,
+            next: 0,
+            pending: None,
+            tried: Vec::new(),
+            skipped: Vec::new(),
+            visited: chain_bit(Chain::Main),
+            give_up_at,
+            _body: std::marker::PhantomData,
+        }
     }
 
     pub(crate) fn skipping_primary(
@@ -100,31 +103,19 @@ where
         shared: Arc<Shared<S>>,
         give_up_at: Option<u64>,
     ) -> Self {
-        ResponseFuture::with(State::Choosing, request, shared, Some(primary), give_up_at)
-    }
-
-    fn with(
-        state: State<S::Future>,
-        request: http::Request<BufferedBody>,
-        shared: Arc<Shared<S>>,
-        primary: Option<S>,
-        give_up_at: Option<u64>,
-    ) -> Self {
         ResponseFuture {
-            state,
-            scanning: Scanning {
-                request,
-                shared,
-                primary,
-                current: Place::Primary,
-                chain: Chain::Main,
-                next: 0,
-                pending: None,
-                tried: Vec::new(),
-                skipped: Vec::new(),
-                visited: chain_bit(Chain::Main),
-                give_up_at,
-            },
+            state: State::Choosing,
+            request,
+            shared,
+            primary: Some(primary),
+            current: Place::Primary,
+            chain: Chain::Main,
+            next: 0,
+            pending: None,
+            tried: Vec::new(),
+            skipped: Vec::new(),
+            visited: chain_bit(Chain::Main),
+            give_up_at,
             _body: std::marker::PhantomData,
         }
     }
@@ -150,191 +141,164 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let step = match this.state.as_mut().project() {
-                StateProj::Calling { future } => this.scanning.poll_calling(future, cx),
-                StateProj::Choosing => this.scanning.poll_choosing(),
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let outcome = ready!(future.poll(cx)).map_err(Into::into);
+                    let shared = &**this.shared;
+                    let (verdict, next) =
+                        judge(shared, outcome.as_ref(), *this.chain, *this.visited);
+                    let next = match next {
+                        Next::Return => {
+                            if let Some(report) = outcome.as_ref().ok().and_then(StreamReport::of) {
+                                cool_if_it_fails(shared, *this.current, report);
+                            }
+                            this.state.set(State::Done);
+                            return Poll::Ready(outcome);
+                        }
+                        next => next,
+                    };
+                    let name = name_of(shared, *this.current);
+                    if let Some(observe) = Observe::of(this.request) {
+                        observe.event(&Event::FallbackHop {
+                            from: &name,
+                            class: verdict.class(),
+                        });
+                    }
+                    this.tried.push((name, verdict));
+                    match next {
+                        Next::MoveOn(cooldown) => {
+                            if let Some(wait) = cooldown {
+                                let until = shared.now().saturating_add(nanos(wait));
+                                cell(shared, *this.current).extend(until);
+                            }
+                        }
+                        Next::Switch(chain) => {
+                            *this.visited |= chain_bit(chain);
+                            *this.chain = chain;
+                            *this.next = 0;
+                        }
+                        Next::Return => unreachable!("returned above"),
+                    }
+                    // The failed attempt's response goes now.
+                    drop(outcome);
+                    this.state.set(State::Choosing);
+                }
+                StateProj::Choosing => {
+                    let shared = &**this.shared;
+                    let now = shared.now();
+                    let mut chosen = None;
+                    // In the main chain, a primary that was cooling at the call comes first.
+                    if *this.chain == Chain::Main && *this.next == 0 && this.primary.is_some() {
+                        *this.next = 1;
+                        if cooldown(shared, Place::Primary) <= now {
+                            chosen = Some(Place::Primary);
+                        } else {
+                            this.skipped.push(Place::Primary);
+                        }
+                    }
+                    if *this.chain == Chain::Main && *this.next == 0 {
+                        // The primary was tried at the call.
+                        *this.next = 1;
+                    }
+                    let offset = usize::from(*this.chain == Chain::Main);
+                    let targets = shared.chain(*this.chain);
+                    while chosen.is_none() && *this.next - offset < targets.len() {
+                        let place = Place::In(*this.chain, *this.next - offset);
+                        *this.next += 1;
+                        if cooldown(shared, place) <= now {
+                            chosen = Some(place);
+                        } else {
+                            this.skipped.push(place);
+                        }
+                    }
+                    let place = match chosen {
+                        Some(place) => place,
+                        None => {
+                            // The scan is over: the target passed over that is free first.
+                            let earliest = this
+                                .skipped
+                                .iter()
+                                .enumerate()
+                                .map(|(i, place)| (cooldown(shared, *place), i))
+                                .min();
+                            match earliest {
+                                Some((until, i))
+                                    if this.give_up_at.is_some_and(|limit| until <= limit) =>
+                                {
+                                    let place = this.skipped.swap_remove(i);
+                                    let sleep = tokio::time::sleep_until(
+                                        shared.origin.instant_nanos(until),
+                                    );
+                                    this.state.set(State::Waiting { sleep, place });
+                                    continue;
+                                }
+                                earliest => {
+                                    let retry_after = earliest.map(|(until, _)| {
+                                        Duration::from_nanos(until.saturating_sub(now))
+                                    });
+                                    let tried = std::mem::take(this.tried);
+                                    this.state.set(State::Done);
+                                    return Poll::Ready(Err(AllTargetsFailed::new(
+                                        tried,
+                                        retry_after,
+                                    )
+                                    .into()));
+                                }
+                            }
+                        }
+                    };
+                    if let Err(error) =
+                        prepare(shared, this.primary, this.request, place, this.pending)
+                    {
+                        let name = name_of(shared, place);
+                        this.tried
+                            .push((name, tollgate_core::transport_verdict(&*error)));
+                        continue;
+                    }
+                    *this.current = place;
+                    this.state.set(State::Readying);
+                }
                 StateProj::Waiting { sleep, place } => {
-                    this.scanning.poll_waiting(sleep, *place, cx)
+                    ready!(sleep.poll(cx));
+                    let place = *place;
+                    let shared = &**this.shared;
+                    // Cooled down meanwhile for longer by another request: never shortened.
+                    if cooldown(shared, place) > shared.now() {
+                        this.skipped.push(place);
+                        this.state.set(State::Choosing);
+                        continue;
+                    }
+                    if let Err(error) =
+                        prepare(shared, this.primary, this.request, place, this.pending)
+                    {
+                        this.tried.push((
+                            name_of(shared, place),
+                            tollgate_core::transport_verdict(&*error),
+                        ));
+                        this.state.set(State::Choosing);
+                        continue;
+                    }
+                    *this.current = place;
+                    this.state.set(State::Readying);
                 }
-                StateProj::Readying => this.scanning.poll_readying(cx),
+                StateProj::Readying => {
+                    let (service, _) = this.pending.as_mut().expect("a target was chosen");
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
+                        let error: BoxError = error.into();
+                        let verdict = tollgate_core::transport_verdict(&*error);
+                        this.tried
+                            .push((name_of(this.shared, *this.current), verdict));
+                        *this.pending = None;
+                        this.state.set(State::Choosing);
+                        continue;
+                    }
+                    let (mut service, request) = this.pending.take().expect("checked above");
+                    let future = service.call(request);
+                    this.state.set(State::Calling { future });
+                }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
-            };
-            match ready!(step) {
-                Step::Next(state) => this.state.set(state),
-                Step::Done(output) => {
-                    this.state.set(State::Done);
-                    return Poll::Ready(output);
-                }
             }
         }
-    }
-}
-
-impl<S, ResBody> Scanning<S>
-where
-    S: Service<http::Request<BufferedBody>, Response = http::Response<ResBody>> + Clone,
-    S::Error: Into<BoxError>,
-{
-    /// Calling: waits for the target's outcome, then hands it back or moves on.
-    fn poll_calling(&mut self, future: Pin<&mut S::Future>, cx: &mut Context<'_>) -> Poll<Step<S>> {
-        let outcome = ready!(future.poll(cx)).map_err(Into::into);
-        let shared = &*self.shared;
-        let (verdict, next) = judge(shared, outcome.as_ref(), self.chain, self.visited);
-        let next = match next {
-            Next::Return => {
-                if let Some(report) = outcome.as_ref().ok().and_then(StreamReport::of) {
-                    cool_if_it_fails(shared, self.current, report);
-                }
-                return Poll::Ready(Step::Done(outcome));
-            }
-            next => next,
-        };
-        let name = name_of(shared, self.current);
-        if let Some(observe) = Observe::of(&self.request) {
-            observe.event(&Event::FallbackHop {
-                from: &name,
-                class: verdict.class(),
-            });
-        }
-        self.tried.push((name, verdict));
-        match next {
-            Next::MoveOn(cooldown) => {
-                if let Some(wait) = cooldown {
-                    let until = shared.now().saturating_add(nanos(wait));
-                    cell(shared, self.current).extend(until);
-                }
-            }
-            Next::Switch(chain) => {
-                self.visited |= chain_bit(chain);
-                self.chain = chain;
-                self.next = 0;
-            }
-            Next::Return => unreachable!("returned above"),
-        }
-        // The failed attempt's response goes now.
-        drop(outcome);
-        Poll::Ready(Step::Next(State::Choosing))
-    }
-
-    /// Choosing: waits for nothing; picks the next target free to try, a cooling one to wait
-    /// for, or gives up.
-    fn poll_choosing(&mut self) -> Poll<Step<S>> {
-        loop {
-            let shared = &*self.shared;
-            let now = shared.now();
-            let mut chosen = None;
-            // In the main chain, a primary that was cooling at the call comes first.
-            if self.chain == Chain::Main && self.next == 0 && self.primary.is_some() {
-                self.next = 1;
-                if cooldown(shared, Place::Primary) <= now {
-                    chosen = Some(Place::Primary);
-                } else {
-                    self.skipped.push(Place::Primary);
-                }
-            }
-            if self.chain == Chain::Main && self.next == 0 {
-                // The primary was tried at the call.
-                self.next = 1;
-            }
-            let offset = usize::from(self.chain == Chain::Main);
-            let targets = shared.chain(self.chain);
-            while chosen.is_none() && self.next - offset < targets.len() {
-                let place = Place::In(self.chain, self.next - offset);
-                self.next += 1;
-                if cooldown(shared, place) <= now {
-                    chosen = Some(place);
-                } else {
-                    self.skipped.push(place);
-                }
-            }
-            let place = match chosen {
-                Some(place) => place,
-                None => {
-                    // The scan is over: the target passed over that is free first.
-                    let earliest = self
-                        .skipped
-                        .iter()
-                        .enumerate()
-                        .map(|(i, place)| (cooldown(shared, *place), i))
-                        .min();
-                    return Poll::Ready(match earliest {
-                        Some((until, i)) if self.give_up_at.is_some_and(|limit| until <= limit) => {
-                            let place = self.skipped.swap_remove(i);
-                            let sleep =
-                                tokio::time::sleep_until(shared.origin.instant_nanos(until));
-                            Step::Next(State::Waiting { sleep, place })
-                        }
-                        earliest => {
-                            let retry_after = earliest
-                                .map(|(until, _)| Duration::from_nanos(until.saturating_sub(now)));
-                            let tried = std::mem::take(&mut self.tried);
-                            Step::Done(Err(AllTargetsFailed::new(tried, retry_after).into()))
-                        }
-                    });
-                }
-            };
-            if let Err(error) = prepare(
-                shared,
-                &self.primary,
-                &self.request,
-                place,
-                &mut self.pending,
-            ) {
-                let name = name_of(shared, place);
-                self.tried
-                    .push((name, tollgate_core::transport_verdict(&*error)));
-                continue;
-            }
-            self.current = place;
-            return Poll::Ready(Step::Next(State::Readying));
-        }
-    }
-
-    /// Waiting: waits for a cooling target's cooldown to end, then tries it.
-    fn poll_waiting(
-        &mut self,
-        sleep: Pin<&mut Sleep>,
-        place: Place,
-        cx: &mut Context<'_>,
-    ) -> Poll<Step<S>> {
-        ready!(sleep.poll(cx));
-        let shared = &*self.shared;
-        // Cooled down meanwhile for longer by another request: never shortened.
-        if cooldown(shared, place) > shared.now() {
-            self.skipped.push(place);
-            return Poll::Ready(Step::Next(State::Choosing));
-        }
-        if let Err(error) = prepare(
-            shared,
-            &self.primary,
-            &self.request,
-            place,
-            &mut self.pending,
-        ) {
-            self.tried.push((
-                name_of(shared, place),
-                tollgate_core::transport_verdict(&*error),
-            ));
-            return Poll::Ready(Step::Next(State::Choosing));
-        }
-        self.current = place;
-        Poll::Ready(Step::Next(State::Readying))
-    }
-
-    /// Readying: waits for the chosen target's service to be ready, then calls it.
-    fn poll_readying(&mut self, cx: &mut Context<'_>) -> Poll<Step<S>> {
-        let (service, _) = self.pending.as_mut().expect("a target was chosen");
-        if let Err(error) = ready!(service.poll_ready(cx)) {
-            let error: BoxError = error.into();
-            let verdict = tollgate_core::transport_verdict(&*error);
-            self.tried
-                .push((name_of(&self.shared, self.current), verdict));
-            self.pending = None;
-            return Poll::Ready(Step::Next(State::Choosing));
-        }
-        let (mut service, request) = self.pending.take().expect("checked above");
-        let future = service.call(request);
-        Poll::Ready(Step::Next(State::Calling { future }))
     }
 }
 
@@ -470,8 +434,8 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("current", &self.scanning.current)
-            .field("tried", &self.scanning.tried.len())
+            .field("current", &self.current)
+            .field("tried", &self.tried.len())
             .finish_non_exhaustive()
     }
 }

@@ -33,7 +33,18 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        retrying: Retrying<S, Req, J, R, H>,
+        service: S,
+        // The request, for the next attempt.
+        request: Req,
+        shared: Arc<Shared<J, R, H>>,
+        // Attempts made so far, and how many of the retries followed an overload.
+        attempts: u32,
+        overloaded: u32,
+        previous: Duration,
+        give_up_at: Option<Instant>,
+        observe: Option<Observe>,
+        // The current attempt's span, inside the request's.
+        span: tracing::Span,
     }
 }
 
@@ -53,28 +64,6 @@ pin_project! {
     }
 }
 
-/// What the states share: the service and request for the next attempt, and the count so far.
-struct Retrying<S, Req, J, R, H> {
-    service: S,
-    // The request, for the next attempt.
-    request: Req,
-    shared: Arc<Shared<J, R, H>>,
-    // Attempts made so far, and how many of the retries followed an overload.
-    attempts: u32,
-    overloaded: u32,
-    previous: Duration,
-    give_up_at: Option<Instant>,
-    observe: Option<Observe>,
-    // The current attempt's span, inside the request's.
-    span: tracing::Span,
-}
-
-/// Where polling a state leads: the next state, or the future's output.
-enum Step<S: Service<Req>, Req> {
-    Next(State<S::Future>),
-    Done(Result<S::Response, BoxError>),
-}
-
 impl<S, Req, J, R, H> ResponseFuture<S, Req, J, R, H>
 where
     S: Service<Req>,
@@ -89,17 +78,15 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            retrying: Retrying {
-                service,
-                request,
-                shared,
-                attempts: 1,
-                overloaded: 0,
-                previous: Duration::ZERO,
-                give_up_at,
-                observe,
-                span: attempt_span(1),
-            },
+            service,
+            request,
+            shared,
+            attempts: 1,
+            overloaded: 0,
+            previous: Duration::ZERO,
+            give_up_at,
+            observe,
+            span: attempt_span(1),
         }
     }
 }
@@ -119,164 +106,131 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let step = match this.state.as_mut().project() {
-                StateProj::Calling { future } => this.retrying.poll_calling(future, cx),
-                StateProj::Waiting { sleep } => this.retrying.poll_waiting(sleep, cx),
-                StateProj::Readying => this.retrying.poll_readying(cx),
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let outcome = {
+                        let _entered = this.span.enter();
+                        ready!(future.poll(cx)).map_err(Into::into)
+                    };
+                    let shared = &**this.shared;
+                    let verdict = shared.judge.judge(outcome.as_ref());
+                    this.span
+                        .record("outcome", verdict.class().map_or("success", |c| c.as_str()));
+                    if let Some(status) = verdict.status() {
+                        this.span.record("status", status.as_u16());
+                    }
+                    if verdict.is_success() {
+                        this.state.set(State::Done);
+                        return Poll::Ready(outcome);
+                    }
+                    let attempts = *this.attempts;
+                    let policy = &shared.policy;
+                    let verdict = if policy.retry_unrecognized_errors
+                        && outcome.is_err()
+                        && verdict.class() == Some(ErrorClass::Unknown)
+                        && verdict.advice() == tollgate_core::RetryAdvice::Never
+                    {
+                        Verdict::failure(ErrorClass::Connect)
+                    } else {
+                        verdict
+                    };
+                    let decision = policy.decide_with(
+                        attempts - 1,
+                        *this.overloaded,
+                        &verdict,
+                        *this.previous,
+                        || shared.draw(),
+                    );
+                    let decision = match decision {
+                        Decision::Retry { delay, source } => {
+                            let now = Instant::now();
+                            if this
+                                .give_up_at
+                                .is_some_and(|at| now.checked_add(delay).is_none_or(|end| end > at))
+                            {
+                                Decision::GiveUp(GaveUp::Deadline { wait: delay })
+                            } else if shared
+                                .budget
+                                .as_ref()
+                                .is_some_and(|b| !b.withdraw(b.elapsed()))
+                            {
+                                Decision::GiveUp(GaveUp::Budget)
+                            } else {
+                                Decision::Retry { delay, source }
+                            }
+                        }
+                        other => other,
+                    };
+                    match decision {
+                        Decision::Retry { delay, source } => {
+                            shared.hook.on_retry(&RetryEvent::Scheduled {
+                                attempt: attempts,
+                                class: verdict.class(),
+                                status: verdict.status(),
+                                delay,
+                                source,
+                            });
+                            if let Some(observe) = this.observe {
+                                observe.event(&Event::RetryScheduled {
+                                    attempt: attempts,
+                                    class: verdict.class(),
+                                    delay,
+                                    source,
+                                });
+                            }
+                            if verdict.class() == Some(ErrorClass::Overloaded) {
+                                *this.overloaded += 1;
+                            }
+                            *this.previous = delay;
+                            // This attempt's response (and its body) goes now, not after the
+                            // wait.
+                            drop(outcome);
+                            this.state.set(State::Waiting {
+                                sleep: tokio::time::sleep(delay),
+                            });
+                        }
+                        Decision::GiveUp(reason) => {
+                            shared.hook.on_retry(&RetryEvent::GaveUp {
+                                attempts,
+                                class: verdict.class(),
+                                reason,
+                            });
+                            if let Some(observe) = this.observe {
+                                observe.event(&Event::RetriesExhausted {
+                                    attempts,
+                                    class: verdict.class(),
+                                });
+                            }
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(exhausted(attempts, reason, verdict, outcome)));
+                        }
+                        // Not retryable: the outcome as it is; `Decision` is non-exhaustive.
+                        _ => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(outcome);
+                        }
+                    }
+                }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    *this.attempts += 1;
+                    *this.span = attempt_span(*this.attempts);
+                    let future = {
+                        let _entered = this.span.enter();
+                        this.service.call(this.request.clone())
+                    };
+                    this.state.set(State::Calling { future });
+                }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
-            };
-            match ready!(step) {
-                Step::Next(state) => this.state.set(state),
-                Step::Done(output) => {
-                    this.state.set(State::Done);
-                    return Poll::Ready(output);
-                }
             }
         }
-    }
-}
-
-impl<S, Req, J, R, H> Retrying<S, Req, J, R, H>
-where
-    S: Service<Req>,
-    S::Error: Into<BoxError>,
-    S::Response: Send + 'static,
-    Req: Clone,
-    J: Judge<Req, S::Response>,
-    R: Rng,
-    H: OnRetry,
-{
-    /// Calling: waits for the attempt's outcome, then hands it back or schedules a retry.
-    fn poll_calling(
-        &mut self,
-        future: Pin<&mut S::Future>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Step<S, Req>> {
-        let outcome = {
-            let _entered = self.span.enter();
-            ready!(future.poll(cx)).map_err(Into::into)
-        };
-        let shared = &*self.shared;
-        let verdict = shared.judge.judge(outcome.as_ref());
-        self.span
-            .record("outcome", verdict.class().map_or("success", |c| c.as_str()));
-        if let Some(status) = verdict.status() {
-            self.span.record("status", status.as_u16());
-        }
-        if verdict.is_success() {
-            return Poll::Ready(Step::Done(outcome));
-        }
-        let attempts = self.attempts;
-        let (verdict, decision) = self.decide(verdict, outcome.is_err());
-        match decision {
-            Decision::Retry { delay, source } => {
-                shared.hook.on_retry(&RetryEvent::Scheduled {
-                    attempt: attempts,
-                    class: verdict.class(),
-                    status: verdict.status(),
-                    delay,
-                    source,
-                });
-                if let Some(observe) = &self.observe {
-                    observe.event(&Event::RetryScheduled {
-                        attempt: attempts,
-                        class: verdict.class(),
-                        delay,
-                        source,
-                    });
-                }
-                if verdict.class() == Some(ErrorClass::Overloaded) {
-                    self.overloaded += 1;
-                }
-                self.previous = delay;
-                // This attempt's response (and its body) goes now, not after the wait.
-                drop(outcome);
-                Poll::Ready(Step::Next(State::Waiting {
-                    sleep: tokio::time::sleep(delay),
-                }))
-            }
-            Decision::GiveUp(reason) => {
-                shared.hook.on_retry(&RetryEvent::GaveUp {
-                    attempts,
-                    class: verdict.class(),
-                    reason,
-                });
-                if let Some(observe) = &self.observe {
-                    observe.event(&Event::RetriesExhausted {
-                        attempts,
-                        class: verdict.class(),
-                    });
-                }
-                let error = exhausted(attempts, reason, verdict, outcome);
-                Poll::Ready(Step::Done(Err(error)))
-            }
-            // Not retryable: the outcome as it is; `Decision` is non-exhaustive.
-            _ => Poll::Ready(Step::Done(outcome)),
-        }
-    }
-
-    /// What follows a failed attempt: a retry after a delay, unless the policy, the deadline or
-    /// the retry budget says to give up. Returns the verdict the decision was made on.
-    fn decide(&self, verdict: Verdict, failed: bool) -> (Verdict, Decision) {
-        let shared = &*self.shared;
-        let policy = &shared.policy;
-        let verdict = if policy.retry_unrecognized_errors
-            && failed
-            && verdict.class() == Some(ErrorClass::Unknown)
-            && verdict.advice() == tollgate_core::RetryAdvice::Never
-        {
-            Verdict::failure(ErrorClass::Connect)
-        } else {
-            verdict
-        };
-        let decision = policy.decide_with(
-            self.attempts - 1,
-            self.overloaded,
-            &verdict,
-            self.previous,
-            || shared.draw(),
-        );
-        let decision = match decision {
-            Decision::Retry { delay, source } => {
-                let now = Instant::now();
-                if self
-                    .give_up_at
-                    .is_some_and(|at| now.checked_add(delay).is_none_or(|end| end > at))
-                {
-                    Decision::GiveUp(GaveUp::Deadline { wait: delay })
-                } else if shared
-                    .budget
-                    .as_ref()
-                    .is_some_and(|b| !b.withdraw(b.elapsed()))
-                {
-                    Decision::GiveUp(GaveUp::Budget)
-                } else {
-                    Decision::Retry { delay, source }
-                }
-            }
-            other => other,
-        };
-        (verdict, decision)
-    }
-
-    /// Waiting: waits out the backoff before the next attempt.
-    fn poll_waiting(&self, sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<Step<S, Req>> {
-        ready!(sleep.poll(cx));
-        Poll::Ready(Step::Next(State::Readying))
-    }
-
-    /// Readying: waits for the service to be ready, then makes the next attempt.
-    fn poll_readying(&mut self, cx: &mut Context<'_>) -> Poll<Step<S, Req>> {
-        if let Err(error) = ready!(self.service.poll_ready(cx)) {
-            return Poll::Ready(Step::Done(Err(error.into())));
-        }
-        self.attempts += 1;
-        self.span = attempt_span(self.attempts);
-        let future = {
-            let _entered = self.span.enter();
-            self.service.call(self.request.clone())
-        };
-        Poll::Ready(Step::Next(State::Calling { future }))
     }
 }
 
@@ -309,8 +263,8 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("attempts", &self.retrying.attempts)
-            .field("give_up_at", &self.retrying.give_up_at)
+            .field("attempts", &self.attempts)
+            .field("give_up_at", &self.give_up_at)
             .finish_non_exhaustive()
     }
 }
