@@ -248,8 +248,8 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     /// [`RateLimitConfig`](crate::ratelimit::RateLimitConfig), or bare
     /// [`Limits`](crate::ratelimit::Limits) that wait as long as it takes): unkeyed, one request
     /// each unless the request carries a [`Cost`](crate::Cost). For keys, token estimates or a
-    /// handle, build the layer and pass it to `.layer(..)`. (Not `rate_limit`: tower's own `ServiceBuilder::rate_limit` would shadow
-    /// it.)
+    /// handle, build the layer and pass it to `.layer(..)`. (Not `rate_limit`: tower's own
+    /// `ServiceBuilder::rate_limit` would shadow it.)
     ///
     /// # Examples
     ///

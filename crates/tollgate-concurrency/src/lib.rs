@@ -13,9 +13,10 @@
 //! [`Deadline`](tollgate_core::Deadline), fails at once with [`Saturated`], nothing sent. Slots
 //! are per key ([`keyed_by`](ConcurrencyLayer::keyed_by)); idle keys are forgotten.
 //!
-//! The cap can adapt ([`Cap`], in [`ConcurrencyConfig`]): AIMD — one more per cap's worth of successes, halved on an
-//! overload, a 429 or a timeout — or a latency gradient, which lowers the cap as the provider's
-//! latency rises above its unloaded minimum, before errors come. Both stay within `[min, max]`.
+//! The cap can adapt ([`Cap`], in [`ConcurrencyConfig`]): AIMD — one more per cap's worth of
+//! successes, halved on an overload, a 429 or a timeout — or a latency gradient, which lowers the
+//! cap as the provider's latency rises above its unloaded minimum, before errors come. Both stay
+//! within `[min, max]`.
 //!
 //! It differs from tower's `ConcurrencyLimit` in taking the slot in `call` (the key and priority
 //! are in the request), in holding it until the response body ends, and in its queue, keys and

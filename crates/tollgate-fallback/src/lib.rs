@@ -14,16 +14,16 @@
 //!
 //! It reads every outcome as a [`Verdict`](tollgate_core::Verdict)
 //! ([`Verdict::of_outcome`](tollgate_core::Verdict::of_outcome)): the one a `ClassifyLayer`
-//! attached, or the one a layer's own refusal carries — it knows no other layer's error types.
-//! By default it moves on for overloads, server errors, timeouts, failed connections, an open
-//! circuit breaker's `CircuitOpen` (a local overload, whatever the policy), an exhausted quota
-//! and a rejected key, and for a rate limit whose requested wait exceeds a threshold
-//! ([`FallbackPolicy`]) — a provider's 429 or a client-side quota's `RateLimited`, whose wait
-//! becomes the target's cooldown; a retry layer's `RetriesExhausted` is judged by the last
-//! attempt's verdict, with the wait it did not take. A prompt too long for the context window goes to the
-//! [context-window chain](FallbackConfig::context_window_targets) of larger-context models, a
-//! content-policy refusal to its [own chain](FallbackConfig::content_policy_targets). Everything else
-//! — a success, a bad request — returns to the caller unchanged.
+//! attached, or the one a layer's own refusal carries — it knows no other layer's error types. By
+//! default it moves on for overloads, server errors, timeouts, failed connections, an open circuit
+//! breaker's `CircuitOpen` (a local overload, whatever the policy), an exhausted quota and a
+//! rejected key, and for a rate limit whose requested wait exceeds a threshold ([`FallbackPolicy`])
+//! — a provider's 429 or a client-side quota's `RateLimited`, whose wait becomes the target's
+//! cooldown; a retry layer's `RetriesExhausted` is judged by the last attempt's verdict, with the
+//! wait it did not take. A prompt too long for the context window goes to the [context-window
+//! chain](FallbackConfig::context_window_targets) of larger-context models, a content-policy
+//! refusal to its [own chain](FallbackConfig::content_policy_targets). Everything else — a success,
+//! a bad request — returns to the caller unchanged.
 //!
 //! A target that reported a delay cools down: it is skipped until the delay has passed, and a
 //! later report extends the cooldown to the later of the two, never shortens it. When every

@@ -12,8 +12,8 @@ use crate::limiter::{Limiter, RateLimitHandle};
 use crate::service::RateLimit;
 use crate::store::{MemoryStore, Store};
 
-/// Applies client-side quotas: every request is admitted against its key's [`Limits`](crate::Limits), all
-/// dimensions at once, before it is sent. Clones share one quota.
+/// Applies client-side quotas: every request is admitted against its key's
+/// [`Limits`](crate::Limits), all dimensions at once, before it is sent. Clones share one quota.
 ///
 /// See the [crate docs](crate) for examples.
 pub struct RateLimitLayer<K = Unkeyed, E = PerRequest, St: Store = MemoryStore> {
@@ -25,8 +25,8 @@ pub struct RateLimitLayer<K = Unkeyed, E = PerRequest, St: Store = MemoryStore> 
 
 impl RateLimitLayer {
     /// Holds every request to `config`'s limits, in memory, unkeyed, one request each (set an
-    /// [`estimator`](Self::with_estimator) to count tokens). A bare [`Limits`](crate::Limits) waits as long
-    /// as it takes.
+    /// [`estimator`](Self::with_estimator) to count tokens). A bare [`Limits`](crate::Limits) waits
+    /// as long as it takes.
     pub fn new(config: impl Into<RateLimitConfig>) -> Self {
         let config = config.into();
         RateLimitLayer::build(MemoryStore::new(config.limits.clone()), config)

@@ -84,8 +84,9 @@
 //!
 //! By default a request waits as long as its admission takes; `poll_ready` never waits for the
 //! quota. With a [`max_wait`](RateLimitConfig::max_wait) (zero: never wait) or a request's
-//! deadline, a request whose computed wait is longer fails at once. A queued request's wait is computed as if the waiters ahead were admitted first: exact
-//! for the token bucket and GCRA, an estimate for the windows.
+//! deadline, a request whose computed wait is longer fails at once. A queued request's wait is
+//! computed as if the waiters ahead were admitted first: exact for the token bucket and GCRA, an
+//! estimate for the windows.
 //!
 //! ## Cancellation
 //!

@@ -10,8 +10,8 @@ pub enum Strategy {
     /// that can take it.
     #[default]
     RoundRobin,
-    /// In proportion to [`Deployment::with_weight`](crate::Deployment::with_weight), spread evenly (smooth
-    /// weighted round-robin: weights 3 and 1 give `a a b a`, then again).
+    /// In proportion to [`Deployment::with_weight`](crate::Deployment::with_weight), spread evenly
+    /// (smooth weighted round-robin: weights 3 and 1 give `a a b a`, then again).
     Weighted,
     /// The deployment whose quota has the most headroom left after this request's cost (the
     /// smallest share left over its limits; ties go to the one with fewer requests in flight,
