@@ -51,7 +51,7 @@ pin_project! {
 
 /// An admitted call's claim on its breaker: records the outcome, or gives a probe slot back.
 pub(crate) struct Guard<H> {
-    shared: Local<H>,
+    local: Arc<Local<H>>,
     keyed: Option<Arc<Breaker>>,
     key: Option<RouteKey>,
     pass: Pass,
@@ -62,7 +62,7 @@ pub(crate) struct Guard<H> {
 
 impl<H> Guard<H> {
     pub(crate) fn new(
-        shared: Local<H>,
+        local: Arc<Local<H>>,
         keyed: Option<Arc<Breaker>>,
         key: Option<RouteKey>,
         pass: Pass,
@@ -70,7 +70,7 @@ impl<H> Guard<H> {
         observe: Option<Observe>,
     ) -> Self {
         Guard {
-            shared,
+            local,
             keyed,
             key,
             pass,
@@ -81,14 +81,14 @@ impl<H> Guard<H> {
     }
 
     fn breaker(&self) -> &Breaker {
-        self.keyed.as_deref().unwrap_or(&self.shared.unkeyed)
+        self.keyed.as_deref().unwrap_or(&self.local.shared.unkeyed)
     }
 }
 
 impl<H: OnStateChange> Guard<H> {
     /// Whether the call was slow, counted to now.
     fn slow(&self) -> bool {
-        match (self.shared.config.trip, self.started) {
+        match (self.local.shared.config.trip, self.started) {
             (Trip::SlowCallRate { slower_than, .. }, Some(started)) => {
                 started.elapsed() > slower_than
             }
@@ -98,7 +98,7 @@ impl<H: OnStateChange> Guard<H> {
 
     fn record(&mut self, class: Option<ErrorClass>, slow: bool) {
         self.done = true;
-        let shared = &**self.shared;
+        let shared = &*self.local.shared;
         let failed = class.is_some_and(|c| shared.config.counted.contains(c));
         let mut changes = Vec::new();
         self.breaker().record(
@@ -110,7 +110,7 @@ impl<H: OnStateChange> Guard<H> {
             &mut changes,
         );
         if !changes.is_empty() {
-            shared.announce(self.key.as_ref(), &changes);
+            self.local.announce(self.key.as_ref(), &changes);
             if let Some(observe) = &self.observe {
                 for change in &changes {
                     observe.event(&Event::BreakerTransition {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tollgate_core::RouteKey;
 
-use crate::shared::{Shared, state_of};
+use crate::config::BreakerConfig;
+use crate::shared::{Shared, announce, state_of};
 
 /// A breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,7 +112,8 @@ impl<F: Fn(&StateChange)> OnStateChange for OnStateChangeFn<F> {
 /// A side handle on a layer's breakers: observe their state, open or close them by hand, set
 /// the mode. Cheap to clone.
 pub struct CircuitBreakerHandle<H = ()> {
-    pub(crate) shared: Arc<Shared<H>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) hook: Arc<H>,
 }
 
 impl<H: OnStateChange> CircuitBreakerHandle<H> {
@@ -150,7 +152,7 @@ impl<H: OnStateChange> CircuitBreakerHandle<H> {
             Some(k) => self.shared.keyed(k).open_for(duration, now, &mut changes),
             None => self.shared.unkeyed.open_for(duration, now, &mut changes),
         }
-        self.shared.announce(key.as_ref(), &changes);
+        announce(&*self.hook, key.as_ref(), &changes);
     }
 
     /// Closes `key`'s breaker at once, forgetting its counts.
@@ -162,7 +164,12 @@ impl<H: OnStateChange> CircuitBreakerHandle<H> {
             (Some(_), None) => {}
             (None, _) => self.shared.unkeyed.close(&mut changes),
         }
-        self.shared.announce(key.as_ref(), &changes);
+        announce(&*self.hook, key.as_ref(), &changes);
+    }
+
+    /// The configuration every breaker follows.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.shared.config
     }
 
     /// Sets the mode of every breaker.
@@ -191,6 +198,7 @@ impl<H> Clone for CircuitBreakerHandle<H> {
     fn clone(&self) -> Self {
         CircuitBreakerHandle {
             shared: Arc::clone(&self.shared),
+            hook: Arc::clone(&self.hook),
         }
     }
 }

@@ -8,7 +8,7 @@ use tower_layer::Layer;
 
 use crate::config::BreakerConfig;
 use crate::handle::{CircuitBreakerHandle, OnStateChange};
-use crate::service::CircuitBreaker;
+use crate::service::{CircuitBreaker, Local};
 use crate::shared::Shared;
 
 /// Stops calling a target that is failing, and probes it back. Clones share the breakers.
@@ -16,7 +16,8 @@ use crate::shared::Shared;
 /// See the [crate docs](crate) for examples.
 pub struct CircuitBreakerLayer<K = Unkeyed, H = ()> {
     keyer: K,
-    shared: Arc<Shared<H>>,
+    shared: Arc<Shared>,
+    hook: Arc<H>,
 }
 
 impl CircuitBreakerLayer {
@@ -24,27 +25,36 @@ impl CircuitBreakerLayer {
     pub fn new(config: BreakerConfig) -> Self {
         CircuitBreakerLayer {
             keyer: Unkeyed,
-            shared: Arc::new(Shared::new(config, ())),
+            shared: Arc::new(Shared::new(config)),
+            hook: Arc::new(()),
         }
     }
 }
 
 impl<K, H: OnStateChange> CircuitBreakerLayer<K, H> {
+    /// The configuration every breaker of this layer follows.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.shared.config
+    }
+
     /// One breaker per key (per target, per model): [`tollgate_core::key`]. Idle breakers are
     /// forgotten as keys come and go.
     pub fn keyed_by<K2>(self, keyer: K2) -> CircuitBreakerLayer<K2, H> {
         CircuitBreakerLayer {
             keyer,
             shared: self.shared,
+            hook: self.hook,
         }
     }
 
-    /// Tells `hook` of every state change. Call it before cloning the layer: it starts the
-    /// breakers anew.
+    /// Tells `hook` of every state change seen by the services this layer builds from now on,
+    /// and by the handles it hands out from now on. The breakers stay the same: a clone or a
+    /// handle taken before still sees them (it keeps the hook it had).
     pub fn on_state_change<H2: OnStateChange>(self, hook: H2) -> CircuitBreakerLayer<K, H2> {
         CircuitBreakerLayer {
             keyer: self.keyer,
-            shared: Arc::new(Shared::new(self.shared.config.clone(), hook)),
+            shared: self.shared,
+            hook: Arc::new(hook),
         }
     }
 
@@ -52,6 +62,7 @@ impl<K, H: OnStateChange> CircuitBreakerLayer<K, H> {
     pub fn handle(&self) -> CircuitBreakerHandle<H> {
         CircuitBreakerHandle {
             shared: Arc::clone(&self.shared),
+            hook: Arc::clone(&self.hook),
         }
     }
 }
@@ -60,7 +71,8 @@ impl<S, K: Clone, H> Layer<S> for CircuitBreakerLayer<K, H> {
     type Service = CircuitBreaker<S, K, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::new(inner, self.keyer.clone(), Arc::clone(&self.shared))
+        let local = Local::new(Arc::clone(&self.shared), Arc::clone(&self.hook));
+        CircuitBreaker::new(inner, self.keyer.clone(), local)
     }
 }
 
@@ -69,6 +81,7 @@ impl<K: Clone, H> Clone for CircuitBreakerLayer<K, H> {
         CircuitBreakerLayer {
             keyer: self.keyer.clone(),
             shared: Arc::clone(&self.shared),
+            hook: Arc::clone(&self.hook),
         }
     }
 }

@@ -6,21 +6,37 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tollgate_core::BoxError;
 use tollgate_core::key::{Keyer, Unkeyed};
 use tollgate_core::observe::{Event, Observe};
+use tollgate_core::{BoxError, RouteKey};
 use tower_service::Service;
 
-use crate::breaker::{CLOSED, Pass, Refusal};
+use crate::breaker::{CLOSED, Change, Pass, Refusal};
 use crate::config::Trip;
 use crate::error::CircuitOpen;
 use crate::future::{Guard, ResponseFuture};
 use crate::handle::{Mode, OnStateChange};
-use crate::shared::Shared;
+use crate::shared::{Shared, announce};
 
-/// A service clone's own reference to the shared state, so that clones on different threads
-/// do not contend on one reference count.
-pub(crate) type Local<H> = Arc<Arc<Shared<H>>>;
+/// A service clone's own reference to the shared breakers and the hook, so that clones on
+/// different threads do not contend on one reference count.
+pub(crate) struct Local<H> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) hook: Arc<H>,
+}
+
+impl<H> Local<H> {
+    pub(crate) fn new(shared: Arc<Shared>, hook: Arc<H>) -> Arc<Self> {
+        Arc::new(Local { shared, hook })
+    }
+}
+
+impl<H: OnStateChange> Local<H> {
+    /// Tells the hook of `changes` to the breaker of `key`.
+    pub(crate) fn announce(&self, key: Option<&RouteKey>, changes: &[Change]) {
+        announce(&*self.hook, key, changes);
+    }
+}
 
 /// Fails calls at once while their target's breaker is open; counts the outcomes of the rest.
 /// Built by [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
@@ -29,15 +45,15 @@ pub(crate) type Local<H> = Arc<Arc<Shared<H>>>;
 pub struct CircuitBreaker<S, K = Unkeyed, H = ()> {
     inner: S,
     keyer: K,
-    shared: Local<H>,
+    local: Arc<Local<H>>,
 }
 
 impl<S, K, H> CircuitBreaker<S, K, H> {
-    pub(crate) fn new(inner: S, keyer: K, shared: Arc<Shared<H>>) -> Self {
+    pub(crate) fn new(inner: S, keyer: K, local: Arc<Local<H>>) -> Self {
         CircuitBreaker {
             inner,
             keyer,
-            shared: Arc::new(shared),
+            local,
         }
     }
 
@@ -77,7 +93,8 @@ where
     /// lock for an unkeyed breaker) or a free half-open probe slot calls the inner service;
     /// otherwise the future fails at once with [`CircuitOpen`].
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let shared = &**self.shared;
+        let local = &*self.local;
+        let shared = &*local.shared;
         let mode = shared.mode();
         if mode == Mode::Disabled {
             return ResponseFuture::calling(self.inner.call(request), None);
@@ -93,7 +110,7 @@ where
         } else {
             let mut changes = Vec::new();
             let pass = breaker.admit(&shared.config, shared.now(), &mut changes);
-            shared.announce(key.as_ref(), &changes);
+            local.announce(key.as_ref(), &changes);
             pass
         };
         let pass = match (pass, mode) {
@@ -115,7 +132,7 @@ where
         };
         let started = matches!(shared.config.trip, Trip::SlowCallRate { .. }).then(Instant::now);
         let observe = Observe::of(&request).cloned();
-        let guard = Guard::new(Arc::clone(&self.shared), keyed, key, pass, started, observe);
+        let guard = Guard::new(Arc::clone(&self.local), keyed, key, pass, started, observe);
         ResponseFuture::calling(self.inner.call(request), Some(guard))
     }
 }
@@ -125,7 +142,7 @@ impl<S: Clone, K: Clone, H> Clone for CircuitBreaker<S, K, H> {
         CircuitBreaker {
             inner: self.inner.clone(),
             keyer: self.keyer.clone(),
-            shared: Arc::new(Arc::clone(&self.shared)),
+            local: Local::new(Arc::clone(&self.local.shared), Arc::clone(&self.local.hook)),
         }
     }
 }
@@ -135,7 +152,7 @@ impl<S: fmt::Debug, K: fmt::Debug, H> fmt::Debug for CircuitBreaker<S, K, H> {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
             .field("keyer", &self.keyer)
-            .field("config", &self.shared.config)
+            .field("config", &self.local.shared.config)
             .finish_non_exhaustive()
     }
 }

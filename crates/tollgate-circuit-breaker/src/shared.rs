@@ -1,4 +1,5 @@
-//! What every clone of a layer shares: the configuration, the mode, the breakers.
+//! What every clone of a layer shares: the configuration, the mode, the breakers. The
+//! state-change hook is kept beside it, so that plugging one in leaves the breakers alone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -11,24 +12,22 @@ use crate::breaker::{Breaker, CLOSED, Change, HALF_OPEN, OPEN};
 use crate::config::BreakerConfig;
 use crate::handle::{BreakerState, Mode, OnStateChange, StateChange};
 
-pub(crate) struct Shared<H> {
+pub(crate) struct Shared {
     pub(crate) config: BreakerConfig,
     origin: Origin,
     mode: AtomicU8,
     pub(crate) unkeyed: Breaker,
     breakers: KeyedMap<Arc<Breaker>>,
-    pub(crate) hook: H,
 }
 
-impl<H: OnStateChange> Shared<H> {
-    pub(crate) fn new(config: BreakerConfig, hook: H) -> Self {
+impl Shared {
+    pub(crate) fn new(config: BreakerConfig) -> Self {
         Shared {
             unkeyed: Breaker::new(&config),
             config,
             origin: Origin::new(),
             mode: AtomicU8::new(Mode::Normal as u8),
             breakers: KeyedMap::new(),
-            hook,
         }
     }
 
@@ -65,17 +64,17 @@ impl<H: OnStateChange> Shared<H> {
     pub(crate) fn evict_idle(&self) -> usize {
         self.breakers.sweep(self.now())
     }
+}
 
-    /// Tells the hook of `changes` to the breaker of `key`.
-    pub(crate) fn announce(&self, key: Option<&RouteKey>, changes: &[Change]) {
-        for change in changes {
-            self.hook.on_state_change(&StateChange {
-                key: key.cloned(),
-                from: state_of(change.from),
-                to: state_of(change.to),
-                open_for: change.open_for,
-            });
-        }
+/// Tells `hook` of `changes` to the breaker of `key`.
+pub(crate) fn announce<H: OnStateChange>(hook: &H, key: Option<&RouteKey>, changes: &[Change]) {
+    for change in changes {
+        hook.on_state_change(&StateChange {
+            key: key.cloned(),
+            from: state_of(change.from),
+            to: state_of(change.to),
+            open_for: change.open_for,
+        });
     }
 }
 

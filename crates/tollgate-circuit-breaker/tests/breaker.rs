@@ -405,6 +405,44 @@ async fn every_state_change_is_told() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn plugging_a_hook_in_keeps_the_breakers_a_handle_or_clone_taken_first_sees() {
+    let told = Arc::new(AtomicU64::new(0));
+    let config = BreakerConfig::default().with_trip(Trip::ConsecutiveFailures(n(1)));
+    let layer = CircuitBreakerLayer::new(config);
+    let earlier_handle = layer.handle();
+    let earlier_clone = layer.clone();
+    let hook = {
+        let told = Arc::clone(&told);
+        on_state_change_fn(move |_: &StateChange| {
+            told.fetch_add(1, Ordering::Relaxed);
+        })
+    };
+    let layer = layer.on_state_change(hook);
+    assert_eq!(
+        layer.config().trip,
+        Trip::ConsecutiveFailures(n(1)),
+        "the layer keeps its configuration"
+    );
+    let service = layer.layer(Provider::answering(503));
+    service.oneshot(Request::new(())).await.unwrap();
+    assert_eq!(told.load(Ordering::Relaxed), 1, "the hook hears the trip");
+    assert_eq!(earlier_handle.state(None), BreakerState::Open);
+    assert_eq!(
+        earlier_handle.config().trip,
+        Trip::ConsecutiveFailures(n(1))
+    );
+    let refused = earlier_clone
+        .layer(Provider::answering(200))
+        .oneshot(Request::new(()))
+        .await;
+    assert!(refused.unwrap_err().downcast_ref::<CircuitOpen>().is_some());
+    // The earlier handle keeps the hook it had (none): closing by hand tells nobody.
+    earlier_handle.close(None);
+    assert_eq!(told.load(Ordering::Relaxed), 1);
+    assert_eq!(layer.handle().state(None), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn transport_errors_count() {
     let failing = tower::service_fn(|_: Request<()>| async {
         Err::<Response<()>, _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
