@@ -33,6 +33,7 @@ pin_project! {
     /// Dropping it drops the attempt in flight, or the wait for a cooling target; no other
     /// target is tried.
     #[must_use = "futures do nothing unless polled"]
+    #[project = ResponseFutureProj]
     pub struct ResponseFuture<S, ResBody>
     where
         S: Service<http::Request<BufferedBody>>,
@@ -131,6 +132,19 @@ enum Next {
     Switch(Chain),
 }
 
+/// Where choosing a target leads.
+enum Choice {
+    /// A target is chosen and its request prepared: ready it.
+    Chosen,
+    /// Every target left is cooling down: wait for the one free first, `place`.
+    Wait {
+        until: tokio::time::Instant,
+        place: Place,
+    },
+    /// Nothing left to try.
+    Exhausted(BoxError),
+}
+
 impl<S, ResBody> Future for ResponseFuture<S, ResBody>
 where
     S: Service<http::Request<BufferedBody>, Response = http::Response<ResBody>> + Clone,
@@ -138,167 +152,201 @@ where
 {
     type Output = Result<http::Response<ResBody>, BoxError>;
 
+    /// The state diagram: calling → done (handed back); calling → choosing → readying →
+    /// calling the next target; choosing → waiting for a cooling one → readying (or choosing
+    /// again); choosing → done (every target failed).
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx)).map_err(Into::into);
-                    let shared = &**this.shared;
                     let (verdict, next) =
-                        judge(shared, outcome.as_ref(), *this.chain, *this.visited);
-                    let next = match next {
-                        Next::Return => {
-                            if let Some(report) = outcome.as_ref().ok().and_then(StreamReport::of) {
-                                cool_if_it_fails(shared, *this.current, report);
-                            }
-                            this.state.set(State::Done);
-                            return Poll::Ready(outcome);
-                        }
-                        next => next,
-                    };
-                    let name = name_of(shared, *this.current);
-                    if let Some(observe) = Observe::of(this.request) {
-                        observe.event(&Event::FallbackHop {
-                            from: &name,
-                            class: verdict.class(),
-                        });
+                        judge(this.shared, outcome.as_ref(), *this.chain, *this.visited);
+                    if let Next::Return = next {
+                        this.hand_back(&outcome);
+                        this.state.set(State::Done);
+                        return Poll::Ready(outcome);
                     }
-                    this.tried.push((name, verdict));
-                    match next {
-                        Next::MoveOn(cooldown) => {
-                            if let Some(wait) = cooldown {
-                                let until = shared.now().saturating_add(nanos(wait));
-                                cell(shared, *this.current).extend(until);
-                            }
-                        }
-                        Next::Switch(chain) => {
-                            *this.visited |= chain_bit(chain);
-                            *this.chain = chain;
-                            *this.next = 0;
-                        }
-                        Next::Return => unreachable!("returned above"),
-                    }
+                    this.leave(verdict, next);
                     // The failed attempt's response goes now.
                     drop(outcome);
                     this.state.set(State::Choosing);
                 }
-                StateProj::Choosing => {
-                    let shared = &**this.shared;
-                    let now = shared.now();
-                    let mut chosen = None;
-                    // In the main chain, a primary that was cooling at the call comes first.
-                    if *this.chain == Chain::Main && *this.next == 0 && this.primary.is_some() {
-                        *this.next = 1;
-                        if cooldown(shared, Place::Primary) <= now {
-                            chosen = Some(Place::Primary);
-                        } else {
-                            this.skipped.push(Place::Primary);
-                        }
+                StateProj::Choosing => match this.choose() {
+                    Choice::Chosen => this.state.set(State::Readying),
+                    Choice::Wait { until, place } => this.state.set(State::Waiting {
+                        sleep: tokio::time::sleep_until(until),
+                        place,
+                    }),
+                    Choice::Exhausted(error) => {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error));
                     }
-                    if *this.chain == Chain::Main && *this.next == 0 {
-                        // The primary was tried at the call.
-                        *this.next = 1;
-                    }
-                    let offset = usize::from(*this.chain == Chain::Main);
-                    let targets = shared.chain(*this.chain);
-                    while chosen.is_none() && *this.next - offset < targets.len() {
-                        let place = Place::In(*this.chain, *this.next - offset);
-                        *this.next += 1;
-                        if cooldown(shared, place) <= now {
-                            chosen = Some(place);
-                        } else {
-                            this.skipped.push(place);
-                        }
-                    }
-                    let place = match chosen {
-                        Some(place) => place,
-                        None => {
-                            // The scan is over: the target passed over that is free first.
-                            let earliest = this
-                                .skipped
-                                .iter()
-                                .enumerate()
-                                .map(|(i, place)| (cooldown(shared, *place), i))
-                                .min();
-                            match earliest {
-                                Some((until, i))
-                                    if this.give_up_at.is_some_and(|limit| until <= limit) =>
-                                {
-                                    let place = this.skipped.swap_remove(i);
-                                    let sleep = tokio::time::sleep_until(
-                                        shared.origin.instant_nanos(until),
-                                    );
-                                    this.state.set(State::Waiting { sleep, place });
-                                    continue;
-                                }
-                                earliest => {
-                                    let retry_after = earliest.map(|(until, _)| {
-                                        Duration::from_nanos(until.saturating_sub(now))
-                                    });
-                                    let tried = std::mem::take(this.tried);
-                                    this.state.set(State::Done);
-                                    return Poll::Ready(Err(AllTargetsFailed::new(
-                                        tried,
-                                        retry_after,
-                                    )
-                                    .into()));
-                                }
-                            }
-                        }
-                    };
-                    if let Err(error) =
-                        prepare(shared, this.primary, this.request, place, this.pending)
-                    {
-                        let name = name_of(shared, place);
-                        this.tried
-                            .push((name, tollgate_core::transport_verdict(&*error)));
-                        continue;
-                    }
-                    *this.current = place;
-                    this.state.set(State::Readying);
-                }
+                },
                 StateProj::Waiting { sleep, place } => {
                     ready!(sleep.poll(cx));
                     let place = *place;
-                    let shared = &**this.shared;
-                    // Cooled down meanwhile for longer by another request: never shortened.
-                    if cooldown(shared, place) > shared.now() {
-                        this.skipped.push(place);
-                        this.state.set(State::Choosing);
-                        continue;
+                    match this.take_cooled(place) {
+                        true => this.state.set(State::Readying),
+                        false => this.state.set(State::Choosing),
                     }
-                    if let Err(error) =
-                        prepare(shared, this.primary, this.request, place, this.pending)
-                    {
-                        this.tried.push((
-                            name_of(shared, place),
-                            tollgate_core::transport_verdict(&*error),
-                        ));
-                        this.state.set(State::Choosing);
-                        continue;
-                    }
-                    *this.current = place;
-                    this.state.set(State::Readying);
                 }
-                StateProj::Readying => {
-                    let (service, _) = this.pending.as_mut().expect("a target was chosen");
-                    if let Err(error) = ready!(service.poll_ready(cx)) {
-                        let error: BoxError = error.into();
-                        let verdict = tollgate_core::transport_verdict(&*error);
-                        this.tried
-                            .push((name_of(this.shared, *this.current), verdict));
-                        *this.pending = None;
-                        this.state.set(State::Choosing);
-                        continue;
-                    }
-                    let (mut service, request) = this.pending.take().expect("checked above");
-                    let future = service.call(request);
-                    this.state.set(State::Calling { future });
-                }
+                StateProj::Readying => match ready!(this.call_chosen(cx)) {
+                    Some(future) => this.state.set(State::Calling { future }),
+                    None => this.state.set(State::Choosing),
+                },
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
+    }
+}
+
+impl<S, ResBody> ResponseFutureProj<'_, S, ResBody>
+where
+    S: Service<http::Request<BufferedBody>, Response = http::Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    /// Calling, handed back: a stream that fails half-way will still cool its target down.
+    fn hand_back(&self, outcome: &Result<http::Response<ResBody>, BoxError>) {
+        if let Some(report) = outcome.as_ref().ok().and_then(StreamReport::of) {
+            cool_if_it_fails(self.shared, *self.current, report);
+        }
+    }
+
+    /// Calling, failed: records the hop, cools the target down or enters another chain.
+    #[inline(never)]
+    fn leave(&mut self, verdict: Verdict, next: Next) {
+        let shared = &**self.shared;
+        let name = name_of(shared, *self.current);
+        if let Some(observe) = Observe::of(self.request) {
+            observe.event(&Event::FallbackHop {
+                from: &name,
+                class: verdict.class(),
+            });
+        }
+        self.tried.push((name, verdict));
+        match next {
+            Next::MoveOn(Some(wait)) => {
+                let until = shared.now().saturating_add(nanos(wait));
+                cell(shared, *self.current).extend(until);
+            }
+            Next::Switch(chain) => {
+                *self.visited |= chain_bit(chain);
+                *self.chain = chain;
+                *self.next = 0;
+            }
+            Next::MoveOn(None) | Next::Return => {}
+        }
+    }
+
+    /// Choosing: the next target of the chain that is not cooling down, its request prepared;
+    /// once the scan is over, the target passed over that is free first, if the request's
+    /// deadline allows the wait.
+    fn choose(&mut self) -> Choice {
+        loop {
+            let now = self.shared.now();
+            let Some(place) = self.scan(now) else {
+                return self.after_scan(now);
+            };
+            let shared = &**self.shared;
+            match prepare(shared, self.primary, self.request, place, self.pending) {
+                Ok(()) => {
+                    *self.current = place;
+                    return Choice::Chosen;
+                }
+                Err(error) => {
+                    let name = name_of(shared, place);
+                    self.tried
+                        .push((name, tollgate_core::transport_verdict(&*error)));
+                }
+            }
+        }
+    }
+
+    /// The next place of the chain that is not cooling down; those that are, are kept aside.
+    fn scan(&mut self, now: u64) -> Option<Place> {
+        let shared = &**self.shared;
+        // In the main chain, a primary that was cooling at the call comes first.
+        if *self.chain == Chain::Main && *self.next == 0 && self.primary.is_some() {
+            *self.next = 1;
+            if cooldown(shared, Place::Primary) <= now {
+                return Some(Place::Primary);
+            }
+            self.skipped.push(Place::Primary);
+        }
+        if *self.chain == Chain::Main && *self.next == 0 {
+            // The primary was tried at the call.
+            *self.next = 1;
+        }
+        let offset = usize::from(*self.chain == Chain::Main);
+        let targets = shared.chain(*self.chain);
+        while *self.next - offset < targets.len() {
+            let place = Place::In(*self.chain, *self.next - offset);
+            *self.next += 1;
+            if cooldown(shared, place) <= now {
+                return Some(place);
+            }
+            self.skipped.push(place);
+        }
+        None
+    }
+
+    /// The scan is over: wait for the target passed over that is free first, or give up.
+    fn after_scan(&mut self, now: u64) -> Choice {
+        let shared = &**self.shared;
+        let earliest = self
+            .skipped
+            .iter()
+            .enumerate()
+            .map(|(i, place)| (cooldown(shared, *place), i))
+            .min();
+        match earliest {
+            Some((until, i)) if self.give_up_at.is_some_and(|limit| until <= limit) => {
+                let place = self.skipped.swap_remove(i);
+                let until = shared.origin.instant_nanos(until);
+                Choice::Wait { until, place }
+            }
+            earliest => {
+                let retry_after =
+                    earliest.map(|(until, _)| Duration::from_nanos(until.saturating_sub(now)));
+                let tried = std::mem::take(self.tried);
+                Choice::Exhausted(AllTargetsFailed::new(tried, retry_after).into())
+            }
+        }
+    }
+
+    /// Waiting, over: prepares `place` unless another request cooled it down for longer
+    /// meanwhile (never shortened) or its request cannot be prepared. `false`: choose again.
+    fn take_cooled(&mut self, place: Place) -> bool {
+        let shared = &**self.shared;
+        if cooldown(shared, place) > shared.now() {
+            self.skipped.push(place);
+            return false;
+        }
+        if let Err(error) = prepare(shared, self.primary, self.request, place, self.pending) {
+            let verdict = tollgate_core::transport_verdict(&*error);
+            self.tried.push((name_of(shared, place), verdict));
+            return false;
+        }
+        *self.current = place;
+        true
+    }
+
+    /// Readying: the chosen target's call once it is ready; `None` if it failed to get ready
+    /// (recorded, to choose again).
+    fn call_chosen(&mut self, cx: &mut Context<'_>) -> Poll<Option<S::Future>> {
+        let (service, _) = self.pending.as_mut().expect("a target was chosen");
+        if let Err(error) = ready!(service.poll_ready(cx)) {
+            let error: BoxError = error.into();
+            let verdict = tollgate_core::transport_verdict(&*error);
+            self.tried
+                .push((name_of(self.shared, *self.current), verdict));
+            *self.pending = None;
+            return Poll::Ready(None);
+        }
+        let (mut service, request) = self.pending.take().expect("checked above");
+        Poll::Ready(Some(service.call(request)))
     }
 }
 

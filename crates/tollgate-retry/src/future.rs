@@ -27,6 +27,7 @@ pin_project! {
     ///
     /// Dropping it drops the attempt in flight or the wait; no further attempt is made.
     #[must_use = "futures do nothing unless polled"]
+    #[project = ResponseFutureProj]
     pub struct ResponseFuture<S, Req, J, R, H>
     where
         S: Service<Req>,
@@ -103,6 +104,8 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
+    /// The state diagram: calling → (success, or given up) done; calling → waiting → readying
+    /// → calling for a retry.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -112,102 +115,19 @@ where
                         let _entered = this.span.enter();
                         ready!(future.poll(cx)).map_err(Into::into)
                     };
-                    let shared = &**this.shared;
-                    let verdict = shared.judge.judge(outcome.as_ref());
-                    this.span
-                        .record("outcome", verdict.class().map_or("success", |c| c.as_str()));
-                    if let Some(status) = verdict.status() {
-                        this.span.record("status", status.as_u16());
-                    }
-                    if verdict.is_success() {
-                        this.state.set(State::Done);
-                        return Poll::Ready(outcome);
-                    }
-                    let attempts = *this.attempts;
-                    let policy = &shared.policy;
-                    let verdict = if policy.retry_unrecognized_errors
-                        && outcome.is_err()
-                        && verdict.class() == Some(ErrorClass::Unknown)
-                        && verdict.advice() == tollgate_core::RetryAdvice::Never
-                    {
-                        Verdict::failure(ErrorClass::Connect)
-                    } else {
-                        verdict
+                    let verdict = this.judge(&outcome);
+                    // The common case stays here; a failure is handled out of line.
+                    let next = match verdict.is_success() {
+                        true => AfterAttempt::Finish(outcome),
+                        false => this.after_failure(verdict, outcome),
                     };
-                    let decision = policy.decide_with(
-                        attempts - 1,
-                        *this.overloaded,
-                        &verdict,
-                        *this.previous,
-                        || shared.draw(),
-                    );
-                    let decision = match decision {
-                        Decision::Retry { delay, source } => {
-                            let now = Instant::now();
-                            if this
-                                .give_up_at
-                                .is_some_and(|at| now.checked_add(delay).is_none_or(|end| end > at))
-                            {
-                                Decision::GiveUp(GaveUp::Deadline { wait: delay })
-                            } else if shared
-                                .budget
-                                .as_ref()
-                                .is_some_and(|b| !b.withdraw(b.elapsed()))
-                            {
-                                Decision::GiveUp(GaveUp::Budget)
-                            } else {
-                                Decision::Retry { delay, source }
-                            }
-                        }
-                        other => other,
-                    };
-                    match decision {
-                        Decision::Retry { delay, source } => {
-                            shared.hook.on_retry(&RetryEvent::Scheduled {
-                                attempt: attempts,
-                                class: verdict.class(),
-                                status: verdict.status(),
-                                delay,
-                                source,
-                            });
-                            if let Some(observe) = this.observe {
-                                observe.event(&Event::RetryScheduled {
-                                    attempt: attempts,
-                                    class: verdict.class(),
-                                    delay,
-                                    source,
-                                });
-                            }
-                            if verdict.class() == Some(ErrorClass::Overloaded) {
-                                *this.overloaded += 1;
-                            }
-                            *this.previous = delay;
-                            // This attempt's response (and its body) goes now, not after the
-                            // wait.
-                            drop(outcome);
-                            this.state.set(State::Waiting {
-                                sleep: tokio::time::sleep(delay),
-                            });
-                        }
-                        Decision::GiveUp(reason) => {
-                            shared.hook.on_retry(&RetryEvent::GaveUp {
-                                attempts,
-                                class: verdict.class(),
-                                reason,
-                            });
-                            if let Some(observe) = this.observe {
-                                observe.event(&Event::RetriesExhausted {
-                                    attempts,
-                                    class: verdict.class(),
-                                });
-                            }
+                    match next {
+                        AfterAttempt::Wait(delay) => this.state.set(State::Waiting {
+                            sleep: tokio::time::sleep(delay),
+                        }),
+                        AfterAttempt::Finish(output) => {
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(exhausted(attempts, reason, verdict, outcome)));
-                        }
-                        // Not retryable: the outcome as it is; `Decision` is non-exhaustive.
-                        _ => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(outcome);
+                            return Poll::Ready(output);
                         }
                     }
                 }
@@ -215,22 +135,153 @@ where
                     ready!(sleep.poll(cx));
                     this.state.set(State::Readying);
                 }
-                StateProj::Readying => {
-                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                StateProj::Readying => match ready!(this.next_attempt(cx)) {
+                    Ok(future) => this.state.set(State::Calling { future }),
+                    Err(error) => {
                         this.state.set(State::Done);
-                        return Poll::Ready(Err(error.into()));
+                        return Poll::Ready(Err(error));
                     }
-                    *this.attempts += 1;
-                    *this.span = attempt_span(*this.attempts);
-                    let future = {
-                        let _entered = this.span.enter();
-                        this.service.call(this.request.clone())
-                    };
-                    this.state.set(State::Calling { future });
-                }
+                },
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
+    }
+}
+
+/// What follows an attempt: a wait before the next one, or the future's output.
+enum AfterAttempt<T> {
+    Wait(Duration),
+    Finish(Result<T, BoxError>),
+}
+
+impl<S, Req, J, R, H> ResponseFutureProj<'_, S, Req, J, R, H>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    S::Response: Send + 'static,
+    Req: Clone,
+    J: Judge<Req, S::Response>,
+    R: Rng,
+    H: OnRetry,
+{
+    /// Calling, done: the judge's verdict on the attempt's outcome, recorded on its span.
+    fn judge(&mut self, outcome: &Result<S::Response, BoxError>) -> Verdict {
+        let verdict = self.shared.judge.judge(outcome.as_ref());
+        self.span
+            .record("outcome", verdict.class().map_or("success", |c| c.as_str()));
+        if let Some(status) = verdict.status() {
+            self.span.record("status", status.as_u16());
+        }
+        verdict
+    }
+
+    /// Calling, failed: a retry after a delay, unless the policy, the deadline or the retry
+    /// budget says to give up (the outcome, or [`RetriesExhausted`]). Told to the hook and the
+    /// request's observer.
+    #[inline(never)]
+    fn after_failure(
+        &mut self,
+        verdict: Verdict,
+        outcome: Result<S::Response, BoxError>,
+    ) -> AfterAttempt<S::Response> {
+        let shared = &**self.shared;
+        let attempts = *self.attempts;
+        let (verdict, decision) = self.decide(verdict, outcome.is_err());
+        match decision {
+            Decision::Retry { delay, source } => {
+                shared.hook.on_retry(&RetryEvent::Scheduled {
+                    attempt: attempts,
+                    class: verdict.class(),
+                    status: verdict.status(),
+                    delay,
+                    source,
+                });
+                if let Some(observe) = self.observe {
+                    observe.event(&Event::RetryScheduled {
+                        attempt: attempts,
+                        class: verdict.class(),
+                        delay,
+                        source,
+                    });
+                }
+                if verdict.class() == Some(ErrorClass::Overloaded) {
+                    *self.overloaded += 1;
+                }
+                *self.previous = delay;
+                // This attempt's response (and its body) goes now, not after the wait.
+                drop(outcome);
+                AfterAttempt::Wait(delay)
+            }
+            Decision::GiveUp(reason) => {
+                shared.hook.on_retry(&RetryEvent::GaveUp {
+                    attempts,
+                    class: verdict.class(),
+                    reason,
+                });
+                if let Some(observe) = self.observe {
+                    observe.event(&Event::RetriesExhausted {
+                        attempts,
+                        class: verdict.class(),
+                    });
+                }
+                AfterAttempt::Finish(Err(exhausted(attempts, reason, verdict, outcome)))
+            }
+            // Not retryable: the outcome as it is; `Decision` is non-exhaustive.
+            _ => AfterAttempt::Finish(outcome),
+        }
+    }
+
+    /// The policy's decision on a failed attempt, given up early for the request's deadline or
+    /// the retry budget. Returns the verdict the decision was made on.
+    fn decide(&self, verdict: Verdict, failed: bool) -> (Verdict, Decision) {
+        let shared = &**self.shared;
+        let policy = &shared.policy;
+        let verdict = if policy.retry_unrecognized_errors
+            && failed
+            && verdict.class() == Some(ErrorClass::Unknown)
+            && verdict.advice() == tollgate_core::RetryAdvice::Never
+        {
+            Verdict::failure(ErrorClass::Connect)
+        } else {
+            verdict
+        };
+        let decision = policy.decide_with(
+            *self.attempts - 1,
+            *self.overloaded,
+            &verdict,
+            *self.previous,
+            || shared.draw(),
+        );
+        let decision = match decision {
+            Decision::Retry { delay, source } => {
+                let now = Instant::now();
+                if self
+                    .give_up_at
+                    .is_some_and(|at| now.checked_add(delay).is_none_or(|end| end > at))
+                {
+                    Decision::GiveUp(GaveUp::Deadline { wait: delay })
+                } else if shared
+                    .budget
+                    .as_ref()
+                    .is_some_and(|b| !b.withdraw(b.elapsed()))
+                {
+                    Decision::GiveUp(GaveUp::Budget)
+                } else {
+                    Decision::Retry { delay, source }
+                }
+            }
+            other => other,
+        };
+        (verdict, decision)
+    }
+
+    /// Readying: waits for the service to be ready, then makes the next attempt.
+    fn next_attempt(&mut self, cx: &mut Context<'_>) -> Poll<Result<S::Future, BoxError>> {
+        ready!(self.service.poll_ready(cx)).map_err(Into::into)?;
+        *self.attempts += 1;
+        *self.span = attempt_span(*self.attempts);
+        let _entered = self.span.enter();
+        Poll::Ready(Ok(self.service.call(self.request.clone())))
     }
 }
 
