@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+pub mod error;
+mod link;
+mod plan;
+mod store;
+
+pub use config::{RedisConfig, Unavailable};
+pub use link::Mode;
+pub use store::{AdmitFuture, RedisStats, RedisStore};

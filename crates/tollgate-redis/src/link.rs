@@ -1,0 +1,214 @@
+//! [`Link`]: the one multiplexed connection to Redis, lost and found again in the background.
+//!
+//! Every call goes through [`Link::call`], bounded by the configured timeout. A call that fails
+//! or times out drops the connection and starts one reconnection task; until it succeeds,
+//! [`Link::connection`] answers `None` at once, so no request waits on a Redis that is away.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, ServerErrorKind, Value};
+
+/// Whether the quota is shared right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Redis answers: every replica draws from one quota.
+    Shared,
+    /// Redis is unreachable: the store applies its
+    /// [`Unavailable`](crate::Unavailable) policy, and tries to reach Redis again.
+    Unavailable,
+}
+
+impl Mode {
+    /// `shared` or `unavailable`, for logs and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Shared => "shared",
+            Mode::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A function told of every change of [`Mode`].
+pub(crate) type ModeHook = Arc<dyn Fn(Mode) + Send + Sync>;
+
+pub(crate) struct Link {
+    client: Client,
+    connection: RwLock<Option<MultiplexedConnection>>,
+    reconnecting: AtomicBool,
+    timeout: Duration,
+    reconnect_every: Duration,
+    hook: RwLock<Option<ModeHook>>,
+    /// Calls that failed or timed out, and changes of mode, for metrics.
+    pub(crate) failures: AtomicU64,
+    pub(crate) mode_changes: AtomicU64,
+}
+
+/// What a call to Redis came to.
+pub(crate) enum Outcome {
+    Answered(Value),
+    /// The call failed or timed out; Redis counts as unreachable.
+    Unreachable,
+}
+
+impl Link {
+    pub(crate) fn new(client: Client, timeout: Duration, reconnect_every: Duration) -> Self {
+        Link {
+            client,
+            connection: RwLock::new(None),
+            reconnecting: AtomicBool::new(false),
+            timeout,
+            reconnect_every,
+            hook: RwLock::new(None),
+            failures: AtomicU64::new(0),
+            mode_changes: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn set_hook(&self, hook: ModeHook) {
+        *self.hook.write() = Some(hook);
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        match self.connection.read().is_some() {
+            true => Mode::Shared,
+            false => Mode::Unavailable,
+        }
+    }
+
+    pub(crate) const fn reconnect_every(&self) -> Duration {
+        self.reconnect_every
+    }
+
+    /// The connection, when Redis is reachable.
+    pub(crate) fn connection(&self) -> Option<MultiplexedConnection> {
+        self.connection.read().clone()
+    }
+
+    /// Connects once, within the timeout.
+    async fn open(&self) -> Option<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let connecting = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config);
+        match tokio::time::timeout(self.timeout, connecting).await {
+            Ok(Ok(connection)) => Some(connection),
+            Ok(Err(error)) => {
+                tracing::debug!(target: "tollgate::redis", kind = ?error.kind(), "cannot connect to Redis");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The first connection: shared at once when Redis answers within the timeout, otherwise
+    /// unavailable, reconnecting in the background.
+    pub(crate) async fn start(self: &Arc<Self>) {
+        match self.open().await {
+            Some(connection) => *self.connection.write() = Some(connection),
+            None => {
+                tracing::warn!(target: "tollgate::redis", "Redis is unreachable; the quota is not shared until it answers");
+                self.reconnect();
+            }
+        }
+    }
+
+    /// Runs `command` on `connection`, within the timeout; loads the script and runs it again
+    /// when Redis does not know it (after a restart or `SCRIPT FLUSH`).
+    pub(crate) async fn call(
+        self: &Arc<Self>,
+        mut connection: MultiplexedConnection,
+        command: &redis::Cmd,
+        script: &str,
+    ) -> Outcome {
+        let attempt = async {
+            match command.query_async::<Value>(&mut connection).await {
+                Err(error) if is_no_script(&error) => {
+                    redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(script)
+                        .query_async::<Value>(&mut connection)
+                        .await?;
+                    command.query_async::<Value>(&mut connection).await
+                }
+                answer => answer,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(value)) => Outcome::Answered(value),
+            Ok(Err(error)) => {
+                tracing::warn!(target: "tollgate::redis", kind = ?error.kind(), "a Redis call failed");
+                self.lost();
+                Outcome::Unreachable
+            }
+            Err(_) => {
+                tracing::warn!(target: "tollgate::redis", timeout = ?self.timeout, "a Redis call timed out");
+                self.lost();
+                Outcome::Unreachable
+            }
+        }
+    }
+
+    /// Drops the connection and starts reconnecting.
+    fn lost(self: &Arc<Self>) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if self.connection.write().take().is_some() {
+            self.changed(Mode::Unavailable);
+        }
+        self.reconnect();
+    }
+
+    fn changed(&self, mode: Mode) {
+        self.mode_changes.fetch_add(1, Ordering::Relaxed);
+        match mode {
+            Mode::Shared => {
+                tracing::info!(target: "tollgate::redis", mode = mode.as_str(), "Redis answers again; the quota is shared");
+            }
+            Mode::Unavailable => {
+                tracing::warn!(target: "tollgate::redis", mode = mode.as_str(), "Redis is unreachable; applying the unavailable policy");
+            }
+        }
+        let hook = self.hook.read().clone();
+        if let Some(hook) = hook {
+            hook(mode);
+        }
+    }
+
+    /// Starts the one reconnection task, unless it runs already. It stops when the store is
+    /// dropped.
+    fn reconnect(self: &Arc<Self>) {
+        if self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.reconnecting.store(false, Ordering::Release);
+            return;
+        };
+        let link: Weak<Link> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                let Some(every) = link.upgrade().map(|l| l.reconnect_every) else {
+                    return;
+                };
+                tokio::time::sleep(every).await;
+                let Some(this) = link.upgrade() else { return };
+                if let Some(connection) = this.open().await {
+                    *this.connection.write() = Some(connection);
+                    this.reconnecting.store(false, Ordering::Release);
+                    this.changed(Mode::Shared);
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn is_no_script(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}

@@ -1,0 +1,112 @@
+//! [`Plan`]: one set of [`Limits`] as the script reads them, worked out once per change of
+//! limits rather than once per admission.
+
+use std::num::NonZeroU64;
+
+use tollgate_core::{Cost, Dimension, Window};
+use tollgate_ratelimit::{AlgorithmKind, Limit, Limits, QuotaDecision, algorithm::Quota};
+
+use crate::error::RedisConfigError;
+
+/// Limits, and the five script arguments of each.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) limits: Limits,
+    /// field, algorithm, amount, period (µs), burst; per limit.
+    pub(crate) args: Vec<String>,
+}
+
+impl Plan {
+    /// The plan for `limits`, or why the shared store cannot run them.
+    pub(crate) fn new(limits: Limits) -> Result<Self, RedisConfigError> {
+        if limits.adaptive_config().is_some() {
+            return Err(RedisConfigError::Adaptive);
+        }
+        let mut args = Vec::with_capacity(limits.len() * 5);
+        for limit in limits.as_slice() {
+            let algorithm = match limit.algorithm() {
+                AlgorithmKind::TokenBucket => "t",
+                AlgorithmKind::Gcra => "g",
+                AlgorithmKind::FixedWindow => {
+                    return Err(RedisConfigError::Algorithm("fixed_window"));
+                }
+                AlgorithmKind::SlidingWindowLog => {
+                    return Err(RedisConfigError::Algorithm("sliding_window_log"));
+                }
+                _ => return Err(RedisConfigError::Algorithm("sliding_window_counter")),
+            };
+            let quota = limit.quota();
+            let period = u64::try_from(quota.period().as_micros()).unwrap_or(u64::MAX);
+            // The field names the limit by what it counts, over how long, and how; a change of
+            // amount keeps what was used.
+            args.push(format!(
+                "{}:{period}:{algorithm}",
+                limit.dimension().as_str()
+            ));
+            args.push(algorithm.to_owned());
+            args.push(quota.limit().to_string());
+            args.push(period.to_string());
+            args.push(quota.burst().to_string());
+        }
+        Ok(Plan { limits, args })
+    }
+
+    /// Whether nothing limits this key.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.limits.is_empty()
+    }
+
+    /// `TooLarge` when `cost` exceeds what a limit can ever hold at once.
+    pub(crate) fn too_large(&self, cost: &Cost) -> Option<QuotaDecision> {
+        self.limits.as_slice().iter().find_map(|limit| {
+            let c = cost.get(limit.dimension());
+            (c > limit.capacity()).then(|| QuotaDecision::TooLarge {
+                dimension: limit.dimension(),
+                cost: c,
+                capacity: limit.capacity(),
+                period: limit.quota().period(),
+            })
+        })
+    }
+
+    /// The amount of `cost` on each limit, in order, as script arguments.
+    pub(crate) fn costs<'a>(&'a self, cost: &'a Cost) -> impl Iterator<Item = u64> + 'a {
+        self.limits
+            .as_slice()
+            .iter()
+            .map(move |limit| cost.get(limit.dimension()))
+    }
+
+    /// The position (1-based, as the script counts) of the limit a provider's reading for
+    /// `dimension` over `window` describes.
+    pub(crate) fn position(&self, dimension: Dimension, window: Window) -> Option<usize> {
+        self.limits.matching(dimension, window).map(|i| i + 1)
+    }
+
+    /// What to keep at the end of a pause, per limit: the first request may go.
+    pub(crate) fn keep_after_pause(&self) -> impl Iterator<Item = u64> + '_ {
+        self.limits
+            .as_slice()
+            .iter()
+            .map(|limit| u64::from(limit.dimension() == Dimension::Requests))
+    }
+}
+
+/// `limits` with 1/`share` of every amount and burst (at least 1): one replica's part of the
+/// fleet's quota while Redis is away.
+pub(crate) fn share(limits: &Limits, share: u32) -> Limits {
+    let share = u64::from(share.max(1));
+    let part = |n: u64| NonZeroU64::new((n / share).max(1)).unwrap_or(NonZeroU64::MIN);
+    let parted = limits.as_slice().iter().map(|limit| {
+        let quota = limit.quota();
+        let parted = Quota::new(part(quota.limit()), quota.period())
+            .map(|q| q.with_burst(part(quota.burst())))
+            .unwrap_or(*quota);
+        Limit::new(limit.dimension(), parted).with_algorithm(limit.algorithm())
+    });
+    let parted = Limits::new(parted);
+    match limits.adaptive_config() {
+        Some(adaptive) => parted.with_adaptive(*adaptive),
+        None => parted,
+    }
+}

@@ -1,0 +1,368 @@
+//! [`RedisStore`]: a [`Store`] whose quotas live in Redis, shared by every replica.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use redis::{Client, Value};
+
+use tollgate_core::{BoxError, Cost, Dimension, RouteKey};
+use tollgate_ratelimit::{Feedback, Limits, MemoryStore, QuotaDecision, Store};
+
+use crate::config::{RedisConfig, Unavailable};
+use crate::error::{RedisConfigError, RedisUnavailable};
+use crate::link::{Link, Mode, Outcome};
+use crate::plan::{Plan, share};
+
+/// The quota script, loaded once per server and called by its SHA-1.
+const SCRIPT: &str = include_str!("quota.lua");
+
+/// Quota state in Redis: every replica that uses the same Redis, prefix and limits draws from
+/// one quota.
+///
+/// Each admission is one round trip: one Lua script, called by its hash, that reads Redis's
+/// clock, checks every limit of the key and spends on all of them or on none. The layer's fair
+/// queue stays in the process; the head of the queue asks Redis and waits as long as Redis
+/// says, so waiting callers never poll. What a response tells the layer (a provider's
+/// remaining quota, a 429's pause, usage reconciled against the estimate) is written to Redis
+/// in the background, so every replica learns it.
+///
+/// Cloning is cheap; clones share the connection and the configuration.
+///
+/// # Keys
+///
+/// One hash per quota key, `{prefix}:k:{<route key>}` (`{prefix}:u` for the unkeyed quota),
+/// with one field per limit (named by dimension, period and algorithm) and the pause. The
+/// route key in braces is a Redis Cluster hash tag. A hash expires one second after every
+/// limit is full again, so idle keys cost Redis nothing.
+///
+/// # When Redis is away
+///
+/// Every call is bounded by [`RedisConfig::timeout`]. A call that fails or times out marks
+/// Redis unreachable ([`Mode::Unavailable`]): from then on admissions apply
+/// [`RedisConfig::unavailable`] at once, without waiting on Redis, while one background task
+/// reconnects every [`RedisConfig::reconnect_every`]; the first success makes the quota shared
+/// again. Changes of mode are logged (`tollgate::redis` target), counted
+/// ([`RedisStore::stats`]) and told to [`RedisStore::on_mode_change`].
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    link: Arc<Link>,
+    prefix: String,
+    unavailable: Unavailable,
+    replicas: u32,
+    plans: RwLock<Plans>,
+    /// The local share, used while Redis is away under [`Unavailable::LocalShare`].
+    local: MemoryStore,
+    script_sha: String,
+}
+
+struct Plans {
+    default: Arc<Plan>,
+    overrides: HashMap<RouteKey, Arc<Plan>>,
+}
+
+impl Plans {
+    fn get(&self, key: Option<&RouteKey>) -> Arc<Plan> {
+        key.and_then(|k| self.overrides.get(k))
+            .unwrap_or(&self.default)
+            .clone()
+    }
+}
+
+/// Counters for observers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// Whether the quota is shared now.
+    pub mode: Option<Mode>,
+    /// Calls to Redis that failed or timed out.
+    pub failures: u64,
+    /// Changes of mode since the store started.
+    pub mode_changes: u64,
+}
+
+impl RedisStore {
+    /// A store holding every key to `limits` in the Redis at `config.url`.
+    ///
+    /// Waits at most [`RedisConfig::timeout`] for the first connection; when Redis does not
+    /// answer by then the store starts [`Mode::Unavailable`] and keeps trying in the
+    /// background. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the configuration cannot be used (see [`RedisConfigError`]). An unreachable Redis
+    /// is not an error.
+    pub async fn connect(config: RedisConfig, limits: Limits) -> Result<Self, RedisConfigError> {
+        if config.replicas == 0 {
+            return Err(RedisConfigError::NoReplicas);
+        }
+        if config.timeout.is_zero() {
+            return Err(RedisConfigError::ZeroDuration("timeout"));
+        }
+        if config.reconnect_every.is_zero() {
+            return Err(RedisConfigError::ZeroDuration("reconnect_every"));
+        }
+        let bad = |c: char| c == '{' || c == '}' || c.is_whitespace();
+        if config.prefix.is_empty() || config.prefix.contains(bad) {
+            return Err(RedisConfigError::Prefix);
+        }
+        let plan = Plan::new(limits.clone())?;
+        let client = Client::open(config.url.as_str()).map_err(|_| RedisConfigError::Url)?;
+        let link = Arc::new(Link::new(client, config.timeout, config.reconnect_every));
+        link.start().await;
+        let script_sha = redis::Script::new(SCRIPT).get_hash().to_owned();
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                link,
+                prefix: config.prefix,
+                unavailable: config.unavailable,
+                replicas: config.replicas,
+                plans: RwLock::new(Plans {
+                    default: Arc::new(plan),
+                    overrides: HashMap::new(),
+                }),
+                local: MemoryStore::new(share(&limits, config.replicas)),
+                script_sha,
+            }),
+        })
+    }
+
+    /// Calls `hook` on every change of [`Mode`] (from the task that noticed it: keep it short).
+    pub fn on_mode_change(&self, hook: impl Fn(Mode) + Send + Sync + 'static) {
+        self.inner.link.set_hook(Arc::new(hook));
+    }
+
+    /// Whether the quota is shared now.
+    pub fn mode(&self) -> Mode {
+        self.inner.link.mode()
+    }
+
+    /// The mode, and how often Redis failed.
+    pub fn stats(&self) -> RedisStats {
+        let link = &self.inner.link;
+        RedisStats {
+            mode: Some(link.mode()),
+            failures: link.failures.load(Ordering::Relaxed),
+            mode_changes: link.mode_changes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Inner {
+    fn redis_key(&self, key: Option<&RouteKey>) -> String {
+        match key {
+            Some(key) => format!("{}:k:{{{}}}", self.prefix, key.as_str()),
+            None => format!("{}:u", self.prefix),
+        }
+    }
+
+    /// `EVALSHA` of the script for `operation` on `key`, with the plan's limits and `extra`.
+    fn command(
+        &self,
+        operation: &str,
+        key: Option<&RouteKey>,
+        plan: &Plan,
+        extra: impl IntoIterator<Item = u64>,
+    ) -> redis::Cmd {
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(&self.script_sha)
+            .arg(1)
+            .arg(self.redis_key(key))
+            .arg(operation)
+            .arg(plan.limits.len());
+        for arg in &plan.args {
+            command.arg(arg);
+        }
+        for value in extra {
+            command.arg(value);
+        }
+        command
+    }
+
+    /// The answer while Redis is away.
+    fn unavailable_answer(
+        &self,
+        key: Option<&RouteKey>,
+        cost: &Cost,
+        ahead: Option<&Cost>,
+        now: Duration,
+    ) -> Result<QuotaDecision, BoxError> {
+        match self.unavailable {
+            Unavailable::LocalShare => {
+                let ready = self.local.admit(key, cost, ahead, now);
+                ready.into_inner()
+            }
+            Unavailable::Refuse => Err(RedisUnavailable::new(self.link.reconnect_every()).into()),
+            Unavailable::Admit => Ok(QuotaDecision::Admitted),
+        }
+    }
+}
+
+/// The script's answer to an admission: `{0}` or `{1, µs}`.
+fn decision(value: &Value) -> Option<QuotaDecision> {
+    let Value::Array(items) = value else {
+        return None;
+    };
+    match items.as_slice() {
+        [Value::Int(0)] => Some(QuotaDecision::Admitted),
+        [Value::Int(1), Value::Int(wait)] => Some(QuotaDecision::Wait(Duration::from_micros(
+            u64::try_from(*wait).unwrap_or(0).max(1),
+        ))),
+        _ => None,
+    }
+}
+
+/// The answer to [`RedisStore::admit`].
+pub type AdmitFuture = Pin<Box<dyn Future<Output = Result<QuotaDecision, BoxError>> + Send>>;
+
+impl Store for RedisStore {
+    type Future = AdmitFuture;
+
+    fn admit(
+        &self,
+        key: Option<&RouteKey>,
+        cost: &Cost,
+        ahead: Option<&Cost>,
+        now: Duration,
+    ) -> Self::Future {
+        let plan = self.inner.plans.read().get(key);
+        if let Some(too_large) = plan.too_large(cost) {
+            return Box::pin(std::future::ready(Ok(too_large)));
+        }
+        if plan.is_empty() {
+            return Box::pin(std::future::ready(Ok(QuotaDecision::Admitted)));
+        }
+        let inner = &self.inner;
+        let Some(connection) = inner.link.connection() else {
+            let answer = inner.unavailable_answer(key, cost, ahead, now);
+            return Box::pin(std::future::ready(answer));
+        };
+        let command = match ahead {
+            None => inner.command("admit", key, &plan, plan.costs(cost)),
+            Some(ahead) => {
+                let extra = plan.costs(cost).chain(plan.costs(ahead));
+                inner.command("queued", key, &plan, extra)
+            }
+        };
+        let inner = Arc::clone(inner);
+        let (key, cost, ahead) = (key.cloned(), *cost, ahead.copied());
+        Box::pin(async move {
+            let answer = inner.link.call(connection, &command, SCRIPT).await;
+            if let Outcome::Answered(value) = &answer
+                && let Some(decision) = decision(value)
+            {
+                return Ok(decision);
+            }
+            inner.unavailable_answer(key.as_ref(), &cost, ahead.as_ref(), now)
+        })
+    }
+
+    fn feedback(&self, key: Option<&RouteKey>, feedback: &Feedback, now: Duration) {
+        let inner = &self.inner;
+        if inner.unavailable == Unavailable::LocalShare {
+            // The local share hears everything too, so a pause holds across a change of mode.
+            inner.local.feedback(key, feedback, now);
+        }
+        let plan = inner.plans.read().get(key);
+        let command = match feedback {
+            Feedback::Refund { cost, .. } => inner.command("refund", key, &plan, plan.costs(cost)),
+            Feedback::Charge(cost) => inner.command("charge", key, &plan, plan.costs(cost)),
+            Feedback::Remaining {
+                dimension,
+                window,
+                remaining,
+            } => {
+                let Some(at) = plan.position(*dimension, *window) else {
+                    return;
+                };
+                inner.command("remaining", key, &plan, [at as u64, *remaining])
+            }
+            Feedback::PauseUntil(until) => {
+                let delay = until.saturating_sub(now);
+                if delay.is_zero() {
+                    return;
+                }
+                let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+                let extra = std::iter::once(micros).chain(plan.keep_after_pause());
+                inner.command("pause", key, &plan, extra)
+            }
+            // Adaptive limits are refused by `connect`: nothing learns from these here.
+            _ => return,
+        };
+        if plan.is_empty() {
+            return;
+        }
+        let Some(connection) = inner.link.connection() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::clone(inner);
+        runtime.spawn(async move {
+            inner.link.call(connection, &command, SCRIPT).await;
+        });
+    }
+
+    fn set_limits(&self, key: Option<&RouteKey>, limits: Limits) {
+        let plan = match Plan::new(limits.clone()) {
+            Ok(plan) => plan,
+            Err(error) => {
+                tracing::error!(target: "tollgate::redis", %error, "limits refused; the key keeps its limits");
+                return;
+            }
+        };
+        let local = share(&limits, self.inner.replicas);
+        {
+            let mut plans = self.inner.plans.write();
+            match key {
+                Some(key) => {
+                    plans.overrides.insert(key.clone(), Arc::new(plan));
+                }
+                None => plans.default = Arc::new(plan),
+            }
+        }
+        self.inner.local.set_limits(key, local);
+    }
+
+    fn limits(&self, key: Option<&RouteKey>) -> Limits {
+        self.inner.plans.read().get(key).limits.clone()
+    }
+
+    /// The keys the local share holds state for: the keys live in Redis, not counted here.
+    fn keys(&self) -> usize {
+        self.inner.local.keys()
+    }
+
+    fn utilization(&self, _key: Option<&RouteKey>, _now: Duration) -> Vec<(Dimension, f64)> {
+        Vec::new()
+    }
+}
+
+impl Clone for RedisStore {
+    fn clone(&self) -> Self {
+        RedisStore {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .field("mode", &self.mode())
+            .field("unavailable", &self.inner.unavailable)
+            .field("replicas", &self.inner.replicas)
+            .finish_non_exhaustive()
+    }
+}

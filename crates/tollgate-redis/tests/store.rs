@@ -1,0 +1,384 @@
+//! `RedisStore` against a real `redis-server` on loopback, on the real clock (Redis's clock is
+//! the one the replicas share). Skipped, loudly, where `redis-server` is not installed.
+
+mod support;
+
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tollgate_core::{Cost, Dimension, RouteKey, Verdict, Window};
+use tollgate_ratelimit::algorithm::Quota;
+use tollgate_ratelimit::{AlgorithmKind, Feedback, Limit, Limits, QuotaDecision, Store};
+use tollgate_redis::error::{RedisConfigError, RedisUnavailable};
+use tollgate_redis::{Mode, RedisConfig, RedisStore, Unavailable};
+
+fn n(v: u64) -> NonZeroU64 {
+    NonZeroU64::new(v).unwrap()
+}
+
+fn key(name: &str) -> RouteKey {
+    RouteKey::new(name)
+}
+
+/// 10 requests and 1,000 tokens per minute, bursts of the whole minute.
+fn chat_limits() -> Limits {
+    Limits::new([
+        Limit::requests(Quota::per_minute(n(10))),
+        Limit::tokens(Quota::per_minute(n(1_000))),
+    ])
+}
+
+fn chat(tokens: u64) -> Cost {
+    Cost::requests(1).with(Dimension::Tokens, tokens)
+}
+
+async fn store(redis: &support::RedisServer, limits: Limits) -> RedisStore {
+    let config = RedisConfig::new(redis.url()).with_timeout(Duration::from_millis(200));
+    RedisStore::connect(config, limits).await.unwrap()
+}
+
+async fn admit(store: &RedisStore, key: &RouteKey, cost: Cost) -> QuotaDecision {
+    store
+        .admit(Some(key), &cost, None, Duration::ZERO)
+        .await
+        .unwrap()
+}
+
+fn is_wait(decision: QuotaDecision) -> Option<Duration> {
+    match decision {
+        QuotaDecision::Wait(wait) => Some(wait),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_spends_on_every_limit_or_on_none() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let store = store(&redis, chat_limits()).await;
+    let k = key("all-or-nothing");
+    assert_eq!(store.mode(), Mode::Shared);
+    assert_eq!(admit(&store, &k, chat(600)).await, QuotaDecision::Admitted);
+    // 400 tokens left: 600 more do not fit, and the request it would have cost is not spent.
+    let wait = is_wait(admit(&store, &k, chat(600)).await).expect("tokens run out");
+    // 200 tokens at 1,000 per minute: 12 s.
+    assert!(
+        wait > Duration::from_millis(11_800) && wait <= Duration::from_secs(12),
+        "{wait:?}"
+    );
+    for _ in 0..9 {
+        assert_eq!(admit(&store, &k, chat(0)).await, QuotaDecision::Admitted);
+    }
+    let wait = is_wait(admit(&store, &k, chat(0)).await).expect("requests run out");
+    assert!(
+        wait > Duration::from_millis(5_800) && wait <= Duration::from_secs(6),
+        "{wait:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_draw_from_one_quota() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    for algorithm in [AlgorithmKind::TokenBucket, AlgorithmKind::Gcra] {
+        let limits =
+            Limits::new([Limit::requests(Quota::per_minute(n(60)).with_burst(n(5)))
+                .with_algorithm(algorithm)]);
+        let a = store(&redis, limits.clone()).await;
+        let b = store(&redis, limits).await;
+        let k = key(&format!("shared-{algorithm:?}"));
+        let mut admitted = 0;
+        for i in 0..10 {
+            let replica = if i % 2 == 0 { &a } else { &b };
+            if admit(replica, &k, Cost::requests(1)).await == QuotaDecision::Admitted {
+                admitted += 1;
+            }
+        }
+        assert_eq!(
+            admitted, 5,
+            "{algorithm:?}: a burst of 5 between both replicas"
+        );
+        // One request a second: the next in about a second, whichever replica asks.
+        let wait = is_wait(admit(&b, &k, Cost::requests(1)).await).unwrap();
+        assert!(wait > Duration::from_millis(800) && wait <= Duration::from_secs(1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_caller_is_told_its_turn_and_spends_nothing() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let limits = Limits::new([Limit::requests(Quota::per_second(n(10)))]);
+    let store = store(&redis, limits).await;
+    let k = key("queued");
+    let ahead = Cost::requests(15);
+    let decision = store
+        .admit(Some(&k), &Cost::requests(1), Some(&ahead), Duration::ZERO)
+        .await
+        .unwrap();
+    // 10 now, 6 more at 10 a second.
+    let wait = is_wait(decision).unwrap();
+    assert!(wait > Duration::from_millis(550) && wait <= Duration::from_millis(600));
+    for _ in 0..10 {
+        assert_eq!(
+            admit(&store, &k, Cost::requests(1)).await,
+            QuotaDecision::Admitted
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_replica_learns_the_other_obeys() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let a = store(&redis, chat_limits()).await;
+    let b = store(&redis, chat_limits()).await;
+
+    // The provider says 100 tokens are left: b never believes in more.
+    let k = key("remaining");
+    let remaining = Feedback::Remaining {
+        dimension: Dimension::Tokens,
+        window: Window::Minute,
+        remaining: 100,
+    };
+    a.feedback(Some(&k), &remaining, Duration::ZERO);
+    eventually(|| async { is_wait(admit(&b, &k, chat(150)).await).is_some() }).await;
+    assert_eq!(admit(&b, &k, chat(90)).await, QuotaDecision::Admitted);
+
+    // A 429 asked for 3 s: b admits nothing before (and its token, at 1,000 a minute, 60 ms
+    // after).
+    let k = key("pause");
+    a.feedback(
+        Some(&k),
+        &Feedback::PauseUntil(Duration::from_secs(3)),
+        Duration::ZERO,
+    );
+    eventually(|| async { is_wait(admit(&b, &k, chat(1)).await).is_some() }).await;
+    let wait = is_wait(admit(&b, &k, chat(1)).await).unwrap();
+    assert!(
+        wait > Duration::from_millis(2_500) && wait <= Duration::from_millis(3_060),
+        "{wait:?}"
+    );
+
+    // Usage reconciled: charged 900 more tokens on a, b has 100 left.
+    let k = key("charge");
+    a.feedback(
+        Some(&k),
+        &Feedback::Charge(Cost::ZERO.with(Dimension::Tokens, 900)),
+        Duration::ZERO,
+    );
+    // (Asked as a queued caller, which spends nothing, so the check cannot race the charge.)
+    let ahead = Cost::ZERO;
+    eventually(|| async {
+        let decision = b.admit(Some(&k), &chat(200), Some(&ahead), Duration::ZERO);
+        is_wait(decision.await.unwrap()).is_some_and(|wait| wait > Duration::from_secs(1))
+    })
+    .await;
+    // ...and refunded 500: b can spend 550.
+    a.feedback(
+        Some(&k),
+        &Feedback::Refund {
+            cost: Cost::ZERO.with(Dimension::Tokens, 500),
+            taken_at: Duration::ZERO,
+        },
+        Duration::ZERO,
+    );
+    eventually(|| async { admit(&b, &k, chat(550)).await == QuotaDecision::Admitted }).await;
+}
+
+/// Feedback is written in the background: waits (real time, at most 2 s) until `check` holds.
+async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the feedback never reached Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_prefixed_hash_tagged_and_expire_when_idle() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let limits = Limits::new([Limit::requests(Quota::per_second(n(10)))]);
+    let config = RedisConfig::new(redis.url()).with_prefix("fleet-a");
+    let store = RedisStore::connect(config, limits).await.unwrap();
+    admit(&store, &key("gpt-4o"), Cost::requests(1)).await;
+    store
+        .admit(None, &Cost::requests(1), None, Duration::ZERO)
+        .await
+        .unwrap();
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(keys, ["fleet-a:k:{gpt-4o}", "fleet-a:u"]);
+    // Full again after 0.1 s; gone a second after that.
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("fleet-a:k:{gpt-4o}")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!((1_000..=1_200).contains(&ttl), "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_script_is_loaded_again() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let store = store(&redis, chat_limits()).await;
+    let k = key("noscript");
+    assert_eq!(admit(&store, &k, chat(1)).await, QuotaDecision::Admitted);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(admit(&store, &k, chat(1)).await, QuotaDecision::Admitted);
+    assert_eq!(store.mode(), Mode::Shared);
+    assert_eq!(store.stats().failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_away_each_replica_admits_its_share_then_shares_again() {
+    let Some(mut redis) = support::start() else {
+        return;
+    };
+    let limits = Limits::new([Limit::requests(Quota::per_minute(n(60)))]);
+    let config = RedisConfig::new(redis.url())
+        .with_replicas(3)
+        .with_timeout(Duration::from_millis(100))
+        .with_reconnect_every(Duration::from_millis(50));
+    let store = RedisStore::connect(config, limits).await.unwrap();
+    let modes = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&modes);
+    store.on_mode_change(move |mode| seen.lock().unwrap().push(mode));
+    let k = key("fault");
+    assert_eq!(
+        admit(&store, &k, Cost::requests(1)).await,
+        QuotaDecision::Admitted
+    );
+
+    redis.stop();
+    // The first call notices (within the timeout); the rest do not wait on Redis at all.
+    let started = tokio::time::Instant::now();
+    let mut admitted = 0;
+    for _ in 0..30 {
+        if admit(&store, &k, Cost::requests(1)).await == QuotaDecision::Admitted {
+            admitted += 1;
+        }
+    }
+    assert!(started.elapsed() < Duration::from_millis(1_000));
+    assert_eq!(admitted, 20, "a third of 60");
+    assert_eq!(store.mode(), Mode::Unavailable);
+
+    redis.restart();
+    let back = tokio::time::Instant::now();
+    while store.mode() != Mode::Shared {
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "never shared again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A fresh Redis: the whole quota again.
+    assert_eq!(
+        admit(&store, &k, Cost::requests(1)).await,
+        QuotaDecision::Admitted
+    );
+    assert_eq!(*modes.lock().unwrap(), [Mode::Unavailable, Mode::Shared]);
+    assert!(store.stats().failures >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refuse_and_admit_policies() {
+    // Nothing listens on this port: the store starts unavailable.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("redis://127.0.0.1:{port}/");
+    let limits = Limits::new([Limit::requests(Quota::per_minute(n(1)))]);
+    let refuse = RedisConfig::new(url.clone()).with_unavailable(Unavailable::Refuse);
+    let store = RedisStore::connect(refuse, limits.clone()).await.unwrap();
+    assert_eq!(store.mode(), Mode::Unavailable);
+    let error = store
+        .admit(None, &Cost::requests(1), None, Duration::ZERO)
+        .await
+        .unwrap_err();
+    let refused = error.downcast_ref::<RedisUnavailable>().unwrap();
+    assert_eq!(refused.retry_after(), Duration::from_millis(250));
+    let verdict = Verdict::of_error(error.as_ref()).expect("the refusal carries its verdict");
+    assert!(verdict.is_local_refusal());
+
+    let admit_all = RedisConfig::new(url).with_unavailable(Unavailable::Admit);
+    let store = RedisStore::connect(admit_all, limits).await.unwrap();
+    for _ in 0..3 {
+        let decision = store
+            .admit(None, &Cost::requests(1), None, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(decision, QuotaDecision::Admitted);
+    }
+}
+
+#[tokio::test]
+async fn configurations_it_cannot_run_are_refused_without_showing_the_url() {
+    let limits = chat_limits();
+    let url = "redis://:s3cret@127.0.0.1:1/";
+    let refused = |config: RedisConfig, limits: Limits| async move {
+        RedisStore::connect(config, limits).await.unwrap_err()
+    };
+    let error = refused(RedisConfig::new("http://:s3cret@x/"), limits.clone()).await;
+    assert_eq!(error, RedisConfigError::Url);
+    assert!(!error.to_string().contains("s3cret"));
+    let error = refused(RedisConfig::new(url).with_replicas(0), limits.clone()).await;
+    assert_eq!(error, RedisConfigError::NoReplicas);
+    let error = refused(RedisConfig::new(url).with_prefix("a{b}"), limits.clone()).await;
+    assert_eq!(error, RedisConfigError::Prefix);
+    let windows =
+        Limits::new([Limit::requests(Quota::per_minute(n(10)))
+            .with_algorithm(AlgorithmKind::SlidingWindowLog)]);
+    let error = refused(RedisConfig::new(url), windows).await;
+    assert_eq!(error, RedisConfigError::Algorithm("sliding_window_log"));
+    assert!(!format!("{:?}", RedisConfig::new(url)).contains("s3cret"));
+}
+
+#[tokio::test]
+async fn a_cost_no_limit_can_hold_is_refused_without_a_round_trip() {
+    // Nothing listens: a round trip would fail, yet the answer is exact.
+    let config = RedisConfig::new("redis://127.0.0.1:1/").with_unavailable(Unavailable::Refuse);
+    let store = RedisStore::connect(config, chat_limits()).await.unwrap();
+    let decision = store
+        .admit(None, &chat(5_000), None, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(matches!(
+        decision,
+        QuotaDecision::TooLarge {
+            dimension: Dimension::Tokens,
+            cost: 5_000,
+            capacity: 1_000,
+            ..
+        }
+    ));
+}
