@@ -154,6 +154,14 @@ pub use tollgate_providers::ClassifyLayer;
 pub mod ratelimit {
     #[doc(inline)]
     pub use tollgate_ratelimit::*;
+
+    /// Quotas kept in Redis, shared by several replicas: `RedisStore` (from `tollgate-redis`).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub mod redis {
+        #[doc(inline)]
+        pub use tollgate_redis::*;
+    }
 }
 
 #[cfg(feature = "ratelimit")]
