@@ -8,7 +8,9 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Unavailable {
     /// Admit from a quota in this process holding 1/N of every limit, N being
-    /// [`RedisConfig::replicas`] (the default): the fleet as a whole stays within the quota.
+    /// [`RedisConfig::replicas`] (the default): the fleet as a whole stays near the quota
+    /// (each share starts full, so a change of mode may let up to about one burst more
+    /// through).
     #[default]
     LocalShare,
     /// Refuse the request with [`RedisUnavailable`](crate::error::RedisUnavailable).

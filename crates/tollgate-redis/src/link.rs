@@ -38,7 +38,9 @@ pub(crate) type ModeHook = Arc<dyn Fn(Mode) + Send + Sync>;
 
 pub(crate) struct Link {
     client: Client,
-    connection: RwLock<Option<MultiplexedConnection>>,
+    /// The connection, and its generation (bumped on each new one), so that a late failure of
+    /// an old connection cannot drop a newer one.
+    connection: RwLock<(u64, Option<MultiplexedConnection>)>,
     reconnecting: AtomicBool,
     timeout: Duration,
     reconnect_every: Duration,
@@ -51,7 +53,8 @@ pub(crate) struct Link {
 /// What a call to Redis came to.
 pub(crate) enum Outcome {
     Answered(Value),
-    /// The call failed or timed out; Redis counts as unreachable.
+    /// No usable answer: Redis could not be reached (and now counts as unreachable), or it
+    /// answered with an error.
     Unreachable,
 }
 
@@ -59,7 +62,7 @@ impl Link {
     pub(crate) fn new(client: Client, timeout: Duration, reconnect_every: Duration) -> Self {
         Link {
             client,
-            connection: RwLock::new(None),
+            connection: RwLock::new((0, None)),
             reconnecting: AtomicBool::new(false),
             timeout,
             reconnect_every,
@@ -74,7 +77,7 @@ impl Link {
     }
 
     pub(crate) fn mode(&self) -> Mode {
-        match self.connection.read().is_some() {
+        match self.connection.read().1.is_some() {
             true => Mode::Shared,
             false => Mode::Unavailable,
         }
@@ -84,9 +87,16 @@ impl Link {
         self.reconnect_every
     }
 
-    /// The connection, when Redis is reachable.
-    pub(crate) fn connection(&self) -> Option<MultiplexedConnection> {
-        self.connection.read().clone()
+    /// The connection and its generation, when Redis is reachable.
+    pub(crate) fn connection(&self) -> Option<(u64, MultiplexedConnection)> {
+        let current = self.connection.read();
+        current.1.clone().map(|connection| (current.0, connection))
+    }
+
+    /// Makes `connection` the current one.
+    fn publish(&self, connection: MultiplexedConnection) {
+        let mut current = self.connection.write();
+        *current = (current.0 + 1, Some(connection));
     }
 
     /// Connects once, within the timeout.
@@ -111,7 +121,7 @@ impl Link {
     /// unavailable, reconnecting in the background.
     pub(crate) async fn start(self: &Arc<Self>) {
         match self.open().await {
-            Some(connection) => *self.connection.write() = Some(connection),
+            Some(connection) => self.publish(connection),
             None => {
                 tracing::warn!(target: "tollgate::redis", "Redis is unreachable; the quota is not shared until it answers");
                 self.reconnect();
@@ -120,10 +130,12 @@ impl Link {
     }
 
     /// Runs `command` on `connection`, within the timeout; loads the script and runs it again
-    /// when Redis does not know it (after a restart or `SCRIPT FLUSH`).
+    /// when Redis does not know it (after a restart or `SCRIPT FLUSH`). A failure to reach
+    /// Redis drops the connection; an error reply (bad data under one key) fails this call
+    /// only.
     pub(crate) async fn call(
         self: &Arc<Self>,
-        mut connection: MultiplexedConnection,
+        (generation, mut connection): (u64, MultiplexedConnection),
         command: &redis::Cmd,
         script: &str,
     ) -> Outcome {
@@ -142,23 +154,36 @@ impl Link {
         };
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(Ok(value)) => Outcome::Answered(value),
+            Ok(Err(error)) if !unreachable(&error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target: "tollgate::redis", kind = ?error.kind(), "Redis refused a call");
+                Outcome::Unreachable
+            }
             Ok(Err(error)) => {
                 tracing::warn!(target: "tollgate::redis", kind = ?error.kind(), "a Redis call failed");
-                self.lost();
+                self.lost(generation);
                 Outcome::Unreachable
             }
             Err(_) => {
                 tracing::warn!(target: "tollgate::redis", timeout = ?self.timeout, "a Redis call timed out");
-                self.lost();
+                self.lost(generation);
                 Outcome::Unreachable
             }
         }
     }
 
-    /// Drops the connection and starts reconnecting.
-    fn lost(self: &Arc<Self>) {
+    /// Drops connection `generation`, if still current, and starts reconnecting.
+    fn lost(self: &Arc<Self>, generation: u64) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        if self.connection.write().take().is_some() {
+        let dropped = {
+            let mut current = self.connection.write();
+            if current.0 != generation {
+                // A newer connection is in place already.
+                return;
+            }
+            current.1.take().is_some()
+        };
+        if dropped {
             self.changed(Mode::Unavailable);
         }
         self.reconnect();
@@ -199,14 +224,25 @@ impl Link {
                 tokio::time::sleep(every).await;
                 let Some(this) = link.upgrade() else { return };
                 if let Some(connection) = this.open().await {
-                    *this.connection.write() = Some(connection);
+                    // The flag goes first: a connection lost right after it is published
+                    // starts a task of its own.
                     this.reconnecting.store(false, Ordering::Release);
+                    this.publish(connection);
                     this.changed(Mode::Shared);
                     return;
                 }
             }
         });
     }
+}
+
+/// Whether `error` means Redis could not be reached (rather than an error reply).
+fn unreachable(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
 }
 
 fn is_no_script(error: &RedisError) -> bool {

@@ -382,3 +382,31 @@ async fn a_cost_no_limit_can_hold_is_refused_without_a_round_trip() {
         }
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_data_under_one_key_fails_that_key_only() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let config = RedisConfig::new(redis.url()).with_unavailable(Unavailable::Refuse);
+    let store = RedisStore::connect(config, chat_limits()).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("tollgate:k:{poisoned}")
+        .arg("not a hash")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let poisoned = store
+        .admit(Some(&key("poisoned")), &chat(1), None, Duration::ZERO)
+        .await;
+    assert!(poisoned.unwrap_err().is::<RedisUnavailable>());
+    // Redis is still there, and every other key still shared.
+    assert_eq!(store.mode(), Mode::Shared);
+    assert_eq!(
+        admit(&store, &key("healthy"), chat(1)).await,
+        QuotaDecision::Admitted
+    );
+    assert_eq!(store.stats().mode_changes, 0);
+}
