@@ -41,14 +41,20 @@ end
 fields[#fields + 1] = 'p'
 local stored = redis.call('HMGET', key, unpack(fields))
 
+-- When limit i is full: empty until its whole burst ago.
+local function full(i)
+  return now - limits[i].burst * limits[i].interval
+end
+
 -- Each limit's state as "the time it is empty until": GCRA's theoretical arrival time, and for
 -- the token bucket the time its tokens would have run out (tokens v at t: t - v * interval).
 -- Both read the same; the bucket keeps (tokens, time) so that its stored form is the familiar one.
+-- Never earlier than full: a limit holds no more than its burst.
 local function stored_state(i)
   local limit = limits[i]
   local a = stored[2 * i - 1]
   if not a then
-    return now - limit.burst * limit.interval
+    return full(i)
   end
   a = tonumber(a)
   if limit.gcra then
@@ -59,10 +65,7 @@ local function stored_state(i)
 end
 local state = {}
 for i = 1, n do
-  state[i] = stored_state(i)
-end
-local function read(i)
-  return state[i]
+  state[i] = math.max(stored_state(i), full(i))
 end
 -- Numbers are written with every digit (tostring keeps 14, too few for µs since 1970).
 local function digits(x)
@@ -73,10 +76,7 @@ end
 local writes = {}
 local function write(i, e)
   local limit = limits[i]
-  local full = now - limit.burst * limit.interval
-  if e < full then
-    e = full
-  end
+  e = math.max(e, full(i))
   if limit.gcra then
     writes[#writes + 1] = limit.field
     writes[#writes + 1] = digits(e + limit.burst * limit.interval)
@@ -87,27 +87,21 @@ local function write(i, e)
     writes[#writes + 1] = digits(now)
   end
   state[i] = e
-  return e
 end
 
 local paused = tonumber(stored[2 * n + 1] or '0')
 
--- Saves the writes, and lets the hash expire once every limit is full again.
-local function save(busy_until)
+-- Saves the writes, and lets the hash expire a second after every limit is full again and
+-- the pause is over.
+local function save()
   if #writes > 0 then
     redis.call('HSET', key, unpack(writes))
   end
-  local idle_in = math.max(busy_until - now, paused - now, 0)
-  redis.call('PEXPIRE', key, math.ceil(idle_in / 1000) + 1000)
-end
-
-local function empty_until_all()
-  local latest = now
+  local idle_at = math.max(now, paused)
   for i = 1, n do
-    local limit = limits[i]
-    latest = math.max(latest, read(i) + limit.burst * limit.interval)
+    idle_at = math.max(idle_at, state[i] - full(i) + now)
   end
-  return latest
+  redis.call('PEXPIRE', key, math.ceil((idle_at - now) / 1000) + 1000)
 end
 
 local function cost(i)
@@ -116,15 +110,14 @@ end
 
 if op == 'admit' or op == 'queued' then
   local wait = math.max(paused - now, 0)
-  local next = {}
+  local after = {}
   for i = 1, n do
-    local limit = limits[i]
     local c = cost(i)
     if op == 'queued' then
       c = c + tonumber(ARGV[extra + n + i - 1])
     end
-    local e = math.max(read(i), now - limit.burst * limit.interval) + c * limit.interval
-    next[i] = e
+    local e = state[i] + c * limits[i].interval
+    after[i] = e
     -- Admitted while the limit is not empty beyond now.
     wait = math.max(wait, e - now)
   end
@@ -134,12 +127,10 @@ if op == 'admit' or op == 'queued' then
   if wait > 0 then
     return {1, math.ceil(wait)}
   end
-  local busy = now
   for i = 1, n do
-    local e = write(i, next[i])
-    busy = math.max(busy, e + limits[i].burst * limits[i].interval)
+    write(i, after[i])
   end
-  save(busy)
+  save()
   return {0}
 end
 
@@ -148,10 +139,10 @@ if op == 'refund' or op == 'charge' then
   for i = 1, n do
     local c = cost(i)
     if c > 0 then
-      write(i, read(i) + sign * c * limits[i].interval)
+      write(i, state[i] + sign * c * limits[i].interval)
     end
   end
-  save(empty_until_all())
+  save()
   return {0}
 end
 
@@ -161,10 +152,10 @@ if op == 'remaining' then
   local limit = limits[i]
   -- Never believe in more than `left`: empty at least until left units have refilled.
   local e = now - left * limit.interval
-  if read(i) < e then
+  if state[i] < e then
     write(i, e)
   end
-  save(empty_until_all())
+  save()
   return {0}
 end
 
@@ -180,11 +171,11 @@ if op == 'pause' then
   for i = 1, n do
     local keep = tonumber(ARGV[extra + i])
     local e = until_ - keep * limits[i].interval
-    if read(i) < e then
+    if state[i] < e then
       write(i, e)
     end
   end
-  save(empty_until_all())
+  save()
   return {0}
 end
 

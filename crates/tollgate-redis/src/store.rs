@@ -273,6 +273,12 @@ impl Store for RedisStore {
             inner.local.feedback(key, feedback, now);
         }
         let plan = inner.plans.read().get(key);
+        if plan.is_empty() {
+            return;
+        }
+        let Some(connection) = inner.link.connection() else {
+            return;
+        };
         let command = match feedback {
             Feedback::Refund { cost, .. } => inner.command("refund", key, &plan, plan.costs(cost)),
             Feedback::Charge(cost) => inner.command("charge", key, &plan, plan.costs(cost)),
@@ -297,12 +303,6 @@ impl Store for RedisStore {
             }
             // Adaptive limits are refused by `connect`: nothing learns from these here.
             _ => return,
-        };
-        if plan.is_empty() {
-            return;
-        }
-        let Some(connection) = inner.link.connection() else {
-            return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;

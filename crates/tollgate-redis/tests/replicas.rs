@@ -109,8 +109,11 @@ struct Timed<St> {
     inner: St,
     origin: Instant,
     /// (when it was asked, since `origin`; how long the answer took)
-    calls: Arc<Mutex<Vec<(Duration, Duration)>>>,
+    calls: Calls,
 }
+
+/// When each store call started, and how long it took.
+type Calls = Arc<Mutex<Vec<(Duration, Duration)>>>;
 
 type TimedFuture = Pin<Box<dyn Future<Output = Result<QuotaDecision, BoxError>> + Send>>;
 
@@ -366,6 +369,25 @@ fn print_runs(title: &str, runs: &[&Run]) {
     }
 }
 
+/// One replica per store, each store call timed into the shared list.
+fn timed_replicas(
+    stores: &[RedisStore],
+    origin: Instant,
+) -> (Vec<Replica<Timed<RedisStore>>>, Calls) {
+    let calls = Calls::default();
+    let replicas = stores
+        .iter()
+        .map(|store| {
+            replica(Timed {
+                inner: store.clone(),
+                origin,
+                calls: Arc::clone(&calls),
+            })
+        })
+        .collect();
+    (replicas, calls)
+}
+
 async fn redis_replicas(
     redis: &support::RedisServer,
     prefix: &str,
@@ -406,17 +428,7 @@ async fn three_replicas_share_one_quota_where_local_stores_draw_429s() {
     let mock = MockServer::start(provider()).await.unwrap();
     let stores = redis_replicas(&redis, "replicas", |config| config).await;
     let origin = Instant::now();
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let replicas = stores
-        .iter()
-        .map(|store| {
-            replica(Timed {
-                inner: store.clone(),
-                origin,
-                calls: Arc::clone(&calls),
-            })
-        })
-        .collect();
+    let (replicas, calls) = timed_replicas(&stores, origin);
     let records = drive(replicas, &mock.base_url(), origin, SPAN, true).await;
     let calls = calls.lock().unwrap().clone();
     let shared = Run::new(
@@ -500,17 +512,7 @@ async fn redis_killed_mid_run_the_stack_keeps_flowing_and_shares_again() {
         let modes = Arc::clone(&modes);
         store.on_mode_change(move |mode| modes.lock().unwrap().push((r, mode, origin.elapsed())));
     }
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let replicas = stores
-        .iter()
-        .map(|store| {
-            replica(Timed {
-                inner: store.clone(),
-                origin,
-                calls: Arc::clone(&calls),
-            })
-        })
-        .collect();
+    let (replicas, calls) = timed_replicas(&stores, origin);
 
     let watched = stores.clone();
     let chaos = tokio::spawn(async move {
