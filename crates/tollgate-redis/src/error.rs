@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tollgate_core::{DelaySource, ErrorClass, Judged, RetryAdvice, Verdict};
 
-/// A configuration [`RedisStore::connect`](crate::RedisStore::connect) cannot use. Never shows
+/// A configuration [`RedisStore::new`](crate::RedisStore::new) or
+/// [`RedisStore::connect`](crate::RedisStore::connect) cannot use. Never shows
 /// the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -24,6 +25,8 @@ pub enum RedisConfigError {
     Algorithm(&'static str),
     /// The limits are adaptive; the shared store does not learn a rate yet.
     Adaptive,
+    /// [`RedisStore::new`](crate::RedisStore::new) was called outside a tokio runtime.
+    NoRuntime,
 }
 
 impl fmt::Display for RedisConfigError {
@@ -41,6 +44,9 @@ impl fmt::Display for RedisConfigError {
             ),
             RedisConfigError::Adaptive => {
                 f.write_str("the Redis store does not run adaptive limits yet")
+            }
+            RedisConfigError::NoRuntime => {
+                f.write_str("the Redis store connects on a tokio runtime, and none is running")
             }
         }
     }

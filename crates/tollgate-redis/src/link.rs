@@ -11,6 +11,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, ServerErrorKind, Value};
+use tokio::sync::Notify;
 
 /// Whether the quota is shared right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +43,9 @@ pub(crate) struct Link {
     /// an old connection cannot drop a newer one.
     connection: RwLock<(u64, Option<MultiplexedConnection>)>,
     reconnecting: AtomicBool,
+    /// Whether the first connection attempt is still under way; `started` tells its end.
+    starting: AtomicBool,
+    started: Notify,
     timeout: Duration,
     reconnect_every: Duration,
     hook: RwLock<Option<ModeHook>>,
@@ -64,6 +68,8 @@ impl Link {
             client,
             connection: RwLock::new((0, None)),
             reconnecting: AtomicBool::new(false),
+            starting: AtomicBool::new(true),
+            started: Notify::new(),
             timeout,
             reconnect_every,
             hook: RwLock::new(None),
@@ -127,6 +133,25 @@ impl Link {
                 self.reconnect();
             }
         }
+        self.starting.store(false, Ordering::Release);
+        self.started.notify_waiters();
+    }
+
+    /// Whether the first connection attempt is still under way.
+    pub(crate) fn is_starting(&self) -> bool {
+        self.starting.load(Ordering::Acquire)
+    }
+
+    /// Waits for the end of the first connection attempt (at most the timeout: the attempt
+    /// itself is bounded by it).
+    pub(crate) async fn started(&self) {
+        let notified = self.started.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if !self.is_starting() {
+            return;
+        }
+        let _ = tokio::time::timeout(self.timeout, notified).await;
     }
 
     /// Runs `command` on `connection`, within the timeout; loads the script and runs it again

@@ -90,7 +90,29 @@ pub struct RedisStats {
 }
 
 impl RedisStore {
-    /// A store holding every key to `limits` in the Redis at `config.url`.
+    /// A store holding every key to `limits` in the Redis at `config.url`, connecting in the
+    /// background: for code that cannot wait, such as
+    /// [`StackBuilder::build`](https://docs.rs/tollgate/latest/tollgate/stack/struct.StackBuilder.html#method.build).
+    ///
+    /// Admissions made before the first connection attempt ends wait for it — at most
+    /// [`RedisConfig::timeout`] — and then go to Redis, or apply the
+    /// [`unavailable`](RedisConfig::unavailable) policy when it did not answer. Must be called
+    /// within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the configuration cannot be used, or there is no tokio runtime to connect on
+    /// ([`RedisConfigError::NoRuntime`]). An unreachable Redis is not an error.
+    pub fn new(config: RedisConfig, limits: Limits) -> Result<Self, RedisConfigError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| RedisConfigError::NoRuntime)?;
+        let store = Self::unconnected(config, limits)?;
+        let link = Arc::clone(&store.inner.link);
+        runtime.spawn(async move { link.start().await });
+        Ok(store)
+    }
+
+    /// A store holding every key to `limits` in the Redis at `config.url`, once connected.
     ///
     /// Waits at most [`RedisConfig::timeout`] for the first connection; when Redis does not
     /// answer by then the store starts [`Mode::Unavailable`] and keeps trying in the
@@ -101,6 +123,13 @@ impl RedisStore {
     /// When the configuration cannot be used (see [`RedisConfigError`]). An unreachable Redis
     /// is not an error.
     pub async fn connect(config: RedisConfig, limits: Limits) -> Result<Self, RedisConfigError> {
+        let store = Self::unconnected(config, limits)?;
+        store.inner.link.start().await;
+        Ok(store)
+    }
+
+    /// The store, checked, before its first connection attempt.
+    fn unconnected(config: RedisConfig, limits: Limits) -> Result<Self, RedisConfigError> {
         if config.replicas == 0 {
             return Err(RedisConfigError::NoReplicas);
         }
@@ -117,7 +146,6 @@ impl RedisStore {
         let plan = Plan::new(limits.clone())?;
         let client = Client::open(config.url.as_str()).map_err(|_| RedisConfigError::Url)?;
         let link = Arc::new(Link::new(client, config.timeout, config.reconnect_every));
-        link.start().await;
         let script_sha = redis::Script::new(SCRIPT).get_hash().to_owned();
         Ok(RedisStore {
             inner: Arc::new(Inner {
@@ -242,10 +270,12 @@ impl Store for RedisStore {
             return Box::pin(std::future::ready(Ok(QuotaDecision::Admitted)));
         }
         let inner = &self.inner;
-        let Some(connection) = inner.link.connection() else {
+        // Before the first connection attempt ends, the answer waits for it.
+        let connection = inner.link.connection();
+        if connection.is_none() && !inner.link.is_starting() {
             let answer = inner.unavailable_answer(key, cost, ahead, now);
             return Box::pin(std::future::ready(answer));
-        };
+        }
         let command = match ahead {
             None => inner.command("admit", key, &plan, plan.costs(cost)),
             Some(ahead) => {
@@ -256,6 +286,16 @@ impl Store for RedisStore {
         let inner = Arc::clone(inner);
         let (key, cost, ahead) = (key.cloned(), *cost, ahead.copied());
         Box::pin(async move {
+            let connection = match connection {
+                Some(connection) => Some(connection),
+                None => {
+                    inner.link.started().await;
+                    inner.link.connection()
+                }
+            };
+            let Some(connection) = connection else {
+                return inner.unavailable_answer(key.as_ref(), &cost, ahead.as_ref(), now);
+            };
             let answer = inner.link.call(connection, &command, SCRIPT).await;
             if let Outcome::Answered(value) = &answer
                 && let Some(decision) = decision(value)

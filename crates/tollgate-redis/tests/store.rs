@@ -410,3 +410,45 @@ async fn bad_data_under_one_key_fails_that_key_only() {
     );
     assert_eq!(store.stats().mode_changes, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_made_without_waiting_connects_before_its_first_answer() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let limits = Limits::new([Limit::requests(Quota::per_minute(n(2)))]);
+    let config = RedisConfig::new(redis.url()).with_unavailable(Unavailable::Refuse);
+    let store = RedisStore::new(config.clone(), limits.clone()).unwrap();
+    // Asked at once: the answer waits for the first connection, and comes from Redis.
+    let k = key("new");
+    assert_eq!(
+        admit(&store, &k, Cost::requests(1)).await,
+        QuotaDecision::Admitted
+    );
+    assert_eq!(store.mode(), Mode::Shared);
+    let other = RedisStore::new(config, limits).unwrap();
+    assert_eq!(
+        admit(&other, &k, Cost::requests(1)).await,
+        QuotaDecision::Admitted
+    );
+    assert!(is_wait(admit(&store, &k, Cost::requests(1)).await).is_some());
+
+    // Nothing listens: the first answer applies the policy within the timeout.
+    let config = RedisConfig::new("redis://127.0.0.1:1/")
+        .with_unavailable(Unavailable::Refuse)
+        .with_timeout(Duration::from_millis(100));
+    let store = RedisStore::new(config, chat_limits()).unwrap();
+    let started = tokio::time::Instant::now();
+    let error = store
+        .admit(None, &Cost::requests(1), None, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(error.is::<RedisUnavailable>());
+    assert!(started.elapsed() < Duration::from_millis(1_000));
+}
+
+#[test]
+fn a_store_made_outside_a_runtime_says_so() {
+    let error = RedisStore::new(RedisConfig::new("redis://127.0.0.1:1/"), chat_limits());
+    assert_eq!(error.unwrap_err(), RedisConfigError::NoRuntime);
+}
