@@ -23,8 +23,6 @@ pub enum RedisConfigError {
     /// A limit uses an algorithm the shared store does not run (the windows: use the token
     /// bucket or GCRA).
     Algorithm(&'static str),
-    /// The limits are adaptive; the shared store does not learn a rate yet.
-    Adaptive,
     /// [`RedisStore::new`](crate::RedisStore::new) was called outside a tokio runtime.
     NoRuntime,
 }
@@ -42,9 +40,6 @@ impl fmt::Display for RedisConfigError {
                 f,
                 "the Redis store runs the token bucket and GCRA, not {name}"
             ),
-            RedisConfigError::Adaptive => {
-                f.write_str("the Redis store does not run adaptive limits yet")
-            }
             RedisConfigError::NoRuntime => {
                 f.write_str("the Redis store connects on a tokio runtime, and none is running")
             }

@@ -8,21 +8,29 @@ use tollgate_ratelimit::{AlgorithmKind, Limit, Limits, QuotaDecision, algorithm:
 
 use crate::error::RedisConfigError;
 
-/// Limits, and the five script arguments of each.
+/// Limits, and the script arguments they come to.
 #[derive(Debug)]
 pub(crate) struct Plan {
+    /// The configured limits (what [`Store::limits`](tollgate_ratelimit::Store::limits)
+    /// answers).
+    pub(crate) configured: Limits,
+    /// The configured limits, then those learned from the provider's headers: what the
+    /// script holds the key to.
     pub(crate) limits: Limits,
-    /// field, algorithm, amount, period (µs), burst; per limit.
+    /// Per limit: field, algorithm, amount, period (µs), burst; then the adaptive limit's
+    /// values (`0`, or `1` and five numbers: see the script).
     pub(crate) args: Vec<String>,
 }
 
 impl Plan {
-    /// The plan for `limits`, or why the shared store cannot run them.
-    pub(crate) fn new(limits: Limits) -> Result<Self, RedisConfigError> {
-        if limits.adaptive_config().is_some() {
-            return Err(RedisConfigError::Adaptive);
+    /// The plan for `configured` and the limits `learned` from the provider's headers, or why
+    /// the shared store cannot run them.
+    pub(crate) fn new(configured: Limits, learned: &[Limit]) -> Result<Self, RedisConfigError> {
+        let mut limits = Limits::new(configured.as_slice().iter().chain(learned).copied());
+        if let Some(adaptive) = configured.adaptive_config() {
+            limits = limits.with_adaptive(*adaptive);
         }
-        let mut args = Vec::with_capacity(limits.len() * 5);
+        let mut args = Vec::with_capacity(limits.len() * 5 + 6);
         for limit in limits.as_slice() {
             let algorithm = match limit.algorithm() {
                 AlgorithmKind::TokenBucket => "t",
@@ -48,12 +56,49 @@ impl Plan {
             args.push(period.to_string());
             args.push(quota.burst().to_string());
         }
-        Ok(Plan { limits, args })
+        match configured.adaptive_config() {
+            None => args.push("0".to_owned()),
+            Some(adaptive) => {
+                let floor = adaptive.floor.requests_per_second();
+                let ceiling = adaptive
+                    .ceiling
+                    .map_or(0.0, |c| c.requests_per_second().max(floor));
+                // The slower of the configured and the learned requests limits bounds it.
+                let bound = [
+                    requests_ceiling(configured.as_slice()),
+                    requests_ceiling(learned),
+                ]
+                .into_iter()
+                .flatten()
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+                let (rate, burst) = bound.unwrap_or((0.0, 0.0));
+                args.push("1".to_owned());
+                for value in [
+                    adaptive.initial.requests_per_second(),
+                    floor,
+                    ceiling,
+                    rate,
+                    burst,
+                ] {
+                    args.push(format!("{value:e}"));
+                }
+            }
+        }
+        Ok(Plan {
+            configured,
+            limits,
+            args,
+        })
     }
 
-    /// Whether nothing limits this key.
+    /// Whether nothing limits this key: no limit, no adaptive pace.
     pub(crate) fn is_empty(&self) -> bool {
-        self.limits.is_empty()
+        self.limits.is_empty() && !self.is_adaptive()
+    }
+
+    /// Whether the key learns its rate.
+    pub(crate) fn is_adaptive(&self) -> bool {
+        self.limits.adaptive_config().is_some()
     }
 
     /// `TooLarge` when `cost` exceeds what a limit can ever hold at once.
@@ -90,6 +135,22 @@ impl Plan {
             .iter()
             .map(|limit| u64::from(limit.dimension() == Dimension::Requests))
     }
+}
+
+/// The requests limit with the shortest period, as a rate per second and a burst: the bound
+/// of an adaptive limit.
+fn requests_ceiling(limits: &[Limit]) -> Option<(f64, f64)> {
+    limits
+        .iter()
+        .filter(|l| l.dimension() == Dimension::Requests)
+        .min_by_key(|l| l.quota().period())
+        .map(|l| {
+            let quota = l.quota();
+            (
+                quota.limit() as f64 / quota.period().as_secs_f64(),
+                l.capacity() as f64,
+            )
+        })
 }
 
 /// `limits` with 1/`share` of every amount and burst (at least 1): one replica's part of the

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use redis::{Client, Value};
 
-use tollgate_core::{BoxError, Cost, Dimension, RouteKey};
-use tollgate_ratelimit::{Feedback, Limits, MemoryStore, QuotaDecision, Store};
+use std::num::NonZeroU64;
+
+use tollgate_core::{BoxError, Cost, Dimension, RouteKey, Window};
+use tollgate_ratelimit::algorithm::Quota;
+use tollgate_ratelimit::{Feedback, Limit, Limits, MemoryStore, QuotaDecision, Store};
 
 use crate::config::{RedisConfig, Unavailable};
 use crate::error::{RedisConfigError, RedisUnavailable};
@@ -59,21 +62,123 @@ struct Inner {
     unavailable: Unavailable,
     replicas: u32,
     plans: RwLock<Plans>,
+    rates: Mutex<Rates>,
     /// The local share, used while Redis is away under [`Unavailable::LocalShare`].
     local: MemoryStore,
     script_sha: String,
 }
 
+/// At most this many limits are learned from headers per key (dimensions × windows), as in
+/// the in-process store.
+const MAX_LEARNED: usize = 8;
+/// At most this many keys hold learned limits, or a learned rate for observers.
+const MAX_KEYS: usize = 10_000;
+
 struct Plans {
     default: Arc<Plan>,
     overrides: HashMap<RouteKey, Arc<Plan>>,
+    /// Keys under an adaptive limit holding limits learned from the provider's headers, each
+    /// with the plan of its configured and learned limits.
+    learned: HashMap<RouteKey, Learned>,
+    learned_unkeyed: Option<Learned>,
+}
+
+/// Limits a provider reported where none is configured, and the plan they make with the
+/// configured ones.
+struct Learned {
+    limits: Vec<Limit>,
+    plan: Arc<Plan>,
 }
 
 impl Plans {
     fn get(&self, key: Option<&RouteKey>) -> Arc<Plan> {
+        match self.learned_for(key) {
+            Some(learned) => Arc::clone(&learned.plan),
+            None => Arc::clone(self.configured(key)),
+        }
+    }
+
+    /// The plan of `key`'s configured limits.
+    fn configured(&self, key: Option<&RouteKey>) -> &Arc<Plan> {
         key.and_then(|k| self.overrides.get(k))
             .unwrap_or(&self.default)
-            .clone()
+    }
+
+    fn learned_for(&self, key: Option<&RouteKey>) -> Option<&Learned> {
+        match key {
+            Some(key) => self.learned.get(key),
+            None => self.learned_unkeyed.as_ref(),
+        }
+    }
+
+    /// Plans `key`'s learned limits again over its configured ones, dropping those a
+    /// configured limit now describes (all of them when the key no longer learns).
+    fn relearn(&mut self, key: Option<&RouteKey>) {
+        let configured = self.configured(key).configured.clone();
+        let slot = match key {
+            Some(key) => self.learned.get_mut(key),
+            None => self.learned_unkeyed.as_mut(),
+        };
+        let Some(learned) = slot else { return };
+        learned.limits.retain(|l| {
+            !configured
+                .as_slice()
+                .iter()
+                .any(|c| c.dimension() == l.dimension() && c.quota().period() == l.quota().period())
+        });
+        let plan = match configured.adaptive_config() {
+            Some(_) if !learned.limits.is_empty() => Plan::new(configured, &learned.limits).ok(),
+            _ => None,
+        };
+        match (plan, key) {
+            (Some(plan), _) => learned.plan = Arc::new(plan),
+            (None, Some(key)) => {
+                self.learned.remove(key);
+            }
+            (None, None) => self.learned_unkeyed = None,
+        }
+    }
+}
+
+/// The learned rate each key's last answer carried, for observers.
+#[derive(Default)]
+struct Rates {
+    keyed: HashMap<RouteKey, Seen>,
+    unkeyed: Option<Seen>,
+}
+
+#[derive(Clone, Copy)]
+struct Seen {
+    current: f64,
+    reported: f64,
+}
+
+impl Rates {
+    fn get(&mut self, key: Option<&RouteKey>) -> Option<&mut Seen> {
+        match key {
+            Some(key) => self.keyed.get_mut(key),
+            None => self.unkeyed.as_mut(),
+        }
+    }
+
+    fn set(&mut self, key: Option<&RouteKey>, rate: f64) {
+        if let Some(seen) = self.get(key) {
+            seen.current = rate;
+            return;
+        }
+        let seen = Seen {
+            current: rate,
+            reported: 0.0,
+        };
+        match key {
+            Some(key) => {
+                if self.keyed.len() >= MAX_KEYS {
+                    self.keyed.clear();
+                }
+                self.keyed.insert(key.clone(), seen);
+            }
+            None => self.unkeyed = Some(seen),
+        }
     }
 }
 
@@ -143,7 +248,7 @@ impl RedisStore {
         if config.prefix.is_empty() || config.prefix.contains(bad) {
             return Err(RedisConfigError::Prefix);
         }
-        let plan = Plan::new(limits.clone())?;
+        let plan = Plan::new(limits.clone(), &[])?;
         let client = Client::open(config.url.as_str()).map_err(|_| RedisConfigError::Url)?;
         let link = Arc::new(Link::new(client, config.timeout, config.reconnect_every));
         let script_sha = redis::Script::new(SCRIPT).get_hash().to_owned();
@@ -156,7 +261,10 @@ impl RedisStore {
                 plans: RwLock::new(Plans {
                     default: Arc::new(plan),
                     overrides: HashMap::new(),
+                    learned: HashMap::new(),
+                    learned_unkeyed: None,
                 }),
+                rates: Mutex::new(Rates::default()),
                 local: MemoryStore::new(share(&limits, config.replicas)),
                 script_sha,
             }),
@@ -216,6 +324,63 @@ impl Inner {
         command
     }
 
+    /// Under an adaptive limit, a limit the provider reported where none is configured
+    /// becomes a learned limit of `key` (replacing an earlier reading of the same period).
+    /// Every replica learns it from its own responses; the quota it describes is shared.
+    fn learn(&self, key: Option<&RouteKey>, dimension: Dimension, window: Window, amount: u64) {
+        let (Some(period), Some(amount)) = (window.duration(), NonZeroU64::new(amount)) else {
+            return;
+        };
+        let Ok(quota) = Quota::new(amount, period) else {
+            return;
+        };
+        let reported = Limit::new(dimension, quota);
+        let learns = |plans: &Plans| {
+            let configured = &plans.configured(key).configured;
+            let known = plans
+                .learned_for(key)
+                .is_some_and(|l| l.limits.contains(&reported));
+            configured.adaptive_config().is_some()
+                && configured.matching(dimension, window).is_none()
+                && !known
+        };
+        // Every response reports its limits: most readings are known already.
+        if !learns(&self.plans.read()) {
+            return;
+        }
+        let mut plans = self.plans.write();
+        if !learns(&plans) {
+            return;
+        }
+        let mut learned = plans
+            .learned_for(key)
+            .map(|l| l.limits.clone())
+            .unwrap_or_default();
+        let same = |l: &Limit| l.dimension() == dimension && l.quota().period() == period;
+        match learned.iter().position(same) {
+            Some(i) => learned[i] = reported,
+            None if learned.len() < MAX_LEARNED => learned.push(reported),
+            None => return,
+        }
+        let configured = plans.configured(key).configured.clone();
+        let Ok(plan) = Plan::new(configured, &learned) else {
+            return;
+        };
+        let learned = Learned {
+            limits: learned,
+            plan: Arc::new(plan),
+        };
+        match key {
+            Some(key) => {
+                if plans.learned.len() >= MAX_KEYS && !plans.learned.contains_key(key) {
+                    return;
+                }
+                plans.learned.insert(key.clone(), learned);
+            }
+            None => plans.learned_unkeyed = Some(learned),
+        }
+    }
+
     /// The answer while Redis is away.
     fn unavailable_answer(
         &self,
@@ -235,16 +400,25 @@ impl Inner {
     }
 }
 
-/// The script's answer to an admission: `{0}` or `{1, µs}`.
-fn decision(value: &Value) -> Option<QuotaDecision> {
+/// The script's answer to an admission: `{0}` or `{1, µs}`, and under an adaptive limit the
+/// learned rate in thousandths of a request per second.
+fn decision(value: &Value) -> Option<(QuotaDecision, Option<f64>)> {
     let Value::Array(items) = value else {
         return None;
     };
-    match items.as_slice() {
-        [Value::Int(0)] => Some(QuotaDecision::Admitted),
-        [Value::Int(1), Value::Int(wait)] => Some(QuotaDecision::Wait(Duration::from_micros(
-            u64::try_from(*wait).unwrap_or(0).max(1),
-        ))),
+    let (decision, rest) = match items.as_slice() {
+        [Value::Int(0), rest @ ..] => (QuotaDecision::Admitted, rest),
+        [Value::Int(1), Value::Int(wait), rest @ ..] => (
+            QuotaDecision::Wait(Duration::from_micros(
+                u64::try_from(*wait).unwrap_or(0).max(1),
+            )),
+            rest,
+        ),
+        _ => return None,
+    };
+    match rest {
+        [] => Some((decision, None)),
+        [Value::Int(milli)] => Some((decision, Some(*milli as f64 / 1000.0))),
         _ => None,
     }
 }
@@ -279,7 +453,8 @@ impl Store for RedisStore {
         let command = match ahead {
             None => inner.command("admit", key, &plan, plan.costs(cost)),
             Some(ahead) => {
-                let extra = plan.costs(cost).chain(plan.costs(ahead));
+                let requests = std::iter::once(ahead.get(Dimension::Requests));
+                let extra = plan.costs(cost).chain(plan.costs(ahead)).chain(requests);
                 inner.command("queued", key, &plan, extra)
             }
         };
@@ -298,8 +473,11 @@ impl Store for RedisStore {
             };
             let answer = inner.link.call(connection, &command, SCRIPT).await;
             if let Outcome::Answered(value) = &answer
-                && let Some(decision) = decision(value)
+                && let Some((decision, rate)) = decision(value)
             {
+                if let Some(rate) = rate {
+                    inner.rates.lock().set(key.as_ref(), rate);
+                }
                 return Ok(decision);
             }
             inner.unavailable_answer(key.as_ref(), &cost, ahead.as_ref(), now)
@@ -341,7 +519,19 @@ impl Store for RedisStore {
                 let extra = std::iter::once(micros).chain(plan.keep_after_pause());
                 inner.command("pause", key, &plan, extra)
             }
-            // Adaptive limits are refused by `connect`: nothing learns from these here.
+            Feedback::Throttled { taken_at } if plan.is_adaptive() => {
+                let ago = now.saturating_sub(*taken_at);
+                let micros = u64::try_from(ago.as_micros()).unwrap_or(u64::MAX);
+                inner.command("throttled", key, &plan, [micros])
+            }
+            Feedback::Limit {
+                dimension,
+                window,
+                limit,
+            } => {
+                inner.learn(key, *dimension, *window, *limit);
+                return;
+            }
             _ => return,
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -354,7 +544,7 @@ impl Store for RedisStore {
     }
 
     fn set_limits(&self, key: Option<&RouteKey>, limits: Limits) {
-        let plan = match Plan::new(limits.clone()) {
+        let plan = match Plan::new(limits.clone(), &[]) {
             Ok(plan) => plan,
             Err(error) => {
                 tracing::error!(target: "tollgate::redis", %error, "limits refused; the key keeps its limits");
@@ -367,15 +557,28 @@ impl Store for RedisStore {
             match key {
                 Some(key) => {
                     plans.overrides.insert(key.clone(), Arc::new(plan));
+                    plans.relearn(Some(key));
                 }
-                None => plans.default = Arc::new(plan),
+                None => {
+                    plans.default = Arc::new(plan);
+                    plans.relearn(None);
+                    let keys: Vec<RouteKey> = plans
+                        .learned
+                        .keys()
+                        .filter(|k| !plans.overrides.contains_key(*k))
+                        .cloned()
+                        .collect();
+                    for key in &keys {
+                        plans.relearn(Some(key));
+                    }
+                }
             }
         }
         self.inner.local.set_limits(key, local);
     }
 
     fn limits(&self, key: Option<&RouteKey>) -> Limits {
-        self.inner.plans.read().get(key).limits.clone()
+        self.inner.plans.read().configured(key).configured.clone()
     }
 
     /// The keys the local share holds state for: the keys live in Redis, not counted here.
@@ -385,6 +588,21 @@ impl Store for RedisStore {
 
     fn utilization(&self, _key: Option<&RouteKey>, _now: Duration) -> Vec<(Dimension, f64)> {
         Vec::new()
+    }
+
+    /// The rate the fleet learned, as of this replica's last admission of `key`.
+    fn learned_rate(&self, key: Option<&RouteKey>, _now: Duration) -> Option<f64> {
+        self.inner.rates.lock().get(key).map(|seen| seen.current)
+    }
+
+    fn report_learned_rate(&self, key: Option<&RouteKey>, _now: Duration) -> Option<f64> {
+        let mut rates = self.inner.rates.lock();
+        let seen = rates.get(key)?;
+        let moved = (seen.current - seen.reported).abs() > seen.reported * 0.01;
+        moved.then(|| {
+            seen.reported = seen.current;
+            seen.current
+        })
     }
 }
 

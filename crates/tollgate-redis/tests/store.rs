@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tollgate_core::{Cost, Dimension, RouteKey, Verdict, Window};
+use tollgate_ratelimit::adaptive::{Adaptive, Rate};
 use tollgate_ratelimit::algorithm::Quota;
 use tollgate_ratelimit::{AlgorithmKind, Feedback, Limit, Limits, QuotaDecision, Store};
 use tollgate_redis::error::{RedisConfigError, RedisUnavailable};
@@ -451,4 +452,143 @@ async fn a_store_made_without_waiting_connects_before_its_first_answer() {
 fn a_store_made_outside_a_runtime_says_so() {
     let error = RedisStore::new(RedisConfig::new("redis://127.0.0.1:1/"), chat_limits());
     assert_eq!(error.unwrap_err(), RedisConfigError::NoRuntime);
+}
+
+/// An adaptive limit starting at `per_second`, with no limits of its own.
+fn learning(per_second: u64) -> Limits {
+    Limits::adaptive(Adaptive::new().with_initial(Rate::per_second(n(per_second))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_learned_pace_is_one_for_every_replica() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    // Slow start from 2 requests a second, nothing known: one request, then the next
+    // replica to ask waits for the shared pace, ~500 ms.
+    let a = store(&redis, learning(2)).await;
+    let b = store(&redis, learning(2)).await;
+    let k = key("pace");
+    assert_eq!(
+        admit(&a, &k, Cost::requests(1)).await,
+        QuotaDecision::Admitted
+    );
+    let wait = is_wait(admit(&b, &k, Cost::requests(1)).await).expect("paced");
+    assert!(
+        wait > Duration::from_millis(400) && wait <= Duration::from_millis(500),
+        "{wait:?}"
+    );
+    // Both hear the rate in force.
+    assert_eq!(a.learned_rate(Some(&k), Duration::ZERO), Some(2.0));
+    assert_eq!(b.report_learned_rate(Some(&k), Duration::ZERO), Some(2.0));
+    assert_eq!(
+        b.report_learned_rate(Some(&k), Duration::ZERO),
+        None,
+        "reported once"
+    );
+    // A queued caller behind 3 more requests: 4 intervals of the pace at most.
+    let decision = b
+        .admit(
+            Some(&k),
+            &Cost::requests(1),
+            Some(&Cost::requests(3)),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    let wait = is_wait(decision).unwrap();
+    assert!(
+        wait > Duration::from_millis(1_800) && wait <= Duration::from_secs(2),
+        "{wait:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_seen_by_one_replica_slows_every_replica_once_per_episode() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    // 10 requests a second configured as the ceiling; the pace is off until a throttle.
+    let limits =
+        Limits::new([Limit::requests(Quota::per_second(n(10)))]).with_adaptive(Adaptive::new());
+    let a = store(&redis, limits.clone()).await;
+    let b = store(&redis, limits).await;
+    let k = key("throttle");
+    assert_eq!(
+        admit(&a, &k, Cost::requests(1)).await,
+        QuotaDecision::Admitted
+    );
+    assert_eq!(a.learned_rate(Some(&k), Duration::ZERO), Some(10.0));
+
+    // a hears a 429 for the request it just sent: the fleet's rate drops to 85 % of 10.
+    let now = Duration::from_millis(5);
+    let throttled = Feedback::Throttled {
+        taken_at: Duration::ZERO,
+    };
+    a.feedback(Some(&k), &throttled, now);
+    eventually(|| async {
+        admit(&b, &k, Cost::requests(1)).await;
+        b.learned_rate(Some(&k), Duration::ZERO)
+            .is_some_and(|rate| rate < 9.0)
+    })
+    .await;
+    let lowered = b.learned_rate(Some(&k), Duration::ZERO).unwrap();
+    assert!((8.4..8.6).contains(&lowered), "{lowered}");
+
+    // b hears a 429 for a request sent before the decrease: the same episode, no new cut.
+    b.feedback(
+        Some(&k),
+        &Feedback::Throttled {
+            taken_at: Duration::ZERO,
+        },
+        Duration::from_secs(1),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    admit(&a, &k, Cost::requests(1)).await;
+    let rate = a.learned_rate(Some(&k), Duration::ZERO).unwrap();
+    assert!(rate >= 8.4, "one cut per episode: {rate}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_the_provider_reports_hold_every_replica_that_heard_them() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let a = store(&redis, learning(100)).await;
+    let b = store(&redis, learning(100)).await;
+    let k = key("learned");
+    // Both replicas read "3 requests per minute" in their responses' headers.
+    let reported = Feedback::Limit {
+        dimension: Dimension::Requests,
+        window: Window::Minute,
+        limit: 3,
+    };
+    a.feedback(Some(&k), &reported, Duration::ZERO);
+    b.feedback(Some(&k), &reported, Duration::ZERO);
+    assert_eq!(
+        a.limits(Some(&k)),
+        learning(100),
+        "the configuration is unchanged"
+    );
+    for replica in [&a, &b, &a] {
+        assert_eq!(
+            admit(replica, &k, Cost::requests(1)).await,
+            QuotaDecision::Admitted
+        );
+    }
+    let wait = is_wait(admit(&b, &k, Cost::requests(1)).await).expect("3 per minute, shared");
+    assert!(
+        wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
+        "{wait:?}"
+    );
+    // A fourth reading of the same limit changes nothing; a configured one replaces it.
+    a.feedback(Some(&k), &reported, Duration::ZERO);
+    let configured =
+        Limits::new([Limit::requests(Quota::per_minute(n(600)))]).with_adaptive(Adaptive::new());
+    a.set_limits(Some(&k), configured.clone());
+    assert_eq!(a.limits(Some(&k)), configured);
+    // The same field in Redis, now refilling at 10 a second: the next request within 100 ms,
+    // not 20 s.
+    let wait = is_wait(admit(&a, &k, Cost::requests(1)).await).unwrap_or_default();
+    assert!(wait <= Duration::from_millis(100), "{wait:?}");
 }
