@@ -123,6 +123,13 @@ pub enum Event<'a> {
         /// The learned rate, in requests per minute (rounded).
         requests_per_minute: u64,
     },
+    /// Whether the rate limiter's quota is shared with other processes (a store such as
+    /// Redis that answers), or not now (it is unreachable: the store applies its fallback).
+    /// Reported on each admission by stores that share; never by an in-process one.
+    QuotaShared {
+        /// Shared now.
+        shared: bool,
+    },
     /// The router sent the request to a deployment.
     Routed {
         /// The deployment.

@@ -18,6 +18,7 @@
 //! | `tollgate_retries_exhausted_total` | counter | provider, route, class |
 //! | `tollgate_ratelimit_wait_seconds`, `tollgate_ratelimit_refused_total` | histogram, counter | provider, route |
 //! | `tollgate_ratelimit_learned_rate` (an adaptive limit's, when it moves by 1 % or more) | gauge, requests per second | provider, route |
+//! | `tollgate_ratelimit_quota_shared` (a shared store's, e.g. `RedisStore`: 1 while Redis answers, 0 while it applies its fallback) | gauge | provider |
 //! | `tollgate_breaker_transitions_total`, `tollgate_breaker_refused_total` | counter | provider, route, from, to |
 //! | `tollgate_fallback_hops_total` | counter | provider, route, from (the target's name), class |
 //! | `tollgate_concurrency_waits_total` | counter | provider, route |
@@ -37,7 +38,7 @@
 //! rates; context-window errors; retries and their mean delay; p50/p90/p99 latency (an HDR
 //! histogram, retries included); time to first token of streamed answers (p50, p99); throughput; quota utilization per dimension, both the
 //! provider's (from its rate-limit headers) and the local `RateLimitLayer`'s (reported after
-//! each admission); the rate an adaptive rate limit learned; breaker opens — and [`Snapshot::alerts`] checks it against the
+//! each admission); the rate an adaptive rate limit learned; whether a shared quota is shared now; breaker opens — and [`Snapshot::alerts`] checks it against the
 //! warning and critical thresholds of PROVIDERS.md.
 //!
 //! ## `poll_ready` and `call`

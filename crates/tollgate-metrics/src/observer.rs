@@ -137,6 +137,13 @@ impl Observer for RequestObserver {
                 }
                 tracing::debug!(requests_per_minute, "learned rate changed");
             }
+            Event::QuotaShared { shared } => {
+                metrics::gauge!("tollgate_ratelimit_quota_shared", "provider" => provider)
+                    .set(if shared { 1.0 } else { 0.0 });
+                if let Some(stats) = &self.stats {
+                    stats.quota_shared(shared);
+                }
+            }
             Event::Routed { deployment } => {
                 metrics::counter!("tollgate_router_requests_total",
                     "provider" => provider, "deployment" => deployment.to_owned())

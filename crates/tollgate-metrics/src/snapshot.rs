@@ -44,6 +44,7 @@ struct Counts {
     utilization: [Option<f64>; 4],
     limiter_utilization: [Option<f64>; 4],
     learned_rate: Option<u64>,
+    quota_shared: Option<bool>,
     latency: Histogram<u64>,
     first_token: Histogram<u64>,
 }
@@ -83,6 +84,7 @@ impl Stats {
                 utilization: [None; 4],
                 limiter_utilization: [None; 4],
                 learned_rate: None,
+                quota_shared: None,
                 // Microseconds, up to an hour, three significant figures.
                 latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                     .expect("valid histogram bounds"),
@@ -154,6 +156,12 @@ impl Stats {
         self.counts.lock().learned_rate = Some(requests_per_minute);
     }
 
+    /// Whether the rate limiter's quota is shared with other processes, as of the latest
+    /// admission.
+    pub(crate) fn quota_shared(&self, shared: bool) {
+        self.counts.lock().quota_shared = Some(shared);
+    }
+
     /// A cacheable request was answered from the cache (`hit`), by another caller's upstream
     /// call (`coalesced`), or went upstream itself.
     pub(crate) fn cache_lookup(&self, hit: bool, coalesced: bool) {
@@ -213,6 +221,7 @@ impl Stats {
             utilization: counts.utilization,
             limiter_utilization: counts.limiter_utilization,
             learned_rate_per_minute: counts.learned_rate,
+            quota_shared: counts.quota_shared,
             p50: quantile(&counts.latency, 0.5),
             p90: quantile(&counts.latency, 0.9),
             p99: quantile(&counts.latency, 0.99),
@@ -275,6 +284,11 @@ pub struct Snapshot {
     /// minute, as of its latest change (`RateLimitLayer` with an adaptive limit); also the
     /// gauge `tollgate_ratelimit_learned_rate`, in requests per second.
     pub learned_rate_per_minute: Option<u64>,
+    /// Whether the rate limiter's quota is shared with other processes, as of the latest
+    /// admission: `Some(true)` while a shared store (`RedisStore`) answers, `Some(false)` while
+    /// it cannot reach Redis and applies its fallback, `None` for an in-process store; also
+    /// the gauge `tollgate_ratelimit_quota_shared` (1 or 0).
+    pub quota_shared: Option<bool>,
     /// Median latency.
     pub p50: Option<Duration>,
     /// 90th percentile latency.
@@ -377,6 +391,9 @@ impl Snapshot {
         );
         let opens = self.breaker_opens_last_hour as f64;
         check(Signal::BreakerOpens, Some(opens), 0.0, 3.0);
+        // Not shared: a warning (each replica holds its share; the fleet stays near the quota).
+        let unshared = self.quota_shared.map(|shared| f64::from(u8::from(!shared)));
+        check(Signal::QuotaNotShared, unshared, 0.0, 1.0);
         alerts
     }
 }
@@ -395,6 +412,9 @@ pub enum Signal {
     ServerErrorRate,
     /// Circuit breakers opened in the last hour.
     BreakerOpens,
+    /// The rate limiter's shared quota cannot be reached (1): each replica falls back on its
+    /// own policy. A warning only.
+    QuotaNotShared,
 }
 
 /// How bad.
@@ -446,6 +466,7 @@ mod tests {
             utilization: [None; 4],
             limiter_utilization: [None; 4],
             learned_rate_per_minute: None,
+            quota_shared: None,
             p50: Some(Duration::from_millis(300)),
             p90: Some(Duration::from_millis(800)),
             p99: Some(Duration::from_secs(1)),
@@ -498,5 +519,17 @@ mod tests {
         snapshot.server_errors = 10;
         snapshot.p99 = Some(Duration::from_secs(5));
         assert!(snapshot.alerts().is_empty());
+    }
+
+    #[test]
+    fn a_quota_that_cannot_be_shared_is_a_warning() {
+        let mut snapshot = quiet();
+        snapshot.quota_shared = Some(true);
+        assert!(snapshot.alerts().is_empty());
+        snapshot.quota_shared = Some(false);
+        assert_eq!(
+            levels(&snapshot, Signal::QuotaNotShared),
+            Some(Level::Warning)
+        );
     }
 }

@@ -272,6 +272,10 @@ where
             .expect("a request being admitted is waiting");
         match answer {
             Err(error) => {
+                // A store that cannot answer may say why: its quota is not shared now.
+                if let Some(observe) = Observe::of(&waiting.request) {
+                    self.limiter.report_sharing(observe);
+                }
                 self.waiting = None;
                 Some(Step::Done(Err(error)))
             }

@@ -226,8 +226,8 @@ impl<St: Store> Limiter<St> {
         }
     }
 
-    /// Tells an observer how much of `key`'s limits is in use after an admission at `now`, and
-    /// the learned rate when it moved.
+    /// Tells an observer how much of `key`'s limits is in use after an admission at `now`, the
+    /// learned rate when it moved, and whether the quota is shared.
     pub(crate) fn report_admission(
         &self,
         observe: &Observe,
@@ -247,6 +247,14 @@ impl<St: Store> Limiter<St> {
                 key,
                 requests_per_minute: (rate * 60.0).round() as u64,
             });
+        }
+        self.report_sharing(observe);
+    }
+
+    /// Tells an observer whether the quota is shared, if the store shares it.
+    pub(crate) fn report_sharing(&self, observe: &Observe) {
+        if let Some(shared) = self.store.sharing() {
+            observe.event(&Event::QuotaShared { shared });
         }
     }
 

@@ -590,6 +590,11 @@ impl Store for RedisStore {
         Vec::new()
     }
 
+    /// Shared while Redis answers.
+    fn sharing(&self) -> Option<bool> {
+        Some(self.mode() == Mode::Shared)
+    }
+
     /// The rate the fleet learned, as of this replica's last admission of `key`.
     fn learned_rate(&self, key: Option<&RouteKey>, _now: Duration) -> Option<f64> {
         self.inner.rates.lock().get(key).map(|seen| seen.current)

@@ -592,3 +592,45 @@ async fn limits_the_provider_reports_hold_every_replica_that_heard_them() {
     let wait = is_wait(admit(&a, &k, Cost::requests(1)).await).unwrap_or_default();
     assert!(wait <= Duration::from_millis(100), "{wait:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_layer_shows_whether_the_quota_is_shared() {
+    use tollgate_metrics::{MetricsLayer, Signal};
+    use tollgate_ratelimit::RateLimitLayer;
+    use tower::{Layer, ServiceExt};
+
+    let Some(mut redis) = support::start() else {
+        return;
+    };
+    let limits = Limits::new([Limit::requests(Quota::per_second(n(100)))]);
+    let config = RedisConfig::new(redis.url()).with_timeout(Duration::from_millis(100));
+    let store = RedisStore::connect(config, limits.clone()).await.unwrap();
+    let metrics = MetricsLayer::new("openai");
+    let handle = metrics.handle();
+    let provider = tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    });
+    let service = metrics.layer(RateLimitLayer::from_store(store, limits).layer(provider));
+    service
+        .clone()
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(handle.snapshot().quota_shared, Some(true));
+
+    redis.stop();
+    // The first request finds Redis gone and is admitted from the local share.
+    service
+        .clone()
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap();
+    let snapshot = handle.snapshot();
+    assert_eq!(snapshot.quota_shared, Some(false));
+    assert!(
+        snapshot
+            .alerts()
+            .iter()
+            .any(|alert| alert.signal == Signal::QuotaNotShared)
+    );
+}

@@ -66,6 +66,13 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Whether the quota is shared with other processes right now, for a store that shares
+    /// it (`Some(false)`: it cannot reach them, and applies its fallback); `None` for an
+    /// in-process store. Asked after each admission, for observers: keep it cheap.
+    fn sharing(&self) -> Option<bool> {
+        None
+    }
+
     /// The learned rate, when it moved by 1 % or more since it was last reported here (for
     /// events); marks it reported.
     fn report_learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
