@@ -17,7 +17,7 @@ pub(crate) struct Plan {
     /// The configured limits, then those learned from the provider's headers: what the
     /// script holds the key to.
     pub(crate) limits: Limits,
-    /// Per limit: field, algorithm, amount, period (µs), burst; then the adaptive limit's
+    /// Per limit: field, interval (µs per unit), burst span (µs); then the adaptive limit's
     /// values (`0`, or `1` and five numbers: see the script).
     pub(crate) args: Vec<String>,
 }
@@ -30,7 +30,7 @@ impl Plan {
         if let Some(adaptive) = configured.adaptive_config() {
             limits = limits.with_adaptive(*adaptive);
         }
-        let mut args = Vec::with_capacity(limits.len() * 5 + 6);
+        let mut args = Vec::with_capacity(limits.len() * 3 + 6);
         for limit in limits.as_slice() {
             let algorithm = match limit.algorithm() {
                 AlgorithmKind::TokenBucket => "t",
@@ -46,15 +46,15 @@ impl Plan {
             let quota = limit.quota();
             let period = u64::try_from(quota.period().as_micros()).unwrap_or(u64::MAX);
             // The field names the limit by what it counts, over how long, and how; a change of
-            // amount keeps what was used.
+            // amount keeps what was left.
             args.push(format!(
                 "{}:{period}:{algorithm}",
                 limit.dimension().as_str()
             ));
-            args.push(algorithm.to_owned());
-            args.push(quota.limit().to_string());
-            args.push(period.to_string());
-            args.push(quota.burst().to_string());
+            // µs per unit, and the burst's span in µs (`{:e}`: every digit, as Lua reads it).
+            let interval = period as f64 / quota.limit() as f64;
+            args.push(format!("{interval:e}"));
+            args.push(format!("{:e}", quota.burst() as f64 * interval));
         }
         match configured.adaptive_config() {
             None => args.push("0".to_owned()),

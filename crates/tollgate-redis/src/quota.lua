@@ -3,8 +3,8 @@
 -- KEYS[1]  the quota's hash (one field per limit, "p" the pause, "a" the adaptive pace)
 -- ARGV[1]  the operation: admit | queued | refund | charge | remaining | pause | throttled
 -- ARGV[2]  how many limits follow (n)
--- then five values per limit: field, algorithm ("t" token bucket, "g" GCRA), amount per
--- period, period (µs), burst
+-- then three values per limit: field, interval (µs per unit), burst span (µs: the burst
+-- times the interval)
 -- then "0" (no adaptive limit), or "1" and five values: the adaptive limit's initial rate,
 -- floor and ceiling (requests per second; ceiling 0: none), and the requests limit that
 -- bounds it, rate per second and burst (0 0: none)
@@ -29,30 +29,23 @@ local n = tonumber(ARGV[2])
 local SEC = 1000000
 local INF = math.huge
 
-local limits = {}
+-- Per limit: its field, µs per unit, and how far back "full" is (the burst's span).
+local F, I, S = {}, {}, {}
 local fields = {}
 for i = 1, n do
-  local at = 3 + 5 * (i - 1)
-  local limit = {
-    field = ARGV[at],
-    gcra = ARGV[at + 1] == 'g',
-    amount = tonumber(ARGV[at + 2]),
-    period = tonumber(ARGV[at + 3]),
-    burst = tonumber(ARGV[at + 4]),
-  }
-  -- µs per unit
-  limit.interval = limit.period / limit.amount
-  limits[i] = limit
-  fields[#fields + 1] = limit.field
-  fields[#fields + 1] = limit.field .. '@'
+  local at = 3 * i
+  F[i] = ARGV[at]
+  I[i] = tonumber(ARGV[at + 1])
+  S[i] = tonumber(ARGV[at + 2])
+  fields[i] = F[i]
 end
-fields[#fields + 1] = 'p'
-fields[#fields + 1] = 'a'
+fields[n + 1] = 'p'
+fields[n + 2] = 'a'
 local stored = redis.call('HMGET', key, unpack(fields))
 
 -- The adaptive limit, if any.
 local A = nil
-local extra = 3 + 5 * n
+local extra = 3 + 3 * n
 if ARGV[extra] == '1' then
   A = {
     initial = tonumber(ARGV[extra + 1]),
@@ -69,31 +62,26 @@ else
   extra = extra + 1
 end
 
--- When limit i is full: empty until its whole burst ago.
-local function full(i)
-  return now - limits[i].burst * limits[i].interval
-end
-
--- Each limit's state as "the time it is empty until": GCRA's theoretical arrival time, and for
--- the token bucket the time its tokens would have run out (tokens v at t: t - v * interval).
--- Both read the same; the bucket keeps (tokens, time) so that its stored form is the familiar one.
--- Never earlier than full: a limit holds no more than its burst.
-local function stored_state(i)
-  local limit = limits[i]
-  local a = stored[2 * i - 1]
-  if not a then
-    return full(i)
-  end
-  a = tonumber(a)
-  if limit.gcra then
-    return a - limit.burst * limit.interval
-  end
-  local t = tonumber(stored[2 * i])
-  return t - a * limit.interval
-end
+-- Each limit's state is "the time it is empty until" (µs): GCRA's theoretical arrival time less
+-- the burst's span; for the token bucket, the time its tokens would have run out (tokens v at
+-- t: t - v × interval). Both admit alike. Never earlier than full: a limit holds no more than
+-- its burst.
 local state = {}
 for i = 1, n do
-  state[i] = math.max(stored_state(i), full(i))
+  local full = now - S[i]
+  local e = stored[i]
+  if e then
+    e = tonumber(e)
+    if not e then
+      return redis.error_reply('tollgate: bad state under ' .. key)
+    end
+    if e < full then
+      e = full
+    end
+  else
+    e = full
+  end
+  state[i] = e
 end
 -- Numbers are written with every digit (tostring keeps 14, too few for µs since 1970).
 local function digits(x)
@@ -103,21 +91,16 @@ end
 -- Writes back "empty until" e for limit i, never holding more than the burst.
 local writes = {}
 local function write(i, e)
-  local limit = limits[i]
-  e = math.max(e, full(i))
-  if limit.gcra then
-    writes[#writes + 1] = limit.field
-    writes[#writes + 1] = digits(e + limit.burst * limit.interval)
-  else
-    writes[#writes + 1] = limit.field
-    writes[#writes + 1] = digits((now - e) / limit.interval)
-    writes[#writes + 1] = limit.field .. '@'
-    writes[#writes + 1] = digits(now)
+  local full = now - S[i]
+  if e < full then
+    e = full
   end
+  writes[#writes + 1] = F[i]
+  writes[#writes + 1] = digits(e)
   state[i] = e
 end
 
-local paused = tonumber(stored[2 * n + 1] or '0')
+local paused = tonumber(stored[n + 1] or '0')
 
 -- ===== the adaptive pace =====
 --
@@ -138,216 +121,220 @@ local AT_CEILING, SLOW_START, CUBIC = 0, 1, 2
 
 local pace = nil
 local pace_dirty = false
+-- Defined only under an adaptive limit (a closure each costs time on every call).
+local load_pace, pace_idle_at, write_pace, measure, rate, learned, tolerance, pace_wait, pace_admit, recent_rate, pace_throttled
+if A then
 
-local function load_pace()
-  local raw = stored[2 * n + 2]
-  local p
-  if raw then
-    local v = {}
-    for x in string.gmatch(raw, '%S+') do
-      v[#v + 1] = tonumber(x)
-    end
-    p = {
-      phase = v[1], since = v[2], w_max = v[3], k = v[4], next_at = v[5],
-      decreased_at = v[6], bucket_start = v[7], bucket_count = v[8], measured = v[9],
-      saturated = v[10], last = v[11], count = v[12], recent = {},
-    }
-    for i = 1, RECENT do
-      p.recent[i] = v[12 + i]
-    end
-    if not p.recent[RECENT] then
-      return redis.error_reply('tollgate: bad adaptive state under ' .. key)
-    end
-  else
-    p = {
-      phase = SLOW_START, since = now, w_max = 0, k = 0, next_at = 0, decreased_at = -1,
-      bucket_start = now, bucket_count = 0, measured = 0, saturated = 0, last = now,
-      count = 0, recent = {},
-    }
-    for i = 1, RECENT do
-      p.recent[i] = 0
-    end
-    pace_dirty = true
-  end
-  -- A requests limit bounds the rate: held there until a throttle; without one, a search.
-  if A.limit_rate > 0 and p.phase == SLOW_START then
-    p.phase = AT_CEILING
-  elseif A.limit_rate <= 0 and p.phase == AT_CEILING then
-    p.phase = SLOW_START
-    p.since = p.bucket_start
-  end
-  pace = p
-  return nil
-end
-
-local function pace_idle_at()
-  return math.max(pace.next_at, pace.last + FORGET_AFTER)
-end
-
-local function write_pace()
-  if not pace_dirty then
-    return
-  end
-  local p = pace
-  local v = {
-    p.phase, p.since, p.w_max, p.k, p.next_at, p.decreased_at, p.bucket_start,
-    p.bucket_count, p.measured, p.saturated, p.last, p.count,
-  }
-  for i = 1, RECENT do
-    v[#v + 1] = p.recent[i]
-  end
-  for i = 1, #v do
-    v[i] = digits(v[i])
-  end
-  writes[#writes + 1] = 'a'
-  writes[#writes + 1] = table.concat(v, ' ')
-end
-
--- The smoothed send rate at t, closing the buckets that ended.
-local function measure(t)
-  local elapsed = t - pace.bucket_start
-  if elapsed >= BUCKET then
-    local buckets = math.floor(elapsed / BUCKET)
-    local sample = pace.bucket_count / (BUCKET / SEC)
-    pace.measured = SMOOTHING * sample + (1 - SMOOTHING) * pace.measured
-    -- Every further bucket that ended was empty.
-    pace.measured = pace.measured * (1 - SMOOTHING) ^ math.min(buckets - 1, 64)
-    pace.bucket_start = pace.bucket_start + buckets * BUCKET
-    pace.bucket_count = 0
-    pace_dirty = true
-  end
-  return pace.measured
-end
-
--- The rate the curve allows at t (per second), or nil while the limits alone hold it.
-local function rate(t)
-  local initial = A.initial
-  local supported = INF
-  if A.limit_rate <= 0 then
-    supported = math.max(2 * pace.measured, initial)
-  end
-  local curve
-  if pace.phase == AT_CEILING then
-    return nil
-  elseif pace.phase == SLOW_START then
-    if math.min(supported, A.ceiling) <= initial then
-      curve = initial
+  load_pace = function()
+    local raw = stored[n + 2]
+    local p
+    if raw then
+      local v = {}
+      for x in string.gmatch(raw, '%S+') do
+        v[#v + 1] = tonumber(x)
+      end
+      p = {
+        phase = v[1], since = v[2], w_max = v[3], k = v[4], next_at = v[5],
+        decreased_at = v[6], bucket_start = v[7], bucket_count = v[8], measured = v[9],
+        saturated = v[10], last = v[11], count = v[12], recent = {},
+      }
+      for i = 1, RECENT do
+        p.recent[i] = v[12 + i]
+      end
+      if not p.recent[RECENT] then
+        return redis.error_reply('tollgate: bad adaptive state under ' .. key)
+      end
     else
-      curve = initial * 2 ^ math.min(math.max((t - pace.since) / SEC, 0), 60)
+      p = {
+        phase = SLOW_START, since = now, w_max = 0, k = 0, next_at = 0, decreased_at = -1,
+        bucket_start = now, bucket_count = 0, measured = 0, saturated = 0, last = now,
+        count = 0, recent = {},
+      }
+      for i = 1, RECENT do
+        p.recent[i] = 0
+      end
+      pace_dirty = true
     end
-  else
-    supported = math.max(supported, DECREASE * pace.w_max)
-    local c = pace.w_max * (1 - DECREASE) / (pace.k ^ 3)
-    local x = math.max((t - pace.since) / SEC, 0) - pace.k
-    curve = pace.w_max + c * x ^ 3
-  end
-  local r = math.max(math.min(curve, supported, A.ceiling), A.floor)
-  if A.limit_rate > 0 and r >= A.limit_rate then
+    -- A requests limit bounds the rate: held there until a throttle; without one, a search.
+    if A.limit_rate > 0 and p.phase == SLOW_START then
+      p.phase = AT_CEILING
+    elseif A.limit_rate <= 0 and p.phase == AT_CEILING then
+      p.phase = SLOW_START
+      p.since = p.bucket_start
+    end
+    pace = p
     return nil
   end
-  return r
-end
 
--- The rate in force at t, for observers.
-local function learned(t)
-  local r = rate(t)
-  if r then
+  pace_idle_at = function()
+    return math.max(pace.next_at, pace.last + FORGET_AFTER)
+  end
+
+  write_pace = function()
+    if not pace_dirty then
+      return
+    end
+    local p = pace
+    local v = {
+      p.phase, p.since, p.w_max, p.k, p.next_at, p.decreased_at, p.bucket_start,
+      p.bucket_count, p.measured, p.saturated, p.last, p.count,
+    }
+    for i = 1, RECENT do
+      v[#v + 1] = p.recent[i]
+    end
+    for i = 1, #v do
+      v[i] = digits(v[i])
+    end
+    writes[#writes + 1] = 'a'
+    writes[#writes + 1] = table.concat(v, ' ')
+  end
+
+  -- The smoothed send rate at t, closing the buckets that ended.
+  measure = function(t)
+    local elapsed = t - pace.bucket_start
+    if elapsed >= BUCKET then
+      local buckets = math.floor(elapsed / BUCKET)
+      local sample = pace.bucket_count / (BUCKET / SEC)
+      pace.measured = SMOOTHING * sample + (1 - SMOOTHING) * pace.measured
+      -- Every further bucket that ended was empty.
+      pace.measured = pace.measured * (1 - SMOOTHING) ^ math.min(buckets - 1, 64)
+      pace.bucket_start = pace.bucket_start + buckets * BUCKET
+      pace.bucket_count = 0
+      pace_dirty = true
+    end
+    return pace.measured
+  end
+
+  -- The rate the curve allows at t (per second), or nil while the limits alone hold it.
+  rate = function(t)
+    local initial = A.initial
+    local supported = INF
+    if A.limit_rate <= 0 then
+      supported = math.max(2 * pace.measured, initial)
+    end
+    local curve
+    if pace.phase == AT_CEILING then
+      return nil
+    elseif pace.phase == SLOW_START then
+      if math.min(supported, A.ceiling) <= initial then
+        curve = initial
+      else
+        curve = initial * 2 ^ math.min(math.max((t - pace.since) / SEC, 0), 60)
+      end
+    else
+      supported = math.max(supported, DECREASE * pace.w_max)
+      local c = pace.w_max * (1 - DECREASE) / (pace.k ^ 3)
+      local x = math.max((t - pace.since) / SEC, 0) - pace.k
+      curve = pace.w_max + c * x ^ 3
+    end
+    local r = math.max(math.min(curve, supported, A.ceiling), A.floor)
+    if A.limit_rate > 0 and r >= A.limit_rate then
+      return nil
+    end
     return r
   end
-  if A.limit_rate > 0 then
-    return A.limit_rate
-  end
-  return A.initial
-end
 
--- How far ahead of now the next arrival may be (µs): the requests limit's burst at r.
-local function tolerance(r)
-  if A.limit_rate > 0 and A.limit_burst > 1 then
-    return (A.limit_burst - 1) / r * SEC
+  -- The rate in force at t, for observers.
+  learned = function(t)
+    local r = rate(t)
+    if r then
+      return r
+    end
+    if A.limit_rate > 0 then
+      return A.limit_rate
+    end
+    return A.initial
   end
-  return 0
-end
 
--- How long (µs) until `ahead` more requests, and then one, may go.
-local function pace_wait(ahead)
-  local r = rate(now)
-  if not r then
+  -- How far ahead of now the next arrival may be (µs): the requests limit's burst at r.
+  tolerance = function(r)
+    if A.limit_rate > 0 and A.limit_burst > 1 then
+      return (A.limit_burst - 1) / r * SEC
+    end
     return 0
   end
-  return math.max(pace.next_at, now) + ahead / r * SEC - tolerance(r) - now
-end
 
--- Counts an admission now.
-local function pace_admit()
-  measure(now)
-  local r = rate(now)
-  pace.bucket_count = pace.bucket_count + 1
-  pace.recent[(pace.count % RECENT) + 1] = now
-  pace.count = pace.count + 1
-  pace.last = now
-  pace.saturated = 0
-  if r then
-    local interval = SEC / r
-    -- A request admitted a little late keeps the schedule; one after an idle spell starts it
-    -- afresh.
-    local slack = interval * 0.1
-    if pace.next_at - tolerance(r) >= now - slack then
-      pace.saturated = 1
+  -- How long (µs) until `ahead` more requests, and then one, may go.
+  pace_wait = function(ahead)
+    local r = rate(now)
+    if not r then
+      return 0
     end
-    local base = now
-    if pace.next_at >= now - slack then
-      base = pace.next_at
-    end
-    pace.next_at = base + interval
+    return math.max(pace.next_at, now) + ahead / r * SEC - tolerance(r) - now
   end
-  pace_dirty = true
-end
 
--- The rate of the last few admissions, per second (unbounded with fewer than two).
-local function recent_rate()
-  local m = math.min(pace.count, RECENT)
-  if m < 2 then
+  -- Counts an admission now.
+  pace_admit = function()
+    measure(now)
+    local r = rate(now)
+    pace.bucket_count = pace.bucket_count + 1
+    pace.recent[(pace.count % RECENT) + 1] = now
+    pace.count = pace.count + 1
+    pace.last = now
+    pace.saturated = 0
+    if r then
+      local interval = SEC / r
+      -- A request admitted a little late keeps the schedule; one after an idle spell starts it
+      -- afresh.
+      local slack = interval * 0.1
+      if pace.next_at - tolerance(r) >= now - slack then
+        pace.saturated = 1
+      end
+      local base = now
+      if pace.next_at >= now - slack then
+        base = pace.next_at
+      end
+      pace.next_at = base + interval
+    end
+    pace_dirty = true
+  end
+
+  -- The rate of the last few admissions, per second (unbounded with fewer than two).
+  recent_rate = function()
+    local m = math.min(pace.count, RECENT)
+    if m < 2 then
+      return INF
+    end
+    local newest = pace.recent[((pace.count - 1) % RECENT) + 1]
+    local oldest = pace.recent[((pace.count - m) % RECENT) + 1]
+    local span = (newest - oldest) / SEC
+    if span > 0 then
+      return (m - 1) / span
+    end
     return INF
   end
-  local newest = pace.recent[((pace.count - 1) % RECENT) + 1]
-  local oldest = pace.recent[((pace.count - m) % RECENT) + 1]
-  local span = (newest - oldest) / SEC
-  if span > 0 then
-    return (m - 1) / span
-  end
-  return INF
-end
 
--- A request admitted at `taken` was throttled: lower the rate, once per episode.
-local function pace_throttled(taken)
-  if pace.decreased_at >= 0 and taken < pace.decreased_at then
-    return
-  end
-  local measured = measure(now)
-  local paced = rate(taken)
-  if not paced then
-    paced = (A.limit_rate > 0) and A.limit_rate or INF
-  end
-  local sent
-  if pace.saturated == 1 and paced < INF then
-    sent = paced
-  else
-    sent = math.max(measured, recent_rate())
-  end
-  local w_max = math.max(math.min(paced, sent), A.floor)
-  pace.phase = CUBIC
-  pace.since = now
-  pace.w_max = w_max
-  pace.k = math.min(math.max(RECOVERY_REQUESTS / w_max, MIN_RECOVERY), MAX_RECOVERY)
-  pace.decreased_at = now
-  -- Without a ceiling, the next request goes one interval of the new pace from now.
-  if A.limit_rate <= 0 then
-    local r = rate(now)
-    if r then
-      pace.next_at = math.max(pace.next_at, now + SEC / r)
+  -- A request admitted at `taken` was throttled: lower the rate, once per episode.
+  pace_throttled = function(taken)
+    if pace.decreased_at >= 0 and taken < pace.decreased_at then
+      return
     end
+    local measured = measure(now)
+    local paced = rate(taken)
+    if not paced then
+      paced = (A.limit_rate > 0) and A.limit_rate or INF
+    end
+    local sent
+    if pace.saturated == 1 and paced < INF then
+      sent = paced
+    else
+      sent = math.max(measured, recent_rate())
+    end
+    local w_max = math.max(math.min(paced, sent), A.floor)
+    pace.phase = CUBIC
+    pace.since = now
+    pace.w_max = w_max
+    pace.k = math.min(math.max(RECOVERY_REQUESTS / w_max, MIN_RECOVERY), MAX_RECOVERY)
+    pace.decreased_at = now
+    -- Without a ceiling, the next request goes one interval of the new pace from now.
+    if A.limit_rate <= 0 then
+      local r = rate(now)
+      if r then
+        pace.next_at = math.max(pace.next_at, now + SEC / r)
+      end
+    end
+    pace_dirty = true
   end
-  pace_dirty = true
 end
 
 -- The reply, with the learned rate under an adaptive limit.
@@ -378,7 +365,7 @@ local function save()
   end
   local idle_at = math.max(now, paused)
   for i = 1, n do
-    idle_at = math.max(idle_at, state[i] - full(i) + now)
+    idle_at = math.max(idle_at, state[i] + S[i])
   end
   if pace then
     idle_at = math.max(idle_at, pace_idle_at())
@@ -398,7 +385,7 @@ if op == 'admit' or op == 'queued' then
     if op == 'queued' then
       c = c + tonumber(ARGV[extra + n + i - 1])
     end
-    local e = state[i] + c * limits[i].interval
+    local e = state[i] + c * I[i]
     after[i] = e
     -- Admitted while the limit is not empty beyond now.
     wait = math.max(wait, e - now)
@@ -433,7 +420,7 @@ if op == 'refund' or op == 'charge' then
   for i = 1, n do
     local c = cost(i)
     if c > 0 then
-      write(i, state[i] + sign * c * limits[i].interval)
+      write(i, state[i] + sign * c * I[i])
     end
   end
   save()
@@ -443,9 +430,8 @@ end
 if op == 'remaining' then
   local i = tonumber(ARGV[extra])
   local left = tonumber(ARGV[extra + 1])
-  local limit = limits[i]
   -- Never believe in more than `left`: empty at least until left units have refilled.
-  local e = now - left * limit.interval
+  local e = now - left * I[i]
   if state[i] < e then
     write(i, e)
   end
@@ -464,7 +450,7 @@ if op == 'pause' then
   -- The first request may go at the end of the pause; everyone after it at the limits' pace.
   for i = 1, n do
     local keep = tonumber(ARGV[extra + i])
-    local e = until_ - keep * limits[i].interval
+    local e = until_ - keep * I[i]
     if state[i] < e then
       write(i, e)
     end
