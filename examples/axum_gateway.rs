@@ -59,6 +59,18 @@
 //! | `GATEWAY_PRIMARY_RPM`, `GATEWAY_PRIMARY_TPM` | 500, 200000 | the quota to keep to |
 //! | `GATEWAY_FALLBACK_*` | — | the same for the fallback (none without `GATEWAY_FALLBACK_URL`) |
 //! | `GATEWAY_MAX_CONNECTIONS` | 1000 | connections open at once (keep it under `ulimit -n`, less the upstreams' own) |
+//! | `GATEWAY_REDIS_URL` | — | keep the quotas in this Redis, shared with every gateway given the same URL and prefix (`--features redis`); never printed |
+//! | `GATEWAY_REPLICAS` | 1 | how many gateways share it: while Redis is away, each admits 1/N of every quota |
+//! | `GATEWAY_REDIS_PREFIX` | `tollgate-gateway` | the start of its keys in Redis (each upstream's quota under `<prefix>:<primary or fallback>`) |
+//!
+//! Two gateways sharing one quota, for example:
+//!
+//! ```sh
+//! export GATEWAY_PRIMARY_URL=https://api.openai.com/v1 GATEWAY_PRIMARY_KEY=… GATEWAY_PRIMARY_RPM=500
+//! export GATEWAY_REDIS_URL=redis://127.0.0.1:6379/ GATEWAY_REPLICAS=2
+//! GATEWAY_ADDR=127.0.0.1:8080 cargo run --features redis --example axum_gateway -- --serve &
+//! GATEWAY_ADDR=127.0.0.1:8081 cargo run --features redis --example axum_gateway -- --serve &
+//! ```
 //!
 //! A base URL with a path is the API root (`https://api.groq.com/openai/v1`); one without
 //! (`http://127.0.0.1:8000`) gets `/v1`. Then, for example:
@@ -118,7 +130,11 @@ use tollgate::providers::rewrite::{Credentials, Endpoint, SetModel};
 use tollgate::providers::{PeekedBody, ProviderClassifier};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::{CostTooLarge, RateLimited};
-use tollgate::ratelimit::{Limit, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
+#[cfg(feature = "redis")]
+use tollgate::ratelimit::redis::{RedisConfig, RedisStore};
+use tollgate::ratelimit::{
+    Limit, Limits, OpenAiChat, PerRequest, RateLimitConfig, RateLimitLayer, Store, Unkeyed,
+};
 use tollgate::retry::{RetriesExhausted, RetryPolicy};
 use tollgate::{BoxError, ErrorClass, ServiceBuilderExt, Verdict};
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -721,49 +737,83 @@ impl Rewrite for Address {
     }
 }
 
+/// Where the gateway keeps its quotas.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Quotas {
+    /// In this process: each gateway its own.
+    #[default]
+    Local,
+    /// In Redis, shared by every gateway given the same configuration: each upstream's
+    /// quota under `<prefix>:<upstream name>`. The configuration's `Debug` hides the URL.
+    #[cfg(feature = "redis")]
+    Shared(RedisConfig),
+}
+
+impl Quotas {
+    /// What the gateway says of them at start: never the URL.
+    fn describe(&self) -> String {
+        match self {
+            Quotas::Local => "quotas kept in this process".to_owned(),
+            #[cfg(feature = "redis")]
+            Quotas::Shared(config) => format!(
+                "quota shared on Redis (URL hidden), {} replica{}",
+                config.replicas,
+                if config.replicas == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
 /// The gateway's stack. Under a `FallbackLayer` (when there is a fallback), one stack per
 /// upstream, outermost first:
 ///
 /// ```text
-/// retries (retry_policy) → circuit breaker → rate limit (upstream.limits, max_wait)
-///   → ClassifyLayer (upstream.provider) → transport
+/// retries (retry_policy) → circuit breaker → rate limit (upstream.limits, max_wait; kept
+///   where `quotas` says) → ClassifyLayer (upstream.provider) → transport
 /// ```
 ///
 /// The stack takes requests with a relative URI (as [`app`] sends them) and addresses each to
-/// its upstream: base URL, key and model.
+/// its upstream: base URL, key and model. With [`Quotas::Shared`] it must be built on a tokio
+/// runtime (the stores connect in the background).
 ///
 /// # Errors
 ///
-/// When a base URL is not an absolute URI, or a key cannot be a header value.
+/// When a base URL is not an absolute URI, or a key cannot be a header value; with
+/// [`Quotas::Shared`], when the Redis store refuses its configuration (never quoting the URL).
 pub(crate) fn stack(
     primary: &Upstream,
     fallback: Option<&Upstream>,
     retry: &RetryPolicy,
+    quotas: &Quotas,
     transport: ReqwestTransport,
 ) -> Result<BoxTarget<PeekedBody<reqwest::Body>>, BoxError> {
-    let one = |upstream: &Upstream| {
+    let one = |upstream: &Upstream| -> Result<_, BoxError> {
         let mut config = RateLimitConfig::new(upstream.limits.clone());
         config.max_wait = upstream.max_wait;
-        let quota = RateLimitLayer::new(config).with_estimator(OpenAiChat::new());
-        boxed(
-            ServiceBuilder::new()
-                .retries(retry.clone())
-                .circuit_breaker(BreakerConfig::default())
-                .layer(quota)
-                .classify(upstream.provider)
-                .service(transport.clone()),
-        )
+        Ok(match quotas {
+            Quotas::Local => {
+                upstream_stack(RateLimitLayer::new(config), upstream, retry, &transport)
+            }
+            #[cfg(feature = "redis")]
+            Quotas::Shared(redis) => {
+                let prefix = format!("{}:{}", redis.prefix, upstream.name);
+                let store =
+                    RedisStore::new(redis.clone().with_prefix(prefix), upstream.limits.clone())?;
+                let quota = RateLimitLayer::from_store(store, config);
+                upstream_stack(quota, upstream, retry, &transport)
+            }
+        })
     };
     let routed = match fallback {
-        None => one(primary),
+        None => one(primary)?,
         Some(second) => boxed(
             ServiceBuilder::new()
                 .fallback(
-                    FallbackConfig::new([Target::new(second.name.as_str(), one(second))
+                    FallbackConfig::new([Target::new(second.name.as_str(), one(second)?)
                         .with_rewrite(Address::of(second)?)])
                     .with_primary_name(&primary.name),
                 )
-                .service(one(primary)),
+                .service(one(primary)?),
         ),
     };
     // The primary's address goes on first; a fallback target rewrites it for its own.
@@ -778,6 +828,24 @@ pub(crate) fn stack(
             }
         },
     )))
+}
+
+/// One upstream's stack over `quota`: retries, breaker, `quota` (estimating tokens as OpenAI
+/// counts them), classifier, transport.
+fn upstream_stack<St: Store>(
+    quota: RateLimitLayer<Unkeyed, PerRequest, St>,
+    upstream: &Upstream,
+    retry: &RetryPolicy,
+    transport: &ReqwestTransport,
+) -> BoxTarget<PeekedBody<reqwest::Body>> {
+    boxed(
+        ServiceBuilder::new()
+            .retries(retry.clone())
+            .circuit_breaker(BreakerConfig::default())
+            .layer(quota.with_estimator(OpenAiChat::new()))
+            .classify(upstream.provider)
+            .service(transport.clone()),
+    )
 }
 
 // ===== configuration and the self-test =====
@@ -807,6 +875,42 @@ fn upstream_from_env(role: &str) -> Result<Option<Upstream>, BoxError> {
         limits: per_minute(number("RPM", 500)?, number("TPM", 200_000)?)?,
         max_wait: Some(Duration::from_secs(5)),
     }))
+}
+
+/// Where the quotas live: in Redis when `GATEWAY_REDIS_URL` is set (`GATEWAY_REPLICAS`,
+/// `GATEWAY_REDIS_PREFIX`), which needs the `redis` feature; else in this process.
+fn quotas_from_env() -> Result<Quotas, BoxError> {
+    let Ok(url) = std::env::var("GATEWAY_REDIS_URL") else {
+        return Ok(Quotas::Local);
+    };
+    #[cfg(feature = "redis")]
+    {
+        let replicas = match std::env::var("GATEWAY_REPLICAS") {
+            Ok(text) => text.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                format!(
+                    "GATEWAY_REPLICAS is not a number from 1 to {}: {text:?}",
+                    u32::MAX
+                )
+            })?,
+            Err(_) => 1,
+        };
+        let prefix =
+            std::env::var("GATEWAY_REDIS_PREFIX").unwrap_or_else(|_| "tollgate-gateway".to_owned());
+        Ok(Quotas::Shared(
+            RedisConfig::new(url)
+                .with_prefix(prefix)
+                .with_replicas(replicas),
+        ))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        drop(url); // never printed
+        Err(
+            "GATEWAY_REDIS_URL is set, but this gateway was built without the `redis` \
+             feature: run it with `cargo run --features redis --example axum_gateway`"
+                .into(),
+        )
+    }
 }
 
 /// Two in-process mocks: an OpenAI-shaped primary with a small quota, an Anthropic-shaped
@@ -1001,10 +1105,12 @@ async fn main() -> Result<(), BoxError> {
             (Some(mocks), primary, Some(fallback))
         }
     };
+    let quotas = quotas_from_env()?;
     let stack = stack(
         &primary,
         fallback.as_ref(),
         &retry_policy(),
+        &quotas,
         ReqwestTransport::new(reqwest::Client::new()),
     )?;
     let addr = std::env::var("GATEWAY_ADDR").unwrap_or_else(|_| {
@@ -1021,6 +1127,7 @@ async fn main() -> Result<(), BoxError> {
         Some(fallback) => format!("{} then {}", primary.name, fallback.name),
         None => primary.name.clone(),
     };
+    let names = format!("{names}; {}", quotas.describe());
     let limits = ConnectionLimits {
         max_connections: match std::env::var("GATEWAY_MAX_CONNECTIONS") {
             Ok(text) => text

@@ -12,6 +12,11 @@
 //! pass at once and no virtual time passes while the requests are on the wire: every wait is
 //! asserted exactly. A socket that became readable wakes its task before the clock may move,
 //! so a short sleep is a barrier: when it ends, the gateway has read everything sent before.
+//!
+//! With the `redis` feature, the last test runs two gateways sharing one quota in a real
+//! `redis-server` (started on a free loopback port by the `tollgate-redis` tests' harness;
+//! skipped loudly where none is installed, unless `TOLLGATE_REQUIRE_REDIS=1`), on the real
+//! clock: Redis's is the one the gateways share.
 
 #![cfg(all(
     feature = "circuit-breaker",
@@ -31,7 +36,7 @@ use std::time::Duration;
 
 use axum_gateway::gateway_server::{DRAIN, HEAD_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT};
 use axum_gateway::{
-    BODY_TIMEOUT, BodyLimits, ConnectionLimits, ReqwestTransport, Upstream, app, app_with,
+    BODY_TIMEOUT, BodyLimits, ConnectionLimits, Quotas, ReqwestTransport, Upstream, app, app_with,
     per_minute, retry_policy, serve_gateway, stack,
 };
 use http::StatusCode;
@@ -112,6 +117,7 @@ fn gateway_stack(
         primary,
         fallback,
         &retry_policy(),
+        &Quotas::Local,
         ReqwestTransport::new(reqwest::Client::new()),
     )
     .unwrap()
@@ -737,4 +743,87 @@ async fn an_event_stream_is_not_buffered() {
     })
     .await;
     assert!(streamed.is_ok(), "events held back: {received:?}");
+}
+
+// ===== several gateways, one quota (Redis) =====
+
+#[cfg(feature = "redis")]
+#[path = "../crates/tollgate-redis/tests/support/mod.rs"]
+mod redis_support;
+
+/// Two gateways in front of one upstream that admits 10 requests a minute, each holding its
+/// requests to that quota (refusing what it cannot admit within a second, and retrying
+/// nothing), its quota kept as `quotas` says; 10 callers at once at each gateway. What the
+/// callers got (successes, 429s), and what the upstream did.
+///
+/// The wait allowed is not zero: through Redis every admission takes a round trip, and a
+/// request queued behind one still being admitted would be refused at once.
+#[cfg(feature = "redis")]
+async fn two_gateways(quotas: &Quotas) -> (usize, usize, tollgate_mock::MockStats) {
+    let mock = start(
+        primary_config()
+            .with_requests_per_minute(10)
+            .with_tokens_per_minute(1_000_000),
+    )
+    .await;
+    let upstream = Upstream {
+        limits: per_minute(10, 1_000_000).unwrap(),
+        max_wait: Some(Duration::from_secs(1)),
+        ..primary(&mock)
+    };
+    let no_retries = retry_policy().with_max_retries(0);
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let transport = ReqwestTransport::new(reqwest::Client::new());
+        let stack = stack(&upstream, None, &no_retries, quotas, transport).unwrap();
+        gateways.push(listen(app(stack)).await);
+    }
+    let mut callers = tokio::task::JoinSet::new();
+    for &addr in &gateways {
+        for _ in 0..10 {
+            callers.spawn(chat(addr));
+        }
+    }
+    let (mut ok, mut refused) = (0, 0);
+    while let Some(answer) = callers.join_next().await {
+        let answer = answer.unwrap();
+        answer.assert_no_key();
+        match answer.status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}: {}", answer.text),
+        }
+    }
+    let stats = mock.stats();
+    mock.shutdown().await;
+    (ok, refused, stats)
+}
+
+/// Two gateways given the same Redis keep to the upstream's quota together: of 20 callers,
+/// 10 are served and 10 refused by the gateways themselves, and the upstream sends no 429.
+/// Two gateways with their quotas in memory each spend the whole quota, and the upstream
+/// refuses what is beyond its own. On the real clock (Redis's), about a second.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_sharing_redis_keep_to_one_quota() {
+    use tollgate::ratelimit::redis::RedisConfig;
+
+    let Some(redis) = redis_support::start() else {
+        return;
+    };
+    let shared = Quotas::Shared(
+        RedisConfig::new(redis.url())
+            .with_prefix("gateway-test")
+            .with_replicas(2),
+    );
+    let (ok, refused, upstream) = two_gateways(&shared).await;
+    assert_eq!((ok, refused), (10, 10));
+    assert_eq!((upstream.ok, upstream.rate_limited), (10, 0));
+
+    // Each gateway sends up to its whole quota (one may hold back its last requests once the
+    // upstream's headers said the quota is spent).
+    let (ok, refused, upstream) = two_gateways(&Quotas::Local).await;
+    assert_eq!((ok, refused), (10, 10));
+    assert!(upstream.requests > 10, "{upstream:?}");
+    assert!(upstream.rate_limited > 0, "{upstream:?}");
 }

@@ -2,7 +2,8 @@
 //! the next provider rewritten for it, sends a prompt too long for the model to the
 //! context-window chain, holds requests to the preset's or the given limits, spreads a
 //! provider's several keys (each with its own quota, a rejected one left out), answers
-//! identical opted-in requests from its cache without spending quota, and never shows a key. A stand-in transport answers like OpenAI and logs what it was sent; time is tokio's
+//! identical opted-in requests from its cache without spending quota, refuses a shared (Redis)
+//! quota it cannot keep with an error naming the provider, and never shows a key or a URL. A stand-in transport answers like OpenAI and logs what it was sent; time is tokio's
 //! paused clock.
 
 #![cfg(feature = "stack")]
@@ -781,4 +782,92 @@ fn base_urls_with_user_info_or_a_bad_port_are_refused() {
         error.to_string(),
         r#"provider "openai-compatible": invalid base URL "http://127.0.0.1:99999": the port is not a number from 0 to 65535"#
     );
+}
+
+// ===== shared quotas (Redis) =====
+
+/// With a shared quota, a provider's quota cannot be built outside a tokio runtime, nor with a
+/// prefix the store refuses; a provider with several keys and limits is refused (without
+/// limits it has nothing to share); every error names the provider and none shows the URL.
+#[cfg(feature = "redis")]
+#[test]
+fn shared_quota_errors_name_the_provider_never_the_url() {
+    use tollgate::ratelimit::redis::RedisConfig;
+    use tollgate::ratelimit::redis::error::RedisConfigError;
+
+    let password = "s3cret-pa55";
+    let shared = || RedisConfig::new(format!("redis://:{password}@127.0.0.1:1/"));
+    let limited = || openai().without_adaptive();
+    let check = |error: StackError, expected: StackError, text: &str| {
+        assert_eq!(error, expected);
+        assert_eq!(error.to_string(), text);
+        assert!(!format!("{error:?}").contains(password));
+    };
+
+    // Outside a runtime.
+    let error = StackBuilder::new(limited())
+        .with_shared_quota(shared())
+        .build(Wire::new())
+        .unwrap_err();
+    check(
+        error,
+        StackError::SharedQuota {
+            provider: "openai/gpt-4o".to_owned(),
+            error: RedisConfigError::NoRuntime,
+        },
+        "provider \"openai/gpt-4o\": cannot keep its quota in Redis: the Redis store connects on a \
+         tokio runtime, and none is running",
+    );
+    // A provider with no rate limit has nothing to keep in Redis: no runtime needed.
+    StackBuilder::new(openai().without_rate_limit())
+        .with_shared_quota(shared())
+        .build(Wire::new())
+        .unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let error = StackBuilder::new(limited())
+        .with_shared_quota(shared().with_prefix("my app"))
+        .build(Wire::new())
+        .unwrap_err();
+    check(
+        error,
+        StackError::SharedQuota {
+            provider: "openai/gpt-4o".to_owned(),
+            error: RedisConfigError::Prefix,
+        },
+        "provider \"openai/gpt-4o\": cannot keep its quota in Redis: the key prefix must be \
+         non-empty, without `{`, `}` or whitespace",
+    );
+
+    // Several keys with limits: refused; without limits: built.
+    let error = StackBuilder::new(pool().without_adaptive())
+        .with_shared_quota(shared())
+        .build(Wire::new())
+        .unwrap_err();
+    check(
+        error,
+        StackError::SharedQuotaWithKeys {
+            provider: "openai/gpt-4o".to_owned(),
+            keys: 3,
+        },
+        "provider \"openai/gpt-4o\": its 3 API keys cannot share their quotas in Redis (the router \
+         keeps each key's quota in this process, so every replica would spend each key's \
+         whole quota); give it one key, or keep the quotas in memory",
+    );
+    StackBuilder::new(pool().without_rate_limit())
+        .with_shared_quota(shared())
+        .build(Wire::new())
+        .unwrap();
+
+    // Names that are no part of a Redis key are written %XX: the stack builds, and the
+    // configuration's Debug output shows no URL.
+    let odd = limited().with_name("team {a}: gpt 4o");
+    let builder = StackBuilder::new(odd).with_shared_quota(shared());
+    assert!(!format!("{builder:?}").contains(password));
+    assert!(!format!("{builder:?}").contains("127.0.0.1:1"));
+    builder.build(Wire::new()).unwrap();
 }

@@ -3,11 +3,18 @@
 //! `[stack.cache]` too;
 //! every kind of invalid configuration is refused with an error naming the field; and no key
 //! ever shows. A stand-in transport
-//! answers like OpenAI and logs what it was sent; time is tokio's paused clock.
+//! answers like OpenAI and logs what it was sent; time is tokio's paused clock. `[store]` is
+//! checked the same way, and with the `redis` feature two stacks built from one file share a
+//! quota in a real `redis-server` (on the real clock; skipped loudly where none is installed,
+//! unless `TOLLGATE_REQUIRE_REDIS=1`).
 
 #![cfg(feature = "stack")]
 
 mod support;
+
+#[cfg(feature = "redis")]
+#[path = "../crates/tollgate-redis/tests/support/mod.rs"]
+mod redis_support;
 
 use std::time::Duration;
 
@@ -523,7 +530,7 @@ fn invalid_configurations_name_the_field() {
         ),
         (
             one_provider("") + "\n[metrics]\nenabled = true\n",
-            "metrics: unknown field `metrics`, expected `providers` or `stack`",
+            "metrics: unknown field `metrics`, expected one of `providers`, `stack`, `store`",
         ),
         (
             one_provider("max_in_flight = \"lots\""),
@@ -1228,4 +1235,352 @@ fn timeout_settings() {
         let error = StackConfig::from_toml(&one_provider(extra)).unwrap_err();
         assert_eq!(error.to_string(), expected, "for {extra}");
     }
+}
+
+// ===== [store] =====
+
+/// A password that must never show.
+#[cfg(feature = "redis")]
+const PASSWORD: &str = "s3cret-pa55";
+
+/// One provider, limited to 10 requests a minute (no adaptive limit), and `store` as the
+/// `[store]` table.
+fn with_store(store: &str) -> String {
+    format!(
+        "[[providers]]\nname = \"openai\"\nkind = \"openai\"\nmodel = \"gpt-4o\"\n\
+         limits = {{ requests_per_minute = 10 }}\nadaptive = {{ preset = \"none\" }}\n\n\
+         [stack]\nprimary = \"openai\"\n\n[store]\n{store}\n"
+    )
+}
+
+/// `kind = "memory"` is the default; Redis settings without `kind = "redis"` are refused, as
+/// is an unknown kind or field, whatever the features.
+#[test]
+fn store_memory_is_the_default() {
+    for store in ["", "kind = \"memory\""] {
+        let config = StackConfig::from_toml(&with_store(store)).unwrap();
+        let builder = config.to_builder_with_env(env).unwrap();
+        assert!(!format!("{builder:?}").contains("shared_quota: Some"));
+        builder.build(Wire::new()).unwrap();
+    }
+    for (store, expected) in [
+        (
+            "url_env = \"REDIS_URL\"",
+            r#"store.url_env: only with kind = "redis""#,
+        ),
+        (
+            "kind = \"memory\"\nreplicas = 3",
+            r#"store.replicas: only with kind = "redis""#,
+        ),
+        (
+            "kind = \"etcd\"",
+            r#"store.kind: unknown kind; expected "memory" or "redis""#,
+        ),
+        (
+            "kind = \"memory\"\nuri = \"x\"",
+            "store.uri: unknown field `uri`, expected one of `kind`, `url_env`, `url`, `prefix`, `replicas`, `unavailable`, `timeout`, `reconnect_every`",
+        ),
+    ] {
+        let error = StackConfig::from_toml(&with_store(store)).unwrap_err();
+        assert_eq!(error.to_string(), expected, "for {store}");
+    }
+}
+
+/// Without the `redis` feature, `kind = "redis"` names the feature.
+#[cfg(not(feature = "redis"))]
+#[test]
+fn store_redis_needs_the_feature() {
+    let error = StackConfig::from_toml(&with_store("kind = \"redis\"\nurl_env = \"REDIS_URL\""))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "store.kind: kind = \"redis\" needs tollgate's `redis` feature, which this build does \
+         not have (features = [\"redis\"] in Cargo.toml)"
+    );
+}
+
+/// Every invalid `[store]` is refused with an error naming the field, and none quotes the URL
+/// or its password.
+#[cfg(feature = "redis")]
+#[test]
+fn store_errors_name_the_field_and_never_the_url() {
+    let redis = |rest: &str| format!("kind = \"redis\"\n{rest}");
+    let use_env = "put the URL in an environment variable and name the variable in url_env (the URL is not shown)";
+    let cases: Vec<(String, String)> = vec![
+        (
+            redis(""),
+            r#"store.url_env: required with kind = "redis": the name of the environment variable holding the Redis URL (or url, for a URL without a password)"#.to_owned(),
+        ),
+        (
+            redis(&format!("url_env = \"REDIS_URL\"\nurl = \"redis://127.0.0.1/{PASSWORD}\"")),
+            "store.url: give either url_env (the variable holding the URL) or url, not both"
+                .to_owned(),
+        ),
+        (
+            redis(&format!("url_env = \"redis://:{PASSWORD}@cache:6379/\"")),
+            "store.url_env: must be the name of an environment variable (letters, digits and _), not the URL itself".to_owned(),
+        ),
+        (
+            redis(&format!("url = \"redis://:{PASSWORD}@cache:6379/\"")),
+            format!("store.url: holds a user name or password: {use_env}"),
+        ),
+        (
+            redis(&format!("url = \"rediss://default:{PASSWORD}@cache.example.com:6380/0\"")),
+            format!("store.url: holds a user name or password: {use_env}"),
+        ),
+        (
+            redis(&format!("url = \"redis+unix:///run/redis.sock?pass={PASSWORD}\"")),
+            format!("store.url: has a query, which may hold a password: {use_env}"),
+        ),
+        (
+            redis(&format!("url = \"https://{PASSWORD}.example.com/\"")),
+            "store.url: not a Redis URL (redis://, rediss://, valkey://, valkeys:// or unix://); the URL is not shown".to_owned(),
+        ),
+        (
+            redis(&format!("url = \"{PASSWORD}\"")),
+            "store.url: not a Redis URL (redis://, rediss://, valkey://, valkeys:// or unix://); the URL is not shown".to_owned(),
+        ),
+        (
+            redis(&format!("url = {{ password = \"{PASSWORD}\" }}")),
+            r#"store.url: must be a Redis URL, as a string, like "redis://127.0.0.1:6379/""#
+                .to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nprefix = \"\""),
+            "store.prefix: must not be empty, nor hold `{`, `}` or whitespace".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nprefix = \"my app\""),
+            "store.prefix: must not be empty, nor hold `{`, `}` or whitespace".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nprefix = \"{app}\""),
+            "store.prefix: must not be empty, nor hold `{`, `}` or whitespace".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nreplicas = 0"),
+            "store.replicas: must be at least 1 and at most 4294967295".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nreplicas = 5000000000"),
+            "store.replicas: must be at least 1 and at most 4294967295".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nreplicas = -1"),
+            "store.replicas: invalid value: integer `-1`, expected u64".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nunavailable = \"wait\""),
+            "store.unavailable: unknown policy; expected local-share, refuse or admit".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\ntimeout = \"0ms\""),
+            "store.timeout: must be greater than 0".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\ntimeout = \"11s\""),
+            "store.timeout: must be at most 10s".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\ntimeout = \"soon\""),
+            r#"store.timeout: invalid duration "soon": expected a number and a unit, like "500ms", "1.5s" or "2m""#.to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nreconnect_every = \"0s\""),
+            "store.reconnect_every: must be greater than 0".to_owned(),
+        ),
+        (
+            redis("url_env = \"REDIS_URL\"\nreconnect_every = \"2m\""),
+            "store.reconnect_every: must be at most 60s".to_owned(),
+        ),
+        (
+            redis(&format!("url_env = \"REDIS_URL\"\npassword = \"{PASSWORD}\"")),
+            "store.password: unknown field `password`, expected one of `kind`, `url_env`, `url`, `prefix`, `replicas`, `unavailable`, `timeout`, `reconnect_every`".to_owned(),
+        ),
+    ];
+    for (store, expected) in cases {
+        let error = StackConfig::from_toml(&with_store(&store)).unwrap_err();
+        assert_eq!(error.to_string(), expected, "for {store}");
+        assert!(!format!("{error:?}").contains(PASSWORD), "for {store}");
+    }
+
+    // Read when the stack is built: a missing variable names it, a value that is no Redis URL
+    // is not shown.
+    let config = StackConfig::from_toml(&with_store(&redis("url_env = \"REDIS_URL\""))).unwrap();
+    let error = config.to_builder_with_env(|_| None).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "store.url_env: environment variable REDIS_URL is not set"
+    );
+    assert_eq!(error.field(), Some("store.url_env"));
+    let error = config
+        .to_builder_with_env(|_| Some(format!("http://:{PASSWORD}@cache/")))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "store.url_env: the URL in environment variable REDIS_URL is not a Redis URL (redis://, rediss://, valkey://, valkeys:// or unix://); the URL is not shown"
+    );
+    assert!(!format!("{error:?}").contains(PASSWORD));
+}
+
+/// A valid `[store]` gives the builder `with_shared_quota` of the same configuration; the URL
+/// — from the environment, with its password, or from the file — shows in no `Debug` output.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn store_redis_gives_the_builder_a_shared_quota() {
+    use tollgate::ratelimit::redis::{RedisConfig, Unavailable};
+
+    let store = "kind = \"redis\"\nurl_env = \"REDIS_URL\"\nprefix = \"fleet\"\nreplicas = 3\n\
+                 unavailable = \"refuse\"\ntimeout = \"20ms\"\nreconnect_every = \"1s\"";
+    let config = StackConfig::from_toml(&with_store(store)).unwrap();
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:1/");
+    let builder = config.to_builder_with_env(|_| Some(url.clone())).unwrap();
+    let expected = StackBuilder::new(
+        Provider::new(tollgate::stack::ProviderKind::OpenAi)
+            .with_name("openai")
+            .with_model("gpt-4o")
+            .with_limits(Limits::new([Limit::requests(Quota::per_minute(
+                std::num::NonZeroU64::new(10).unwrap(),
+            ))]))
+            .without_adaptive(),
+    )
+    .with_shared_quota(
+        RedisConfig::new(url.clone())
+            .with_prefix("fleet")
+            .with_replicas(3)
+            .with_unavailable(Unavailable::Refuse)
+            .with_timeout(ms(20))
+            .with_reconnect_every(Duration::from_secs(1)),
+    );
+    assert_eq!(format!("{builder:?}"), format!("{expected:?}"));
+    let stack = builder.clone().build(Wire::new()).unwrap();
+    for text in [
+        format!("{config:?}"),
+        format!("{builder:?}"),
+        format!("{stack:?}"),
+    ] {
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(!text.contains("127.0.0.1:1"), "{text}");
+    }
+
+    // `url` in the file, without a password; `local_share` as `Unavailable::as_str` writes it.
+    let store = "kind = \"redis\"\nurl = \"redis://127.0.0.1:1/\"\nunavailable = \"local_share\"";
+    let config = StackConfig::from_toml(&with_store(store)).unwrap();
+    assert!(!format!("{config:?}").contains("127.0.0.1:1"));
+    let builder = config.to_builder_with_env(|_| None).unwrap();
+    assert!(format!("{builder:?}").contains("unavailable: LocalShare"));
+    builder.build(Wire::new()).unwrap();
+
+    // A provider with several keys and limits cannot share them.
+    let pool = POOL.to_owned() + "\n[store]\nkind = \"redis\"\nurl_env = \"REDIS_URL\"\n";
+    let config = StackConfig::from_toml(&pool).unwrap();
+    let keys_and_url = |name: &str| match name {
+        "REDIS_URL" => Some("redis://127.0.0.1:1/".to_owned()),
+        other => env(other),
+    };
+    let error = config
+        .to_builder_with_env(keys_and_url)
+        .unwrap()
+        .build(Wire::new())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "provider \"openai\": its 3 API keys cannot share their quotas in Redis (the router \
+         keeps each key's quota in this process, so every replica would spend each key's \
+         whole quota); give it one key, or keep the quotas in memory"
+    );
+}
+
+/// The sample's commented `[store]`, uncommented, is valid.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_samples_commented_store_is_valid() {
+    let start = SAMPLE.find("# [store]\n").unwrap();
+    let block: String = SAMPLE[start..]
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .filter(|line| !line.starts_with("#  "))
+        .map(|line| line.strip_prefix("# ").unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = StackConfig::from_toml(&format!("{SAMPLE}\n{block}\n")).unwrap();
+    let redis = |name: &str| match name {
+        "REDIS_URL" => Some("redis://127.0.0.1:1/".to_owned()),
+        other => env(other),
+    };
+    let builder = config.to_builder_with_env(redis).unwrap();
+    let text = format!("{builder:?}");
+    assert!(text.contains("prefix: \"tollgate\", replicas: 3"), "{text}");
+    // Its providers learn their rate (adaptive by default): the shared store runs that too.
+    // (Nothing listens on port 1: the stores start unavailable, which is no build error.)
+    builder.build(Wire::new()).unwrap();
+}
+
+/// Two replicas — two stacks built from one file with `[store] kind = "redis"` — each sent 15
+/// requests at once, against a provider limited to 10 requests a minute: together they send
+/// exactly 10, where two stacks with their quotas in memory send 20. Two providers of
+/// different names never share a quota. On the real clock (Redis's), about 1.5 s.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stacks_from_one_file_share_the_quota_in_redis() {
+    let Some(redis) = redis_support::start() else {
+        return;
+    };
+    let url = redis.url();
+    let shared = with_store("kind = \"redis\"\nurl_env = \"QUOTA_REDIS_URL\"\nreplicas = 2");
+    let redis_env = |name: &str| (name == "QUOTA_REDIS_URL").then(|| url.clone());
+    let config = StackConfig::from_toml(&shared).unwrap();
+    let replica = || config.to_builder_with_env(redis_env).unwrap();
+    assert_eq!(sent_by_two(replica(), replica()).await, 10);
+
+    let local = StackConfig::from_toml(&with_store("")).unwrap();
+    let replica = || local.to_builder_with_env(env).unwrap();
+    assert_eq!(sent_by_two(replica(), replica()).await, 20);
+
+    // Another provider name, another quota (under `tollgate:other`), in the same Redis.
+    let renamed = shared
+        .replace("name = \"openai\"", "name = \"other\"")
+        .replace("primary = \"openai\"", "primary = \"other\"");
+    let renamed = StackConfig::from_toml(&renamed).unwrap();
+    let other = renamed.to_builder_with_env(redis_env).unwrap();
+    let one_more = config.to_builder_with_env(redis_env).unwrap();
+    assert_eq!(sent_by_two(other, one_more).await, 10);
+}
+
+/// How many requests reach the transport when the stacks `a` and `b` each get 15 at once,
+/// within 500 ms (those still waiting for quota then are dropped).
+#[cfg(feature = "redis")]
+async fn sent_by_two(a: StackBuilder, b: StackBuilder) -> usize {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let transport = tower::service_fn({
+        let sent = Arc::clone(&sent);
+        move |_: Request<BufferedBody>| {
+            sent.fetch_add(1, Ordering::SeqCst);
+            async {
+                let body = http_body_util::Full::new(Bytes::from_static(b"{}"));
+                Ok::<_, std::convert::Infallible>(http::Response::new(body))
+            }
+        }
+    });
+    let stacks = [
+        a.build(transport.clone()).unwrap(),
+        b.build(transport).unwrap(),
+    ];
+    let mut callers = tokio::task::JoinSet::new();
+    for stack in &stacks {
+        for _ in 0..15 {
+            let stack = stack.clone();
+            callers
+                .spawn(async move { tokio::time::timeout(ms(500), stack.oneshot(chat())).await });
+        }
+    }
+    while let Some(outcome) = callers.join_next().await {
+        if let Ok(response) = outcome.unwrap() {
+            assert_eq!(response.unwrap().status(), StatusCode::OK);
+        }
+    }
+    sent.load(Ordering::SeqCst)
 }

@@ -9,6 +9,8 @@ use tollgate_fallback::{FallbackConfig, FallbackLayer, FallbackPolicy, Target};
 use tollgate_metrics::MetricsLayer;
 use tollgate_providers::ClassifyLayer;
 use tollgate_ratelimit::{ByModel, Limits, OpenAiChat, RateLimitLayer};
+#[cfg(feature = "redis")]
+use tollgate_redis::{RedisConfig, RedisStore};
 use tollgate_retry::RetryLayer;
 use tollgate_router::{Deployment, RouterConfig, RouterLayer};
 use tollgate_timeout::TimeoutLayer;
@@ -40,6 +42,10 @@ use super::service::{Description, Erased, Stack, StackBody, Transport};
 /// Providers with the same [`label`](Provider::label) share one stack — one quota, one
 /// breaker — and must be equal.
 ///
+/// Each provider's quota lives in its own memory, in this process; with the `redis` feature,
+/// `with_shared_quota` keeps it in Redis instead, shared by every replica built with the same
+/// configuration.
+///
 /// See the [module docs](super) for examples.
 #[derive(Clone)]
 pub struct StackBuilder {
@@ -49,6 +55,15 @@ pub struct StackBuilder {
     metrics: Option<MetricsLayer>,
     cache: Option<CacheLayer>,
     policy: Option<FallbackPolicy>,
+    quotas: Quotas,
+}
+
+/// Where the providers' quotas live: each in its own memory or, with the `redis` feature and
+/// a [shared quota](StackBuilder::with_shared_quota), in Redis.
+#[derive(Clone, Default)]
+struct Quotas {
+    #[cfg(feature = "redis")]
+    shared: Option<RedisConfig>,
 }
 
 impl StackBuilder {
@@ -61,6 +76,7 @@ impl StackBuilder {
             metrics: None,
             cache: None,
             policy: None,
+            quotas: Quotas::default(),
         }
     }
 
@@ -164,6 +180,107 @@ impl StackBuilder {
         self
     }
 
+    /// Keeps every provider's quota in the Redis `config` names, so that several replicas of a
+    /// service — each building this stack — share each provider's quota instead of each
+    /// believing it owns the whole of it.
+    ///
+    /// Each provider stack with a rate limit gets its own
+    /// [`RedisStore`](crate::ratelimit::redis::RedisStore), built with the provider's limits
+    /// and `config`, its [`prefix`](RedisConfig::prefix) extended by the provider's
+    /// [`label`](Provider::label): `<prefix>:<label>` (`tollgate:openai/gpt-4o`; `%`, `:`,
+    /// `{`, `}` and whitespace in the label are written `%XX`). So two providers of one stack
+    /// never share a quota, and two processes whose stacks have the same providers and the
+    /// same `config` share every one. Requests still wait in each replica's own queue; see
+    /// [`tollgate::ratelimit::redis`](crate::ratelimit::redis) for what is shared, and what
+    /// happens while Redis cannot be reached (by default each replica admits
+    /// 1/[`replicas`](RedisConfig::replicas) of the limits).
+    ///
+    /// [`build`](Self::build) connects to Redis in the background: it does not wait for Redis,
+    /// and an unreachable Redis is not an error. A provider without a rate limit
+    /// ([`Provider::without_rate_limit`]) has nothing to share.
+    ///
+    /// # Several API keys
+    ///
+    /// A provider with [several keys](Provider::with_api_keys) and a rate limit is refused
+    /// with [`StackError::SharedQuotaWithKeys`]: its router keeps each key's quota in this
+    /// process and cannot take a shared store yet, and each replica spending every key's
+    /// whole quota is what a shared quota is meant to prevent. Give such a provider one key,
+    /// or keep the quotas in memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroU64;
+    /// use std::time::Duration;
+    ///
+    /// use tollgate::ratelimit::algorithm::Quota;
+    /// use tollgate::ratelimit::redis::{RedisConfig, Unavailable};
+    /// use tollgate::ratelimit::{Limit, Limits};
+    /// use tollgate::stack::{Provider, Stack, StackBuilder, StackError, Transport};
+    ///
+    /// /// This replica's stack: one of `replicas` sharing the Redis at `url`.
+    /// fn stack(url: String, replicas: u32, transport: impl Transport) -> Result<Stack, StackError> {
+    ///     let rpm = Limits::new([Limit::requests(Quota::per_minute(NonZeroU64::new(500).unwrap()))]);
+    ///     let quota = RedisConfig::new(url) // may hold a password: it is never shown
+    ///         .with_prefix("chat-gateway")
+    ///         .with_replicas(replicas) // while Redis is away, each admits 1/replicas
+    ///         .with_timeout(Duration::from_millis(50))
+    ///         .with_unavailable(Unavailable::LocalShare);
+    ///     StackBuilder::new(
+    ///         Provider::openai_compatible("https://llm.example.com")
+    ///             .with_name("llm")
+    ///             .with_limits(rpm)
+    ///             .without_adaptive(),
+    ///     )
+    ///     .with_shared_quota(quota) // the quota lives in Redis, under `chat-gateway:llm`
+    ///     .build(transport) // on a tokio runtime: the store connects in the background
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StackError> {
+    /// # let transport = tower::service_fn(|_: http::Request<tollgate::body::BufferedBody>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+    /// # });
+    /// // In production, read from the environment. Nothing listens here: an unreachable Redis
+    /// // is not an error (each replica admits its share until Redis answers).
+    /// let url = "redis://127.0.0.1:1/".to_owned();
+    /// let stack = stack(url, 3, transport)?;
+    /// assert_eq!(stack.primary(), "llm");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Built outside a tokio runtime, or with a configuration the store refuses, the stack
+    /// fails with an error naming the provider, never the URL:
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// use tollgate::ratelimit::redis::RedisConfig;
+    /// use tollgate::ratelimit::redis::error::RedisConfigError;
+    /// use tollgate::ratelimit::presets::OpenAiTier;
+    /// use tollgate::stack::{Provider, StackBuilder, StackError};
+    /// # let transport = tower::service_fn(|_: http::Request<tollgate::body::BufferedBody>| async {
+    /// #     Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+    /// # });
+    ///
+    /// let error = StackBuilder::new(Provider::openai(OpenAiTier::Tier1).without_adaptive())
+    ///     .with_shared_quota(RedisConfig::new("redis://:s3cret@redis.internal:6379/"))
+    ///     .build(transport) // no tokio runtime here
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     error,
+    ///     StackError::SharedQuota { provider: "openai".into(), error: RedisConfigError::NoRuntime }
+    /// );
+    /// assert!(!error.to_string().contains("s3cret"));
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    #[must_use]
+    pub fn with_shared_quota(mut self, config: RedisConfig) -> Self {
+        self.quotas.shared = Some(config);
+        self
+    }
+
     /// Moves on to the next provider as `policy` says ([`FallbackPolicy::default`] otherwise).
     #[must_use]
     pub fn with_fallback_policy(mut self, policy: FallbackPolicy) -> Self {
@@ -181,7 +298,10 @@ impl StackBuilder {
     ///
     /// [`StackError`] when a provider cannot be reached as configured: no or an invalid base
     /// URL, an invalid API key, more than 64 keys, a zero concurrency cap, or two different
-    /// providers sharing a name.
+    /// providers sharing a name; with a shared quota (`with_shared_quota`, the `redis`
+    /// feature), when a provider's quota cannot be kept in Redis (`StackError::SharedQuota`,
+    /// which includes building outside a tokio runtime) or it has several API keys
+    /// (`StackError::SharedQuotaWithKeys`).
     pub fn build<T: Transport>(self, transport: T) -> Result<Stack, StackError> {
         // One stack per distinct provider, shared by every chain it appears in.
         let mut built: Vec<(Provider, Erased)> = Vec::new();
@@ -193,7 +313,7 @@ impl StackBuilder {
                 }
                 return Ok((label, service.clone()));
             }
-            let service = provider_stack(provider, transport.clone())?;
+            let service = provider_stack(provider, &self.quotas, transport.clone())?;
             built.push((provider.clone(), service.clone()));
             Ok((label, service))
         };
@@ -242,9 +362,14 @@ impl StackBuilder {
     }
 }
 
-/// One provider's stack: rewrites, retry, breaker, rate limit, concurrency, classify,
-/// transport; with several keys, a router over them in place of the breaker and rate limit.
-fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Erased, StackError> {
+/// One provider's stack: rewrites, retry, breaker, rate limit (its quota where `quotas` says),
+/// concurrency, classify, transport; with several keys, a router over them in place of the
+/// breaker and rate limit.
+fn provider_stack<T: Transport>(
+    provider: &Provider,
+    quotas: &Quotas,
+    transport: T,
+) -> Result<Erased, StackError> {
     let rewrites = provider.rewrites()?;
     let keys = provider.key_credentials()?;
     let classified = ClassifyLayer::new(provider.kind().classifier()).layer(transport);
@@ -263,17 +388,80 @@ fn provider_stack<T: Transport>(provider: &Provider, transport: T) -> Result<Era
         None => timed,
     };
     if !keys.is_empty() {
+        quotas.check_router(provider, keys.len())?;
         return with_router(provider, rewrites, keys, wire);
     }
-    Ok(match provider.effective_limits() {
-        Some(limits) => {
-            let layer = RateLimitLayer::new(limits)
-                .keyed_by(ByModel)
-                .with_estimator(OpenAiChat::new());
-            with_breaker(provider, rewrites, layer.layer(wire))
+    let Some(limits) = provider.effective_limits() else {
+        return Ok(with_breaker(provider, rewrites, wire));
+    };
+    #[cfg(feature = "redis")]
+    if let Some(config) = &quotas.shared {
+        let store = shared_store(provider, config, limits.clone())?;
+        let layer = RateLimitLayer::from_store(store, limits)
+            .keyed_by(ByModel)
+            .with_estimator(OpenAiChat::new());
+        return Ok(with_breaker(provider, rewrites, layer.layer(wire)));
+    }
+    let layer = RateLimitLayer::new(limits)
+        .keyed_by(ByModel)
+        .with_estimator(OpenAiChat::new());
+    Ok(with_breaker(provider, rewrites, layer.layer(wire)))
+}
+
+// ===== impl Quotas =====
+
+impl Quotas {
+    /// Whether `provider`, with `keys` API keys spread by a router, can have its quotas where
+    /// these say: not in Redis, which the router cannot use, when the keys are limited.
+    fn check_router(&self, provider: &Provider, keys: usize) -> Result<(), StackError> {
+        #[cfg(feature = "redis")]
+        if self.shared.is_some() && provider.effective_limits().is_some() {
+            return Err(StackError::SharedQuotaWithKeys {
+                provider: provider.label(),
+                keys,
+            });
         }
-        None => with_breaker(provider, rewrites, wire),
+        #[cfg(not(feature = "redis"))]
+        let _ = (self, provider, keys);
+        Ok(())
+    }
+}
+
+/// The Redis store holding `provider`'s quota to `limits`: `config`, its prefix extended by
+/// the provider's label.
+#[cfg(feature = "redis")]
+fn shared_store(
+    provider: &Provider,
+    config: &RedisConfig,
+    limits: Limits,
+) -> Result<RedisStore, StackError> {
+    let label = provider.label();
+    let prefix = format!("{}:{}", config.prefix, key_part(&label));
+    RedisStore::new(config.clone().with_prefix(prefix), limits).map_err(|error| {
+        StackError::SharedQuota {
+            provider: label,
+            error,
+        }
     })
+}
+
+/// `label` as a part of a Redis key: `%`, `:`, `{`, `}`, whitespace and control characters
+/// written `%XX` (each UTF-8 byte), so that no two labels give the same part and a label
+/// cannot end the prefix (`:`) or open a hash tag (`{`).
+#[cfg(feature = "redis")]
+fn key_part(label: &str) -> String {
+    let mut part = String::with_capacity(label.len());
+    for c in label.chars() {
+        if matches!(c, '%' | ':' | '{' | '}') || c.is_whitespace() || c.is_control() {
+            let mut bytes = [0; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                part.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            part.push(c);
+        }
+    }
+    part
 }
 
 /// `wire` under a router over the provider's keys — one deployment each, with the key's
@@ -340,13 +528,16 @@ where
 
 impl fmt::Debug for StackBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StackBuilder")
-            .field("primary", &self.primary)
+        let mut f = f.debug_struct("StackBuilder");
+        f.field("primary", &self.primary)
             .field("fallback", &self.fallback)
             .field("context_window", &self.context_window)
             .field("metrics", &self.metrics)
             .field("cache", &self.cache)
-            .field("policy", &self.policy)
-            .finish()
+            .field("policy", &self.policy);
+        // The configuration's Debug hides the URL.
+        #[cfg(feature = "redis")]
+        f.field("shared_quota", &self.quotas.shared);
+        f.finish()
     }
 }

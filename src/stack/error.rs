@@ -4,12 +4,14 @@
 use std::fmt;
 
 use tollgate_core::BoxError;
+#[cfg(feature = "redis")]
+use tollgate_redis::error::RedisConfigError;
 use tollgate_router::error::BuildError;
 
 use super::provider::ProviderKind;
 
 /// Why [`StackBuilder::build`](super::StackBuilder::build) failed. No variant carries an API
-/// key.
+/// key, nor a Redis URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StackError {
@@ -62,6 +64,30 @@ pub enum StackError {
         /// Why the router refused them.
         error: BuildError,
     },
+    /// A provider's quota cannot be kept in Redis
+    /// ([`StackBuilder::with_shared_quota`](super::StackBuilder::with_shared_quota)): the
+    /// store refused its configuration or its limits, or `build` was called outside a tokio
+    /// runtime ([`RedisConfigError::NoRuntime`]). Never shows the URL.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    SharedQuota {
+        /// The provider's name.
+        provider: String,
+        /// Why the store refused.
+        error: RedisConfigError,
+    },
+    /// A provider with several [API keys](super::Provider::with_api_keys) and a rate limit, in a
+    /// stack whose quotas are [shared](super::StackBuilder::with_shared_quota): its router keeps
+    /// each key's quota in this process, so every replica would spend each key's whole quota.
+    /// Give the provider one key, or keep the quotas in memory.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    SharedQuotaWithKeys {
+        /// The provider's name.
+        provider: String,
+        /// How many keys it has.
+        keys: usize,
+    },
 }
 
 impl fmt::Display for StackError {
@@ -112,6 +138,18 @@ impl fmt::Display for StackError {
                 f,
                 "provider {provider:?}: cannot spread its API keys: {error}"
             ),
+            #[cfg(feature = "redis")]
+            StackError::SharedQuota { provider, error } => write!(
+                f,
+                "provider {provider:?}: cannot keep its quota in Redis: {error}"
+            ),
+            #[cfg(feature = "redis")]
+            StackError::SharedQuotaWithKeys { provider, keys } => write!(
+                f,
+                "provider {provider:?}: its {keys} API keys cannot share their quotas in Redis (the \
+                 router keeps each key's quota in this process, so every replica would spend \
+                 each key's whole quota); give it one key, or keep the quotas in memory"
+            ),
         }
     }
 }
@@ -120,6 +158,8 @@ impl std::error::Error for StackError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StackError::Router { error, .. } => Some(error),
+            #[cfg(feature = "redis")]
+            StackError::SharedQuota { error, .. } => Some(error),
             _ => None,
         }
     }

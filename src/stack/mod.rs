@@ -37,6 +37,11 @@
 //! (`x-tollgate-cache: on`) is answered from it, without reaching any provider; see
 //! [`tollgate::cache`](crate::cache) for what is cached and how requests opt in.
 //!
+//! Each provider's quota lives in this process. Several replicas of a service, each with its
+//! own stack, would each spend the whole of it: with the `redis` feature,
+//! `StackBuilder::with_shared_quota` (or `[store] kind = "redis"` in a configuration) keeps
+//! every provider's quota in Redis instead, one quota per provider shared by every replica.
+//!
 //! The result is a [`Stack`]: a cloneable `Send + Sync` service from
 //! `http::Request<BufferedBody>` to `http::Response<StackBody>`, to share between tasks.
 //!

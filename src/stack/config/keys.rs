@@ -65,6 +65,16 @@ impl KeyVariables {
 /// Whether `variable` is the name of an environment variable; the error, at `field`, does not
 /// quote it: a key pasted there by mistake must not end up in a log.
 fn variable_name(field: String, variable: &str) -> Result<(), ConfigError> {
+    is_variable_name(field, variable, "the key itself")
+}
+
+/// Whether `variable` is the name of an environment variable; the error, at `field`, says it
+/// must not be `instead` (`"the key itself"`), and does not quote it.
+pub(super) fn is_variable_name(
+    field: String,
+    variable: &str,
+    instead: &str,
+) -> Result<(), ConfigError> {
     let is_name = !variable.is_empty()
         && !variable.starts_with(|c: char| c.is_ascii_digit())
         && variable
@@ -73,7 +83,9 @@ fn variable_name(field: String, variable: &str) -> Result<(), ConfigError> {
     if !is_name {
         return Err(ConfigError::invalid(
             field,
-            "must be the name of an environment variable (letters, digits and _), not the key itself",
+            format!(
+                "must be the name of an environment variable (letters, digits and _), not {instead}"
+            ),
         ));
     }
     Ok(())

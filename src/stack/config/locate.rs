@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use super::error::ConfigError;
 use super::shapes::{
     RawAdaptive, RawBreaker, RawCache, RawConfig, RawLimits, RawProvider, RawRetry, RawStack,
-    RawTimeouts,
+    RawStore, RawTimeouts,
 };
 
 /// Turns toml's error into one naming the field. toml's own `Display` quotes the offending
@@ -59,6 +59,11 @@ fn find_field(root: &toml::Value) -> Option<(String, String)> {
             }
         }
         if let Some(found) = locate_in::<RawStack>(stack, "stack") {
+            return Some(found);
+        }
+    }
+    if let Some(store) = root.get("store") {
+        if let Some(found) = locate_in::<RawStore>(store, "store") {
             return Some(found);
         }
     }

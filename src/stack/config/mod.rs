@@ -3,8 +3,9 @@
 //! One file per concept: `shapes` is the file's serde shape, `locate` finds the field a toml
 //! error is about, `error` is [`ConfigError`], and `validate` turns the shape into providers
 //! and chains. Each part of a provider has its module (`keys` for `api_key_env(s)`, `limits`,
-//! `adaptive`, `timeouts`, `retry`, `breaker`), as has `[stack.cache]` (`cache`); `duration`
-//! parses the durations they share, and `names` maps the file's names to other crates' values.
+//! `adaptive`, `timeouts`, `retry`, `breaker`), as have `[stack.cache]` (`cache`) and `[store]`
+//! (`store`); `duration` parses the durations they share, and `names` maps the file's names to
+//! other crates' values.
 
 mod adaptive;
 mod breaker;
@@ -17,6 +18,7 @@ mod locate;
 mod names;
 mod retry;
 mod shapes;
+mod store;
 mod timeouts;
 mod validate;
 
@@ -29,6 +31,7 @@ pub use self::error::ConfigError;
 use self::keys::KeyVariables;
 use self::locate::locate;
 use self::shapes::RawConfig;
+use self::store::QuotaStore;
 use self::validate::validate;
 use super::builder::StackBuilder;
 use super::provider::Provider;
@@ -125,6 +128,20 @@ use super::service::{Stack, Transport};
 /// deterministic = false                 # also cache "temperature": 0 requests that did not
 ///                                       #   opt in (x-tollgate-cache: on)
 /// shared_across_callers = false         # serve one caller's answers to another
+///
+/// [store]                               # where the quotas live; default: kind = "memory"
+/// kind = "redis"                        # "memory" (each process its own) or "redis" (shared
+///                                       #   by every replica; the `redis` feature)
+/// url_env = "REDIS_URL"                 # the NAME of the variable holding the Redis URL
+/// # url = "redis://127.0.0.1:6379/"     # instead of url_env: a URL without a password
+/// prefix = "tollgate"                   # the start of every key (default "tollgate")
+/// replicas = 3                          # how many replicas share the quota (default 1)
+/// unavailable = "local-share"           # while Redis is away: local-share (1/replicas of
+///                                       #   each limit; default), refuse, admit
+/// timeout = "50ms"                      # the longest a call to Redis may take (default
+///                                       #   50ms, at most 10s)
+/// reconnect_every = "250ms"             # how often to try Redis again once lost (default
+///                                       #   250ms, at most 60s)
 /// ```
 ///
 /// Limit presets: `openai-tier-1` … `openai-tier-5`; `anthropic-opus-4-7`,
@@ -145,6 +162,16 @@ use super::service::{Stack, Transport};
 /// [`to_builder`](Self::to_builder) (and so each [`build`](Self::build)) makes a new, empty
 /// cache; [`Stack::cache`] gives a handle on it.
 ///
+/// `[store]` with `kind = "redis"` keeps every provider's quota in Redis
+/// (`StackBuilder::with_shared_quota`), under
+/// `<prefix>:<provider name>`: every process built from the same file shares each provider's
+/// quota, and two providers never share one. The URL may hold a password, so it is read from
+/// the variable `url_env` names when the stack is built, like the API keys; `url` is accepted
+/// only without user info or query, and no error or `Debug` output shows either. It needs the
+/// `redis` feature (without it, `kind = "redis"` is an error naming it) and a tokio runtime
+/// when the stack is built; a provider with several keys (`api_key_envs`) and a rate limit is
+/// refused, as its router cannot share its keys' quotas yet.
+///
 /// Every key is checked: an unknown one is an error, and so is `api_key` (keys do not belong in
 /// files). Errors name the field: `providers[1].limits.requests_per_minute: must be greater
 /// than 0`, `stack.cache.max_entries: must be greater than 0`,
@@ -158,6 +185,7 @@ pub struct StackConfig {
     fallback: Vec<usize>,
     context_window: Vec<usize>,
     cache: Option<CacheConfig>,
+    store: QuotaStore,
 }
 
 /// One provider of the configuration, without its keys.
@@ -202,14 +230,16 @@ impl StackConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::MissingEnv`] when a variable named by `api_key_env` or `api_key_envs` is
-    /// not set (or not Unicode); [`ConfigError::Invalid`] when its value cannot be a header.
+    /// [`ConfigError::MissingEnv`] when a variable named by `api_key_env`, `api_key_envs` or
+    /// `[store] url_env` is not set (or not Unicode); [`ConfigError::Invalid`] when a key cannot
+    /// be a header, or the URL is not a Redis URL.
     pub fn to_builder(&self) -> Result<StackBuilder, ConfigError> {
         self.to_builder_with_env(|name| std::env::var(name).ok())
     }
 
     /// As [`to_builder`](Self::to_builder), reading each `api_key_env` and `api_key_envs`
-    /// variable with `env` instead of the process environment (a secret store, a test).
+    /// variable, and `[store] url_env`, with `env` instead of the process environment (a
+    /// secret store, a test).
     ///
     /// # Errors
     ///
@@ -233,6 +263,13 @@ impl StackConfig {
         }
         if let Some(cache) = &self.cache {
             builder = builder.with_cache(CacheLayer::new(cache.clone()));
+        }
+        match &self.store {
+            QuotaStore::Memory => {}
+            #[cfg(feature = "redis")]
+            QuotaStore::Redis(shared) => {
+                builder = builder.with_shared_quota(shared.read("store", &env)?);
+            }
         }
         Ok(builder)
     }

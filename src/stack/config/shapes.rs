@@ -11,6 +11,22 @@ use serde::de::IgnoredAny;
 pub(super) struct RawConfig {
     pub(super) providers: Vec<RawProvider>,
     pub(super) stack: RawStack,
+    pub(super) store: Option<RawStore>,
+}
+
+/// `[store]`: where the quotas live.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub(super) kind: Option<String>,
+    pub(super) url_env: Option<String>,
+    /// Checked by hand: serde's messages could quote a URL (and its password).
+    pub(super) url: Option<toml::Value>,
+    pub(super) prefix: Option<String>,
+    pub(super) replicas: Option<u64>,
+    pub(super) unavailable: Option<String>,
+    pub(super) timeout: Option<String>,
+    pub(super) reconnect_every: Option<String>,
 }
 
 /// `[stack]`: the chains over the providers.

@@ -10,6 +10,7 @@ use super::limits::limits;
 use super::names;
 use super::retry::retry;
 use super::shapes::{RawConfig, RawProvider};
+use super::store::store;
 use super::timeouts::timeouts;
 use super::{Configured, StackConfig};
 use crate::stack::provider::{
@@ -75,12 +76,18 @@ pub(super) fn validate(raw: RawConfig) -> Result<StackConfig, ConfigError> {
         .cache
         .map(|raw| cache("stack.cache", raw))
         .transpose()?;
+    let store = raw
+        .store
+        .map(|raw| store("store", raw))
+        .transpose()?
+        .unwrap_or_default();
     Ok(StackConfig {
         providers,
         primary,
         fallback,
         context_window,
         cache,
+        store,
     })
 }
 
