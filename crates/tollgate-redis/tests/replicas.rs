@@ -427,6 +427,20 @@ async fn redis_replicas_held_to(
     stores
 }
 
+/// The three replicas, each with its own `MemoryStore` holding `limits`, against a fresh
+/// provider for `span`.
+async fn in_memory(name: &'static str, span: Duration, limits: Limits) -> Run {
+    let mock = MockServer::start(provider()).await.unwrap();
+    let replicas = (0..REPLICAS)
+        .map(|_| replica_held_to(MemoryStore::new(limits.clone()), limits.clone()))
+        .collect();
+    let origin = Instant::now();
+    let records = drive(replicas, &mock.base_url(), origin, span, true).await;
+    let run = Run::new(name, span, &mock, &records, None);
+    mock.shutdown().await;
+    run
+}
+
 // ===== the tests =====
 
 /// 48 callers over three replicas, as fast as they can for 4 s, against a provider allowing
@@ -457,20 +471,7 @@ async fn three_replicas_share_one_quota_where_local_stores_draw_429s() {
 
     // In memory, a quota each. (A 429 pauses the replica that drew it for its `retry-after`,
     // 1 s, while the others go on.)
-    let mock = MockServer::start(provider()).await.unwrap();
-    let replicas = (0..REPLICAS)
-        .map(|_| replica(MemoryStore::new(limits())))
-        .collect();
-    let origin = Instant::now();
-    let records = drive(replicas, &mock.base_url(), origin, SPAN, true).await;
-    let local = Run::new(
-        "3 replicas, a MemoryStore each",
-        SPAN,
-        &mock,
-        &records,
-        None,
-    );
-    mock.shutdown().await;
+    let local = in_memory("3 replicas, a MemoryStore each", SPAN, limits()).await;
 
     print_runs(
         &format!(
@@ -771,20 +772,7 @@ async fn three_replicas_learn_one_rate() {
     );
     mock.shutdown().await;
 
-    let mock = MockServer::start(provider()).await.unwrap();
-    let replicas = (0..REPLICAS)
-        .map(|_| replica_held_to(MemoryStore::new(learning()), learning()))
-        .collect();
-    let origin = Instant::now();
-    let records = drive(replicas, &mock.base_url(), origin, SPAN, true).await;
-    let local = Run::new(
-        "3 replicas, each learning alone",
-        SPAN,
-        &mock,
-        &records,
-        None,
-    );
-    mock.shutdown().await;
+    let local = in_memory("3 replicas, each learning alone", SPAN, learning()).await;
 
     print_runs(
         &format!(
