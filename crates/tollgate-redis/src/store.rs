@@ -62,7 +62,8 @@ struct Inner {
     unavailable: Unavailable,
     replicas: u32,
     plans: RwLock<Plans>,
-    rates: Mutex<Rates>,
+    /// The learned rate each key's last answer carried, for observers.
+    rates: Mutex<ByKey<Seen>>,
     /// The local share, used while Redis is away under [`Unavailable::LocalShare`].
     local: MemoryStore,
     script_sha: String,
@@ -74,13 +75,71 @@ const MAX_LEARNED: usize = 8;
 /// At most this many keys hold learned limits, or a learned rate for observers.
 const MAX_KEYS: usize = 10_000;
 
+/// A value per quota key, the unkeyed quota's apart (asking never clones a key).
+struct ByKey<T> {
+    keyed: HashMap<RouteKey, T>,
+    unkeyed: Option<T>,
+}
+
+impl<T> Default for ByKey<T> {
+    fn default() -> Self {
+        ByKey {
+            keyed: HashMap::new(),
+            unkeyed: None,
+        }
+    }
+}
+
+impl<T> ByKey<T> {
+    fn get(&self, key: Option<&RouteKey>) -> Option<&T> {
+        match key {
+            Some(key) => self.keyed.get(key),
+            None => self.unkeyed.as_ref(),
+        }
+    }
+
+    fn get_mut(&mut self, key: Option<&RouteKey>) -> Option<&mut T> {
+        match key {
+            Some(key) => self.keyed.get_mut(key),
+            None => self.unkeyed.as_mut(),
+        }
+    }
+
+    /// Whether a new key would be one more than [`MAX_KEYS`].
+    fn is_full_for(&self, key: Option<&RouteKey>) -> bool {
+        key.is_some_and(|k| self.keyed.len() >= MAX_KEYS && !self.keyed.contains_key(k))
+    }
+
+    fn insert(&mut self, key: Option<&RouteKey>, value: T) {
+        match key {
+            Some(key) => {
+                self.keyed.insert(key.clone(), value);
+            }
+            None => self.unkeyed = Some(value),
+        }
+    }
+
+    fn remove(&mut self, key: Option<&RouteKey>) {
+        match key {
+            Some(key) => {
+                self.keyed.remove(key);
+            }
+            None => self.unkeyed = None,
+        }
+    }
+}
+
+/// Whether `a` and `b` count the same dimension over the same period (one field in Redis).
+fn same_period(a: &Limit, b: &Limit) -> bool {
+    a.dimension() == b.dimension() && a.quota().period() == b.quota().period()
+}
+
 struct Plans {
     default: Arc<Plan>,
     overrides: HashMap<RouteKey, Arc<Plan>>,
     /// Keys under an adaptive limit holding limits learned from the provider's headers, each
     /// with the plan of its configured and learned limits.
-    learned: HashMap<RouteKey, Learned>,
-    learned_unkeyed: Option<Learned>,
+    learned: ByKey<Learned>,
 }
 
 /// Limits a provider reported where none is configured, and the plan they make with the
@@ -92,7 +151,7 @@ struct Learned {
 
 impl Plans {
     fn get(&self, key: Option<&RouteKey>) -> Arc<Plan> {
-        match self.learned_for(key) {
+        match self.learned.get(key) {
             Some(learned) => Arc::clone(&learned.plan),
             None => Arc::clone(self.configured(key)),
         }
@@ -104,81 +163,48 @@ impl Plans {
             .unwrap_or(&self.default)
     }
 
-    fn learned_for(&self, key: Option<&RouteKey>) -> Option<&Learned> {
-        match key {
-            Some(key) => self.learned.get(key),
-            None => self.learned_unkeyed.as_ref(),
-        }
-    }
-
     /// Plans `key`'s learned limits again over its configured ones, dropping those a
     /// configured limit now describes (all of them when the key no longer learns).
     fn relearn(&mut self, key: Option<&RouteKey>) {
         let configured = self.configured(key).configured.clone();
-        let slot = match key {
-            Some(key) => self.learned.get_mut(key),
-            None => self.learned_unkeyed.as_mut(),
+        let Some(learned) = self.learned.get_mut(key) else {
+            return;
         };
-        let Some(learned) = slot else { return };
-        learned.limits.retain(|l| {
-            !configured
-                .as_slice()
-                .iter()
-                .any(|c| c.dimension() == l.dimension() && c.quota().period() == l.quota().period())
-        });
+        learned
+            .limits
+            .retain(|l| !configured.as_slice().iter().any(|c| same_period(c, l)));
         let plan = match configured.adaptive_config() {
             Some(_) if !learned.limits.is_empty() => Plan::new(configured, &learned.limits).ok(),
             _ => None,
         };
-        match (plan, key) {
-            (Some(plan), _) => learned.plan = Arc::new(plan),
-            (None, Some(key)) => {
-                self.learned.remove(key);
-            }
-            (None, None) => self.learned_unkeyed = None,
+        match plan {
+            Some(plan) => learned.plan = Arc::new(plan),
+            None => self.learned.remove(key),
         }
     }
 }
 
-/// The learned rate each key's last answer carried, for observers.
-#[derive(Default)]
-struct Rates {
-    keyed: HashMap<RouteKey, Seen>,
-    unkeyed: Option<Seen>,
-}
-
+/// The learned rate a key's last answer carried, and the one last reported.
 #[derive(Clone, Copy)]
 struct Seen {
     current: f64,
     reported: f64,
 }
 
-impl Rates {
-    fn get(&mut self, key: Option<&RouteKey>) -> Option<&mut Seen> {
-        match key {
-            Some(key) => self.keyed.get_mut(key),
-            None => self.unkeyed.as_mut(),
-        }
-    }
-
+impl ByKey<Seen> {
     fn set(&mut self, key: Option<&RouteKey>, rate: f64) {
-        if let Some(seen) = self.get(key) {
+        if let Some(seen) = self.get_mut(key) {
             seen.current = rate;
             return;
+        }
+        if self.is_full_for(key) {
+            self.keyed.clear();
         }
         let seen = Seen {
             current: rate,
             reported: 0.0,
         };
-        match key {
-            Some(key) => {
-                if self.keyed.len() >= MAX_KEYS {
-                    self.keyed.clear();
-                }
-                self.keyed.insert(key.clone(), seen);
-            }
-            None => self.unkeyed = Some(seen),
-        }
+        self.insert(key, seen);
     }
 }
 
@@ -261,10 +287,9 @@ impl RedisStore {
                 plans: RwLock::new(Plans {
                     default: Arc::new(plan),
                     overrides: HashMap::new(),
-                    learned: HashMap::new(),
-                    learned_unkeyed: None,
+                    learned: ByKey::default(),
                 }),
-                rates: Mutex::new(Rates::default()),
+                rates: Mutex::new(ByKey::default()),
                 local: MemoryStore::new(share(&limits, config.replicas)),
                 script_sha,
             }),
@@ -338,7 +363,8 @@ impl Inner {
         let learns = |plans: &Plans| {
             let configured = &plans.configured(key).configured;
             let known = plans
-                .learned_for(key)
+                .learned
+                .get(key)
                 .is_some_and(|l| l.limits.contains(&reported));
             configured.adaptive_config().is_some()
                 && configured.matching(dimension, window).is_none()
@@ -352,12 +378,15 @@ impl Inner {
         if !learns(&plans) {
             return;
         }
+        if plans.learned.is_full_for(key) {
+            return;
+        }
         let mut learned = plans
-            .learned_for(key)
+            .learned
+            .get(key)
             .map(|l| l.limits.clone())
             .unwrap_or_default();
-        let same = |l: &Limit| l.dimension() == dimension && l.quota().period() == period;
-        match learned.iter().position(same) {
+        match learned.iter().position(|l| same_period(l, &reported)) {
             Some(i) => learned[i] = reported,
             None if learned.len() < MAX_LEARNED => learned.push(reported),
             None => return,
@@ -370,15 +399,7 @@ impl Inner {
             limits: learned,
             plan: Arc::new(plan),
         };
-        match key {
-            Some(key) => {
-                if plans.learned.len() >= MAX_KEYS && !plans.learned.contains_key(key) {
-                    return;
-                }
-                plans.learned.insert(key.clone(), learned);
-            }
-            None => plans.learned_unkeyed = Some(learned),
-        }
+        plans.learned.insert(key, learned);
     }
 
     /// The answer while Redis is away.
@@ -564,6 +585,7 @@ impl Store for RedisStore {
                     plans.relearn(None);
                     let keys: Vec<RouteKey> = plans
                         .learned
+                        .keyed
                         .keys()
                         .filter(|k| !plans.overrides.contains_key(*k))
                         .cloned()
@@ -602,7 +624,7 @@ impl Store for RedisStore {
 
     fn report_learned_rate(&self, key: Option<&RouteKey>, _now: Duration) -> Option<f64> {
         let mut rates = self.inner.rates.lock();
-        let seen = rates.get(key)?;
+        let seen = rates.get_mut(key)?;
         let moved = (seen.current - seen.reported).abs() > seen.reported * 0.01;
         moved.then(|| {
             seen.reported = seen.current;
