@@ -31,7 +31,9 @@ pub struct RateLimitConfig {
     /// The longest a request waits for quota; one that would wait longer is refused with
     /// [`RateLimited`](crate::error::RateLimited) and its `retry_after` (its deadline, when
     /// sooner, counts too). `Some(Duration::ZERO)`: never wait. `None` (the default): wait as
-    /// long as it takes.
+    /// long as it takes. It bounds the wait for *quota*: a shared store's round trip is not
+    /// counted (the store's own timeout bounds it), so a request that will not wait is still
+    /// admitted while the quota has room, however many are on their way to the store.
     pub max_wait: Option<Duration>,
 }
 

@@ -89,6 +89,9 @@ pub(crate) struct Waiting<S, B, St: Store> {
     pub(crate) ticket: Option<Ticket>,
     /// When to ask the store again, once first in the queue.
     pub(crate) retry_at: Option<Duration>,
+    /// When the store was last asked: its answer's wait counts from then, so that the store's
+    /// own round trip is not counted against the request's patience.
+    pub(crate) asked_at: Duration,
     /// When admission was last expected.
     pub(crate) eta_at: Duration,
     /// The queue's nudge count when `retry_at` was set: a nudge means ask again now.
@@ -235,6 +238,7 @@ where
                     continue;
                 }
                 waiting.epoch = epoch;
+                waiting.asked_at = now;
                 let decision = self
                     .limiter
                     .store
@@ -307,8 +311,9 @@ where
                 Some(Step::Next(Phase::Calling { future }))
             }
             Ok(QuotaDecision::Wait(wait)) => {
-                let now = self.limiter.now();
-                let at = now.saturating_add(wait);
+                // The wait counts from the question: the answer's round trip is the store's
+                // business (bounded by its own timeout), not a wait for quota.
+                let at = waiting.asked_at.saturating_add(wait);
                 if waiting.give_up.is_some_and(|limit| at > limit) {
                     self.waiting = None;
                     return Some(Step::Done(Err(RateLimited::new(wait).into())));

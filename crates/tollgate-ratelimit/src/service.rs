@@ -152,12 +152,15 @@ where
             });
         }
         // Take a place in the queue now, not at the first poll, so that requests called later
-        // but polled sooner do not pass this one — unless it is refused on its first poll.
+        // but polled sooner do not pass this one — unless it is refused on its first poll. A
+        // request first in line whose answer is on its way (a remote store's round trip) is
+        // not waiting for quota: it queues only if told to wait, and the requests after it
+        // ask for real meanwhile (pipelined, in the order the store receives them).
         let queues = match &answer {
             Answer::Given(Some(Ok(QuotaDecision::Wait(wait)))) => {
                 give_up.is_none_or(|limit| now.saturating_add(*wait) <= limit)
             }
-            Answer::Coming(_) => true,
+            Answer::Coming(_) => ahead.is_some(),
             Answer::Given(_) => false,
         };
         let ticket = queues.then(|| limiter.enqueue(admission.key.clone(), priority, cost));
@@ -172,6 +175,7 @@ where
             behind: ahead.is_some(),
             ticket,
             retry_at: None,
+            asked_at: now,
             eta_at: now,
             epoch: 0,
             sleep: None,

@@ -715,16 +715,31 @@ fn layers_services_and_futures_are_send_sync_and_clone() {
 
 // ===== the store seam =====
 
-/// A store that answers after a round trip, as a remote one would, around a `MemoryStore`.
+/// A store that answers after a round trip, as a remote one would, around a `MemoryStore`: it
+/// decides when asked (as a server would, in the order asked) and the answer arrives `latency`
+/// later (on the next poll when zero).
 struct RoundTripStore {
     inner: tollgate_ratelimit::MemoryStore,
+    latency: Duration,
     admits: std::sync::atomic::AtomicUsize,
     feedback: Mutex<Vec<tollgate_ratelimit::Feedback>>,
 }
 
-/// An answer that is ready on the second poll.
+impl RoundTripStore {
+    fn new(limits: Limits, latency: Duration) -> Self {
+        RoundTripStore {
+            inner: tollgate_ratelimit::MemoryStore::new(limits),
+            latency,
+            admits: Default::default(),
+            feedback: Mutex::default(),
+        }
+    }
+}
+
+/// An answer that is ready on the second poll, or once its latency has passed.
 struct RoundTrip {
     answer: Option<Result<tollgate_ratelimit::QuotaDecision, BoxError>>,
+    arrives: Option<Pin<Box<time::Sleep>>>,
     sent: bool,
 }
 
@@ -732,7 +747,9 @@ impl Future for RoundTrip {
     type Output = Result<tollgate_ratelimit::QuotaDecision, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if !self.sent {
+        if let Some(arrives) = &mut self.arrives {
+            std::task::ready!(arrives.as_mut().poll(cx));
+        } else if !self.sent {
             self.sent = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;
@@ -755,6 +772,7 @@ impl tollgate_ratelimit::Store for RoundTripStore {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         RoundTrip {
             answer: Some(self.inner.admit(key, cost, ahead, now).into_inner()),
+            arrives: (!self.latency.is_zero()).then(|| Box::pin(time::sleep(self.latency))),
             sent: false,
         }
     }
@@ -786,13 +804,10 @@ impl tollgate_ratelimit::Store for RoundTripStore {
 /// answers take a round trip.
 #[tokio::test(start_paused = true)]
 async fn a_store_with_round_trips_replaces_the_memory_store() {
-    let store = RoundTripStore {
-        inner: tollgate_ratelimit::MemoryStore::new(limits([Limit::requests(Quota::per_second(
-            n(1),
-        ))])),
-        admits: Default::default(),
-        feedback: Mutex::default(),
-    };
+    let store = RoundTripStore::new(
+        limits([Limit::requests(Quota::per_second(n(1)))]),
+        Duration::ZERO,
+    );
     let layer =
         RateLimitLayer::from_store(store, limits([Limit::requests(Quota::per_second(n(1)))]));
     let handle = layer.handle();
@@ -822,6 +837,65 @@ async fn a_store_with_round_trips_replaces_the_memory_store() {
             tollgate_ratelimit::Feedback::Charge(Cost::ZERO.with(Dimension::Tokens, 7)),
         ]
     );
+}
+
+/// A store's round trip is not a wait for quota: with no patience at all (`max_wait` zero),
+/// requests sent together while answers are on their way are admitted as far as the quota has
+/// room, and the others are refused with the quota's own wait — none gives up because the one
+/// before it is still waiting for its answer.
+#[tokio::test(start_paused = true)]
+async fn a_round_trip_does_not_count_against_max_wait() {
+    let quota = || limits([Limit::requests(Quota::per_minute(n(10)))]);
+    let store = RoundTripStore::new(quota(), millis(1));
+    let config = RateLimitConfig::new(quota()).with_max_wait(Duration::ZERO);
+    let layer = RateLimitLayer::from_store(store, config);
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    let tasks: Vec<_> = (0..20)
+        .map(|i| spawn(&service, request(&format!("r{i}"), 0)))
+        .collect();
+    let mut refusals = Vec::new();
+    for task in tasks {
+        if let Err(error) = task.await.unwrap() {
+            let refused = error.downcast_ref::<RateLimited>().expect("a refusal");
+            refusals.push(refused.retry_after());
+        }
+    }
+    let at: Vec<Duration> = transport.log().into_iter().map(|(_, at)| at).collect();
+    // Ten admitted, each after its answer's round trip, in the order sent.
+    assert_eq!(at, [millis(1); 10]);
+    let names: Vec<String> = transport.log().into_iter().map(|(name, _)| name).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    assert_eq!(names, expected);
+    // Ten refused, told the quota's own wait: the next of ten per minute in six seconds.
+    assert_eq!(refusals.len(), 10);
+    assert!(refusals.iter().all(|wait| *wait == secs(6)), "{refusals:?}");
+}
+
+/// A store's round trip is not counted against a short `max_wait` either: a request the quota
+/// admits within it waits for its turn and is admitted, though the answers take longer.
+#[tokio::test(start_paused = true)]
+async fn a_short_max_wait_is_measured_on_the_quota() {
+    let quota = || {
+        limits([Limit::requests(
+            Quota::per_second(n(1_000)).with_burst(n(1)),
+        )])
+    };
+    let store = RoundTripStore::new(quota(), millis(5));
+    let config = RateLimitConfig::new(quota()).with_max_wait(millis(2));
+    let layer = RateLimitLayer::from_store(store, config);
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    let tasks: Vec<_> = (0..2)
+        .map(|i| spawn(&service, request(&format!("r{i}"), 0)))
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let at: Vec<Duration> = transport.log().into_iter().map(|(_, at)| at).collect();
+    // The first at its answer; the second told to wait 1 ms (within 2 ms), asks again, admitted
+    // at that answer.
+    assert_eq!(at, [millis(5), millis(10)]);
 }
 
 // ===== regressions found in review =====

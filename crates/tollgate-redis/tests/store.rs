@@ -634,3 +634,39 @@ async fn the_metrics_layer_shows_whether_the_quota_is_shared() {
             .any(|alert| alert.signal == Signal::QuotaNotShared)
     );
 }
+
+/// A request that will not wait (`max_wait` zero) is still admitted while the quota has room,
+/// though the requests sent with it are waiting for Redis's answers: the round trip is not a
+/// wait for quota. Twenty at once against ten a minute: exactly ten admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_will_not_wait_are_admitted_while_the_quota_has_room() {
+    use tollgate_ratelimit::error::RateLimited;
+    use tollgate_ratelimit::{RateLimitConfig, RateLimitLayer};
+    use tower::{Layer, ServiceExt};
+
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let limits = Limits::new([Limit::requests(Quota::per_minute(n(10)))]);
+    let store = store(&redis, limits.clone()).await;
+    let config = RateLimitConfig::new(limits).with_max_wait(Duration::ZERO);
+    let provider = tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    });
+    let service = RateLimitLayer::from_store(store, config).layer(provider);
+    let calls: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(service.clone().oneshot(http::Request::new(()))))
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap());
+    }
+    let admitted = answers.iter().filter(|answer| answer.is_ok()).count();
+    assert_eq!(admitted, 10);
+    for refusal in answers.iter().filter_map(|answer| answer.as_ref().err()) {
+        let refusal = refusal.downcast_ref::<RateLimited>().expect("a refusal");
+        // The next of ten a minute: about six seconds, by Redis's clock.
+        let wait = refusal.retry_after();
+        assert!(wait > Duration::from_secs(5), "{wait:?}");
+    }
+}
