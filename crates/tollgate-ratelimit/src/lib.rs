@@ -56,7 +56,8 @@
 //!
 //! Every clone of the layer and of its services draws from one shared quota.
 //! [`RateLimitHandle`] changes limits at runtime. The [`Store`] trait is the seam for a quota
-//! shared between processes (a Redis store is planned).
+//! shared between processes (`tollgate-redis`'s `RedisStore`); [`AnyStore`] holds either kind
+//! when the choice is made at run time.
 //!
 //! ## `poll_ready` and `call`
 //!
@@ -209,7 +210,7 @@ pub use layer::RateLimitLayer;
 pub use limit::{AlgorithmKind, Limit, Limits};
 pub use limiter::RateLimitHandle;
 pub use service::RateLimit;
-pub use store::{Feedback, MemoryStore, Outlook, QuotaDecision, Store};
+pub use store::{AnyAdmit, AnyStore, Feedback, MemoryStore, Outlook, QuotaDecision, Store};
 
 // The README's examples are compiled (and run) as doc tests, so they stay true.
 #[cfg(doctest)]

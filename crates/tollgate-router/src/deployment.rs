@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tollgate_circuit_breaker::BreakerConfig;
 use tollgate_core::rewrite::Rewrite;
 use tollgate_providers::rewrite::SetModel;
-use tollgate_ratelimit::Limits;
+use tollgate_ratelimit::{AnyStore, Limits, MemoryStore, Store};
 
 /// One of the equivalent places a request can go: an endpoint, an API key and a model, each
 /// with its own rate limit ([`RateLimitLayer`](tollgate_ratelimit::RateLimitLayer)) and circuit
@@ -43,7 +43,10 @@ pub struct Deployment {
     pub(crate) model: Option<Arc<str>>,
     pub(crate) context_window: Option<u64>,
     pub(crate) rewrites: Vec<Arc<dyn Rewrite>>,
-    pub(crate) limits: Limits,
+    /// Its limits; `None`: none set (a store's own, or no quota).
+    limits: Option<Limits>,
+    /// Where its quota lives, when not in this process.
+    store: Option<AnyStore>,
     pub(crate) breaker: BreakerConfig,
     pub(crate) weight: NonZeroU32,
 }
@@ -57,7 +60,8 @@ impl Deployment {
             model: None,
             context_window: None,
             rewrites: Vec::new(),
-            limits: Limits::new([]),
+            limits: None,
+            store: None,
             breaker: BreakerConfig::default(),
             weight: NonZeroU32::MIN,
         }
@@ -88,7 +92,23 @@ impl Deployment {
     /// This deployment's quota (its account's or key's limits).
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Keeps this deployment's quota in `store` instead of this process — a
+    /// [`RedisStore`](https://docs.rs/tollgate-redis) shared by every replica, one per
+    /// deployment (under its own key prefix). The limits given to
+    /// [`with_limits`](Self::with_limits) are set on the store; without them the store keeps
+    /// its own. Routing reads each deployment's headroom from [`Store::outlook`]: a shared
+    /// store answers it from what it last heard, so the choice is best effort across replicas
+    /// while each admission stays exact.
+    ///
+    /// A store given to one deployment serves it in every router built from this
+    /// configuration (clones share it).
+    #[must_use]
+    pub fn with_store<St: Store>(mut self, store: St) -> Self {
+        self.store = Some(AnyStore::new(store));
         self
     }
 
@@ -110,6 +130,18 @@ impl Deployment {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Its store, and the limits to hold it to: a fresh in-process store unless one was given.
+    pub(crate) fn quota(&self) -> (AnyStore, Limits) {
+        match (&self.store, &self.limits) {
+            (Some(store), Some(limits)) => (store.clone(), limits.clone()),
+            (Some(store), None) => (store.clone(), store.limits(None)),
+            (None, limits) => {
+                let limits = limits.clone().unwrap_or_else(|| Limits::new([]));
+                (AnyStore::from(MemoryStore::new(limits.clone())), limits)
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Deployment {
@@ -120,6 +152,7 @@ impl fmt::Debug for Deployment {
             .field("context_window", &self.context_window)
             .field("rewrites", &self.rewrites.len())
             .field("limits", &self.limits)
+            .field("shared_store", &self.store.is_some())
             .field("weight", &self.weight)
             .finish_non_exhaustive()
     }

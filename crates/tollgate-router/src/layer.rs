@@ -81,8 +81,10 @@ impl<S: Clone, E: Clone> Layer<S> for RouterLayer<E> {
         let mut slots = Vec::with_capacity(self.config.deployments.len());
         let mut services = Vec::with_capacity(self.config.deployments.len());
         for deployment in &self.config.deployments {
-            let quota = RateLimitLayer::new(
-                RateLimitConfig::new(deployment.limits.clone()).with_max_wait(self.config.max_wait),
+            let (store, limits) = deployment.quota();
+            let quota = RateLimitLayer::from_store(
+                store,
+                RateLimitConfig::new(limits).with_max_wait(self.config.max_wait),
             );
             let breaker = CircuitBreakerLayer::new(deployment.breaker.clone());
             let window = deployment.context_window.or_else(|| {

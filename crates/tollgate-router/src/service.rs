@@ -13,7 +13,8 @@ use tollgate_core::body::BufferedBody;
 use tollgate_core::clock::{Origin, nanos};
 use tollgate_core::rewrite::Rewrite;
 use tollgate_core::{BoxError, Cost, Dimension};
-use tollgate_ratelimit::{QuotaDecision, RateLimit, RateLimitHandle};
+use tollgate_ratelimit::key::Unkeyed;
+use tollgate_ratelimit::{AnyStore, PerRequest, QuotaDecision, RateLimit, RateLimitHandle};
 use tower_service::Service;
 
 use crate::deployment::Deployment;
@@ -22,7 +23,7 @@ use crate::future::ResponseFuture;
 use crate::strategy::Strategy;
 
 /// A deployment's service: its breaker over its quota over the shared inner service.
-pub(crate) type DeploymentService<S> = CircuitBreaker<RateLimit<S>>;
+pub(crate) type DeploymentService<S> = CircuitBreaker<RateLimit<S, Unkeyed, PerRequest, AnyStore>>;
 
 /// Routes each request to one of its deployments. Built by [`RouterLayer`](crate::RouterLayer).
 ///
@@ -37,7 +38,7 @@ pub(crate) struct Slot {
     pub(crate) name: Arc<str>,
     window: Option<u64>,
     pub(crate) rewrites: Arc<[Arc<dyn Rewrite>]>,
-    limiter: RateLimitHandle,
+    limiter: RateLimitHandle<AnyStore>,
     breaker: CircuitBreakerHandle,
     /// Nanoseconds since the origin until which it is out of rotation.
     ejected_until: AtomicU64,
@@ -51,7 +52,7 @@ impl Slot {
     pub(crate) fn new(
         deployment: &Deployment,
         window: Option<u64>,
-        limiter: RateLimitHandle,
+        limiter: RateLimitHandle<AnyStore>,
         breaker: CircuitBreakerHandle,
     ) -> Self {
         Slot {

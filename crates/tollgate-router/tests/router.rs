@@ -16,7 +16,9 @@ use tollgate_core::{BoxError, Cost, Deadline, Dimension, ErrorClass};
 use tollgate_providers::rewrite::Credentials;
 use tollgate_providers::{ClassifyLayer, OpenAi};
 use tollgate_ratelimit::algorithm::Quota;
-use tollgate_ratelimit::{Estimator, Limit, Limits, MemoryStore, OpenAiChat, QuotaDecision, Store};
+use tollgate_ratelimit::{
+    AnyStore, Estimator, Limit, Limits, MemoryStore, OpenAiChat, QuotaDecision, Store,
+};
 use tollgate_router::error::{ContextWindowTooSmall, NoDeployment};
 use tollgate_router::{Deployment, RouterConfig, RouterLayer, Strategy};
 use tower::{Layer, Service, ServiceExt};
@@ -212,6 +214,39 @@ async fn three_keys_serve_the_sum_of_their_quotas_without_a_429() {
     assert_eq!(start.elapsed(), Duration::from_millis(120_000));
     for k in keys {
         assert_eq!(accounts.count(k, StatusCode::OK), 1_000, "key {k}");
+        assert_eq!(accounts.count(k, StatusCode::TOO_MANY_REQUESTS), 0);
+    }
+}
+
+/// Two routers (two replicas) whose deployments keep their quotas in stores they share
+/// (`Deployment::with_store`, as with a Redis store per key): together they send each key's
+/// quota once, not twice, with no 429, and choose by each shared store's headroom.
+#[tokio::test(start_paused = true)]
+async fn routers_sharing_each_deployments_store_share_its_quota() {
+    let keys = ["a", "b"];
+    let accounts = Accounts::new(&keys, Some(10));
+    let stores: Vec<AnyStore> = keys
+        .iter()
+        .map(|_| AnyStore::new(AnyStore::from(MemoryStore::new(per_minute(10)))))
+        .collect();
+    let replica = || {
+        let deployments = keys
+            .iter()
+            .zip(&stores)
+            .map(|(k, store)| key(k).with_limits(per_minute(10)).with_store(store.clone()));
+        let config = RouterConfig::new(deployments).with_max_wait(Duration::ZERO);
+        let client = ClassifyLayer::new(OpenAi::new()).layer(accounts.clone());
+        RouterLayer::new(config).unwrap().layer(client)
+    };
+    let (one, two) = (replica(), replica());
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let router = if i % 2 == 0 { &one } else { &two };
+        sent.push(router.clone().oneshot(chat(100)).await.is_ok());
+    }
+    assert_eq!(sent.iter().filter(|ok| **ok).count(), 20);
+    for k in keys {
+        assert_eq!(accounts.count(k, StatusCode::OK), 10, "key {k}");
         assert_eq!(accounts.count(k, StatusCode::TOO_MANY_REQUESTS), 0);
     }
 }

@@ -10,11 +10,13 @@
 //! never reads a clock of its own, so tests on a paused clock are exact. (A store shared between
 //! processes must translate it to a clock they share.)
 
+mod any;
 mod entry;
 mod memory;
 mod quota_decision;
 mod store_trait;
 
+pub use any::{AnyAdmit, AnyStore};
 pub use memory::MemoryStore;
 pub use quota_decision::{Feedback, Outlook, QuotaDecision};
 pub use store_trait::Store;
