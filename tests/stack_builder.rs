@@ -787,8 +787,8 @@ fn base_urls_with_user_info_or_a_bad_port_are_refused() {
 // ===== shared quotas (Redis) =====
 
 /// With a shared quota, a provider's quota cannot be built outside a tokio runtime, nor with a
-/// prefix the store refuses; a provider with several keys and limits is refused (without
-/// limits it has nothing to share); every error names the provider and none shows the URL.
+/// prefix the store refuses; a provider with several keys builds a store per key; every error
+/// names the provider and none shows the URL.
 #[cfg(feature = "redis")]
 #[test]
 fn shared_quota_errors_name_the_provider_never_the_url() {
@@ -843,21 +843,11 @@ fn shared_quota_errors_name_the_provider_never_the_url() {
          non-empty, without `{`, `}` or whitespace",
     );
 
-    // Several keys with limits: refused; without limits: built.
-    let error = StackBuilder::new(pool().without_adaptive())
+    // Several keys, with limits (a store per key) or without: built.
+    StackBuilder::new(pool().without_adaptive())
         .with_shared_quota(shared())
         .build(Wire::new())
-        .unwrap_err();
-    check(
-        error,
-        StackError::SharedQuotaWithKeys {
-            provider: "openai/gpt-4o".to_owned(),
-            keys: 3,
-        },
-        "provider \"openai/gpt-4o\": its 3 API keys cannot share their quotas in Redis (the router \
-         keeps each key's quota in this process, so every replica would spend each key's \
-         whole quota); give it one key, or keep the quotas in memory",
-    );
+        .unwrap();
     StackBuilder::new(pool().without_rate_limit())
         .with_shared_quota(shared())
         .build(Wire::new())

@@ -1471,24 +1471,15 @@ async fn store_redis_gives_the_builder_a_shared_quota() {
     assert!(format!("{builder:?}").contains("unavailable: LocalShare"));
     builder.build(Wire::new()).unwrap();
 
-    // A provider with several keys and limits cannot share them.
+    // A provider with several keys and limits: a store per key.
     let pool = POOL.to_owned() + "\n[store]\nkind = \"redis\"\nurl_env = \"REDIS_URL\"\n";
     let config = StackConfig::from_toml(&pool).unwrap();
     let keys_and_url = |name: &str| match name {
         "REDIS_URL" => Some("redis://127.0.0.1:1/".to_owned()),
         other => env(other),
     };
-    let error = config
-        .to_builder_with_env(keys_and_url)
-        .unwrap()
-        .build(Wire::new())
-        .unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "provider \"openai\": its 3 API keys cannot share their quotas in Redis (the router \
-         keeps each key's quota in this process, so every replica would spend each key's \
-         whole quota); give it one key, or keep the quotas in memory"
-    );
+    let builder = config.to_builder_with_env(keys_and_url).unwrap();
+    builder.build(Wire::new()).unwrap();
 }
 
 /// The sample's commented `[store]`, uncommented, is valid.
@@ -1547,18 +1538,70 @@ async fn two_stacks_from_one_file_share_the_quota_in_redis() {
     assert_eq!(sent_by_two(other, one_more).await, 10);
 }
 
+/// A provider with two API keys of 5 requests a minute each, in two replicas on one Redis:
+/// each key's quota is shared (a store per key), so together they send exactly 5 with each
+/// key, where in memory each replica sends 10 with each.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_keys_of_one_provider_share_each_keys_quota_in_redis() {
+    let Some(redis) = redis_support::start() else {
+        return;
+    };
+    let url = redis.url();
+    let two_keys = |store: &str| {
+        with_store(store)
+            .replace("requests_per_minute = 10", "requests_per_minute = 5")
+            .replace(
+                "model = \"gpt-4o\"\n",
+                "model = \"gpt-4o\"\napi_key_envs = [\"KEY_A\", \"KEY_B\"]\n",
+            )
+    };
+    let shared = two_keys("kind = \"redis\"\nurl_env = \"QUOTA_REDIS_URL\"\nreplicas = 2");
+    let redis_env = |name: &str| match name {
+        "QUOTA_REDIS_URL" => Some(url.clone()),
+        other => env(other),
+    };
+    let config = StackConfig::from_toml(&shared).unwrap();
+    let replica = || config.to_builder_with_env(redis_env).unwrap();
+    let by_key = sent_by_key(replica(), replica()).await;
+    let expected = |each: usize| {
+        ["Bearer secret-key_a", "Bearer secret-key_b"]
+            .into_iter()
+            .map(|key| (key.to_owned(), each))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(by_key, expected(5));
+
+    let local = StackConfig::from_toml(&two_keys("")).unwrap();
+    let replica = || local.to_builder_with_env(env).unwrap();
+    assert_eq!(sent_by_key(replica(), replica()).await, expected(10));
+}
+
 /// How many requests reach the transport when the stacks `a` and `b` each get 15 at once,
 /// within 500 ms (those still waiting for quota then are dropped).
 #[cfg(feature = "redis")]
 async fn sent_by_two(a: StackBuilder, b: StackBuilder) -> usize {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    sent_by_key(a, b).await.values().sum()
+}
 
-    let sent = Arc::new(AtomicUsize::new(0));
+/// [`sent_by_two`], counted by the request's `authorization` header.
+#[cfg(feature = "redis")]
+async fn sent_by_key(
+    a: StackBuilder,
+    b: StackBuilder,
+) -> std::collections::BTreeMap<String, usize> {
+    use std::sync::{Arc, Mutex};
+
+    let sent = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
     let transport = tower::service_fn({
         let sent = Arc::clone(&sent);
-        move |_: Request<BufferedBody>| {
-            sent.fetch_add(1, Ordering::SeqCst);
+        move |request: Request<BufferedBody>| {
+            let key = request
+                .headers()
+                .get("authorization")
+                .map(|value| value.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            *sent.lock().unwrap().entry(key).or_insert(0) += 1;
             async {
                 let body = http_body_util::Full::new(Bytes::from_static(b"{}"));
                 Ok::<_, std::convert::Infallible>(http::Response::new(body))
@@ -1582,5 +1625,5 @@ async fn sent_by_two(a: StackBuilder, b: StackBuilder) -> usize {
             assert_eq!(response.unwrap().status(), StatusCode::OK);
         }
     }
-    sent.load(Ordering::SeqCst)
+    sent.lock().unwrap().clone()
 }

@@ -201,11 +201,10 @@ impl StackBuilder {
     ///
     /// # Several API keys
     ///
-    /// A provider with [several keys](Provider::with_api_keys) and a rate limit is refused
-    /// with [`StackError::SharedQuotaWithKeys`]: its router keeps each key's quota in this
-    /// process and cannot take a shared store yet, and each replica spending every key's
-    /// whole quota is what a shared quota is meant to prevent. Give such a provider one key,
-    /// or keep the quotas in memory.
+    /// A provider with [several keys](Provider::with_api_keys) keeps each key's quota in a
+    /// store of its own, prefixed `<prefix>:<label>:key-<i>` (the key's place in the list:
+    /// replicas must list the keys in the same order). Each replica's router picks a key by
+    /// the headroom it last heard from Redis; every admission is still decided by Redis.
     ///
     /// # Examples
     ///
@@ -300,8 +299,7 @@ impl StackBuilder {
     /// URL, an invalid API key, more than 64 keys, a zero concurrency cap, or two different
     /// providers sharing a name; with a shared quota (`with_shared_quota`, the `redis`
     /// feature), when a provider's quota cannot be kept in Redis (`StackError::SharedQuota`,
-    /// which includes building outside a tokio runtime) or it has several API keys
-    /// (`StackError::SharedQuotaWithKeys`).
+    /// which includes building outside a tokio runtime).
     pub fn build<T: Transport>(self, transport: T) -> Result<Stack, StackError> {
         // One stack per distinct provider, shared by every chain it appears in.
         let mut built: Vec<(Provider, Erased)> = Vec::new();
@@ -388,15 +386,14 @@ fn provider_stack<T: Transport>(
         None => timed,
     };
     if !keys.is_empty() {
-        quotas.check_router(provider, keys.len())?;
-        return with_router(provider, rewrites, keys, wire);
+        return with_router(provider, rewrites, keys, quotas, wire);
     }
     let Some(limits) = provider.effective_limits() else {
         return Ok(with_breaker(provider, rewrites, wire));
     };
     #[cfg(feature = "redis")]
     if let Some(config) = &quotas.shared {
-        let store = shared_store(provider, config, limits.clone())?;
+        let store = shared_store(provider, None, config, limits.clone())?;
         let layer = RateLimitLayer::from_store(store, limits)
             .keyed_by(ByModel)
             .with_estimator(OpenAiChat::new());
@@ -408,35 +405,20 @@ fn provider_stack<T: Transport>(
     Ok(with_breaker(provider, rewrites, layer.layer(wire)))
 }
 
-// ===== impl Quotas =====
-
-impl Quotas {
-    /// Whether `provider`, with `keys` API keys spread by a router, can have its quotas where
-    /// these say: not in Redis, which the router cannot use, when the keys are limited.
-    fn check_router(&self, provider: &Provider, keys: usize) -> Result<(), StackError> {
-        #[cfg(feature = "redis")]
-        if self.shared.is_some() && provider.effective_limits().is_some() {
-            return Err(StackError::SharedQuotaWithKeys {
-                provider: provider.label(),
-                keys,
-            });
-        }
-        #[cfg(not(feature = "redis"))]
-        let _ = (self, provider, keys);
-        Ok(())
-    }
-}
-
-/// The Redis store holding `provider`'s quota to `limits`: `config`, its prefix extended by
-/// the provider's label.
+/// The Redis store holding `provider`'s quota (or its API key's, `key` by place in its list)
+/// to `limits`: `config`, its prefix extended by the provider's label (and `key-<i>`).
 #[cfg(feature = "redis")]
 fn shared_store(
     provider: &Provider,
+    key: Option<usize>,
     config: &RedisConfig,
     limits: Limits,
 ) -> Result<RedisStore, StackError> {
     let label = provider.label();
-    let prefix = format!("{}:{}", config.prefix, key_part(&label));
+    let mut prefix = format!("{}:{}", config.prefix, key_part(&label));
+    if let Some(i) = key {
+        prefix.push_str(&format!(":key-{i}"));
+    }
     RedisStore::new(config.clone().with_prefix(prefix), limits).map_err(|error| {
         StackError::SharedQuota {
             provider: label,
@@ -465,26 +447,38 @@ fn key_part(label: &str) -> String {
 }
 
 /// `wire` under a router over the provider's keys — one deployment each, with the key's
-/// credentials, the provider's limits and breaker — and retries, rewriting each request for
-/// the provider (endpoint, model) first. Without a breaker, each key gets the default one: the
-/// router passes over a failing key by its breaker.
+/// credentials, the provider's limits (each key's quota where `quotas` says) and breaker — and
+/// retries, rewriting each request for the provider (endpoint, model) first. Without a
+/// breaker, each key gets the default one: the router passes over a failing key by its
+/// breaker.
 fn with_router(
     provider: &Provider,
     rewrites: super::provider::Rewrites,
     keys: Vec<tollgate_providers::rewrite::Credentials>,
+    quotas: &Quotas,
     wire: Erased,
 ) -> Result<Erased, StackError> {
     let label = provider.label();
-    let limits = provider
-        .effective_limits()
-        .unwrap_or_else(|| Limits::new([]));
+    let limits = provider.effective_limits();
     let breaker = provider.breaker_config().cloned().unwrap_or_default();
-    let deployments = keys.into_iter().enumerate().map(|(i, credentials)| {
-        Deployment::new(&format!("{label}/key-{i}"))
+    let mut deployments = Vec::with_capacity(keys.len());
+    for (i, credentials) in keys.into_iter().enumerate() {
+        let deployment = Deployment::new(&format!("{label}/key-{i}"))
             .with_rewrite(credentials)
-            .with_limits(limits.clone())
-            .with_breaker(breaker.clone())
-    });
+            .with_limits(limits.clone().unwrap_or_else(|| Limits::new([])))
+            .with_breaker(breaker.clone());
+        #[cfg(feature = "redis")]
+        let deployment = match (&quotas.shared, &limits) {
+            (Some(config), Some(limits)) => {
+                let store = shared_store(provider, Some(i), config, limits.clone())?;
+                deployment.with_store(store)
+            }
+            _ => deployment,
+        };
+        deployments.push(deployment);
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = quotas;
     let config = RouterConfig::new(deployments).with_strategy(provider.routing_strategy());
     let router = RouterLayer::new(config)
         .map_err(|error| StackError::Router {

@@ -76,18 +76,6 @@ pub enum StackError {
         /// Why the store refused.
         error: RedisConfigError,
     },
-    /// A provider with several [API keys](super::Provider::with_api_keys) and a rate limit, in a
-    /// stack whose quotas are [shared](super::StackBuilder::with_shared_quota): its router keeps
-    /// each key's quota in this process, so every replica would spend each key's whole quota.
-    /// Give the provider one key, or keep the quotas in memory.
-    #[cfg(feature = "redis")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    SharedQuotaWithKeys {
-        /// The provider's name.
-        provider: String,
-        /// How many keys it has.
-        keys: usize,
-    },
 }
 
 impl fmt::Display for StackError {
@@ -142,13 +130,6 @@ impl fmt::Display for StackError {
             StackError::SharedQuota { provider, error } => write!(
                 f,
                 "provider {provider:?}: cannot keep its quota in Redis: {error}"
-            ),
-            #[cfg(feature = "redis")]
-            StackError::SharedQuotaWithKeys { provider, keys } => write!(
-                f,
-                "provider {provider:?}: its {keys} API keys cannot share their quotas in Redis (the \
-                 router keeps each key's quota in this process, so every replica would spend \
-                 each key's whole quota); give it one key, or keep the quotas in memory"
             ),
         }
     }

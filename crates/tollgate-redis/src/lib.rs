@@ -6,6 +6,7 @@ pub mod error;
 mod link;
 mod plan;
 mod store;
+mod view;
 
 pub use config::{RedisConfig, Unavailable};
 pub use link::Mode;

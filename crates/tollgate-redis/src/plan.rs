@@ -20,6 +20,15 @@ pub(crate) struct Plan {
     /// Per limit: field, interval (µs per unit), burst span (µs); then the adaptive limit's
     /// values (`0`, or `1` and five numbers: see the script).
     pub(crate) args: Vec<String>,
+    /// Per limit, as in `args`: µs per unit and the burst's span in µs.
+    pub(crate) refill: Vec<Refill>,
+}
+
+/// How one limit refills, in µs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refill {
+    pub(crate) interval: f64,
+    pub(crate) span: f64,
 }
 
 impl Plan {
@@ -31,6 +40,7 @@ impl Plan {
             limits = limits.with_adaptive(*adaptive);
         }
         let mut args = Vec::with_capacity(limits.len() * 3 + 6);
+        let mut refill = Vec::with_capacity(limits.len());
         for limit in limits.as_slice() {
             let algorithm = match limit.algorithm() {
                 AlgorithmKind::TokenBucket => "t",
@@ -53,8 +63,10 @@ impl Plan {
             ));
             // µs per unit, and the burst's span in µs (`{:e}`: every digit, as Lua reads it).
             let interval = period as f64 / quota.limit() as f64;
+            let span = quota.burst() as f64 * interval;
             args.push(format!("{interval:e}"));
-            args.push(format!("{:e}", quota.burst() as f64 * interval));
+            args.push(format!("{span:e}"));
+            refill.push(Refill { interval, span });
         }
         match configured.adaptive_config() {
             None => args.push("0".to_owned()),
@@ -88,6 +100,7 @@ impl Plan {
             configured,
             limits,
             args,
+            refill,
         })
     }
 

@@ -16,9 +16,12 @@
 --   pause                   the delay (µs); then n amounts to keep at its end (1 on requests)
 --   throttled               how long ago (µs) the throttled request was admitted
 --
--- Replies: admit and queued answer {0} (admitted) or {1, wait in µs}; the others answer {0}.
--- Under an adaptive limit every reply carries one more value: the learned rate in force, in
--- thousandths of a request per second.
+-- Replies: admit and queued answer {0, 0} (admitted) or {1, wait in µs}, then what the key
+-- holds after it, for the replica's outlook: the pause left (µs), the adaptive pace's wait for
+-- one more request (µs; 0 without one), and per limit its room, as µs of refill (now less the
+-- time it is empty until: from its negative debt up to its burst's span). The others answer
+-- {0}. Under an adaptive limit every reply carries one more value: the learned rate in force,
+-- in thousandths of a request per second.
 -- Times are microseconds as Lua numbers (exact below 2^53, ~285 years).
 
 local time = redis.call('TIME')
@@ -337,13 +340,24 @@ if A then
   end
 end
 
--- The reply, with the learned rate under an adaptive limit.
-local function reply(...)
-  local r = {...}
+-- The reply `r`, with the learned rate under an adaptive limit.
+local function reply(r)
   if pace then
     r[#r + 1] = math.floor(learned(now) * 1000 + 0.5)
   end
   return r
+end
+
+-- The reply to admit and queued: the decision, then the key's pause, pace and room.
+local function decided(code, wait)
+  local r = {code, wait, math.max(math.ceil(paused - now), 0), 0}
+  if pace then
+    r[4] = math.max(math.ceil(pace_wait(0)), 0)
+  end
+  for i = 1, n do
+    r[4 + i] = math.floor(now - state[i])
+  end
+  return reply(r)
 end
 
 if A then
@@ -394,7 +408,7 @@ if op == 'admit' or op == 'queued' then
     if pace then
       wait = math.max(wait, pace_wait(tonumber(ARGV[extra + 2 * n])))
     end
-    return reply(1, math.max(math.ceil(wait), 1))
+    return decided(1, math.max(math.ceil(wait), 1))
   end
   if pace then
     wait = math.max(wait, pace_wait(0))
@@ -403,7 +417,7 @@ if op == 'admit' or op == 'queued' then
     if pace_dirty then
       save()
     end
-    return reply(1, math.ceil(wait))
+    return decided(1, math.ceil(wait))
   end
   for i = 1, n do
     write(i, after[i])
@@ -412,7 +426,7 @@ if op == 'admit' or op == 'queued' then
     pace_admit()
   end
   save()
-  return reply(0)
+  return decided(0, 0)
 end
 
 if op == 'refund' or op == 'charge' then
@@ -424,7 +438,7 @@ if op == 'refund' or op == 'charge' then
     end
   end
   save()
-  return reply(0)
+  return reply({0})
 end
 
 if op == 'remaining' then
@@ -436,7 +450,7 @@ if op == 'remaining' then
     write(i, e)
   end
   save()
-  return reply(0)
+  return reply({0})
 end
 
 if op == 'pause' then
@@ -460,7 +474,7 @@ if op == 'pause' then
     pace_dirty = true
   end
   save()
-  return reply(0)
+  return reply({0})
 end
 
 if op == 'throttled' then
@@ -468,7 +482,7 @@ if op == 'throttled' then
     pace_throttled(now - tonumber(ARGV[extra]))
     save()
   end
-  return reply(0)
+  return reply({0})
 end
 
 return redis.error_reply('tollgate: unknown operation ' .. tostring(op))

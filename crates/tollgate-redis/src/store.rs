@@ -9,18 +9,19 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use redis::{Client, Value};
+use redis::Client;
 
 use std::num::NonZeroU64;
 
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey, Window};
 use tollgate_ratelimit::algorithm::Quota;
-use tollgate_ratelimit::{Feedback, Limit, Limits, MemoryStore, QuotaDecision, Store};
+use tollgate_ratelimit::{Feedback, Limit, Limits, MemoryStore, Outlook, QuotaDecision, Store};
 
 use crate::config::{RedisConfig, Unavailable};
 use crate::error::{RedisConfigError, RedisUnavailable};
 use crate::link::{Link, Mode, Outcome};
 use crate::plan::{Plan, share};
+use crate::view::{Answer, View};
 
 /// The quota script, loaded once per server and called by its SHA-1.
 const SCRIPT: &str = include_str!("quota.lua");
@@ -62,8 +63,9 @@ struct Inner {
     unavailable: Unavailable,
     replicas: u32,
     plans: RwLock<Plans>,
-    /// The learned rate each key's last answer carried, for observers.
-    rates: Mutex<ByKey<Seen>>,
+    /// What each key's last answer said: its state, for outlooks and observers, and the
+    /// learned rate.
+    seen: Mutex<ByKey<Seen>>,
     /// The local share, used while Redis is away under [`Unavailable::LocalShare`].
     local: MemoryStore,
     script_sha: String,
@@ -184,24 +186,27 @@ impl Plans {
     }
 }
 
-/// The learned rate a key's last answer carried, and the one last reported.
-#[derive(Clone, Copy)]
+/// What a key's last answer said: the key's state, and the learned rate it carried (with
+/// the one last reported).
 struct Seen {
-    current: f64,
+    view: View,
+    rate: Option<f64>,
     reported: f64,
 }
 
 impl ByKey<Seen> {
-    fn set(&mut self, key: Option<&RouteKey>, rate: f64) {
+    fn set(&mut self, key: Option<&RouteKey>, answer: Answer) {
         if let Some(seen) = self.get_mut(key) {
-            seen.current = rate;
+            seen.view = answer.view;
+            seen.rate = answer.rate;
             return;
         }
         if self.is_full_for(key) {
             self.keyed.clear();
         }
         let seen = Seen {
-            current: rate,
+            view: answer.view,
+            rate: answer.rate,
             reported: 0.0,
         };
         self.insert(key, seen);
@@ -289,7 +294,7 @@ impl RedisStore {
                     overrides: HashMap::new(),
                     learned: ByKey::default(),
                 }),
-                rates: Mutex::new(ByKey::default()),
+                seen: Mutex::new(ByKey::default()),
                 local: MemoryStore::new(share(&limits, config.replicas)),
                 script_sha,
             }),
@@ -421,29 +426,6 @@ impl Inner {
     }
 }
 
-/// The script's answer to an admission: `{0}` or `{1, µs}`, and under an adaptive limit the
-/// learned rate in thousandths of a request per second.
-fn decision(value: &Value) -> Option<(QuotaDecision, Option<f64>)> {
-    let Value::Array(items) = value else {
-        return None;
-    };
-    let (decision, rest) = match items.as_slice() {
-        [Value::Int(0), rest @ ..] => (QuotaDecision::Admitted, rest),
-        [Value::Int(1), Value::Int(wait), rest @ ..] => (
-            QuotaDecision::Wait(Duration::from_micros(
-                u64::try_from(*wait).unwrap_or(0).max(1),
-            )),
-            rest,
-        ),
-        _ => return None,
-    };
-    match rest {
-        [] => Some((decision, None)),
-        [Value::Int(milli)] => Some((decision, Some(*milli as f64 / 1000.0))),
-        _ => None,
-    }
-}
-
 /// The answer to [`RedisStore::admit`].
 pub type AdmitFuture = Pin<Box<dyn Future<Output = Result<QuotaDecision, BoxError>> + Send>>;
 
@@ -494,11 +476,10 @@ impl Store for RedisStore {
             };
             let answer = inner.link.call(connection, &command, SCRIPT).await;
             if let Outcome::Answered(value) = &answer
-                && let Some((decision, rate)) = decision(value)
+                && let Some(answer) = Answer::read(value, &plan, now)
             {
-                if let Some(rate) = rate {
-                    inner.rates.lock().set(key.as_ref(), rate);
-                }
+                let decision = answer.decision;
+                inner.seen.lock().set(key.as_ref(), answer);
                 return Ok(decision);
             }
             inner.unavailable_answer(key.as_ref(), &cost, ahead.as_ref(), now)
@@ -608,8 +589,44 @@ impl Store for RedisStore {
         self.inner.local.keys()
     }
 
-    fn utilization(&self, _key: Option<&RouteKey>, _now: Duration) -> Vec<(Dimension, f64)> {
-        Vec::new()
+    /// From this replica's last answer for `key`, refilled since (no round trip): other
+    /// replicas may have spent meanwhile, so it can be optimistic. While Redis is away, the
+    /// local share's (under [`Unavailable::LocalShare`]; `None` under the other policies).
+    fn outlook(&self, key: Option<&RouteKey>, cost: &Cost, now: Duration) -> Option<Outlook> {
+        let inner = &self.inner;
+        if inner.link.mode() == Mode::Unavailable {
+            return match inner.unavailable {
+                Unavailable::LocalShare => inner.local.outlook(key, cost, now),
+                _ => None,
+            };
+        }
+        let plan = inner.plans.read().get(key);
+        if let Some(too_large) = plan.too_large(cost) {
+            return Some(Outlook {
+                decision: too_large,
+                headroom: f64::NEG_INFINITY,
+            });
+        }
+        if plan.is_empty() {
+            return None;
+        }
+        let seen = inner.seen.lock();
+        let outlook = match seen.get(key).filter(|seen| seen.view.is_under(&plan)) {
+            Some(seen) => seen.view.outlook(cost, now),
+            None => View::unseen(&plan, now).outlook(cost, now),
+        };
+        Some(outlook)
+    }
+
+    /// From this replica's last answer for `key`, refilled since (see
+    /// [`outlook`](Store::outlook)).
+    fn utilization(&self, key: Option<&RouteKey>, now: Duration) -> Vec<(Dimension, f64)> {
+        let plan = self.inner.plans.read().get(key);
+        let seen = self.inner.seen.lock();
+        match seen.get(key).filter(|seen| seen.view.is_under(&plan)) {
+            Some(seen) => seen.view.utilization(now),
+            None => Vec::new(),
+        }
     }
 
     /// Shared while Redis answers.
@@ -619,16 +636,17 @@ impl Store for RedisStore {
 
     /// The rate the fleet learned, as of this replica's last admission of `key`.
     fn learned_rate(&self, key: Option<&RouteKey>, _now: Duration) -> Option<f64> {
-        self.inner.rates.lock().get(key).map(|seen| seen.current)
+        self.inner.seen.lock().get(key).and_then(|seen| seen.rate)
     }
 
     fn report_learned_rate(&self, key: Option<&RouteKey>, _now: Duration) -> Option<f64> {
-        let mut rates = self.inner.rates.lock();
-        let seen = rates.get_mut(key)?;
-        let moved = (seen.current - seen.reported).abs() > seen.reported * 0.01;
+        let mut seen = self.inner.seen.lock();
+        let seen = seen.get_mut(key)?;
+        let current = seen.rate?;
+        let moved = (current - seen.reported).abs() > seen.reported * 0.01;
         moved.then(|| {
-            seen.reported = seen.current;
-            seen.current
+            seen.reported = current;
+            current
         })
     }
 }

@@ -670,3 +670,47 @@ async fn requests_that_will_not_wait_are_admitted_while_the_quota_has_room() {
         assert!(wait > Duration::from_secs(5), "{wait:?}");
     }
 }
+
+/// A replica tells how a key stands without a round trip, from its last answer refilled since
+/// (what a router needs to choose a deployment): other replicas' spending shows from its next
+/// answer on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outlook_comes_from_the_last_answer_without_a_round_trip() {
+    let Some(redis) = support::start() else {
+        return;
+    };
+    let limits = Limits::new([Limit::requests(Quota::per_minute(n(10)))]);
+    let (a, b) = (
+        store(&redis, limits.clone()).await,
+        store(&redis, limits).await,
+    );
+    let k = key("outlook");
+    let one = Cost::requests(1);
+    let fresh = a.outlook(Some(&k), &one, Duration::ZERO).unwrap();
+    assert_eq!(fresh.decision, QuotaDecision::Admitted);
+    assert!((fresh.headroom - 0.9).abs() < 1e-9, "{fresh:?}");
+    for _ in 0..4 {
+        assert_eq!(admit(&a, &k, one).await, QuotaDecision::Admitted);
+    }
+    let after_four = a.outlook(Some(&k), &one, Duration::ZERO).unwrap();
+    assert_eq!(after_four.decision, QuotaDecision::Admitted);
+    assert!((after_four.headroom - 0.5).abs() < 0.01, "{after_four:?}");
+    assert_eq!(a.utilization(Some(&k), Duration::ZERO).len(), 1);
+    // The other replica spends the rest: this one learns it from its next answer.
+    for _ in 0..6 {
+        assert_eq!(admit(&b, &k, one).await, QuotaDecision::Admitted);
+    }
+    assert!(is_wait(admit(&a, &k, one).await).is_some());
+    let empty = a.outlook(Some(&k), &one, Duration::ZERO).unwrap();
+    let wait = is_wait(empty.decision).expect("empty now");
+    assert!(wait > Duration::from_secs(5), "{wait:?}");
+    assert!(empty.headroom < 0.0);
+    // Six seconds later (by the layer's clock) one request has refilled.
+    let later = a.outlook(Some(&k), &one, Duration::from_secs(6)).unwrap();
+    assert_eq!(later.decision, QuotaDecision::Admitted);
+    // A cost no limit can hold says so at once.
+    let huge = a
+        .outlook(Some(&k), &Cost::requests(11), Duration::ZERO)
+        .unwrap();
+    assert!(matches!(huge.decision, QuotaDecision::TooLarge { .. }));
+}

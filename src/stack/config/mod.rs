@@ -169,8 +169,8 @@ use super::service::{Stack, Transport};
 /// the variable `url_env` names when the stack is built, like the API keys; `url` is accepted
 /// only without user info or query, and no error or `Debug` output shows either. It needs the
 /// `redis` feature (without it, `kind = "redis"` is an error naming it) and a tokio runtime
-/// when the stack is built; a provider with several keys (`api_key_envs`) and a rate limit is
-/// refused, as its router cannot share its keys' quotas yet.
+/// when the stack is built. A provider with several keys (`api_key_envs`) keeps each key's
+/// quota under `<prefix>:<provider name>:key-<i>`, `i` its place in the list.
 ///
 /// Every key is checked: an unknown one is an error, and so is `api_key` (keys do not belong in
 /// files). Errors name the field: `providers[1].limits.requests_per_minute: must be greater
