@@ -35,7 +35,18 @@ pub struct RateLimitConfig {
     /// counted (the store's own timeout bounds it), so a request that will not wait is still
     /// admitted while the quota has room, however many are on their way to the store.
     pub max_wait: Option<Duration>,
+    /// Requests that may wait for quota at once, over every key; one more is refused with
+    /// [`RateLimited`](crate::error::RateLimited) (its [`retry_after`] the quota's wait, and
+    /// [`waiting`] the queue's length), so memory held by waiters is bounded. Default 1,024. A
+    /// request the quota admits at once never counts.
+    ///
+    /// [`retry_after`]: crate::error::RateLimited::retry_after
+    /// [`waiting`]: crate::error::RateLimited::waiting
+    pub max_queue: u32,
 }
+
+/// The default [`RateLimitConfig::max_queue`].
+const DEFAULT_MAX_QUEUE: u32 = 1_024;
 
 impl RateLimitConfig {
     /// `limits`, waiting as long as it takes.
@@ -43,7 +54,15 @@ impl RateLimitConfig {
         RateLimitConfig {
             limits,
             max_wait: None,
+            max_queue: DEFAULT_MAX_QUEUE,
         }
+    }
+
+    /// Sets [`max_queue`](Self::max_queue) (0: nobody waits).
+    #[must_use]
+    pub fn with_max_queue(mut self, max_queue: u32) -> Self {
+        self.max_queue = max_queue;
+        self
     }
 
     /// Sets [`max_wait`](Self::max_wait); `Duration::ZERO` refuses at once whatever does not

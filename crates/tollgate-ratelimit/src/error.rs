@@ -25,6 +25,8 @@ use tollgate_core::{DelaySource, Dimension, ErrorClass, Judged, RetryAdvice, Ver
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimited {
     retry_after: Duration,
+    /// How many were waiting, when refused because the queue was full.
+    queue_full: Option<u32>,
     verdict: Judged,
 }
 
@@ -36,8 +38,23 @@ impl RateLimited {
             .refused_locally();
         RateLimited {
             retry_after,
+            queue_full: None,
             verdict: Judged::new(verdict),
         }
+    }
+
+    /// Refused because `waiting` requests already waited, the most the layer lets wait
+    /// ([`RateLimitConfig::max_queue`](crate::RateLimitConfig::max_queue)).
+    pub(crate) const fn queue_full(retry_after: Duration, waiting: u32) -> Self {
+        let mut refused = RateLimited::new(retry_after);
+        refused.queue_full = Some(waiting);
+        refused
+    }
+
+    /// When it was refused because the wait queue was full, how many requests were waiting
+    /// then; `None` when it was refused for its wait.
+    pub const fn waiting(&self) -> Option<u32> {
+        self.queue_full
     }
 
     /// The verdict: a rate limit, to be tried elsewhere, after
@@ -55,7 +72,14 @@ impl RateLimited {
 
 impl fmt::Display for RateLimited {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rate limited; retry after {:?}", self.retry_after)
+        match self.queue_full {
+            Some(waiting) => write!(
+                f,
+                "rate limited: {waiting} requests already waiting; retry after {:?}",
+                self.retry_after
+            ),
+            None => write!(f, "rate limited; retry after {:?}", self.retry_after),
+        }
     }
 }
 

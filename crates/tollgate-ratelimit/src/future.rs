@@ -277,7 +277,9 @@ where
         match answer {
             Err(error) => {
                 // A store that cannot answer may say why: its quota is not shared now.
-                if let Some(observe) = Observe::of(&waiting.request) {
+                if let Some(observe) = Observe::of(&waiting.request)
+                    && !error.is::<RateLimited>()
+                {
                     self.limiter.report_sharing(observe);
                 }
                 self.waiting = None;
@@ -319,10 +321,17 @@ where
                     return Some(Step::Done(Err(RateLimited::new(wait).into())));
                 }
                 if waiting.ticket.is_none() {
-                    let ticket =
-                        self.limiter
-                            .enqueue(self.key.clone(), waiting.priority, self.cost);
-                    waiting.ticket = Some(ticket);
+                    match self
+                        .limiter
+                        .enqueue(self.key.clone(), waiting.priority, self.cost)
+                    {
+                        Ok(ticket) => waiting.ticket = Some(ticket),
+                        Err(waiting) => {
+                            self.waiting = None;
+                            let refused = RateLimited::queue_full(wait, waiting);
+                            return Some(Step::Done(Err(refused.into())));
+                        }
+                    }
                 }
                 waiting.retry_at = (!waiting.behind).then_some(at);
                 waiting.eta_at = at;

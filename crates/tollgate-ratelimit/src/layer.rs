@@ -43,11 +43,12 @@ impl<St: Store> RateLimitLayer<Unkeyed, PerRequest, St> {
     }
 
     fn build(store: St, config: RateLimitConfig) -> Self {
+        let limiter = Arc::new(Limiter::new(store, config.max_queue));
         RateLimitLayer {
             keyer: Unkeyed,
             estimator: PerRequest,
             config: Arc::new(config),
-            limiter: Arc::new(Limiter::new(store)),
+            limiter,
         }
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct Limiter<St> {
     pub(crate) origin: Origin,
     pub(crate) store: St,
     queues: Arc<Queues>,
+    /// The most waiters at once, over every key.
+    max_queue: usize,
 }
 
 /// The fair waiting queues, one per key with waiters.
@@ -79,6 +81,9 @@ struct Queue {
     waiters: Vec<Waiter>,
     /// Bumped when the first waiter should ask the store again before its planned time.
     epoch: u64,
+    /// The cost of every waiter, so that an arrival of the lowest priority there (the common
+    /// case) knows what is ahead of it without walking the queue.
+    total: Cost,
 }
 
 struct Waiter {
@@ -97,11 +102,12 @@ pub(crate) enum Place {
 }
 
 impl<St: Store> Limiter<St> {
-    pub(crate) fn new(store: St) -> Self {
+    pub(crate) fn new(store: St, max_queue: u32) -> Self {
         Limiter {
             origin: Origin::new(),
             store,
             queues: Arc::default(),
+            max_queue: max_queue as usize,
         }
     }
 
@@ -119,6 +125,11 @@ impl<St: Store> Limiter<St> {
         let Some(queue) = queues.get(&key.cloned()) else {
             return Place::Front;
         };
+        match queue.waiters.last() {
+            None => return Place::Front,
+            Some(last) if last.priority >= priority => return Place::Behind(queue.total),
+            Some(_) => {}
+        }
         let mut ahead = Cost::ZERO;
         let mut any = false;
         for waiter in queue.waiters.iter().take_while(|w| w.priority >= priority) {
@@ -132,8 +143,17 @@ impl<St: Store> Limiter<St> {
         }
     }
 
-    /// Joins `key`'s queue.
-    pub(crate) fn enqueue(&self, key: Option<RouteKey>, priority: Priority, cost: Cost) -> Ticket {
+    /// Joins `key`'s queue; `Err` with how many wait when the queues are full.
+    pub(crate) fn enqueue(
+        &self,
+        key: Option<RouteKey>,
+        priority: Priority,
+        cost: Cost,
+    ) -> Result<Ticket, u32> {
+        let waiting = self.queues.waiting.load(Ordering::Acquire);
+        if waiting >= self.max_queue {
+            return Err(u32::try_from(waiting).unwrap_or(u32::MAX));
+        }
         let seq = self.queues.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut queues = self.queues.lock();
         let queue = queues.entry(key.clone()).or_default();
@@ -142,6 +162,7 @@ impl<St: Store> Limiter<St> {
             .iter()
             .position(|w| w.priority < priority)
             .unwrap_or(queue.waiters.len());
+        queue.total = add(&queue.total, &cost);
         queue.waiters.insert(
             at,
             Waiter {
@@ -153,11 +174,11 @@ impl<St: Store> Limiter<St> {
         );
         self.queues.waiting.fetch_add(1, Ordering::AcqRel);
         drop(queues);
-        Ticket {
+        Ok(Ticket {
             queues: Arc::clone(&self.queues),
             key,
             seq,
-        }
+        })
     }
 
     /// What a response taught: the provider's remaining quota, a 429's pause, the actual usage.
@@ -355,6 +376,12 @@ fn add(a: &Cost, b: &Cost) -> Cost {
         .fold(*a, |sum, d| sum.with(d, a.get(d).saturating_add(b.get(d))))
 }
 
+fn sub(a: &Cost, b: &Cost) -> Cost {
+    Dimension::ALL.into_iter().fold(*a, |rest, d| {
+        rest.with(d, a.get(d).saturating_sub(b.get(d)))
+    })
+}
+
 /// What to give back and what to charge, per dimension, to go from `estimated` to `actual`.
 fn difference(estimated: &Cost, actual: &Cost) -> (Cost, Cost) {
     Dimension::ALL
@@ -414,7 +441,8 @@ impl Drop for Ticket {
             let Some(at) = queue.waiters.iter().position(|w| w.seq == self.seq) else {
                 return;
             };
-            queue.waiters.remove(at);
+            let left = queue.waiters.remove(at);
+            queue.total = sub(&queue.total, &left.cost);
             self.queues.waiting.fetch_sub(1, Ordering::AcqRel);
             let next = if at == 0 {
                 queue.waiters.first_mut().and_then(|w| w.waker.take())

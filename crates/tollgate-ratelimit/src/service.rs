@@ -13,6 +13,7 @@ use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{BoxError, Cost, Deadline, Priority};
 use tower_service::Service;
 
+use crate::error::RateLimited;
 use crate::estimate::{Estimator, PerRequest};
 use crate::future::{Admission, Answer, ResponseFuture, Waiting};
 use crate::key::{Keyer, Unkeyed};
@@ -140,30 +141,43 @@ where
             Poll::Ready(answer) => Answer::Given(Some(answer)),
             Poll::Pending => Answer::Coming(decision),
         };
-        if let (Some(observe), Answer::Given(Some(Ok(QuotaDecision::Wait(wait))))) =
-            (Observe::of(&request), &answer)
-        {
-            let refused = give_up.is_some_and(|limit| now.saturating_add(*wait) > limit);
-            let key = admission.key.as_ref();
-            observe.event(&if refused {
-                Event::RateLimitRefused { key }
-            } else {
-                Event::RateLimitWait { key, wait: *wait }
-            });
-        }
         // Take a place in the queue now, not at the first poll, so that requests called later
         // but polled sooner do not pass this one — unless it is refused on its first poll. A
         // request first in line whose answer is on its way (a remote store's round trip) is
         // not waiting for quota: it queues only if told to wait, and the requests after it
         // ask for real meanwhile (pipelined, in the order the store receives them).
-        let queues = match &answer {
-            Answer::Given(Some(Ok(QuotaDecision::Wait(wait)))) => {
-                give_up.is_none_or(|limit| now.saturating_add(*wait) <= limit)
-            }
-            Answer::Coming(_) => ahead.is_some(),
-            Answer::Given(_) => false,
+        let (queues, wait) = match &answer {
+            Answer::Given(Some(Ok(QuotaDecision::Wait(wait)))) => (
+                give_up.is_none_or(|limit| now.saturating_add(*wait) <= limit),
+                Some(*wait),
+            ),
+            Answer::Coming(_) => (ahead.is_some(), None),
+            Answer::Given(_) => (false, None),
         };
-        let ticket = queues.then(|| limiter.enqueue(admission.key.clone(), priority, cost));
+        let mut ticket = None;
+        let mut answer = answer;
+        if queues {
+            match limiter.enqueue(admission.key.clone(), priority, cost) {
+                Ok(queued) => ticket = Some(queued),
+                // The queue is full: refused with the quota's wait; a request whose answer is
+                // on its way learns it, and is refused then unless admitted.
+                Err(waiting) => {
+                    if let Some(wait) = wait {
+                        let refused = RateLimited::queue_full(wait, waiting);
+                        answer = Answer::Given(Some(Err(refused.into())));
+                    }
+                }
+            }
+        }
+        if let (Some(observe), Some(wait)) = (Observe::of(&request), wait) {
+            let refused = ticket.is_none();
+            let key = admission.key.as_ref();
+            observe.event(&if refused {
+                Event::RateLimitRefused { key }
+            } else {
+                Event::RateLimitWait { key, wait }
+            });
+        }
         let clone = self.inner.clone();
         let service = mem::replace(&mut self.inner, clone);
         let waiting = Waiting {

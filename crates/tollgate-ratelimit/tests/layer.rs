@@ -898,6 +898,56 @@ async fn a_short_max_wait_is_measured_on_the_quota() {
     assert_eq!(at, [millis(5), millis(10)]);
 }
 
+/// The wait queue is capped (`max_queue`): 50,000 requests at once against one a minute, 1,024
+/// may wait, and every other one is refused at once, told how long the quota's wait is and how
+/// many were waiting — the memory held by waiters is bounded by the cap.
+#[tokio::test(start_paused = true)]
+async fn the_wait_queue_is_capped_and_every_refusal_says_when() {
+    let layer = RateLimitLayer::new(limits([Limit::requests(Quota::per_minute(n(1)))]));
+    assert_eq!(layer.config().max_queue, 1_024);
+    let handle = layer.handle();
+    let transport = Recorder::new();
+    let service = layer.layer(transport.clone());
+    let tasks: Vec<_> = (0..50_000)
+        .map(|i| spawn(&service, request(&format!("r{i}"), 0)))
+        .collect();
+    // Let every task run until it waits or is refused.
+    time::sleep(millis(1)).await;
+    assert_eq!(handle.waiting(), 1_024);
+    let mut refused = 0;
+    for task in tasks.into_iter().skip(1_025) {
+        let error = task.await.unwrap().unwrap_err();
+        let error = error.downcast_ref::<RateLimited>().expect("a refusal");
+        assert_eq!(error.waiting(), Some(1_024));
+        assert!(error.retry_after() >= secs(59), "{:?}", error.retry_after());
+        refused += 1;
+    }
+    assert_eq!(refused, 48_975);
+    assert_eq!(transport.log().len(), 1);
+
+    // A smaller cap, and one that lets nobody wait.
+    for (cap, admitted_by_three_minutes) in [(2, 3), (0, 1)] {
+        let config = RateLimitConfig::new(limits([Limit::requests(Quota::per_minute(n(1)))]))
+            .with_max_queue(cap);
+        let transport = Recorder::new();
+        let service = RateLimitLayer::new(config).layer(transport.clone());
+        let tasks: Vec<_> = (0..10)
+            .map(|i| spawn(&service, request(&format!("r{i}"), 0)))
+            .collect();
+        let mut ok = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(error) => {
+                    let error = error.downcast_ref::<RateLimited>().expect("a refusal");
+                    assert_eq!(error.waiting(), Some(cap));
+                }
+            }
+        }
+        assert_eq!(ok, admitted_by_three_minutes, "cap {cap}");
+    }
+}
+
 // ===== regressions found in review =====
 
 /// "Wait for ever" (`Duration::MAX`) and a broken `retry-after` far in the future never make

@@ -42,6 +42,11 @@ pub struct RouterConfig {
     /// it fails with [`NoDeployment`](crate::error::NoDeployment); a deadline, when sooner,
     /// counts instead. Default: 60 s.
     pub max_wait: Duration,
+    /// Requests that may wait for a deployment at once; one more is refused with
+    /// [`NoDeployment`](crate::error::NoDeployment) (its `retry_after` the wait, and
+    /// `waiting` the number waiting), so memory held by waiters is bounded. Default 1,024.
+    /// Each deployment's own quota queue is capped the same way.
+    pub max_queue: u32,
 }
 
 impl RouterConfig {
@@ -53,6 +58,7 @@ impl RouterConfig {
             context_windows: ContextWindows::default(),
             eject_for: Duration::from_secs(300),
             max_wait: Duration::from_secs(60),
+            max_queue: 1_024,
         }
     }
 
@@ -74,6 +80,13 @@ impl RouterConfig {
     #[must_use]
     pub fn with_eject_for(mut self, duration: Duration) -> Self {
         self.eject_for = duration;
+        self
+    }
+
+    /// Sets [`max_queue`](Self::max_queue) (0: nobody waits).
+    #[must_use]
+    pub fn with_max_queue(mut self, max_queue: u32) -> Self {
+        self.max_queue = max_queue;
         self
     }
 

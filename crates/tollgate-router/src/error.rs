@@ -18,6 +18,8 @@ use tollgate_core::{DelaySource, ErrorClass, Judged, RetryAdvice, Verdict};
 #[derive(Debug)]
 pub struct NoDeployment {
     retry_after: Option<Duration>,
+    /// How many were waiting, when refused because the router's wait queue was full.
+    queue_full: Option<u32>,
     verdict: Judged,
 }
 
@@ -31,8 +33,23 @@ impl NoDeployment {
         }
         NoDeployment {
             retry_after,
+            queue_full: None,
             verdict: Judged::new(verdict),
         }
+    }
+
+    /// Refused with `waiting` requests already waiting for a deployment, the most the router
+    /// lets wait ([`RouterConfig::max_queue`](crate::RouterConfig::max_queue)).
+    pub(crate) fn queue_full(retry_after: Duration, waiting: u32) -> Self {
+        let mut refused = NoDeployment::new(Some(retry_after));
+        refused.queue_full = Some(waiting);
+        refused
+    }
+
+    /// When refused because the router's wait queue was full, how many requests were waiting
+    /// then; `None` otherwise.
+    pub const fn waiting(&self) -> Option<u32> {
+        self.queue_full
     }
 
     /// How long until the first deployment could take it; `None` when none ever can (the
@@ -44,12 +61,17 @@ impl NoDeployment {
 
 impl fmt::Display for NoDeployment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.retry_after {
-            Some(wait) => write!(
+        match (self.retry_after, self.queue_full) {
+            (Some(wait), Some(waiting)) => write!(
+                f,
+                "no deployment can take the request now and {waiting} requests already wait; \
+                 retry after {wait:?}"
+            ),
+            (Some(wait), None) => write!(
                 f,
                 "no deployment can take the request; retry after {wait:?}"
             ),
-            None => f.write_str("the request is larger than any deployment's quota"),
+            (None, _) => f.write_str("the request is larger than any deployment's quota"),
         }
     }
 }

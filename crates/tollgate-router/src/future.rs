@@ -61,10 +61,35 @@ pin_project! {
     #[project = StateProj]
     enum State<D, F, E> {
         Choosing,
-        Sleeping { #[pin] sleep: Sleep },
+        Sleeping { #[pin] sleep: Sleep, _waiting: Waiting<E> },
         Readying { service: D, index: usize, request: Option<Request> },
         Calling { #[pin] future: F, index: usize, sent: Instant, _in_flight: InFlight<E> },
         Done,
+    }
+}
+
+/// Counts a request waiting for a deployment until it is dropped.
+struct Waiting<E> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> Waiting<E> {
+    /// A place among the waiters, or how many wait when they are as many as allowed.
+    fn new(shared: &Arc<Shared<E>>) -> Result<Self, usize> {
+        let waiting = shared.sleeping.fetch_add(1, Ordering::AcqRel);
+        if waiting >= shared.max_queue {
+            shared.sleeping.fetch_sub(1, Ordering::AcqRel);
+            return Err(waiting);
+        }
+        Ok(Waiting {
+            shared: Arc::clone(shared),
+        })
+    }
+}
+
+impl<E> Drop for Waiting<E> {
+    fn drop(&mut self) {
+        self.shared.sleeping.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -182,8 +207,18 @@ where
                                 this.state.set(State::Done);
                                 return Poll::Ready(Err(NoDeployment::new(Some(wait)).into()));
                             }
+                            let waiting = match Waiting::new(this.shared) {
+                                Ok(waiting) => waiting,
+                                Err(waiting) => {
+                                    this.state.set(State::Done);
+                                    let waiting = u32::try_from(waiting).unwrap_or(u32::MAX);
+                                    let refused = NoDeployment::queue_full(wait, waiting);
+                                    return Poll::Ready(Err(refused.into()));
+                                }
+                            };
                             this.state.set(State::Sleeping {
                                 sleep: tokio::time::sleep(wait),
+                                _waiting: waiting,
                             });
                         }
                         Choice::Refuse(error) => {
@@ -201,7 +236,7 @@ where
                         }
                     }
                 }
-                StateProj::Sleeping { sleep } => {
+                StateProj::Sleeping { sleep, .. } => {
                     ready!(sleep.poll(cx));
                     this.state.set(State::Choosing);
                 }

@@ -84,7 +84,9 @@ impl<S: Clone, E: Clone> Layer<S> for RouterLayer<E> {
             let (store, limits) = deployment.quota();
             let quota = RateLimitLayer::from_store(
                 store,
-                RateLimitConfig::new(limits).with_max_wait(self.config.max_wait),
+                RateLimitConfig::new(limits)
+                    .with_max_wait(self.config.max_wait)
+                    .with_max_queue(self.config.max_queue),
             );
             let breaker = CircuitBreakerLayer::new(deployment.breaker.clone());
             let window = deployment.context_window.or_else(|| {
@@ -107,6 +109,7 @@ impl<S: Clone, E: Clone> Layer<S> for RouterLayer<E> {
             self.estimator.clone(),
             self.config.eject_for,
             self.config.max_wait,
+            self.config.max_queue,
         );
         Router::new(services, shared)
     }

@@ -102,6 +102,9 @@ pub(crate) struct Shared<E> {
     pub(crate) estimator: E,
     eject_for: Duration,
     pub(crate) max_wait: Duration,
+    /// The most requests waiting for a deployment at once, and how many wait now.
+    pub(crate) max_queue: usize,
+    pub(crate) sleeping: AtomicUsize,
     /// Round-robin position.
     next: AtomicUsize,
     /// Smooth weighted round-robin: each deployment's current weight.
@@ -129,6 +132,7 @@ impl<E> Shared<E> {
         estimator: E,
         eject_for: Duration,
         max_wait: Duration,
+        max_queue: u32,
     ) -> Self {
         let n = slots.len();
         Shared {
@@ -137,6 +141,8 @@ impl<E> Shared<E> {
             estimator,
             eject_for,
             max_wait,
+            max_queue: max_queue as usize,
+            sleeping: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
             weighted: Mutex::new(vec![0; n]),
             rng: AtomicU64::new(0x9e37_79b9_7f4a_7c15),

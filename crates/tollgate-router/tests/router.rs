@@ -251,6 +251,44 @@ async fn routers_sharing_each_deployments_store_share_its_quota() {
     }
 }
 
+/// At most `max_queue` requests wait for a deployment (and in each deployment's quota queue);
+/// the others are refused at once, told when to come back and how many were waiting.
+#[tokio::test(start_paused = true)]
+async fn the_routers_wait_queue_is_capped() {
+    let accounts = Accounts::new(&["a"], Some(1));
+    let config = RouterConfig::new([key("a").with_limits(per_minute(1))])
+        .with_max_queue(2)
+        .with_max_wait(secs(600));
+    assert_eq!(RouterConfig::new([key("a")]).max_queue, 1_024);
+    let client = ClassifyLayer::new(OpenAi::new()).layer(accounts.clone());
+    let router = RouterLayer::new(config).unwrap().layer(client);
+    let calls: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(router.clone().oneshot(chat(100))))
+        .collect();
+    let mut refused = 0;
+    for call in calls {
+        if let Err(error) = call.await.unwrap() {
+            // Refused by the router, or by the deployment's own quota queue (requests that
+            // chose it at the same moment wait there): either way told when, and how many wait.
+            let (waiting, retry_after) = match error.downcast_ref::<NoDeployment>() {
+                Some(error) => (error.waiting(), error.retry_after().unwrap()),
+                None => {
+                    let error = error
+                        .downcast_ref::<tollgate_ratelimit::error::RateLimited>()
+                        .unwrap_or_else(|| panic!("{error}"));
+                    (error.waiting(), error.retry_after())
+                }
+            };
+            assert_eq!(waiting, Some(2));
+            assert!(retry_after > secs(59), "{retry_after:?}");
+            refused += 1;
+        }
+    }
+    // One at once, two after waiting a minute each.
+    assert_eq!(refused, 7);
+    assert_eq!(accounts.count("a", StatusCode::OK), 3);
+}
+
 /// Collects the router's events.
 #[derive(Default)]
 struct Events(Mutex<Vec<String>>);
