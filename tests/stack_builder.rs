@@ -210,6 +210,51 @@ async fn the_given_limits_hold_requests() {
     assert_eq!(wire.times(), [ms(0), ms(0), ms(30_000)]);
 }
 
+/// Every wait is bounded by default: at one request a minute, of ten sent at once the first
+/// goes now, the second after a minute (the default `max_wait`), and the others are refused at
+/// once with the quota's wait; with `max_queue(1)`, one may wait and the rest are refused as
+/// the queue is full. Every refusal says when to come back. (No retries, to see each refusal.)
+#[tokio::test(start_paused = true)]
+async fn waits_are_bounded_by_default_and_every_refusal_says_when() {
+    use tollgate::ratelimit::error::RateLimited;
+    use tollgate::stack::DEFAULT_MAX_WAIT;
+
+    assert_eq!(DEFAULT_MAX_WAIT, ms(60_000));
+    let one_a_minute = || {
+        openai()
+            .with_limits(Limits::new([Limit::requests(Quota::per_minute(n(1)))]))
+            .with_retry(steady().with_max_retries(0))
+    };
+    for (provider, full_queue) in [
+        (one_a_minute(), false),
+        (
+            one_a_minute().with_max_queue(1).with_max_wait(ms(600_000)),
+            true,
+        ),
+    ] {
+        let wire = Wire::new().script("api.openai.com", vec![ok(), ok()]);
+        let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+        let calls: Vec<_> = (0..10)
+            .map(|_| tokio::spawn(stack.clone().oneshot(chat())))
+            .collect();
+        let mut refusals = 0;
+        for call in calls {
+            let Err(error) = call.await.unwrap() else {
+                continue;
+            };
+            let refused =
+                std::iter::successors(Some(&*error as &dyn std::error::Error), |e| e.source())
+                    .find_map(|e| e.downcast_ref::<RateLimited>())
+                    .unwrap_or_else(|| panic!("not a refusal: {error}"));
+            assert!(refused.retry_after() >= ms(60_000), "{refused}");
+            assert_eq!(refused.waiting(), full_queue.then_some(1), "{refused}");
+            refusals += 1;
+        }
+        assert_eq!(refusals, 8);
+        assert_eq!(wire.times(), [ms(0), ms(60_000)]);
+    }
+}
+
 /// The preset passed to the constructor applies: Gemini's free plan allows 15 requests a
 /// minute on Pro, so the 16th waits 4 s; Gemini is reached on its OpenAI-compatible path.
 #[tokio::test(start_paused = true)]

@@ -336,6 +336,20 @@ async fn several_key_variables_build_the_same_stack() {
 }
 
 /// Every routing name, and a list of one variable, which is `api_key_env`.
+/// `max_wait` and `max_queue` reach the provider; unset, the defaults hold.
+#[test]
+fn max_wait_and_max_queue() {
+    let config = StackConfig::from_toml(&one_provider("max_wait = \"0s\"\nmax_queue = 7")).unwrap();
+    let expected = Provider::new(tollgate::stack::ProviderKind::OpenAi)
+        .with_name("openai")
+        .with_max_wait(Duration::ZERO)
+        .with_max_queue(7);
+    assert_eq!(format!("{:?}", config.primary()), format!("{expected:?}"));
+    let config = StackConfig::from_toml(&one_provider("")).unwrap();
+    let text = format!("{:?}", config.primary());
+    assert!(text.contains("max_wait: 60s, max_queue: 1024"), "{text}");
+}
+
 #[test]
 fn routing_names_and_a_list_of_one() {
     for (name, strategy) in [
@@ -522,7 +536,7 @@ fn invalid_configurations_name_the_field() {
         ),
         (
             one_provider("modle = \"gpt-4o\""),
-            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `max_in_flight`, `limits`, `adaptive`, `timeouts`, `retry`, `breaker`",
+            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `max_in_flight`, `max_wait`, `max_queue`, `limits`, `adaptive`, `timeouts`, `retry`, `breaker`",
         ),
         (
             one_provider("") + "fallbacks = [\"openai\"]\n",
@@ -539,6 +553,14 @@ fn invalid_configurations_name_the_field() {
         (
             one_provider("max_in_flight = 0"),
             "providers[0].max_in_flight: must be greater than 0 and at most 4294967295",
+        ),
+        (
+            one_provider("max_wait = \"2h\""),
+            "providers[0].max_wait: at most 1h",
+        ),
+        (
+            one_provider("max_queue = 5000000000"),
+            "providers[0].max_queue: at most 4294967295",
         ),
         (
             one_provider("retry = { max_retries = -1 }"),

@@ -8,7 +8,7 @@ use tollgate_concurrency::{ConcurrencyConfig, ConcurrencyLayer};
 use tollgate_fallback::{FallbackConfig, FallbackLayer, FallbackPolicy, Target};
 use tollgate_metrics::MetricsLayer;
 use tollgate_providers::ClassifyLayer;
-use tollgate_ratelimit::{ByModel, Limits, OpenAiChat, RateLimitLayer};
+use tollgate_ratelimit::{ByModel, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
 #[cfg(feature = "redis")]
 use tollgate_redis::{RedisConfig, RedisStore};
 use tollgate_retry::RetryLayer;
@@ -381,7 +381,10 @@ fn provider_stack<T: Transport>(
     };
     let wire = match provider.max_in_flight_limit() {
         Some(max) => {
-            Erased::boxing_body(ConcurrencyLayer::new(ConcurrencyConfig::new(max)).layer(timed))
+            let config = ConcurrencyConfig::new(max)
+                .with_max_wait(provider.max_wait())
+                .with_max_queue(provider.max_queue());
+            Erased::boxing_body(ConcurrencyLayer::new(config).layer(timed))
         }
         None => timed,
     };
@@ -391,15 +394,18 @@ fn provider_stack<T: Transport>(
     let Some(limits) = provider.effective_limits() else {
         return Ok(with_breaker(provider, rewrites, wire));
     };
+    let config = RateLimitConfig::new(limits.clone())
+        .with_max_wait(provider.max_wait())
+        .with_max_queue(provider.max_queue());
     #[cfg(feature = "redis")]
-    if let Some(config) = &quotas.shared {
-        let store = shared_store(provider, None, config, limits.clone())?;
-        let layer = RateLimitLayer::from_store(store, limits)
+    if let Some(shared) = &quotas.shared {
+        let store = shared_store(provider, None, shared, limits)?;
+        let layer = RateLimitLayer::from_store(store, config)
             .keyed_by(ByModel)
             .with_estimator(OpenAiChat::new());
         return Ok(with_breaker(provider, rewrites, layer.layer(wire)));
     }
-    let layer = RateLimitLayer::new(limits)
+    let layer = RateLimitLayer::new(config)
         .keyed_by(ByModel)
         .with_estimator(OpenAiChat::new());
     Ok(with_breaker(provider, rewrites, layer.layer(wire)))
@@ -479,7 +485,10 @@ fn with_router(
     }
     #[cfg(not(feature = "redis"))]
     let _ = quotas;
-    let config = RouterConfig::new(deployments).with_strategy(provider.routing_strategy());
+    let config = RouterConfig::new(deployments)
+        .with_strategy(provider.routing_strategy())
+        .with_max_wait(provider.max_wait())
+        .with_max_queue(provider.max_queue());
     let router = RouterLayer::new(config)
         .map_err(|error| StackError::Router {
             provider: label,

@@ -212,5 +212,7 @@ mod service;
 pub use builder::StackBuilder;
 pub use config::{ConfigError, StackConfig};
 pub use error::{RewriteFailed, StackError};
-pub use provider::{AZURE_API_VERSION, Provider, ProviderKind, UnknownKind};
+pub use provider::{
+    AZURE_API_VERSION, DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT, Provider, ProviderKind, UnknownKind,
+};
 pub use service::{Stack, StackBody, Transport};

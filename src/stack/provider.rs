@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use http::uri::Uri;
 use tollgate_circuit_breaker::BreakerConfig;
@@ -298,9 +299,9 @@ impl fmt::Debug for ApiKey {
 ///   keys of one project share them;
 /// - a request goes to a key that can take it now, as the [routing](Self::with_routing) chooses
 ///   (round-robin by default). When none can, it waits in the queue of the key free soonest,
-///   up to the router's maximum wait (60 s) or the request's deadline; beyond that it fails at
-///   once with [`NoDeployment`](crate::router::error::NoDeployment), which carries
-///   `retry_after` (a single key's limits wait as long as it takes);
+///   up to the provider's [maximum wait](Self::with_max_wait) (a minute) or the request's
+///   deadline; beyond that it fails at once with
+///   [`NoDeployment`](crate::router::error::NoDeployment), which carries `retry_after`;
 /// - a key that is rejected (401 `Unauthorized`, 403 `PermissionDenied`) or whose quota is
 ///   spent (`QuotaExhausted`) is taken out of rotation for 5 minutes, and the request goes on to
 ///   another key at once: the caller sees no error while a key is left;
@@ -345,7 +346,16 @@ pub struct Provider {
     retry: RetryPolicy,
     breaker: Option<BreakerConfig>,
     max_in_flight: Option<u32>,
+    max_wait: Duration,
+    max_queue: u32,
 }
+
+/// The default [`Provider::with_max_wait`]: a minute, a per-minute window's full refill, so
+/// any request a per-minute quota can hold is admitted within it.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The default [`Provider::with_max_queue`].
+pub const DEFAULT_MAX_QUEUE: u32 = 1_024;
 
 impl Provider {
     /// A provider of `kind` with the defaults above: no configured limits, the request rate
@@ -365,6 +375,8 @@ impl Provider {
             retry: RetryPolicy::default(),
             breaker: Some(BreakerConfig::default()),
             max_in_flight: None,
+            max_wait: DEFAULT_MAX_WAIT,
+            max_queue: DEFAULT_MAX_QUEUE,
         }
     }
 
@@ -578,6 +590,26 @@ impl Provider {
         self
     }
 
+    /// The longest a request waits — for quota, for a key, for a slot under
+    /// [`with_max_in_flight`](Self::with_max_in_flight) — before it is refused with a
+    /// `retry_after` ([`DEFAULT_MAX_WAIT`], a minute, by default); the request's own deadline
+    /// counts when sooner. `Duration::ZERO`: never wait.
+    #[must_use]
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// How many requests may wait at once in each of the provider's queues (quota, router,
+    /// concurrency; [`DEFAULT_MAX_QUEUE`], 1,024, by default); one more is refused at once
+    /// with a `retry_after`. Memory held by waiters is about this many requests' bodies per
+    /// queue. 0: nobody waits.
+    #[must_use]
+    pub fn with_max_queue(mut self, max_queue: u32) -> Self {
+        self.max_queue = max_queue;
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> ProviderKind {
         self.kind
@@ -627,6 +659,14 @@ impl Provider {
 
     pub(crate) fn max_in_flight_limit(&self) -> Option<u32> {
         self.max_in_flight
+    }
+
+    pub(crate) fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+
+    pub(crate) fn max_queue(&self) -> u32 {
+        self.max_queue
     }
 
     pub(crate) fn routing_strategy(&self) -> Strategy {
@@ -820,6 +860,8 @@ impl fmt::Debug for Provider {
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("max_in_flight", &self.max_in_flight)
+            .field("max_wait", &self.max_wait)
+            .field("max_queue", &self.max_queue)
             .finish()
     }
 }

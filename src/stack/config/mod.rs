@@ -63,6 +63,9 @@ use super::service::{Stack, Transport};
 ///                                       #   least-loaded, latency-aware
 /// model = "gpt-4o"                      # sets the body's "model"
 /// max_in_flight = 100                   # concurrency cap; default none
+/// max_wait = "60s"                      # the longest a request waits for quota, a key or a
+///                                       #   slot (default 60s, at most 1h; "0s": never)
+/// max_queue = 1024                      # requests that may wait in each queue (default 1024)
 /// # api_version = "2024-10-21"          # azure-openai only (refused for other kinds)
 ///
 /// [providers.limits]                    # default: none configured (the rate is learned)

@@ -4,6 +4,7 @@
 use super::adaptive::adaptive;
 use super::breaker::breaker;
 use super::cache::cache;
+use super::duration::duration;
 use super::error::ConfigError;
 use super::keys::key_variables;
 use super::limits::limits;
@@ -13,6 +14,10 @@ use super::shapes::{RawConfig, RawProvider};
 use super::store::store;
 use super::timeouts::timeouts;
 use super::{Configured, StackConfig};
+
+/// The longest `max_wait` a file may set: a request held longer has long been given up by
+/// its caller.
+const MAX_WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(3_600);
 use crate::stack::provider::{
     Provider, ProviderKind, UnknownKind, check_api_version, endpoint, shown_url,
 };
@@ -150,6 +155,19 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
             )
         })?;
         provider = provider.with_max_in_flight(max);
+    }
+    if let Some(text) = raw.max_wait {
+        let max_wait = duration(field("max_wait"), &text)?;
+        if max_wait > MAX_WAIT_BOUND {
+            return Err(ConfigError::invalid(field("max_wait"), "at most 1h"));
+        }
+        provider = provider.with_max_wait(max_wait);
+    }
+    if let Some(max) = raw.max_queue {
+        let max = u32::try_from(max).map_err(|_| {
+            ConfigError::invalid(field("max_queue"), format!("at most {}", u32::MAX))
+        })?;
+        provider = provider.with_max_queue(max);
     }
     if let Some(limits) = raw.limits {
         provider = match self::limits(&field("limits"), limits)? {
