@@ -255,6 +255,56 @@ async fn waits_are_bounded_by_default_and_every_refusal_says_when() {
     }
 }
 
+/// Without a model of its own, a provider keeps a quota per model only among the models it
+/// knows — its list, and the table's families by prefix — and every other name shares one:
+/// 100 requests under 100 made-up model names draw from one quota of one a minute, not 100.
+#[tokio::test(start_paused = true)]
+async fn made_up_model_names_share_one_quota() {
+    let provider = Provider::openai(OpenAiTier::Tier3)
+        .with_api_key("sk-openai")
+        .with_retry(steady().with_max_retries(0))
+        .with_limits(Limits::new([Limit::requests(Quota::per_minute(n(1)))]))
+        .with_max_wait(Duration::ZERO)
+        .with_models(["my-model"]);
+    let wire = Wire::new().script("api.openai.com", (0..5).map(|_| ok()).collect());
+    let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+    let send = |model: String| {
+        let body =
+            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hi"}}]}}"#);
+        let request = Request::post("/v1/chat/completions")
+            .body(BufferedBody::from(body))
+            .unwrap();
+        stack.clone().oneshot(request)
+    };
+    let mut admitted = Vec::new();
+    for model in [
+        "gpt-4o-2024-08-06",
+        "gpt-4o-2024-11-20",
+        "claude-3-haiku",
+        "my-model",
+    ] {
+        if send(model.to_owned()).await.is_ok() {
+            admitted.push(model);
+        }
+    }
+    // One quota for the gpt-4o family, one for Claude's, one for the listed model.
+    assert_eq!(
+        admitted,
+        ["gpt-4o-2024-08-06", "claude-3-haiku", "my-model"]
+    );
+    let mut made_up = 0;
+    for i in 0..100 {
+        if send(format!("made-up-{i}-{}", "x".repeat(1_000)))
+            .await
+            .is_ok()
+        {
+            made_up += 1;
+        }
+    }
+    assert_eq!(made_up, 1);
+    assert_eq!(wire.times().len(), 4);
+}
+
 /// The preset passed to the constructor applies: Gemini's free plan allows 15 requests a
 /// minute on Pro, so the 16th waits 4 s; Gemini is reached on its OpenAI-compatible path.
 #[tokio::test(start_paused = true)]

@@ -336,14 +336,18 @@ async fn several_key_variables_build_the_same_stack() {
 }
 
 /// Every routing name, and a list of one variable, which is `api_key_env`.
-/// `max_wait` and `max_queue` reach the provider; unset, the defaults hold.
+/// `max_wait`, `max_queue` and `models` reach the provider; unset, the defaults hold.
 #[test]
 fn max_wait_and_max_queue() {
-    let config = StackConfig::from_toml(&one_provider("max_wait = \"0s\"\nmax_queue = 7")).unwrap();
+    let config = StackConfig::from_toml(&one_provider(
+        "max_wait = \"0s\"\nmax_queue = 7\nmodels = [\"my-model\"]",
+    ))
+    .unwrap();
     let expected = Provider::new(tollgate::stack::ProviderKind::OpenAi)
         .with_name("openai")
         .with_max_wait(Duration::ZERO)
-        .with_max_queue(7);
+        .with_max_queue(7)
+        .with_models(["my-model"]);
     assert_eq!(format!("{:?}", config.primary()), format!("{expected:?}"));
     let config = StackConfig::from_toml(&one_provider("")).unwrap();
     let text = format!("{:?}", config.primary());
@@ -536,7 +540,7 @@ fn invalid_configurations_name_the_field() {
         ),
         (
             one_provider("modle = \"gpt-4o\""),
-            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `max_in_flight`, `max_wait`, `max_queue`, `limits`, `adaptive`, `timeouts`, `retry`, `breaker`",
+            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `models`, `max_in_flight`, `max_wait`, `max_queue`, `limits`, `adaptive`, `timeouts`, `retry`, `breaker`",
         ),
         (
             one_provider("") + "fallbacks = [\"openai\"]\n",
@@ -553,6 +557,10 @@ fn invalid_configurations_name_the_field() {
         (
             one_provider("max_in_flight = 0"),
             "providers[0].max_in_flight: must be greater than 0 and at most 4294967295",
+        ),
+        (
+            one_provider("models = [\"gpt-4o\", \" \"]"),
+            "providers[0].models[1]: must be a model name of 1 to 256 bytes",
         ),
         (
             one_provider("max_wait = \"2h\""),

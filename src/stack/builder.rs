@@ -8,7 +8,7 @@ use tollgate_concurrency::{ConcurrencyConfig, ConcurrencyLayer};
 use tollgate_fallback::{FallbackConfig, FallbackLayer, FallbackPolicy, Target};
 use tollgate_metrics::MetricsLayer;
 use tollgate_providers::ClassifyLayer;
-use tollgate_ratelimit::{ByModel, Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
+use tollgate_ratelimit::{Limits, OpenAiChat, RateLimitConfig, RateLimitLayer};
 #[cfg(feature = "redis")]
 use tollgate_redis::{RedisConfig, RedisStore};
 use tollgate_retry::RetryLayer;
@@ -17,6 +17,7 @@ use tollgate_timeout::TimeoutLayer;
 use tower::Layer;
 
 use super::error::StackError;
+use super::model_key::ModelKey;
 use super::provider::Provider;
 use super::service::{Description, Erased, Stack, StackBody, Transport};
 
@@ -401,12 +402,12 @@ fn provider_stack<T: Transport>(
     if let Some(shared) = &quotas.shared {
         let store = shared_store(provider, None, shared, limits)?;
         let layer = RateLimitLayer::from_store(store, config)
-            .keyed_by(ByModel)
+            .keyed_by(ModelKey::new(provider.known_models()))
             .with_estimator(OpenAiChat::new());
         return Ok(with_breaker(provider, rewrites, layer.layer(wire)));
     }
     let layer = RateLimitLayer::new(config)
-        .keyed_by(ByModel)
+        .keyed_by(ModelKey::new(provider.known_models()))
         .with_estimator(OpenAiChat::new());
     Ok(with_breaker(provider, rewrites, layer.layer(wire)))
 }

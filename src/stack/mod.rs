@@ -206,6 +206,7 @@ mod builder;
 mod config;
 mod error;
 pub mod future;
+mod model_key;
 mod provider;
 mod service;
 

@@ -348,6 +348,7 @@ pub struct Provider {
     max_in_flight: Option<u32>,
     max_wait: Duration,
     max_queue: u32,
+    models: Vec<String>,
 }
 
 /// The default [`Provider::with_max_wait`]: a minute, a per-minute window's full refill, so
@@ -377,6 +378,7 @@ impl Provider {
             max_in_flight: None,
             max_wait: DEFAULT_MAX_WAIT,
             max_queue: DEFAULT_MAX_QUEUE,
+            models: Vec::new(),
         }
     }
 
@@ -610,6 +612,21 @@ impl Provider {
         self
     }
 
+    /// The models a caller may name (when no [model](Self::with_model) is set) that get a
+    /// quota of their own. The quota is kept per model among the models the stack knows —
+    /// these, the provider's model, and the families of the published context-window table
+    /// by prefix (`gpt-4o-2024-08-06` counts as `gpt-4o`) — and every other model name shares
+    /// one quota, so that varying the model neither bypasses the quota nor grows memory.
+    #[must_use]
+    pub fn with_models<I, M>(mut self, models: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<String>,
+    {
+        self.models = models.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> ProviderKind {
         self.kind
@@ -659,6 +676,11 @@ impl Provider {
 
     pub(crate) fn max_in_flight_limit(&self) -> Option<u32> {
         self.max_in_flight
+    }
+
+    /// The models with a quota of their own: the configured list and model.
+    pub(crate) fn known_models(&self) -> impl Iterator<Item = &str> {
+        self.models.iter().chain(&self.model).map(String::as_str)
     }
 
     pub(crate) fn max_wait(&self) -> Duration {
@@ -862,6 +884,7 @@ impl fmt::Debug for Provider {
             .field("max_in_flight", &self.max_in_flight)
             .field("max_wait", &self.max_wait)
             .field("max_queue", &self.max_queue)
+            .field("models", &self.models)
             .finish()
     }
 }

@@ -68,12 +68,27 @@ impl ContextWindows {
         self
     }
 
+    /// The prefix whose entry `model` falls under (the longest that matches), if any: the
+    /// model's family as the table knows it.
+    pub fn family(&self, model: &str) -> Option<&str> {
+        self.entry(model).map(|(prefix, _)| &**prefix)
+    }
+
     /// The window of `model`, if a prefix in the table matches it.
     pub fn lookup(&self, model: &str) -> Option<u64> {
+        self.entry(model).map(|&(_, tokens)| tokens)
+    }
+
+    /// Every prefix in the table, longest first.
+    pub fn prefixes(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries.iter().map(|(prefix, _)| &**prefix)
+    }
+
+    /// The entry of the longest prefix of `model`.
+    fn entry(&self, model: &str) -> Option<&(Arc<str>, u64)> {
         self.entries
             .iter()
             .find(|(prefix, _)| model.starts_with(&**prefix))
-            .map(|&(_, tokens)| tokens)
     }
 }
 

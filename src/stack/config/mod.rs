@@ -62,6 +62,9 @@ use super::service::{Stack, Transport};
 /// # routing = "round-robin"             # with api_key_envs: round-robin (default), weighted,
 ///                                       #   least-loaded, latency-aware
 /// model = "gpt-4o"                      # sets the body's "model"
+/// # models = ["gpt-4o", "gpt-4o-mini"]   # without model: the callers' models with a quota
+///                                       #   of their own (at most 1,000), besides the known
+///                                       #   families; every other name shares one quota
 /// max_in_flight = 100                   # concurrency cap; default none
 /// max_wait = "60s"                      # the longest a request waits for quota, a key or a
 ///                                       #   slot (default 60s, at most 1h; "0s": never)

@@ -15,6 +15,9 @@ use super::store::store;
 use super::timeouts::timeouts;
 use super::{Configured, StackConfig};
 
+/// The most models a provider may list, each with a quota of its own.
+const MAX_MODELS: usize = 1_000;
+
 /// The longest `max_wait` a file may set: a request held longer has long been given up by
 /// its caller.
 const MAX_WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(3_600);
@@ -146,6 +149,23 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
             return Err(ConfigError::invalid(field("model"), "must not be empty"));
         }
         provider = provider.with_model(model);
+    }
+    if let Some(models) = raw.models {
+        if models.len() > MAX_MODELS {
+            return Err(ConfigError::invalid(
+                field("models"),
+                format!("at most {MAX_MODELS} models"),
+            ));
+        }
+        for (i, model) in models.iter().enumerate() {
+            if model.trim().is_empty() || model.len() > 256 {
+                return Err(ConfigError::invalid(
+                    field(&format!("models[{i}]")),
+                    "must be a model name of 1 to 256 bytes",
+                ));
+            }
+        }
+        provider = provider.with_models(models);
     }
     if let Some(max) = raw.max_in_flight {
         let max = u32::try_from(max).ok().filter(|&m| m > 0).ok_or_else(|| {

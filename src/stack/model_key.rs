@@ -1,0 +1,64 @@
+//! [`ModelKey`]: a ready stack's quota key, bounded to the models it knows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tollgate_core::RouteKey;
+use tollgate_ratelimit::{ByModel, Keyer};
+use tollgate_router::ContextWindows;
+
+/// The key every model the stack does not know shares.
+pub(crate) const OTHER_MODELS: &str = "(other models)";
+
+/// Keys a request's quota by its body's `model`, among the models the stack knows: the
+/// provider's own by exact name, and the families of the published context-window table by
+/// prefix (`gpt-4o-2024-08-06` counts as `gpt-4o`, every `claude-…` as `claude-`). Every other
+/// model shares one key, [`OTHER_MODELS`]: varying the model can neither bypass the quota nor
+/// grow the keys beyond the list. A body without a model draws from the unkeyed quota.
+#[derive(Clone)]
+pub(crate) struct ModelKey {
+    /// Every key it can give, by the name or prefix it stands for.
+    keys: Arc<HashMap<Box<str>, RouteKey>>,
+    families: Arc<ContextWindows>,
+    other: RouteKey,
+}
+
+impl ModelKey {
+    /// Knows `models` by name, and the default table's families.
+    pub(crate) fn new<'a>(models: impl IntoIterator<Item = &'a str>) -> Self {
+        let families = ContextWindows::default();
+        let mut keys: HashMap<Box<str>, RouteKey> = models
+            .into_iter()
+            .map(|model| (Box::from(model), RouteKey::new(model)))
+            .collect();
+        for prefix in families.prefixes() {
+            keys.entry(Box::from(prefix))
+                .or_insert_with(|| RouteKey::new(prefix));
+        }
+        ModelKey {
+            keys: Arc::new(keys),
+            families: Arc::new(families),
+            other: RouteKey::new(OTHER_MODELS),
+        }
+    }
+}
+
+impl<B: AsRef<[u8]>> Keyer<B> for ModelKey {
+    fn key(&self, request: &http::Request<B>) -> Option<RouteKey> {
+        let model = ByModel.key(request)?;
+        let model = model.as_str();
+        let known = self
+            .keys
+            .get(model)
+            .or_else(|| self.families.family(model).and_then(|f| self.keys.get(f)));
+        Some(known.unwrap_or(&self.other).clone())
+    }
+}
+
+impl std::fmt::Debug for ModelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelKey")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
