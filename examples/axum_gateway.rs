@@ -18,12 +18,25 @@
 //! - **Refusals become answers**: [`refusal`] maps the stack's typed errors —
 //!   `RateLimited` (the local quota), `RetriesExhausted` (a provider delay above the cap,
 //!   an upstream that stayed down), `CircuitOpen`, `AllTargetsFailed` — to a status, a wait
-//!   and an OpenAI-shaped body. The upstreams' keys and addresses never reach a caller: the
-//!   gateway builds each upstream request itself, passes back only a few response headers,
-//!   writes its own error messages, and answers an upstream's 401 or 403 (whose body may quote
-//!   the key) with a 502 of its own.
+//!   and an OpenAI-shaped body.
+//! - **Upstream errors are rewritten, never relayed**: the upstreams' keys and addresses never
+//!   reach a caller. The gateway builds each upstream request itself, passes back only a few
+//!   response headers, and answers every upstream error status (4xx and 5xx, and anything else
+//!   but 2xx) with an error body of its own ([`upstream_refusal`]): the status (a 401 or 403,
+//!   about the gateway's own key, becomes a 502), the error's class, a code taken from the
+//!   upstream only when it is lowercase words joined by `_` (`context_length_exceeded`,
+//!   `model_not_found`), and a message in the gateway's own words. An upstream's own message,
+//!   which may quote a key, an internal URL or another tenant's data, is read only for its code
+//!   and dropped.
+//! - **No secret in its output**: upstream URLs are printed only through [`redact::url`] (user
+//!   info, query values and fragment redacted), the Redis URL not at all, [`Upstream`]'s
+//!   `Debug` hides the key, and every error about the environment names the variable at fault without
+//!   quoting its value ([`settings`]).
 //! - **Bounded input**: caller bodies are read up to 4 MiB ([`MAX_BODY`]; 413 beyond) and must
-//!   be a JSON object (400 otherwise); nothing a caller sends can panic the gateway.
+//!   be a JSON object (400 otherwise); nothing a caller sends can panic the gateway. Before it
+//!   answers 413, the gateway reads and discards the rest of the body, up to [`MAX_DRAIN`]
+//!   (16 MiB) in all, so that a client that writes its whole body before reading (Python's
+//!   `urllib`, `requests`) reads the 413 instead of a broken pipe.
 //! - **Slow and idle callers hold nothing for long** (see the limits below): the gateway
 //!   serves HTTP/1.1 through its own accept loop, [`serve_gateway`]
 //!   (`examples/support/gateway_server.rs`, in place of `axum::serve`), which caps open
@@ -63,6 +76,10 @@
 //! | `GATEWAY_REPLICAS` | 1 | how many gateways share it: while Redis is away, each admits 1/N of every quota |
 //! | `GATEWAY_REDIS_PREFIX` | `tollgate-gateway` | the start of its keys in Redis (each upstream's quota under `<prefix>:<primary or fallback>`) |
 //!
+//! Each variable is checked at start ([`settings`]); an error names the variable and what is
+//! wrong, never its value (`GATEWAY_PRIMARY_KEY: not a valid header value (it holds a newline
+//! or another control character); the key is not shown`), and the gateway exits.
+//!
 //! Two gateways sharing one quota, for example:
 //!
 //! ```sh
@@ -89,7 +106,8 @@
 //! | [`HEAD_TIMEOUT`](gateway_server::HEAD_TIMEOUT) | 10 s from its first byte | a request head not complete by then: the connection is closed |
 //! | [`WRITE_TIMEOUT`](gateway_server::WRITE_TIMEOUT) | 60 s | a caller that reads nothing while its answer waits to be written: the connection is closed, and the upstream stream behind it dropped |
 //! | [`BODY_TIMEOUT`] | 30 s from the end of the head | a body not complete by then: 408 `request_timeout`, and the connection is closed |
-//! | [`MAX_BODY`] | 4 MiB a body | 413 `request_too_large` (from its `content-length` when announced) |
+//! | [`MAX_BODY`] | 4 MiB a body | 413 `request_too_large`, and the connection is closed: once the rest of the body is read and discarded, up to [`MAX_DRAIN`] in all, within [`BODY_TIMEOUT`]; at once for a body announced beyond [`MAX_DRAIN`] or sent with `expect: 100-continue` (not yet sent) |
+//! | [`MAX_DRAIN`] | 16 MiB of an over-limit body | the 413 is sent and the connection closed without reading more: a client still writing sees the connection close |
 //! | [`BODY_BUDGET`] | 64 MiB across all requests | a body whose buffer cannot grow within it: 503 `gateway_busy` with `retry-after: 1` and `x-should-retry: true`, and the connection is closed |
 //! | [`DRAIN`](gateway_server::DRAIN) | 10 s after Ctrl-C (a second Ctrl-C: at once) | requests still in flight are aborted and their connections closed |
 //!
@@ -108,7 +126,10 @@ pub(crate) use tollgate::transport::ReqwestTransport;
 pub(crate) mod gateway_server;
 pub(crate) use gateway_server::{ConnectionLimits, serve as serve_gateway};
 
+use std::borrow::Cow;
 use std::error::Error;
+use std::ffi::OsString;
+use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,11 +157,28 @@ use tollgate::ratelimit::{
     Limit, Limits, OpenAiChat, PerRequest, RateLimitConfig, RateLimitLayer, Store, Unkeyed,
 };
 use tollgate::retry::{RetriesExhausted, RetryPolicy};
-use tollgate::{BoxError, ErrorClass, ServiceBuilderExt, Verdict};
+use tollgate::{BoxError, ErrorClass, ServiceBuilderExt, Verdict, redact};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// The largest request body the gateway reads from a caller: 4 MiB.
 pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The most bytes of a body over [`MAX_BODY`] the gateway reads, and discards, before it
+/// answers 413: 16 MiB (4 × [`MAX_BODY`]), within [`BODY_TIMEOUT`].
+///
+/// A client that writes its whole body before it reads (Python's `urllib`) would get a broken
+/// pipe, not the 413, were the connection closed with its body unread; reading the rest costs
+/// no memory (it is dropped as it comes) and at most this much bandwidth. A body announced
+/// larger is refused at once, as is one sent with `expect: 100-continue` (the client waits for
+/// the answer before it sends the body).
+pub(crate) const MAX_DRAIN: u64 = 4 * MAX_BODY as u64;
+
+/// The most bytes of an upstream's error body the gateway reads, for its error code: 64 KiB.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The longest the gateway waits for an upstream's error body: 10 s. Past it, the answer goes
+/// without the upstream's code.
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest a caller's body may take to arrive, from the end of its head: 30 s (4 MiB at
 /// 140 KB/s).
@@ -153,8 +191,9 @@ pub(crate) const BODY_BUDGET: usize = 64 * 1024 * 1024;
 /// The wait to advertise when a refusal carries none of its own.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Response headers passed back from an upstream; everything else (its rate-limit headers,
-/// organisation and project ids, cookies) stays behind.
+/// Response headers passed back with an upstream's successful answer; everything else (its
+/// rate-limit headers, organisation and project ids, cookies) stays behind. An error answer is
+/// the gateway's own ([`upstream_refusal`]), with the upstream's request id at most.
 const PASSED_HEADERS: [&str; 6] = [
     "content-type",
     "x-request-id",
@@ -270,9 +309,13 @@ impl Drop for Reservation {
     }
 }
 
-/// Reads the caller's body: at most [`MAX_BODY`] bytes (413, refused from its content-length
-/// when that is larger), within `bodies.timeout` (408), into a buffer whose capacity is taken
-/// from the body budget as it grows (503 with `retry-after` when the budget cannot give it).
+/// Reads the caller's body: at most [`MAX_BODY`] bytes, within `bodies.timeout` (408), into a
+/// buffer whose capacity is taken from the body budget as it grows (503 with `retry-after` when
+/// the budget cannot give it).
+///
+/// A larger body (announced by its content-length, or found so while reading) is refused with
+/// a 413 once the rest of it has been [drained](drain) — at once when it was announced larger
+/// than [`MAX_DRAIN`], or with `expect: 100-continue` (the client has not sent it).
 async fn read_body(
     request: axum::extract::Request,
     bodies: &Bodies,
@@ -289,10 +332,17 @@ async fn read_body(
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|length| length > MAX_BODY as u64) {
+    let waits_to_send = request
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let deadline = tokio::time::Instant::now() + bodies.timeout;
+    if let Some(length) = announced.filter(|&length| length > MAX_BODY as u64) {
+        if length <= MAX_DRAIN && !waits_to_send {
+            drain(request.into_body(), deadline, 0).await;
+        }
         return Err(too_large());
     }
-    let deadline = tokio::time::Instant::now() + bodies.timeout;
     let mut reservation = Reservation {
         budget: Arc::clone(&bodies.budget),
         bytes: 0,
@@ -328,6 +378,7 @@ async fn read_body(
         };
         let needed = buffer.len() + data.len();
         if needed > MAX_BODY {
+            drain(body, deadline, needed as u64).await;
             return Err(too_large());
         }
         // The budget covers the buffer's capacity, not just its bytes: grow it by doubling,
@@ -349,8 +400,26 @@ async fn read_body(
     Ok((BufferedBody::new(buffer), reservation))
 }
 
-/// Reads and checks the caller's body, sends it through the stack, and relays the answer or
-/// turns the stack's error into a [`Refusal`].
+/// Reads and discards the rest of an over-limit `body`, of which `read` bytes were read already,
+/// until it ends, [`MAX_DRAIN`] bytes of it have been read in all, it fails, or `deadline`: so
+/// that a caller still writing it reads the 413 that follows rather than a reset connection.
+async fn drain(mut body: Body, deadline: tokio::time::Instant, mut read: u64) {
+    while read <= MAX_DRAIN {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    read += data.len() as u64;
+                }
+            }
+            // The end, an error or the deadline: the 413 goes now.
+            _ => return,
+        }
+    }
+}
+
+/// Reads and checks the caller's body, sends it through the stack, and relays a successful
+/// answer; an upstream's error answer becomes the gateway's own ([`upstream_refusal`]), and the
+/// stack's error a [`Refusal`].
 async fn chat_completions<S, B>(
     State(gateway): State<Gateway<S>>,
     request: axum::extract::Request,
@@ -381,23 +450,10 @@ where
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     match gateway.stack.oneshot(upstream).await {
-        // The upstream refused the gateway's own key: its error body may quote the key
-        // (masked), and the caller can do nothing about it.
-        Ok(response)
-            if matches!(
-                response.status(),
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-            ) =>
-        {
-            Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "server_error",
-                "upstream_auth_failed",
-                "The upstream rejected the gateway's credentials.",
-            )
-            .into_response()
-        }
-        Ok(response) => relay(response),
+        Ok(response) if response.status().is_success() => relay(response),
+        // The upstream's error body may quote a key, an internal URL or another caller's data:
+        // the caller gets the gateway's own.
+        Ok(response) => upstream_error(response).await,
         Err(error) => refusal(error.as_ref()).into_response(),
     }
 }
@@ -426,7 +482,8 @@ async fn not_found() -> Response {
     .into_response()
 }
 
-/// An upstream's answer, passed back: status, body (streamed as it arrives) and a few headers.
+/// An upstream's successful answer, passed back: status, body (streamed as it arrives) and a
+/// few headers.
 fn relay<B>(response: http::Response<B>) -> Response
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -445,6 +502,204 @@ where
     relayed
 }
 
+// ===== upstream errors =====
+
+/// The gateway's own answer to an upstream's error `response` (any status but 2xx), from
+/// [`upstream_refusal`]: the upstream's body is read (at most [`MAX_ERROR_BODY`], within
+/// [`ERROR_BODY_TIMEOUT`]) only for its error code, then dropped. The upstream's request id is
+/// passed back when it looks like one, so that its support can find the request.
+async fn upstream_error<B>(response: http::Response<B>) -> Response
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let verdict = Verdict::of_outcome(Ok(&response));
+    let (parts, body) = response.into_parts();
+    let body = error_body(body).await;
+    let mut answer = upstream_refusal(parts.status, &verdict, &body).into_response();
+    for name in ["x-request-id", "request-id"] {
+        if let Some(id) = parts.headers.get(name).filter(|id| is_request_id(id)) {
+            answer
+                .headers_mut()
+                .insert(HeaderName::from_static(name), id.clone());
+        }
+    }
+    answer
+}
+
+/// Up to [`MAX_ERROR_BODY`] bytes of `body`, read within [`ERROR_BODY_TIMEOUT`]; what came
+/// before a failure or the deadline.
+async fn error_body<B>(body: B) -> Vec<u8>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let mut body = std::pin::pin!(body);
+    let deadline = tokio::time::Instant::now() + ERROR_BODY_TIMEOUT;
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_ERROR_BODY {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let room = MAX_ERROR_BODY - bytes.len();
+                    bytes.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            _ => break,
+        }
+    }
+    bytes
+}
+
+/// Whether `id` can be passed back as a request id: 1 to 128 letters, digits, `-`, `_`, `.`
+/// or `:`.
+fn is_request_id(id: &HeaderValue) -> bool {
+    let id = id.as_bytes();
+    (1..=128).contains(&id.len())
+        && id
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// The gateway's own answer to an upstream's error: its `status`, the `verdict` its classifier
+/// gave, and its `body` (read only for the code). Nothing of the upstream's text is kept but a
+/// code that passes [`safe_code`].
+///
+/// | upstream | status | `error.type` | `error.code` |
+/// |---|---|---|---|
+/// | 401, 403, 407 (the gateway's own key or proxy) | 502 | `server_error` | `upstream_auth_failed` |
+/// | 429, a rate limit | 429 | `requests` | the upstream's, else `rate_limit_exceeded` |
+/// | a spent quota (429 `insufficient_quota`, …) | the upstream's (429) | `insufficient_quota` | the upstream's, else `insufficient_quota` |
+/// | other 4xx | the upstream's | `invalid_request_error` | the upstream's, else by class: `context_length_exceeded`, `model_not_found`, … |
+/// | 500, 502, 503, 504 | the upstream's | `server_error` | the upstream's, else by class |
+/// | other 5xx (Anthropic's 529 overloaded) | 503 when overloaded, else 502 | `server_error` | the upstream's, else by class |
+/// | anything else but 2xx (a redirect) | 502 | `server_error` | `upstream_error` |
+///
+/// The message is the gateway's, by class. The wait is the upstream's (its `retry-after`, in
+/// the verdict) when it gave one, else 1 s when the verdict says a retry may help, else none
+/// (`x-should-retry: false`).
+pub(crate) fn upstream_refusal(status: StatusCode, verdict: &Verdict, body: &[u8]) -> Refusal {
+    let class = verdict
+        .class()
+        .or_else(|| ErrorClass::of_status(status))
+        .unwrap_or(ErrorClass::Unknown);
+    if matches!(status.as_u16(), 401 | 403 | 407)
+        || matches!(
+            class,
+            ErrorClass::Unauthorized | ErrorClass::PermissionDenied
+        )
+    {
+        // About the gateway's own key: the caller can do nothing about it.
+        return Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "upstream_auth_failed",
+            "The upstream rejected the gateway's credentials.",
+        );
+    }
+    let (message, default_code) = upstream_words(class);
+    let (status, kind) = if status.is_client_error() {
+        let kind = match class {
+            ErrorClass::RateLimited => "requests",
+            ErrorClass::QuotaExhausted => "insufficient_quota",
+            _ => "invalid_request_error",
+        };
+        (status, kind)
+    } else if status.is_server_error() {
+        let status = match status.as_u16() {
+            500 | 502..=504 => status,
+            _ if class == ErrorClass::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        (status, "server_error")
+    } else {
+        return Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "upstream_error",
+            "The upstream gave an answer the gateway does not pass on.",
+        );
+    };
+    let code = upstream_code(body).map_or(Cow::Borrowed(default_code), Cow::Owned);
+    let refusal = Refusal::new(status, kind, code, message);
+    match verdict.delay() {
+        Some(wait) => refusal.retry_after(wait),
+        None if verdict.is_retryable() => refusal.retry_after(DEFAULT_RETRY_AFTER),
+        None => refusal,
+    }
+}
+
+/// The gateway's message for an upstream error of `class`, and the code it gives when the
+/// upstream gave none it can pass on.
+fn upstream_words(class: ErrorClass) -> (&'static str, &'static str) {
+    match class {
+        ErrorClass::ContextWindowExceeded => (
+            "The request is too long for the model's context window: shorten the messages or \
+             lower max_tokens.",
+            "context_length_exceeded",
+        ),
+        ErrorClass::RateLimited => (
+            "The upstream is rate limited. Please retry after the time in retry-after.",
+            "rate_limit_exceeded",
+        ),
+        ErrorClass::QuotaExhausted => ("The upstream's quota is exhausted.", "insufficient_quota"),
+        ErrorClass::ContentPolicy => (
+            "The upstream refused the request under its content policy.",
+            "content_policy_violation",
+        ),
+        ErrorClass::NotFound => (
+            "The upstream does not have what the request asks for (the model, most likely).",
+            "model_not_found",
+        ),
+        ErrorClass::BadRequest => (
+            "The upstream refused the request as invalid.",
+            "invalid_request",
+        ),
+        ErrorClass::PayloadTooLarge => (
+            "The request is too large for the upstream.",
+            "request_too_large",
+        ),
+        ErrorClass::Conflict => (
+            "The upstream reported a conflicting request. Please retry.",
+            "conflict",
+        ),
+        ErrorClass::Timeout => ("The upstream did not answer in time.", "upstream_timeout"),
+        ErrorClass::Overloaded | ErrorClass::ServerError | ErrorClass::Truncated => (
+            "The upstream is overloaded or failing.",
+            "upstream_unavailable",
+        ),
+        _ => ("The upstream request failed.", "upstream_error"),
+    }
+}
+
+/// The error code in an upstream's error `body` (`error.code`, or `error.type` when it has no
+/// code: OpenAI's and Anthropic's shapes, and a list of such as Gemini's), if it passes
+/// [`safe_code`].
+fn upstream_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = match &value {
+        serde_json::Value::Array(items) => items.first()?.get("error")?,
+        _ => value.get("error")?,
+    };
+    let code = match error.get("code") {
+        Some(serde_json::Value::Null) | None => error.get("type")?,
+        Some(code) => code,
+    };
+    code.as_str()
+        .filter(|code| safe_code(code))
+        .map(str::to_owned)
+}
+
+/// Whether `code` can be passed on: lowercase ASCII words joined by single underscores, at
+/// most 64 bytes (`context_length_exceeded`, `model_not_found`, `insufficient_quota`). OpenAI's
+/// and Anthropic's codes are such; keys, tokens, URLs and messages are not (they hold digits,
+/// capitals, `-`, `/`, spaces), so nothing secret rides along with a code.
+pub(crate) fn safe_code(code: &str) -> bool {
+    code.len() <= 64
+        && !code.is_empty()
+        && code
+            .split('_')
+            .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
 // ===== refusals =====
 
 /// The gateway's own error answer: a status, an OpenAI-shaped body and, when the caller may
@@ -455,8 +710,8 @@ pub(crate) struct Refusal {
     pub(crate) status: StatusCode,
     /// OpenAI's `error.type`.
     pub(crate) kind: &'static str,
-    /// OpenAI's `error.code`.
-    pub(crate) code: &'static str,
+    /// OpenAI's `error.code`: the gateway's, or an upstream's that passed [`safe_code`].
+    pub(crate) code: Cow<'static, str>,
     /// `error.message`: the gateway's own words, never an upstream's.
     pub(crate) message: String,
     /// Sent as `retry-after` (whole seconds, rounded up), `retry-after-ms` (rounded up) and
@@ -468,13 +723,13 @@ impl Refusal {
     fn new(
         status: StatusCode,
         kind: &'static str,
-        code: &'static str,
+        code: impl Into<Cow<'static, str>>,
         message: impl Into<String>,
     ) -> Self {
         Refusal {
             status,
             kind,
-            code,
+            code: code.into(),
             message: message.into(),
             retry_after: None,
         }
@@ -536,7 +791,7 @@ impl IntoResponse for Refusal {
 /// | `CircuitOpen` | 503 | until the next probe, or 1 s |
 /// | `AllTargetsFailed` | 429 if every target was rate limited, else 503 | until the first is free, or 1 s |
 /// | `BodyTooLarge` | 413 | — |
-/// | (an upstream's 401 or 403 *answer*, in the handler) | 502 | — |
+/// | (an upstream's error *answer*, in the handler) | see [`upstream_refusal`] | |
 /// | any other error | by its verdict: 504, 502 | 1 s |
 pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
     if let Some(limited) = error.downcast_ref::<RateLimited>() {
@@ -652,8 +907,9 @@ fn by_class(class: ErrorClass) -> Refusal {
 
 // ===== the stack =====
 
-/// One OpenAI-compatible upstream and the quota to keep to there.
-#[derive(Debug, Clone)]
+/// One OpenAI-compatible upstream and the quota to keep to there. Its `Debug` shows the base
+/// URL redacted ([`redact::url`]) and never the key.
+#[derive(Clone)]
 pub(crate) struct Upstream {
     /// Its name, for the fallback's errors and logs.
     pub(crate) name: String,
@@ -669,6 +925,27 @@ pub(crate) struct Upstream {
     pub(crate) limits: Limits,
     /// The longest a request waits for that quota before a 429 (`None`: as long as it takes).
     pub(crate) max_wait: Option<Duration>,
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("base_url", &redact::url(&self.base_url))
+            .field("api_key", &self.api_key.as_ref().map(|_| redact::REDACTED))
+            .field("model", &self.model)
+            .field("provider", &self.provider)
+            .field("limits", &self.limits)
+            .field("max_wait", &self.max_wait)
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// The upstream as the gateway prints it: its name and its base URL, redacted.
+    fn describe(&self) -> String {
+        format!("{} at {}", self.name, redact::url(&self.base_url))
+    }
 }
 
 /// The requests and tokens per minute a stack keeps to.
@@ -718,7 +995,14 @@ impl Address {
                 .api_key
                 .as_deref()
                 .map(Credentials::bearer)
-                .transpose()?,
+                .transpose()
+                // The header error says nothing, and the key must not be shown.
+                .map_err(|_| {
+                    format!(
+                        "upstream {}: the API key is not a valid header value (not shown)",
+                        upstream.name
+                    )
+                })?,
             model: upstream.model.as_deref().map(SetModel::new),
         })
     }
@@ -750,7 +1034,7 @@ pub(crate) enum Quotas {
 }
 
 impl Quotas {
-    /// What the gateway says of them at start: never the URL.
+    /// What the gateway says of them at start: never the URL, not even redacted.
     fn describe(&self) -> String {
         match self {
             Quotas::Local => "quotas kept in this process".to_owned(),
@@ -850,52 +1134,248 @@ fn upstream_stack<St: Store>(
 
 // ===== configuration and the self-test =====
 
+/// Why the environment cannot configure the gateway: the variable at fault and what is wrong
+/// with it, never its value (a key, a URL that may hold a password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EnvError {
+    /// The variable's name: `GATEWAY_PRIMARY_KEY`.
+    pub(crate) variable: String,
+    /// What is wrong with it.
+    pub(crate) problem: String,
+}
+
+impl EnvError {
+    fn new(variable: impl Into<String>, problem: impl Into<String>) -> Self {
+        EnvError {
+            variable: variable.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+impl Error for EnvError {}
+
+/// What the environment configures: see the table in the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// `GATEWAY_SERVE` is set.
+    pub(crate) serve: bool,
+    /// `GATEWAY_ADDR`, checked to be a host and a port.
+    pub(crate) addr: Option<String>,
+    /// From `GATEWAY_PRIMARY_*`; `None` without `GATEWAY_PRIMARY_URL` (the self-test's mocks).
+    pub(crate) primary: Option<Upstream>,
+    /// From `GATEWAY_FALLBACK_*`; `None` without `GATEWAY_FALLBACK_URL`.
+    pub(crate) fallback: Option<Upstream>,
+    /// From `GATEWAY_REDIS_URL`, `GATEWAY_REPLICAS` and `GATEWAY_REDIS_PREFIX`.
+    pub(crate) quotas: Quotas,
+    /// `GATEWAY_MAX_CONNECTIONS`, else [`MAX_CONNECTIONS`](gateway_server::MAX_CONNECTIONS).
+    pub(crate) max_connections: usize,
+}
+
+/// The gateway's settings from the variables `env` gives (the process's with
+/// `|name| std::env::var_os(name)`), each checked.
+///
+/// # Errors
+///
+/// [`EnvError`] for the first variable that is not Unicode, is empty where a value is needed,
+/// or holds a value the gateway cannot use: it names the variable and never quotes the value.
+pub(crate) fn settings(env: impl Fn(&str) -> Option<OsString>) -> Result<Settings, EnvError> {
+    let var = |name: &str| -> Result<Option<String>, EnvError> {
+        match env(name) {
+            None => Ok(None),
+            Some(value) => value
+                .into_string()
+                .map(Some)
+                .map_err(|_| EnvError::new(name, "not valid Unicode (the value is not shown)")),
+        }
+    };
+    let addr = var("GATEWAY_ADDR")?;
+    if let Some(addr) = &addr {
+        let port = addr
+            .rsplit_once(':')
+            .map(|(host, port)| (host, port.parse::<u16>()));
+        if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+            return Err(EnvError::new(
+                "GATEWAY_ADDR",
+                "not a host and a port, like 127.0.0.1:8080",
+            ));
+        }
+    }
+    let primary = upstream_from(&var, "PRIMARY")?;
+    let fallback = upstream_from(&var, "FALLBACK")?;
+    if primary.is_none() && fallback.is_some() {
+        return Err(EnvError::new(
+            "GATEWAY_FALLBACK_URL",
+            "set without GATEWAY_PRIMARY_URL",
+        ));
+    }
+    let max_connections = match var("GATEWAY_MAX_CONNECTIONS")? {
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                EnvError::new(
+                    "GATEWAY_MAX_CONNECTIONS",
+                    format!("not a number from 1 to {}", usize::MAX),
+                )
+            })?,
+        None => gateway_server::MAX_CONNECTIONS,
+    };
+    Ok(Settings {
+        serve: env("GATEWAY_SERVE").is_some(),
+        addr,
+        primary,
+        fallback,
+        quotas: quotas_from(&var)?,
+        max_connections,
+    })
+}
+
 /// An upstream from `GATEWAY_<ROLE>_*`, if `GATEWAY_<ROLE>_URL` is set.
-fn upstream_from_env(role: &str) -> Result<Option<Upstream>, BoxError> {
-    let var = |name: &str| std::env::var(format!("GATEWAY_{role}_{name}")).ok();
-    let Some(base_url) = var("URL") else {
+fn upstream_from(
+    var: &impl Fn(&str) -> Result<Option<String>, EnvError>,
+    role: &str,
+) -> Result<Option<Upstream>, EnvError> {
+    let name = |what: &str| format!("GATEWAY_{role}_{what}");
+    let read = |what: &str| -> Result<Option<String>, EnvError> {
+        match var(&name(what))? {
+            Some(value) if value.trim().is_empty() => Err(EnvError::new(name(what), "is empty")),
+            value => Ok(value),
+        }
+    };
+    let Some(base_url) = read("URL")? else {
         return Ok(None);
     };
-    let number = |name: &str, default: u64| -> Result<u64, BoxError> {
-        var(name).map_or(Ok(default), |text| {
-            text.parse()
-                .map_err(|_| format!("GATEWAY_{role}_{name} is not a number: {text:?}").into())
-        })
-    };
-    let provider = match var("PROVIDER") {
-        Some(name) => name.parse()?,
+    check_base_url(&base_url).map_err(|problem| EnvError::new(name("URL"), problem))?;
+    let api_key = read("KEY")?;
+    if let Some(key) = &api_key {
+        if Credentials::bearer(key).is_err() {
+            return Err(EnvError::new(
+                name("KEY"),
+                "not a valid header value (it holds a newline or another control character); \
+                 the key is not shown",
+            ));
+        }
+    }
+    let provider = match read("PROVIDER")? {
+        Some(text) => text.parse::<ProviderClassifier>().map_err(|_| {
+            let known: Vec<&str> = ProviderClassifier::ALL.iter().map(|p| p.name()).collect();
+            EnvError::new(
+                name("PROVIDER"),
+                format!("unknown provider; expected one of {}", known.join(", ")),
+            )
+        })?,
         None => ProviderClassifier::OpenAi,
     };
+    let number = |what: &str, default: u64| -> Result<u64, EnvError> {
+        match read(what)? {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    EnvError::new(name(what), format!("not a number from 1 to {}", u64::MAX))
+                }),
+        }
+    };
+    let limits = per_minute(number("RPM", 500)?, number("TPM", 200_000)?)
+        .map_err(|_| EnvError::new(name("RPM"), "not a quota"))?;
     Ok(Some(Upstream {
         name: role.to_lowercase(),
         base_url,
-        api_key: var("KEY"),
-        model: var("MODEL"),
+        api_key,
+        model: read("MODEL")?,
         provider,
-        limits: per_minute(number("RPM", 500)?, number("TPM", 200_000)?)?,
+        limits,
         max_wait: Some(Duration::from_secs(5)),
     }))
 }
 
+/// Whether `url` can be an upstream's base URL: an absolute `http` or `https` URL without user
+/// info or query (a key goes in `GATEWAY_<ROLE>_KEY`). The reason does not quote it.
+fn check_base_url(url: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = url
+        .trim()
+        .parse()
+        .map_err(|_| "not a URL (the value is not shown)")?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err("not an absolute http or https URL (the value is not shown)");
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("holds user info: put the key in the _KEY variable (the value is not shown)");
+    }
+    if uri.query().is_some() {
+        return Err("has a query: put the key in the _KEY variable (the value is not shown)");
+    }
+    Endpoint::new(url.trim())
+        .map(drop)
+        .map_err(|_| "not a base URL the gateway can send to (the value is not shown)")
+}
+
 /// Where the quotas live: in Redis when `GATEWAY_REDIS_URL` is set (`GATEWAY_REPLICAS`,
 /// `GATEWAY_REDIS_PREFIX`), which needs the `redis` feature; else in this process.
-fn quotas_from_env() -> Result<Quotas, BoxError> {
-    let Ok(url) = std::env::var("GATEWAY_REDIS_URL") else {
+fn quotas_from(
+    var: &impl Fn(&str) -> Result<Option<String>, EnvError>,
+) -> Result<Quotas, EnvError> {
+    let Some(url) = var("GATEWAY_REDIS_URL")? else {
         return Ok(Quotas::Local);
     };
     #[cfg(feature = "redis")]
     {
-        let replicas = match std::env::var("GATEWAY_REPLICAS") {
-            Ok(text) => text.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
-                format!(
-                    "GATEWAY_REPLICAS is not a number from 1 to {}: {text:?}",
-                    u32::MAX
-                )
-            })?,
-            Err(_) => 1,
+        const SCHEMES: [&str; 7] = [
+            "redis",
+            "rediss",
+            "valkey",
+            "valkeys",
+            "unix",
+            "redis+unix",
+            "valkey+unix",
+        ];
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        if !scheme.is_some_and(|scheme| SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme))) {
+            return Err(EnvError::new(
+                "GATEWAY_REDIS_URL",
+                "not a Redis URL (redis://, rediss://, valkey://, valkeys:// or unix://); \
+                 the URL is not shown",
+            ));
+        }
+        let replicas = match var("GATEWAY_REPLICAS")? {
+            Some(text) => text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    EnvError::new(
+                        "GATEWAY_REPLICAS",
+                        format!("not a number from 1 to {}", u32::MAX),
+                    )
+                })?,
+            None => 1,
         };
-        let prefix =
-            std::env::var("GATEWAY_REDIS_PREFIX").unwrap_or_else(|_| "tollgate-gateway".to_owned());
+        let prefix = match var("GATEWAY_REDIS_PREFIX")? {
+            Some(prefix) => {
+                let bad = |c: char| c == '{' || c == '}' || c.is_whitespace();
+                if prefix.is_empty() || prefix.contains(bad) {
+                    return Err(EnvError::new(
+                        "GATEWAY_REDIS_PREFIX",
+                        "must not be empty, nor hold `{`, `}` or whitespace",
+                    ));
+                }
+                prefix
+            }
+            None => "tollgate-gateway".to_owned(),
+        };
         Ok(Quotas::Shared(
             RedisConfig::new(url)
                 .with_prefix(prefix)
@@ -905,11 +1385,11 @@ fn quotas_from_env() -> Result<Quotas, BoxError> {
     #[cfg(not(feature = "redis"))]
     {
         drop(url); // never printed
-        Err(
-            "GATEWAY_REDIS_URL is set, but this gateway was built without the `redis` \
-             feature: run it with `cargo run --features redis --example axum_gateway`"
-                .into(),
-        )
+        Err(EnvError::new(
+            "GATEWAY_REDIS_URL",
+            "set, but this gateway was built without the `redis` feature: run it with \
+             `cargo run --features redis --example axum_gateway`",
+        ))
     }
 }
 
@@ -985,11 +1465,13 @@ async fn self_test(addr: std::net::SocketAddr, mocks: Option<&Mocks>) -> Result<
         );
         mocks.primary.set_outage(false);
     }
-    // A body over the limit is refused from its content-length, before it is read. The gateway
-    // then closes the connection, so a client still writing the body may see a broken pipe
-    // rather than the 413: announce the body and read the answer, as a careful client would.
-    let head = too_large(addr).await?;
+    // A body over the limit: a careful client announces it and waits (`expect: 100-continue`),
+    // and is refused at once; a hasty one writes it all before reading, and the gateway reads
+    // and discards the rest before answering, so that it too reads the 413.
+    let head = too_large(addr, false).await?;
     println!("{:<28} {head}", "a 5 MiB body (announced)");
+    let head = too_large(addr, true).await?;
+    println!("{:<28} {head}", "a 5 MiB body (written)");
     show("a body that is not JSON", send("hello".to_owned()).await?);
     if let Some(mocks) = mocks {
         // 24 at once against a primary quota of 20 a minute, some of it spent: the local quota
@@ -1022,17 +1504,27 @@ async fn self_test(addr: std::net::SocketAddr, mocks: Option<&Mocks>) -> Result<
     Ok(())
 }
 
-/// Announces a 5 MiB body to the gateway at `addr` without sending it, and returns the
-/// status line of the answer.
-pub(crate) async fn too_large(addr: std::net::SocketAddr) -> Result<String, BoxError> {
+/// Sends a request with a 5 MiB body to the gateway at `addr`, and returns the status line of
+/// the answer. With `whole`, the client writes the whole body before it reads anything, as
+/// Python's `urllib` does; without, it announces the body with `expect: 100-continue` and reads
+/// the answer before sending any of it.
+pub(crate) async fn too_large(addr: std::net::SocketAddr, whole: bool) -> Result<String, BoxError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LENGTH: usize = 5 * 1024 * 1024;
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let expect = if whole {
+        ""
+    } else {
+        "expect: 100-continue\r\n"
+    };
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n",
-        5 * 1024 * 1024
+         content-length: {LENGTH}\r\n{expect}\r\n"
     );
     stream.write_all(head.as_bytes()).await?;
+    if whole {
+        stream.write_all(&vec![b' '; LENGTH]).await?;
+    }
     let mut answer = Vec::new();
     let mut chunk = [0; 1024];
     while !answer.windows(2).any(|w| w == b"\r\n") {
@@ -1095,17 +1587,26 @@ async fn call(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    let serve = std::env::args().skip(1).any(|arg| arg == "--serve")
-        || std::env::var_os("GATEWAY_SERVE").is_some();
-    let (mocks, primary, fallback) = match upstream_from_env("PRIMARY")? {
-        Some(primary) => (None, primary, upstream_from_env("FALLBACK")?),
+async fn main() {
+    // Every error is shown by its `Display`, which names what is at fault and quotes no secret.
+    if let Err(error) = run().await {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// The gateway: configured from the environment, then serving or testing itself.
+async fn run() -> Result<(), BoxError> {
+    let settings = settings(|name| std::env::var_os(name))?;
+    let serve = std::env::args().skip(1).any(|arg| arg == "--serve") || settings.serve;
+    let (mocks, primary, fallback) = match settings.primary {
+        Some(primary) => (None, primary, settings.fallback),
         None => {
             let (mocks, primary, fallback) = start_mocks().await?;
             (Some(mocks), primary, Some(fallback))
         }
     };
-    let quotas = quotas_from_env()?;
+    let quotas = settings.quotas;
     let stack = stack(
         &primary,
         fallback.as_ref(),
@@ -1113,28 +1614,27 @@ async fn main() -> Result<(), BoxError> {
         &quotas,
         ReqwestTransport::new(reqwest::Client::new()),
     )?;
-    let addr = std::env::var("GATEWAY_ADDR").unwrap_or_else(|_| {
-        if serve {
-            "127.0.0.1:8080"
-        } else {
-            "127.0.0.1:0"
+    let listener = match &settings.addr {
+        Some(addr) => tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+            EnvError::new("GATEWAY_ADDR", format!("cannot listen there: {error}"))
+        })?,
+        None => {
+            let addr = if serve {
+                "127.0.0.1:8080"
+            } else {
+                "127.0.0.1:0"
+            };
+            tokio::net::TcpListener::bind(addr).await?
         }
-        .to_owned()
-    });
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    };
     let addr = listener.local_addr()?;
     let names = match &fallback {
-        Some(fallback) => format!("{} then {}", primary.name, fallback.name),
-        None => primary.name.clone(),
+        Some(fallback) => format!("{}, then {}", primary.describe(), fallback.describe()),
+        None => primary.describe(),
     };
     let names = format!("{names}; {}", quotas.describe());
     let limits = ConnectionLimits {
-        max_connections: match std::env::var("GATEWAY_MAX_CONNECTIONS") {
-            Ok(text) => text
-                .parse()
-                .map_err(|_| format!("GATEWAY_MAX_CONNECTIONS is not a number: {text:?}"))?,
-            Err(_) => gateway_server::MAX_CONNECTIONS,
-        },
+        max_connections: settings.max_connections,
         ..ConnectionLimits::default()
     };
     if serve {

@@ -271,8 +271,10 @@ impl Settings {
             Target::Real {
                 base_url, model, ..
             } => format!(
-                "{base_url} ({model}), kept to {} RPM and {} TPM",
-                self.rpm, self.tpm
+                "{} ({model}), kept to {} RPM and {} TPM",
+                tollgate::redact::url(base_url),
+                self.rpm,
+                self.tpm
             ),
         };
         format!(

@@ -44,7 +44,8 @@ async fn endpoint() -> Result<Endpoint, BoxError> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     let endpoint = endpoint().await?;
-    println!("sending to {}", endpoint.base_url);
+    // The URL may hold a secret (user info, a query): shown redacted.
+    println!("sending to {}", tollgate::redact::url(&endpoint.base_url));
 
     // Outermost first, as the ordering page draws it.
     let client = ServiceBuilder::new()

@@ -133,7 +133,7 @@ pub use tollgate_core::{
 };
 
 #[doc(inline)]
-pub use tollgate_core::{body, headers};
+pub use tollgate_core::{body, headers, redact};
 
 /// Provider classifiers and `ClassifyLayer` (from `tollgate-providers`).
 #[cfg(feature = "providers")]

@@ -2,11 +2,15 @@
 //! upstreams and called with reqwest: what its callers get when the upstreams answer, and
 //! when the stack must refuse — a 429 or 503 carrying the stack's own wait, exactly, as
 //! `retry-after` and `retry-after-ms`, with `x-should-retry: true`, and never an upstream key.
+//! Every upstream error status is answered with the gateway's own body (the upstream's text,
+//! which may quote a key or an internal URL, dropped); the environment is checked, each error
+//! naming the variable and never its value.
 //!
 //! It is served by the example's own accept loop (`examples/support/gateway_server.rs`), and
 //! the last tests hold it to its bounds with raw sockets: a slow head, an idle connection, a
-//! body that never ends, a full body budget, the connection cap, a shutdown with a hung
-//! upstream; and an event stream passes through as it comes.
+//! body that never ends, an over-limit body written whole before reading (still answered 413),
+//! a full body budget, the connection cap, a shutdown with a hung upstream; and an event
+//! stream passes through as it comes.
 //!
 //! Tokio's clock is paused (`start_paused`, current-thread runtime), so the quotas' minutes
 //! pass at once and no virtual time passes while the requests are on the wire: every wait is
@@ -332,17 +336,20 @@ async fn a_down_upstream_gives_503_then_the_open_circuit_says_when() {
 }
 
 /// Bad input is refused without reaching the upstream, and nothing panics: a body over
-/// 4 MiB (413, refused from its content-length), a body that is not a JSON object, another
-/// path or method.
+/// 4 MiB (413, refused from its content-length: at once when the client waits with `expect:
+/// 100-continue`, after the rest is read when it writes it all), a body that is not a JSON
+/// object, another path or method.
 #[tokio::test(start_paused = true)]
 async fn bad_input_is_refused() {
     let mock = start(primary_config()).await;
     let addr = serve_primary(&mock).await;
 
-    assert_eq!(
-        axum_gateway::too_large(addr).await.unwrap(),
-        "HTTP/1.1 413 Payload Too Large"
-    );
+    for whole in [false, true] {
+        assert_eq!(
+            axum_gateway::too_large(addr, whole).await.unwrap(),
+            "HTTP/1.1 413 Payload Too Large"
+        );
+    }
     for body in ["hello", "[1, 2]", "", "{\"model\":"] {
         let answer = post(addr, body).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body:?}");
@@ -378,6 +385,600 @@ async fn a_rejected_upstream_key_is_not_passed_on() {
     answer.assert_no_key();
     assert!(!answer.text.contains("sk-"), "{}", answer.text);
     assert_eq!(mock.stats().by_status.get(&401), Some(&1));
+}
+
+/// An upstream that answers every request with `status` and `body` (JSON), on loopback; its
+/// base URL.
+async fn crafted_upstream(status: u16, body: &'static str) -> String {
+    let answer = move || async move {
+        let status = StatusCode::from_u16(status).unwrap();
+        (
+            status,
+            [
+                ("content-type", "application/json"),
+                ("x-request-id", "req_123"),
+            ],
+            body,
+        )
+    };
+    let router = axum::Router::new().route("/v1/chat/completions", axum::routing::post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// What an upstream's error body may hold that must never reach a caller.
+const LEAKS: [&str; 4] = [
+    PRIMARY_KEY,
+    "10.0.0.7",
+    "internal-token",
+    "Incorrect API key provided",
+];
+
+/// Every upstream error status is answered with the gateway's own body: the status (a 401 or
+/// 403 becomes a 502), the class as `error.type`, a code kept only when it is safe, a message of
+/// the gateway's — and nothing of the upstream's text, which here quotes the gateway's key and
+/// an internal URL.
+#[tokio::test(start_paused = true)]
+async fn upstream_errors_get_the_gateways_own_body() {
+    let quoted = |code: &str| -> &'static str {
+        format!(
+            r#"{{"error":{{"message":"Incorrect API key provided: {PRIMARY_KEY}; see http://10.0.0.7:8080/debug?token=internal-token","type":"invalid_request_error","param":null,"code":"{code}"}}}}"#
+        )
+        .leak()
+    };
+    // (upstream status, upstream body, caller's status, error.type, error.code)
+    let cases = [
+        (
+            400,
+            quoted("context_length_exceeded"),
+            400,
+            "invalid_request_error",
+            "context_length_exceeded",
+        ),
+        (
+            400,
+            quoted("unsupported_parameter"),
+            400,
+            "invalid_request_error",
+            "unsupported_parameter",
+        ),
+        // A code that is not safe to pass on: the class's.
+        (
+            400,
+            quoted(PRIMARY_KEY),
+            400,
+            "invalid_request_error",
+            "invalid_request",
+        ),
+        (
+            400,
+            quoted("http://10.0.0.7/x"),
+            400,
+            "invalid_request_error",
+            "invalid_request",
+        ),
+        (
+            404,
+            quoted("model_not_found"),
+            404,
+            "invalid_request_error",
+            "model_not_found",
+        ),
+        (
+            404,
+            "<html>not found at 10.0.0.7</html>",
+            404,
+            "invalid_request_error",
+            "model_not_found",
+        ),
+        (
+            422,
+            quoted("invalid_value"),
+            422,
+            "invalid_request_error",
+            "invalid_value",
+        ),
+        (
+            401,
+            quoted("invalid_api_key"),
+            502,
+            "server_error",
+            "upstream_auth_failed",
+        ),
+        (
+            403,
+            quoted("unsupported_country"),
+            502,
+            "server_error",
+            "upstream_auth_failed",
+        ),
+    ];
+    for (status, body, expected_status, kind, code) in cases {
+        let upstream = Upstream {
+            name: "primary".to_owned(),
+            base_url: crafted_upstream(status, body).await,
+            api_key: Some(PRIMARY_KEY.to_owned()),
+            model: None,
+            provider: ProviderClassifier::OpenAi,
+            limits: Limits::unlimited(),
+            max_wait: None,
+        };
+        let addr = serve(&upstream, None).await;
+        let answer = chat(addr).await;
+        let case = format!("{status} {body}");
+        assert_eq!(
+            answer.status.as_u16(),
+            expected_status,
+            "{case}: {}",
+            answer.text
+        );
+        assert_eq!(answer.body["error"]["type"], kind, "{case}");
+        assert_eq!(answer.code(), code, "{case}");
+        assert_eq!(answer.header("x-should-retry"), Some("false"), "{case}");
+        assert_eq!(answer.header("x-request-id"), Some("req_123"), "{case}");
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(!message.is_empty());
+        for leak in LEAKS {
+            assert!(!answer.text.contains(leak), "{case}: {}", answer.text);
+        }
+        answer.assert_no_key();
+    }
+}
+
+/// The gateway's answer to each kind of upstream error, without a network: status, type and
+/// code, and the wait.
+#[test]
+fn upstream_refusals_keep_the_class_and_a_safe_code_only() {
+    use axum_gateway::{safe_code, upstream_refusal};
+    use tollgate::{ErrorClass, Verdict};
+
+    let body = |code: &str| format!(r#"{{"error":{{"message":"sk-secret","code":"{code}"}}}}"#);
+    let of = |status: u16| {
+        Verdict::of_status(
+            StatusCode::from_u16(status).unwrap(),
+            &http::HeaderMap::new(),
+            std::time::SystemTime::UNIX_EPOCH,
+        )
+    };
+    let rate_limited = Verdict::failure(ErrorClass::RateLimited).with_delay(
+        Duration::from_secs(7),
+        tollgate::DelaySource::RetryAfterSeconds,
+    );
+    let quota =
+        Verdict::failure(ErrorClass::QuotaExhausted).with_advice(tollgate::RetryAdvice::Never);
+    let overloaded = Verdict::failure(ErrorClass::Overloaded);
+    /// Upstream status, verdict and body; the caller's status, type, code and wait (seconds).
+    type Row = (
+        u16,
+        Verdict,
+        String,
+        u16,
+        &'static str,
+        &'static str,
+        Option<u64>,
+    );
+    let cases: Vec<Row> = vec![
+        (
+            429,
+            rate_limited,
+            body("rate_limit_exceeded"),
+            429,
+            "requests",
+            "rate_limit_exceeded",
+            Some(7),
+        ),
+        (
+            429,
+            quota,
+            body("insufficient_quota"),
+            429,
+            "insufficient_quota",
+            "insufficient_quota",
+            None,
+        ),
+        (
+            400,
+            Verdict::failure(ErrorClass::ContextWindowExceeded),
+            "{}".to_owned(),
+            400,
+            "invalid_request_error",
+            "context_length_exceeded",
+            None,
+        ),
+        (
+            400,
+            of(400),
+            body("Not_Safe"),
+            400,
+            "invalid_request_error",
+            "invalid_request",
+            None,
+        ),
+        (
+            400,
+            of(400),
+            body("a__b"),
+            400,
+            "invalid_request_error",
+            "invalid_request",
+            None,
+        ),
+        (
+            413,
+            of(413),
+            "not json".to_owned(),
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            None,
+        ),
+        (
+            407,
+            of(407),
+            body("proxy"),
+            502,
+            "server_error",
+            "upstream_auth_failed",
+            None,
+        ),
+        (
+            500,
+            of(500),
+            body("server_error"),
+            500,
+            "server_error",
+            "server_error",
+            Some(1),
+        ),
+        (
+            529,
+            overloaded,
+            "{}".to_owned(),
+            503,
+            "server_error",
+            "upstream_unavailable",
+            Some(1),
+        ),
+        (
+            520,
+            of(520),
+            "{}".to_owned(),
+            502,
+            "server_error",
+            "upstream_unavailable",
+            Some(1),
+        ),
+        (
+            302,
+            of(302),
+            body("moved"),
+            502,
+            "server_error",
+            "upstream_error",
+            None,
+        ),
+        // Anthropic's shape: the type is the code.
+        (
+            404,
+            of(404),
+            r#"{"type":"error","error":{"type":"not_found_error","message":"x"}}"#.to_owned(),
+            404,
+            "invalid_request_error",
+            "not_found_error",
+            None,
+        ),
+        // Gemini's: a list.
+        (
+            400,
+            of(400),
+            r#"[{"error":{"code":400,"status":"INVALID_ARGUMENT"}}]"#.to_owned(),
+            400,
+            "invalid_request_error",
+            "invalid_request",
+            None,
+        ),
+    ];
+    for (status, verdict, body, expected, kind, code, wait) in cases {
+        let refusal = upstream_refusal(
+            StatusCode::from_u16(status).unwrap(),
+            &verdict,
+            body.as_bytes(),
+        );
+        let case = format!("{status} {body}");
+        assert_eq!(refusal.status.as_u16(), expected, "{case}");
+        assert_eq!(refusal.kind, kind, "{case}");
+        assert_eq!(refusal.code, code, "{case}");
+        assert_eq!(refusal.retry_after, wait.map(Duration::from_secs), "{case}");
+        assert!(!refusal.message.contains("sk-secret"), "{case}");
+    }
+    for code in ["context_length_exceeded", "model_not_found", "x"] {
+        assert!(safe_code(code), "{code}");
+    }
+    for code in [
+        "",
+        "_x",
+        "x_",
+        "a__b",
+        "sk-proj-abc",
+        "Key",
+        "k3y",
+        "a b",
+        &"a".repeat(65),
+    ] {
+        assert!(!safe_code(code), "{code}");
+    }
+}
+
+/// A client that writes its whole over-limit body before it reads anything (Python's `urllib`)
+/// reads the 413: the gateway reads and discards the rest first. Announced or chunked alike.
+#[tokio::test(start_paused = true)]
+async fn an_over_limit_body_written_whole_still_gets_its_413() {
+    let mock = start(primary_config()).await;
+    let addr = serve_primary(&mock).await;
+    let over = axum_gateway::MAX_BODY + 1024 * 1024;
+
+    let mut announced = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-length: {over}\r\n\r\n"
+    );
+    announced.write_all(head.as_bytes()).await.unwrap();
+    announced.write_all(&vec![b' '; over]).await.unwrap();
+    let (status, head, body) = read_answer(&mut announced).await;
+    assert_eq!(status, 413, "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "request_too_large");
+    closed(&mut announced).await;
+
+    // Chunked: found too large while reading, the rest read all the same.
+    let mut chunked = TcpStream::connect(addr).await.unwrap();
+    chunked
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ntransfer-encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = vec![b' '; 1024 * 1024];
+    for _ in 0..over / chunk.len() + 1 {
+        chunked
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
+        chunked.write_all(&chunk).await.unwrap();
+        chunked.write_all(b"\r\n").await.unwrap();
+    }
+    chunked.write_all(b"0\r\n\r\n").await.unwrap();
+    assert_eq!(read_answer(&mut chunked).await.0, 413);
+    assert_eq!(mock.stats().requests, 0);
+}
+
+/// A body announced beyond the drain's bound ([`MAX_DRAIN`](axum_gateway::MAX_DRAIN)) is
+/// refused at once, before any of it is read, and the connection closed.
+#[tokio::test(start_paused = true)]
+async fn a_body_beyond_the_drain_bound_is_refused_at_once() {
+    let mock = start(primary_config()).await;
+    let addr = serve_primary(&mock).await;
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-length: {}\r\n\r\n",
+        axum_gateway::MAX_DRAIN + 1
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let sent = Instant::now();
+    let (status, head, _) = read_answer(&mut stream).await;
+    assert_eq!(status, 413);
+    assert_eq!(Instant::now(), sent, "at once");
+    assert!(head.contains("connection: close"), "{head}");
+    closed(&mut stream).await;
+}
+
+/// Every variable the gateway reads is checked at start, and an error names the variable and
+/// what is wrong — never the value, here a marker standing for a key or a password.
+#[test]
+fn environment_errors_name_the_variable_never_the_value() {
+    use std::ffi::OsString;
+
+    use axum_gateway::settings;
+
+    const MARKER: &str = "MARKER-SECRET-1";
+    let primary = |extra: &[(&'static str, String)]| {
+        let mut vars = vec![(
+            "GATEWAY_PRIMARY_URL",
+            "https://api.example.com/v1".to_owned(),
+        )];
+        vars.extend_from_slice(extra);
+        vars
+    };
+    let error_of = |vars: Vec<(&'static str, String)>| {
+        settings(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+        .unwrap_err()
+    };
+    let url = |v: String| vec![("GATEWAY_PRIMARY_URL", v)];
+    let mut cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
+        (
+            url(format!("https://api.example.com/v1?key={MARKER}")),
+            "GATEWAY_PRIMARY_URL: has a query",
+        ),
+        (
+            url(format!("https://user:{MARKER}@api.example.com")),
+            "GATEWAY_PRIMARY_URL: holds user info",
+        ),
+        (
+            url(MARKER.to_owned()),
+            "GATEWAY_PRIMARY_URL: not an absolute http or https URL",
+        ),
+        (
+            url(format!("ftp://{MARKER}")),
+            "GATEWAY_PRIMARY_URL: not an absolute http or https URL",
+        ),
+        (
+            url(format!("https://{MARKER} x")),
+            "GATEWAY_PRIMARY_URL: not a URL",
+        ),
+        (url(String::new()), "GATEWAY_PRIMARY_URL: is empty"),
+        (
+            primary(&[("GATEWAY_PRIMARY_KEY", format!("{MARKER}\n"))]),
+            "GATEWAY_PRIMARY_KEY: not a valid header value",
+        ),
+        (
+            primary(&[("GATEWAY_PRIMARY_KEY", " ".to_owned())]),
+            "GATEWAY_PRIMARY_KEY: is empty",
+        ),
+        (
+            primary(&[("GATEWAY_PRIMARY_MODEL", String::new())]),
+            "GATEWAY_PRIMARY_MODEL: is empty",
+        ),
+        (
+            primary(&[("GATEWAY_PRIMARY_PROVIDER", MARKER.to_owned())]),
+            "GATEWAY_PRIMARY_PROVIDER: unknown provider; expected one of openai",
+        ),
+        (
+            primary(&[("GATEWAY_PRIMARY_RPM", MARKER.to_owned())]),
+            "GATEWAY_PRIMARY_RPM: not a number from 1 to",
+        ),
+        (
+            primary(&[("GATEWAY_PRIMARY_TPM", "0".to_owned())]),
+            "GATEWAY_PRIMARY_TPM: not a number from 1 to",
+        ),
+        (
+            vec![("GATEWAY_FALLBACK_URL", "https://api.example.com".to_owned())],
+            "GATEWAY_FALLBACK_URL: set without GATEWAY_PRIMARY_URL",
+        ),
+        (
+            primary(&[("GATEWAY_FALLBACK_URL", format!("https://h/?k={MARKER}"))]),
+            "GATEWAY_FALLBACK_URL: has a query",
+        ),
+        (
+            primary(&[
+                ("GATEWAY_FALLBACK_URL", "https://h".to_owned()),
+                ("GATEWAY_FALLBACK_KEY", format!("{MARKER}\r")),
+            ]),
+            "GATEWAY_FALLBACK_KEY: not a valid header value",
+        ),
+        (
+            vec![("GATEWAY_ADDR", MARKER.to_owned())],
+            "GATEWAY_ADDR: not a host and a port",
+        ),
+        (
+            vec![("GATEWAY_ADDR", format!("{MARKER}:99999"))],
+            "GATEWAY_ADDR: not a host and a port",
+        ),
+        (
+            vec![("GATEWAY_MAX_CONNECTIONS", MARKER.to_owned())],
+            "GATEWAY_MAX_CONNECTIONS: not a number from 1 to",
+        ),
+        (
+            vec![("GATEWAY_MAX_CONNECTIONS", "0".to_owned())],
+            "GATEWAY_MAX_CONNECTIONS: not a number from 1 to",
+        ),
+    ];
+    #[cfg(feature = "redis")]
+    cases.extend([
+        (
+            vec![("GATEWAY_REDIS_URL", format!("https://:{MARKER}@cache"))],
+            "GATEWAY_REDIS_URL: not a Redis URL",
+        ),
+        (
+            vec![("GATEWAY_REDIS_URL", MARKER.to_owned())],
+            "GATEWAY_REDIS_URL: not a Redis URL",
+        ),
+        (
+            vec![
+                ("GATEWAY_REDIS_URL", "redis://cache".to_owned()),
+                ("GATEWAY_REPLICAS", MARKER.to_owned()),
+            ],
+            "GATEWAY_REPLICAS: not a number from 1 to",
+        ),
+        (
+            vec![
+                ("GATEWAY_REDIS_URL", "redis://cache".to_owned()),
+                ("GATEWAY_REDIS_PREFIX", "a b".to_owned()),
+            ],
+            "GATEWAY_REDIS_PREFIX: must not be empty",
+        ),
+    ]);
+    #[cfg(not(feature = "redis"))]
+    cases.push((
+        vec![("GATEWAY_REDIS_URL", format!("redis://:{MARKER}@cache"))],
+        "GATEWAY_REDIS_URL: set, but this gateway was built without the `redis` feature",
+    ));
+    for (vars, expected) in cases {
+        let error = error_of(vars.clone());
+        let shown = format!("{error} {error:?}");
+        assert!(error.to_string().starts_with(expected), "{vars:?}: {error}");
+        assert!(!shown.contains(MARKER), "{vars:?}: {shown}");
+    }
+
+    // A value that is not Unicode.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        let error = settings(|name| match name {
+            "GATEWAY_PRIMARY_URL" => Some(OsString::from("https://api.example.com")),
+            "GATEWAY_PRIMARY_KEY" => Some(OsString::from_vec(vec![b'k', 0xff])),
+            _ => None,
+        });
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "GATEWAY_PRIMARY_KEY: not valid Unicode (the value is not shown)"
+        );
+    }
+
+    // Good settings: the key in no `Debug` output, the URLs redacted.
+    let vars = [
+        (
+            "GATEWAY_PRIMARY_URL",
+            "https://api.example.com/v1".to_owned(),
+        ),
+        ("GATEWAY_PRIMARY_KEY", MARKER.to_owned()),
+        ("GATEWAY_PRIMARY_PROVIDER", "anthropic".to_owned()),
+        ("GATEWAY_PRIMARY_RPM", "60".to_owned()),
+        ("GATEWAY_ADDR", "127.0.0.1:8080".to_owned()),
+        ("GATEWAY_MAX_CONNECTIONS", "10".to_owned()),
+    ];
+    let settings = settings(|name| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| OsString::from(v))
+    })
+    .unwrap();
+    let shown = format!("{settings:?}");
+    assert!(!shown.contains(MARKER), "{shown}");
+    assert!(
+        shown.contains(r#"base_url: "https://api.example.com/v1""#),
+        "{shown}"
+    );
+    assert!(shown.contains(r#"api_key: Some("<redacted>")"#), "{shown}");
+    assert_eq!(settings.max_connections, 10);
+    let primary = settings.primary.unwrap();
+    assert_eq!(primary.provider, ProviderClassifier::Anthropic);
+    assert_eq!(primary.api_key.as_deref(), Some(MARKER));
+}
+
+/// An upstream's `Debug` shows its base URL redacted and never its key.
+#[test]
+fn an_upstreams_debug_hides_its_key_and_redacts_its_url() {
+    let upstream = Upstream {
+        name: "primary".to_owned(),
+        base_url: "https://user:MARKER-1@llm.internal/v1?key=MARKER-2".to_owned(),
+        api_key: Some("MARKER-3".to_owned()),
+        model: None,
+        provider: ProviderClassifier::OpenAi,
+        limits: Limits::unlimited(),
+        max_wait: None,
+    };
+    let shown = format!("{upstream:?}");
+    assert!(!shown.contains("MARKER"), "{shown}");
+    assert!(
+        shown.contains("https://<redacted>@llm.internal/v1?key=<redacted>"),
+        "{shown}"
+    );
 }
 
 /// `app` takes any stack with the same request convention: here a ready

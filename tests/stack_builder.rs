@@ -688,17 +688,17 @@ fn build_errors_say_which_provider_and_what() {
             build(StackBuilder::new(
                 Provider::groq().with_base_url("ftp://example.com"),
             )),
-            r#"provider "groq": invalid base URL "ftp://example.com": scheme "ftp" is not http or https"#,
+            r#"provider "groq": invalid base URL "ftp://example.com": the scheme is not http or https"#,
         ),
         (
             build(StackBuilder::new(Provider::groq().with_base_url("/v1"))),
-            r#"provider "groq": invalid base URL "/v1": not an absolute URL (no scheme)"#,
+            r#"provider "groq": invalid base URL "<unparsable URL>": not an absolute URL (no scheme)"#,
         ),
         (
             build(StackBuilder::new(
                 Provider::groq().with_base_url("https://x.example?key=1"),
             )),
-            r#"provider "groq": invalid base URL "https://x.example?key=1": has a query"#,
+            r#"provider "groq": invalid base URL "https://x.example?key=<redacted>": has a query: a key goes in with_api_key (or api_key_env), Azure's api-version in with_api_version (or api_version)"#,
         ),
         (
             build(StackBuilder::new(

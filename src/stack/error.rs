@@ -27,7 +27,8 @@ pub enum StackError {
     InvalidBaseUrl {
         /// The provider's name.
         provider: String,
-        /// The URL.
+        /// The URL, redacted ([`redact::url`](crate::redact::url)): user info, query values
+        /// and fragment replaced by `<redacted>`.
         url: String,
         /// What is wrong with it.
         reason: String,

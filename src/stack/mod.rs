@@ -193,6 +193,11 @@
 //! `<provider>/key-<i>`. A configuration file cannot hold a key: an `api_key` field is
 //! refused.
 //!
+//! A base URL is shown, in `Debug` output and errors, only through
+//! [`redact::url`](crate::redact::url): its user info, every query value and its fragment
+//! replaced by `<redacted>`. A [`ConfigError`] quotes no value that may be a secret (see its
+//! docs), and a Redis URL is never shown.
+//!
 //! # Cost
 //!
 //! A ready stack erases its types: each provider's stack boxes its response future once per

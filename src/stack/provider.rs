@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::uri::Uri;
 use tollgate_circuit_breaker::BreakerConfig;
+use tollgate_core::redact;
 use tollgate_providers::rewrite::{Credentials, Endpoint, IncludeUsage, SetModel};
 use tollgate_ratelimit::Limits;
 use tollgate_ratelimit::adaptive::Adaptive;
@@ -162,7 +163,10 @@ impl fmt::Display for ProviderKind {
 }
 
 /// A name that [`ProviderKind`] does not know.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Neither its `Display` nor its `Debug` quotes the name: a secret pasted where a kind belongs
+/// must not reach a log. [`name`](Self::name) gives it to a caller who knows it is safe to show.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UnknownKind {
     name: String,
 }
@@ -176,7 +180,7 @@ impl UnknownKind {
 
 impl fmt::Display for UnknownKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown kind {:?}; expected one of ", self.name)?;
+        f.write_str("unknown kind; expected one of ")?;
         for (i, kind) in ProviderKind::ALL.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
@@ -184,6 +188,12 @@ impl fmt::Display for UnknownKind {
             f.write_str(kind.name())?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for UnknownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnknownKind").finish_non_exhaustive()
     }
 }
 
@@ -272,10 +282,12 @@ impl fmt::Debug for ApiKey {
 /// prefix (`https://api.groq.com/openai/v1` → `https://api.groq.com/openai/v1/chat/completions`,
 /// `…/v1beta/openai` → `…/v1beta/openai/chat/completions`).
 ///
-/// A base URL with user info (`https://user:secret@host`) is refused, and shown without it in
-/// `Debug` output and errors: a key goes in [`with_api_key`](Self::with_api_key), never in the
-/// URL. So is a port that is not a number from 0 to 65535, which clients would silently replace
-/// with the scheme's default.
+/// A base URL with user info (`https://user:secret@host`) or a query (`?key=…`) is refused: a
+/// key goes in [`with_api_key`](Self::with_api_key), never in the URL. So is a port that is not
+/// a number from 0 to 65535, which clients would silently replace with the scheme's default.
+/// `Debug` output and errors show a base URL only through [`redact::url`](crate::redact::url): its user info, every
+/// query value and its fragment replaced by `<redacted>`, and text that is not a URL not at
+/// all.
 ///
 /// # Several API keys
 ///
@@ -734,7 +746,7 @@ impl Provider {
             endpoint(self.kind, base, self.api_version.as_deref()).map_err(|reason| {
                 StackError::InvalidBaseUrl {
                     provider: provider.clone(),
-                    url: shown_url(base),
+                    url: redact::url(base),
                     reason,
                 }
             })?;
@@ -772,7 +784,8 @@ pub(crate) fn endpoint(
         .map_err(|e: http::uri::InvalidUri| e.to_string())?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        Some(other) => return Err(format!("scheme {other:?} is not http or https")),
+        // Not quoted: text that is not a URL (a key pasted by mistake) can parse as a scheme.
+        Some(_) => return Err("the scheme is not http or https".to_owned()),
         None => return Err("not an absolute URL (no scheme)".to_owned()),
     }
     let Some(authority) = uri.authority() else {
@@ -791,7 +804,11 @@ pub(crate) fn endpoint(
         return Err("the port is not a number from 0 to 65535".to_owned());
     }
     if uri.query().is_some() {
-        return Err("has a query".to_owned());
+        return Err(
+            "has a query: a key goes in with_api_key (or api_key_env), Azure's api-version in \
+             with_api_version (or api_version)"
+                .to_owned(),
+        );
     }
     let has_path = !uri.path().trim_matches('/').is_empty();
     let mut endpoint =
@@ -814,22 +831,11 @@ pub(crate) fn check_api_version(version: &str) -> Result<(), String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
     {
-        return Err(format!("api-version {version:?} is not a version"));
+        return Err(
+            "the api-version is not a version (letters, digits, `-` and `.`; not shown)".to_owned(),
+        );
     }
     Ok(())
-}
-
-/// `url` as errors and `Debug` output show it: any user info (which could hold a key)
-/// replaced by `<redacted>`.
-pub(crate) fn shown_url(url: &str) -> String {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..end].rfind('@') {
-        Some(at) => format!("{}<redacted>{}", &url[..start], &url[start + at..]),
-        None => url.to_owned(),
-    }
 }
 
 /// The credentials for `key`, `None` when it cannot be a header value. The error never says
@@ -866,7 +872,7 @@ impl fmt::Debug for Provider {
                     .base_url
                     .as_deref()
                     .or(self.kind.default_base_url())
-                    .map(shown_url),
+                    .map(redact::url),
             );
         // Each key shows as "<redacted>": how many there are, never what they are.
         match self.api_keys.as_slice() {

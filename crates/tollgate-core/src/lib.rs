@@ -21,9 +21,10 @@
 //! [`body`] buffering, [`ClassSet`] (the classes a layer acts on), the [`Rewrite`] trait (how a
 //! request is changed for one target) and [`BoxError`], and the pieces several layers build
 //! on: state per key that forgets idle keys ([`keyed::KeyedMap`]), a layer's own time line on
-//! tokio's clock ([`clock::Origin`]), and the sooner of a request's deadline and a layer's own
-//! limit ([`Deadline::sooner`]). Provider classifiers and the concrete rewriters live in
-//! `tollgate-providers`.
+//! tokio's clock ([`clock::Origin`]), the sooner of a request's deadline and a layer's own
+//! limit ([`Deadline::sooner`]), and the one way a URL is shown in output ([`redact::url`]:
+//! user info, query values and fragment redacted). Provider classifiers and the concrete
+//! rewriters live in `tollgate-providers`.
 //!
 //! # Example
 //!
@@ -68,6 +69,7 @@ pub mod headers;
 pub mod key;
 pub mod keyed;
 pub mod observe;
+pub mod redact;
 pub mod rewrite;
 mod snapshot;
 mod stream_report;

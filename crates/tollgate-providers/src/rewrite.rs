@@ -14,6 +14,7 @@ use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use tollgate_core::BoxError;
 use tollgate_core::body::BufferedBody;
+use tollgate_core::redact;
 use tollgate_core::rewrite::Rewrite;
 
 /// Replaces the `model` field of an OpenAI-compatible (or Anthropic) JSON body. The body is
@@ -133,7 +134,10 @@ impl Rewrite for IncludeUsage {
 ///     "https://example.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 /// );
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output and errors show the base through [`redact::url`]: user info and any
+/// query or fragment redacted.
+#[derive(Clone)]
 pub struct Endpoint {
     base: Uri,
     strip: Arc<str>,
@@ -145,14 +149,20 @@ impl Endpoint {
     ///
     /// # Errors
     ///
-    /// When `base` is not an absolute URI.
+    /// When `base` is not an absolute URI, or has a query. The error shows `base` redacted
+    /// ([`redact::url`]).
     pub fn new(base: &str) -> Result<Self, BoxError> {
-        let base: Uri = base.parse()?;
+        let shown = || redact::url(base);
+        let base: Uri = base
+            .parse()
+            .map_err(|error| format!("endpoint {}: {error}", shown()))?;
         if base.scheme().is_none() || base.authority().is_none() {
-            return Err(format!("endpoint {base} is not an absolute URI").into());
+            return Err(format!("endpoint {} is not an absolute URI", shown()).into());
         }
         if base.query().is_some() {
-            return Err(format!("endpoint {base} has a query: add it with `with_query`").into());
+            return Err(
+                format!("endpoint {} has a query: add it with `with_query`", shown()).into(),
+            );
         }
         Ok(Endpoint {
             base,
@@ -176,6 +186,20 @@ impl Endpoint {
     pub fn with_query(mut self, query: &str) -> Self {
         self.query = Some(Arc::from(query));
         self
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The base and the parameters added, as one URL, redacted.
+        let url = match &self.query {
+            Some(query) => format!("{}?{query}", self.base),
+            None => self.base.to_string(),
+        };
+        f.debug_struct("Endpoint")
+            .field("url", &redact::url(&url))
+            .field("strip", &self.strip)
+            .finish()
     }
 }
 
@@ -333,6 +357,21 @@ mod tests {
             "https://az.example.com/?stream=true&api-version=2025-01-01"
         );
         assert!(Endpoint::new("https://az.example.com/openai?api-version=1").is_err());
+        // Neither errors nor `Debug` show user info or query values.
+        let error = Endpoint::new("https://az.example.com/openai?key=SECRET1").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "endpoint https://az.example.com/openai?key=<redacted> has a query: add it with `with_query`"
+        );
+        let with_user = Endpoint::new("https://user:SECRET2@az.example.com")
+            .unwrap()
+            .with_query("sig=SECRET3");
+        let shown = format!("{with_user:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(
+            shown.contains("https://<redacted>@az.example.com/?sig=<redacted>"),
+            "{shown}"
+        );
         assert!(Endpoint::new("/relative").is_err());
     }
 }

@@ -31,10 +31,10 @@ pub(super) fn adaptive(path: &str, raw: RawAdaptive) -> Result<Option<Adaptive>,
             ));
         }
         Some("none") => return Ok(None),
-        Some(other) => {
+        Some(_) => {
             return Err(ConfigError::invalid(
                 field("preset"),
-                format!("unknown preset {other:?}; expected one of default, none"),
+                "unknown preset; expected one of default, none",
             ));
         }
     };

@@ -4,7 +4,7 @@ use std::num::NonZeroU32;
 
 use tollgate_circuit_breaker::{BreakerConfig, Trip};
 
-use super::duration::{duration, non_zero};
+use super::duration::{MAX_SPAN, duration, non_zero};
 use super::error::ConfigError;
 use super::shapes::RawBreaker;
 
@@ -24,10 +24,10 @@ pub(super) fn breaker(path: &str, raw: RawBreaker) -> Result<Option<BreakerConfi
             ));
         }
         Some("none") => return Ok(None),
-        Some(other) => {
+        Some(_) => {
             return Err(ConfigError::invalid(
                 field("preset"),
-                format!("unknown preset {other:?}; expected one of default, none"),
+                "unknown preset; expected one of default, none",
             ));
         }
     };
@@ -46,7 +46,7 @@ pub(super) fn breaker(path: &str, raw: RawBreaker) -> Result<Option<BreakerConfi
     }
     if raw.open_for.is_some() || raw.open_growth.is_some() || raw.max_open_for.is_some() {
         let open_for = match &raw.open_for {
-            Some(text) => duration(field("open_for"), text)?,
+            Some(text) => duration(field("open_for"), text, MAX_SPAN)?,
             None => config.open_for,
         };
         let open_for = non_zero(field("open_for"), open_for)?;
@@ -56,7 +56,7 @@ pub(super) fn breaker(path: &str, raw: RawBreaker) -> Result<Option<BreakerConfi
         };
         let max = match &raw.max_open_for {
             Some(text) => {
-                let max = duration(field("max_open_for"), text)?;
+                let max = duration(field("max_open_for"), text, MAX_SPAN)?;
                 if max < open_for {
                     return Err(ConfigError::invalid(
                         field("max_open_for"),

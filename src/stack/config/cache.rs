@@ -4,7 +4,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 
 use tollgate_cache::CacheConfig;
 
-use super::duration::{duration, non_zero};
+use super::duration::{MAX_SPAN, duration, non_zero};
 use super::error::ConfigError;
 use super::shapes::RawCache;
 
@@ -16,7 +16,7 @@ pub(super) fn cache(path: &str, raw: RawCache) -> Result<CacheConfig, ConfigErro
     };
     let mut config = CacheConfig::default();
     if let Some(text) = &raw.ttl {
-        let ttl = duration(field("ttl"), text)?;
+        let ttl = duration(field("ttl"), text, MAX_SPAN)?;
         config = config.with_ttl(non_zero(field("ttl"), ttl)?);
     }
     if let Some(n) = raw.max_entries {

@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use crate::stack::error::StackError;
 
 /// Why a configuration could not be read, parsed, checked or built. It names the field
-/// (`providers[1].limits.requests_per_minute`) and never holds an API key.
+/// (`providers[1].limits.requests_per_minute`) and never quotes a value that may be a secret:
+/// not an API key, not a URL (not even redacted: the field says which), not a value of an
+/// enumeration it does not know (`kind`, `preset`, `routing`, `algorithm`, `jitter`,
+/// `unavailable`: it lists the accepted ones), not a malformed duration, not the value of a
+/// field of the wrong type. It names what is not secret: fields, keys of the file, the
+/// environment variables it reads, the providers' names and the bounds.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConfigError {

@@ -1,6 +1,10 @@
 //! Where a toml error is: the path of the field at fault
 //! (`providers[1].limits.requests_per_minute`), found by deserializing the file's tables one by
 //! one, or a line and column for text that is not TOML.
+//!
+//! serde's messages quote the value at fault (`invalid type: string "sk-…", expected u64`):
+//! every double-quoted part of them is replaced by `(not shown)`, as the value may be a key
+//! pasted into the wrong field. Keys' names (`` unknown field `modle` ``) and numbers are kept.
 
 use serde::de::DeserializeOwned;
 
@@ -25,7 +29,7 @@ pub(super) fn locate(text: &str, error: &toml::de::Error) -> ConfigError {
     };
     match find_field(&toml::Value::Table(table)) {
         Some((field, reason)) => ConfigError::Invalid { field, reason },
-        None => ConfigError::invalid("(root)", error.message().trim()),
+        None => ConfigError::invalid("(root)", unquoted(error.message().trim())),
     }
 }
 
@@ -76,7 +80,7 @@ type Locator = fn(&toml::Value, &str) -> Option<(String, String)>;
 /// it one (or only leaves a missing field), else `path` itself.
 fn locate_in<T: DeserializeOwned>(value: &toml::Value, path: &str) -> Option<(String, String)> {
     let error = T::deserialize(value.clone()).err()?;
-    let message = error.message().trim().to_owned();
+    let message = unquoted(error.message().trim());
     let join = |key: &str| {
         if path.is_empty() {
             key.to_owned()
@@ -105,6 +109,30 @@ fn locate_in<T: DeserializeOwned>(value: &toml::Value, path: &str) -> Option<(St
     }
     let path = if path.is_empty() { "(root)" } else { path };
     Some((path.to_owned(), message))
+}
+
+/// `message` with every double-quoted part (escapes included) replaced by `(not shown)`.
+fn unquoted(message: &str) -> String {
+    let mut shown = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            shown.push(c);
+            continue;
+        }
+        shown.push_str("(not shown)");
+        // To the closing quote, or the end: an unclosed quote hides the rest.
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => break,
+                _ => {}
+            }
+        }
+    }
+    shown
 }
 
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {

@@ -181,7 +181,17 @@ use super::service::{Stack, Transport};
 /// Every key is checked: an unknown one is an error, and so is `api_key` (keys do not belong in
 /// files). Errors name the field: `providers[1].limits.requests_per_minute: must be greater
 /// than 0`, `stack.cache.max_entries: must be greater than 0`,
-/// `providers[0].api_key_envs[2]: environment variable OPENAI_KEY_C is not set`.
+/// `providers[0].api_key_envs[2]: environment variable OPENAI_KEY_C is not set`. They never
+/// quote a value that may be a secret — a URL, a name that is not one of the accepted ones
+/// (`providers[0].kind: unknown kind; expected one of openai, …`), a malformed duration, a
+/// value of the wrong type — and `Debug` output shows URLs only redacted
+/// ([`redact::url`](crate::redact::url)).
+///
+/// Every duration has an upper bound, and a longer one is refused naming the field
+/// (`providers[0].breaker.open_for: must be at most 24h`): an hour for what a retry sleeps
+/// (`base_delay`, `max_delay`, `min_delay`, `max_server_delay`, `server_delay_spread_max`), a
+/// day for the rest (`total_time`, `open_for`, `max_open_for`, `[providers.timeouts]`,
+/// `[stack.cache] ttl`), and `[store]`'s own (10s, 60s).
 ///
 /// See the [module docs](super) for an example.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tollgate_retry::{Backoff, RetryPolicy, Spread};
 
-use super::duration::{duration, non_zero};
+use super::duration::{MAX_DELAY, MAX_SPAN, duration, non_zero};
 use super::error::ConfigError;
 use super::names;
 use super::shapes::RawRetry;
@@ -14,7 +14,7 @@ use super::shapes::RawRetry;
 fn spread(path: &str, text: Option<&str>, max: Option<&str>) -> Result<Spread, ConfigError> {
     let field = |name: &str| format!("{path}.{name}");
     let max = max
-        .map(|text| duration(field("server_delay_spread_max"), text))
+        .map(|text| duration(field("server_delay_spread_max"), text, MAX_DELAY))
         .transpose()?;
     let percent = match text.map(str::trim) {
         None | Some("default") => match Spread::default() {
@@ -35,9 +35,7 @@ fn spread(path: &str, text: Option<&str>, max: Option<&str>) -> Result<Spread, C
             .ok_or_else(|| {
                 ConfigError::invalid(
                     field("server_delay_spread"),
-                    format!(
-                        "invalid spread {other:?}: expected \"none\", \"default\" or a percentage from 0% to 1000%, like \"50%\""
-                    ),
+                    "invalid spread: expected \"none\", \"default\" or a percentage from 0% to 1000%, like \"50%\"",
                 )
             })?,
     };
@@ -72,10 +70,10 @@ pub(super) fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigErro
         Some("none") => RetryPolicy::default()
             .with_max_retries(0)
             .with_max_overloaded_retries(0),
-        Some(other) => {
+        Some(_) => {
             return Err(ConfigError::invalid(
                 field("preset"),
-                format!("unknown preset {other:?}; expected one of default, openai, none"),
+                "unknown preset; expected one of default, openai, none",
             ));
         }
     };
@@ -86,10 +84,11 @@ pub(super) fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigErro
         policy = policy.with_max_overloaded_retries(n);
     }
     if let Some(text) = &raw.min_delay {
-        policy = policy.with_min_delay(duration(field("min_delay"), text)?);
+        policy = policy.with_min_delay(duration(field("min_delay"), text, MAX_DELAY)?);
     }
     if let Some(text) = &raw.max_server_delay {
-        policy = policy.with_max_server_delay(duration(field("max_server_delay"), text)?);
+        policy =
+            policy.with_max_server_delay(duration(field("max_server_delay"), text, MAX_DELAY)?);
     }
     if raw.server_delay_spread.is_some() || raw.server_delay_spread_max.is_some() {
         policy = policy.with_server_delay_spread(spread(
@@ -99,18 +98,18 @@ pub(super) fn retry(path: &str, raw: RawRetry) -> Result<RetryPolicy, ConfigErro
         )?);
     }
     if let Some(text) = &raw.total_time {
-        let total = duration(field("total_time"), text)?;
+        let total = duration(field("total_time"), text, MAX_SPAN)?;
         policy = policy.with_total_time(non_zero(field("total_time"), total)?);
     }
     if raw.base_delay.is_some() || raw.max_delay.is_some() || raw.jitter.is_some() {
         let current = policy.backoff;
         let base = match &raw.base_delay {
-            Some(text) => duration(field("base_delay"), text)?,
+            Some(text) => duration(field("base_delay"), text, MAX_DELAY)?,
             None => current.base(),
         };
         let base = non_zero(field("base_delay"), base)?;
         let max = match &raw.max_delay {
-            Some(text) => duration(field("max_delay"), text)?,
+            Some(text) => duration(field("max_delay"), text, MAX_DELAY)?,
             None => current.max(),
         };
         if max < base {

@@ -4,8 +4,9 @@
 //!
 //! The Redis URL may hold a password: `url_env` names the variable holding it, read when the
 //! stack is built, and `url` is accepted only without user info or query. The errors written
-//! here quote no value but a malformed duration's, and `url` is read as any TOML value and
-//! checked by hand, so that not even serde's type errors can quote it.
+//! here quote no value, and `url` is read as any TOML value and checked by hand, so that not
+//! even serde's type errors can quote it. No `Debug` output shows a Redis URL, not even
+//! redacted (`RedisConfig`'s neither).
 
 use super::error::ConfigError;
 use super::shapes::RawStore;
@@ -211,14 +212,7 @@ mod redis {
 
     /// A duration above zero and at most `max`.
     fn bounded(field: String, text: &str, max: Duration) -> Result<Duration, ConfigError> {
-        let value = non_zero(field.clone(), duration(field.clone(), text)?)?;
-        if value > max {
-            return Err(ConfigError::invalid(
-                field,
-                format!("must be at most {}s", max.as_secs()),
-            ));
-        }
-        Ok(value)
+        non_zero(field.clone(), duration(field, text, max)?)
     }
 
     /// The policy an `unavailable` name stands for.

@@ -14,6 +14,7 @@ use super::shapes::{RawConfig, RawProvider};
 use super::store::store;
 use super::timeouts::timeouts;
 use super::{Configured, StackConfig};
+use crate::stack::provider::{Provider, ProviderKind, UnknownKind, check_api_version, endpoint};
 
 /// The most models a provider may list, each with a quota of its own.
 const MAX_MODELS: usize = 1_000;
@@ -21,9 +22,6 @@ const MAX_MODELS: usize = 1_000;
 /// The longest `max_wait` a file may set: a request held longer has long been given up by
 /// its caller.
 const MAX_WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(3_600);
-use crate::stack::provider::{
-    Provider, ProviderKind, UnknownKind, check_api_version, endpoint, shown_url,
-};
 
 pub(super) fn validate(raw: RawConfig) -> Result<StackConfig, ConfigError> {
     let mut providers: Vec<Configured> = Vec::with_capacity(raw.providers.len());
@@ -46,11 +44,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<StackConfig, ConfigError> {
         let configured = provider(&path, p)?;
         providers.push(configured);
     }
+    // A name that names no provider is not quoted (it may be anything); the names are.
     let find = |field: String, name: &str| -> Result<usize, ConfigError> {
-        names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| ConfigError::invalid(field, format!("no provider named {name:?}")))
+        names.iter().position(|n| n == name).ok_or_else(|| {
+            ConfigError::invalid(
+                field,
+                format!("names no provider; expected one of {}", names.join(", ")),
+            )
+        })
     };
     let primary = find("stack.primary".to_owned(), &raw.stack.primary)?;
     // The providers a chain of `[stack]` names, by index.
@@ -126,10 +127,10 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
     }
     match &raw.base_url {
         Some(url) => {
-            // The version is checked above: what is wrong here is the URL.
-            endpoint(kind, url, None).map_err(|reason| {
-                ConfigError::invalid(field("base_url"), format!("{:?}: {reason}", shown_url(url)))
-            })?;
+            // The version is checked above: what is wrong here is the URL, not quoted (the
+            // field says which; the text may be a key pasted by mistake).
+            endpoint(kind, url, None)
+                .map_err(|reason| ConfigError::invalid(field("base_url"), reason))?;
             provider = provider.with_base_url(url);
         }
         None if kind.default_base_url().is_none() => {
@@ -177,10 +178,7 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
         provider = provider.with_max_in_flight(max);
     }
     if let Some(text) = raw.max_wait {
-        let max_wait = duration(field("max_wait"), &text)?;
-        if max_wait > MAX_WAIT_BOUND {
-            return Err(ConfigError::invalid(field("max_wait"), "at most 1h"));
-        }
+        let max_wait = duration(field("max_wait"), &text, MAX_WAIT_BOUND)?;
         provider = provider.with_max_wait(max_wait);
     }
     if let Some(max) = raw.max_queue {
