@@ -152,7 +152,7 @@ use tollgate::providers::{PeekedBody, ProviderClassifier};
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::{CostTooLarge, RateLimited};
 #[cfg(feature = "redis")]
-use tollgate::ratelimit::redis::{RedisConfig, RedisStore};
+use tollgate::ratelimit::redis::{RedisConfig, RedisStore, URL_SCHEMES};
 use tollgate::ratelimit::{
     Limit, Limits, OpenAiChat, PerRequest, RateLimitConfig, RateLimitLayer, Store, Unkeyed,
 };
@@ -1332,21 +1332,10 @@ fn quotas_from(
     };
     #[cfg(feature = "redis")]
     {
-        const SCHEMES: [&str; 7] = [
-            "redis",
-            "rediss",
-            "valkey",
-            "valkeys",
-            "unix",
-            "redis+unix",
-            "valkey+unix",
-        ];
-        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
-        if !scheme.is_some_and(|scheme| SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme))) {
+        if !RedisConfig::has_redis_scheme(&url) {
             return Err(EnvError::new(
                 "GATEWAY_REDIS_URL",
-                "not a Redis URL (redis://, rediss://, valkey://, valkeys:// or unix://); \
-                 the URL is not shown",
+                format!("not a Redis URL ({URL_SCHEMES}); the URL is not shown"),
             ));
         }
         let replicas = match var("GATEWAY_REPLICAS")? {

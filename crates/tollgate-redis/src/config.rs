@@ -68,7 +68,32 @@ pub struct RedisConfig {
     pub reconnect_every: Duration,
 }
 
+/// The URL schemes the Redis client reads (Valkey's too), as a reader is told them.
+pub const URL_SCHEMES: &str = "redis://, rediss://, valkey://, valkeys:// or unix://";
+
+/// Every scheme the Redis client reads, in lower case.
+const SCHEMES: [&str; 7] = [
+    "redis",
+    "rediss",
+    "valkey",
+    "valkeys",
+    "unix",
+    "redis+unix",
+    "valkey+unix",
+];
+
 impl RedisConfig {
+    /// Whether `url` starts with a scheme the Redis client reads ([`URL_SCHEMES`], in any
+    /// case): a check that needs no connection, for configuration errors that must not quote
+    /// the URL.
+    pub fn has_redis_scheme(url: &str) -> bool {
+        url.split_once("://").is_some_and(|(scheme, _)| {
+            SCHEMES
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(scheme))
+        })
+    }
+
     /// The defaults, for the server at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         RedisConfig {

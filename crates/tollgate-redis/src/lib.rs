@@ -8,6 +8,6 @@ mod plan;
 mod store;
 mod view;
 
-pub use config::{RedisConfig, Unavailable};
+pub use config::{RedisConfig, URL_SCHEMES, Unavailable};
 pub use link::Mode;
 pub use store::{AdmitFuture, RedisStats, RedisStore};

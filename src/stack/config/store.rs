@@ -66,7 +66,7 @@ mod redis {
     use std::fmt;
     use std::time::Duration;
 
-    use tollgate_redis::{RedisConfig, Unavailable};
+    use tollgate_redis::{RedisConfig, URL_SCHEMES, Unavailable};
 
     use super::super::duration::{duration, non_zero};
     use super::super::error::ConfigError;
@@ -77,18 +77,6 @@ mod redis {
     const MAX_TIMEOUT: Duration = Duration::from_secs(10);
     /// The longest `reconnect_every`: longer keeps the local share long after Redis is back.
     const MAX_RECONNECT_EVERY: Duration = Duration::from_secs(60);
-
-    /// The URL schemes of Redis (and Valkey), as the `redis` client reads them.
-    const SCHEMES: [&str; 7] = [
-        "redis",
-        "rediss",
-        "valkey",
-        "valkeys",
-        "unix",
-        "redis+unix",
-        "valkey+unix",
-    ];
-    const SCHEME_NAMES: &str = "redis://, rediss://, valkey://, valkeys:// or unix://";
 
     /// `[store]` with `kind = "redis"`: everything but the URL, and where to find it.
     #[derive(Debug, Clone)]
@@ -132,12 +120,12 @@ mod redis {
                         field: field.clone(),
                         variable: variable.clone(),
                     })?;
-                    if !has_redis_scheme(&url) {
+                    if !RedisConfig::has_redis_scheme(&url) {
                         return Err(ConfigError::invalid(
                             field,
                             format!(
                                 "the URL in environment variable {variable} is not a Redis URL \
-                                 ({SCHEME_NAMES}); the URL is not shown"
+                                 ({URL_SCHEMES}); the URL is not shown"
                             ),
                         ));
                     }
@@ -240,10 +228,10 @@ mod redis {
                 "must be a Redis URL, as a string, like \"redis://127.0.0.1:6379/\"",
             ));
         };
-        if !has_redis_scheme(&url) {
+        if !RedisConfig::has_redis_scheme(&url) {
             return Err(ConfigError::invalid(
                 field,
-                format!("not a Redis URL ({SCHEME_NAMES}); the URL is not shown"),
+                format!("not a Redis URL ({URL_SCHEMES}); the URL is not shown"),
             ));
         }
         let rest = url.split_once("://").map_or("", |(_, rest)| rest);
@@ -261,14 +249,5 @@ mod redis {
             ));
         }
         Ok(url)
-    }
-
-    /// Whether `url` starts with a scheme of [`SCHEMES`].
-    fn has_redis_scheme(url: &str) -> bool {
-        url.split_once("://").is_some_and(|(scheme, _)| {
-            SCHEMES
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(scheme))
-        })
     }
 }
