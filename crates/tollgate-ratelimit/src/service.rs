@@ -131,7 +131,8 @@ where
         };
         // The common case is decided here: the quota has room and nobody waits. Then the
         // readied inner service is called at once, with nothing to carry or allocate.
-        let answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
+        let mut answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop()))
+        {
             Poll::Ready(Ok(QuotaDecision::Admitted)) => {
                 if let Some(observe) = Observe::of(&request) {
                     limiter.report_admission(observe, admission.key.as_ref(), now);
@@ -155,7 +156,6 @@ where
             Answer::Given(_) => (false, None),
         };
         let mut ticket = None;
-        let mut answer = answer;
         if queues {
             match limiter.enqueue(admission.key.clone(), priority, cost) {
                 Ok(queued) => ticket = Some(queued),

@@ -101,10 +101,9 @@ impl View {
         Arc::ptr_eq(&self.plan, plan)
     }
 
-    /// Each limit of the plan with its room at `now`, µs: what it held then, refilled since, at
-    /// most its burst.
-    fn rooms(&self, now: Duration) -> impl Iterator<Item = (Dimension, f64, f64, f64)> + '_ {
-        let elapsed = now.saturating_sub(self.at).as_micros() as f64;
+    /// Each limit of the plan with its room `elapsed` µs after the answer: what it held then,
+    /// refilled since, at most its burst.
+    fn rooms(&self, elapsed: f64) -> impl Iterator<Item = (Dimension, f64, f64, f64)> + '_ {
         let limits = self.plan.limits.as_slice().iter();
         limits
             .zip(&self.plan.refill)
@@ -116,12 +115,17 @@ impl View {
             })
     }
 
+    /// The µs from the question to `now`.
+    fn elapsed(&self, now: Duration) -> f64 {
+        now.saturating_sub(self.at).as_micros() as f64
+    }
+
     /// What admitting `cost` at `now` would decide, and the headroom it would leave.
     pub(crate) fn outlook(&self, cost: &Cost, now: Duration) -> Outlook {
-        let elapsed = now.saturating_sub(self.at).as_micros() as f64;
+        let elapsed = self.elapsed(now);
         let mut wait = (self.pause_left - elapsed).max(self.pace_left - elapsed);
         let mut headroom = 1.0_f64;
-        for (dimension, room, interval, span) in self.rooms(now) {
+        for (dimension, room, interval, span) in self.rooms(elapsed) {
             let need = cost.get(dimension) as f64 * interval;
             wait = wait.max(need - room);
             headroom = headroom.min((room - need) / span);
@@ -135,7 +139,7 @@ impl View {
     /// How much of each dimension's busiest limit is in use at `now`.
     pub(crate) fn utilization(&self, now: Duration) -> Vec<(Dimension, f64)> {
         let mut used: Vec<(Dimension, f64)> = Vec::with_capacity(self.room.len());
-        for (dimension, room, _, span) in self.rooms(now) {
+        for (dimension, room, _, span) in self.rooms(self.elapsed(now)) {
             let share = (1.0 - room / span).clamp(0.0, 1.0);
             match used.iter_mut().find(|(d, _)| *d == dimension) {
                 Some((_, highest)) => *highest = highest.max(share),
