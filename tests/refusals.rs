@@ -406,7 +406,8 @@ const TABLE: [Row; 9] = [
         class: ErrorClass::RateLimited,
         advice: RetryAdvice::Elsewhere,
         local: true,
-        delay: None,
+        // A fixed cap measures no latency, and this one sets no `max_wait`: one second.
+        delay: Some((secs(1), DelaySource::LocalQuota)),
         retry_default: ONCE,
         retry_openai: ONCE,
         fallback: Fallback::Returns,

@@ -28,7 +28,10 @@ use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::presets::{AnthropicModel, GeminiModel, GeminiPlan, OpenAiTier};
 use tollgate::ratelimit::{Limit, Limits};
 use tollgate::router::Strategy;
-use tollgate::stack::{Provider, ProviderKind, RewriteFailed, Stack, StackBuilder, StackError};
+use tollgate::stack::{
+    Provider, ProviderKind, RewriteFailed, Stack, StackBuilder, StackError, UnknownModel,
+    UnknownModels,
+};
 use tower::ServiceExt;
 
 const fn n(v: u64) -> NonZeroU64 {
@@ -303,6 +306,40 @@ async fn made_up_model_names_share_one_quota() {
     }
     assert_eq!(made_up, 1);
     assert_eq!(wire.times().len(), 4);
+}
+
+/// Set to refuse unknown models, a provider without a model of its own sends only the models
+/// it knows (its list, the table's families) and refuses every other name with a typed error
+/// that sends nothing, does not quote the name, and tells a fallback to try elsewhere.
+#[tokio::test(start_paused = true)]
+async fn unknown_models_can_be_refused() {
+    let provider = Provider::openai(OpenAiTier::Tier3)
+        .with_api_key("sk-openai")
+        .with_retry(steady().with_max_retries(0))
+        .with_models(["my-model"])
+        .with_unknown_models(UnknownModels::Refuse);
+    let wire = Wire::new().script("api.openai.com", (0..3).map(|_| ok()).collect());
+    let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+    let send = |model: &str| {
+        let body =
+            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hi"}}]}}"#);
+        let request = Request::post("/v1/chat/completions")
+            .body(BufferedBody::from(body))
+            .unwrap();
+        stack.clone().oneshot(request)
+    };
+    for known in ["my-model", "gpt-4o-2024-08-06", "claude-3-haiku"] {
+        assert!(send(known).await.is_ok(), "{known}");
+    }
+    let error = send("made-up-model-sk-secret").await.unwrap_err();
+    let refused = error.downcast_ref::<UnknownModel>().expect("UnknownModel");
+    assert_eq!(refused.provider(), "openai");
+    assert!(!error.to_string().contains("made-up"), "{error}");
+    let verdict = tollgate::Verdict::of_error(&*error).unwrap();
+    assert_eq!(verdict.class(), Some(tollgate::ErrorClass::NotFound));
+    assert_eq!(verdict.advice(), tollgate::RetryAdvice::Elsewhere);
+    assert!(verdict.is_local_refusal());
+    assert_eq!(wire.times().len(), 3);
 }
 
 /// The preset passed to the constructor applies: Gemini's free plan allows 15 requests a

@@ -31,7 +31,7 @@ use tollgate::ratelimit::presets::{AnthropicModel, OpenAiTier};
 use tollgate::ratelimit::{Limit, Limits};
 use tollgate::retry::RetryPolicy;
 use tollgate::router::Strategy;
-use tollgate::stack::{ConfigError, Provider, StackBuilder, StackConfig};
+use tollgate::stack::{ConfigError, Provider, StackBuilder, StackConfig, UnknownModels};
 use tower::ServiceExt;
 
 /// A chat request as a caller sends it, without credentials of its own.
@@ -352,6 +352,29 @@ fn max_wait_and_max_queue() {
     let config = StackConfig::from_toml(&one_provider("")).unwrap();
     let text = format!("{:?}", config.primary());
     assert!(text.contains("max_wait: 60s, max_queue: 1024"), "{text}");
+    assert!(text.contains("unknown_models: Share"), "{text}");
+}
+
+/// `unknown_models` is `share` or `refuse`; anything else is refused without being quoted.
+#[test]
+fn unknown_models() {
+    for (name, unknown) in [
+        ("share", UnknownModels::Share),
+        ("refuse", UnknownModels::Refuse),
+    ] {
+        let config =
+            StackConfig::from_toml(&one_provider(&format!("unknown_models = \"{name}\""))).unwrap();
+        let expected = Provider::new(tollgate::stack::ProviderKind::OpenAi)
+            .with_name("openai")
+            .with_unknown_models(unknown);
+        assert_eq!(format!("{:?}", config.primary()), format!("{expected:?}"));
+    }
+    let error = StackConfig::from_toml(&one_provider("unknown_models = \"sk-secret\""))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown_models"), "{error}");
+    assert!(error.contains("expected share or refuse"), "{error}");
+    assert!(!error.contains("sk-secret"), "{error}");
 }
 
 #[test]
@@ -540,7 +563,7 @@ fn invalid_configurations_name_the_field() {
         ),
         (
             one_provider("modle = \"gpt-4o\""),
-            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `models`, `max_in_flight`, `max_wait`, `max_queue`, `limits`, `adaptive`, `timeouts`, `retry`, `breaker`",
+            "providers[0].modle: unknown field `modle`, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `models`, `unknown_models`, `max_in_flight`, `max_wait`, `max_queue`, `limits`, `adaptive`, `timeouts`, `retry`, `breaker`",
         ),
         (
             one_provider("") + "fallbacks = [\"openai\"]\n",

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use tollgate_core::BoxError;
+use tollgate_core::{BoxError, ErrorClass, Judged, RetryAdvice, Verdict};
 #[cfg(feature = "redis")]
 use tollgate_redis::error::RedisConfigError;
 use tollgate_router::error::BuildError;
@@ -180,5 +180,57 @@ impl fmt::Display for RewriteFailed {
 impl std::error::Error for RewriteFailed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.source)
+    }
+}
+
+/// A request named a model its provider does not know, and the provider
+/// [refuses unknown models](super::UnknownModels::Refuse): neither its own model, nor one of
+/// its [models](super::Provider::with_models), nor a family of the context-window table.
+/// Nothing was sent.
+///
+/// Its [`source`](std::error::Error::source) is its verdict: not found, to be tried
+/// elsewhere (a fallback provider may serve the model), refused locally. The model's name is
+/// not kept: it is the caller's input, of any length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownModel {
+    provider: std::sync::Arc<str>,
+    verdict: Judged,
+}
+
+impl UnknownModel {
+    pub(crate) fn new(provider: std::sync::Arc<str>) -> Self {
+        let verdict = Verdict::failure(ErrorClass::NotFound)
+            .with_advice(RetryAdvice::Elsewhere)
+            .refused_locally();
+        UnknownModel {
+            provider,
+            verdict: Judged::new(verdict),
+        }
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The verdict: not found, elsewhere, refused locally.
+    pub fn verdict(&self) -> &Verdict {
+        self.verdict.verdict()
+    }
+}
+
+impl fmt::Display for UnknownModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "provider {:?} does not serve the requested model",
+            self.provider
+        )
+    }
+}
+
+impl std::error::Error for UnknownModel {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.verdict)
     }
 }

@@ -217,8 +217,9 @@ mod service;
 
 pub use builder::StackBuilder;
 pub use config::{ConfigError, StackConfig};
-pub use error::{RewriteFailed, StackError};
+pub use error::{RewriteFailed, StackError, UnknownModel};
 pub use provider::{
     AZURE_API_VERSION, DEFAULT_MAX_QUEUE, DEFAULT_MAX_WAIT, Provider, ProviderKind, UnknownKind,
+    UnknownModels,
 };
 pub use service::{Stack, StackBody, Transport};

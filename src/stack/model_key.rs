@@ -43,15 +43,27 @@ impl ModelKey {
     }
 }
 
+impl ModelKey {
+    /// The key of a model it knows.
+    fn known(&self, model: &str) -> Option<&RouteKey> {
+        self.keys
+            .get(model)
+            .or_else(|| self.families.family(model).and_then(|f| self.keys.get(f)))
+    }
+
+    /// Whether the request names a model it does not know (a body without a model names
+    /// none).
+    pub(crate) fn names_unknown<B: AsRef<[u8]>>(&self, request: &http::Request<B>) -> bool {
+        ByModel
+            .key(request)
+            .is_some_and(|model| self.known(model.as_str()).is_none())
+    }
+}
+
 impl<B: AsRef<[u8]>> Keyer<B> for ModelKey {
     fn key(&self, request: &http::Request<B>) -> Option<RouteKey> {
         let model = ByModel.key(request)?;
-        let model = model.as_str();
-        let known = self
-            .keys
-            .get(model)
-            .or_else(|| self.families.family(model).and_then(|f| self.keys.get(f)));
-        Some(known.unwrap_or(&self.other).clone())
+        Some(self.known(model.as_str()).unwrap_or(&self.other).clone())
     }
 }
 

@@ -18,6 +18,7 @@ use tollgate_router::Strategy;
 use tollgate_timeout::TimeoutConfig;
 
 use super::error::StackError;
+use super::model_key::ModelKey;
 
 /// The Azure OpenAI `api-version` used unless [`Provider::with_api_version`] says otherwise.
 pub const AZURE_API_VERSION: &str = "2024-10-21";
@@ -361,6 +362,21 @@ pub struct Provider {
     max_wait: Duration,
     max_queue: u32,
     models: Vec<String>,
+    unknown_models: UnknownModels,
+}
+
+/// What a provider without a [model](Provider::with_model) of its own does with a request
+/// naming a model it does not know: neither one of its [models](Provider::with_models) nor a
+/// family of the context-window table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnknownModels {
+    /// Sends it, every unknown model drawing from one shared quota (the default).
+    #[default]
+    Share,
+    /// Refuses it with [`UnknownModel`](super::UnknownModel), sending nothing; a fallback
+    /// provider may serve it.
+    Refuse,
 }
 
 /// The default [`Provider::with_max_wait`]: a minute, a per-minute window's full refill, so
@@ -391,6 +407,7 @@ impl Provider {
             max_wait: DEFAULT_MAX_WAIT,
             max_queue: DEFAULT_MAX_QUEUE,
             models: Vec::new(),
+            unknown_models: UnknownModels::Share,
         }
     }
 
@@ -639,6 +656,16 @@ impl Provider {
         self
     }
 
+    /// Whether a request naming a model the provider does not know shares one quota with
+    /// every other unknown model ([`UnknownModels::Share`], the default) or is refused
+    /// ([`UnknownModels::Refuse`]). No effect with a [model](Self::with_model) set: every
+    /// request is sent as that model.
+    #[must_use]
+    pub fn with_unknown_models(mut self, unknown_models: UnknownModels) -> Self {
+        self.unknown_models = unknown_models;
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> ProviderKind {
         self.kind
@@ -769,6 +796,8 @@ impl Provider {
             credentials,
             model: self.model.as_deref().map(SetModel::new),
             include_usage: self.kind.accepts_stream_options().then_some(IncludeUsage),
+            refused_models: (self.unknown_models == UnknownModels::Refuse && self.model.is_none())
+                .then(|| ModelKey::new(self.known_models())),
         })
     }
 }
@@ -859,6 +888,8 @@ pub(crate) struct Rewrites {
     pub(crate) model: Option<SetModel>,
     /// Asks for the usage of streamed answers, where the kind accepts `stream_options`.
     pub(crate) include_usage: Option<IncludeUsage>,
+    /// Refuses requests naming a model outside these ([`UnknownModels::Refuse`]).
+    pub(crate) refused_models: Option<ModelKey>,
 }
 
 impl fmt::Debug for Provider {
@@ -891,6 +922,7 @@ impl fmt::Debug for Provider {
             .field("max_wait", &self.max_wait)
             .field("max_queue", &self.max_queue)
             .field("models", &self.models)
+            .field("unknown_models", &self.unknown_models)
             .finish()
     }
 }

@@ -14,7 +14,7 @@ use tollgate_core::body::BufferedBody;
 use tollgate_core::rewrite::Rewrite;
 use tower::Service;
 
-use super::error::RewriteFailed;
+use super::error::{RewriteFailed, UnknownModel};
 use super::future::{BoxFuture, ResponseFuture};
 use super::provider::Rewrites;
 
@@ -295,6 +295,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<BufferedBody>) -> BoxFuture {
+        if let Some(models) = &self.rewrites.refused_models
+            && models.names_unknown(&request)
+        {
+            let error = UnknownModel::new(Arc::clone(&self.rewrites.provider));
+            return Box::pin(std::future::ready(Err(error.into())));
+        }
         match self.rewrite(&mut request) {
             Ok(()) => self.inner.call(request),
             Err(source) => {

@@ -4,6 +4,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use tollgate_core::ClassSet;
+use tollgate_core::keyed::DEFAULT_MAX_KEYS;
 
 /// What trips a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,11 +81,16 @@ pub struct BreakerConfig {
     /// Which verdict classes count as failures; the rest count as successes (the target
     /// answered).
     pub counted: ClassSet,
+    /// The most keys a keyed breaker holds a breaker for (default 100,000). Beyond, a new key
+    /// evicts the least recently used breakers that no request holds — losing their counts
+    /// and open periods — or, when every one is held, is refused with
+    /// [`TooManyKeys`](tollgate_core::keyed::TooManyKeys).
+    pub max_keys: usize,
 }
 
 impl Default for BreakerConfig {
     /// 5 counted failures in a row; open 60 s, doubling on repeated trips up to 10 min; 3
-    /// probes; target-health failures counted.
+    /// probes; target-health failures counted; at most 100,000 keys.
     fn default() -> Self {
         BreakerConfig {
             trip: Trip::ConsecutiveFailures(NonZeroU32::new(5).expect("not zero")),
@@ -93,6 +99,7 @@ impl Default for BreakerConfig {
             max_open_for: Duration::from_secs(600),
             probes: NonZeroU32::new(3).expect("not zero"),
             counted: ClassSet::TARGET_HEALTH,
+            max_keys: DEFAULT_MAX_KEYS,
         }
     }
 }
@@ -126,6 +133,13 @@ impl BreakerConfig {
     #[must_use]
     pub fn with_counted(mut self, classes: ClassSet) -> Self {
         self.counted = classes;
+        self
+    }
+
+    /// Holding a breaker for at most `max_keys` keys (see [`max_keys`](Self::max_keys)).
+    #[must_use]
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
         self
     }
 

@@ -13,7 +13,6 @@ use tollgate_core::{BoxError, ErrorClass, RouteKey, StreamOutcome, StreamReport,
 
 use crate::breaker::{Breaker, CLOSED, OPEN, Pass};
 use crate::config::Trip;
-use crate::error::CircuitOpen;
 use crate::handle::OnStateChange;
 use crate::service::Local;
 
@@ -45,7 +44,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         Calling { #[pin] future: F },
-        Refused { error: Option<CircuitOpen> },
+        Refused { error: Option<BoxError> },
     }
 }
 
@@ -140,9 +139,11 @@ impl<F, H> ResponseFuture<F, H> {
         }
     }
 
-    pub(crate) fn refused(error: CircuitOpen) -> Self {
+    pub(crate) fn refused(error: impl Into<BoxError>) -> Self {
         ResponseFuture {
-            kind: Kind::Refused { error: Some(error) },
+            kind: Kind::Refused {
+                error: Some(error.into()),
+            },
             guard: None,
         }
     }
@@ -161,8 +162,7 @@ where
         match this.kind.project() {
             KindProj::Refused { error } => Poll::Ready(Err(error
                 .take()
-                .expect("ResponseFuture polled after completion")
-                .into())),
+                .expect("ResponseFuture polled after completion"))),
             KindProj::Calling { future } => {
                 let outcome = ready!(future.poll(cx)).map_err(Into::into);
                 if let Some(mut guard) = this.guard.take().filter(|guard| !guard.done) {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate_core::RouteKey;
+use tollgate_core::keyed::KeyStats;
 
 use crate::config::BreakerConfig;
 use crate::shared::{Shared, announce, state_of};
@@ -149,7 +150,11 @@ impl<H: OnStateChange> CircuitBreakerHandle<H> {
         let mut changes = Vec::new();
         let now = self.shared.now();
         match &key {
-            Some(k) => self.shared.keyed(k).open_for(duration, now, &mut changes),
+            Some(k) => match self.shared.keyed(k) {
+                Ok((breaker, _)) => breaker.open_for(duration, now, &mut changes),
+                // Every breaker is held by a request in flight: no room to hold this one open.
+                Err(_) => return,
+            },
             None => self.shared.unkeyed.open_for(duration, now, &mut changes),
         }
         announce(&*self.hook, key.as_ref(), &changes);
@@ -185,6 +190,12 @@ impl<H: OnStateChange> CircuitBreakerHandle<H> {
     /// How many keys have a breaker.
     pub fn keys(&self) -> usize {
         self.shared.keys()
+    }
+
+    /// How many keys have a breaker, the cap ([`BreakerConfig::max_keys`]), and how many
+    /// breakers were evicted and new keys refused at the cap.
+    pub fn key_stats(&self) -> KeyStats {
+        self.shared.key_stats()
     }
 
     /// Forgets every idle keyed breaker (closed, nothing counted, nothing in flight) and

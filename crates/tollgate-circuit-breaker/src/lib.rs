@@ -119,6 +119,7 @@ pub use handle::{
 pub use layer::CircuitBreakerLayer;
 pub use service::CircuitBreaker;
 pub use tollgate_core::ClassSet;
+pub use tollgate_core::keyed::{KeyStats, TooManyKeys};
 
 // The README's examples are compiled (and run) as doc tests, so they stay true.
 #[cfg(doctest)]

@@ -103,7 +103,18 @@ where
         if mode == Mode::ForcedOpen {
             return ResponseFuture::refused(CircuitOpen::new(key, None));
         }
-        let keyed = key.as_ref().map(|k| shared.keyed(k));
+        let keyed = match key.as_ref().map(|k| shared.keyed(k)).transpose() {
+            Ok(keyed) => keyed.map(|(breaker, evicted)| {
+                if evicted > 0 {
+                    report_cap(&request, evicted, false);
+                }
+                breaker
+            }),
+            Err(refused) => {
+                report_cap(&request, 0, true);
+                return ResponseFuture::refused(refused);
+            }
+        };
         let breaker = keyed.as_deref().unwrap_or(&shared.unkeyed);
         let pass = if breaker.state() == CLOSED {
             Ok(Pass::Normal)
@@ -154,5 +165,17 @@ impl<S: fmt::Debug, K: fmt::Debug, H> fmt::Debug for CircuitBreaker<S, K, H> {
             .field("keyer", &self.keyer)
             .field("config", &self.local.shared.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// Tells the request's observer that the breakers were at their cap on keys.
+#[cold]
+fn report_cap<B>(request: &http::Request<B>, evicted: usize, refused: bool) {
+    if let Some(observe) = Observe::of(request) {
+        observe.event(&Event::KeysAtCap {
+            layer: "breaker",
+            evicted: u32::try_from(evicted).unwrap_or(u32::MAX),
+            refused,
+        });
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tollgate_core::RouteKey;
 use tollgate_core::clock::Origin;
-use tollgate_core::keyed::KeyedMap;
+use tollgate_core::keyed::{KeyStats, KeyedMap, TooManyKeys};
 
 use crate::breaker::{Breaker, CLOSED, Change, HALF_OPEN, OPEN};
 use crate::config::BreakerConfig;
@@ -24,10 +24,10 @@ impl Shared {
     pub(crate) fn new(config: BreakerConfig) -> Self {
         Shared {
             unkeyed: Breaker::new(&config),
-            config,
             origin: Origin::new(),
             mode: AtomicU8::new(Mode::Normal as u8),
-            breakers: KeyedMap::new(),
+            breakers: KeyedMap::with_max_keys(config.max_keys),
+            config,
         }
     }
 
@@ -44,10 +44,12 @@ impl Shared {
         self.mode.store(mode as u8, Ordering::Release);
     }
 
-    /// The breaker of `key`, created closed.
-    pub(crate) fn keyed(&self, key: &RouteKey) -> Arc<Breaker> {
+    /// The breaker of `key`, created closed, and how many breakers were evicted to make room
+    /// for it; refused when the map is at its cap and every breaker is held.
+    pub(crate) fn keyed(&self, key: &RouteKey) -> Result<(Arc<Breaker>, usize), TooManyKeys> {
         let make = || Arc::new(Breaker::new(&self.config));
-        self.breakers.get_or_insert_with(key, make, || self.now())
+        self.breakers
+            .with_evicting(key, make, || self.now(), |breaker| Arc::clone(breaker))
     }
 
     /// The breaker of `key` if it has one (`None`: the unkeyed one).
@@ -58,6 +60,11 @@ impl Shared {
     /// Breakers held for keys.
     pub(crate) fn keys(&self) -> usize {
         self.breakers.len()
+    }
+
+    /// Breakers held for keys, and what the cap on keys has cost.
+    pub(crate) fn key_stats(&self) -> KeyStats {
+        self.breakers.stats()
     }
 
     /// Forgets every idle keyed breaker; returns how many remain.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tollgate_core::keyed::DEFAULT_MAX_KEYS;
+
 use crate::adaptive::Cap;
 
 /// How many requests may be in flight, how many may wait, and for how long.
@@ -33,6 +35,11 @@ pub struct ConcurrencyConfig {
     /// Whether a slot is held until the response body ends (the default: streamed responses
     /// keep the provider busy until they end) or freed when the response head arrives.
     pub hold_until_body_end: bool,
+    /// The most keys a keyed limit holds a gate for (default 100,000). Beyond, a new key
+    /// evicts the least recently used gates with nothing in flight and nobody waiting, or,
+    /// when every one is busy, is refused with
+    /// [`TooManyKeys`](tollgate_core::keyed::TooManyKeys).
+    pub max_keys: usize,
 }
 
 impl ConcurrencyConfig {
@@ -48,6 +55,7 @@ impl ConcurrencyConfig {
             max_queue: 1_024,
             max_wait: None,
             hold_until_body_end: true,
+            max_keys: DEFAULT_MAX_KEYS,
         }
     }
 
@@ -62,6 +70,13 @@ impl ConcurrencyConfig {
     #[must_use]
     pub const fn with_max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = Some(max_wait);
+        self
+    }
+
+    /// Sets [`max_keys`](Self::max_keys).
+    #[must_use]
+    pub const fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
         self
     }
 

@@ -10,30 +10,26 @@ use tollgate_core::{DelaySource, ErrorClass, Judged, RetryAdvice, Verdict};
 ///
 /// Its [`source`](std::error::Error::source) is its verdict, which every layer reads with
 /// [`Verdict::of_error`]: a rate limit (providers answer a concurrency cap with 429 too), to
-/// be tried elsewhere, after the [`retry_after`](Self::retry_after) hint if any, refused
-/// locally (nothing was sent).
+/// be tried elsewhere, after the [`retry_after`](Self::retry_after) hint, refused locally
+/// (nothing was sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Saturated {
     limit: u32,
     waiting: u32,
     waited: Option<Duration>,
-    hint: Option<Duration>,
+    hint: Duration,
     verdict: Judged,
 }
 
+/// The hint when the limit has measured no latency and sets no maximum wait.
+pub(crate) const DEFAULT_RETRY_HINT: Duration = Duration::from_secs(1);
+
 impl Saturated {
-    pub(crate) fn new(
-        limit: u32,
-        waiting: u32,
-        waited: Option<Duration>,
-        hint: Option<Duration>,
-    ) -> Self {
-        let mut verdict = Verdict::failure(ErrorClass::RateLimited)
+    pub(crate) fn new(limit: u32, waiting: u32, waited: Option<Duration>, hint: Duration) -> Self {
+        let verdict = Verdict::failure(ErrorClass::RateLimited)
             .with_advice(RetryAdvice::Elsewhere)
-            .refused_locally();
-        if let Some(hint) = hint {
-            verdict = verdict.with_delay(hint, DelaySource::LocalQuota);
-        }
+            .refused_locally()
+            .with_delay(hint, DelaySource::LocalQuota);
         Saturated {
             limit,
             waiting,
@@ -63,9 +59,11 @@ impl Saturated {
         self.waited
     }
 
-    /// A hint for when to try again: the recent latency of a request, when measured — a slot
-    /// frees about that often.
-    pub fn retry_after(&self) -> Option<Duration> {
+    /// A hint for when to try again: the recent latency of a request when an adaptive cap
+    /// has measured it (a slot frees about that often); otherwise the limit's
+    /// [`max_wait`](crate::ConcurrencyConfig::max_wait) (a request let in the queue would have
+    /// waited that long at most); otherwise one second.
+    pub fn retry_after(&self) -> Duration {
         self.hint
     }
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -14,7 +15,7 @@ use tower_service::Service;
 use crate::adaptive::Cap;
 use crate::body::PermitBody;
 use crate::config::ConcurrencyConfig;
-use crate::error::Saturated;
+use crate::error::{DEFAULT_RETRY_HINT, Saturated};
 use crate::gate::{Gate, Waiter};
 use crate::shared::Permit;
 
@@ -38,7 +39,7 @@ pin_project! {
         limit: Cap,
         hold_until_body_end: bool,
         started: Option<Instant>,
-        refused: Option<Saturated>,
+        refused: Option<BoxError>,
     }
 }
 
@@ -58,6 +59,8 @@ pub(crate) struct Waiting<S, B> {
     request: Option<http::Request<B>>,
     waiter: Arc<Waiter>,
     give_up_at: Option<Instant>,
+    /// The limit's own maximum wait, for the hint of a refusal.
+    max_wait: Option<Duration>,
     since: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
     /// Set once the waiter holds a slot or has left the queue.
@@ -71,6 +74,7 @@ impl<S, B> Waiting<S, B> {
         request: http::Request<B>,
         waiter: Arc<Waiter>,
         give_up_at: Option<Instant>,
+        max_wait: Option<Duration>,
         since: Instant,
     ) -> Self {
         Waiting {
@@ -79,6 +83,7 @@ impl<S, B> Waiting<S, B> {
             request: Some(request),
             waiter,
             give_up_at,
+            max_wait,
             since,
             sleep: None,
             settled: false,
@@ -119,7 +124,7 @@ where
         }
     }
 
-    pub(crate) fn refused(error: Saturated, config: &ConcurrencyConfig) -> Self {
+    pub(crate) fn refused(error: impl Into<BoxError>, config: &ConcurrencyConfig) -> Self {
         ResponseFuture {
             state: State::Done,
             waiting: None,
@@ -127,7 +132,7 @@ where
             limit: config.cap,
             hold_until_body_end: config.hold_until_body_end,
             started: None,
-            refused: Some(error),
+            refused: Some(error.into()),
         }
     }
 }
@@ -170,10 +175,10 @@ where
                     waiting.settled = true;
                     gate.abandon(&waiting.waiter);
                     let waited = Some(waiting.since.elapsed());
+                    let hint = retry_hint(&gate, waiting.max_wait);
                     this.state.set(State::Done);
                     *this.waiting = None;
-                    let error =
-                        Saturated::new(gate.limit(), gate.waiting(), waited, gate.latency());
+                    let error = Saturated::new(gate.limit(), gate.waiting(), waited, hint);
                     return Poll::Ready(Err(error.into()));
                 }
                 StateProj::Calling { future } => {
@@ -215,11 +220,18 @@ where
                         .refused
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Err(error.into()));
+                    return Poll::Ready(Err(error));
                 }
             }
         }
     }
+}
+
+/// When a refused request may try again: see [`Saturated::retry_after`].
+pub(crate) fn retry_hint(gate: &Gate, max_wait: Option<Duration>) -> Duration {
+    gate.latency()
+        .or(max_wait.filter(|wait| !wait.is_zero()))
+        .unwrap_or(DEFAULT_RETRY_HINT)
 }
 
 /// The signals that lower an adaptive cap: overloads, rate limits, timeouts.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tollgate_core::RouteKey;
 use tollgate_core::key::Unkeyed;
+use tollgate_core::keyed::KeyStats;
 use tower_layer::Layer;
 
 use crate::config::ConcurrencyConfig;
@@ -104,6 +105,12 @@ impl ConcurrencyHandle {
     /// How many keys hold slots.
     pub fn keys(&self) -> usize {
         self.shared.keys()
+    }
+
+    /// How many keys hold slots, the cap ([`ConcurrencyConfig::max_keys`]), and how many gates
+    /// were evicted and new keys refused at the cap.
+    pub fn key_stats(&self) -> KeyStats {
+        self.shared.key_stats()
     }
 
     /// Forgets every idle key (nothing in flight or waiting; an adaptive cap starts again) and

@@ -101,6 +101,7 @@ pub use error::Saturated;
 pub use layer::{ConcurrencyHandle, ConcurrencyLayer};
 pub use service::ConcurrencyLimit;
 pub use shared::Permit;
+pub use tollgate_core::keyed::{KeyStats, TooManyKeys};
 
 // The README's examples are compiled (and run) as doc tests, so they stay true.
 #[cfg(doctest)]

@@ -12,7 +12,7 @@ use tollgate_core::{BoxError, Deadline, Priority, Sooner};
 use tower_service::Service;
 
 use crate::error::Saturated;
-use crate::future::{ResponseFuture, Waiting};
+use crate::future::{ResponseFuture, Waiting, retry_hint};
 use crate::shared::{Permit, Shared};
 
 /// A service clone's own reference to the shared state.
@@ -74,8 +74,19 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let key = self.keyer.key(&request);
         let shared = &**self.shared;
-        let gate = shared.gate(key.as_ref());
         let config = &shared.config;
+        let gate = match shared.gate(key.as_ref()) {
+            Ok((gate, evicted)) => {
+                if evicted > 0 {
+                    report_cap(&request, evicted, false);
+                }
+                gate
+            }
+            Err(refused) => {
+                report_cap(&request, 0, true);
+                return ResponseFuture::refused(refused, config);
+            }
+        };
         let started = config.cap.measures_latency().then(Instant::now);
         if gate.try_acquire() {
             let permit = Permit::new(gate);
@@ -90,7 +101,8 @@ where
                 return ResponseFuture::calling(future, permit, config, started);
             }
             Err(_) => {
-                let error = Saturated::new(gate.limit(), gate.waiting(), None, gate.latency());
+                let hint = retry_hint(&gate, config.max_wait);
+                let error = Saturated::new(gate.limit(), gate.waiting(), None, hint);
                 return ResponseFuture::refused(error, config);
             }
         };
@@ -102,7 +114,15 @@ where
             Deadline::sooner(Deadline::of(&request), config.max_wait, || now).map(Sooner::instant);
         let clone = self.inner.clone();
         let service = mem::replace(&mut self.inner, clone);
-        let waiting = Waiting::new(Arc::clone(&gate), service, request, waiter, give_up_at, now);
+        let waiting = Waiting::new(
+            Arc::clone(&gate),
+            service,
+            request,
+            waiter,
+            give_up_at,
+            config.max_wait,
+            now,
+        );
         ResponseFuture::waiting(waiting, config)
     }
 }
@@ -124,5 +144,17 @@ impl<S: fmt::Debug, K: fmt::Debug> fmt::Debug for ConcurrencyLimit<S, K> {
             .field("keyer", &self.keyer)
             .field("config", &self.shared.config)
             .finish()
+    }
+}
+
+/// Tells the request's observer that the gates were at their cap on keys.
+#[cold]
+fn report_cap<B>(request: &http::Request<B>, evicted: usize, refused: bool) {
+    if let Some(observe) = Observe::of(request) {
+        observe.event(&Event::KeysAtCap {
+            layer: "concurrency",
+            evicted: u32::try_from(evicted).unwrap_or(u32::MAX),
+            refused,
+        });
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use tollgate_core::RouteKey;
-use tollgate_core::keyed::KeyedMap;
+use tollgate_core::keyed::{KeyStats, KeyedMap, TooManyKeys};
 
 use crate::config::ConcurrencyConfig;
 use crate::gate::Gate;
@@ -19,18 +19,21 @@ impl Shared {
     pub(crate) fn new(config: ConcurrencyConfig) -> Self {
         Shared {
             unkeyed: Arc::new(Gate::new(&config.cap)),
+            gates: KeyedMap::with_max_keys(config.max_keys),
             config,
-            gates: KeyedMap::new(),
         }
     }
 
-    /// The gate of `key` (`None`: the unkeyed one), created when first needed.
-    pub(crate) fn gate(&self, key: Option<&RouteKey>) -> Arc<Gate> {
+    /// The gate of `key` (`None`: the unkeyed one), created when first needed, and how many
+    /// gates were evicted to make room for it; refused when the map is at its cap and every
+    /// gate is busy.
+    pub(crate) fn gate(&self, key: Option<&RouteKey>) -> Result<(Arc<Gate>, usize), TooManyKeys> {
         let Some(key) = key else {
-            return Arc::clone(&self.unkeyed);
+            return Ok((Arc::clone(&self.unkeyed), 0));
         };
         let make = || Arc::new(Gate::new(&self.config.cap));
-        self.gates.get_or_insert_with(key, make, || ())
+        self.gates
+            .with_evicting(key, make, || (), |gate| Arc::clone(gate))
     }
 
     pub(crate) fn find(&self, key: &RouteKey) -> Option<Arc<Gate>> {
@@ -39,6 +42,10 @@ impl Shared {
 
     pub(crate) fn keys(&self) -> usize {
         self.gates.len()
+    }
+
+    pub(crate) fn key_stats(&self) -> KeyStats {
+        self.gates.stats()
     }
 
     pub(crate) fn evict_idle(&self) -> usize {

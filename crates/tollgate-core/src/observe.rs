@@ -145,6 +145,17 @@ pub enum Event<'a> {
         /// For how long.
         duration: Duration,
     },
+    /// A keyed layer's map of state per key ([`KeyedMap`](crate::keyed::KeyedMap)) was at its
+    /// cap when the request brought a new key: it evicted `evicted` entries not in use to make
+    /// room, or, with `refused`, turned the request away because every entry was in use.
+    KeysAtCap {
+        /// The layer: `ratelimit`, `breaker` or `concurrency`.
+        layer: &'static str,
+        /// Entries evicted (least recently used first), losing their state.
+        evicted: u32,
+        /// The new key was refused ([`TooManyKeys`](crate::keyed::TooManyKeys)).
+        refused: bool,
+    },
     /// The cache answered, or did not answer, a cacheable request. Reported once per
     /// cacheable request: `hit` when it was served from the cache, `coalesced` when it shared
     /// another identical request's upstream call, neither when it went upstream (a miss).

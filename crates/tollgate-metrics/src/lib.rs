@@ -22,6 +22,7 @@
 //! | `tollgate_breaker_transitions_total`, `tollgate_breaker_refused_total` | counter | provider, route, from, to |
 //! | `tollgate_fallback_hops_total` | counter | provider, route, from (the target's name), class |
 //! | `tollgate_concurrency_waits_total` | counter | provider, route |
+//! | `tollgate_keys_evicted_total`, `tollgate_keys_refused_total` (a keyed rate limit, breaker or concurrency map at its cap on keys: entries evicted, new keys refused) | counter | provider, route, layer |
 //!
 //! Any `metrics` exporter works — Prometheus below. The layers underneath report what they did
 //! through one mechanism, [`tollgate_core::observe`]: the layer attaches an observer to each

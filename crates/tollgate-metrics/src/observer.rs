@@ -179,6 +179,23 @@ impl Observer for RequestObserver {
                     stats.cache_lookup(hit, coalesced);
                 }
             }
+            Event::KeysAtCap {
+                layer,
+                evicted,
+                refused,
+            } => {
+                if evicted > 0 {
+                    metrics::counter!("tollgate_keys_evicted_total",
+                        "provider" => provider.clone(), "route" => route.clone(), "layer" => layer)
+                    .increment(u64::from(evicted));
+                }
+                if refused {
+                    metrics::counter!("tollgate_keys_refused_total",
+                        "provider" => provider, "route" => route, "layer" => layer)
+                    .increment(1);
+                }
+                tracing::warn!(layer, evicted, refused, "keyed state at its cap on keys");
+            }
             Event::ConcurrencyWait { .. } => {
                 metrics::counter!("tollgate_concurrency_waits_total",
                     "provider" => provider, "route" => route)

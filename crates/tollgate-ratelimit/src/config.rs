@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tollgate_core::keyed::DEFAULT_MAX_KEYS;
+
 use crate::limit::Limits;
 
 /// The limits a [`RateLimitLayer`](crate::RateLimitLayer) holds requests to, and how long a
@@ -43,6 +45,11 @@ pub struct RateLimitConfig {
     /// [`retry_after`]: crate::error::RateLimited::retry_after
     /// [`waiting`]: crate::error::RateLimited::waiting
     pub max_queue: u32,
+    /// The most keys the layer's in-process store holds state for (default 100,000): beyond,
+    /// a new key evicts the least recently used keys, which lose what they had used of their
+    /// quota ([`MemoryStore`](crate::MemoryStore)'s Memory section). A layer built
+    /// [`from_store`](crate::RateLimitLayer::from_store) uses its store's own cap.
+    pub max_keys: usize,
 }
 
 /// The default [`RateLimitConfig::max_queue`].
@@ -55,7 +62,15 @@ impl RateLimitConfig {
             limits,
             max_wait: None,
             max_queue: DEFAULT_MAX_QUEUE,
+            max_keys: DEFAULT_MAX_KEYS,
         }
+    }
+
+    /// Sets [`max_keys`](Self::max_keys).
+    #[must_use]
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
     }
 
     /// Sets [`max_queue`](Self::max_queue) (0: nobody waits).

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
-use tollgate_core::observe::Observe;
+use tollgate_core::keyed::TooManyKeys;
+use tollgate_core::observe::{Event, Observe};
 use tollgate_core::timer::poll_sleep;
 use tollgate_core::{BoxError, Cost, Priority, RouteKey, StreamReport, Verdict};
 use tower_service::Service;
@@ -281,6 +282,13 @@ where
                     && !error.is::<RateLimited>()
                 {
                     self.limiter.report_sharing(observe);
+                    if error.is::<TooManyKeys>() {
+                        observe.event(&Event::KeysAtCap {
+                            layer: "ratelimit",
+                            evicted: 0,
+                            refused: true,
+                        });
+                    }
                 }
                 self.waiting = None;
                 Some(Step::Done(Err(error)))

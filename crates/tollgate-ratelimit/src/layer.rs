@@ -29,7 +29,8 @@ impl RateLimitLayer {
     /// as long as it takes.
     pub fn new(config: impl Into<RateLimitConfig>) -> Self {
         let config = config.into();
-        RateLimitLayer::build(MemoryStore::new(config.limits.clone()), config)
+        let store = MemoryStore::new(config.limits.clone()).with_max_keys(config.max_keys);
+        RateLimitLayer::build(store, config)
     }
 }
 

@@ -211,6 +211,7 @@ pub use limit::{AlgorithmKind, Limit, Limits};
 pub use limiter::RateLimitHandle;
 pub use service::RateLimit;
 pub use store::{AnyAdmit, AnyStore, Feedback, MemoryStore, Outlook, QuotaDecision, Store};
+pub use tollgate_core::keyed::{KeyStats, TooManyKeys};
 
 // The README's examples are compiled (and run) as doc tests, so they stay true.
 #[cfg(doctest)]

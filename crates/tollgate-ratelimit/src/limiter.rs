@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 use tollgate_core::clock::Origin;
+use tollgate_core::keyed::KeyStats;
 use tollgate_core::observe::{Event, Observe};
 use tollgate_core::{
     Cost, DelaySource, Dimension, ErrorClass, Priority, RouteKey, Usage, Verdict, headers,
@@ -270,6 +271,14 @@ impl<St: Store> Limiter<St> {
             });
         }
         self.report_sharing(observe);
+        let evicted = self.store.take_evicted();
+        if evicted > 0 {
+            observe.event(&Event::KeysAtCap {
+                layer: "ratelimit",
+                evicted: u32::try_from(evicted).unwrap_or(u32::MAX),
+                refused: false,
+            });
+        }
     }
 
     /// Tells an observer whether the quota is shared, if the store shares it.
@@ -520,6 +529,13 @@ impl<St: Store> RateLimitHandle<St> {
     /// How many keys hold state in the store.
     pub fn keys(&self) -> usize {
         self.limiter.store.keys()
+    }
+
+    /// The keys held in this process, the cap on them, and how many were evicted at the cap
+    /// ([`RateLimitConfig::max_keys`](crate::RateLimitConfig::max_keys)); `None` for a store
+    /// that does not cap its keys.
+    pub fn key_stats(&self) -> Option<KeyStats> {
+        self.limiter.store.key_stats()
     }
 
     /// How many requests are waiting for admission, over every key.

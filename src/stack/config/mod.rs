@@ -65,6 +65,8 @@ use super::service::{Stack, Transport};
 /// # models = ["gpt-4o", "gpt-4o-mini"]   # without model: the callers' models with a quota
 ///                                       #   of their own (at most 1,000), besides the known
 ///                                       #   families; every other name shares one quota
+/// # unknown_models = "refuse"           # without model: "share" (default) one quota among
+///                                       #   unknown model names, or "refuse" them
 /// max_in_flight = 100                   # concurrency cap; default none
 /// max_wait = "60s"                      # the longest a request waits for quota, a key or a
 ///                                       #   slot (default 60s, at most 1h; "0s": never)

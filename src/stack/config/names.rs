@@ -1,5 +1,5 @@
 //! The names the file gives to values of other crates' types: `routing`, limit presets,
-//! `algorithm` and `jitter`.
+//! `algorithm` and `jitter`; and `unknown_models`.
 //!
 //! A table here stands in for a `FromStr` the type does not have. [`ProviderKind`] has one,
 //! and `kind` is parsed with it; `Strategy`, `AlgorithmKind`, `Jitter` and the rate-limit
@@ -21,6 +21,19 @@ use tollgate_retry::Jitter;
 use tollgate_router::Strategy;
 
 use super::error::ConfigError;
+use crate::stack::UnknownModels;
+
+/// What `unknown_models` names.
+pub(super) fn unknown_models(field: &str, name: &str) -> Result<UnknownModels, ConfigError> {
+    match name {
+        "share" => Ok(UnknownModels::Share),
+        "refuse" => Ok(UnknownModels::Refuse),
+        _ => Err(ConfigError::invalid(
+            field,
+            "unknown value; expected share or refuse",
+        )),
+    }
+}
 
 const ROUTINGS: &str = "round-robin, weighted, least-loaded, latency-aware";
 

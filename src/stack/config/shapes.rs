@@ -69,6 +69,7 @@ pub(super) struct RawProvider {
     pub(super) api_version: Option<String>,
     pub(super) model: Option<String>,
     pub(super) models: Option<Vec<String>>,
+    pub(super) unknown_models: Option<String>,
     pub(super) max_in_flight: Option<u64>,
     pub(super) max_wait: Option<String>,
     pub(super) max_queue: Option<u64>,

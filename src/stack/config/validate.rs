@@ -168,6 +168,10 @@ fn provider(path: &str, raw: RawProvider) -> Result<Configured, ConfigError> {
         }
         provider = provider.with_models(models);
     }
+    if let Some(unknown) = &raw.unknown_models {
+        let unknown = names::unknown_models(&field("unknown_models"), unknown)?;
+        provider = provider.with_unknown_models(unknown);
+    }
     if let Some(max) = raw.max_in_flight {
         let max = u32::try_from(max).ok().filter(|&m| m > 0).ok_or_else(|| {
             ConfigError::invalid(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tollgate_core::keyed::KeyStats;
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey};
 
 use super::{Feedback, MemoryStore, Outlook, QuotaDecision, Store};
@@ -106,6 +107,8 @@ trait ErasedStore: Send + Sync + 'static {
     fn learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64>;
     fn sharing(&self) -> Option<bool>;
     fn report_learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64>;
+    fn key_stats(&self) -> Option<KeyStats>;
+    fn take_evicted(&self) -> u64;
 }
 
 impl<St: Store> ErasedStore for St {
@@ -144,6 +147,12 @@ impl<St: Store> ErasedStore for St {
     }
     fn report_learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
         Store::report_learned_rate(self, key, now)
+    }
+    fn key_stats(&self) -> Option<KeyStats> {
+        Store::key_stats(self)
+    }
+    fn take_evicted(&self) -> u64 {
+        Store::take_evicted(self)
     }
 }
 
@@ -208,6 +217,14 @@ impl Store for AnyStore {
 
     fn report_learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
         self.methods().report_learned_rate(key, now)
+    }
+
+    fn key_stats(&self) -> Option<KeyStats> {
+        self.methods().key_stats()
+    }
+
+    fn take_evicted(&self) -> u64 {
+        self.methods().take_evicted()
     }
 }
 

@@ -10,7 +10,7 @@ use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use tollgate_core::clock::nanos;
-use tollgate_core::keyed::{Idle, KeyedMap};
+use tollgate_core::keyed::{Idle, KeyStats, KeyedMap, TooManyKeys};
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey};
 
 use super::entry::Entry;
@@ -35,8 +35,15 @@ use crate::limit::Limits;
 /// headers (at most 8), and counts as idle only once it has had no request for five minutes:
 /// forgetting it loses what it learned.
 ///
-/// Measured (`tests/memory.rs`, 10,000 keys): about 300 bytes per key on three token-bucket
-/// limits, about 440 under an adaptive limit, table included, besides the key's own string;
+/// At most [`max_keys`](MemoryStore::with_max_keys) keys (100,000 by default) hold state, however
+/// many distinct keys requests bring: a new key arriving at the cap first forgets idle keys,
+/// then evicts the least recently used ones — losing what they had used of their quota, as if
+/// they had been idle. A request is never refused for want of room. Evictions are counted
+/// ([`key_stats`](Store::key_stats)) and reported to the request's observer (the metrics
+/// layer's `tollgate_keys_evicted_total`).
+///
+/// Measured (`tests/memory.rs`, 10,000 keys): about 316 bytes per key on three token-bucket
+/// limits, about 452 under an adaptive limit, table included, besides the key's own string;
 /// nothing left after eviction.
 pub struct MemoryStore {
     config: RwLock<Config>,
@@ -49,6 +56,8 @@ pub struct MemoryStore {
     sweep_interval: Duration,
     /// When (nanoseconds of `now`) every shard is next swept; claimed by one admission.
     next_sweep: AtomicU64,
+    /// Keys evicted at the cap and not yet reported to an observer.
+    unreported_evictions: AtomicU64,
 }
 
 struct Config {
@@ -110,7 +119,16 @@ impl MemoryStore {
             keyed: KeyedMap::new(),
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             next_sweep: AtomicU64::new(nanos(DEFAULT_SWEEP_INTERVAL)),
+            unreported_evictions: AtomicU64::new(0),
         }
+    }
+
+    /// Holds state for at most `max_keys` keys (default 100,000); see [Memory](#memory) for
+    /// what happens beyond.
+    #[must_use]
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.keyed = KeyedMap::with_max_keys(max_keys);
+        self
     }
 
     /// How often, at most, idle keys are looked for (10 s by default; the number of keys
@@ -153,13 +171,14 @@ impl MemoryStore {
     }
 
     /// Runs `f` on the entry for `key` at `now`: created fresh, or carried over to the current
-    /// limits.
+    /// limits. A new key at the cap evicts others; `None` only when it is refused, which never
+    /// happens (no entry is ever in use).
     fn with_entry<T>(
         &self,
         key: Option<&RouteKey>,
         now: Duration,
         f: impl FnOnce(&mut Entry) -> T,
-    ) -> T {
+    ) -> Option<T> {
         let version = self.version.load(Ordering::Acquire);
         let follow = |slot: &mut Slot| {
             if slot.version != version {
@@ -170,14 +189,14 @@ impl MemoryStore {
         let Some(key) = key else {
             let mut slot = lock(&self.unkeyed);
             follow(&mut slot);
-            return f(&mut slot.entry);
+            return Some(f(&mut slot.entry));
         };
         self.sweep_if_due(now);
         let make = || Slot {
             version,
             entry: Entry::new(self.config().limits(Some(key)), now),
         };
-        self.keyed.with(
+        let found = self.keyed.with_evicting(
             key,
             make,
             || now,
@@ -185,7 +204,16 @@ impl MemoryStore {
                 follow(slot);
                 f(&mut slot.entry)
             },
-        )
+        );
+        match found {
+            Ok((value, 0)) => Some(value),
+            Ok((value, evicted)) => {
+                self.unreported_evictions
+                    .fetch_add(evicted as u64, Ordering::Relaxed);
+                Some(value)
+            }
+            Err(_) => None,
+        }
     }
 }
 
@@ -216,9 +244,12 @@ impl Store for MemoryStore {
         ahead: Option<&Cost>,
         now: Duration,
     ) -> Self::Future {
-        ready(Ok(
-            self.with_entry(key, now, |entry| entry.admit(cost, ahead, now))
-        ))
+        ready(
+            match self.with_entry(key, now, |entry| entry.admit(cost, ahead, now)) {
+                Some(decision) => Ok(decision),
+                None => Err(TooManyKeys::new(self.keyed.max_keys()).into()),
+            },
+        )
     }
 
     fn feedback(&self, key: Option<&RouteKey>, feedback: &Feedback, now: Duration) {
@@ -246,17 +277,32 @@ impl Store for MemoryStore {
 
     fn utilization(&self, key: Option<&RouteKey>, now: Duration) -> Vec<(Dimension, f64)> {
         self.with_entry(key, now, |entry| entry.utilization(now))
+            .unwrap_or_default()
     }
 
     fn outlook(&self, key: Option<&RouteKey>, cost: &Cost, now: Duration) -> Option<Outlook> {
-        Some(self.with_entry(key, now, |entry| entry.outlook(cost, now)))
+        self.with_entry(key, now, |entry| entry.outlook(cost, now))
     }
 
     fn learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
         self.with_entry(key, now, |entry| entry.learned_rate(now))
+            .flatten()
     }
 
     fn report_learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
         self.with_entry(key, now, |entry| entry.report_rate(now))
+            .flatten()
+    }
+
+    fn key_stats(&self) -> Option<KeyStats> {
+        Some(self.keyed.stats())
+    }
+
+    #[inline]
+    fn take_evicted(&self) -> u64 {
+        if self.unreported_evictions.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        self.unreported_evictions.swap(0, Ordering::Relaxed)
     }
 }

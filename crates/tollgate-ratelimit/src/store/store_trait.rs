@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tollgate_core::keyed::KeyStats;
 use tollgate_core::{BoxError, Cost, Dimension, RouteKey};
 
 use super::{Feedback, Outlook, QuotaDecision};
@@ -78,5 +79,17 @@ pub trait Store: Send + Sync + 'static {
     fn report_learned_rate(&self, key: Option<&RouteKey>, now: Duration) -> Option<f64> {
         let _ = (key, now);
         None
+    }
+
+    /// The keys held in this process, the cap on them, and what the cap has cost (entries
+    /// evicted, keys refused), for a store that caps its keys; `None` otherwise.
+    fn key_stats(&self) -> Option<KeyStats> {
+        None
+    }
+
+    /// How many keys were evicted at the cap since the last call (for events); asked after
+    /// each admission of a request with an observer: keep it cheap.
+    fn take_evicted(&self) -> u64 {
+        0
     }
 }
