@@ -101,7 +101,7 @@
 //!
 //! | limit | value | when it is reached |
 //! |---|---|---|
-//! | [`MAX_CONNECTIONS`](gateway_server::MAX_CONNECTIONS) | 1,000 open connections (`GATEWAY_MAX_CONNECTIONS`) | one more is accepted and closed at once, before anything is read: the caller sees the connection close and retries; nothing queues |
+//! | [`MAX_CONNECTIONS`](gateway_server::MAX_CONNECTIONS) | 1,000 open connections (`GATEWAY_MAX_CONNECTIONS`) | one more takes the place of the connection free (no request in flight) the longest, which is closed at once; with every connection busy, the new one is closed at once, before anything is read (the caller sees the connection close and retries); nothing queues. So connections that send nothing cannot lock callers out: 2,000 of them at once, and callers are still served at once (`tests/chaos.rs`) |
 //! | [`IDLE_TIMEOUT`](gateway_server::IDLE_TIMEOUT) | 30 s | a connection with no request in flight that sends nothing — new, or kept alive after an answer — is closed |
 //! | [`HEAD_TIMEOUT`](gateway_server::HEAD_TIMEOUT) | 10 s from its first byte | a request head not complete by then: the connection is closed |
 //! | [`WRITE_TIMEOUT`](gateway_server::WRITE_TIMEOUT) | 60 s | a caller that reads nothing while its answer waits to be written: the connection is closed, and the upstream stream behind it dropped |

@@ -2,10 +2,16 @@
 //! `axum::serve`, bounding what callers can hold — connections, time before a request, and the
 //! time a shutdown takes.
 //!
-//! - **Connections**: at most [`ConnectionLimits::max_connections`] open at once. One more is
-//!   accepted and closed at once (the caller sees the connection close before any answer and
-//!   can retry; OpenAI's SDKs do), so it holds no descriptor, and nothing waits unbounded in
-//!   the accept queue.
+//! - **Connections**: at most [`ConnectionLimits::max_connections`] open at once. One more
+//!   takes the place of the connection that has been free (no request in flight) the longest:
+//!   that one is closed at once — a request that starts on it meanwhile is answered first —
+//!   and the new one is served as soon as it is gone. With every connection busy, the new one
+//!   is accepted and closed at once (the caller sees the connection close before any answer
+//!   and can retry; OpenAI's SDKs do), so it holds no descriptor, and nothing waits unbounded
+//!   in the accept queue. Connections that send nothing thus cannot lock callers out until
+//!   the idle timeout: a flood of them evicts only free connections — its own, and idle
+//!   keep-alive ones, whose clients reconnect — never a request in flight. (A new connection
+//!   waiting for its place holds a descriptor: at most one per connection being closed.)
 //! - **Time before a request**, watched per connection while it has no request in flight (none
 //!   being answered): a connection that sends nothing for [`ConnectionLimits::idle_timeout`] —
 //!   a new connection, or a keep-alive one after its last answer — is closed, and one that has
@@ -116,6 +122,8 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
+    // What each open connection is doing, to find the idlest when at the cap.
+    let mut open: Vec<Arc<Activity>> = Vec::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -131,16 +139,28 @@ pub(crate) async fn serve(
                         continue;
                     }
                 };
-                // Over the cap: closed at once (dropped), before anything is read.
-                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    continue;
+                let slot = match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => Slot::Held(slot),
+                    // At the cap: the connection idle the longest is closed to make room, and
+                    // this one takes its place; with every connection busy, this one is closed
+                    // at once (dropped), before anything is read.
+                    Err(_) => {
+                        open.retain(|activity| Arc::strong_count(activity) > 1);
+                        if !evict_idlest(&open) {
+                            continue;
+                        }
+                        Slot::Awaited(Arc::clone(&slots))
+                    }
                 };
+                let activity = Arc::new(Activity::new());
+                open.push(Arc::clone(&activity));
                 connections.spawn(connection(
                     stream,
                     router.clone(),
                     limits,
                     stopping.clone(),
                     slot,
+                    activity,
                 ));
             }
         }
@@ -160,6 +180,30 @@ pub(crate) async fn serve(
     aborted
 }
 
+/// A connection's place under the cap.
+#[derive(Debug)]
+enum Slot {
+    /// Taken when it was accepted.
+    Held(OwnedSemaphorePermit),
+    /// To take once the connection evicted for it has closed (at once, unless a request
+    /// started on it meanwhile: then when that request's answer is done).
+    Awaited(Arc<Semaphore>),
+}
+
+/// Marks the open connection that has been free (no request in flight) the longest to close;
+/// whether there was one.
+fn evict_idlest(open: &[Arc<Activity>]) -> bool {
+    let idlest = open
+        .iter()
+        .filter_map(|activity| {
+            let state = activity.state.lock();
+            (state.in_flight == 0 && !state.evicted).then_some((state.free_since, activity))
+        })
+        // The first of the oldest: `min_by_key` keeps the first of equals.
+        .min_by_key(|(free_since, _)| *free_since);
+    idlest.is_some_and(|(_, activity)| activity.evict())
+}
+
 /// Why a connection's watch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expired {
@@ -169,18 +213,27 @@ enum Expired {
     Head,
     /// A write blocked for the write timeout.
     Write,
+    /// Closed to make room for a new connection at the cap, while free.
+    Evicted,
 }
 
-/// Serves one connection until it ends, its watch expires, or it is aborted; `_slot` is its
+/// Serves one connection until it ends, its watch expires, or it is aborted; `slot` is its
 /// place under the connection cap, given back when it ends.
 async fn connection(
     stream: TcpStream,
     router: Router,
     limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    slot: Slot,
+    activity: Arc<Activity>,
 ) {
-    let activity = Arc::new(Activity::new());
+    let _slot = match slot {
+        Slot::Held(slot) => slot,
+        Slot::Awaited(slots) => match slots.acquire_owned().await {
+            Ok(slot) => slot,
+            Err(_) => return, // never closed
+        },
+    };
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: Arc::clone(&activity),
@@ -210,7 +263,7 @@ async fn connection(
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
-            // Idle, slow, or not read: closed (dropped), with whatever is in flight.
+            // Idle, slow, not read, or evicted: closed (dropped), with whatever is in flight.
             _ = activity.expiry(limits) => return,
             _ = stopping.wait_for(|stop| *stop), if !draining => {
                 draining = true;
@@ -240,6 +293,8 @@ struct ActivityState {
     heard_at: Option<Instant>,
     /// Since when a write has been waiting for the caller to read, if one is.
     blocked_since: Option<Instant>,
+    /// To close as soon as no request is in flight, to make room at the cap.
+    evicted: bool,
 }
 
 impl Activity {
@@ -250,6 +305,7 @@ impl Activity {
                 free_since: Instant::now(),
                 heard_at: None,
                 blocked_since: None,
+                evicted: false,
             }),
             changed: Notify::new(),
         }
@@ -279,6 +335,19 @@ impl Activity {
         }
     }
 
+    /// Marks the connection to close as soon as no request is in flight, if none is now and it
+    /// is not marked yet; whether it was marked.
+    fn evict(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.in_flight > 0 || state.evicted {
+            return false;
+        }
+        state.evicted = true;
+        drop(state);
+        self.changed.notify_one();
+        true
+    }
+
     /// A request started; it is in flight until the guard is dropped.
     fn start(self: &Arc<Self>) -> InFlight {
         self.state.lock().in_flight += 1;
@@ -292,6 +361,9 @@ impl Activity {
         loop {
             let next = {
                 let state = self.state.lock();
+                if state.evicted && state.in_flight == 0 {
+                    return Expired::Evicted;
+                }
                 let free = (state.in_flight == 0).then(|| match state.heard_at {
                     Some(at) => (at + limits.head_timeout, Expired::Head),
                     None => (state.free_since + limits.idle_timeout, Expired::Idle),

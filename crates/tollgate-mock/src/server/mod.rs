@@ -229,6 +229,24 @@ impl MockServer {
             let _ = task.await;
         }
     }
+
+    /// Stops at once, as a crashed server would: the listener is closed and every connection
+    /// cut, requests in flight unanswered (their clients see the connection close). Returns
+    /// what the server saw, final: once it returns, nothing more is received or answered, so
+    /// the counters match what clients got. A new server may then [`bind`](Self::bind) the
+    /// same address (a restart).
+    ///
+    /// Dropping the server cuts everything too, but a connection may still send an answer
+    /// after the drop; this waits until none can.
+    pub async fn kill(mut self) -> MockStats {
+        if let Some(task) = self.task.take() {
+            // The accept task owns the connection tasks (a JoinSet): once it is gone, each of
+            // them is aborted, and an aborted task is never polled again.
+            task.abort();
+            let _ = task.await;
+        }
+        self.stats()
+    }
 }
 
 impl Drop for MockServer {
