@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tollgate_core::key::{Keyer, Unkeyed};
-use tollgate_core::observe::{Event, Observe};
+use tollgate_core::observe::{Event, Observe, report_keys_at_cap};
 use tollgate_core::{BoxError, RouteKey};
 use tower_service::Service;
 
@@ -106,12 +106,12 @@ where
         let keyed = match key.as_ref().map(|k| shared.keyed(k)).transpose() {
             Ok(keyed) => keyed.map(|(breaker, evicted)| {
                 if evicted > 0 {
-                    report_cap(&request, evicted, false);
+                    report_keys_at_cap(&request, "breaker", evicted, false);
                 }
                 breaker
             }),
             Err(refused) => {
-                report_cap(&request, 0, true);
+                report_keys_at_cap(&request, "breaker", 0, true);
                 return ResponseFuture::refused(refused);
             }
         };
@@ -165,17 +165,5 @@ impl<S: fmt::Debug, K: fmt::Debug, H> fmt::Debug for CircuitBreaker<S, K, H> {
             .field("keyer", &self.keyer)
             .field("config", &self.local.shared.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// Tells the request's observer that the breakers were at their cap on keys.
-#[cold]
-fn report_cap<B>(request: &http::Request<B>, evicted: usize, refused: bool) {
-    if let Some(observe) = Observe::of(request) {
-        observe.event(&Event::KeysAtCap {
-            layer: "breaker",
-            evicted: u32::try_from(evicted).unwrap_or(u32::MAX),
-            refused,
-        });
     }
 }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 use tollgate_core::key::{Keyer, Unkeyed};
-use tollgate_core::observe::{Event, Observe};
+use tollgate_core::observe::{Event, Observe, report_keys_at_cap};
 use tollgate_core::{BoxError, Deadline, Priority, Sooner};
 use tower_service::Service;
 
@@ -78,12 +78,12 @@ where
         let gate = match shared.gate(key.as_ref()) {
             Ok((gate, evicted)) => {
                 if evicted > 0 {
-                    report_cap(&request, evicted, false);
+                    report_keys_at_cap(&request, "concurrency", evicted, false);
                 }
                 gate
             }
             Err(refused) => {
-                report_cap(&request, 0, true);
+                report_keys_at_cap(&request, "concurrency", 0, true);
                 return ResponseFuture::refused(refused, config);
             }
         };
@@ -144,17 +144,5 @@ impl<S: fmt::Debug, K: fmt::Debug> fmt::Debug for ConcurrencyLimit<S, K> {
             .field("keyer", &self.keyer)
             .field("config", &self.shared.config)
             .finish()
-    }
-}
-
-/// Tells the request's observer that the gates were at their cap on keys.
-#[cold]
-fn report_cap<B>(request: &http::Request<B>, evicted: usize, refused: bool) {
-    if let Some(observe) = Observe::of(request) {
-        observe.event(&Event::KeysAtCap {
-            layer: "concurrency",
-            evicted: u32::try_from(evicted).unwrap_or(u32::MAX),
-            refused,
-        });
     }
 }

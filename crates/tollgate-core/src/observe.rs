@@ -194,6 +194,24 @@ impl Observe {
     }
 }
 
+/// Reports [`Event::KeysAtCap`] to `request`'s observer, if it has one: the keyed map of
+/// `layer` evicted `evicted` entries to make room for the request's key, or `refused` it.
+#[cold]
+pub fn report_keys_at_cap<B>(
+    request: &http::Request<B>,
+    layer: &'static str,
+    evicted: usize,
+    refused: bool,
+) {
+    if let Some(observe) = Observe::of(request) {
+        observe.event(&Event::KeysAtCap {
+            layer,
+            evicted: u32::try_from(evicted).unwrap_or(u32::MAX),
+            refused,
+        });
+    }
+}
+
 impl fmt::Debug for Observe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Observe").finish_non_exhaustive()
