@@ -224,7 +224,14 @@ impl Follower {
             let (line, rest) = (&bytes[..end], &bytes[end + 1..]);
             bytes = rest;
             let outcome = if self.line.is_empty() && !self.line_skipped {
-                self.line_ended(line)
+                if line.len() > MAX_EVENT {
+                    // Too long to read, as when it comes in pieces (see `keep`): wherever the
+                    // frames are cut, a line over the cap is skipped alike.
+                    self.line_skipped = true;
+                    self.buffered_line_ended()
+                } else {
+                    self.line_ended(line)
+                }
             } else {
                 self.keep(line);
                 self.buffered_line_ended()
@@ -567,6 +574,74 @@ fn find_byte(haystack: &[u8], byte: u8) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `stream` fed cut at `cuts`, then ended: the error it ends with (its `Debug`), and
+    /// whether an event passed.
+    fn followed(stream: &[u8], cuts: &[usize]) -> (Option<String>, bool) {
+        let mut follower = Follower::new(Arc::new(crate::OpenAi::new()));
+        let mut start = 0;
+        for &cut in cuts.iter().chain([stream.len()].iter()) {
+            if let Some(error) = follower.feed(&&stream[start..cut]) {
+                return (Some(format!("{error:?}")), follower.has_seen_event());
+            }
+            start = cut;
+        }
+        let end = follower.finish().map(|error| format!("{error:?}"));
+        (end, follower.has_seen_event())
+    }
+
+    /// Found by the `event_stream` fuzz target: a line over [`MAX_EVENT`] made its event
+    /// uninspected (and an event) only when it came in pieces; whole in one frame, it was read
+    /// as any line. So where the frames were cut changed how the stream ended: a long comment
+    /// alone was truncated in one frame and complete in two, and a long line in the event of
+    /// `data: [DONE]` hid the terminal event in two frames only.
+    #[test]
+    fn a_line_over_the_cap_counts_alike_however_cut() {
+        let long = |prefix: &str, len: usize| {
+            let mut line = prefix.as_bytes().to_vec();
+            line.resize(len, b'p');
+            line
+        };
+        let streams = [
+            [long(": ", MAX_EVENT + 1), b"\n\n".to_vec()].concat(),
+            [long(": ", MAX_EVENT), b"\n\n".to_vec()].concat(),
+            [
+                b"data: {\"choices\":[]}\r\n\r\ndata: [DONE]\r\n".to_vec(),
+                long("id: ", MAX_EVENT + 1),
+                b"\r\n\r\n".to_vec(),
+            ]
+            .concat(),
+            [
+                b"data: {\"choices\":[]}\n\ndata: [DONE]\n".to_vec(),
+                long("x", MAX_EVENT + 7),
+                b"\n\n".to_vec(),
+            ]
+            .concat(),
+            [
+                long("data: ", MAX_EVENT + 1),
+                b"\n\ndata: [DONE]\n\n".to_vec(),
+            ]
+            .concat(),
+        ];
+        for stream in &streams {
+            let whole = followed(stream, &[]);
+            for cuts in [&[10][..], &[3, MAX_EVENT], &[stream.len() - 3]] {
+                assert_eq!(followed(stream, cuts), whole, "cut at {cuts:?}");
+            }
+        }
+        // A comment over the cap is an event not inspected; one within it is a comment.
+        assert_eq!(followed(&streams[0], &[]), (None, true));
+        assert!(
+            followed(&streams[1], &[]).0.is_some(),
+            "no event: truncated"
+        );
+        // A line over the cap in the `[DONE]` event hides it: the chat stream is truncated.
+        let (end, _) = followed(&streams[2], &[]);
+        assert!(
+            end.is_some_and(|e| e.contains("StreamTruncated")),
+            "truncated"
+        );
+    }
 
     #[test]
     fn find_byte_finds_the_first() {
