@@ -538,3 +538,6 @@ mod tests {
         assert_ne!(h.identity(&tenant, &names), h.identity(&req("a"), &names));
     }
 }
+
+#[cfg(test)]
+mod decisions;

@@ -272,8 +272,13 @@ impl Breaker {
         }
     }
 
+    /// Forgets what was counted, on every change of state but to half-open (which resets the
+    /// probe counts itself). A probe still out then holds no slot any more: it counts for
+    /// nothing when it ends (its period or the state is no longer its own), so its slot is
+    /// released here, or a closed breaker would never be idle again.
     fn reset_counts(&self) {
         self.consecutive.store(0, Ordering::Release);
+        self.probes_in_flight.store(0, Ordering::Release);
         if let Some(window) = &self.window {
             window.reset();
         }
@@ -474,3 +479,6 @@ mod tests {
         assert!(breaker.is_idle(20 * SECOND));
     }
 }
+
+#[cfg(test)]
+mod decisions;

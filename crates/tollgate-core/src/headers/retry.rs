@@ -103,41 +103,33 @@ pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
 
 /// Positive float seconds; [`Duration::MAX`] when too large to represent.
 fn seconds(value: &str) -> Option<Duration> {
-    positive_float(value)
+    unsigned_float(value)
         .map(saturating_secs)
         .filter(|d| !d.is_zero())
 }
 
 /// Positive float milliseconds; [`Duration::MAX`] when too large to represent.
 fn millis(value: &str) -> Option<Duration> {
-    positive_float(value)
+    unsigned_float(value)
         .map(|ms| saturating_secs(ms / 1000.0))
         .filter(|d| !d.is_zero())
 }
 
-/// `secs` (positive, not NaN) as a duration, saturating at [`Duration::MAX`]: a value beyond it
-/// (including `+∞`, which here only comes from a digit string too long for an `f64`) means
-/// "longer than any cap", not "absent".
+/// `secs` (not negative, not NaN) as a duration, saturating at [`Duration::MAX`]: a value
+/// beyond it (including `+∞`, which here only comes from a digit string too long for an `f64`)
+/// means "longer than any cap", not "absent".
 fn saturating_secs(secs: f64) -> Duration {
     Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
-/// A positive number written with digits (no `inf`, `NaN`, hex or exponents). Being digits, it
-/// is finite as written; `+∞` is returned when it has too many digits for an `f64` (over 308).
-fn positive_float(value: &str) -> Option<f64> {
-    let bytes = value.as_bytes();
-    let mut digits = 0;
-    let mut dots = 0;
-    for &b in bytes {
-        match b {
-            b'0'..=b'9' => digits += 1,
-            b'.' => dots += 1,
-            _ => return None,
-        }
-    }
-    if digits == 0 || dots > 1 {
+/// A number written with digits and at most one `.`: no sign, `inf`, `NaN`, hex or exponent,
+/// all of which `f64`'s parser would take. Being digits, it is finite as written; `+∞` is
+/// returned when it has too many digits for an `f64` (over 308). Zero is returned as zero: the
+/// callers drop a delay that rounds to nothing.
+fn unsigned_float(value: &str) -> Option<f64> {
+    if !value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return None;
     }
-    let n: f64 = value.parse().ok()?;
-    (n > 0.0).then_some(n)
+    // The parser refuses what is left that is not a number: "", ".", "1.2.3".
+    value.parse().ok()
 }
