@@ -341,16 +341,19 @@ fn number_tokens(body: &[u8]) -> Vec<&[u8]> {
             b'"' => {
                 // Skip the string, and its escapes, a run of plain bytes at a time.
                 i += 1;
+                let mut closed = false;
                 while let Some(k) = memchr::memchr2(b'"', b'\\', body.get(i..).unwrap_or(&[])) {
                     let c = body[i + k];
                     i += k + 1;
                     if c == b'"' {
+                        closed = true;
                         break;
                     }
                     i += 1; // the escaped byte
                 }
-                if i > body.len() || body.get(i - 1) != Some(&b'"') {
-                    // An unterminated string: nothing after it is a number.
+                if !closed {
+                    // An unterminated string: the body is not JSON, and nothing after it is a
+                    // number.
                     break;
                 }
             }

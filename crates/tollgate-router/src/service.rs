@@ -555,4 +555,28 @@ mod tests {
         assert_eq!(context_needed(&cost, br#"{"max_tokens":300,"n":4}"#), 410);
         assert_eq!(context_needed(&cost, b""), 1_310);
     }
+
+    /// The random source is splitmix64: from the state 1234567 it gives the reference
+    /// implementation's first outputs (Vigna, `splitmix64.c`).
+    #[test]
+    fn random_source_is_splitmix64() {
+        let shared = Shared::new(
+            Vec::new(),
+            Strategy::RoundRobin,
+            (),
+            Duration::ZERO,
+            Duration::ZERO,
+            0,
+        );
+        shared.rng.store(1_234_567, Ordering::Relaxed);
+        let draws = [shared.random(), shared.random(), shared.random()];
+        assert_eq!(
+            draws,
+            [
+                6_457_827_717_110_365_317,
+                3_203_168_211_198_807_973,
+                9_817_491_932_198_370_423
+            ]
+        );
+    }
 }

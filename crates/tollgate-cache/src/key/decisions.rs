@@ -83,3 +83,53 @@ fn a_key_shows_its_method_uri_and_body_length_not_its_body() {
     );
     assert!(!shown.contains("secret"), "{shown}");
 }
+
+#[test]
+fn keys_of_equal_hash_are_equal_only_with_equal_fields() {
+    // A collision of the 64-bit hash, made by hand: equality still compares every field.
+    let hashers = Hashers::new();
+    let a = key(&hashers, b"a");
+    let with = |identity: u128, body: &'static [u8]| Key {
+        hash: a.hash,
+        method: a.method.clone(),
+        uri: a.uri.clone(),
+        identity,
+        body: Bytes::from_static(body),
+    };
+    assert_eq!(a, with(7, b"a"));
+    assert_ne!(a, with(8, b"a"));
+    assert_ne!(a, with(7, b"b"));
+}
+
+#[test]
+fn numbers_after_an_unterminated_string_are_not_read() {
+    assert_eq!(
+        super::number_tokens(br#"{"a":1,"b":-2.5e3}"#),
+        [&b"1"[..], b"-2.5e3"]
+    );
+    assert_eq!(super::number_tokens(br#"["a\"1",2]"#), [&b"2"[..]]);
+    for body in [
+        &br#"["a 1, 2"#[..],
+        br#"["a\"1, 2"#,
+        br#"["a\"#,
+        br#"[1, "ab\"#,
+    ] {
+        let tokens = super::number_tokens(body);
+        assert!(tokens.len() <= 1, "{tokens:?}");
+        assert!(tokens.iter().all(|t| *t == b"1"), "{tokens:?}");
+    }
+}
+
+#[test]
+fn a_type_error_says_what_was_expected() {
+    use serde::de::{Error, Unexpected};
+    let text = serde_json::Error::invalid_type(Unexpected::Bool(true), &super::TextVisitor);
+    assert!(text.to_string().contains("a string"), "{text}");
+    let next = std::cell::Cell::new(0);
+    let seed = super::NodeSeed {
+        numbers: &[],
+        next: &next,
+    };
+    let node = serde_json::Error::invalid_type(Unexpected::Bool(true), &seed);
+    assert!(node.to_string().contains("a JSON value"), "{node}");
+}
