@@ -30,27 +30,29 @@ pub struct ResponseView<'a> {
     status: StatusCode,
     headers: &'a HeaderMap,
     body: &'a [u8],
-    received_at: SystemTime,
+    /// `None`: now, read from the clock when asked (most verdicts never ask).
+    received_at: Option<SystemTime>,
 }
 
 impl<'a> ResponseView<'a> {
     /// How many bytes of an error body a classifier is given at most: 64 KiB.
     pub const PEEK_LIMIT: usize = 64 * 1024;
 
-    /// A view received now. A `body` longer than [`PEEK_LIMIT`](Self::PEEK_LIMIT) is cut to it.
+    /// A view received now (the clock is read only if [`time`](Self::time) is asked). A `body`
+    /// longer than [`PEEK_LIMIT`](Self::PEEK_LIMIT) is cut to it.
     pub fn new(status: StatusCode, headers: &'a HeaderMap, body: &'a [u8]) -> Self {
         ResponseView {
             status,
             headers,
             body: &body[..body.len().min(Self::PEEK_LIMIT)],
-            received_at: SystemTime::now(),
+            received_at: None,
         }
     }
 
     /// Sets the time the response was received (tests pin it).
     #[must_use]
     pub fn received_at(mut self, at: SystemTime) -> Self {
-        self.received_at = at;
+        self.received_at = Some(at);
         self
     }
 
@@ -69,9 +71,10 @@ impl<'a> ResponseView<'a> {
         self.body
     }
 
-    /// When the response was received.
+    /// When the response was received: the time set by [`received_at`](Self::received_at),
+    /// else the clock's time now (a classifier reads it once, as it classifies).
     pub fn time(&self) -> SystemTime {
-        self.received_at
+        self.received_at.unwrap_or_else(SystemTime::now)
     }
 }
 

@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier};
+use crate::rules::{Failure, Snapshot, Spec, classifier};
 use crate::signals::context_window_exceeded;
 
 /// The Anthropic classifier (Messages API), by `error.type` first and status second.
@@ -48,7 +48,7 @@ pub struct Anthropic {}
 impl Anthropic {
     const SPEC: Spec = Spec {
         should_retry: true,
-        snapshot: headers::anthropic,
+        snapshot: Snapshot::Absolute(headers::anthropic),
         body_hints: true,
         query_cost: false,
         errors_in_success: false,

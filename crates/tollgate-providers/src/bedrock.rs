@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::ErrorClass;
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, no_snapshot};
+use crate::rules::{Failure, Snapshot, Spec, classifier};
 use crate::signals::context_window_exceeded;
 
 /// The Amazon Bedrock classifier, by the exception name in `x-amzn-ErrorType` (or the body's
@@ -43,7 +43,7 @@ pub struct Bedrock {}
 impl Bedrock {
     const SPEC: Spec = Spec {
         should_retry: false,
-        snapshot: no_snapshot,
+        snapshot: Snapshot::None,
         body_hints: false,
         query_cost: false,
         errors_in_success: false,

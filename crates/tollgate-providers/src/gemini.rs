@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::ErrorClass;
 
 use crate::body::{ErrorBody, contains_ignore_case};
-use crate::rules::{Failure, Spec, classifier, no_snapshot};
+use crate::rules::{Failure, Snapshot, Spec, classifier};
 use crate::signals::context_window_exceeded;
 
 /// The Gemini (and Vertex AI) classifier, reading `google.rpc.Status` bodies: `error.status`,
@@ -47,7 +47,7 @@ pub struct Gemini {}
 impl Gemini {
     const SPEC: Spec = Spec {
         should_retry: false,
-        snapshot: no_snapshot,
+        snapshot: Snapshot::None,
         body_hints: true,
         query_cost: false,
         errors_in_success: false,

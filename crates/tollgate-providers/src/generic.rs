@@ -1,10 +1,10 @@
 //! The generic classifier: the official SDKs' status rules.
 
 use http::{HeaderMap, StatusCode};
-use tollgate_core::ErrorClass;
+use tollgate_core::{ErrorClass, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, openai_snapshot};
+use crate::rules::{Failure, Snapshot, Spec, classifier};
 
 /// The classifier of last resort: the status rules of the official OpenAI and Anthropic SDKs,
 /// for any HTTP API. It decides from the status and headers only, never from the body (a
@@ -52,7 +52,7 @@ pub struct Generic {}
 impl Generic {
     const SPEC: Spec = Spec {
         should_retry: true,
-        snapshot: openai_snapshot,
+        snapshot: Snapshot::Relative(headers::openai),
         body_hints: false,
         query_cost: false,
         errors_in_success: false,

@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier};
+use crate::rules::{Failure, Snapshot, Spec, classifier};
 use crate::signals::context_window_exceeded;
 
 /// The Mistral classifier (`{"object":"error","message","type","param","code"}` bodies).
@@ -33,7 +33,7 @@ pub struct Mistral {}
 impl Mistral {
     const SPEC: Spec = Spec {
         should_retry: false,
-        snapshot: headers::mistral,
+        snapshot: Snapshot::Relative(headers::mistral),
         body_hints: true,
         query_cost: true,
         errors_in_success: false,

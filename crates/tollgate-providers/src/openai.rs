@@ -5,7 +5,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, RetryAdvice, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, no_snapshot};
+use crate::rules::{Failure, Snapshot, Spec, classifier};
 use crate::signals::{content_policy, context_window_exceeded, request_too_large};
 
 /// OpenAI's quota and spend signals (PROVIDERS.md §2): retrying will not restore access.
@@ -90,7 +90,7 @@ pub struct OpenAi {}
 impl OpenAi {
     const SPEC: Spec = Spec {
         should_retry: true,
-        snapshot: headers::openai,
+        snapshot: Snapshot::Relative(headers::openai),
         body_hints: true,
         query_cost: false,
         errors_in_success: false,
@@ -138,7 +138,7 @@ pub struct AzureOpenAi {}
 impl AzureOpenAi {
     const SPEC: Spec = Spec {
         should_retry: true,
-        snapshot: headers::azure_openai,
+        snapshot: Snapshot::Relative(headers::azure_openai),
         body_hints: true,
         query_cost: false,
         errors_in_success: false,
@@ -190,7 +190,7 @@ pub struct Groq {}
 impl Groq {
     const SPEC: Spec = Spec {
         should_retry: true,
-        snapshot: headers::groq,
+        snapshot: Snapshot::Relative(headers::groq),
         body_hints: true,
         query_cost: false,
         errors_in_success: false,
@@ -236,7 +236,7 @@ pub struct DeepSeek {}
 impl DeepSeek {
     const SPEC: Spec = Spec {
         should_retry: true,
-        snapshot: no_snapshot,
+        snapshot: Snapshot::None,
         body_hints: true,
         query_cost: false,
         errors_in_success: false,

@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use tollgate_core::{ErrorClass, RetryAdvice, headers};
 
 use crate::body::ErrorBody;
-use crate::rules::{Failure, Spec, classifier, is_event_stream};
+use crate::rules::{Failure, Snapshot, Spec, classifier, is_event_stream};
 use crate::signals::context_window_exceeded;
 
 /// The OpenRouter classifier (`{"error":{"code":<int>,"message","metadata"?}}` bodies).
@@ -47,7 +47,7 @@ pub struct OpenRouter {}
 impl OpenRouter {
     const SPEC: Spec = Spec {
         should_retry: true,
-        snapshot: headers::openrouter,
+        snapshot: Snapshot::Absolute(headers::openrouter),
         body_hints: true,
         query_cost: false,
         errors_in_success: true,

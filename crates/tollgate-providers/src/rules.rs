@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use http::{HeaderMap, StatusCode};
-use tollgate_core::headers::{self, server_delay, should_retry};
+use tollgate_core::headers::{server_delay, should_retry};
 use tollgate_core::{
     DelaySource, ErrorClass, RateLimitSnapshot, ResponseView, RetryAdvice, Usage, Verdict,
 };
@@ -17,7 +17,7 @@ pub(crate) struct Spec {
     /// Whether the provider sends `x-should-retry` (OpenAI, Anthropic, Groq) and its SDK obeys it.
     pub(crate) should_retry: bool,
     /// The provider's rate-limit header family.
-    pub(crate) snapshot: fn(&HeaderMap, SystemTime) -> RateLimitSnapshot,
+    pub(crate) snapshot: Snapshot,
     /// Whether the provider puts delay hints in error bodies.
     pub(crate) body_hints: bool,
     /// Whether the provider reports the tokens charged in `ratelimitbysize-query-cost` (Mistral).
@@ -46,9 +46,27 @@ pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
         })
 }
 
-/// A snapshot parser for providers that send no rate-limit headers.
-pub(crate) fn no_snapshot(_: &HeaderMap, _: SystemTime) -> RateLimitSnapshot {
-    RateLimitSnapshot::new()
+/// How a provider's rate-limit headers are read.
+#[derive(Clone, Copy)]
+pub(crate) enum Snapshot {
+    /// The provider sends none.
+    None,
+    /// Resets as durations (OpenAI's family, Mistral's): the parser does not read the time, so
+    /// the clock is not read for it.
+    Relative(fn(&HeaderMap, SystemTime) -> RateLimitSnapshot),
+    /// Resets as points in time (Anthropic's, OpenRouter's), read against the response's time.
+    Absolute(fn(&HeaderMap, SystemTime) -> RateLimitSnapshot),
+}
+
+impl Snapshot {
+    /// The snapshot of `view`'s headers.
+    fn read(self, view: &ResponseView<'_>) -> RateLimitSnapshot {
+        match self {
+            Snapshot::None => RateLimitSnapshot::new(),
+            Snapshot::Relative(parse) => parse(view.headers(), SystemTime::UNIX_EPOCH),
+            Snapshot::Absolute(parse) => parse(view.headers(), view.time()),
+        }
+    }
 }
 
 /// What a provider's own rules decided about a failed response.
@@ -87,7 +105,7 @@ pub(crate) fn verdict(
     failure: Option<Failure>,
     spec: &Spec,
 ) -> Verdict {
-    let snapshot = (spec.snapshot)(view.headers(), view.time());
+    let snapshot = spec.snapshot.read(view);
     let usage = body.usage.or_else(|| {
         spec.query_cost
             .then(|| header_usage(view.headers()))
@@ -146,11 +164,6 @@ fn header_usage(headers: &HeaderMap) -> Option<Usage> {
         .parse()
         .ok()?;
     Some(Usage::new().with_total_tokens(n))
-}
-
-/// The OpenAI header family, for the generic classifier.
-pub(crate) fn openai_snapshot(headers: &HeaderMap, now: SystemTime) -> RateLimitSnapshot {
-    headers::openai(headers, now)
 }
 
 /// Implements `Classify`, `verdict` and `verdict_at` for a classifier with a

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
-use super::read::text;
+use super::read::{first_values, value_text};
 use super::{go_duration, rfc3339};
 use crate::{Dimension, LimitReading, RateLimitSnapshot, Window};
 
@@ -30,14 +30,10 @@ use crate::{Dimension, LimitReading, RateLimitSnapshot, Window};
 /// assert_eq!(requests.reset, Some(Duration::from_millis(8_640)));
 /// ```
 pub fn openai(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
+    let [requests, tokens] = requests_and_tokens(headers, go_duration);
     let mut snapshot = RateLimitSnapshot::new();
-    for (suffix, dimension) in [
-        ("requests", Dimension::Requests),
-        ("tokens", Dimension::Tokens),
-    ] {
-        let reading = read_family(headers, "x-ratelimit-", suffix, count, go_duration);
-        snapshot.set(dimension, Window::Minute, reading);
-    }
+    snapshot.set(Dimension::Requests, Window::Minute, requests);
+    snapshot.set(Dimension::Tokens, Window::Minute, tokens);
     snapshot
 }
 
@@ -62,17 +58,13 @@ pub fn openai(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
 /// assert_eq!((requests.remaining, requests.reset), (Some(12), Some(Duration::from_secs(37))));
 /// ```
 pub fn azure_openai(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
+    let [requests, tokens] = requests_and_tokens(headers, |v| {
+        let reset = whole_seconds(v).or_else(|| go_duration(v))?;
+        (!reset.is_zero()).then_some(reset)
+    });
     let mut snapshot = RateLimitSnapshot::new();
-    for (suffix, dimension) in [
-        ("requests", Dimension::Requests),
-        ("tokens", Dimension::Tokens),
-    ] {
-        let reading = read_family(headers, "x-ratelimit-", suffix, count, |v| {
-            let reset = whole_seconds(v).or_else(|| go_duration(v))?;
-            (!reset.is_zero()).then_some(reset)
-        });
-        snapshot.set(dimension, Window::Minute, reading);
-    }
+    snapshot.set(Dimension::Requests, Window::Minute, requests);
+    snapshot.set(Dimension::Tokens, Window::Minute, tokens);
     snapshot
 }
 
@@ -95,14 +87,10 @@ pub fn azure_openai(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot 
 /// assert_eq!(snapshot.get(Dimension::Tokens, Window::Minute).unwrap().remaining, Some(17_997));
 /// ```
 pub fn groq(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
+    let [requests, tokens] = requests_and_tokens(headers, go_duration);
     let mut snapshot = RateLimitSnapshot::new();
-    for (suffix, dimension, window) in [
-        ("requests", Dimension::Requests, Window::Day),
-        ("tokens", Dimension::Tokens, Window::Minute),
-    ] {
-        let reading = read_family(headers, "x-ratelimit-", suffix, count, go_duration);
-        snapshot.set(dimension, window, reading);
-    }
+    snapshot.set(Dimension::Requests, Window::Day, requests);
+    snapshot.set(Dimension::Tokens, Window::Minute, tokens);
     snapshot
 }
 
@@ -127,21 +115,36 @@ pub fn groq(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
 /// assert_eq!(input.reset, Some(Duration::from_secs(32)));
 /// ```
 pub fn anthropic(headers: &HeaderMap, now: SystemTime) -> RateLimitSnapshot {
+    let found = first_values(
+        headers,
+        "anthropic-ratelimit-",
+        [
+            "requests-limit",
+            "requests-remaining",
+            "requests-reset",
+            "tokens-limit",
+            "tokens-remaining",
+            "tokens-reset",
+            "input-tokens-limit",
+            "input-tokens-remaining",
+            "input-tokens-reset",
+            "output-tokens-limit",
+            "output-tokens-remaining",
+            "output-tokens-reset",
+        ],
+    );
     let mut snapshot = RateLimitSnapshot::new();
-    for (suffix, dimension) in [
-        ("requests", Dimension::Requests),
-        ("tokens", Dimension::Tokens),
-        ("input-tokens", Dimension::InputTokens),
-        ("output-tokens", Dimension::OutputTokens),
-    ] {
+    let dimensions = [
+        Dimension::Requests,
+        Dimension::Tokens,
+        Dimension::InputTokens,
+        Dimension::OutputTokens,
+    ];
+    for (i, dimension) in dimensions.into_iter().enumerate() {
         let reading = LimitReading {
-            limit: header_with(headers, &["anthropic-ratelimit-", suffix, "-limit"], count),
-            remaining: header_with(
-                headers,
-                &["anthropic-ratelimit-", suffix, "-remaining"],
-                count,
-            ),
-            reset: header_with(headers, &["anthropic-ratelimit-", suffix, "-reset"], |v| {
+            limit: parsed(found[3 * i], count),
+            remaining: parsed(found[3 * i + 1], count),
+            reset: parsed(found[3 * i + 2], |v| {
                 let at = rfc3339(v)?;
                 Some(at.duration_since(now).unwrap_or(Duration::ZERO))
             }),
@@ -172,19 +175,43 @@ pub fn anthropic(headers: &HeaderMap, now: SystemTime) -> RateLimitSnapshot {
 /// assert_eq!((minute.remaining, minute.reset), (Some(467_993), Some(Duration::from_secs(40))));
 /// ```
 pub fn mistral(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
+    let [
+        limit_minute,
+        remaining_minute,
+        limit_month,
+        remaining_month,
+        plain_limit,
+        plain_remaining,
+        plain_reset,
+    ] = first_values(
+        headers,
+        "",
+        [
+            "x-ratelimitbysize-limit-minute",
+            "x-ratelimitbysize-remaining-minute",
+            "x-ratelimitbysize-limit-month",
+            "x-ratelimitbysize-remaining-month",
+            "ratelimitbysize-limit",
+            "ratelimitbysize-remaining",
+            "ratelimitbysize-reset",
+        ],
+    );
     let mut snapshot = RateLimitSnapshot::new();
-    for (suffix, window) in [("minute", Window::Minute), ("month", Window::Month)] {
+    for (window, limit, remaining) in [
+        (Window::Minute, limit_minute, remaining_minute),
+        (Window::Month, limit_month, remaining_month),
+    ] {
         let reading = LimitReading {
-            limit: header_with(headers, &["x-ratelimitbysize-limit-", suffix], count),
-            remaining: header_with(headers, &["x-ratelimitbysize-remaining-", suffix], count),
+            limit: parsed(limit, count),
+            remaining: parsed(remaining, count),
             reset: None,
         };
         snapshot.set(Dimension::Tokens, window, reading);
     }
     let plain = LimitReading {
-        limit: header_with(headers, &["ratelimitbysize-limit"], count),
-        remaining: header_with(headers, &["ratelimitbysize-remaining"], count),
-        reset: header_with(headers, &["ratelimitbysize-reset"], whole_seconds),
+        limit: parsed(plain_limit, count),
+        remaining: parsed(plain_remaining, count),
+        reset: parsed(plain_reset, whole_seconds),
     };
     let merged = match snapshot.get(Dimension::Tokens, Window::Minute) {
         Some(x) => LimitReading {
@@ -218,11 +245,12 @@ pub fn mistral(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
 /// assert_eq!(requests.reset, Some(Duration::from_millis(4_500)));
 /// ```
 pub fn openrouter(headers: &HeaderMap, now: SystemTime) -> RateLimitSnapshot {
-    let mut snapshot = RateLimitSnapshot::new();
+    let [limit, remaining, reset] =
+        first_values(headers, "x-ratelimit-", ["limit", "remaining", "reset"]);
     let reading = LimitReading {
-        limit: header_with(headers, &["x-ratelimit-limit"], count),
-        remaining: header_with(headers, &["x-ratelimit-remaining"], count),
-        reset: header_with(headers, &["x-ratelimit-reset"], |v| {
+        limit: parsed(limit, count),
+        remaining: parsed(remaining, count),
+        reset: parsed(reset, |v| {
             let epoch = count(v)?;
             let at = if epoch < 100_000_000_000 {
                 UNIX_EPOCH.checked_add(Duration::from_secs(epoch))?
@@ -232,36 +260,53 @@ pub fn openrouter(headers: &HeaderMap, now: SystemTime) -> RateLimitSnapshot {
             Some(at.duration_since(now).unwrap_or(Duration::ZERO))
         }),
     };
+    let mut snapshot = RateLimitSnapshot::new();
     snapshot.set(Dimension::Requests, Window::Unspecified, reading);
     snapshot
 }
 
-/// Looks up a header whose name is the concatenation of `parts` and parses it.
-fn header_with<T>(
+/// The `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` family (OpenAI, Azure, Groq),
+/// resets read by `reset`: the requests' reading and the tokens'.
+fn requests_and_tokens(
     headers: &HeaderMap,
-    parts: &[&str],
-    parse: impl FnOnce(&str) -> Option<T>,
-) -> Option<T> {
-    let mut name = String::with_capacity(48);
-    for part in parts {
-        name.push_str(part);
-    }
-    text(headers, &name).and_then(parse)
+    reset: impl Fn(&str) -> Option<Duration>,
+) -> [LimitReading; 2] {
+    let [
+        limit_requests,
+        limit_tokens,
+        remaining_requests,
+        remaining_tokens,
+        reset_requests,
+        reset_tokens,
+    ] = first_values(
+        headers,
+        "x-ratelimit-",
+        [
+            "limit-requests",
+            "limit-tokens",
+            "remaining-requests",
+            "remaining-tokens",
+            "reset-requests",
+            "reset-tokens",
+        ],
+    );
+    [
+        LimitReading {
+            limit: parsed(limit_requests, count),
+            remaining: parsed(remaining_requests, count),
+            reset: parsed(reset_requests, &reset),
+        },
+        LimitReading {
+            limit: parsed(limit_tokens, count),
+            remaining: parsed(remaining_tokens, count),
+            reset: parsed(reset_tokens, &reset),
+        },
+    ]
 }
 
-/// `{prefix}{limit,remaining,reset}-{suffix}`.
-fn read_family(
-    headers: &HeaderMap,
-    prefix: &str,
-    suffix: &str,
-    count: fn(&str) -> Option<u64>,
-    reset: impl FnOnce(&str) -> Option<Duration>,
-) -> LimitReading {
-    LimitReading {
-        limit: header_with(headers, &[prefix, "limit-", suffix], count),
-        remaining: header_with(headers, &[prefix, "remaining-", suffix], count),
-        reset: header_with(headers, &[prefix, "reset-", suffix], reset),
-    }
+/// A header's value (from [`first_values`]) read as trimmed text and parsed.
+fn parsed<T>(value: Option<&HeaderValue>, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+    value.and_then(value_text).and_then(parse)
 }
 
 /// A non-negative integer count; `-1` and anything else unparseable is unknown.

@@ -1,10 +1,34 @@
 //! Reading a header: its first value, as trimmed UTF-8 text.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 /// A header's value as trimmed text, if present and UTF-8. Only the first value is read.
 pub(super) fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let value = headers.get(name)?;
+    value_text(headers.get(name)?)
+}
+
+/// A value as trimmed text, if UTF-8 and not blank: what [`text`] reads of a header.
+pub(super) fn value_text(value: &HeaderValue) -> Option<&str> {
     let text = std::str::from_utf8(value.as_bytes()).ok()?.trim();
     (!text.is_empty()).then_some(text)
+}
+
+/// The first value of each header named `prefix` followed by one of `names`, in one pass over
+/// `headers`: as [`HeaderMap::get`] on each name would give, without parsing a name or hashing
+/// it (a response carries a few headers; a family names up to a dozen, mostly absent).
+pub(super) fn first_values<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    prefix: &str,
+    names: [&str; N],
+) -> [Option<&'a HeaderValue>; N] {
+    let mut found = [None; N];
+    for (name, value) in headers {
+        let Some(rest) = name.as_str().strip_prefix(prefix) else {
+            continue;
+        };
+        if let Some(i) = names.iter().position(|n| *n == rest) {
+            found[i].get_or_insert(value);
+        }
+    }
+    found
 }
