@@ -36,10 +36,16 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        observer: Arc<RequestObserver>,
-        span: tracing::Span,
-        started: Instant,
+        // `None` when nothing listens: the request passes through unrecorded.
+        recording: Option<Recording>,
     }
+}
+
+/// What a recorded request carries to its end.
+struct Recording {
+    observer: Arc<RequestObserver>,
+    span: tracing::Span,
+    started: Instant,
 }
 
 impl<F> ResponseFuture<F> {
@@ -51,9 +57,19 @@ impl<F> ResponseFuture<F> {
     ) -> Self {
         ResponseFuture {
             inner,
-            observer,
-            span,
-            started,
+            recording: Some(Recording {
+                observer,
+                span,
+                started,
+            }),
+        }
+    }
+
+    /// A request nothing listens to: passed through, unrecorded.
+    pub(crate) fn passing(inner: F) -> Self {
+        ResponseFuture {
+            inner,
+            recording: None,
         }
     }
 }
@@ -67,9 +83,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.enter();
+        let Some(recording) = this.recording.as_ref() else {
+            return this.inner.poll(cx).map_err(Into::into);
+        };
+        let Recording {
+            observer,
+            span,
+            started,
+        } = recording;
+        let _entered = span.enter();
         let outcome = ready!(this.inner.poll(cx)).map_err(Into::into);
-        let latency = this.started.elapsed();
+        let latency = started.elapsed();
         let judged;
         let (verdict, status) = match &outcome {
             Ok(response) => (
@@ -95,9 +119,9 @@ where
         match outcome.as_ref().ok().and_then(StreamReport::of) {
             // A stream that may yet fail, and reports its tokens at its end: recorded then.
             Some(report) if class.is_none() => {
-                let observer = Arc::clone(this.observer);
-                let span = this.span.clone();
-                let (started, verdict) = (*this.started, verdict.cloned());
+                let observer = Arc::clone(observer);
+                let span = span.clone();
+                let (started, verdict) = (*started, verdict.cloned());
                 report.on_end(move |end| {
                     let _entered = span.enter();
                     let class = match end.outcome {
@@ -109,7 +133,7 @@ where
                     record_stream(&observer, started, end);
                 });
             }
-            _ => record(this.observer, this.span, class, status, latency, verdict),
+            _ => record(observer, span, class, status, latency, verdict),
         }
         Poll::Ready(outcome)
     }

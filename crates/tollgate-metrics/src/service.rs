@@ -72,8 +72,15 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    /// Attaches an observer for the layers below to report to, and opens the request's span.
+    /// Attaches an observer for the layers below to report to, and opens the request's span —
+    /// when anything listens: a `metrics` recorder, a [`MetricsHandle`](crate::MetricsHandle)
+    /// or a `tracing` subscriber taking this crate's INFO spans. With none, the request passes
+    /// through untouched ([`listening`]).
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let stats = self.stats.get();
+        if stats.is_none() && !listening() {
+            return ResponseFuture::passing(self.inner.call(request));
+        }
         let route = RouteKey::of(&request).map_or(SharedString::const_str("none"), |key| {
             SharedString::from(key.to_shared())
         });
@@ -92,7 +99,7 @@ where
         );
         let observer = Arc::new(RequestObserver {
             labels,
-            stats: self.stats.get().cloned(),
+            stats: stats.cloned(),
             cache: Arc::clone(&self.cache),
             retries: AtomicU32::new(0),
             retry_delay_nanos: AtomicU64::new(0),
@@ -107,6 +114,17 @@ where
         };
         ResponseFuture::new(future, observer, span, Instant::now())
     }
+}
+
+/// Whether a `metrics` recorder or a `tracing` subscriber would take what a request records:
+/// a few nanoseconds, so that a layer nobody listens to costs next to nothing.
+///
+/// `metrics` falls back to its `NoopRecorder`, a zero-sized type, when no recorder is
+/// installed (globally, or for the thread); every recorder that keeps metrics has state, so a
+/// zero-sized recorder is taken for none. `tracing` answers from its callsite cache.
+fn listening() -> bool {
+    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+        || tracing::enabled!(tracing::Level::INFO)
 }
 
 impl<S: fmt::Debug> fmt::Debug for Metrics<S> {
