@@ -16,12 +16,13 @@
 //! [`BufferedBody`](tollgate_core::body::BufferedBody), `Bytes`, `Vec<u8>` or `String`). "Prompt
 //! characters" are the Unicode characters of every string in the prompt (`messages`, `system`,
 //! `prompt`, `input`, `tools`), without the JSON around them. A body that is not JSON is charged
-//! ⌈bytes / 4⌉ tokens, never nothing.
+//! ⌈bytes / 4⌉ tokens, never nothing. The characters are counted as the body is read, without
+//! building a JSON tree.
 
 use std::fmt;
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use tollgate_core::{Cost, Dimension, Usage};
 
 /// Estimates a request's cost, and the actual cost from the reported usage.
@@ -147,11 +148,11 @@ struct OpenAiBody {
     max_tokens: Option<u64>,
     max_output_tokens: Option<u64>,
     n: Option<u64>,
-    messages: Option<Value>,
-    prompt: Option<Value>,
-    input: Option<Value>,
-    instructions: Option<Value>,
-    tools: Option<Value>,
+    messages: Option<Characters>,
+    prompt: Option<Characters>,
+    input: Option<Characters>,
+    instructions: Option<Characters>,
+    tools: Option<Characters>,
 }
 
 impl<B: AsRef<[u8]>> Estimator<B> for OpenAiChat {
@@ -168,7 +169,7 @@ impl<B: AsRef<[u8]>> Estimator<B> for OpenAiChat {
                 ]
                 .into_iter()
                 .flatten()
-                .map(characters)
+                .map(|characters| characters.0)
                 .sum::<u64>();
                 let output = body
                     .max_completion_tokens
@@ -234,9 +235,9 @@ impl AnthropicMessages {
 #[derive(Deserialize)]
 struct AnthropicBody {
     max_tokens: Option<u64>,
-    system: Option<Value>,
-    messages: Option<Value>,
-    tools: Option<Value>,
+    system: Option<Characters>,
+    messages: Option<Characters>,
+    tools: Option<Characters>,
 }
 
 impl<B: AsRef<[u8]>> Estimator<B> for AnthropicMessages {
@@ -247,7 +248,7 @@ impl<B: AsRef<[u8]>> Estimator<B> for AnthropicMessages {
                 let prompt = [&body.system, &body.messages, &body.tools]
                     .into_iter()
                     .flatten()
-                    .map(characters)
+                    .map(|characters| characters.0)
                     .sum::<u64>();
                 let output = if self.charge_max_tokens {
                     body.max_tokens.unwrap_or(0)
@@ -282,13 +283,65 @@ impl<B: AsRef<[u8]>> Estimator<B> for AnthropicMessages {
     }
 }
 
-/// The characters of every string in `value`.
-fn characters(value: &Value) -> u64 {
-    match value {
-        Value::String(s) => s.chars().count() as u64,
-        Value::Array(items) => items.iter().map(characters).sum(),
-        Value::Object(fields) => fields.values().map(characters).sum(),
-        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+/// The characters of every string in a JSON value (object keys aside), counted as it is read:
+/// no tree is built and no string copied (one with escapes is unescaped into the reader's
+/// scratch buffer).
+struct Characters(u64);
+
+impl<'de> Deserialize<'de> for Characters {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CharactersVisitor)
+    }
+}
+
+struct CharactersVisitor;
+
+impl<'de> Visitor<'de> for CharactersVisitor {
+    type Value = Characters;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Characters, E> {
+        Ok(Characters(text.chars().count() as u64))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Characters, E> {
+        Ok(Characters(0))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Characters, E> {
+        Ok(Characters(0))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Characters, E> {
+        Ok(Characters(0))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Characters, E> {
+        Ok(Characters(0))
+    }
+
+    fn visit_unit<E>(self) -> Result<Characters, E> {
+        Ok(Characters(0))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Characters, A::Error> {
+        let mut total = 0u64;
+        while let Some(Characters(n)) = items.next_element()? {
+            total = total.saturating_add(n);
+        }
+        Ok(Characters(total))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Characters, A::Error> {
+        let mut total = 0u64;
+        while fields.next_key::<IgnoredAny>()?.is_some() {
+            let Characters(n) = fields.next_value()?;
+            total = total.saturating_add(n);
+        }
+        Ok(Characters(total))
     }
 }
 
