@@ -574,6 +574,15 @@ fn invalid_configurations_name_the_field() {
             "metrics: unknown field `metrics`, expected one of `providers`, `stack`, `store`",
         ),
         (
+            // Found by the stack_config fuzz target: an empty key was named as nothing.
+            format!("'' = ''\n{}", one_provider("")),
+            "'': unknown field ``, expected one of `providers`, `stack`, `store`",
+        ),
+        (
+            one_provider("'' = 1"),
+            "providers[0].'': unknown field ``, expected one of `name`, `kind`, `base_url`, `api_key_env`, `api_key_envs`, `routing`, `api_key`, `api_version`, `model`, `models`, `unknown_models`, `max_in_flight`, `max_wait`, `max_queue`, `limits`, `adaptive`, `timeouts`, `retry`, `breaker`",
+        ),
+        (
             one_provider("max_in_flight = \"lots\""),
             "providers[0].max_in_flight: invalid type: string (not shown), expected u64",
         ),

@@ -82,6 +82,8 @@ fn locate_in<T: DeserializeOwned>(value: &toml::Value, path: &str) -> Option<(St
     let error = T::deserialize(value.clone()).err()?;
     let message = unquoted(error.message().trim());
     let join = |key: &str| {
+        // A key may be empty (`'' = 1`): named as TOML quotes it, never as nothing.
+        let key = if key.is_empty() { "''" } else { key };
         if path.is_empty() {
             key.to_owned()
         } else {
