@@ -75,7 +75,7 @@ where
     /// Attaches an observer for the layers below to report to, and opens the request's span —
     /// when anything listens: a `metrics` recorder, a [`MetricsHandle`](crate::MetricsHandle)
     /// or a `tracing` subscriber taking this crate's INFO spans. With none, the request passes
-    /// through untouched ([`listening`]).
+    /// through untouched.
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let stats = self.stats.get();
         if stats.is_none() && !listening() {
