@@ -70,14 +70,13 @@ impl Default for Spread {
 
 impl Spread {
     /// The largest extra on top of `delay`: zero for [`None`](Spread::None).
-    pub const fn bound(&self, delay: Duration) -> Duration {
+    pub fn bound(&self, delay: Duration) -> Duration {
         match *self {
             Spread::None => Duration::ZERO,
             Spread::Proportional { percent, max } => {
                 // At most about 1.8e28 × 65535: no overflow in u128.
                 let share = delay.as_nanos() * percent as u128 / 100;
-                let max_nanos = max.as_nanos();
-                from_nanos(if share < max_nanos { share } else { max_nanos })
+                from_nanos(share).min(max)
             }
         }
     }
