@@ -479,4 +479,17 @@ fn a_spread_near_the_end_of_time_keeps_its_nanoseconds() {
     let spread = Spread::Proportional { percent: 100, max };
     assert_eq!(spread.bound(Duration::MAX), max);
     assert_eq!(spread.delay(Duration::MAX, 0.5), Duration::MAX);
+    // A share in the last second keeps its nanoseconds under a larger cap.
+    let uncapped = Spread::Proportional {
+        percent: 100,
+        max: Duration::MAX,
+    };
+    assert_eq!(uncapped.bound(max), max);
+    // A share past the end of time saturates before the cap is applied.
+    let doubled = Spread::Proportional {
+        percent: 200,
+        max: Duration::MAX,
+    };
+    assert_eq!(doubled.bound(Duration::MAX), Duration::MAX);
+    assert_eq!(doubled.bound(Duration::from_secs(u64::MAX / 2 + 1)), Duration::MAX);
 }
