@@ -125,7 +125,7 @@
 //! let body = response.into_body().collect().await?.to_bytes();
 //! assert_eq!(
 //!     body,
-//!     r#"https://api.anthropic.com/v1/chat/completions {"messages":[],"model":"claude-sonnet-4-5"}"#
+//!     r#"https://api.anthropic.com/v1/chat/completions {"model":"claude-sonnet-4-5","messages":[]}"#
 //! );
 //! assert_eq!(handle.snapshot().requests, 1);
 //! # Ok(())

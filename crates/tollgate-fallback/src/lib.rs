@@ -86,7 +86,7 @@
 //! let response = client.oneshot(request).await?;
 //! assert_eq!(
 //!     response.body(),
-//!     r#"https://api.deepseek.com/chat/completions {"messages":[],"model":"deepseek-chat"}"#
+//!     r#"https://api.deepseek.com/chat/completions {"model":"deepseek-chat","messages":[]}"#
 //! );
 //! # Ok(())
 //! # }

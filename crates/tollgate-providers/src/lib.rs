@@ -70,6 +70,7 @@ mod body;
 pub mod classify_layer;
 mod gemini;
 mod generic;
+mod members;
 mod mistral;
 mod openai;
 mod openrouter;

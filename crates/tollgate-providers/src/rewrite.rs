@@ -17,8 +17,13 @@ use tollgate_core::body::BufferedBody;
 use tollgate_core::redact;
 use tollgate_core::rewrite::Rewrite;
 
-/// Replaces the `model` field of an OpenAI-compatible (or Anthropic) JSON body. The body is
-/// parsed and written again: its keys come out in sorted order.
+use crate::members;
+
+/// Replaces the `model` field of an OpenAI-compatible (or Anthropic) JSON body, or adds it
+/// first when the body has none. Only the value is replaced: the rest of the body keeps its
+/// bytes, member order and spacing (a body naming `model` twice is parsed and written again,
+/// keeping the one member; its keys then come out sorted). A body that is not a JSON object is
+/// an error.
 ///
 /// # Examples
 ///
@@ -27,42 +32,84 @@ use tollgate_core::rewrite::Rewrite;
 /// use tollgate_core::rewrite::Rewrite;
 /// use tollgate_providers::rewrite::SetModel;
 ///
-/// let mut request = http::Request::new(BufferedBody::from(r#"{"model":"gpt-4o","n":1}"#));
+/// let mut request = http::Request::new(BufferedBody::from(r#"{"n":1, "model":"gpt-4o"}"#));
 /// SetModel::new("deepseek-chat").rewrite(&mut request).unwrap();
-/// assert_eq!(request.body().bytes().as_ref(), br#"{"model":"deepseek-chat","n":1}"#);
+/// assert_eq!(request.body().bytes().as_ref(), br#"{"n":1, "model":"deepseek-chat"}"#);
+///
+/// let mut none = http::Request::new(BufferedBody::from(r#"{"n":1}"#));
+/// SetModel::new("deepseek-chat").rewrite(&mut none).unwrap();
+/// assert_eq!(none.body().bytes().as_ref(), br#"{"model":"deepseek-chat","n":1}"#);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SetModel {
     model: Arc<str>,
+    /// `model` as a JSON string.
+    encoded: Bytes,
 }
 
 impl SetModel {
     /// Sets the model to `model`.
     pub fn new(model: impl Into<Arc<str>>) -> Self {
+        let model = model.into();
+        let encoded = serde_json::Value::from(&*model).to_string();
         SetModel {
-            model: model.into(),
+            model,
+            encoded: Bytes::from(encoded),
         }
+    }
+}
+
+impl fmt::Debug for SetModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetModel")
+            .field("model", &self.model)
+            .finish()
     }
 }
 
 impl Rewrite for SetModel {
     fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
-        let mut body: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(request.body().bytes())?;
-        body.insert("model".to_owned(), serde_json::Value::from(&*self.model));
-        let bytes = serde_json::to_vec(&body)?;
-        if let Some(length) = request.headers_mut().get_mut(http::header::CONTENT_LENGTH) {
-            *length = HeaderValue::from(bytes.len());
+        let bytes = request.body().bytes();
+        let found = members::find(bytes, ["model"])?;
+        if found.repeated {
+            return reparse(request, |body| {
+                body.insert("model".to_owned(), serde_json::Value::from(&*self.model));
+                true
+            });
         }
-        *request.body_mut() = BufferedBody::new(Bytes::from(bytes));
+        let encoded = &self.encoded[..];
+        let mut spliced = Vec::with_capacity(bytes.len() + encoded.len() + 10);
+        match found.values[0].clone() {
+            Some(value) if bytes[value.clone()] == *encoded => return Ok(()),
+            Some(value) => {
+                spliced.extend_from_slice(&bytes[..value.start]);
+                spliced.extend_from_slice(encoded);
+                spliced.extend_from_slice(&bytes[value.end..]);
+            }
+            None => {
+                // First, right after the opening brace: the first byte that is not whitespace.
+                let open = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+                spliced.extend_from_slice(&bytes[..=open]);
+                spliced.extend_from_slice(b"\"model\":");
+                spliced.extend_from_slice(encoded);
+                if !found.empty {
+                    spliced.push(b',');
+                }
+                spliced.extend_from_slice(&bytes[open + 1..]);
+            }
+        }
+        set_body(request, spliced);
         Ok(())
     }
 }
 
 /// Asks an OpenAI-compatible server for the usage of a streamed answer: a request with
-/// `"stream": true` and no `stream_options` gets `"stream_options": {"include_usage": true}`,
-/// so the stream's last chunk reports its tokens (PROVIDERS.md §6) and the token quota and the
-/// metrics learn from it as from a buffered answer. Other requests are left as they are.
+/// `"stream": true` and no `stream_options` gets `"stream_options": {"include_usage": true}`
+/// as its last member, so the stream's last chunk reports its tokens (PROVIDERS.md §6) and the
+/// token quota and the metrics learn from it as from a buffered answer. Other requests are left
+/// as they are; the rest of the body keeps its bytes. A body whose text has no `"stream"` is
+/// not parsed (so a name written with escapes, `"str\u0065am"`, is not seen); one that has and
+/// is not a JSON object is an error.
 ///
 /// # Examples
 ///
@@ -87,27 +134,63 @@ pub struct IncludeUsage;
 
 impl Rewrite for IncludeUsage {
     fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
-        // Most requests do not stream: no parse for them.
+        const OPTIONS: &[u8] = br#","stream_options":{"include_usage":true}"#;
+        // Most requests do not stream: no scan for them.
         let bytes = request.body().bytes();
-        if !bytes.windows(8).any(|w| w == b"\"stream\"") {
+        if memchr::memmem::find(bytes, b"\"stream\"").is_none() {
             return Ok(());
         }
-        let mut body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)?;
-        let streams = body.get("stream") == Some(&serde_json::Value::Bool(true));
-        if !streams || body.contains_key("stream_options") {
+        let found = members::find(bytes, ["stream", "stream_options"])?;
+        if found.repeated {
+            return reparse(request, |body| {
+                let streams = body.get("stream") == Some(&serde_json::Value::Bool(true));
+                if !streams || body.contains_key("stream_options") {
+                    return false;
+                }
+                body.insert(
+                    "stream_options".to_owned(),
+                    serde_json::json!({ "include_usage": true }),
+                );
+                true
+            });
+        }
+        let streams = found.values[0]
+            .clone()
+            .is_some_and(|value| bytes[value] == *b"true");
+        if !streams || found.values[1].is_some() {
             return Ok(());
         }
-        body.insert(
-            "stream_options".to_owned(),
-            serde_json::json!({ "include_usage": true }),
-        );
-        let bytes = serde_json::to_vec(&body)?;
-        if let Some(length) = request.headers_mut().get_mut(http::header::CONTENT_LENGTH) {
-            *length = HeaderValue::from(bytes.len());
-        }
-        *request.body_mut() = BufferedBody::new(Bytes::from(bytes));
+        // Last, before the closing brace (the object has a member: `stream`).
+        let mut spliced = Vec::with_capacity(bytes.len() + OPTIONS.len());
+        spliced.extend_from_slice(&bytes[..found.end]);
+        spliced.extend_from_slice(OPTIONS);
+        spliced.extend_from_slice(&bytes[found.end..]);
+        set_body(request, spliced);
         Ok(())
     }
+}
+
+/// The body parsed into a map, changed by `change`, and written again when it says it changed
+/// it: for a body that names a member twice, which the splices leave to `serde_json` (the last
+/// wins).
+fn reparse(
+    request: &mut http::Request<BufferedBody>,
+    change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> bool,
+) -> Result<(), BoxError> {
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(request.body().bytes())?;
+    if change(&mut body) {
+        set_body(request, serde_json::to_vec(&body)?);
+    }
+    Ok(())
+}
+
+/// Replaces the body, and its `content-length` when it has one.
+fn set_body(request: &mut http::Request<BufferedBody>, bytes: Vec<u8>) {
+    if let Some(length) = request.headers_mut().get_mut(http::header::CONTENT_LENGTH) {
+        *length = HeaderValue::from(bytes.len());
+    }
+    *request.body_mut() = BufferedBody::new(Bytes::from(bytes));
 }
 
 /// Sends the request to another endpoint: replaces the scheme and authority, and a path
