@@ -308,6 +308,41 @@ async fn made_up_model_names_share_one_quota() {
     assert_eq!(wire.times().len(), 4);
 }
 
+/// With a model of its own, a provider sends every request as that model and draws every one
+/// from that model's quota, whatever model the caller named (its key is known without reading
+/// the body).
+#[tokio::test(start_paused = true)]
+async fn a_provider_with_its_own_model_keeps_one_quota() {
+    let provider = Provider::openai(OpenAiTier::Tier3)
+        .with_api_key("sk-openai")
+        .with_retry(steady().with_max_retries(0))
+        .with_limits(Limits::new([Limit::requests(Quota::per_minute(n(2)))]))
+        .with_max_wait(Duration::ZERO)
+        .with_model("gpt-4.1");
+    let wire = Wire::new().script("api.openai.com", (0..4).map(|_| ok()).collect());
+    let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
+    let send = |model: &str| {
+        let body =
+            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hi"}}]}}"#);
+        let request = Request::post("/v1/chat/completions")
+            .body(BufferedBody::from(body))
+            .unwrap();
+        stack.clone().oneshot(request)
+    };
+    let mut admitted = 0;
+    for model in ["gpt-4o", "claude-3-haiku", "gpt-4.1", "made-up"] {
+        if send(model).await.is_ok() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 2);
+    assert_eq!(wire.times(), [ms(0), ms(0)]);
+    let models: Vec<_> = wire.seen().into_iter().map(|seen| seen.model).collect();
+    assert_eq!(models, [Some("gpt-4.1".to_owned()), Some("gpt-4.1".to_owned())]);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(send("anything").await.is_ok());
+}
+
 /// Set to refuse unknown models, a provider without a model of its own sends only the models
 /// it knows (its list, the table's families) and refuses every other name with a typed error
 /// that sends nothing, does not quote the name, and tells a fallback to try elsewhere.

@@ -17,7 +17,6 @@ use tollgate_timeout::TimeoutLayer;
 use tower::Layer;
 
 use super::error::StackError;
-use super::model_key::ModelKey;
 use super::provider::Provider;
 use super::service::{Description, Erased, Stack, StackBody, Transport};
 
@@ -402,12 +401,12 @@ fn provider_stack<T: Transport>(
     if let Some(shared) = &quotas.shared {
         let store = shared_store(provider, None, shared, limits)?;
         let layer = RateLimitLayer::from_store(store, config)
-            .keyed_by(ModelKey::new(provider.known_models()))
+            .keyed_by(provider.model_key())
             .with_estimator(OpenAiChat::new());
         return Ok(with_breaker(provider, rewrites, layer.layer(wire)));
     }
     let layer = RateLimitLayer::new(config)
-        .keyed_by(ModelKey::new(provider.known_models()))
+        .keyed_by(provider.model_key())
         .with_estimator(OpenAiChat::new());
     Ok(with_breaker(provider, rewrites, layer.layer(wire)))
 }

@@ -15,12 +15,19 @@ pub(crate) const OTHER_MODELS: &str = "(other models)";
 /// prefix (`gpt-4o-2024-08-06` counts as `gpt-4o`, every `claude-…` as `claude-`). Every other
 /// model shares one key, [`OTHER_MODELS`]: varying the model can neither bypass the quota nor
 /// grow the keys beyond the list. A body without a model draws from the unkeyed quota.
+///
+/// A provider with a model of its own sets every body's `model` to it before its rate limit
+/// ([`SetModel`](tollgate_providers::rewrite::SetModel), which refuses a body it cannot
+/// rewrite): its key is that model's, known without reading the body
+/// ([`ModelKey::fixed`]).
 #[derive(Clone)]
 pub(crate) struct ModelKey {
     /// Every key it can give, by the name or prefix it stands for.
     keys: Arc<HashMap<Box<str>, RouteKey>>,
     families: Arc<ContextWindows>,
     other: RouteKey,
+    /// The one key of a provider with a model of its own.
+    fixed: Option<RouteKey>,
 }
 
 impl ModelKey {
@@ -39,6 +46,17 @@ impl ModelKey {
             keys: Arc::new(keys),
             families: Arc::new(families),
             other: RouteKey::new(OTHER_MODELS),
+            fixed: None,
+        }
+    }
+
+    /// The key of a provider whose every request is rewritten to `model` before it is keyed:
+    /// that model's, whatever the body says. (Only for the rate limit behind the rewrite: the
+    /// check of the caller's own model, before it, reads the body.)
+    pub(crate) fn fixed(model: &str) -> Self {
+        ModelKey {
+            fixed: Some(RouteKey::new(model)),
+            ..ModelKey::new([model])
         }
     }
 }
@@ -62,6 +80,9 @@ impl ModelKey {
 
 impl<B: AsRef<[u8]>> Keyer<B> for ModelKey {
     fn key(&self, request: &http::Request<B>) -> Option<RouteKey> {
+        if let Some(fixed) = &self.fixed {
+            return Some(fixed.clone());
+        }
         let model = ByModel.key(request)?;
         Some(self.known(model.as_str()).unwrap_or(&self.other).clone())
     }

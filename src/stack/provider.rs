@@ -722,6 +722,14 @@ impl Provider {
         self.models.iter().chain(&self.model).map(String::as_str)
     }
 
+    /// The key of its rate limit, behind its rewrites: its own model's when it has one.
+    pub(crate) fn model_key(&self) -> ModelKey {
+        match &self.model {
+            Some(model) => ModelKey::fixed(model),
+            None => ModelKey::new(self.known_models()),
+        }
+    }
+
     pub(crate) fn max_wait(&self) -> Duration {
         self.max_wait
     }
