@@ -7,11 +7,12 @@
 //! router's deployments take.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
+use memchr::memmem;
 use tollgate_core::BoxError;
 use tollgate_core::body::BufferedBody;
 use tollgate_core::redact;
@@ -137,7 +138,9 @@ impl Rewrite for IncludeUsage {
         const OPTIONS: &[u8] = br#","stream_options":{"include_usage":true}"#;
         // Most requests do not stream: no scan for them.
         let bytes = request.body().bytes();
-        if memchr::memmem::find(bytes, b"\"stream\"").is_none() {
+        static STREAM: LazyLock<memmem::Finder<'static>> =
+            LazyLock::new(|| memmem::Finder::new(b"\"stream\""));
+        if STREAM.find(bytes).is_none() {
             return Ok(());
         }
         let found = members::find(bytes, ["stream", "stream_options"])?;
@@ -294,36 +297,38 @@ impl Rewrite for Endpoint {
             _ => path,
         };
         let base = self.base.path().trim_end_matches('/');
-        let mut path_and_query = format!("{base}{rest}");
+        let theirs = request.uri().query().unwrap_or("");
+        let ours = self.query.as_deref().unwrap_or("");
+        let mut path_and_query =
+            String::with_capacity(base.len() + rest.len() + theirs.len() + ours.len() + 2);
+        path_and_query.push_str(base);
+        path_and_query.push_str(rest);
         if path_and_query.is_empty() {
             path_and_query.push('/');
         }
-        // The request's parameters, less those the endpoint sets, then the endpoint's.
-        let ours: Vec<&str> = self
-            .query
-            .as_deref()
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .filter(|p| !p.is_empty())
-            .collect();
-        let name = |param: &str| param.split('=').next().unwrap_or("").to_owned();
-        let theirs = request
-            .uri()
-            .query()
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .filter(|p| !p.is_empty() && !ours.iter().any(|o| name(o) == name(p)));
-        let query: Vec<&str> = theirs.chain(ours.iter().copied()).collect();
-        if !query.is_empty() {
-            path_and_query.push('?');
-            path_and_query.push_str(&query.join("&"));
-        }
+        add_query(&mut path_and_query, theirs, ours);
         let mut parts = self.base.clone().into_parts();
         parts.path_and_query = Some(PathAndQuery::try_from(path_and_query)?);
         *request.uri_mut() = Uri::from_parts(parts)?;
         // The client sets `Host` from the new URI; one left over would name the old endpoint.
         request.headers_mut().remove(http::header::HOST);
         Ok(())
+    }
+}
+
+/// Adds to `path` the request's parameters `theirs`, less those the endpoint sets, then the
+/// endpoint's `ours` (each `name=value&…`, maybe empty).
+fn add_query(path: &mut String, theirs: &str, ours: &str) {
+    fn name(param: &str) -> &str {
+        param.split('=').next().unwrap_or("")
+    }
+    fn params(query: &str) -> impl Iterator<Item = &str> {
+        query.split('&').filter(|p| !p.is_empty())
+    }
+    let kept = params(theirs).filter(|p| !params(ours).any(|o| name(o) == name(p)));
+    for (i, param) in kept.chain(params(ours)).enumerate() {
+        path.push(if i == 0 { '?' } else { '&' });
+        path.push_str(param);
     }
 }
 
@@ -351,7 +356,12 @@ pub struct Credentials {
     value: HeaderValue,
 }
 
-const KEY_HEADERS: [&str; 4] = ["authorization", "api-key", "x-api-key", "x-goog-api-key"];
+const KEY_HEADERS: [HeaderName; 4] = [
+    AUTHORIZATION,
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+];
 
 impl Credentials {
     /// `authorization: Bearer <key>` (OpenAI and compatibles).
@@ -395,7 +405,7 @@ impl fmt::Debug for Credentials {
 impl Rewrite for Credentials {
     fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
         let headers = request.headers_mut();
-        for name in KEY_HEADERS {
+        for name in &KEY_HEADERS {
             headers.remove(name);
         }
         headers.insert(self.name.clone(), self.value.clone());
