@@ -1,5 +1,5 @@
 //! The memory a `MemoryStore` holds per key, measured with a counting allocator: 10,000 keys
-//! on a three-limit quota, then evicted once idle. The figure is printed (run with
+//! on a three-limit quota, then evicted once idle; on one limit; under an adaptive limit. The figure is printed (run with
 //! `--nocapture`) and documented in the crate README; the test fails if it grows past the
 //! documented bound or if eviction does not give the memory back.
 //!
@@ -28,6 +28,9 @@ fn live() -> isize {
 
 /// The bound the crate README documents, in bytes per key, besides the key itself.
 const DOCUMENTED_BYTES_PER_KEY: isize = 320;
+
+/// The same on one limit.
+const DOCUMENTED_ONE_LIMIT_BYTES_PER_KEY: isize = 224;
 
 /// The same under an adaptive limit (no configured limits).
 const DOCUMENTED_ADAPTIVE_BYTES_PER_KEY: isize = 480;
@@ -78,6 +81,18 @@ fn memory_per_key_is_bounded_and_given_back() {
     let left = live() - before;
     println!("after eviction: {left} bytes");
     assert!(left < 4_096, "{left} bytes still held");
+
+    // One limit: requests per minute.
+    let store = MemoryStore::new(Limits::new([Limit::requests(Quota::per_minute(n(10_000)))]));
+    let before = live();
+    admit_each(&store, &keys, &cost, now);
+    let per_key = (live() - before) / KEYS as isize;
+    println!("{KEYS} keys, 1 token-bucket limit: {per_key} bytes per key");
+    assert!(
+        per_key <= DOCUMENTED_ONE_LIMIT_BYTES_PER_KEY,
+        "{per_key} bytes per key"
+    );
+    drop(store);
 
     // The same keys under an adaptive limit: its learned pace per key, forgotten once the key
     // has been idle for five minutes.
