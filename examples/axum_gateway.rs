@@ -567,7 +567,7 @@ fn is_request_id(id: &HeaderValue) -> bool {
 /// |---|---|---|---|
 /// | 401, 403, 407 (the gateway's own key or proxy) | 502 | `server_error` | `upstream_auth_failed` |
 /// | 429, a rate limit | 429 | `requests` | the upstream's, else `rate_limit_exceeded` |
-/// | a spent quota (429 `insufficient_quota`, …) | the upstream's (429) | `insufficient_quota` | the upstream's, else `insufficient_quota` |
+/// | a spent quota (429 `insufficient_quota`, …) | the upstream's (429) | `insufficient_quota` | the upstream's, else `insufficient_quota`; never a wait (`x-should-retry: false`) |
 /// | other 4xx | the upstream's | `invalid_request_error` | the upstream's, else by class: `context_length_exceeded`, `model_not_found`, … |
 /// | 500, 502, 503, 504 | the upstream's | `server_error` | the upstream's, else by class |
 /// | other 5xx (Anthropic's 529 overloaded) | 503 when overloaded, else 502 | `server_error` | the upstream's, else by class |
@@ -599,7 +599,7 @@ pub(crate) fn upstream_refusal(status: StatusCode, verdict: &Verdict, body: &[u8
     let (status, kind) = if status.is_client_error() {
         let kind = match class {
             ErrorClass::RateLimited => "requests",
-            ErrorClass::QuotaExhausted => "insufficient_quota",
+            ErrorClass::QuotaExhausted => SPENT_QUOTA,
             _ => "invalid_request_error",
         };
         (status, kind)
@@ -735,8 +735,13 @@ impl Refusal {
         }
     }
 
+    /// Tells the caller to retry after `wait` — unless the refusal is about a spent quota
+    /// (`insufficient_quota`), which no wait mends: that one keeps `x-should-retry: false`, so
+    /// the SDKs do not retry it.
     fn retry_after(mut self, wait: Duration) -> Self {
-        self.retry_after = Some(wait);
+        if self.kind != SPENT_QUOTA {
+            self.retry_after = Some(wait);
+        }
         self
     }
 }
@@ -787,9 +792,12 @@ impl IntoResponse for Refusal {
 /// | `RateLimited` (the local quota would wait too long) | 429 | its `retry_after` |
 /// | `CostTooLarge` (a request the quota can never admit) | 400 | — |
 /// | `RetriesExhausted`, last verdict a rate limit | 429 | the wait not taken (a delay above the cap) |
+/// | `RetriesExhausted`, last verdict a spent quota | 429 `insufficient_quota` | — (`x-should-retry: false`) |
 /// | `RetriesExhausted`, anything else | 503 (504 for timeouts, 502 for connection failures) | the wait not taken, or 1 s |
 /// | `CircuitOpen` | 503 | until the next probe, or 1 s |
-/// | `AllTargetsFailed` | 429 if every target was rate limited, else 503 | until the first is free, or 1 s |
+/// | `AllTargetsFailed`, every target tried or passed over for a rate limit or a spent quota, one at least rate limited | 429 `rate_limit_exceeded` | until the first is free, or 1 s |
+/// | `AllTargetsFailed`, every target's quota spent | 429 `insufficient_quota` | — (`x-should-retry: false`) |
+/// | `AllTargetsFailed`, anything else (an outage, an open breaker, among them) | 503 `upstream_unavailable` | until the first is free, or 1 s |
 /// | `BodyTooLarge` | 413 | — |
 /// | (an upstream's error *answer*, in the handler) | see [`upstream_refusal`] | |
 /// | any other error | by its verdict: 504, 502 | 1 s |
@@ -819,25 +827,7 @@ pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
         .retry_after(open.retry_after().unwrap_or(DEFAULT_RETRY_AFTER));
     }
     if let Some(all) = error.downcast_ref::<AllTargetsFailed>() {
-        let wait = all.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
-        let rate_limited = all
-            .attempts()
-            .all(|(_, verdict)| verdict.class() == Some(ErrorClass::RateLimited));
-        return if rate_limited {
-            Refusal::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "requests",
-                "rate_limit_exceeded",
-                "Every upstream is rate limited. Please retry after the time in retry-after.",
-            )
-            .retry_after(wait)
-        } else {
-            unavailable(
-                "upstream_unavailable",
-                "Every upstream failed or is cooling down.",
-            )
-            .retry_after(wait)
-        };
+        return all_failed(all);
     }
     if let Some(exhausted) = error.downcast_ref::<RetriesExhausted>() {
         let wait = exhausted.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
@@ -867,6 +857,57 @@ pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
     by_class(class).retry_after(DEFAULT_RETRY_AFTER)
 }
 
+/// Every upstream failed, or was passed over while cooling down: the reasons are the attempts'
+/// verdicts and the causes of the cooldowns (a refusal with no attempt has only those). A 429
+/// only when every reason is a rate limit or a spent quota; a spent quota alone is not worth
+/// retrying.
+fn all_failed(all: &AllTargetsFailed) -> Refusal {
+    let wait = all.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
+    let classes: Vec<Option<ErrorClass>> = all
+        .attempts()
+        .chain(all.skipped())
+        .map(|(_, verdict)| verdict.class())
+        .collect();
+    let is = |class: ErrorClass| classes.contains(&Some(class));
+    let limited = !classes.is_empty()
+        && classes.iter().all(|class| {
+            matches!(
+                class,
+                Some(ErrorClass::RateLimited | ErrorClass::QuotaExhausted)
+            )
+        });
+    match (limited, is(ErrorClass::RateLimited)) {
+        (true, true) => Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            "rate_limit_exceeded",
+            "Every upstream is rate limited or out of quota. Please retry after the time in \
+             retry-after.",
+        )
+        .retry_after(wait),
+        (true, false) => Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            SPENT_QUOTA,
+            SPENT_QUOTA,
+            "Every upstream's quota is exhausted.",
+        ),
+        (false, _) => {
+            let reasons: Vec<&str> = classes
+                .iter()
+                .map(|class| class.map_or("unknown", ErrorClass::as_str))
+                .collect();
+            unavailable(
+                "upstream_unavailable",
+                &format!(
+                    "Every upstream failed or is cooling down after a failure ({}).",
+                    reasons.join(", ")
+                ),
+            )
+            .retry_after(wait)
+        }
+    }
+}
+
 /// A 503 with `code`.
 fn unavailable(code: &'static str, message: &str) -> Refusal {
     Refusal::new(
@@ -877,9 +918,18 @@ fn unavailable(code: &'static str, message: &str) -> Refusal {
     )
 }
 
+/// The `error.type` (and default code) of a spent quota, as OpenAI sends it.
+const SPENT_QUOTA: &str = "insufficient_quota";
+
 /// The answer for an upstream failure of `class`, without its wait.
 fn by_class(class: ErrorClass) -> Refusal {
     match class {
+        ErrorClass::QuotaExhausted => Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            SPENT_QUOTA,
+            SPENT_QUOTA,
+            "The upstream's quota is exhausted.",
+        ),
         ErrorClass::Timeout => Refusal::new(
             StatusCode::GATEWAY_TIMEOUT,
             "server_error",

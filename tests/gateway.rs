@@ -335,6 +335,103 @@ async fn a_down_upstream_gives_503_then_the_open_circuit_says_when() {
     assert_eq!(mock.stats().requests, 5, "the open circuit sent nothing");
 }
 
+/// Every upstream down: the caller is told the upstreams are unavailable (503), never rate
+/// limited — also once both breakers are open and both targets cool down, so that the
+/// fallback tries nothing and explains its refusal by the cooldowns' causes alone.
+#[tokio::test(start_paused = true)]
+async fn every_upstream_down_is_503_not_429() {
+    let primary_mock = start(primary_config()).await;
+    let fallback = start(MockConfig::openai().with_api_key(FALLBACK_KEY)).await;
+    primary_mock.set_outage(true);
+    fallback.set_outage(true);
+    let addr = serve(
+        &primary(&primary_mock),
+        Some(&upstream(
+            "fallback",
+            &fallback,
+            FALLBACK_KEY,
+            ProviderClassifier::OpenAi,
+        )),
+    )
+    .await;
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        let answer = chat(addr).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            answer.text
+        );
+        assert_eq!(answer.header("x-should-retry"), Some("true"));
+        let seconds: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+        let millis: u64 = answer.header("retry-after-ms").unwrap().parse().unwrap();
+        assert_eq!(seconds, millis.div_ceil(1_000), "{}", answer.text);
+        answer.assert_no_key();
+        codes.push(answer.code().to_owned());
+    }
+    assert!(
+        codes.iter().all(|code| code == "upstream_unavailable"),
+        "{codes:?}"
+    );
+    // Each breaker opened after five failures: later requests sent nothing.
+    assert_eq!(
+        (primary_mock.stats().requests, fallback.stats().requests),
+        (5, 5)
+    );
+    // The last refusals tried nothing: both targets were cooling down behind open breakers.
+    let last = chat(addr).await;
+    assert_eq!(last.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        last.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("overloaded"),
+        "{}",
+        last.text
+    );
+}
+
+/// Every upstream out of quota (429 `insufficient_quota`): a 429 `insufficient_quota` with
+/// `x-should-retry: false`, whether both were tried or both were passed over while cooling
+/// down after it; no wait mends a spent quota.
+#[tokio::test(start_paused = true)]
+async fn spent_quotas_are_not_worth_retrying() {
+    let spent = r#"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+    let upstream = |name: &str, base_url: String| Upstream {
+        name: name.to_owned(),
+        base_url,
+        api_key: Some(PRIMARY_KEY.to_owned()),
+        model: None,
+        provider: ProviderClassifier::OpenAi,
+        limits: Limits::unlimited(),
+        max_wait: None,
+    };
+    let primary = upstream("primary", crafted_upstream(429, spent).await);
+    let fallback = upstream("fallback", crafted_upstream(429, spent).await);
+    let addr = serve(&primary, Some(&fallback)).await;
+    for attempt in ["both tried", "both cooling"] {
+        let answer = chat(addr).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{attempt}: {}",
+            answer.text
+        );
+        assert_eq!(
+            answer.body["error"]["type"], "insufficient_quota",
+            "{attempt}"
+        );
+        assert_eq!(answer.code(), "insufficient_quota", "{attempt}");
+        assert_eq!(answer.waits(), (None, None, Some("false")), "{attempt}");
+    }
+    // Alone, an upstream's spent quota goes back the same way.
+    let alone = upstream("primary", crafted_upstream(429, spent).await);
+    let answer = chat(serve(&alone, None).await).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer.waits(), (None, None, Some("false")));
+}
+
 /// Bad input is refused without reaching the upstream, and nothing panics: a body over
 /// 4 MiB (413, refused from its content-length: at once when the client waits with `expect:
 /// 100-continue`, after the rest is read when it writes it all), a body that is not a JSON

@@ -338,7 +338,10 @@ async fn a_provider_with_its_own_model_keeps_one_quota() {
     assert_eq!(admitted, 2);
     assert_eq!(wire.times(), [ms(0), ms(0)]);
     let models: Vec<_> = wire.seen().into_iter().map(|seen| seen.model).collect();
-    assert_eq!(models, [Some("gpt-4.1".to_owned()), Some("gpt-4.1".to_owned())]);
+    assert_eq!(
+        models,
+        [Some("gpt-4.1".to_owned()), Some("gpt-4.1".to_owned())]
+    );
     tokio::time::advance(Duration::from_secs(60)).await;
     assert!(send("anything").await.is_ok());
 }

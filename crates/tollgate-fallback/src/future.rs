@@ -16,7 +16,7 @@ use tollgate_core::{BoxError, ErrorClass, StreamOutcome, StreamReport, Verdict};
 use tower_service::Service;
 
 use crate::error::AllTargetsFailed;
-use crate::service::{Chain, Cooldown, Shared};
+use crate::service::{Cause, Chain, Cooldown, Shared};
 
 /// A target's place: the primary, or a position in a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,18 +225,22 @@ where
                 class: verdict.class(),
             });
         }
+        let cause = verdict.class().map(|class| Cause {
+            class,
+            local: verdict.is_local_refusal(),
+        });
         self.tried.push((name, verdict));
-        match next {
-            Next::MoveOn(Some(wait)) => {
+        match (next, cause) {
+            (Next::MoveOn(Some(wait)), Some(cause)) => {
                 let until = shared.now().saturating_add(nanos(wait));
-                cell(shared, *self.current).extend(until);
+                cell(shared, *self.current).extend(until, cause);
             }
-            Next::Switch(chain) => {
+            (Next::Switch(chain), _) => {
                 *self.visited |= chain_bit(chain);
                 *self.chain = chain;
                 *self.next = 0;
             }
-            Next::MoveOn(None) | Next::Return => {}
+            _ => {}
         }
     }
 
@@ -311,7 +315,17 @@ where
                 let retry_after =
                     earliest.map(|(until, _)| Duration::from_nanos(until.saturating_sub(now)));
                 let tried = std::mem::take(self.tried);
-                Choice::Exhausted(AllTargetsFailed::new(tried, retry_after).into())
+                let skipped = self
+                    .skipped
+                    .iter()
+                    .map(|place| {
+                        (
+                            name_of(shared, *place),
+                            skipped_verdict(shared, *place, now),
+                        )
+                    })
+                    .collect();
+                Choice::Exhausted(AllTargetsFailed::new(tried, skipped, retry_after).into())
             }
         }
     }
@@ -370,9 +384,32 @@ fn cool_if_it_fails<S>(shared: &Shared<S>, place: Place, report: &StreamReport) 
         };
         if let (true, Some(wait)) = (policy.move_on.contains(class), policy.cooldown_for(class)) {
             let ended = origin.offset_nanos(end.ended_at);
-            cell.extend(ended.saturating_add(nanos(wait)));
+            let cause = Cause {
+                class,
+                local: false,
+            };
+            cell.extend(ended.saturating_add(nanos(wait)), cause);
         }
     });
+}
+
+/// Why `place` was passed over, as a verdict: the class of the failure that cooled it down
+/// (refused locally when a layer of this process refused it: an open breaker, a local quota),
+/// and how long it still cools down as its wait.
+fn skipped_verdict<S>(shared: &Shared<S>, place: Place, now: u64) -> Verdict {
+    let (until, cause) = cell(shared, place).read();
+    // Every cooldown is set with its cause; an unknown one is an overload.
+    let cause = cause.unwrap_or(Cause {
+        class: ErrorClass::Overloaded,
+        local: false,
+    });
+    let verdict =
+        Verdict::failure(cause.class).with_wait(Duration::from_nanos(until - now.min(until)));
+    if cause.local {
+        verdict.refused_locally()
+    } else {
+        verdict
+    }
 }
 
 /// The cooldown of `place`.

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tollgate_core::body::BufferedBody;
 use tollgate_core::clock::Origin;
-use tollgate_core::{BoxError, Deadline};
+use tollgate_core::{BoxError, Deadline, ErrorClass};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -25,18 +25,61 @@ pub(crate) enum Chain {
     ContentPolicy,
 }
 
-/// A target's cooldown: nanoseconds since the origin until which it is skipped.
+/// A target's cooldown, in one atomic word: until when it is skipped (nanoseconds since the
+/// origin, the low [`UNTIL_BITS`] bits: about 2.3 years) and why (the high bits: the class of
+/// the failure that set it, and whether a layer of this process refused locally — an open
+/// breaker, a local quota).
 #[derive(Default)]
 pub(crate) struct Cooldown(AtomicU64);
 
+const UNTIL_BITS: u32 = 56;
+const UNTIL_MASK: u64 = (1 << UNTIL_BITS) - 1;
+const LOCAL_BIT: u64 = 1 << 63;
+/// The class as its place in [`ErrorClass::ALL`] plus one (zero: never cooled), in bits 56–62.
+const CLASS_SHIFT: u32 = UNTIL_BITS;
+const CLASS_MASK: u64 = 0x7f;
+
+/// Why a target cooled down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cause {
+    pub(crate) class: ErrorClass,
+    pub(crate) local: bool,
+}
+
 impl Cooldown {
     pub(crate) fn until(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.0.load(Ordering::Acquire) & UNTIL_MASK
     }
 
-    /// Extends the cooldown to `until`, never shortening it.
-    pub(crate) fn extend(&self, until: u64) {
-        self.0.fetch_max(until, Ordering::AcqRel);
+    /// Until when, and why, if it was ever cooled down.
+    pub(crate) fn read(&self) -> (u64, Option<Cause>) {
+        let word = self.0.load(Ordering::Acquire);
+        let code = (word >> CLASS_SHIFT) & CLASS_MASK;
+        let class = (code as usize)
+            .checked_sub(1)
+            .and_then(|i| ErrorClass::ALL.get(i).copied());
+        let cause = class.map(|class| Cause {
+            class,
+            local: word & LOCAL_BIT != 0,
+        });
+        (word & UNTIL_MASK, cause)
+    }
+
+    /// Extends the cooldown to `until` for `cause`, never shortening it (a later end keeps its
+    /// own cause). `until` saturates at about 2.3 years after the origin.
+    pub(crate) fn extend(&self, until: u64, cause: Cause) {
+        let until = until.min(UNTIL_MASK);
+        let code = ErrorClass::ALL
+            .iter()
+            .position(|class| *class == cause.class)
+            .map_or(0, |i| i as u64 + 1);
+        let word = until | (code << CLASS_SHIFT) | if cause.local { LOCAL_BIT } else { 0 };
+        // Only a later end replaces the word: `None` from the closure leaves it.
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+                (until > old & UNTIL_MASK).then_some(word)
+            });
     }
 }
 
@@ -167,5 +210,51 @@ impl<S: fmt::Debug> fmt::Debug for Fallback<S> {
             .field("policy", &self.shared.policy)
             .field("fallbacks", &self.shared.fallbacks.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cause(class: ErrorClass, local: bool) -> Cause {
+        Cause { class, local }
+    }
+
+    /// Only a later end replaces a cooldown, with its cause; the end saturates below the cause's
+    /// bits; every class and the local bit come back as they went in.
+    #[test]
+    fn a_cooldown_keeps_the_cause_of_its_latest_end() {
+        let cooldown = Cooldown::default();
+        assert_eq!(cooldown.read(), (0, None));
+        cooldown.extend(40, cause(ErrorClass::ServerError, false));
+        cooldown.extend(30, cause(ErrorClass::RateLimited, true));
+        assert_eq!(
+            cooldown.read(),
+            (40, Some(cause(ErrorClass::ServerError, false)))
+        );
+        cooldown.extend(40, cause(ErrorClass::Connect, false));
+        assert_eq!(cooldown.until(), 40);
+        assert_eq!(
+            cooldown.read().1,
+            Some(cause(ErrorClass::ServerError, false))
+        );
+        cooldown.extend(41, cause(ErrorClass::Overloaded, true));
+        assert_eq!(
+            cooldown.read(),
+            (41, Some(cause(ErrorClass::Overloaded, true)))
+        );
+        cooldown.extend(u64::MAX, cause(ErrorClass::Truncated, false));
+        assert_eq!(
+            cooldown.read(),
+            (UNTIL_MASK, Some(cause(ErrorClass::Truncated, false)))
+        );
+        for class in ErrorClass::ALL {
+            for local in [false, true] {
+                let cooldown = Cooldown::default();
+                cooldown.extend(7, cause(class, local));
+                assert_eq!(cooldown.read(), (7, Some(cause(class, local))));
+            }
+        }
     }
 }

@@ -411,3 +411,70 @@ async fn a_cooldown_extended_during_a_wait_is_not_cut_short() {
     assert_eq!(b_calls.load(Ordering::Relaxed), 2);
     slow.await.unwrap().unwrap_err();
 }
+
+/// Nothing tried, the refusal says why each target was passed over: the class that cooled it
+/// down, whether a layer of this process refused (an open breaker), and how long it still
+/// cools; its verdict is the cause of the cooldown that ends first. Every target down is not
+/// every target rate limited.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_with_nothing_tried_says_why_each_target_is_cooling() {
+    let unreachable = Verdict::failure(ErrorClass::Connect)
+        .with_status(http::StatusCode::BAD_GATEWAY)
+        .with_delay(secs(30), DelaySource::RetryAfterSeconds);
+    let open_breaker = Verdict::failure(ErrorClass::Overloaded)
+        .with_status(http::StatusCode::SERVICE_UNAVAILABLE)
+        .with_wait(secs(20))
+        .refused_locally();
+    let spent = Verdict::failure(ErrorClass::QuotaExhausted)
+        .with_status(http::StatusCode::TOO_MANY_REQUESTS);
+    let primary = Scripted::new("a", [unreachable]);
+    let b = Scripted::new("b", [open_breaker]);
+    let c = Scripted::new("c", [spent]);
+    let fallback = client(&primary, &[&b, &c], FallbackPolicy::default());
+    let first = fallback.clone().oneshot(request()).await.unwrap_err();
+    let first = first.downcast_ref::<AllTargetsFailed>().unwrap();
+    assert_eq!(first.attempts().count(), 3);
+    assert_eq!(first.skipped().count(), 0);
+
+    time::advance(secs(5)).await;
+    let error = fallback.clone().oneshot(request()).await.unwrap_err();
+    let failed = error.downcast_ref::<AllTargetsFailed>().unwrap();
+    assert_eq!(failed.attempts().count(), 0, "nothing was tried");
+    let skipped: Vec<_> = failed
+        .skipped()
+        .map(|(name, verdict)| {
+            (
+                name,
+                verdict.class(),
+                verdict.is_local_refusal(),
+                verdict.delay(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("primary", Some(ErrorClass::Connect), false, Some(secs(25))),
+            ("b", Some(ErrorClass::Overloaded), true, Some(secs(15))),
+            (
+                "c",
+                Some(ErrorClass::QuotaExhausted),
+                false,
+                Some(secs(295))
+            ),
+        ]
+    );
+    assert_eq!(failed.retry_after(), Some(secs(15)));
+    // The verdict: the open breaker's, free first, refused here, to try elsewhere later.
+    let verdict = failed.verdict();
+    assert_eq!(verdict.class(), Some(ErrorClass::Overloaded));
+    assert!(verdict.is_local_refusal());
+    assert_eq!(verdict.advice(), tollgate_core::RetryAdvice::Elsewhere);
+    assert_eq!(verdict.delay(), Some(secs(15)));
+    assert_eq!(
+        failed.to_string(),
+        "every target failed: primary: cooling down after connect; b: cooling down after overloaded, \
+         refused here; c: cooling down after quota_exhausted; the first is free again in 15s"
+    );
+    assert_eq!((primary.calls(), b.calls(), c.calls()), (1, 1, 1));
+}

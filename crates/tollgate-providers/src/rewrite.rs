@@ -89,7 +89,10 @@ impl Rewrite for SetModel {
             }
             None => {
                 // First, right after the opening brace: the first byte that is not whitespace.
-                let open = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+                let open = bytes
+                    .iter()
+                    .position(|b| !b.is_ascii_whitespace())
+                    .unwrap_or(0);
                 spliced.extend_from_slice(&bytes[..=open]);
                 spliced.extend_from_slice(b"\"model\":");
                 spliced.extend_from_slice(encoded);

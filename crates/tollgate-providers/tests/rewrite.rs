@@ -102,12 +102,19 @@ fn include_usage_appends_the_options_last() {
             r#"{"stream":false,"stream":true}"#,
             r#"{"stream":true,"stream_options":{"include_usage":true}}"#,
         ),
-        (r#"{"stream":true,"stream":false}"#, r#"{"stream":true,"stream":false}"#),
+        (
+            r#"{"stream":true,"stream":false}"#,
+            r#"{"stream":true,"stream":false}"#,
+        ),
         // No `"stream"` in the text: not even parsed.
         ("not json", "not json"),
     ];
     for (body, expected) in cases {
-        assert_eq!(rewritten(&IncludeUsage, body).as_deref(), Ok(expected), "{body}");
+        assert_eq!(
+            rewritten(&IncludeUsage, body).as_deref(),
+            Ok(expected),
+            "{body}"
+        );
     }
 }
 

@@ -491,5 +491,8 @@ fn a_spread_near_the_end_of_time_keeps_its_nanoseconds() {
         max: Duration::MAX,
     };
     assert_eq!(doubled.bound(Duration::MAX), Duration::MAX);
-    assert_eq!(doubled.bound(Duration::from_secs(u64::MAX / 2 + 1)), Duration::MAX);
+    assert_eq!(
+        doubled.bound(Duration::from_secs(u64::MAX / 2 + 1)),
+        Duration::MAX
+    );
 }
