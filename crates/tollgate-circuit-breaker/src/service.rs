@@ -18,8 +18,8 @@ use crate::future::{Guard, ResponseFuture};
 use crate::handle::{Mode, OnStateChange};
 use crate::shared::{Shared, announce};
 
-/// The shared breakers and the hook, behind one `Arc` that a service's clones and futures
-/// share (a clone allocates nothing).
+/// A service clone's own reference to the shared breakers and the hook, so that clones on
+/// different threads do not contend on one reference count.
 pub(crate) struct Local<H> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) hook: Arc<H>,
@@ -153,7 +153,7 @@ impl<S: Clone, K: Clone, H> Clone for CircuitBreaker<S, K, H> {
         CircuitBreaker {
             inner: self.inner.clone(),
             keyer: self.keyer.clone(),
-            local: Arc::clone(&self.local),
+            local: Local::new(Arc::clone(&self.local.shared), Arc::clone(&self.local.hook)),
         }
     }
 }

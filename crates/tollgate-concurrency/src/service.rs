@@ -15,9 +15,8 @@ use crate::error::Saturated;
 use crate::future::{ResponseFuture, Waiting, retry_hint};
 use crate::shared::{Permit, Shared};
 
-/// A service's reference to the shared state, which its clones and futures share (a clone
-/// allocates nothing).
-pub(crate) type Local = Arc<Shared>;
+/// A service clone's own reference to the shared state.
+pub(crate) type Local = Arc<Arc<Shared>>;
 
 /// Caps the requests in flight to the inner service, per key. Built by
 /// [`ConcurrencyLayer`](crate::ConcurrencyLayer).
@@ -34,7 +33,7 @@ impl<S, K> ConcurrencyLimit<S, K> {
         ConcurrencyLimit {
             inner,
             keyer,
-            shared,
+            shared: Arc::new(shared),
         }
     }
 
@@ -74,7 +73,7 @@ where
     /// refuses it when the queue is full.
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let key = self.keyer.key(&request);
-        let shared = &*self.shared;
+        let shared = &**self.shared;
         let config = &shared.config;
         let gate = match shared.gate(key.as_ref()) {
             Ok((gate, evicted)) => {
@@ -133,7 +132,7 @@ impl<S: Clone, K: Clone> Clone for ConcurrencyLimit<S, K> {
         ConcurrencyLimit {
             inner: self.inner.clone(),
             keyer: self.keyer.clone(),
-            shared: Arc::clone(&self.shared),
+            shared: Arc::new(Arc::clone(&self.shared)),
         }
     }
 }

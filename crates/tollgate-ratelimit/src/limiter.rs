@@ -22,10 +22,9 @@ use tollgate_core::{
 use crate::limit::Limits;
 use crate::store::{Feedback, Outlook, QuotaDecision, Store};
 
-/// A service's reference to the shared [`Limiter`], which its clones and futures share: a clone
-/// allocates nothing (a stack that clones its inner services per request, as retry does, would
-/// otherwise allocate one per request and layer).
-pub(crate) type Local<St> = Arc<Limiter<St>>;
+/// A service clone's own reference to the shared [`Limiter`]: its futures count references
+/// here, so clones on different threads do not contend on one reference count.
+pub(crate) type Local<St> = Arc<Arc<Limiter<St>>>;
 
 pub(crate) struct Limiter<St> {
     pub(crate) origin: Origin,

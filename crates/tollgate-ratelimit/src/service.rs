@@ -48,7 +48,7 @@ impl<S, K, E, St: Store> RateLimit<S, K, E, St> {
             keyer,
             estimator,
             max_wait,
-            limiter,
+            limiter: Arc::new(limiter),
         }
     }
 
@@ -207,7 +207,7 @@ impl<S: Clone, K: Clone, E: Clone, St: Store> Clone for RateLimit<S, K, E, St> {
             keyer: self.keyer.clone(),
             estimator: self.estimator.clone(),
             max_wait: self.max_wait,
-            limiter: Arc::clone(&self.limiter),
+            limiter: Arc::new(Arc::clone(&self.limiter)),
         }
     }
 }
