@@ -191,6 +191,11 @@ pub(crate) const BODY_BUDGET: usize = 64 * 1024 * 1024;
 /// The wait to advertise when a refusal carries none of its own.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// The longest wait the gateway advertises: an upstream's `retry-after` beyond a day is passed
+/// on as a day (found by the `gateway_request` fuzz target: a `retry-after` of 2·10^18 s gave
+/// a `retry-after-ms` that wrapped around and disagreed with it).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
 /// Response headers passed back with an upstream's successful answer; everything else (its
 /// rate-limit headers, organisation and project ids, cookies) stays behind. An error answer is
 /// the gateway's own ([`upstream_refusal`]), with the upstream's request id at most.
@@ -735,12 +740,12 @@ impl Refusal {
         }
     }
 
-    /// Tells the caller to retry after `wait` — unless the refusal is about a spent quota
-    /// (`insufficient_quota`), which no wait mends: that one keeps `x-should-retry: false`, so
-    /// the SDKs do not retry it.
+    /// Tells the caller to retry after `wait`, at most [`MAX_RETRY_AFTER`] — unless the
+    /// refusal is about a spent quota (`insufficient_quota`), which no wait mends: that one
+    /// keeps `x-should-retry: false`, so the SDKs do not retry it.
     fn retry_after(mut self, wait: Duration) -> Self {
         if self.kind != SPENT_QUOTA {
-            self.retry_after = Some(wait);
+            self.retry_after = Some(wait.min(MAX_RETRY_AFTER));
         }
         self
     }

@@ -757,6 +757,19 @@ fn upstream_refusals_keep_the_class_and_a_safe_code_only() {
             "upstream_error",
             None,
         ),
+        // A wait beyond a day is advertised as a day (its milliseconds would not fit).
+        (
+            429,
+            Verdict::failure(ErrorClass::RateLimited).with_delay(
+                Duration::from_secs(2_011_901_686_167_809_024),
+                tollgate::DelaySource::RetryAfterSeconds,
+            ),
+            body("rate_limit_exceeded"),
+            429,
+            "requests",
+            "rate_limit_exceeded",
+            Some(86_400),
+        ),
         // Anthropic's shape: the type is the code.
         (
             404,
