@@ -99,7 +99,7 @@
 //! let request = http::Request::post("https://api.openai.com/v1/chat/completions")
 //!     .body(BufferedBody::from(body))?;
 //! let response = openai.oneshot(request).await?;
-//! assert!(response.body().ends_with(r#""model":"gpt-4.1"}"#));
+//! assert!(response.body().starts_with(r#"{"model":"gpt-4.1","#));
 //! # Ok(())
 //! # }
 //! ```
