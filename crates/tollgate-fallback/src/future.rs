@@ -404,7 +404,7 @@ fn skipped_verdict<S>(shared: &Shared<S>, place: Place, now: u64) -> Verdict {
         local: false,
     });
     let verdict =
-        Verdict::failure(cause.class).with_wait(Duration::from_nanos(until - now.min(until)));
+        Verdict::failure(cause.class).with_wait(Duration::from_nanos(until.saturating_sub(now)));
     if cause.local {
         verdict.refused_locally()
     } else {

@@ -39,6 +39,9 @@ const LOCAL_BIT: u64 = 1 << 63;
 const CLASS_SHIFT: u32 = UNTIL_BITS;
 const CLASS_MASK: u64 = 0x7f;
 
+// Every class's code fits in its bits.
+const _: () = assert!(ErrorClass::ALL.len() < CLASS_MASK as usize);
+
 /// Why a target cooled down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Cause {
@@ -69,10 +72,8 @@ impl Cooldown {
     /// own cause). `until` saturates at about 2.3 years after the origin.
     pub(crate) fn extend(&self, until: u64, cause: Cause) {
         let until = until.min(UNTIL_MASK);
-        let code = ErrorClass::ALL
-            .iter()
-            .position(|class| *class == cause.class)
-            .map_or(0, |i| i as u64 + 1);
+        // Its place in the declaration, as `ClassSet` numbers it.
+        let code = cause.class as u64 + 1;
         let word = until | (code << CLASS_SHIFT) | if cause.local { LOCAL_BIT } else { 0 };
         // Only a later end replaces the word: `None` from the closure leaves it.
         let _ = self
