@@ -50,6 +50,14 @@ fn chat() -> Request<BufferedBody> {
         .unwrap()
 }
 
+/// A minimal chat request naming `model`.
+fn chat_as(model: &str) -> Request<BufferedBody> {
+    let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hi"}}]}}"#);
+    Request::post("/v1/chat/completions")
+        .body(BufferedBody::from(body))
+        .unwrap()
+}
+
 fn seen(at: Duration, uri: &str, authorization: &str, model: &str) -> Seen {
     Seen {
         at,
@@ -271,14 +279,7 @@ async fn made_up_model_names_share_one_quota() {
         .with_models(["my-model"]);
     let wire = Wire::new().script("api.openai.com", (0..5).map(|_| ok()).collect());
     let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
-    let send = |model: String| {
-        let body =
-            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hi"}}]}}"#);
-        let request = Request::post("/v1/chat/completions")
-            .body(BufferedBody::from(body))
-            .unwrap();
-        stack.clone().oneshot(request)
-    };
+    let send = |model: String| stack.clone().oneshot(chat_as(&model));
     let mut admitted = Vec::new();
     for model in [
         "gpt-4o-2024-08-06",
@@ -321,14 +322,7 @@ async fn a_provider_with_its_own_model_keeps_one_quota() {
         .with_model("gpt-4.1");
     let wire = Wire::new().script("api.openai.com", (0..4).map(|_| ok()).collect());
     let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
-    let send = |model: &str| {
-        let body =
-            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hi"}}]}}"#);
-        let request = Request::post("/v1/chat/completions")
-            .body(BufferedBody::from(body))
-            .unwrap();
-        stack.clone().oneshot(request)
-    };
+    let send = |model: &str| stack.clone().oneshot(chat_as(model));
     let mut admitted = 0;
     for model in ["gpt-4o", "claude-3-haiku", "gpt-4.1", "made-up"] {
         if send(model).await.is_ok() {
@@ -358,14 +352,7 @@ async fn unknown_models_can_be_refused() {
         .with_unknown_models(UnknownModels::Refuse);
     let wire = Wire::new().script("api.openai.com", (0..3).map(|_| ok()).collect());
     let stack = StackBuilder::new(provider).build(wire.clone()).unwrap();
-    let send = |model: &str| {
-        let body =
-            format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hi"}}]}}"#);
-        let request = Request::post("/v1/chat/completions")
-            .body(BufferedBody::from(body))
-            .unwrap();
-        stack.clone().oneshot(request)
-    };
+    let send = |model: &str| stack.clone().oneshot(chat_as(model));
     for known in ["my-model", "gpt-4o-2024-08-06", "claude-3-haiku"] {
         assert!(send(known).await.is_ok(), "{known}");
     }
