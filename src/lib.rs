@@ -128,8 +128,8 @@
 #[doc(inline)]
 pub use tollgate_core::{
     BoxError, Classified, Classify, ClassifyFn, Cost, Deadline, DelaySource, Dimension, ErrorClass,
-    LimitEntry, LimitReading, Priority, RateLimitSnapshot, ResponseView, RetryAdvice, RouteKey,
-    Usage, Verdict, Window, classify_fn, transport_verdict,
+    Judged, LimitEntry, LimitReading, Priority, RateLimitSnapshot, ResponseView, RetryAdvice,
+    RouteKey, Usage, Verdict, Window, classify_fn, transport_verdict,
 };
 
 #[doc(inline)]

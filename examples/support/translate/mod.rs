@@ -8,11 +8,16 @@
 //! a feature the other shape cannot express is refused with [`TranslateError::Untranslatable`],
 //! naming the feature: nothing the caller sent is dropped silently.
 
+mod body;
 mod request;
 mod response;
 mod stream;
 
-pub(crate) use request::{DEFAULT_MAX_TOKENS, request};
+pub(crate) use body::TranslatedBody;
+// The default is read by the tests and named in the gateway's docs.
+#[allow(unused_imports)]
+pub(crate) use request::DEFAULT_MAX_TOKENS;
+pub(crate) use request::request;
 pub(crate) use response::response;
 pub(crate) use stream::StreamTranslator;
 
