@@ -1,7 +1,9 @@
-//! An OpenAI-compatible gateway: `POST /v1/chat/completions` goes through a tollgate stack to
-//! a primary upstream, then to a fallback, and when the stack must refuse, the gateway's own
-//! callers get a 429 or 503 with `retry-after`, `retry-after-ms` and `x-should-retry`, in
-//! OpenAI's error shape, so that their SDKs back off as they would from OpenAI itself.
+//! A gateway for OpenAI's and Anthropic's SDKs: `POST /v1/chat/completions` (OpenAI's Chat
+//! Completions) and `POST /v1/messages` (Anthropic's Messages) go through a tollgate stack to a
+//! primary upstream, then to a fallback — each upstream speaking either API, the gateway
+//! translating between them — and when the stack must refuse, the gateway's own callers get a
+//! 429 or 503 with `retry-after`, `retry-after-ms` and `x-should-retry`, in their own API's
+//! error shape, so that their SDKs back off as they would from the provider itself.
 //!
 //! ```sh
 //! cargo run --example axum_gateway              # a self-test against two in-process mocks
@@ -10,15 +12,31 @@
 //!
 //! # What it shows
 //!
-//! - **One stack per upstream**, in the documented order: retries (provider delays honoured up
-//!   to 10 s, overloads left to the fallback at once) above a circuit breaker above a
-//!   client-side quota (requests and tokens per minute, waiting at most 5 s; 2 s in the
-//!   self-test) above `ClassifyLayer` above a reqwest transport; a `FallbackLayer` over the
-//!   two.
+//! - **Both API shapes** ([`translate`]): a caller of either API can be served by an upstream
+//!   of either. When they differ, the request is translated on its way up (messages, system
+//!   prompt, images, tools and tool calls, stop sequences, sampling, `max_tokens` — Anthropic
+//!   requires one: a Chat request without gets [`DEFAULT_MAX_TOKENS`](translate::DEFAULT_MAX_TOKENS),
+//!   4,096) and the answer on its way back, a
+//!   stream event by event (Anthropic's `message_start` … `message_stop` to OpenAI's chunks
+//!   and `[DONE]`, and back). A request using a feature the upstream's API cannot express
+//!   (`n` > 1, `logprobs`, `seed`, a temperature above 1 for Anthropic; `top_k`, extended
+//!   thinking, server tools for OpenAI) is refused with a 400 `unsupported_feature` that names
+//!   it, before anything is sent: nothing is dropped silently.
+//! - **One stack per upstream**, in the documented order: translation and address, then
+//!   retries (provider delays honoured up to 10 s, overloads left to the fallback at once)
+//!   above a circuit breaker above a client-side quota (the adaptive limit, which learns the
+//!   provider's from its answers, unless a quota is configured; waiting at most 5 s, 2 s in
+//!   the self-test) above `ClassifyLayer` above a reqwest transport; a `FallbackLayer` over the
+//!   two, whose context-window chain sends a prompt too long for the primary to the fallback
+//!   unless the fallback's window is known to be no larger.
 //! - **Refusals become answers**: [`refusal`] maps the stack's typed errors —
 //!   `RateLimited` (the local quota), `RetriesExhausted` (a provider delay above the cap,
-//!   an upstream that stayed down), `CircuitOpen`, `AllTargetsFailed` — to a status, a wait
-//!   and an OpenAI-shaped body.
+//!   an upstream that stayed down), `CircuitOpen`, `AllTargetsFailed` (saying why each
+//!   upstream was tried or passed over: a 429 only when every reason is a rate limit or a
+//!   spent quota, a 503 for outages and open breakers) — to a status, a wait and a body in the
+//!   caller's shape ([`Refusal::answer`]: OpenAI's `{"error": {…}}` or Anthropic's
+//!   `{"type": "error", "error": {…}}`). A spent quota never carries a wait
+//!   (`x-should-retry: false`): no wait mends it.
 //! - **Upstream errors are rewritten, never relayed**: the upstreams' keys and addresses never
 //!   reach a caller. The gateway builds each upstream request itself, passes back only a few
 //!   response headers, and answers every upstream error status (4xx and 5xx, and anything else
@@ -49,7 +67,10 @@
 //!   exits — within the drain and the second or so the in-process mocks take to stop. A
 //!   second Ctrl-C during the drain aborts at once.
 //! - **Streams pass through**: an upstream's answer, `text/event-stream` included, is relayed
-//!   frame by frame as it arrives, never buffered.
+//!   frame by frame as it arrives (translated event by event when the APIs differ), never
+//!   buffered, with the headers that matter to clients: `cache-control`, the request id
+//!   (`x-request-id`, Anthropic's `request-id`) and the upstream's rate-limit headers
+//!   (`x-ratelimit-*`, `anthropic-ratelimit-*`), which the gateway does not set itself.
 //! - **Reusable pieces**: [`app`] builds the `axum::Router` around any stack and [`stack`]
 //!   builds this one, so `tests/gateway.rs` includes this file and drives both.
 //!
@@ -57,19 +78,22 @@
 //!
 //! Without `GATEWAY_PRIMARY_URL`, the gateway starts two `tollgate-mock` servers in this
 //! process (an OpenAI-shaped primary and an Anthropic-shaped fallback) and runs a self-test
-//! against itself: a normal request, one during a primary outage (served by the fallback), a
-//! body too large, a body that is not JSON, and a burst beyond the primary's quota (429s with
-//! `retry-after`). With `--serve` it serves instead.
+//! against itself: a normal request, the same through Anthropic's route, one during a primary
+//! outage (served by the fallback, translated), a body too large, a body that is not JSON, and
+//! a burst beyond the primary's quota (429s with `retry-after`). With `--serve` it serves
+//! instead.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `GATEWAY_ADDR` | `127.0.0.1:8080` (`127.0.0.1:0` for the self-test) | where to listen |
 //! | `GATEWAY_SERVE` | — | set to serve until Ctrl-C, like `--serve` |
-//! | `GATEWAY_PRIMARY_URL` | — | the primary's OpenAI-compatible base URL, e.g. `https://api.openai.com/v1` |
-//! | `GATEWAY_PRIMARY_KEY` | — | its API key (sent as `authorization: Bearer …`) |
+//! | `GATEWAY_PRIMARY_URL` | — | the primary's base URL, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com` |
+//! | `GATEWAY_PRIMARY_KEY` | — | its API key (sent as `authorization: Bearer …`, or `x-api-key` to a Messages upstream) |
 //! | `GATEWAY_PRIMARY_MODEL` | the caller's | the model to ask it for |
 //! | `GATEWAY_PRIMARY_PROVIDER` | `openai` | whose errors and headers to expect (`anthropic`, `deepseek`, …) |
-//! | `GATEWAY_PRIMARY_RPM`, `GATEWAY_PRIMARY_TPM` | 500, 200000 | the quota to keep to |
+//! | `GATEWAY_PRIMARY_API` | `anthropic` for the provider `anthropic`, else `openai` | the API it speaks: `openai` (Chat Completions) or `anthropic` (Messages) |
+//! | `GATEWAY_PRIMARY_RPM`, `GATEWAY_PRIMARY_TPM` | — (the adaptive limit) | the quota to keep to, per minute; with neither, the adaptive limit learns it from the upstream's rate-limit headers and 429s |
+//! | `GATEWAY_PRIMARY_CONTEXT_WINDOW` | — (unknown) | its model's context window in tokens: a prompt too long for the primary goes to the fallback unless the fallback's is known to be no larger |
 //! | `GATEWAY_FALLBACK_*` | — | the same for the fallback (none without `GATEWAY_FALLBACK_URL`) |
 //! | `GATEWAY_MAX_CONNECTIONS` | 1000 | connections open at once (keep it under `ulimit -n`, less the upstreams' own) |
 //! | `GATEWAY_REDIS_URL` | — | keep the quotas in this Redis, shared with every gateway given the same URL and prefix (`--features redis`); never printed |
@@ -126,6 +150,10 @@ pub(crate) use tollgate::transport::ReqwestTransport;
 pub(crate) mod gateway_server;
 pub(crate) use gateway_server::{ConnectionLimits, serve as serve_gateway};
 
+#[path = "support/translate/mod.rs"]
+pub(crate) mod translate;
+pub(crate) use translate::Api;
+
 use std::borrow::Cow;
 use std::error::Error;
 use std::ffi::OsString;
@@ -149,16 +177,19 @@ use tollgate::circuit_breaker::{BreakerConfig, CircuitOpen};
 use tollgate::fallback::{AllTargetsFailed, BoxTarget, FallbackConfig, Rewrite, Target, boxed};
 use tollgate::providers::rewrite::{Credentials, Endpoint, SetModel};
 use tollgate::providers::{PeekedBody, ProviderClassifier};
+use tollgate::ratelimit::adaptive::Adaptive;
 use tollgate::ratelimit::algorithm::Quota;
 use tollgate::ratelimit::error::{CostTooLarge, RateLimited};
 #[cfg(feature = "redis")]
 use tollgate::ratelimit::redis::{RedisConfig, RedisStore, URL_SCHEMES};
 use tollgate::ratelimit::{
-    Limit, Limits, OpenAiChat, PerRequest, RateLimitConfig, RateLimitLayer, Store, Unkeyed,
+    AnthropicMessages, Estimator, Limit, Limits, OpenAiChat, PerRequest, RateLimitConfig,
+    RateLimitLayer, Store, Unkeyed,
 };
 use tollgate::retry::{RetriesExhausted, RetryPolicy};
-use tollgate::{BoxError, ErrorClass, ServiceBuilderExt, Verdict, redact};
+use tollgate::{BoxError, Cost, ErrorClass, Judged, ServiceBuilderExt, Usage, Verdict, redact};
 use tower::{Service, ServiceBuilder, ServiceExt};
+use translate::{StreamTranslator, TranslateError, TranslatedBody};
 
 /// The largest request body the gateway reads from a caller: 4 MiB.
 pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -196,17 +227,25 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// a `retry-after-ms` that wrapped around and disagreed with it).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
-/// Response headers passed back with an upstream's successful answer; everything else (its
-/// rate-limit headers, organisation and project ids, cookies) stays behind. An error answer is
-/// the gateway's own ([`upstream_refusal`]), with the upstream's request id at most.
-const PASSED_HEADERS: [&str; 6] = [
+/// Response headers passed back with an upstream's successful answer, streamed or not, besides
+/// its rate-limit headers ([`RATE_LIMIT_PREFIXES`]); everything else (organisation and project
+/// ids, cookies, its content length when the answer was translated) stays behind. An error
+/// answer is the gateway's own ([`upstream_refusal`]), with the upstream's request id at most.
+const PASSED_HEADERS: [&str; 7] = [
     "content-type",
+    "cache-control",
     "x-request-id",
     "request-id",
     "retry-after",
     "retry-after-ms",
     "x-should-retry",
 ];
+
+/// The upstream's rate-limit headers, passed back with a successful answer: the gateway keeps
+/// a quota of its own but sends no such headers of its own, so its callers see the provider's
+/// (OpenAI's `x-ratelimit-*`, Anthropic's `anthropic-ratelimit-*`), whichever upstream
+/// answered.
+const RATE_LIMIT_PREFIXES: [&str; 2] = ["x-ratelimit-", "anthropic-ratelimit-"];
 
 // ===== the router =====
 
@@ -225,13 +264,16 @@ where
     app_with(stack, BodyLimits::default())
 }
 
-/// The gateway's router around `stack`: `POST /v1/chat/completions`, and OpenAI-shaped 405s
-/// and 404s for other methods and paths. Caller bodies are read within `limits`.
+/// The gateway's router around `stack`: `POST /v1/chat/completions` (OpenAI's shape) and
+/// `POST /v1/messages` (Anthropic's), and 405s and 404s for other methods and paths — in
+/// Anthropic's error shape for a caller that sends `anthropic-version` or `x-api-key`, else in
+/// OpenAI's. Caller bodies are read within `limits`.
 ///
-/// `stack` receives `POST /v1/chat/completions` with a relative URI, `content-type:
-/// application/json` and the caller's body (at most [`MAX_BODY`], a JSON object), nothing else
-/// of the caller's request — no `authorization` — and must address and authenticate the
-/// request itself, as the one [`stack`] builds does.
+/// `stack` receives `POST` to the route's path with a relative URI, `content-type:
+/// application/json`, the caller's [`Api`] as an extension and the caller's body (at most
+/// [`MAX_BODY`], a JSON object), nothing else of the caller's request — no `authorization` —
+/// and must address, authenticate and translate the request itself, as the one [`stack`]
+/// builds does. Its answers and errors go back in the caller's shape.
 pub(crate) fn app_with<S, B>(stack: S, limits: BodyLimits) -> Router
 where
     S: Service<Request<BufferedBody>, Response = http::Response<B>, Error = BoxError>
@@ -250,11 +292,13 @@ where
             budget: Arc::new(Semaphore::new(limits.budget)),
         },
     };
+    let route = |api: Api| {
+        post(move |state, request| serve_api::<S, B>(api, state, request))
+            .fallback(move || method_not_allowed(api))
+    };
     Router::new()
-        .route(
-            "/v1/chat/completions",
-            post(chat_completions::<S, B>).fallback(method_not_allowed),
-        )
+        .route(Api::Chat.path(), route(Api::Chat))
+        .route(Api::Messages.path(), route(Api::Messages))
         .fallback(not_found)
         .with_state(gateway)
 }
@@ -422,10 +466,11 @@ async fn drain(mut body: Body, deadline: tokio::time::Instant, mut read: u64) {
     }
 }
 
-/// Reads and checks the caller's body, sends it through the stack, and relays a successful
-/// answer; an upstream's error answer becomes the gateway's own ([`upstream_refusal`]), and the
-/// stack's error a [`Refusal`].
-async fn chat_completions<S, B>(
+/// Reads and checks the body of a caller of `api`, sends it through the stack, and relays a
+/// successful answer; an upstream's error answer becomes the gateway's own
+/// ([`upstream_refusal`]), and the stack's error a [`Refusal`], each in `api`'s shape.
+async fn serve_api<S, B>(
+    api: Api,
     State(gateway): State<Gateway<S>>,
     request: axum::extract::Request,
 ) -> Response
@@ -437,7 +482,7 @@ where
     // Held until the stack is done with the body (its retries keep it).
     let (body, _reservation) = match read_body(request, &gateway.bodies).await {
         Ok(read) => read,
-        Err(refusal) => return refusal.closing(),
+        Err(refusal) => return refusal.closing(api),
     };
     if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body.bytes()).is_err() {
         return Refusal::new(
@@ -446,45 +491,53 @@ where
             "invalid_json",
             "The request body is not a JSON object.",
         )
-        .into_response();
+        .answer(api);
     }
     let mut upstream = Request::new(body);
     *upstream.method_mut() = http::Method::POST;
-    *upstream.uri_mut() = http::Uri::from_static("/v1/chat/completions");
+    *upstream.uri_mut() = http::Uri::from_static(api.path());
     upstream
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    upstream.extensions_mut().insert(api);
     match gateway.stack.oneshot(upstream).await {
         Ok(response) if response.status().is_success() => relay(response),
         // The upstream's error body may quote a key, an internal URL or another caller's data:
         // the caller gets the gateway's own.
-        Ok(response) => upstream_error(response).await,
-        Err(error) => refusal(error.as_ref()).into_response(),
+        Ok(response) => upstream_error(response, api).await,
+        Err(error) => refusal(error.as_ref()).answer(api),
     }
 }
 
-async fn method_not_allowed() -> Response {
+async fn method_not_allowed(api: Api) -> Response {
     let mut response = Refusal::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request_error",
         "method_not_allowed",
         "Only POST is served here.",
     )
-    .into_response();
+    .answer(api);
     response
         .headers_mut()
         .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
     response
 }
 
-async fn not_found() -> Response {
+/// A 404, in Anthropic's shape for a caller that looks like Anthropic's SDK (it sends
+/// `anthropic-version`, or its key as `x-api-key`), else in OpenAI's.
+async fn not_found(headers: http::HeaderMap) -> Response {
+    let api = if headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
+        Api::Messages
+    } else {
+        Api::Chat
+    };
     Refusal::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         "unknown_url",
-        "Only POST /v1/chat/completions is served here.",
+        "Only POST /v1/chat/completions and POST /v1/messages are served here.",
     )
-    .into_response()
+    .answer(api)
 }
 
 /// An upstream's successful answer, passed back: status, body (streamed as it arrives) and a
@@ -504,6 +557,14 @@ where
                 .insert(HeaderName::from_static(name), value.clone());
         }
     }
+    let rate_limit = |name: &HeaderName| {
+        RATE_LIMIT_PREFIXES
+            .iter()
+            .any(|prefix| name.as_str().starts_with(prefix))
+    };
+    for (name, value) in parts.headers.iter().filter(|(name, _)| rate_limit(name)) {
+        relayed.headers_mut().append(name.clone(), value.clone());
+    }
     relayed
 }
 
@@ -513,14 +574,14 @@ where
 /// [`upstream_refusal`]: the upstream's body is read (at most [`MAX_ERROR_BODY`], within
 /// [`ERROR_BODY_TIMEOUT`]) only for its error code, then dropped. The upstream's request id is
 /// passed back when it looks like one, so that its support can find the request.
-async fn upstream_error<B>(response: http::Response<B>) -> Response
+async fn upstream_error<B>(response: http::Response<B>, api: Api) -> Response
 where
     B: http_body::Body<Data = Bytes>,
 {
     let verdict = Verdict::of_outcome(Ok(&response));
     let (parts, body) = response.into_parts();
     let body = error_body(body).await;
-    let mut answer = upstream_refusal(parts.status, &verdict, &body).into_response();
+    let mut answer = upstream_refusal(parts.status, &verdict, &body).answer(api);
     for name in ["x-request-id", "request-id"] {
         if let Some(id) = parts.headers.get(name).filter(|id| is_request_id(id)) {
             answer
@@ -707,8 +768,11 @@ pub(crate) fn safe_code(code: &str) -> bool {
 
 // ===== refusals =====
 
-/// The gateway's own error answer: a status, an OpenAI-shaped body and, when the caller may
-/// retry, how long to wait first.
+/// The gateway's own error answer: a status, a body in the caller's shape ([`answer`]:
+/// OpenAI's by default, as its `IntoResponse` gives) and, when the caller may retry, how long
+/// to wait first.
+///
+/// [`answer`]: Refusal::answer
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
     /// The status.
@@ -753,25 +817,38 @@ impl Refusal {
 
 impl Refusal {
     /// The answer, closing the connection: for a refusal that leaves the caller's body unread.
-    fn closing(self) -> Response {
-        let mut response = self.into_response();
+    fn closing(self, api: Api) -> Response {
+        let mut response = self.answer(api);
         response
             .headers_mut()
             .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         response
     }
-}
 
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": {
-                "message": self.message,
-                "type": self.kind,
-                "param": null,
-                "code": self.code,
-            }
-        });
+    /// The answer to a caller of `api`: the same status and waits in either shape.
+    ///
+    /// OpenAI's: `{"error": {"message", "type", "param": null, "code"}}`. Anthropic's:
+    /// `{"type": "error", "error": {"type", "message"}}`, the type [`anthropic_type`] gives,
+    /// and the code — which Anthropic's shape has no member for — at the start of the message
+    /// (`upstream_unavailable: Every upstream failed …`), so that it is not lost.
+    pub(crate) fn answer(self, api: Api) -> Response {
+        let body = match api {
+            Api::Chat => serde_json::json!({
+                "error": {
+                    "message": self.message,
+                    "type": self.kind,
+                    "param": null,
+                    "code": self.code,
+                }
+            }),
+            Api::Messages => serde_json::json!({
+                "type": "error",
+                "error": {
+                    "type": anthropic_type(self.status, self.kind),
+                    "message": format!("{}: {}", self.code, self.message),
+                }
+            }),
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         match self.retry_after {
@@ -790,6 +867,30 @@ impl IntoResponse for Refusal {
     }
 }
 
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        self.answer(Api::Chat)
+    }
+}
+
+/// The `error.type` of Anthropic's shape for a refusal with `status` and OpenAI's `kind`, from
+/// Anthropic's list: `invalid_request_error` (400 and other 4xx), `not_found_error` (404),
+/// `request_too_large` (413), `rate_limit_error` (429), `billing_error` (a spent quota, still
+/// a 429 here: the SDKs back off from it by `x-should-retry: false`), `timeout_error` (504),
+/// `overloaded_error` (529) and `api_error` (other 5xx).
+pub(crate) fn anthropic_type(status: StatusCode, kind: &str) -> &'static str {
+    match status.as_u16() {
+        _ if kind == SPENT_QUOTA => "billing_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
 /// What the gateway answers when the stack fails with `error`:
 ///
 /// | error | status | wait |
@@ -804,6 +905,8 @@ impl IntoResponse for Refusal {
 /// | `AllTargetsFailed`, every target's quota spent | 429 `insufficient_quota` | — (`x-should-retry: false`) |
 /// | `AllTargetsFailed`, anything else (an outage, an open breaker, among them) | 503 `upstream_unavailable` | until the first is free, or 1 s |
 /// | `BodyTooLarge` | 413 | — |
+/// | [`Untranslatable`] (a feature the upstream's API lacks) | 400 `unsupported_feature`, naming it | — |
+/// | [`UntranslatableAnswer`] | 502 `upstream_error` | 1 s |
 /// | (an upstream's error *answer*, in the handler) | see [`upstream_refusal`] | |
 /// | any other error | by its verdict: 504, 502 | 1 s |
 pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
@@ -848,6 +951,27 @@ pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
         }
         .retry_after(wait);
     }
+    if let Some(untranslatable) = find::<Untranslatable>(error) {
+        let code = match untranslatable.error {
+            TranslateError::Invalid { .. } => "invalid_request",
+            TranslateError::Untranslatable { .. } => "unsupported_feature",
+        };
+        return Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            format!("The request cannot be sent: {untranslatable}."),
+        );
+    }
+    if find::<UntranslatableAnswer>(error).is_some() {
+        return Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "upstream_error",
+            "The upstream's answer could not be translated to this API.",
+        )
+        .retry_after(DEFAULT_RETRY_AFTER);
+    }
     if error.downcast_ref::<BodyTooLarge>().is_some() {
         return Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -862,17 +986,30 @@ pub(crate) fn refusal(error: &(dyn Error + 'static)) -> Refusal {
     by_class(class).retry_after(DEFAULT_RETRY_AFTER)
 }
 
+/// `error`, or the first error of type `T` in its source chain.
+fn find<'a, T: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
 /// Every upstream failed, or was passed over while cooling down: the reasons are the attempts'
 /// verdicts and the causes of the cooldowns (a refusal with no attempt has only those). A 429
 /// only when every reason is a rate limit or a spent quota; a spent quota alone is not worth
 /// retrying.
 fn all_failed(all: &AllTargetsFailed) -> Refusal {
     let wait = all.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
-    let classes: Vec<Option<ErrorClass>> = all
+    let verdicts: Vec<&Verdict> = all
         .attempts()
         .chain(all.skipped())
-        .map(|(_, verdict)| verdict.class())
+        .map(|(_, verdict)| verdict)
         .collect();
+    let classes: Vec<Option<ErrorClass>> = verdicts.iter().map(|v| v.class()).collect();
     let is = |class: ErrorClass| classes.contains(&Some(class));
     let limited = !classes.is_empty()
         && classes.iter().all(|class| {
@@ -897,10 +1034,7 @@ fn all_failed(all: &AllTargetsFailed) -> Refusal {
             "Every upstream's quota is exhausted.",
         ),
         (false, _) => {
-            let reasons: Vec<&str> = classes
-                .iter()
-                .map(|class| class.map_or("unknown", ErrorClass::as_str))
-                .collect();
+            let reasons: Vec<&str> = verdicts.iter().map(|v| reason(v)).collect();
             unavailable(
                 "upstream_unavailable",
                 &format!(
@@ -910,6 +1044,18 @@ fn all_failed(all: &AllTargetsFailed) -> Refusal {
             )
             .retry_after(wait)
         }
+    }
+}
+
+/// Why a target failed or was passed over, in a word or two: its verdict's class, but for an
+/// open breaker (an overload refused locally: `circuit open`) and the gateway's own quota (a
+/// rate limit refused locally: `local quota`).
+fn reason(verdict: &Verdict) -> &'static str {
+    match (verdict.class(), verdict.is_local_refusal()) {
+        (Some(ErrorClass::Overloaded), true) => "circuit open",
+        (Some(ErrorClass::RateLimited), true) => "local quota",
+        (Some(class), _) => class.as_str(),
+        (None, _) => "unknown",
     }
 }
 
@@ -962,24 +1108,31 @@ fn by_class(class: ErrorClass) -> Refusal {
 
 // ===== the stack =====
 
-/// One OpenAI-compatible upstream and the quota to keep to there. Its `Debug` shows the base
-/// URL redacted ([`redact::url`]) and never the key.
+/// One upstream — OpenAI-compatible or Anthropic-shaped — and the quota to keep to there. Its
+/// `Debug` shows the base URL redacted ([`redact::url`]) and never the key.
 #[derive(Clone)]
 pub(crate) struct Upstream {
     /// Its name, for the fallback's errors and logs.
     pub(crate) name: String,
-    /// Its base URL, up to `/chat/completions`: `https://api.openai.com/v1`.
+    /// Its base URL, up to `/chat/completions` or `/messages`: `https://api.openai.com/v1`.
     pub(crate) base_url: String,
-    /// Its API key, sent as `authorization: Bearer …`.
+    /// The API it speaks; a caller of the other is translated ([`translate`]).
+    pub(crate) api: Api,
+    /// Its API key, sent as `authorization: Bearer …` (Chat Completions) or `x-api-key: …`
+    /// (Messages, with `anthropic-version: 2023-06-01`).
     pub(crate) api_key: Option<String>,
     /// The model to ask it for, in place of the caller's.
     pub(crate) model: Option<String>,
     /// Whose classifier reads its answers.
     pub(crate) provider: ProviderClassifier,
-    /// The client-side quota (tokens estimated by `OpenAiChat`).
+    /// The client-side quota (tokens estimated by `OpenAiChat` or `AnthropicMessages`, by
+    /// [`api`](Self::api)); [`Limits::adaptive`] when nobody knows it.
     pub(crate) limits: Limits,
     /// The longest a request waits for that quota before a 429 (`None`: as long as it takes).
     pub(crate) max_wait: Option<Duration>,
+    /// Its model's context window in tokens, when known: a prompt too long for the primary
+    /// goes to the fallback unless the fallback's window is known to be no larger.
+    pub(crate) context_window: Option<u64>,
 }
 
 impl fmt::Debug for Upstream {
@@ -987,11 +1140,13 @@ impl fmt::Debug for Upstream {
         f.debug_struct("Upstream")
             .field("name", &self.name)
             .field("base_url", &redact::url(&self.base_url))
+            .field("api", &self.api)
             .field("api_key", &self.api_key.as_ref().map(|_| redact::REDACTED))
             .field("model", &self.model)
             .field("provider", &self.provider)
             .field("limits", &self.limits)
             .field("max_wait", &self.max_wait)
+            .field("context_window", &self.context_window)
             .finish()
     }
 }
@@ -1026,12 +1181,17 @@ pub(crate) fn retry_policy() -> RetryPolicy {
         .with_max_server_delay(Duration::from_secs(10))
 }
 
-/// Where and how one upstream is called: endpoint, key, model.
+/// Where and how one upstream is called: endpoint, key, API version, model.
 struct Address {
     endpoint: Endpoint,
     credentials: Option<Credentials>,
+    /// `anthropic-version`, for a Messages upstream.
+    version: Option<HeaderValue>,
     model: Option<SetModel>,
 }
+
+/// The version of Anthropic's API the gateway speaks to a Messages upstream.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 impl Address {
     fn of(upstream: &Upstream) -> Result<Self, BoxError> {
@@ -1049,7 +1209,10 @@ impl Address {
             credentials: upstream
                 .api_key
                 .as_deref()
-                .map(Credentials::bearer)
+                .map(|key| match upstream.api {
+                    Api::Chat => Credentials::bearer(key),
+                    Api::Messages => Credentials::header("x-api-key", key),
+                })
                 .transpose()
                 // The header error says nothing, and the key must not be shown.
                 .map_err(|_| {
@@ -1058,6 +1221,8 @@ impl Address {
                         upstream.name
                     )
                 })?,
+            version: (upstream.api == Api::Messages)
+                .then(|| HeaderValue::from_static(ANTHROPIC_VERSION)),
             model: upstream.model.as_deref().map(SetModel::new),
         })
     }
@@ -1068,6 +1233,11 @@ impl Rewrite for Address {
         self.endpoint.rewrite(request)?;
         if let Some(credentials) = &self.credentials {
             credentials.rewrite(request)?;
+        }
+        if let Some(version) = &self.version {
+            request
+                .headers_mut()
+                .insert("anthropic-version", version.clone());
         }
         if let Some(model) = &self.model {
             model.rewrite(request)?;
@@ -1103,17 +1273,27 @@ impl Quotas {
     }
 }
 
+/// The gateway's stack: its answers' bodies, as the caller of either API receives them.
+pub(crate) type GatewayStack = BoxTarget<TranslatedBody<PeekedBody<reqwest::Body>>>;
+
 /// The gateway's stack. Under a `FallbackLayer` (when there is a fallback), one stack per
 /// upstream, outermost first:
 ///
 /// ```text
-/// retries (retry_policy) → circuit breaker → rate limit (upstream.limits, max_wait; kept
+/// translation (Translate: the caller's API to the upstream's, and back) and address →
+///   retries (retry_policy) → circuit breaker → rate limit (upstream.limits, max_wait; kept
 ///   where `quotas` says) → ClassifyLayer (upstream.provider) → transport
 /// ```
 ///
-/// The stack takes requests with a relative URI (as [`app`] sends them) and addresses each to
-/// its upstream: base URL, key and model. With [`Quotas::Shared`] it must be built on a tokio
-/// runtime (the stores connect in the background).
+/// The fallback takes over when the primary is down, overloaded, rate limited beyond its wait
+/// or out of quota, and — its context-window chain — when the prompt is too long for the
+/// primary, unless the fallback's window is known to be no larger
+/// ([`Upstream::context_window`]).
+///
+/// The stack takes requests with a relative URI and the caller's [`Api`] as an extension (as
+/// [`app`] sends them; without it, Chat Completions), translates each to its upstream's API and
+/// addresses it there: base URL, key and model. With [`Quotas::Shared`] it must be built on a
+/// tokio runtime (the stores connect in the background).
 ///
 /// # Errors
 ///
@@ -1125,11 +1305,11 @@ pub(crate) fn stack(
     retry: &RetryPolicy,
     quotas: &Quotas,
     transport: ReqwestTransport,
-) -> Result<BoxTarget<PeekedBody<reqwest::Body>>, BoxError> {
-    let one = |upstream: &Upstream| -> Result<_, BoxError> {
+) -> Result<GatewayStack, BoxError> {
+    let one = |upstream: &Upstream| -> Result<GatewayStack, BoxError> {
         let mut config = RateLimitConfig::new(upstream.limits.clone());
         config.max_wait = upstream.max_wait;
-        Ok(match quotas {
+        let inner = match quotas {
             Quotas::Local => {
                 upstream_stack(RateLimitLayer::new(config), upstream, retry, &transport)
             }
@@ -1141,36 +1321,35 @@ pub(crate) fn stack(
                 let quota = RateLimitLayer::from_store(store, config);
                 upstream_stack(quota, upstream, retry, &transport)
             }
-        })
+        };
+        Ok(boxed(Translate {
+            api: upstream.api,
+            address: Arc::new(Address::of(upstream)?),
+            inner,
+        }))
     };
-    let routed = match fallback {
-        None => one(primary)?,
-        Some(second) => boxed(
-            ServiceBuilder::new()
-                .fallback(
-                    FallbackConfig::new([Target::new(second.name.as_str(), one(second)?)
-                        .with_rewrite(Address::of(second)?)])
-                    .with_primary_name(&primary.name),
-                )
-                .service(one(primary)?),
-        ),
+    let Some(second) = fallback else {
+        return one(primary);
     };
-    // The primary's address goes on first; a fallback target rewrites it for its own.
-    let address = Arc::new(Address::of(primary)?);
-    Ok(boxed(tower::service_fn(
-        move |mut request: Request<BufferedBody>| {
-            let address = Arc::clone(&address);
-            let routed = routed.clone();
-            async move {
-                address.rewrite(&mut request)?;
-                routed.oneshot(request).await
-            }
-        },
-    )))
+    // One stack for the fallback, in both chains: one quota, one breaker.
+    let target = Target::new(second.name.as_str(), one(second)?);
+    let mut config = FallbackConfig::new([target.clone()]).with_primary_name(&primary.name);
+    let no_larger = matches!(
+        (primary.context_window, second.context_window),
+        (Some(first), Some(next)) if next <= first
+    );
+    if !no_larger {
+        config = config.with_context_window_targets([target]);
+    }
+    Ok(boxed(
+        ServiceBuilder::new()
+            .fallback(config)
+            .service(one(primary)?),
+    ))
 }
 
-/// One upstream's stack over `quota`: retries, breaker, `quota` (estimating tokens as OpenAI
-/// counts them), classifier, transport.
+/// One upstream's stack over `quota`: retries, breaker, `quota` (estimating tokens as the
+/// upstream's API counts them), classifier, transport.
 fn upstream_stack<St: Store>(
     quota: RateLimitLayer<Unkeyed, PerRequest, St>,
     upstream: &Upstream,
@@ -1181,10 +1360,255 @@ fn upstream_stack<St: Store>(
         ServiceBuilder::new()
             .retries(retry.clone())
             .circuit_breaker(BreakerConfig::default())
-            .layer(quota.with_estimator(OpenAiChat::new()))
+            .layer(quota.with_estimator(TokensOf::new(upstream.api)))
             .classify(upstream.provider)
             .service(transport.clone()),
     )
+}
+
+/// Tokens estimated as the upstream's API counts them: `OpenAiChat` or `AnthropicMessages`.
+#[derive(Debug, Clone)]
+enum TokensOf {
+    Chat(OpenAiChat),
+    Messages(AnthropicMessages),
+}
+
+impl TokensOf {
+    fn new(api: Api) -> Self {
+        match api {
+            Api::Chat => TokensOf::Chat(OpenAiChat::new()),
+            Api::Messages => TokensOf::Messages(AnthropicMessages::new()),
+        }
+    }
+}
+
+impl Estimator<BufferedBody> for TokensOf {
+    fn estimate(&self, request: &Request<BufferedBody>) -> Cost {
+        match self {
+            TokensOf::Chat(chat) => chat.estimate(request),
+            TokensOf::Messages(messages) => messages.estimate(request),
+        }
+    }
+
+    fn actual(&self, usage: &Usage, estimated: &Cost) -> Cost {
+        match self {
+            TokensOf::Chat(chat) => Estimator::<BufferedBody>::actual(chat, usage, estimated),
+            TokensOf::Messages(messages) => {
+                Estimator::<BufferedBody>::actual(messages, usage, estimated)
+            }
+        }
+    }
+}
+
+// ===== translation =====
+
+/// The outermost layer of one upstream's stack: translates the request from the caller's
+/// [`Api`] (the request's extension) to the upstream's, sets the API's path and the upstream's
+/// [`Address`], and translates the successful answer back — whole when it is JSON, event by
+/// event when it is a stream ([`TranslatedBody`]). Error answers pass untranslated: the gateway
+/// answers those itself ([`upstream_refusal`] reads either shape's code).
+///
+/// A request that cannot be translated fails with [`Untranslatable`] before anything is sent
+/// (a 400 naming the feature); an answer that cannot be, with [`UntranslatableAnswer`] (a 502).
+#[derive(Clone)]
+struct Translate<S> {
+    api: Api,
+    address: Arc<Address>,
+    inner: S,
+}
+
+/// The most bytes of a non-streamed answer read to translate it: 16 MiB.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
+impl<S, B> Service<Request<BufferedBody>> for Translate<S>
+where
+    S: Service<Request<BufferedBody>, Response = http::Response<B>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<TranslatedBody<B>>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<BufferedBody>) -> Self::Future {
+        let caller = request
+            .extensions()
+            .get::<Api>()
+            .copied()
+            .unwrap_or(Api::Chat);
+        let upstream = self.api;
+        let include_usage = caller == Api::Chat && upstream != caller && wants_usage(&request);
+        let prepared = prepare(&mut request, caller, upstream, &self.address);
+        // The clone is ready: `self.inner` was polled ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            prepared?;
+            let response = inner.call(request).await?;
+            translate_answer(response, upstream, caller, include_usage).await
+        })
+    }
+}
+
+/// Translates `request`'s body from `caller`'s API to `upstream`'s, and addresses it.
+fn prepare(
+    request: &mut Request<BufferedBody>,
+    caller: Api,
+    upstream: Api,
+    address: &Address,
+) -> Result<(), BoxError> {
+    if caller != upstream {
+        let translated = translate::request(request.body().bytes(), caller, upstream)
+            .map_err(Untranslatable::new)?;
+        *request.body_mut() = BufferedBody::new(translated);
+    }
+    *request.uri_mut() = http::Uri::from_static(upstream.path());
+    address.rewrite(request)
+}
+
+/// Whether a Chat Completions request asks for usage in its stream
+/// (`stream_options.include_usage`).
+fn wants_usage(request: &Request<BufferedBody>) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        stream_options: Option<StreamOptions>,
+    }
+    #[derive(serde::Deserialize)]
+    struct StreamOptions {
+        include_usage: Option<bool>,
+    }
+    serde_json::from_slice::<Body>(request.body().bytes())
+        .ok()
+        .and_then(|body| body.stream_options?.include_usage)
+        .unwrap_or(false)
+}
+
+/// `response` from `upstream`'s API as a caller of `caller`'s receives it.
+async fn translate_answer<B>(
+    response: http::Response<B>,
+    upstream: Api,
+    caller: Api,
+    include_usage: bool,
+) -> Result<http::Response<TranslatedBody<B>>, BoxError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if upstream == caller || !response.status().is_success() {
+        return Ok(response.map(TranslatedBody::pass));
+    }
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let streamed = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    if streamed {
+        let translator = StreamTranslator::new(upstream, caller).with_usage(include_usage);
+        return Ok(http::Response::from_parts(
+            parts,
+            TranslatedBody::stream(body, translator),
+        ));
+    }
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(Into::into)?.into_data() {
+            if bytes.len() + data.len() > MAX_ANSWER {
+                return Err(UntranslatableAnswer::new(format!(
+                    "the answer is larger than {MAX_ANSWER} bytes"
+                ))
+                .into());
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    let translated = translate::response(&bytes, upstream, caller)
+        .map_err(|error| UntranslatableAnswer::new(error.to_string()))?;
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(http::Response::from_parts(
+        parts,
+        TranslatedBody::whole(translated),
+    ))
+}
+
+/// A request the upstream's API cannot express (or that is not valid in its own): a 400
+/// naming the feature. Its verdict (a bad request, refused locally) sends it back at once:
+/// neither retried nor passed to the fallback.
+#[derive(Debug)]
+pub(crate) struct Untranslatable {
+    error: TranslateError,
+    verdict: Judged,
+}
+
+impl Untranslatable {
+    fn new(error: TranslateError) -> Self {
+        Untranslatable {
+            error,
+            verdict: Judged::new(Verdict::failure(ErrorClass::BadRequest).refused_locally()),
+        }
+    }
+}
+
+impl fmt::Display for Untranslatable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl Error for Untranslatable {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.verdict)
+    }
+}
+
+/// A successful answer the gateway could not translate back (not the shape its API promises,
+/// or too large): a 502. Its verdict (a server error) moves the fallback on.
+#[derive(Debug)]
+pub(crate) struct UntranslatableAnswer {
+    what: String,
+    verdict: Judged,
+}
+
+impl UntranslatableAnswer {
+    fn new(what: String) -> Self {
+        UntranslatableAnswer {
+            what,
+            verdict: Judged::new(Verdict::failure(ErrorClass::ServerError)),
+        }
+    }
+}
+
+impl fmt::Display for UntranslatableAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the upstream's answer could not be translated: {}",
+            self.what
+        )
+    }
+}
+
+impl Error for UntranslatableAnswer {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.verdict)
+    }
 }
 
 // ===== configuration and the self-test =====
@@ -1330,29 +1754,56 @@ fn upstream_from(
         })?,
         None => ProviderClassifier::OpenAi,
     };
-    let number = |what: &str, default: u64| -> Result<u64, EnvError> {
-        match read(what)? {
-            None => Ok(default),
-            Some(text) => text
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| {
-                    EnvError::new(name(what), format!("not a number from 1 to {}", u64::MAX))
-                }),
+    let api = match read("API")?.as_deref().map(str::trim) {
+        Some("openai") => Api::Chat,
+        Some("anthropic") => Api::Messages,
+        Some(_) => {
+            return Err(EnvError::new(
+                name("API"),
+                "unknown API; expected openai (Chat Completions) or anthropic (Messages)",
+            ));
+        }
+        None if provider == ProviderClassifier::Anthropic => Api::Messages,
+        None => Api::Chat,
+    };
+    let number = |what: &str| -> Result<Option<u64>, EnvError> {
+        read(what)?
+            .map(|text| {
+                text.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        EnvError::new(name(what), format!("not a number from 1 to {}", u64::MAX))
+                    })
+            })
+            .transpose()
+    };
+    // No quota configured: nobody knows it, and the adaptive limit learns it from the
+    // upstream's answers. One configured: that one, the other unlimited.
+    let limits = match (number("RPM")?, number("TPM")?) {
+        (None, None) => Limits::adaptive(Adaptive::default()),
+        (requests, tokens) => {
+            let quota = |n: u64| NonZeroU64::new(n).map(Quota::per_minute);
+            Limits::new(
+                requests
+                    .and_then(quota)
+                    .map(Limit::requests)
+                    .into_iter()
+                    .chain(tokens.and_then(quota).map(Limit::tokens)),
+            )
         }
     };
-    let limits = per_minute(number("RPM", 500)?, number("TPM", 200_000)?)
-        .map_err(|_| EnvError::new(name("RPM"), "not a quota"))?;
     Ok(Some(Upstream {
         name: role.to_lowercase(),
         base_url,
+        api,
         api_key,
         model: read("MODEL")?,
         provider,
         limits,
         max_wait: Some(Duration::from_secs(5)),
+        context_window: number("CONTEXT_WINDOW")?,
     }))
 }
 
@@ -1456,14 +1907,20 @@ async fn start_mocks() -> Result<(Mocks, Upstream, Upstream), BoxError> {
     )
     .await?;
     let upstream = |name: &str, server: &MockServer, key: &str, provider, rpm, tpm| {
+        let (api, window) = match provider {
+            ProviderClassifier::Anthropic => (Api::Messages, 200_000),
+            _ => (Api::Chat, 128_000),
+        };
         Ok::<_, BoxError>(Upstream {
             name: name.to_owned(),
             base_url: server.base_url(),
+            api,
             api_key: Some(key.to_owned()),
             model: None,
             provider,
             limits: per_minute(rpm, tpm)?,
             max_wait: Some(Duration::from_secs(2)),
+            context_window: Some(window),
         })
     };
     let first = upstream(
@@ -1496,11 +1953,16 @@ async fn self_test(addr: std::net::SocketAddr, mocks: Option<&Mocks>) -> Result<
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/v1/chat/completions");
     let send = |body: String| call(client.clone(), url.clone(), body);
+    let messages_url = format!("http://{addr}/v1/messages");
     let show = |label: &str, (status, what): (StatusCode, String)| {
         println!("{label:<28} {status} {what}");
     };
 
     show("a chat request", send(chat("Say hello.")).await?);
+    show(
+        "Anthropic's Messages API",
+        call(client.clone(), messages_url.clone(), message("Say hello.")).await?,
+    );
     if let Some(mocks) = mocks {
         mocks.primary.set_outage(true);
         show(
@@ -1592,6 +2054,16 @@ fn chat(text: &str) -> String {
     .to_string()
 }
 
+/// An Anthropic Messages body asking about `text`.
+fn message(text: &str) -> String {
+    serde_json::json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": text}],
+    })
+    .to_string()
+}
+
 /// Sends `body` to the gateway; the status, and the reply or the error code and waits.
 async fn call(
     client: reqwest::Client,
@@ -1620,10 +2092,15 @@ async fn call(
         header("x-should-retry"),
     );
     let body: serde_json::Value = response.json().await.unwrap_or_default();
-    let what = match body["error"]["code"].as_str() {
+    // OpenAI's error code, or Anthropic's error type; else the reply, in either shape.
+    let error = body["error"]["code"]
+        .as_str()
+        .or_else(|| body["error"]["type"].as_str());
+    let what = match error {
         Some(code) => format!("{code}; {waits}"),
         None => body["choices"][0]["message"]["content"]
             .as_str()
+            .or_else(|| body["content"][0]["text"].as_str())
             .map(|text| text.chars().take(40).collect())
             .unwrap_or_default(),
     };

@@ -548,11 +548,13 @@ async fn a_flood_of_silent_connections_does_not_lock_callers_out() {
     let upstream = axum_gateway::Upstream {
         name: "primary".to_owned(),
         base_url: mock.base_url(),
+        api: axum_gateway::Api::Chat,
         api_key: Some("sk-primary".to_owned()),
         model: None,
         provider: tollgate::providers::ProviderClassifier::OpenAi,
         limits: tollgate::ratelimit::Limits::unlimited(),
         max_wait: None,
+        context_window: None,
     };
     let stack = axum_gateway::stack(
         &upstream,
