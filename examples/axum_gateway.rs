@@ -119,6 +119,22 @@
 //! ```sh
 //! curl -s localhost:8080/v1/chat/completions -H 'content-type: application/json' \
 //!   -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
+//! curl -s localhost:8080/v1/messages -H 'content-type: application/json' \
+//!   -d '{"model":"claude-sonnet-4-5","max_tokens":256,"messages":[{"role":"user","content":"Hello"}]}'
+//! ```
+//!
+//! The official SDKs need only their base URL (the gateway holds the upstreams' keys; the
+//! caller's is not sent on); `tests/python_sdks.rs` drives the gateway with both:
+//!
+//! ```python
+//! from openai import OpenAI
+//! from anthropic import Anthropic
+//!
+//! OpenAI(base_url="http://127.0.0.1:8080/v1", api_key="unused").chat.completions.create(
+//!     model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}])
+//! Anthropic(base_url="http://127.0.0.1:8080", api_key="unused").messages.create(
+//!     model="claude-sonnet-4-5", max_tokens=256,
+//!     messages=[{"role": "user", "content": "Hello"}])
 //! ```
 //!
 //! # Limits
@@ -830,7 +846,11 @@ impl Refusal {
     /// OpenAI's: `{"error": {"message", "type", "param": null, "code"}}`. Anthropic's:
     /// `{"type": "error", "error": {"type", "message"}}`, the type [`anthropic_type`] gives,
     /// and the code — which Anthropic's shape has no member for — at the start of the message
-    /// (`upstream_unavailable: Every upstream failed …`), so that it is not lost.
+    /// (`upstream_unavailable: Every upstream failed …`), so that it is not lost. The waits
+    /// are the same headers in both (Anthropic's SDK reads `retry-after`, `retry-after-ms` and
+    /// `x-should-retry` as OpenAI's does); no `anthropic-ratelimit-*` header is invented for a
+    /// refusal: the gateway's own quota does not say which of its limits refused, and an
+    /// upstream's error answer is the gateway's own (its headers stay behind).
     pub(crate) fn answer(self, api: Api) -> Response {
         let body = match api {
             Api::Chat => serde_json::json!({

@@ -303,6 +303,17 @@ async fn when_every_upstream_is_out_of_quota_the_caller_waits_for_the_first() {
     let refused = chat(addr).await; // the primary cools down; the fallback's 429
     refused.assert_told_to_wait(StatusCode::TOO_MANY_REQUESTS, 60);
     refused.assert_no_key();
+    // Both cool down after their 429s: nothing is tried, and the refusal is still a rate
+    // limit (not an outage), with the wait until the first is free.
+    let sent = (primary_mock.stats().requests, fallback.stats().requests);
+    let cooling = chat(addr).await;
+    cooling.assert_told_to_wait(StatusCode::TOO_MANY_REQUESTS, 60);
+    assert_eq!(cooling.code(), "rate_limit_exceeded");
+    assert_eq!(
+        (primary_mock.stats().requests, fallback.stats().requests),
+        sent,
+        "nothing was sent while both cooled down"
+    );
     assert_eq!(
         (primary_mock.stats().ok, fallback.stats().ok),
         (1, 1),
