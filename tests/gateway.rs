@@ -150,6 +150,20 @@ struct Answer {
 }
 
 impl Answer {
+    /// What the caller got in `response`, read to its end.
+    async fn of(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -204,16 +218,7 @@ async fn post(addr: SocketAddr, body: impl Into<reqwest::Body>) -> Answer {
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_default();
-    Answer {
-        status,
-        headers,
-        body,
-        text,
-    }
+    Answer::of(response).await
 }
 
 async fn chat(addr: SocketAddr) -> Answer {
@@ -1495,16 +1500,7 @@ async fn post_messages(addr: SocketAddr, body: &str) -> Answer {
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_default();
-    Answer {
-        status,
-        headers,
-        body,
-        text,
-    }
+    Answer::of(response).await
 }
 
 /// An Anthropic Messages request, streamed or not.

@@ -8,7 +8,9 @@
 //! runtime with 2 workers, from spawned tasks, as the layer does:
 //!
 //! 1. criterion's time per admission, one at a time from one task: the round-trip latency;
-//! 2. 20,000 sequential admissions timed one by one: p50, p99, p99.9 and the maximum;
+//! 2. 20,000 sequential admissions timed one by one: p50, p99, p99.9 and the maximum — then
+//!    the same for `RedisStore` and `PING` on a current-thread runtime of their own, where the
+//!    caller and the connection's driver share one thread;
 //! 3. 64 and 256 tasks admitting at once on one store (its multiplexed connection pipelines
 //!    them), 100,000 admissions in all, on one hot key and on a key per task: admissions/s
 //!    (the median of three runs);
@@ -262,6 +264,46 @@ fn main() {
         );
     }
     assert_shared(&store);
+
+    // 2b. The same on a current-thread runtime: the caller, the connection's driver and the
+    // reply's wake-up on one thread, redis-server on the other vCPU (no cross-thread wake-up
+    // in the client).
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot build the tokio runtime");
+    let local_store = local
+        .block_on(RedisStore::connect(
+            RedisConfig::new(server.url()),
+            limits(),
+        ))
+        .expect("the bench's configuration is valid");
+    assert_shared(&local_store);
+    let local_ping = local
+        .block_on(async {
+            let client = redis::Client::open(server.url())?;
+            client.get_multiplexed_async_connection().await
+        })
+        .expect("cannot connect to redis-server");
+    println!(
+        "\nlatency, one task on a current-thread runtime, {sequential_count} sequential calls (µs):"
+    );
+    for (name, target) in [
+        ("RedisStore", Target::Redis(local_store.clone())),
+        ("PING", Target::Ping(local_ping)),
+    ] {
+        let times = one_by_one(&local, &target, &hot, sequential_count);
+        let mean = times.iter().sum::<Duration>() / times.len() as u32;
+        println!(
+            "  {name:<12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            micros(quantile(&times, 0.50)),
+            micros(quantile(&times, 0.99)),
+            micros(quantile(&times, 0.999)),
+            micros(times[times.len() - 1]),
+            micros(mean),
+        );
+    }
+    assert_shared(&local_store);
 
     // 3. Throughput with many calls in flight on one connection: the median of three runs.
     println!("\nthroughput, {total} calls in all, median of {ROUNDS} runs [min, max] (calls/s):");
