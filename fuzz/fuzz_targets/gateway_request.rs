@@ -1,37 +1,47 @@
 //! The request handling of the gateway example (`examples/axum_gateway.rs`, included as a
 //! module, as `tests/gateway.rs` does): arbitrary requests — method, path, headers, body, and
-//! how the body arrives — through its `axum::Router`, in front of an in-memory upstream whose
-//! answer the input also chooses.
+//! how the body arrives — through its `axum::Router`, to either of its routes (OpenAI's
+//! `POST /v1/chat/completions`, Anthropic's `POST /v1/messages`) or elsewhere, in front of an
+//! in-memory upstream whose answer the input also chooses.
 //!
 //! Input layout:
 //!
 //! | bytes | meaning |
 //! |---|---|
 //! | 0 | the method: `POST`, `GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`, `PATCH`, `CONNECT` (`b % 8`) |
-//! | 1 | how the caller's body arrives (bits 0–1): whole; in two frames; then a read error; then never ends. How the upstream answers (bits 2–4): as its section says; that, then a read error; a refused connection; a timed-out connection; that, never ending (success statuses only) |
+//! | 1 | how the caller's body arrives (bits 0–1): whole; in two frames; then a read error; then never ends. How the upstream answers (bits 2–4): as its section says; that, then a read error; a refused connection; a timed-out connection; that, never ending (success statuses only). The path when the path section is not a valid URI (bit 5): `/v1/chat/completions` (0) or `/v1/messages` (1) |
 //! | 2, 3 | the upstream's status: `100 + u16 (little-endian) % 900` |
 //! | the rest, cut at `0xff` | the path and query; the caller's header lines (`name: value`); the caller's body (`0xfe k` stands for `k × 64 KiB + 1` copies of the byte before it, up to 5 MiB, past the gateway's 4 MiB limit); the upstream's header lines; the upstream's body |
 //!
-//! Lines that are not a valid header are skipped; a path that is not a valid URI becomes
-//! `/v1/chat/completions`.
+//! Lines that are not a valid header are skipped; a path that is not a valid URI (an empty one
+//! among them) becomes the route bit 5 of byte 1 picks.
 //!
 //! The router is built once, around the example's `app` (the function `tests/gateway.rs`
 //! calls) over a stack of the example's retry policy and OpenAI's `ClassifyLayer` above the
 //! in-memory upstream (the example's own `stack` needs a reqwest transport, and its breaker
-//! and quota would carry state from one input to the next). Each input runs on one
-//! current-thread tokio runtime, built once, with its clock paused: the gateway's body timeout
-//! and the retries' waits pass at once.
+//! and quota would carry state from one input to the next). `app` hands the stack the
+//! request as the caller's route has it and translates nothing (translation is the `stack`'s
+//! `Translate` layer, absent here; the `translate` target fuzzes it): the upstream gets
+//! `POST` to the caller's route's path with the caller's `Api` as an extension and the
+//! caller's body unchanged, whichever the route. Each input runs on one current-thread tokio
+//! runtime, built once, with its clock paused: the gateway's body timeout and the retries'
+//! waits pass at once.
 //!
 //! Checks: no panic; the answer comes within an hour of (paused) time; a `2xx` only from the
-//! upstream's `2xx`, for `POST /v1/chat/completions` with a JSON object of at most 4 MiB, with
-//! the upstream's status and, read to its end, its body; every `4xx` and `5xx` is the
-//! gateway's own: `content-type: application/json`, a body `{"error":{"message","type",
-//! "param":null,"code"}}` with a code of lowercase words joined by `_`, `x-should-retry`,
-//! and, when it is `true`, `retry-after` and `retry-after-ms` that agree; nothing of the
-//! upstream's secret marker in it (only a request id passes back); `404` exactly for another
-//! path, `405` with `allow: POST` for another method; the upstream is called only with
-//! `POST`, `content-type: application/json`, the caller's body unchanged and none of the
-//! caller's headers.
+//! upstream's `2xx`, for `POST` to one of the two routes with a JSON object of at most 4 MiB,
+//! with the upstream's status and, read to its end, its body; every `4xx` and `5xx` is the
+//! gateway's own, in the caller's shape — the route's, or for a `404` Anthropic's when the
+//! caller sends `anthropic-version` or `x-api-key`, else OpenAI's: `content-type:
+//! application/json`, a body `{"error":{"message","type","param":null,"code"}}` (OpenAI's)
+//! with a code of lowercase words joined by `_`, or `{"type":"error","error":{"type",
+//! "message"}}` (Anthropic's) with a type of Anthropic's list that agrees with the status
+//! (`billing_error` at any) and a message starting with such a code and `: `;
+//! `x-should-retry`, and, when it is `true`, `retry-after` and `retry-after-ms` that agree;
+//! nothing of the upstream's secret marker in it (only a request id passes back); `404`
+//! exactly for a path other than the two, `405` with `allow: POST` for another method on
+//! either; the upstream is called only with `POST` to the caller's route's path (relative),
+//! its `Api` as an extension, `content-type: application/json`, the caller's body unchanged
+//! and none of the caller's headers.
 
 #![no_main]
 
@@ -60,10 +70,23 @@ use tollgate::fallback::boxed;
 use tollgate::providers::ProviderClassifier;
 use tower::{ServiceBuilder, ServiceExt};
 
-use axum_gateway::{MAX_BODY, app, retry_policy};
+use axum_gateway::{Api, MAX_BODY, app, retry_policy};
 
-/// The path the gateway serves.
+/// The paths the gateway serves: OpenAI's route, Anthropic's.
 const CHAT: &str = "/v1/chat/completions";
+const MESSAGES: &str = "/v1/messages";
+
+/// Anthropic's `error.type`s.
+const ANTHROPIC_TYPES: [&str; 8] = [
+    "invalid_request_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "billing_error",
+    "timeout_error",
+    "overloaded_error",
+    "api_error",
+];
 
 /// The caller's body expands to at most this: past [`MAX_BODY`].
 const MAX_EXPANDED: usize = MAX_BODY + 1024 * 1024;
@@ -124,6 +147,8 @@ enum Answer {
 #[derive(Debug)]
 struct Call {
     method: Method,
+    uri: Uri,
+    api: Option<Api>,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -153,6 +178,8 @@ impl tower::Service<Request<BufferedBody>> for Upstream {
         CALLS.with_borrow_mut(|calls| {
             calls.push(Call {
                 method: parts.method,
+                uri: parts.uri,
+                api: parts.extensions.get::<Api>().copied(),
                 headers: parts.headers,
                 body: Bytes::copy_from_slice(body.bytes()),
             });
@@ -247,9 +274,9 @@ fn is_code(code: &str) -> bool {
             .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
-/// Checks an answer the gateway wrote itself (a 4xx or 5xx); its body, unless it answers
-/// `HEAD`.
-fn check_own(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) {
+/// Checks an answer the gateway wrote itself (a 4xx or 5xx) to a caller of `api`; its body,
+/// unless it answers `HEAD`.
+fn check_own(api: Api, status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) {
     assert_eq!(
         headers
             .get(http::header::CONTENT_TYPE)
@@ -262,6 +289,15 @@ fn check_own(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) {
         return;
     };
     let value: serde_json::Value = serde_json::from_slice(body).expect("a JSON body");
+    let text = std::str::from_utf8(body).expect("UTF-8");
+    assert!(
+        !text.contains("SECRET"),
+        "{status}: upstream text in {text}"
+    );
+    if api == Api::Messages {
+        check_anthropic(status, &value);
+        return;
+    }
     let error = value
         .as_object()
         .filter(|o| o.len() == 1)
@@ -277,10 +313,44 @@ fn check_own(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) {
     assert!(error["param"].is_null(), "{status}: param");
     let code = error["code"].as_str().expect("a code");
     assert!(is_code(code) && code.len() <= 64, "{status}: code {code:?}");
-    let text = std::str::from_utf8(body).expect("UTF-8");
+}
+
+/// Checks the body of the gateway's own answer in Anthropic's shape:
+/// `{"type":"error","error":{"type","message"}}`, a type of Anthropic's list agreeing with the
+/// status (`anthropic_type`'s table; `billing_error`, a spent quota, at any status), and a
+/// message that starts with the gateway's code and `: `.
+fn check_anthropic(status: StatusCode, value: &serde_json::Value) {
+    let object = value.as_object().expect("a JSON object");
+    assert_eq!(object.len(), 2, "{status}: {object:?}");
+    assert_eq!(object.get("type"), Some(&serde_json::json!("error")), "{status}: type");
+    let error = object
+        .get("error")
+        .and_then(serde_json::Value::as_object)
+        .expect("{\"type\":\"error\",\"error\":{…}}");
+    assert_eq!(error.len(), 2, "{status}: {error:?}");
+    let kind = error["type"].as_str().expect("an error.type");
+    assert!(ANTHROPIC_TYPES.contains(&kind), "{status}: error.type {kind:?}");
+    let expected = match status.as_u16() {
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    };
     assert!(
-        !text.contains("SECRET"),
-        "{status}: upstream text in {text}"
+        kind == expected || kind == "billing_error",
+        "{status}: error.type {kind:?}, not {expected:?}"
+    );
+    let message = error["message"].as_str().expect("an error.message");
+    let code = message
+        .split_once(": ")
+        .map(|(code, _)| code)
+        .expect("a message `code: …`");
+    assert!(
+        is_code(code) && code.len() <= 64,
+        "{status}: code {code:?} in {message:?}"
     );
 }
 
@@ -350,8 +420,12 @@ fuzz_target!(|data: &[u8]| {
     let (path, caller_headers, caller_body, upstream_headers, upstream_body) =
         (next(), next(), next(), next(), next());
 
-    let uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static(CHAT));
+    let default_path = if modes & 0b10_0000 == 0 { CHAT } else { MESSAGES };
+    let uri = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static(default_path));
     let caller_headers = header_lines(caller_headers);
+    // The shape of a 404's answer.
+    let looks_anthropic = caller_headers.contains_key("anthropic-version")
+        || caller_headers.contains_key("x-api-key");
     let caller_body = Bytes::from(expand(caller_body));
     let caller_ending = match modes & 0b11 {
         2 => Ending::Error,
@@ -414,7 +488,18 @@ fuzz_target!(|data: &[u8]| {
     });
     let calls = CALLS.with_borrow_mut(std::mem::take);
 
-    let served = uri.path() == CHAT;
+    let route = match uri.path() {
+        CHAT => Some(Api::Chat),
+        MESSAGES => Some(Api::Messages),
+        _ => None,
+    };
+    let served = route.is_some();
+    // The shape of the gateway's own answers: the route's, or for a 404 the caller's looks.
+    let shape = route.unwrap_or(if looks_anthropic {
+        Api::Messages
+    } else {
+        Api::Chat
+    });
     let status = answer.status;
     if !served {
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}");
@@ -449,6 +534,12 @@ fuzz_target!(|data: &[u8]| {
         );
         for call in &calls {
             assert_eq!(call.method, Method::POST);
+            assert_eq!(
+                call.uri.to_string(),
+                uri.path(),
+                "the upstream gets the route's path, relative"
+            );
+            assert_eq!(call.api, route, "the caller's API as an extension");
             assert_eq!(call.body, caller_body, "the body changed on its way");
             let names: Vec<_> = call.headers.keys().map(HeaderName::as_str).collect();
             assert_eq!(names, ["content-type"], "caller headers reached upstream");
@@ -484,9 +575,9 @@ fuzz_target!(|data: &[u8]| {
     } else if (status.is_client_error() || status.is_server_error()) && method == Method::HEAD {
         // axum answers `HEAD` without the body, as HTTP wants.
         assert!(body.is_empty(), "{status}: a body for HEAD");
-        check_own(status, &answer.headers, None);
+        check_own(shape, status, &answer.headers, None);
     } else if status.is_client_error() || status.is_server_error() {
-        check_own(status, &answer.headers, Some(&body));
+        check_own(shape, status, &answer.headers, Some(&body));
         assert!(complete, "{status}: the gateway's own body ends cleanly");
     } else {
         // The gateway answers every upstream status but a 2xx with its own 4xx or 5xx.
