@@ -1786,16 +1786,12 @@ fn upstream_from(
         None if provider == ProviderClassifier::Anthropic => Api::Messages,
         None => Api::Chat,
     };
-    let number = |what: &str| -> Result<Option<u64>, EnvError> {
+    let number = |what: &str| -> Result<Option<NonZeroU64>, EnvError> {
         read(what)?
             .map(|text| {
-                text.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| {
-                        EnvError::new(name(what), format!("not a number from 1 to {}", u64::MAX))
-                    })
+                text.trim().parse::<NonZeroU64>().map_err(|_| {
+                    EnvError::new(name(what), format!("not a number from 1 to {}", u64::MAX))
+                })
             })
             .transpose()
     };
@@ -1803,16 +1799,12 @@ fn upstream_from(
     // upstream's answers. One configured: that one, the other unlimited.
     let limits = match (number("RPM")?, number("TPM")?) {
         (None, None) => Limits::adaptive(Adaptive::default()),
-        (requests, tokens) => {
-            let quota = |n: u64| NonZeroU64::new(n).map(Quota::per_minute);
-            Limits::new(
-                requests
-                    .and_then(quota)
-                    .map(Limit::requests)
-                    .into_iter()
-                    .chain(tokens.and_then(quota).map(Limit::tokens)),
-            )
-        }
+        (requests, tokens) => Limits::new(
+            requests
+                .map(|n| Limit::requests(Quota::per_minute(n)))
+                .into_iter()
+                .chain(tokens.map(|n| Limit::tokens(Quota::per_minute(n)))),
+        ),
     };
     Ok(Some(Upstream {
         name: role.to_lowercase(),
@@ -1823,7 +1815,7 @@ fn upstream_from(
         provider,
         limits,
         max_wait: Some(Duration::from_secs(5)),
-        context_window: number("CONTEXT_WINDOW")?,
+        context_window: number("CONTEXT_WINDOW")?.map(NonZeroU64::get),
     }))
 }
 

@@ -89,6 +89,16 @@ fn primary(mock: &MockServer) -> Upstream {
     upstream("primary", mock, PRIMARY_KEY, ProviderClassifier::OpenAi)
 }
 
+/// The primary on `mock` behind a gateway quota of one request a minute that refuses at once
+/// what it cannot admit.
+fn reject_only(mock: &MockServer) -> Upstream {
+    Upstream {
+        limits: per_minute(1, 100_000).unwrap(),
+        max_wait: Some(Duration::ZERO),
+        ..primary(mock)
+    }
+}
+
 /// Serves `router` on a free port within `limits` until `shutdown`; the task returns the
 /// number of connections aborted.
 async fn listen_with(
@@ -247,12 +257,7 @@ async fn a_chat_request_goes_through() {
 #[tokio::test(start_paused = true)]
 async fn the_local_quota_refuses_with_its_retry_after() {
     let mock = start(primary_config()).await;
-    let reject_only = Upstream {
-        limits: per_minute(1, 100_000).unwrap(),
-        max_wait: Some(Duration::ZERO),
-        ..primary(&mock)
-    };
-    let addr = serve(&reject_only, None).await;
+    let addr = serve(&reject_only(&mock), None).await;
 
     assert_eq!(chat(addr).await.status, StatusCode::OK);
     let refused = chat(addr).await;
@@ -1686,12 +1691,7 @@ async fn an_openai_caller_is_translated_for_an_anthropic_upstream() {
 #[tokio::test(start_paused = true)]
 async fn anthropic_callers_get_anthropic_errors() {
     let mock = start(primary_config()).await;
-    let reject_only = Upstream {
-        limits: per_minute(1, 100_000).unwrap(),
-        max_wait: Some(Duration::ZERO),
-        ..primary(&mock)
-    };
-    let addr = serve(&reject_only, None).await;
+    let addr = serve(&reject_only(&mock), None).await;
     let kind = |answer: &Answer| {
         assert_eq!(answer.body["type"], "error", "{}", answer.text);
         answer.body["error"]["type"].as_str().unwrap().to_owned()

@@ -170,6 +170,36 @@ fn quantile(times: &[Duration], q: f64) -> Duration {
     times[rank - 1]
 }
 
+/// One row of a latency table: `name`, then p50, p99, p99.9, the maximum and the mean of sorted
+/// `times`, in µs.
+fn print_latency(name: &str, times: &[Duration]) {
+    let mean = times.iter().sum::<Duration>() / times.len() as u32;
+    println!(
+        "  {name:<12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+        micros(quantile(times, 0.50)),
+        micros(quantile(times, 0.99)),
+        micros(quantile(times, 0.999)),
+        micros(times[times.len() - 1]),
+        micros(mean),
+    );
+}
+
+/// A `RedisStore` of the bench's limits and a bare connection for `PING`, both to `url`, their
+/// connections driven by `runtime`; the store checked shared.
+fn connect(runtime: &Runtime, url: &str) -> (RedisStore, MultiplexedConnection) {
+    let store = runtime
+        .block_on(RedisStore::connect(RedisConfig::new(url), limits()))
+        .expect("the bench's configuration is valid");
+    assert_shared(&store);
+    let ping = runtime
+        .block_on(async {
+            let client = redis::Client::open(url)?;
+            client.get_multiplexed_async_connection().await
+        })
+        .expect("cannot connect to redis-server");
+    (store, ping)
+}
+
 /// Fails the bench when the store stopped talking to Redis: its fallback would admit from the
 /// local share, and the figures would not be Redis's.
 fn assert_shared(store: &RedisStore) {
@@ -207,19 +237,7 @@ fn main() {
         .build()
         .expect("cannot build the tokio runtime");
 
-    let store = runtime
-        .block_on(RedisStore::connect(
-            RedisConfig::new(server.url()),
-            limits(),
-        ))
-        .expect("the bench's configuration is valid");
-    assert_shared(&store);
-    let ping = runtime
-        .block_on(async {
-            let client = redis::Client::open(server.url())?;
-            client.get_multiplexed_async_connection().await
-        })
-        .expect("cannot connect to redis-server");
+    let (store, ping) = connect(&runtime, &server.url());
     let targets = [
         (
             "MemoryStore",
@@ -253,15 +271,7 @@ fn main() {
     );
     for (name, target) in &targets {
         let times = one_by_one(&runtime, target, &hot, sequential_count);
-        let mean = times.iter().sum::<Duration>() / times.len() as u32;
-        println!(
-            "  {name:<12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-            micros(quantile(&times, 0.50)),
-            micros(quantile(&times, 0.99)),
-            micros(quantile(&times, 0.999)),
-            micros(times[times.len() - 1]),
-            micros(mean),
-        );
+        print_latency(name, &times);
     }
     assert_shared(&store);
 
@@ -272,19 +282,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("cannot build the tokio runtime");
-    let local_store = local
-        .block_on(RedisStore::connect(
-            RedisConfig::new(server.url()),
-            limits(),
-        ))
-        .expect("the bench's configuration is valid");
-    assert_shared(&local_store);
-    let local_ping = local
-        .block_on(async {
-            let client = redis::Client::open(server.url())?;
-            client.get_multiplexed_async_connection().await
-        })
-        .expect("cannot connect to redis-server");
+    let (local_store, local_ping) = connect(&local, &server.url());
     println!(
         "\nlatency, one task on a current-thread runtime, {sequential_count} sequential calls (µs):"
     );
@@ -293,15 +291,7 @@ fn main() {
         ("PING", Target::Ping(local_ping)),
     ] {
         let times = one_by_one(&local, &target, &hot, sequential_count);
-        let mean = times.iter().sum::<Duration>() / times.len() as u32;
-        println!(
-            "  {name:<12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-            micros(quantile(&times, 0.50)),
-            micros(quantile(&times, 0.99)),
-            micros(quantile(&times, 0.999)),
-            micros(times[times.len() - 1]),
-            micros(mean),
-        );
+        print_latency(name, &times);
     }
     assert_shared(&local_store);
 
