@@ -66,6 +66,7 @@ mod classify;
 pub mod clock;
 mod extensions;
 pub mod headers;
+pub mod json;
 pub mod key;
 pub mod keyed;
 pub mod observe;

@@ -2,12 +2,9 @@
 //! value or add one member without parsing the body into a tree and writing it again (the
 //! caller's bytes, order and spacing stay as they were).
 
-use std::borrow::Cow;
-use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
+use tollgate_core::json::{JsonError, Scanner};
 
 /// What a scan found of up to `N` member names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,97 +21,33 @@ pub(crate) struct Found<const N: usize> {
 }
 
 /// Scans `bytes`, which must be one JSON object (with any whitespace around it), for the values
-/// of `names`. The whole text is checked as `serde_json` checks it; nothing is allocated but a
-/// key with escapes.
+/// of `names` (decoded: `"mod\u0065l"` is `model`). The whole text is checked as `serde_json`
+/// checks it ([`Scanner`]); nothing is allocated.
 ///
 /// # Errors
 ///
 /// When `bytes` is not a JSON object.
-pub(crate) fn find<const N: usize>(
-    bytes: &[u8],
-    names: [&str; N],
-) -> Result<Found<N>, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let (values, repeated, empty) = (&mut deserializer).deserialize_map(Scan {
-        base: bytes.as_ptr() as usize,
-        names,
+pub(crate) fn find<const N: usize>(bytes: &[u8], names: [&str; N]) -> Result<Found<N>, JsonError> {
+    let mut scanner = Scanner::new(bytes)?;
+    let mut values = [const { None }; N];
+    let mut repeated = false;
+    let empty = scanner.object(|scanner, name| {
+        let value = scanner.skip()?;
+        if let Some(i) = names.iter().position(|n| name.is(n)) {
+            repeated |= values[i].is_some();
+            values[i] = Some(value);
+        }
+        Ok(())
     })?;
-    deserializer.end()?;
-    // The object's last byte is its `}`: only whitespace follows it.
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .unwrap_or(0);
+    // The object's last byte is its `}`.
+    let end = scanner.position() - 1;
+    scanner.finish()?;
     Ok(Found {
         values,
         repeated,
         end,
         empty,
     })
-}
-
-/// The visitor behind [`find`]: each value is borrowed as a [`RawValue`], a slice of the input
-/// whose address gives its place.
-struct Scan<'n, const N: usize> {
-    base: usize,
-    names: [&'n str; N],
-}
-
-type Scanned<const N: usize> = ([Option<Range<usize>>; N], bool, bool);
-
-impl<'de, const N: usize> Visitor<'de> for Scan<'_, N> {
-    type Value = Scanned<N>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut values = [const { None }; N];
-        let mut repeated = false;
-        let mut empty = true;
-        while let Some(Name(key)) = map.next_key()? {
-            empty = false;
-            let value: &'de RawValue = map.next_value()?;
-            let Some(i) = self.names.iter().position(|name| *name == key) else {
-                continue;
-            };
-            let text = value.get();
-            let start = (text.as_ptr() as usize)
-                .checked_sub(self.base)
-                .ok_or_else(|| de::Error::custom("a value outside the body"))?;
-            repeated |= values[i].is_some();
-            values[i] = Some(start..start + text.len());
-        }
-        Ok((values, repeated, empty))
-    }
-}
-
-/// A member's name, borrowed from the input unless it has escapes.
-struct Name<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-
-        impl<'de> Visitor<'de> for NameVisitor {
-            type Value = Name<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-
-            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
-                Ok(Name(Cow::Borrowed(name)))
-            }
-
-            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
-                Ok(Name(Cow::Owned(name.to_owned())))
-            }
-        }
-
-        deserializer.deserialize_str(NameVisitor)
-    }
 }
 
 #[cfg(test)]

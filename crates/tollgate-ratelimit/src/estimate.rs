@@ -17,12 +17,11 @@
 //! characters" are the Unicode characters of every string in the prompt (`messages`, `system`,
 //! `prompt`, `input`, `tools`), without the JSON around them. A body that is not JSON is charged
 //! ⌈bytes / 4⌉ tokens, never nothing. The characters are counted as the body is read, without
-//! building a JSON tree.
+//! building a JSON tree or decoding a string ([`tollgate_core::json::Scanner`]).
 
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use tollgate_core::json::Scanner;
 use tollgate_core::{Cost, Dimension, Usage};
 
 /// Estimates a request's cost, and the actual cost from the reported usage.
@@ -142,45 +141,33 @@ impl OpenAiChat {
     }
 }
 
-#[derive(Deserialize)]
-struct OpenAiBody {
-    max_completion_tokens: Option<u64>,
-    max_tokens: Option<u64>,
-    max_output_tokens: Option<u64>,
-    n: Option<u64>,
-    messages: Option<Characters>,
-    prompt: Option<Characters>,
-    input: Option<Characters>,
-    instructions: Option<Characters>,
-    tools: Option<Characters>,
-}
-
 impl<B: AsRef<[u8]>> Estimator<B> for OpenAiChat {
     fn estimate(&self, request: &http::Request<B>) -> Cost {
         let bytes = request.body().as_ref();
-        let tokens = match serde_json::from_slice::<OpenAiBody>(bytes) {
-            Ok(body) => {
-                let prompt = [
-                    &body.messages,
-                    &body.prompt,
-                    &body.input,
-                    &body.instructions,
-                    &body.tools,
-                ]
-                .into_iter()
-                .flatten()
-                .map(|characters| characters.0)
-                .sum::<u64>();
-                let output = body
-                    .max_completion_tokens
-                    .or(body.max_tokens)
-                    .or(body.max_output_tokens)
+        let read = Members::read(
+            bytes,
+            ["messages", "prompt", "input", "instructions", "tools"],
+            [
+                "max_completion_tokens",
+                "max_tokens",
+                "max_output_tokens",
+                "n",
+            ],
+        );
+        let tokens = match read {
+            Some(Members {
+                characters,
+                numbers: [max_completion_tokens, max_tokens, max_output_tokens, n],
+            }) => {
+                let output = max_completion_tokens
+                    .or(max_tokens)
+                    .or(max_output_tokens)
                     .unwrap_or(self.default_output);
-                prompt
+                characters
                     .div_ceil(4)
-                    .saturating_add(output.saturating_mul(body.n.unwrap_or(1).max(1)))
+                    .saturating_add(output.saturating_mul(n.unwrap_or(1).max(1)))
             }
-            Err(_) => raw_tokens(bytes),
+            None => raw_tokens(bytes),
         };
         Cost::requests(1).with(Dimension::Tokens, tokens)
     }
@@ -232,32 +219,23 @@ impl AnthropicMessages {
     }
 }
 
-#[derive(Deserialize)]
-struct AnthropicBody {
-    max_tokens: Option<u64>,
-    system: Option<Characters>,
-    messages: Option<Characters>,
-    tools: Option<Characters>,
-}
-
 impl<B: AsRef<[u8]>> Estimator<B> for AnthropicMessages {
     fn estimate(&self, request: &http::Request<B>) -> Cost {
         let bytes = request.body().as_ref();
-        let (input, output) = match serde_json::from_slice::<AnthropicBody>(bytes) {
-            Ok(body) => {
-                let prompt = [&body.system, &body.messages, &body.tools]
-                    .into_iter()
-                    .flatten()
-                    .map(|characters| characters.0)
-                    .sum::<u64>();
+        let read = Members::read(bytes, ["system", "messages", "tools"], ["max_tokens"]);
+        let (input, output) = match read {
+            Some(Members {
+                characters,
+                numbers: [max_tokens],
+            }) => {
                 let output = if self.charge_max_tokens {
-                    body.max_tokens.unwrap_or(0)
+                    max_tokens.unwrap_or(0)
                 } else {
                     0
                 };
-                (prompt.div_ceil(4), output)
+                (characters.div_ceil(4), output)
             }
-            Err(_) => (raw_tokens(bytes), 0),
+            None => (raw_tokens(bytes), 0),
         };
         Cost::requests(1)
             .with(Dimension::InputTokens, input)
@@ -283,65 +261,46 @@ impl<B: AsRef<[u8]>> Estimator<B> for AnthropicMessages {
     }
 }
 
-/// The characters of every string in a JSON value (object keys aside), counted as it is read:
-/// no tree is built and no string copied (one with escapes is unescaped into the reader's
-/// scratch buffer).
-struct Characters(u64);
-
-impl<'de> Deserialize<'de> for Characters {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(CharactersVisitor)
-    }
+/// What an estimate reads of a body: the characters of every string in its prompt members
+/// (their members' names aside, escapes counted as the characters they stand for) and its
+/// numeric members, read in one pass without building a tree or decoding a string.
+struct Members<const U: usize> {
+    characters: u64,
+    numbers: [Option<u64>; U],
 }
 
-struct CharactersVisitor;
-
-impl<'de> Visitor<'de> for CharactersVisitor {
-    type Value = Characters;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<Characters, E> {
-        Ok(Characters(text.chars().count() as u64))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Characters, E> {
-        Ok(Characters(0))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Characters, E> {
-        Ok(Characters(0))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Characters, E> {
-        Ok(Characters(0))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Characters, E> {
-        Ok(Characters(0))
-    }
-
-    fn visit_unit<E>(self) -> Result<Characters, E> {
-        Ok(Characters(0))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Characters, A::Error> {
-        let mut total = 0u64;
-        while let Some(Characters(n)) = items.next_element()? {
-            total = total.saturating_add(n);
-        }
-        Ok(Characters(total))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Characters, A::Error> {
-        let mut total = 0u64;
-        while fields.next_key::<IgnoredAny>()?.is_some() {
-            let Characters(n) = fields.next_value()?;
-            total = total.saturating_add(n);
-        }
-        Ok(Characters(total))
+impl<const U: usize> Members<U> {
+    /// Reads `bytes` as one JSON object: the characters of the members named in `prompts`
+    /// (`null` counts none) and the non-negative integers (or `null`) of those in `numbers`.
+    /// `None`, so that the bytes are counted instead, when it is no such object: not JSON, not
+    /// an object, a number member that is no such integer, a prompt member holding a lone
+    /// surrogate, or a member given twice — as `serde_json` would refuse it.
+    fn read<const P: usize>(bytes: &[u8], prompts: [&str; P], numbers: [&str; U]) -> Option<Self> {
+        let mut scanner = Scanner::new(bytes).ok()?;
+        let mut read = Members {
+            characters: 0,
+            numbers: [None; U],
+        };
+        let (mut prompt_seen, mut number_seen) = ([false; P], [false; U]);
+        let mut repeated = false;
+        scanner
+            .object(|scanner, name| {
+                if let Some(i) = prompts.iter().position(|p| name.is(p)) {
+                    repeated |= std::mem::replace(&mut prompt_seen[i], true);
+                    if !scanner.null() {
+                        read.characters = read.characters.saturating_add(scanner.characters()?);
+                    }
+                } else if let Some(i) = numbers.iter().position(|n| name.is(n)) {
+                    repeated |= std::mem::replace(&mut number_seen[i], true);
+                    read.numbers[i] = scanner.unsigned()?;
+                } else {
+                    scanner.skip()?;
+                }
+                Ok(())
+            })
+            .ok()?;
+        scanner.finish().ok()?;
+        (!repeated).then_some(read)
     }
 }
 

@@ -12,8 +12,8 @@
 //! All but [`ByModel`] come from [`tollgate_core::key`], shared with the other keyed layers. A
 //! request without a key (no such header, no `model` field) draws from the unkeyed quota.
 
-use serde::Deserialize;
 use tollgate_core::RouteKey;
+use tollgate_core::json::Scanner;
 
 pub use tollgate_core::key::{ByApiKey, ByHeader, ByRouteKey, Keyer, KeyerFn, Unkeyed, keyer_fn};
 
@@ -21,15 +21,34 @@ pub use tollgate_core::key::{ByApiKey, ByHeader, ByRouteKey, Keyer, KeyerFn, Unk
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ByModel;
 
-#[derive(Deserialize)]
-struct Model<'a> {
-    #[serde(borrow)]
-    model: Option<std::borrow::Cow<'a, str>>,
-}
-
 impl<B: AsRef<[u8]>> Keyer<B> for ByModel {
+    /// The body's top-level `model` string, found without building a tree; none when the body
+    /// is not a JSON object, has no `model`, names it twice or holds something else in it.
     fn key(&self, request: &http::Request<B>) -> Option<RouteKey> {
-        let body: Model<'_> = serde_json::from_slice(request.body().as_ref()).ok()?;
-        body.model.map(|m| RouteKey::new(&*m))
+        let bytes = request.body().as_ref();
+        let mut scanner = Scanner::new(bytes).ok()?;
+        let (mut model, mut repeated) = (None, false);
+        scanner
+            .object(|scanner, name| {
+                let value = scanner.skip()?;
+                if name.is("model") {
+                    repeated |= model.replace(value).is_some();
+                }
+                Ok(())
+            })
+            .ok()?;
+        scanner.finish().ok()?;
+        if repeated {
+            return None;
+        }
+        match &bytes[model?] {
+            [b'"', text @ .., b'"'] if !text.contains(&b'\\') => {
+                Some(RouteKey::new(std::str::from_utf8(text).ok()?))
+            }
+            // Escapes (rare in a model's name): decoded as `serde_json` decodes them.
+            text => serde_json::from_slice::<String>(text)
+                .ok()
+                .map(|model| RouteKey::new(model.as_str())),
+        }
     }
 }
