@@ -96,6 +96,20 @@ fn one_thread(c: &mut Criterion) {
         let mut service = Bare;
         b.iter(|| send(&mut service, Request::new(())));
     });
+    // tower's `RateLimit`, the peer: it arms its sleep when built, which needs a tokio runtime
+    // with a timer; its calls do not (they read the clock, and sleep only when the rate is
+    // spent).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    group.bench_function("tower RateLimit", |b| {
+        let mut service = {
+            let _context = runtime.enter();
+            tower::limit::RateLimitLayer::new(u64::MAX, Duration::from_secs(1)).layer(Bare)
+        };
+        b.iter(|| send(&mut service, Request::new(())));
+    });
     group.bench_function("unkeyed, 1 dimension", |b| {
         let mut service = unkeyed().layer(Bare);
         b.iter(|| send(&mut service, Request::new(())));

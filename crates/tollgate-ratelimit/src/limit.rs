@@ -127,13 +127,14 @@ impl Limit {
 
 // ===== dispatch over the algorithms =====
 
-/// The state of one [`Limit`] for one key.
+/// The state of one [`Limit`] for one key: 32 bytes (the log, whose entries live on the heap
+/// anyway, is boxed so that it does not make every other state larger).
 #[derive(Debug, Clone)]
 pub(crate) enum LimitState {
     TokenBucket(TokenBucketState),
     Gcra(GcraState),
     FixedWindow(FixedWindowState),
-    SlidingWindowLog(SlidingWindowLogState),
+    SlidingWindowLog(Box<SlidingWindowLogState>),
     SlidingWindowCounter(SlidingWindowCounterState),
 }
 
@@ -178,10 +179,12 @@ impl Limit {
         }
     }
 
+    #[inline]
     pub(crate) fn wait(&self, state: &LimitState, cost: u64, now: Duration) -> Admission {
         dispatch!(self, state, |a, s| a.wait(s, cost, now))
     }
 
+    #[inline]
     pub(crate) fn try_take(&self, state: &mut LimitState, cost: u64, now: Duration) -> Admission {
         dispatch!(self, state, |a, s| a.try_take(s, cost, now))
     }
@@ -260,9 +263,26 @@ impl Limit {
 /// ```
 #[derive(Clone)]
 pub struct Limits {
-    limits: Arc<[Limit]>,
-    adaptive: Option<Arc<Adaptive>>,
+    // One pointer: every key's state holds a clone.
+    inner: Arc<LimitsInner>,
+}
+
+struct LimitsInner {
+    limits: Box<[Limit]>,
+    adaptive: Option<Adaptive>,
     generation: u64,
+}
+
+impl Limits {
+    fn build(limits: Box<[Limit]>, adaptive: Option<Adaptive>) -> Self {
+        Limits {
+            inner: Arc::new(LimitsInner {
+                limits,
+                adaptive,
+                generation: next_generation(),
+            }),
+        }
+    }
 }
 
 fn next_generation() -> u64 {
@@ -273,11 +293,7 @@ fn next_generation() -> u64 {
 impl Limits {
     /// The given limits. None at all admits everything.
     pub fn new(limits: impl IntoIterator<Item = Limit>) -> Self {
-        Limits {
-            limits: limits.into_iter().collect(),
-            adaptive: None,
-            generation: next_generation(),
-        }
+        Limits::build(limits.into_iter().collect(), None)
     }
 
     /// No configured limit: the request rate is learned from the provider's answers
@@ -290,22 +306,18 @@ impl Limits {
     /// never above ([`adaptive`](crate::adaptive)).
     #[must_use]
     pub fn with_adaptive(self, adaptive: Adaptive) -> Self {
-        Limits {
-            limits: self.limits,
-            adaptive: Some(Arc::new(adaptive)),
-            generation: next_generation(),
-        }
+        Limits::build(self.inner.limits.clone(), Some(adaptive))
     }
 
     /// The adaptive limit's configuration, if the rate is learned.
     pub fn adaptive_config(&self) -> Option<&Adaptive> {
-        self.adaptive.as_deref()
+        self.inner.adaptive.as_ref()
     }
 
     /// The requests limit with the shortest period, as a rate and a burst: what an adaptive
     /// limit treats as its ceiling.
     pub(crate) fn requests_ceiling(&self) -> Option<Ceiling> {
-        requests_ceiling(&self.limits)
+        requests_ceiling(&self.inner.limits)
     }
 
     /// No limit: everything is admitted at once.
@@ -316,38 +328,36 @@ impl Limits {
     /// These limits and one more.
     #[must_use]
     pub fn with(self, limit: Limit) -> Self {
-        Limits {
-            limits: self.limits.iter().copied().chain([limit]).collect(),
-            adaptive: self.adaptive.clone(),
-            generation: next_generation(),
-        }
+        let limits = self.inner.limits.iter().copied().chain([limit]).collect();
+        Limits::build(limits, self.inner.adaptive)
     }
 
     /// The limits, in order.
+    #[inline]
     pub fn as_slice(&self) -> &[Limit] {
-        &self.limits
+        &self.inner.limits
     }
 
     /// How many limits.
     pub fn len(&self) -> usize {
-        self.limits.len()
+        self.inner.limits.len()
     }
 
     /// Whether there are none (an adaptive limit may still pace requests).
     pub fn is_empty(&self) -> bool {
-        self.limits.is_empty()
+        self.inner.limits.is_empty()
     }
 
     /// An identity for this configuration, shared by its clones.
     pub(crate) fn generation(&self) -> u64 {
-        self.generation
+        self.inner.generation
     }
 
     /// The position of the limit a provider's reading for `dimension` over `window` describes:
     /// the one with that dimension and period, or for [`Window::Unspecified`] the one with
     /// that dimension and the shortest period.
     pub fn matching(&self, dimension: Dimension, window: Window) -> Option<usize> {
-        matching(&self.limits, dimension, window)
+        matching(&self.inner.limits, dimension, window)
     }
 }
 
@@ -382,11 +392,11 @@ pub(crate) fn requests_ceiling(limits: &[Limit]) -> Option<Ceiling> {
 
 impl fmt::Debug for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.adaptive {
-            None => f.debug_list().entries(self.limits.iter()).finish(),
+        match &self.inner.adaptive {
+            None => f.debug_list().entries(self.inner.limits.iter()).finish(),
             Some(adaptive) => f
                 .debug_struct("Limits")
-                .field("limits", &self.limits)
+                .field("limits", &self.inner.limits)
                 .field("adaptive", adaptive)
                 .finish(),
         }
@@ -395,7 +405,7 @@ impl fmt::Debug for Limits {
 
 impl PartialEq for Limits {
     fn eq(&self, other: &Self) -> bool {
-        self.limits == other.limits && self.adaptive == other.adaptive
+        self.inner.limits == other.inner.limits && self.inner.adaptive == other.inner.adaptive
     }
 }
 

@@ -109,19 +109,43 @@ where
         let cost = Cost::of(&request)
             .copied()
             .unwrap_or_else(|| self.estimator.estimate(&request));
-        let priority = Priority::of(&request);
         let limiter = &self.limiter;
         let at = Instant::now();
         let now = limiter.origin.offset(at);
-        let give_up = Deadline::sooner(Deadline::of(&request), self.max_wait, || at)
-            .map(|end| limiter.origin.offset(end.instant()));
-        let ahead = match limiter.place(key.as_ref(), priority) {
-            Place::Front => None,
-            Place::Behind(ahead) => Some(ahead),
+        // Nobody waits for any key (one atomic load): the request is first in line whatever
+        // its priority, which is then not even read.
+        let (priority, ahead) = if limiter.waiting() == 0 {
+            (None, None)
+        } else {
+            let priority = Priority::of(&request);
+            match limiter.place(key.as_ref(), priority) {
+                Place::Front => (Some(priority), None),
+                Place::Behind(ahead) => (Some(priority), Some(ahead)),
+            }
         };
         let mut decision = limiter
             .store
             .admit(key.as_ref(), &cost, ahead.as_ref(), now);
+        // The common case is decided here: the quota has room and nobody waits. Then the
+        // readied inner service is called at once, with nothing to carry or allocate.
+        let mut answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(Ok(QuotaDecision::Admitted)) => {
+                if let Some(observe) = Observe::of(&request) {
+                    limiter.report_admission(observe, key.as_ref(), now);
+                }
+                let admission = Admission {
+                    limiter: Arc::clone(limiter),
+                    key,
+                    cost,
+                    taken_at: now,
+                    estimator: self.estimator.clone(),
+                };
+                return ResponseFuture::calling(self.inner.call(request), admission);
+            }
+            Poll::Ready(answer) => Answer::Given(Some(answer)),
+            Poll::Pending => Answer::Coming(decision),
+        };
         let admission = Admission {
             limiter: Arc::clone(limiter),
             key,
@@ -129,19 +153,9 @@ where
             taken_at: now,
             estimator: self.estimator.clone(),
         };
-        // The common case is decided here: the quota has room and nobody waits. Then the
-        // readied inner service is called at once, with nothing to carry or allocate.
-        let mut answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(Ok(QuotaDecision::Admitted)) => {
-                if let Some(observe) = Observe::of(&request) {
-                    limiter.report_admission(observe, admission.key.as_ref(), now);
-                }
-                return ResponseFuture::calling(self.inner.call(request), admission);
-            }
-            Poll::Ready(answer) => Answer::Given(Some(answer)),
-            Poll::Pending => Answer::Coming(decision),
-        };
+        let priority = priority.unwrap_or_else(|| Priority::of(&request));
+        let give_up = Deadline::sooner(Deadline::of(&request), self.max_wait, || at)
+            .map(|end| limiter.origin.offset(end.instant()));
         // Take a place in the queue now, not at the first poll, so that requests called later
         // but polled sooner do not pass this one — unless it is refused on its first poll. A
         // request first in line whose answer is on its way (a remote store's round trip) is

@@ -27,13 +27,13 @@ fn live() -> isize {
 }
 
 /// The bound the crate README documents, in bytes per key, besides the key itself.
-const DOCUMENTED_BYTES_PER_KEY: isize = 320;
+const DOCUMENTED_BYTES_PER_KEY: isize = 224;
 
 /// The same on one limit.
-const DOCUMENTED_ONE_LIMIT_BYTES_PER_KEY: isize = 224;
+const DOCUMENTED_ONE_LIMIT_BYTES_PER_KEY: isize = 128;
 
 /// The same under an adaptive limit (no configured limits).
-const DOCUMENTED_ADAPTIVE_BYTES_PER_KEY: isize = 480;
+const DOCUMENTED_ADAPTIVE_BYTES_PER_KEY: isize = 416;
 
 /// Admits `cost` once for each key, at once.
 fn admit_each(store: &MemoryStore, keys: &[RouteKey], cost: &Cost, now: Duration) {

@@ -30,9 +30,34 @@ pub struct Gcra {
 }
 
 /// The state of a [`Gcra`]: the theoretical arrival time, in `1 / limit` nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Kept as two 64-bit words rather than a `u128`, so that the state is aligned to 8, not 16
+/// (a key's states pack without padding).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct GcraState {
-    tat: u128,
+    tat_lo: u64,
+    tat_hi: u64,
+}
+
+impl GcraState {
+    #[inline]
+    fn tat(&self) -> u128 {
+        (u128::from(self.tat_hi) << 64) | u128::from(self.tat_lo)
+    }
+
+    #[inline]
+    fn set_tat(&mut self, tat: u128) {
+        self.tat_lo = tat as u64;
+        self.tat_hi = (tat >> 64) as u64;
+    }
+}
+
+impl std::fmt::Debug for GcraState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcraState")
+            .field("tat", &self.tat())
+            .finish()
+    }
 }
 
 impl Gcra {
@@ -52,7 +77,7 @@ impl Gcra {
 
     fn next_tat(&self, state: &GcraState, cost: u64, now: u128) -> u128 {
         state
-            .tat
+            .tat()
             .max(now)
             .saturating_add(u128::from(cost) * u128::from(self.quota.period_nanos()))
     }
@@ -76,7 +101,8 @@ impl Algorithm for Gcra {
     }
 
     fn take(&self, state: &mut GcraState, cost: u64, now: Duration) {
-        state.tat = self.next_tat(state, cost, self.scaled_now(now));
+        let tat = self.next_tat(state, cost, self.scaled_now(now));
+        state.set_tat(tat);
     }
 
     fn capacity(&self) -> u64 {
@@ -86,16 +112,16 @@ impl Algorithm for Gcra {
     fn available(&self, state: &GcraState, now: Duration) -> u64 {
         let now = self.scaled_now(now);
         let tolerance = u128::from(self.quota.burst()) * u128::from(self.quota.period_nanos());
-        let ahead = state.tat.saturating_sub(now);
+        let ahead = state.tat().saturating_sub(now);
         let room = tolerance.saturating_sub(ahead) / u128::from(self.quota.period_nanos());
         u64::try_from(room).unwrap_or(u64::MAX)
     }
 
     fn give(&self, state: &mut GcraState, amount: u64, _: Duration, now: Duration) {
         let now = self.scaled_now(now);
-        if state.tat > now {
+        if state.tat() > now {
             let back = u128::from(amount) * u128::from(self.quota.period_nanos());
-            state.tat = state.tat.saturating_sub(back).max(now);
+            state.set_tat(state.tat().saturating_sub(back).max(now));
         }
     }
 
@@ -104,10 +130,10 @@ impl Algorithm for Gcra {
             u128::from(self.quota.burst().saturating_sub(keep))
                 * u128::from(self.quota.period_nanos()),
         );
-        state.tat = state.tat.max(empty_at);
+        state.set_tat(state.tat().max(empty_at));
     }
 
     fn is_fresh(&self, state: &GcraState, now: Duration) -> bool {
-        state.tat <= self.scaled_now(now)
+        state.tat() <= self.scaled_now(now)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tollgate_core::{Cost, Dimension, Window};
 
 use crate::adaptive::{Adaptive, AdaptiveState, Ceiling};
-use crate::algorithm::{Admission, Quota};
+use crate::algorithm::{Admission, Quota, nanos};
 use crate::limit::{self, Limit, LimitState, Limits};
 
 use super::{Feedback, Outlook, QuotaDecision};
@@ -16,14 +16,66 @@ use super::{Feedback, Outlook, QuotaDecision};
 /// At most this many limits are learned from headers per key (dimensions × windows).
 const MAX_LEARNED: usize = 8;
 
+/// 56 bytes with one limit (`tests/memory.rs` measures what a key costs in all).
 pub(super) struct Entry {
-    /// The configured limits.
+    /// The configured limits (one pointer).
     limits: Limits,
     /// One state per configured limit.
-    states: Box<[LimitState]>,
-    paused_until: Duration,
+    states: States,
+    /// Nothing is admitted before this (nanoseconds since the origin).
+    paused_until: u64,
     /// The learned pace and limits, under an adaptive limit (boxed: most keys have none).
     adaptive: Option<Box<Adaptation>>,
+}
+
+/// The states of a key's configured limits: a single one inline (the common case, with no
+/// allocation of its own), more on the heap.
+#[derive(Debug)]
+enum States {
+    One(LimitState),
+    Many(Box<[LimitState]>),
+}
+
+impl FromIterator<LimitState> for States {
+    fn from_iter<I: IntoIterator<Item = LimitState>>(iter: I) -> Self {
+        let mut iter = iter.into_iter();
+        match (iter.next(), iter.next()) {
+            (Some(one), None) => States::One(one),
+            (first, second) => States::Many(first.into_iter().chain(second).chain(iter).collect()),
+        }
+    }
+}
+
+impl std::ops::Deref for States {
+    type Target = [LimitState];
+
+    #[inline]
+    fn deref(&self) -> &[LimitState] {
+        match self {
+            States::One(one) => std::slice::from_ref(one),
+            States::Many(many) => many,
+        }
+    }
+}
+
+impl std::ops::DerefMut for States {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [LimitState] {
+        match self {
+            States::One(one) => std::slice::from_mut(one),
+            States::Many(many) => many,
+        }
+    }
+}
+
+impl States {
+    /// The states, taken out (leaving none).
+    fn take(&mut self) -> Vec<LimitState> {
+        match std::mem::replace(self, States::Many(Box::default())) {
+            States::One(one) => vec![one],
+            States::Many(many) => many.into_vec(),
+        }
+    }
 }
 
 /// What an adaptive limit keeps for a key.
@@ -50,7 +102,7 @@ impl Entry {
         Entry {
             limits: limits.clone(),
             states: limits.as_slice().iter().map(|l| l.fresh_state()).collect(),
-            paused_until: Duration::ZERO,
+            paused_until: 0,
             adaptive: limits
                 .adaptive_config()
                 .map(|config| Adaptation::new(*config, limits.requests_ceiling(), now)),
@@ -101,7 +153,7 @@ impl Entry {
             return;
         }
         let old = std::mem::replace(&mut self.limits, limits.clone());
-        let mut old_states = std::mem::take(&mut self.states).into_vec();
+        let mut old_states = self.states.take();
         self.states = limits
             .as_slice()
             .iter()
@@ -148,8 +200,14 @@ impl Entry {
         }
     }
 
+    /// How long the key is paused for still at `now`.
+    #[inline]
+    fn paused(&self, now: Duration) -> Duration {
+        Duration::from_nanos(self.paused_until.saturating_sub(nanos(now)))
+    }
+
     pub(super) fn is_idle(&self, now: Duration) -> bool {
-        self.paused_until <= now
+        self.paused_until <= nanos(now)
             && self.adaptive.as_ref().is_none_or(|a| a.pace.is_idle(now))
             && self.each().all(|(l, s)| l.is_fresh(s, now))
     }
@@ -160,7 +218,14 @@ impl Entry {
         ahead: Option<&Cost>,
         now: Duration,
     ) -> QuotaDecision {
-        let mut wait = self.paused_until.saturating_sub(now);
+        if ahead.is_none()
+            && self.adaptive.is_none()
+            && self.paused_until <= nanos(now)
+            && self.take_all(cost, now)
+        {
+            return QuotaDecision::Admitted;
+        }
+        let mut wait = self.paused(now);
         if let Some(ahead) = ahead {
             return self.queued(cost, ahead, wait, now);
         }
@@ -205,6 +270,25 @@ impl Entry {
             }
         }
         verdict
+    }
+
+    /// The common case, with no pause, no pace and no learned limit: spends `cost` on each
+    /// configured limit in turn, and says whether every one had room. When one has not, gives
+    /// back what it spent (the general path then decides from the same state).
+    #[inline]
+    fn take_all(&mut self, cost: &Cost, now: Duration) -> bool {
+        let limits = self.limits.as_slice();
+        let states = &mut *self.states;
+        for (i, (limit, state)) in limits.iter().zip(states.iter_mut()).enumerate() {
+            let c = cost.get(limit.dimension());
+            if c > limit.capacity() || limit.try_take(state, c, now) != Admission::Now {
+                for (limit, state) in limits.iter().zip(states.iter_mut()).take(i) {
+                    limit.give(state, cost.get(limit.dimension()), now, now);
+                }
+                return false;
+            }
+        }
+        true
     }
 
     /// A queued caller is never admitted here; it waits at least for its turn behind `ahead`.
@@ -282,7 +366,7 @@ impl Entry {
     /// Admits nothing before `until`; then the waiters leave at the limits' pace, one after
     /// another, never all at once.
     fn pause(&mut self, until: Duration, now: Duration) {
-        self.paused_until = self.paused_until.max(until);
+        self.paused_until = self.paused_until.max(nanos(until));
         for (limit, state) in self.each_mut() {
             // The first request may go at `until`; its tokens, and everyone after it, refill
             // at the limit's rate.
@@ -340,7 +424,7 @@ impl Entry {
 
     /// What admitting `cost` now would decide, without spending it.
     pub(super) fn outlook(&self, cost: &Cost, now: Duration) -> Outlook {
-        let mut wait = self.paused_until.saturating_sub(now);
+        let mut wait = self.paused(now);
         if let Some(adaptive) = &self.adaptive {
             wait = wait.max(adaptive.pace.wait(now));
         }
@@ -410,5 +494,22 @@ pub(super) fn too_large(limit: &Limit, cost: u64) -> QuotaDecision {
         cost,
         capacity: limit.capacity(),
         period: limit.quota().period(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limit::LimitState;
+
+    #[test]
+    fn a_key_with_one_limit_is_small() {
+        // Every state packs into 32 bytes, aligned to 8 (a 16-aligned `i128` or `u128` in a
+        // state would make every one 48); one limit's state lives inline.
+        assert_eq!(std::mem::size_of::<LimitState>(), 32);
+        assert_eq!(std::mem::align_of::<LimitState>(), 8);
+        assert_eq!(std::mem::size_of::<States>(), 32);
+        assert_eq!(std::mem::size_of::<Limits>(), 8);
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
     }
 }
