@@ -12,7 +12,6 @@ use tokio::time::{Instant, Sleep};
 use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
 use tower_service::Service;
 
-use crate::adaptive::Cap;
 use crate::body::PermitBody;
 use crate::config::ConcurrencyConfig;
 use crate::error::{DEFAULT_RETRY_HINT, Saturated};
@@ -35,8 +34,8 @@ pin_project! {
         state: State<S::Future>,
         waiting: Option<Box<Waiting<S, B>>>,
         permit: Option<Permit>,
-        // The configuration it needs, copied: no shared reference on the common path.
-        limit: Cap,
+        // The configuration it needs, copied: no shared reference on the common path (the
+        // cap is the permit's gate's).
         hold_until_body_end: bool,
         started: Option<Instant>,
         refused: Option<BoxError>,
@@ -95,18 +94,18 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<http::Request<B>>,
 {
+    #[inline]
     pub(crate) fn calling(
         future: S::Future,
         permit: Permit,
-        config: &ConcurrencyConfig,
+        hold_until_body_end: bool,
         started: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             waiting: None,
             permit: Some(permit),
-            limit: config.cap,
-            hold_until_body_end: config.hold_until_body_end,
+            hold_until_body_end,
             started,
             refused: None,
         }
@@ -117,7 +116,6 @@ where
             state: State::Waiting,
             waiting: Some(Box::new(waiting)),
             permit: None,
-            limit: config.cap,
             hold_until_body_end: config.hold_until_body_end,
             started: None,
             refused: None,
@@ -129,7 +127,6 @@ where
             state: State::Done,
             waiting: None,
             permit: None,
-            limit: config.cap,
             hold_until_body_end: config.hold_until_body_end,
             started: None,
             refused: Some(error.into()),
@@ -156,10 +153,10 @@ where
                         let mut service = waiting.service.take().expect("called once");
                         let request = waiting.request.take().expect("called once");
                         *this.waiting = None;
-                        *this.permit = Some(Permit::new(gate));
-                        if this.limit.measures_latency() {
+                        if gate.cap().measures_latency() {
                             *this.started = Some(Instant::now());
                         }
+                        *this.permit = Some(Permit::new(gate));
                         let future = service.call(request);
                         this.state.set(State::Calling { future });
                         continue;
@@ -184,31 +181,26 @@ where
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx));
                     this.state.set(State::Done);
-                    let limit = *this.limit;
                     let latency = this.started.map(|started| started.elapsed());
                     let permit = this.permit.take();
                     return Poll::Ready(match outcome {
                         Ok(response) => {
-                            if let (true, Some(permit)) = (limit.is_adaptive(), &permit) {
+                            if let Some(permit) = permit.as_ref().filter(|p| p.adaptive()) {
                                 let class =
                                     Verdict::of_response(&response).and_then(Verdict::class);
                                 let class = class.or_else(|| status_class(response.status()));
                                 // Only a success's latency says how loaded the provider is.
                                 let latency = latency.filter(|_| class.is_none());
-                                permit
-                                    .gate()
-                                    .record(&limit, drops(class), latency, permit.epoch());
+                                permit.record(drops(class), latency);
                             }
                             let permit = permit.filter(|_| *this.hold_until_body_end);
                             Ok(response.map(|body| PermitBody::new(body, permit)))
                         }
                         Err(error) => {
                             let error: BoxError = error.into();
-                            if let (true, Some(permit)) = (limit.is_adaptive(), &permit) {
+                            if let Some(permit) = permit.as_ref().filter(|p| p.adaptive()) {
                                 let class = transport_verdict(&*error).class();
-                                permit
-                                    .gate()
-                                    .record(&limit, drops(class), None, permit.epoch());
+                                permit.record(drops(class), None);
                             }
                             drop(permit);
                             Err(error)
