@@ -171,12 +171,11 @@ where
 {
     type Output = Result<http::Response<ResBody>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         match this.kind.project() {
-            KindProj::Refused { error } => Poll::Ready(Err(error
-                .take()
-                .expect("ResponseFuture polled after completion"))),
+            KindProj::Refused { error } => Poll::Ready(Err(refusal(error))),
             KindProj::Calling { future } => {
                 let outcome = ready!(future.poll(cx)).map_err(Into::into);
                 Guard::count(this.guard, &outcome);
@@ -207,19 +206,33 @@ impl<H: OnStateChange + Send + Sync + 'static> Guard<H> {
         match outcome.as_ref().ok().and_then(StreamReport::of) {
             // A stream that may yet fail: counted when it ends.
             Some(report) if class.is_none() => {
-                let Some(mut guard) = slot.take() else {
-                    return;
-                };
-                report.on_end(move |end| match end.outcome {
-                    StreamOutcome::Failed(class) => guard.record(Some(class), slow),
-                    // Abandoned: dropped like a cancelled call.
-                    StreamOutcome::Abandoned => drop(guard),
-                    _ => guard.record(None, slow),
-                });
+                if let Some(guard) = slot.take() {
+                    guard.count_at_end(report, slow);
+                }
             }
             _ => guard.record(class, slow),
         }
     }
+
+    /// Counts a followed stream when it ends.
+    #[inline(never)]
+    fn count_at_end(mut self, report: &StreamReport, slow: bool) {
+        report.on_end(move |end| match end.outcome {
+            StreamOutcome::Failed(class) => self.record(Some(class), slow),
+            // Abandoned: dropped like a cancelled call.
+            StreamOutcome::Abandoned => drop(self),
+            _ => self.record(None, slow),
+        });
+    }
+}
+
+/// The refusal a refused future answers with, once.
+#[cold]
+#[inline(never)]
+fn refusal(error: &mut Option<BoxError>) -> BoxError {
+    error
+        .take()
+        .expect("ResponseFuture polled after completion")
 }
 
 /// The class of `outcome` (`None`: a success), or `None` for a local refusal — what
