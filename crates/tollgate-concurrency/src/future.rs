@@ -141,82 +141,124 @@ where
 {
     type Output = Result<http::Response<PermitBody<ResBody>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Waiting => {
-                    let waiting = this.waiting.as_deref_mut().expect("waiting");
-                    let gate = Arc::clone(waiting.gate.as_ref().expect("held while waiting"));
-                    if gate.poll_grant(&waiting.waiter, cx.waker()) {
-                        waiting.settled = true;
-                        let mut service = waiting.service.take().expect("called once");
-                        let request = waiting.request.take().expect("called once");
-                        *this.waiting = None;
-                        if gate.cap().measures_latency() {
-                            *this.started = Some(Instant::now());
-                        }
-                        *this.permit = Some(Permit::new(gate));
-                        let future = service.call(request);
-                        this.state.set(State::Calling { future });
-                        continue;
+                    let state = this.state.as_mut();
+                    if let Some(error) = ready!(poll_waiting(
+                        state,
+                        this.waiting,
+                        this.permit,
+                        this.started,
+                        cx
+                    )) {
+                        return Poll::Ready(Err(error));
                     }
-                    let Some(limit) = waiting.give_up_at else {
-                        return Poll::Pending;
-                    };
-                    let sleep = waiting
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(limit)));
-                    ready!(sleep.as_mut().poll(cx));
-                    // Out of time: leave the queue (a slot granted just now is given back).
-                    waiting.settled = true;
-                    gate.abandon(&waiting.waiter);
-                    let waited = Some(waiting.since.elapsed());
-                    let hint = retry_hint(&gate, waiting.max_wait);
-                    this.state.set(State::Done);
-                    *this.waiting = None;
-                    let error = Saturated::new(gate.limit(), gate.waiting(), waited, hint);
-                    return Poll::Ready(Err(error.into()));
                 }
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx));
                     this.state.set(State::Done);
-                    let latency = this.started.map(|started| started.elapsed());
                     let permit = this.permit.take();
                     return Poll::Ready(match outcome {
                         Ok(response) => {
                             if let Some(permit) = permit.as_ref().filter(|p| p.adaptive()) {
-                                let class =
-                                    Verdict::of_response(&response).and_then(Verdict::class);
-                                let class = class.or_else(|| status_class(response.status()));
-                                // Only a success's latency says how loaded the provider is.
-                                let latency = latency.filter(|_| class.is_none());
-                                permit.record(drops(class), latency);
+                                record_response(permit, &response, *this.started);
                             }
                             let permit = permit.filter(|_| *this.hold_until_body_end);
                             Ok(response.map(|body| PermitBody::new(body, permit)))
                         }
-                        Err(error) => {
-                            let error: BoxError = error.into();
-                            if let Some(permit) = permit.as_ref().filter(|p| p.adaptive()) {
-                                let class = transport_verdict(&*error).class();
-                                permit.record(drops(class), None);
-                            }
-                            drop(permit);
-                            Err(error)
-                        }
+                        Err(error) => Err(record_error(permit, error.into())),
                     });
                 }
-                StateProj::Done => {
-                    let error = this
-                        .refused
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Err(error));
-                }
+                StateProj::Done => return Poll::Ready(Err(refusal(this.refused))),
             }
         }
     }
+}
+
+/// The waiting state: when granted a slot, calls the inner service and moves to calling
+/// (`Ready(None)`); out of time, leaves the queue and fails (`Ready(Some(error))`).
+#[inline(never)]
+fn poll_waiting<S, B>(
+    mut state: Pin<&mut State<S::Future>>,
+    slot: &mut Option<Box<Waiting<S, B>>>,
+    permit: &mut Option<Permit>,
+    started: &mut Option<Instant>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<BoxError>>
+where
+    S: Service<http::Request<B>>,
+{
+    let waiting = slot.as_deref_mut().expect("waiting");
+    let gate = Arc::clone(waiting.gate.as_ref().expect("held while waiting"));
+    if gate.poll_grant(&waiting.waiter, cx.waker()) {
+        waiting.settled = true;
+        let mut service = waiting.service.take().expect("called once");
+        let request = waiting.request.take().expect("called once");
+        *slot = None;
+        if gate.cap().measures_latency() {
+            *started = Some(Instant::now());
+        }
+        *permit = Some(Permit::new(gate));
+        let future = service.call(request);
+        state.set(State::Calling { future });
+        return Poll::Ready(None);
+    }
+    let Some(limit) = waiting.give_up_at else {
+        return Poll::Pending;
+    };
+    let sleep = waiting
+        .sleep
+        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(limit)));
+    ready!(sleep.as_mut().poll(cx));
+    // Out of time: leave the queue (a slot granted just now is given back).
+    waiting.settled = true;
+    gate.abandon(&waiting.waiter);
+    let waited = Some(waiting.since.elapsed());
+    let hint = retry_hint(&gate, waiting.max_wait);
+    state.set(State::Done);
+    *slot = None;
+    let error = Saturated::new(gate.limit(), gate.waiting(), waited, hint);
+    Poll::Ready(Some(error.into()))
+}
+
+/// Records a response for an adaptive cap.
+#[inline(never)]
+fn record_response<ResBody>(
+    permit: &Permit,
+    response: &http::Response<ResBody>,
+    started: Option<Instant>,
+) {
+    let class = Verdict::of_response(response).and_then(Verdict::class);
+    let class = class.or_else(|| status_class(response.status()));
+    // Only a success's latency says how loaded the provider is.
+    let latency = started
+        .map(|started| started.elapsed())
+        .filter(|_| class.is_none());
+    permit.record(drops(class), latency);
+}
+
+/// Records an error for an adaptive cap, and frees the slot.
+#[inline(never)]
+fn record_error(permit: Option<Permit>, error: BoxError) -> BoxError {
+    if let Some(permit) = permit.as_ref().filter(|p| p.adaptive()) {
+        let class = transport_verdict(&*error).class();
+        permit.record(drops(class), None);
+    }
+    drop(permit);
+    error
+}
+
+/// The refusal a refused future answers with, once.
+#[cold]
+#[inline(never)]
+fn refusal(error: &mut Option<BoxError>) -> BoxError {
+    error
+        .take()
+        .expect("ResponseFuture polled after completion")
 }
 
 /// When a refused request may try again: see [`Saturated::retry_after`].
