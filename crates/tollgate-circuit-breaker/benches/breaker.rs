@@ -1,13 +1,24 @@
 //! What a closed `CircuitBreaker` adds per request over the bare, always-ready service in the
 //! same run: unkeyed (one atomic load on the way in, one on the way out) and keyed by a
 //! `RouteKey`. Run with `cargo bench -p tollgate-circuit-breaker`.
+//!
+//! Two groups: `closed breaker` sends `Request<()>` to `support::Bare`; `chat request` sends
+//! what the facade's `peers` bench sends — a small chat request (two headers, a 62-byte JSON
+//! `BufferedBody`, built outside the timing) to a service answering `Response<Full<Bytes>>`,
+//! the response dropped inside the timing.
 
-use criterion::{Criterion, Throughput, criterion_main};
-use http::Request;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, criterion_main};
+use http::{Request, Response};
+use http_body_util::Full;
 use tollgate_circuit_breaker::{BreakerConfig, CircuitBreakerLayer};
 use tollgate_core::RouteKey;
+use tollgate_core::body::BufferedBody;
 use tollgate_core::key::ByRouteKey;
-use tower::Layer;
+use tower::{Layer, Service};
 
 #[path = "../../../benches/support/mod.rs"]
 mod support;
@@ -48,9 +59,53 @@ fn closed(c: &mut Criterion) {
     group.finish();
 }
 
+/// The facade `peers` bench's bare service: answers 200 at once with an empty `Full<Bytes>`.
+#[derive(Debug, Clone, Copy)]
+struct Wire;
+
+impl<B> Service<Request<B>> for Wire {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<B>) -> Self::Future {
+        std::future::ready(Ok(Response::new(Full::new(Bytes::new()))))
+    }
+}
+
+/// The facade `peers` bench's chat request.
+fn chat() -> Request<BufferedBody> {
+    Request::post("https://api.openai.com/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sk-bench")
+        .body(BufferedBody::from(
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
+        ))
+        .unwrap()
+}
+
+fn chat_request(c: &mut Criterion) {
+    let batch = BatchSize::SmallInput;
+    let mut group = c.benchmark_group("chat request");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("bare", |b| {
+        let mut service = Wire;
+        b.iter_batched(chat, |r| send(&mut service, r).status(), batch);
+    });
+    group.bench_function("unkeyed", |b| {
+        let mut service = CircuitBreakerLayer::new(BreakerConfig::default()).layer(Wire);
+        b.iter_batched(chat, |r| send(&mut service, r).status(), batch);
+    });
+    group.finish();
+}
+
 // The harness functions `criterion_group!` writes carry no docs.
 #[allow(missing_docs)]
 mod harness {
-    criterion::criterion_group!(benches, super::closed);
+    criterion::criterion_group!(benches, super::closed, super::chat_request);
 }
 criterion_main!(harness::benches);

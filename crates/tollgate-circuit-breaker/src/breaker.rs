@@ -186,11 +186,7 @@ impl Breaker {
                 if failed {
                     self.consecutive.fetch_add(1, Ordering::AcqRel) + 1 >= n.get()
                 } else {
-                    // Only write when there is something to clear: the common success
-                    // leaves the cache line shared.
-                    if self.consecutive.load(Ordering::Relaxed) != 0 {
-                        self.consecutive.store(0, Ordering::Release);
-                    }
+                    self.clear_streak();
                     false
                 }
             }
@@ -203,6 +199,15 @@ impl Breaker {
         };
         if trips {
             self.trip(config, CLOSED, now(), changes);
+        }
+    }
+
+    /// A success while closed ends a streak of failures. Only writes when there is
+    /// something to clear: the common success leaves the cache line shared.
+    #[inline]
+    pub(crate) fn clear_streak(&self) {
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Release);
         }
     }
 

@@ -95,10 +95,24 @@ impl<H: OnStateChange> Guard<H> {
         }
     }
 
+    #[inline]
     fn record(&mut self, class: Option<ErrorClass>, slow: bool) {
         self.done = true;
         let shared = &*self.local.shared;
         let failed = class.is_some_and(|c| shared.config.counted.contains(c));
+        if !failed && !slow && self.pass == Pass::Normal {
+            if let Trip::ConsecutiveFailures(_) = shared.config.trip {
+                // The common success while closed: nothing to change but a failure streak.
+                self.breaker().clear_streak();
+                return;
+            }
+        }
+        self.record_slow(failed, slow);
+    }
+
+    #[inline(never)]
+    fn record_slow(&mut self, failed: bool, slow: bool) {
+        let shared = &*self.local.shared;
         let mut changes = Vec::new();
         self.breaker().record(
             &shared.config,
@@ -157,40 +171,87 @@ where
 {
     type Output = Result<http::Response<ResBody>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         match this.kind.project() {
-            KindProj::Refused { error } => Poll::Ready(Err(error
-                .take()
-                .expect("ResponseFuture polled after completion"))),
+            KindProj::Refused { error } => Poll::Ready(Err(refusal(error))),
             KindProj::Calling { future } => {
                 let outcome = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some(mut guard) = this.guard.take().filter(|guard| !guard.done) {
-                    let verdict = Verdict::of_outcome(outcome.as_ref().map_err(|e| &**e as _));
-                    if verdict.is_local_refusal() {
-                        // Refused below without being sent (a spent quota, a full cap): says
-                        // nothing of the target; counted as nothing, like a cancelled call.
-                        return Poll::Ready(outcome);
-                    }
-                    let class = verdict.class();
-                    let slow = guard.slow();
-                    match outcome.as_ref().ok().and_then(StreamReport::of) {
-                        // A stream that may yet fail: counted when it ends.
-                        Some(report) if class.is_none() => {
-                            report.on_end(move |end| match end.outcome {
-                                StreamOutcome::Failed(class) => guard.record(Some(class), slow),
-                                // Abandoned: dropped like a cancelled call.
-                                StreamOutcome::Abandoned => drop(guard),
-                                _ => guard.record(None, slow),
-                            });
-                        }
-                        _ => guard.record(class, slow),
-                    }
-                }
+                Guard::count(this.guard, &outcome);
                 Poll::Ready(outcome)
             }
         }
     }
+}
+
+impl<H: OnStateChange + Send + Sync + 'static> Guard<H> {
+    /// Counts `outcome` (or, for a stream, its end) against the breaker; counted in place in
+    /// the common case, so that the guard is not moved.
+    #[inline]
+    fn count<ResBody>(
+        slot: &mut Option<Self>,
+        outcome: &Result<http::Response<ResBody>, BoxError>,
+    ) {
+        let Some(guard) = slot.as_mut().filter(|guard| !guard.done) else {
+            return;
+        };
+        let Some(class) = judge(outcome) else {
+            // Refused below without being sent (a spent quota, a full cap): says nothing of
+            // the target; counted as nothing, like a cancelled call.
+            *slot = None;
+            return;
+        };
+        let slow = guard.slow();
+        match outcome.as_ref().ok().and_then(StreamReport::of) {
+            // A stream that may yet fail: counted when it ends.
+            Some(report) if class.is_none() => {
+                if let Some(guard) = slot.take() {
+                    guard.count_at_end(report, slow);
+                }
+            }
+            _ => guard.record(class, slow),
+        }
+    }
+
+    /// Counts a followed stream when it ends.
+    #[inline(never)]
+    fn count_at_end(mut self, report: &StreamReport, slow: bool) {
+        report.on_end(move |end| match end.outcome {
+            StreamOutcome::Failed(class) => self.record(Some(class), slow),
+            // Abandoned: dropped like a cancelled call.
+            StreamOutcome::Abandoned => drop(self),
+            _ => self.record(None, slow),
+        });
+    }
+}
+
+/// The refusal a refused future answers with, once.
+#[cold]
+#[inline(never)]
+fn refusal(error: &mut Option<BoxError>) -> BoxError {
+    error
+        .take()
+        .expect("ResponseFuture polled after completion")
+}
+
+/// The class of `outcome` (`None`: a success), or `None` for a local refusal — what
+/// [`Verdict::of_outcome`] says, without building a verdict for the common success that
+/// carries none.
+#[inline]
+fn judge<ResBody>(
+    outcome: &Result<http::Response<ResBody>, BoxError>,
+) -> Option<Option<ErrorClass>> {
+    let verdict = match outcome {
+        Ok(response) => match Verdict::of_response(response) {
+            Some(verdict) if verdict.is_success() => return Some(None),
+            Some(verdict) => return (!verdict.is_local_refusal()).then(|| verdict.class()),
+            None if response.status().as_u16() < 400 => return Some(None),
+            None => Verdict::of_outcome(Ok(response)),
+        },
+        Err(error) => Verdict::of_outcome::<ResBody>(Err(&**error)),
+    };
+    (!verdict.is_local_refusal()).then(|| verdict.class())
 }
 
 fn state_name(raw: u8) -> &'static str {

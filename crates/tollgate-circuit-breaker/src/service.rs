@@ -92,14 +92,52 @@ where
     /// Asks the request's breaker: closed (the common case: one atomic load, no clock, no
     /// lock for an unkeyed breaker) or a free half-open probe slot calls the inner service;
     /// otherwise the future fails at once with [`CircuitOpen`].
+    #[inline]
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let local = &*self.local;
-        let shared = &*local.shared;
+        let shared = &*self.local.shared;
         let mode = shared.mode();
         if mode == Mode::Disabled {
             return ResponseFuture::calling(self.inner.call(request), None);
         }
         let key = self.keyer.key(&request);
+        // The common case, kept small enough to inline into the caller: an unkeyed breaker,
+        // closed, neither forced open nor timing calls.
+        if key.is_none()
+            && mode != Mode::ForcedOpen
+            && shared.unkeyed.state() == CLOSED
+            && !matches!(shared.config.trip, Trip::SlowCallRate { .. })
+        {
+            let observe = Observe::of(&request).cloned();
+            let guard = Guard::new(
+                Arc::clone(&self.local),
+                None,
+                None,
+                Pass::Normal,
+                None,
+                observe,
+            );
+            return ResponseFuture::calling(self.inner.call(request), Some(guard));
+        }
+        self.call_checked(request, key, mode)
+    }
+}
+
+impl<S, K, H> CircuitBreaker<S, K, H> {
+    /// Every other case of `call`: a keyed breaker, one that is not closed, a forced-open
+    /// mode, a slow-call trip.
+    #[inline(never)]
+    fn call_checked<B, ResBody>(
+        &mut self,
+        request: http::Request<B>,
+        key: Option<RouteKey>,
+        mode: Mode,
+    ) -> ResponseFuture<S::Future, H>
+    where
+        S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+        H: OnStateChange + Send + Sync + 'static,
+    {
+        let local = &*self.local;
+        let shared = &*local.shared;
         if mode == Mode::ForcedOpen {
             return ResponseFuture::refused(CircuitOpen::new(key, None));
         }

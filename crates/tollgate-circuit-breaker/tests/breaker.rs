@@ -153,6 +153,37 @@ async fn a_verdicts_class_decides_not_the_status() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn local_refusals_count_for_nothing_and_an_attached_success_wins_over_the_status() {
+    // Refused below without being sent, as a response or as an error: says nothing of the
+    // target. A 503 whose verdict says success is a success.
+    let refusals = tower::service_fn(|request: Request<()>| async move {
+        let local = Verdict::failure(ErrorClass::Overloaded).refused_locally();
+        match request.uri().path() {
+            "/response" => {
+                let mut response = Response::builder().status(503).body(()).unwrap();
+                response.extensions_mut().insert(local);
+                Ok(response)
+            }
+            "/success" => {
+                let mut response = Response::builder().status(503).body(()).unwrap();
+                response.extensions_mut().insert(Verdict::success());
+                Ok(response)
+            }
+            _ => Err(BoxError::from(tollgate_core::Judged::new(local))),
+        }
+    });
+    let config = BreakerConfig::default().with_trip(Trip::ConsecutiveFailures(n(1)));
+    let layer = CircuitBreakerLayer::new(config);
+    let handle = layer.handle();
+    let service = layer.layer(refusals);
+    for path in ["/response", "/error", "/success", "/response", "/error"] {
+        let request = Request::get(path).body(()).unwrap();
+        let _ = service.clone().oneshot(request).await;
+    }
+    assert_eq!(handle.state(None), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn half_open_probes_bring_it_back_or_reopen_it_for_longer() {
     let provider = Provider::answering(503);
     let config = BreakerConfig::default()

@@ -12,7 +12,6 @@ use tokio::time::{Instant, Sleep};
 use tollgate_core::{BoxError, ErrorClass, Verdict, transport_verdict};
 use tower_service::Service;
 
-use crate::adaptive::Cap;
 use crate::body::PermitBody;
 use crate::config::ConcurrencyConfig;
 use crate::error::{DEFAULT_RETRY_HINT, Saturated};
@@ -35,8 +34,8 @@ pin_project! {
         state: State<S::Future>,
         waiting: Option<Box<Waiting<S, B>>>,
         permit: Option<Permit>,
-        // The configuration it needs, copied: no shared reference on the common path.
-        limit: Cap,
+        // The configuration it needs, copied: no shared reference on the common path (the
+        // cap is the permit's gate's).
         hold_until_body_end: bool,
         started: Option<Instant>,
         refused: Option<BoxError>,
@@ -95,18 +94,18 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<http::Request<B>>,
 {
+    #[inline]
     pub(crate) fn calling(
         future: S::Future,
         permit: Permit,
-        config: &ConcurrencyConfig,
+        hold_until_body_end: bool,
         started: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             waiting: None,
             permit: Some(permit),
-            limit: config.cap,
-            hold_until_body_end: config.hold_until_body_end,
+            hold_until_body_end,
             started,
             refused: None,
         }
@@ -117,7 +116,6 @@ where
             state: State::Waiting,
             waiting: Some(Box::new(waiting)),
             permit: None,
-            limit: config.cap,
             hold_until_body_end: config.hold_until_body_end,
             started: None,
             refused: None,
@@ -129,7 +127,6 @@ where
             state: State::Done,
             waiting: None,
             permit: None,
-            limit: config.cap,
             hold_until_body_end: config.hold_until_body_end,
             started: None,
             refused: Some(error.into()),
@@ -144,87 +141,124 @@ where
 {
     type Output = Result<http::Response<PermitBody<ResBody>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Waiting => {
-                    let waiting = this.waiting.as_deref_mut().expect("waiting");
-                    let gate = Arc::clone(waiting.gate.as_ref().expect("held while waiting"));
-                    if gate.poll_grant(&waiting.waiter, cx.waker()) {
-                        waiting.settled = true;
-                        let mut service = waiting.service.take().expect("called once");
-                        let request = waiting.request.take().expect("called once");
-                        *this.waiting = None;
-                        *this.permit = Some(Permit::new(gate));
-                        if this.limit.measures_latency() {
-                            *this.started = Some(Instant::now());
-                        }
-                        let future = service.call(request);
-                        this.state.set(State::Calling { future });
-                        continue;
+                    let state = this.state.as_mut();
+                    if let Some(error) = ready!(poll_waiting(
+                        state,
+                        this.waiting,
+                        this.permit,
+                        this.started,
+                        cx
+                    )) {
+                        return Poll::Ready(Err(error));
                     }
-                    let Some(limit) = waiting.give_up_at else {
-                        return Poll::Pending;
-                    };
-                    let sleep = waiting
-                        .sleep
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(limit)));
-                    ready!(sleep.as_mut().poll(cx));
-                    // Out of time: leave the queue (a slot granted just now is given back).
-                    waiting.settled = true;
-                    gate.abandon(&waiting.waiter);
-                    let waited = Some(waiting.since.elapsed());
-                    let hint = retry_hint(&gate, waiting.max_wait);
-                    this.state.set(State::Done);
-                    *this.waiting = None;
-                    let error = Saturated::new(gate.limit(), gate.waiting(), waited, hint);
-                    return Poll::Ready(Err(error.into()));
                 }
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx));
                     this.state.set(State::Done);
-                    let limit = *this.limit;
-                    let latency = this.started.map(|started| started.elapsed());
                     let permit = this.permit.take();
                     return Poll::Ready(match outcome {
                         Ok(response) => {
-                            if let (true, Some(permit)) = (limit.is_adaptive(), &permit) {
-                                let class =
-                                    Verdict::of_response(&response).and_then(Verdict::class);
-                                let class = class.or_else(|| status_class(response.status()));
-                                // Only a success's latency says how loaded the provider is.
-                                let latency = latency.filter(|_| class.is_none());
-                                permit
-                                    .gate()
-                                    .record(&limit, drops(class), latency, permit.epoch());
+                            if let Some(permit) = permit.as_ref().filter(|p| p.adaptive()) {
+                                record_response(permit, &response, *this.started);
                             }
                             let permit = permit.filter(|_| *this.hold_until_body_end);
                             Ok(response.map(|body| PermitBody::new(body, permit)))
                         }
-                        Err(error) => {
-                            let error: BoxError = error.into();
-                            if let (true, Some(permit)) = (limit.is_adaptive(), &permit) {
-                                let class = transport_verdict(&*error).class();
-                                permit
-                                    .gate()
-                                    .record(&limit, drops(class), None, permit.epoch());
-                            }
-                            drop(permit);
-                            Err(error)
-                        }
+                        Err(error) => Err(record_error(permit, error.into())),
                     });
                 }
-                StateProj::Done => {
-                    let error = this
-                        .refused
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Err(error));
-                }
+                StateProj::Done => return Poll::Ready(Err(refusal(this.refused))),
             }
         }
     }
+}
+
+/// The waiting state: when granted a slot, calls the inner service and moves to calling
+/// (`Ready(None)`); out of time, leaves the queue and fails (`Ready(Some(error))`).
+#[inline(never)]
+fn poll_waiting<S, B>(
+    mut state: Pin<&mut State<S::Future>>,
+    slot: &mut Option<Box<Waiting<S, B>>>,
+    permit: &mut Option<Permit>,
+    started: &mut Option<Instant>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<BoxError>>
+where
+    S: Service<http::Request<B>>,
+{
+    let waiting = slot.as_deref_mut().expect("waiting");
+    let gate = Arc::clone(waiting.gate.as_ref().expect("held while waiting"));
+    if gate.poll_grant(&waiting.waiter, cx.waker()) {
+        waiting.settled = true;
+        let mut service = waiting.service.take().expect("called once");
+        let request = waiting.request.take().expect("called once");
+        *slot = None;
+        if gate.cap().measures_latency() {
+            *started = Some(Instant::now());
+        }
+        *permit = Some(Permit::new(gate));
+        let future = service.call(request);
+        state.set(State::Calling { future });
+        return Poll::Ready(None);
+    }
+    let Some(limit) = waiting.give_up_at else {
+        return Poll::Pending;
+    };
+    let sleep = waiting
+        .sleep
+        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(limit)));
+    ready!(sleep.as_mut().poll(cx));
+    // Out of time: leave the queue (a slot granted just now is given back).
+    waiting.settled = true;
+    gate.abandon(&waiting.waiter);
+    let waited = Some(waiting.since.elapsed());
+    let hint = retry_hint(&gate, waiting.max_wait);
+    state.set(State::Done);
+    *slot = None;
+    let error = Saturated::new(gate.limit(), gate.waiting(), waited, hint);
+    Poll::Ready(Some(error.into()))
+}
+
+/// Records a response for an adaptive cap.
+#[inline(never)]
+fn record_response<ResBody>(
+    permit: &Permit,
+    response: &http::Response<ResBody>,
+    started: Option<Instant>,
+) {
+    let class = Verdict::of_response(response).and_then(Verdict::class);
+    let class = class.or_else(|| status_class(response.status()));
+    // Only a success's latency says how loaded the provider is.
+    let latency = started
+        .map(|started| started.elapsed())
+        .filter(|_| class.is_none());
+    permit.record(drops(class), latency);
+}
+
+/// Records an error for an adaptive cap, and frees the slot.
+#[inline(never)]
+fn record_error(permit: Option<Permit>, error: BoxError) -> BoxError {
+    if let Some(permit) = permit.as_ref().filter(|p| p.adaptive()) {
+        let class = transport_verdict(&*error).class();
+        permit.record(drops(class), None);
+    }
+    drop(permit);
+    error
+}
+
+/// The refusal a refused future answers with, once.
+#[cold]
+#[inline(never)]
+fn refusal(error: &mut Option<BoxError>) -> BoxError {
+    error
+        .take()
+        .expect("ResponseFuture polled after completion")
 }
 
 /// When a refused request may try again: see [`Saturated::retry_after`].

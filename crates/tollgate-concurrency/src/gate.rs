@@ -25,6 +25,8 @@ pub(crate) struct Gate {
     /// the last decrease has been answered already.
     epoch: AtomicU32,
     initial: u32,
+    /// The configured cap, so that a request's future needs no copy of it.
+    cap: Cap,
 }
 
 /// A queued request: granted a permit by a release, or still waiting.
@@ -56,7 +58,13 @@ impl Gate {
             latency: AtomicU64::new(0),
             epoch: AtomicU32::new(0),
             initial: limit.initial(),
+            cap: *limit,
         }
+    }
+
+    /// The configured cap (fixed or adaptive).
+    pub(crate) fn cap(&self) -> &Cap {
+        &self.cap
     }
 
     pub(crate) fn in_flight(&self) -> u32 {
@@ -80,6 +88,7 @@ impl Gate {
 
     /// Takes a slot if one is free — only when nobody waits, so that a newcomer never passes a
     /// waiter.
+    #[inline]
     pub(crate) fn try_acquire(&self) -> bool {
         if self.waiting.load(Ordering::SeqCst) != 0 {
             return false;
@@ -87,6 +96,7 @@ impl Gate {
         self.take_slot()
     }
 
+    #[inline]
     fn take_slot(&self) -> bool {
         let limit = self.limit.load(Ordering::Acquire);
         self.in_flight
@@ -158,6 +168,7 @@ impl Gate {
     }
 
     /// Frees a slot, handing it to the first waiter if any.
+    #[inline]
     pub(crate) fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) != 0 {
@@ -166,6 +177,7 @@ impl Gate {
     }
 
     /// Grants free slots to waiters, first first.
+    #[inline(never)]
     fn grant_waiters(&self) {
         let mut wakers = Vec::new();
         {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tollgate_core::key::{Keyer, Unkeyed};
 use tollgate_core::observe::{Event, Observe, report_keys_at_cap};
-use tollgate_core::{BoxError, Deadline, Priority, Sooner};
+use tollgate_core::{BoxError, Deadline, Priority, RouteKey, Sooner};
 use tower_service::Service;
 
 use crate::error::Saturated;
@@ -71,8 +71,37 @@ where
     /// Takes a slot for the request's key and calls the inner service at once; when none is
     /// free, queues the request (by priority, then first come) in the response future, or
     /// refuses it when the queue is full.
+    #[inline]
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let key = self.keyer.key(&request);
+        if key.is_none() {
+            // The common case, kept small enough to inline into the caller: unkeyed, a free
+            // slot, nobody waiting.
+            let shared = &**self.shared;
+            let gate = &shared.unkeyed;
+            let started = gate.cap().measures_latency().then(Instant::now);
+            if gate.try_acquire() {
+                let permit = Permit::new(Arc::clone(gate));
+                let future = self.inner.call(request);
+                let hold = shared.config.hold_until_body_end;
+                return ResponseFuture::calling(future, permit, hold, started);
+            }
+        }
+        self.call_checked(request, key)
+    }
+}
+
+impl<S, K> ConcurrencyLimit<S, K> {
+    /// Every other case of `call`: a keyed slot, or none free at once.
+    #[inline(never)]
+    fn call_checked<B, ResBody>(
+        &mut self,
+        request: http::Request<B>,
+        key: Option<RouteKey>,
+    ) -> ResponseFuture<S, B>
+    where
+        S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone,
+    {
         let shared = &**self.shared;
         let config = &shared.config;
         let gate = match shared.gate(key.as_ref()) {
@@ -87,18 +116,19 @@ where
                 return ResponseFuture::refused(refused, config);
             }
         };
+        let hold = config.hold_until_body_end;
         let started = config.cap.measures_latency().then(Instant::now);
         if gate.try_acquire() {
             let permit = Permit::new(gate);
             let future = self.inner.call(request);
-            return ResponseFuture::calling(future, permit, config, started);
+            return ResponseFuture::calling(future, permit, hold, started);
         }
         let waiter = match gate.enqueue(Priority::of(&request), config.max_queue) {
             Ok(Some(waiter)) => waiter,
             Ok(None) => {
                 let permit = Permit::new(gate);
                 let future = self.inner.call(request);
-                return ResponseFuture::calling(future, permit, config, started);
+                return ResponseFuture::calling(future, permit, hold, started);
             }
             Err(_) => {
                 let hint = retry_hint(&gate, config.max_wait);

@@ -61,21 +61,27 @@ pub struct Permit {
 }
 
 impl Permit {
+    #[inline]
     pub(crate) fn new(gate: Arc<Gate>) -> Self {
         let epoch = gate.epoch();
         Permit { gate, epoch }
     }
 
-    pub(crate) fn epoch(&self) -> u32 {
-        self.epoch
+    /// Whether its gate's cap adapts to outcomes.
+    pub(crate) fn adaptive(&self) -> bool {
+        self.gate.cap().is_adaptive()
     }
 
-    pub(crate) fn gate(&self) -> &Gate {
-        &self.gate
+    /// Records its request's outcome for an adaptive cap: see [`Gate::record`].
+    #[inline(never)]
+    pub(crate) fn record(&self, dropped: bool, latency: Option<std::time::Duration>) {
+        self.gate
+            .record(self.gate.cap(), dropped, latency, self.epoch);
     }
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         self.gate.release();
     }
