@@ -61,6 +61,9 @@ pub(crate) enum Snapshot {
 impl Snapshot {
     /// The snapshot of `view`'s headers.
     fn read(self, view: &ResponseView<'_>) -> RateLimitSnapshot {
+        if view.headers().is_empty() {
+            return RateLimitSnapshot::new();
+        }
         match self {
             Snapshot::None => RateLimitSnapshot::new(),
             Snapshot::Relative(parse) => parse(view.headers(), SystemTime::UNIX_EPOCH),
@@ -193,9 +196,16 @@ macro_rules! classifier {
                 &self,
                 response: &tollgate_core::ResponseView<'_>,
             ) -> tollgate_core::Verdict {
-                let body = $crate::body::ErrorBody::parse(response.body());
-                let failure = self.failure(response.status(), response.headers(), &body);
-                $crate::rules::verdict(response, &body, failure, &Self::SPEC)
+                // Every success but an event stream's comes without a body: nothing to parse.
+                let parsed;
+                let body = if response.body().is_empty() {
+                    &$crate::body::EMPTY
+                } else {
+                    parsed = $crate::body::ErrorBody::parse(response.body());
+                    &parsed
+                };
+                let failure = self.failure(response.status(), response.headers(), body);
+                $crate::rules::verdict(response, body, failure, &Self::SPEC)
             }
 
             fn needs_body(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {

@@ -22,6 +22,9 @@ pub(super) fn first_values<'a, const N: usize>(
     names: [&str; N],
 ) -> [Option<&'a HeaderValue>; N] {
     let mut found = [None; N];
+    if headers.is_empty() {
+        return found;
+    }
     for (name, value) in headers {
         let Some(rest) = name.as_str().strip_prefix(prefix) else {
             continue;
