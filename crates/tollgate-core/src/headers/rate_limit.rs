@@ -312,12 +312,63 @@ fn parsed<T>(value: Option<&HeaderValue>, parse: impl FnOnce(&str) -> Option<T>)
     value.and_then(value_text).and_then(parse)
 }
 
-/// A non-negative integer count; `-1` and anything else unparseable is unknown.
+/// A non-negative integer count; `-1` and anything else unparseable is unknown. Reads what
+/// `value.parse::<u64>()` reads (an optional `+`, then decimal digits, no overflow), without its
+/// error value.
 fn count(value: &str) -> Option<u64> {
-    value.parse::<u64>().ok()
+    let digits = value.strip_prefix('+').unwrap_or(value).as_bytes();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// A non-negative whole number of seconds.
 fn whole_seconds(value: &str) -> Option<Duration> {
     count(value).map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::count;
+
+    #[test]
+    fn count_edges() {
+        for value in [
+            "",
+            "+",
+            "-",
+            "+0",
+            "-0",
+            "++1",
+            "+-1",
+            "0",
+            "007",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999",
+            " 1",
+            "1 ",
+            "1.0",
+            "1e3",
+            "٣",
+        ] {
+            assert_eq!(count(value), value.parse::<u64>().ok(), "{value:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn count_reads_what_parse_reads(value in "[-+]{0,2}[0-9]{0,22}|\\PC{0,8}") {
+            prop_assert_eq!(count(&value), value.parse::<u64>().ok());
+        }
+    }
 }
