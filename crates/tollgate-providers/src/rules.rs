@@ -60,6 +60,7 @@ pub(crate) enum Snapshot {
 
 impl Snapshot {
     /// The snapshot of `view`'s headers.
+    #[inline]
     fn read(self, view: &ResponseView<'_>) -> RateLimitSnapshot {
         if view.headers().is_empty() {
             return RateLimitSnapshot::new();
@@ -101,7 +102,9 @@ impl Failure {
     }
 }
 
-/// Builds the verdict from a provider's decision.
+/// Builds the verdict from a provider's decision. Inlined into each classifier: a success (the
+/// common case) is a few stores, the failure's rules are [`failed`].
+#[inline]
 pub(crate) fn verdict(
     view: &ResponseView<'_>,
     body: &ErrorBody<'_>,
@@ -123,7 +126,18 @@ pub(crate) fn verdict(
         }
         return verdict;
     };
+    failed(view, body, failure, spec, snapshot, usage)
+}
 
+/// The verdict on a failed response.
+fn failed(
+    view: &ResponseView<'_>,
+    body: &ErrorBody<'_>,
+    failure: Failure,
+    spec: &Spec,
+    snapshot: RateLimitSnapshot,
+    usage: Option<Usage>,
+) -> Verdict {
     let mut advice = failure.advice;
     if spec.should_retry {
         match should_retry(view.headers()) {

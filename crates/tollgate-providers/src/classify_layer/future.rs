@@ -143,7 +143,9 @@ fn attach<C: Classify, B>(classifier: &C, response: &mut Response<B>) -> bool {
     let view = ResponseView::new(response.status(), response.headers(), &[]);
     let verdict = classifier.classify(&view);
     response.extensions_mut().insert(verdict);
-    response.status().is_success() && is_event_stream(response.headers())
+    response.status().is_success()
+        && !response.headers().is_empty()
+        && is_event_stream(response.headers())
 }
 
 /// `response` with its body followed as it passes, and a [`StreamReport`] attached that says,
