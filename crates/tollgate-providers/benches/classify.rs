@@ -3,7 +3,8 @@
 //! (`http::Request<BufferedBody>`, built untimed) answered with `http::Response<Full<Bytes>>`,
 //! dropped inside the timing. Three answers, each against a bare service that sends the same
 //! one: a plain 200 (no headers), a 200 with OpenAI's six `x-ratelimit-*` headers, and a 200
-//! with `content-type`, `x-request-id` and the six. Run with
+//! with `content-type`, `x-request-id` and the six. One more row, the plain 200 with a verdict
+//! inserted into its extensions by hand, is the floor of any layer that attaches one. Run with
 //! `cargo bench -p tollgate-providers --bench classify`.
 
 use std::convert::Infallible;
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body_util::Full;
+use tollgate_core::Verdict;
 use tollgate_core::body::BufferedBody;
 use tollgate_providers::{ClassifyLayer, OpenAi};
 use tower::{Layer, Service};
@@ -26,6 +28,28 @@ use support::send;
 /// and an empty `Full<Bytes>` body, as the facade's peers bench answers.
 #[derive(Clone)]
 struct Wire(HeaderMap);
+
+/// The floor of any classify layer: the bare service, then a success's `Verdict` inserted into
+/// the response's empty extensions (where every layer above reads it) — three allocations.
+#[derive(Clone)]
+struct WithVerdict(Wire);
+
+impl<B> Service<Request<B>> for WithVerdict {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let mut response = send(&mut self.0, request);
+        let verdict = Verdict::success().with_status(response.status());
+        response.extensions_mut().insert(verdict);
+        std::future::ready(Ok(response))
+    }
+}
 
 impl<B> Service<Request<B>> for Wire {
     type Response = Response<Full<Bytes>>;
@@ -98,11 +122,17 @@ fn bench(c: &mut Criterion) {
             headers(&with_ids),
         ),
     ];
-    for (name, answer) in answers {
+    for (i, (name, answer)) in answers.into_iter().enumerate() {
         let mut bare = Wire(answer.clone());
         group.bench_function(format!("bare, {name}"), |b| {
             b.iter_batched(chat, |r| send(&mut bare, r).status(), batch)
         });
+        if i == 0 {
+            let mut floor = WithVerdict(Wire(answer.clone()));
+            group.bench_function(format!("bare + a verdict inserted, {name}"), |b| {
+                b.iter_batched(chat, |r| send(&mut floor, r).status(), batch)
+            });
+        }
         let mut classified = layer.layer(Wire(answer));
         group.bench_function(format!("classify, {name}"), |b| {
             b.iter_batched(chat, |r| send(&mut classified, r).status(), batch)
