@@ -202,7 +202,36 @@ impl RateLimitSnapshot {
         }
     }
 
+    /// The snapshot of `readings`, each for a different dimension and window, in that order:
+    /// what [`set`](Self::set) on each would give, with no allocation when every reading is
+    /// empty and one of the exact size otherwise.
+    pub(crate) fn of_distinct<const N: usize>(
+        readings: [(Dimension, Window, LimitReading); N],
+    ) -> Self {
+        let stored = readings.iter().filter(|(_, _, r)| !r.is_empty()).count();
+        if stored == 0 {
+            return RateLimitSnapshot::new();
+        }
+        let mut entries = Vec::with_capacity(stored);
+        for (dimension, window, reading) in readings {
+            debug_assert!(
+                entries
+                    .iter()
+                    .all(|e: &LimitEntry| (e.dimension, e.window) != (dimension, window))
+            );
+            if !reading.is_empty() {
+                entries.push(LimitEntry {
+                    dimension,
+                    window,
+                    reading,
+                });
+            }
+        }
+        RateLimitSnapshot { entries }
+    }
+
     /// Whether no limit was reported.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -258,5 +287,32 @@ impl RateLimitSnapshot {
             .filter_map(|e| e.reading.reset)
             .filter(|d| !d.is_zero())
             .max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn of_distinct_is_set_on_each() {
+        let some = LimitReading::new().with_limit(10);
+        let other = LimitReading::new().with_remaining(0);
+        let empty = LimitReading::new();
+        for (a, b) in [(some, other), (empty, other), (some, empty), (empty, empty)] {
+            let mut by_set = RateLimitSnapshot::new();
+            by_set.set(Dimension::Requests, Window::Day, a);
+            by_set.set(Dimension::Tokens, Window::Minute, b);
+            let distinct = RateLimitSnapshot::of_distinct([
+                (Dimension::Requests, Window::Day, a),
+                (Dimension::Tokens, Window::Minute, b),
+            ]);
+            assert_eq!(distinct, by_set);
+        }
+        let nothing = RateLimitSnapshot::of_distinct([
+            (Dimension::Requests, Window::Minute, empty),
+            (Dimension::Tokens, Window::Minute, empty),
+        ]);
+        assert_eq!(nothing.entries.capacity(), 0);
     }
 }

@@ -177,6 +177,7 @@ pub struct Verdict {
 
 impl Verdict {
     /// A success: no class, advice [`Never`](RetryAdvice::Never) (nothing to retry).
+    #[inline]
     pub const fn success() -> Self {
         Verdict {
             class: None,
@@ -250,6 +251,7 @@ impl Verdict {
 
     /// Records the HTTP status the verdict was computed from.
     #[must_use]
+    #[inline]
     pub const fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
         self
@@ -257,6 +259,7 @@ impl Verdict {
 
     /// Sets the rate-limit snapshot.
     #[must_use]
+    #[inline]
     pub fn with_rate_limits(mut self, snapshot: RateLimitSnapshot) -> Self {
         self.rate_limits = snapshot;
         self
@@ -264,6 +267,7 @@ impl Verdict {
 
     /// Sets the reported usage. Empty usage is stored as none.
     #[must_use]
+    #[inline]
     pub const fn with_usage(mut self, usage: Usage) -> Self {
         self.usage = if usage.is_empty() { None } else { Some(usage) };
         self
@@ -409,6 +413,7 @@ impl Verdict {
     }
 
     /// The verdict attached to a response's extensions, if a classifier ran.
+    #[inline]
     pub fn of_response<B>(response: &http::Response<B>) -> Option<&Verdict> {
         response.extensions().get::<Verdict>()
     }

@@ -1,15 +1,21 @@
 //! What `ClassifyLayer` (OpenAI's classifier) adds per response over the bare, always-ready
-//! service, measured in the same run: a plain 200, and a 200 with OpenAI's six
-//! `x-ratelimit-*` headers (against a bare service that sends the same headers). Run with
+//! service, measured in the same run, on the facade's peers-bench shapes: a small chat request
+//! (`http::Request<BufferedBody>`, built untimed) answered with `http::Response<Full<Bytes>>`,
+//! dropped inside the timing. Three answers, each against a bare service that sends the same
+//! one: a plain 200 (no headers), a 200 with OpenAI's six `x-ratelimit-*` headers, and a 200
+//! with `content-type`, `x-request-id` and the six. One more row, the plain 200 with a verdict
+//! inserted into its extensions by hand, is the floor of any layer that attaches one. Run with
 //! `cargo bench -p tollgate-providers --bench classify`.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use criterion::{Criterion, criterion_main};
-use http::{HeaderMap, HeaderValue, Request, Response};
-use http_body_util::Empty;
+use criterion::{BatchSize, Criterion, Throughput, criterion_main};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http_body_util::Full;
+use tollgate_core::Verdict;
+use tollgate_core::body::BufferedBody;
 use tollgate_providers::{ClassifyLayer, OpenAi};
 use tower::{Layer, Service};
 
@@ -18,74 +24,120 @@ use tower::{Layer, Service};
 mod support;
 use support::send;
 
-/// An always-ready service answering 200 with the given headers and an empty body.
+/// An always-ready service answering 200 with the given headers (cloned, when there are any)
+/// and an empty `Full<Bytes>` body, as the facade's peers bench answers.
 #[derive(Clone)]
-struct WithHeaders(HeaderMap);
+struct Wire(HeaderMap);
 
-impl<B> Service<Request<B>> for WithHeaders {
-    type Response = Response<Empty<Bytes>>;
+/// The floor of any classify layer: the bare service, then a success's `Verdict` inserted into
+/// the response's empty extensions (where every layer above reads it) — three allocations.
+#[derive(Clone)]
+struct WithVerdict(Wire);
+
+impl<B> Service<Request<B>> for WithVerdict {
+    type Response = Response<Full<Bytes>>;
     type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<Empty<Bytes>>, Infallible>>;
+    type Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let mut response = send(&mut self.0, request);
+        let verdict = Verdict::success().with_status(response.status());
+        response.extensions_mut().insert(verdict);
+        std::future::ready(Ok(response))
+    }
+}
+
+impl<B> Service<Request<B>> for Wire {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: Request<B>) -> Self::Future {
-        let mut response = Response::new(Empty::new());
-        *response.headers_mut() = self.0.clone();
+        let mut response = Response::new(Full::new(Bytes::new()));
+        if !self.0.is_empty() {
+            *response.headers_mut() = self.0.clone();
+        }
         std::future::ready(Ok(response))
     }
 }
 
-fn rate_limit_headers() -> HeaderMap {
+const RATE_LIMIT_HEADERS: [(&str, &str); 6] = [
+    ("x-ratelimit-limit-requests", "10000"),
+    ("x-ratelimit-limit-tokens", "30000000"),
+    ("x-ratelimit-remaining-requests", "9999"),
+    ("x-ratelimit-remaining-tokens", "29999000"),
+    ("x-ratelimit-reset-requests", "6ms"),
+    ("x-ratelimit-reset-tokens", "2ms"),
+];
+
+fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for (name, value) in [
-        ("content-type", "application/json"),
-        ("x-request-id", "req_8f2c1d0e5b7a4c3e9d1f"),
-        ("x-ratelimit-limit-requests", "10000"),
-        ("x-ratelimit-limit-tokens", "30000000"),
-        ("x-ratelimit-remaining-requests", "9999"),
-        ("x-ratelimit-remaining-tokens", "29999000"),
-        ("x-ratelimit-reset-requests", "6ms"),
-        ("x-ratelimit-reset-tokens", "2ms"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
+    for &(name, value) in pairs {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     }
     headers
 }
 
-fn plain_headers() -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert(
-        "x-request-id",
-        HeaderValue::from_static("req_8f2c1d0e5b7a4c3e9d1f"),
-    );
-    headers
+/// A chat request as a client sends it: a JSON body, a couple of headers.
+fn chat() -> Request<BufferedBody> {
+    Request::post("https://api.openai.com/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sk-bench")
+        .body(BufferedBody::from(
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
+        ))
+        .unwrap()
 }
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("classify");
-    let request = || Request::new(());
+    group.throughput(Throughput::Elements(1));
     let layer = ClassifyLayer::new(OpenAi::new());
+    let batch = BatchSize::SmallInput;
 
-    let mut plain = WithHeaders(plain_headers());
-    group.bench_function("bare, plain 200", |b| {
-        b.iter(|| send(&mut plain, request()))
-    });
-    let mut classified = layer.layer(WithHeaders(plain_headers()));
-    group.bench_function("classify, plain 200", |b| {
-        b.iter(|| send(&mut classified, request()))
-    });
-    let mut limits = WithHeaders(rate_limit_headers());
-    group.bench_function("bare, 200 with rate-limit headers", |b| {
-        b.iter(|| send(&mut limits, request()))
-    });
-    let mut classified = layer.layer(WithHeaders(rate_limit_headers()));
-    group.bench_function("classify, 200 with rate-limit headers", |b| {
-        b.iter(|| send(&mut classified, request()))
-    });
+    let mut with_ids = vec![
+        ("content-type", "application/json"),
+        ("x-request-id", "req_8f2c1d0e5b7a4c3e9d1f"),
+    ];
+    with_ids.extend(RATE_LIMIT_HEADERS);
+    let answers = [
+        ("plain 200", HeaderMap::new()),
+        (
+            "200 with 6 rate-limit headers",
+            headers(&RATE_LIMIT_HEADERS),
+        ),
+        (
+            "200 with content-type, request id and 6 rate-limit headers",
+            headers(&with_ids),
+        ),
+    ];
+    for (i, (name, answer)) in answers.into_iter().enumerate() {
+        let mut bare = Wire(answer.clone());
+        group.bench_function(format!("bare, {name}"), |b| {
+            b.iter_batched(chat, |r| send(&mut bare, r).status(), batch)
+        });
+        if i == 0 {
+            let mut floor = WithVerdict(Wire(answer.clone()));
+            group.bench_function(format!("bare + a verdict inserted, {name}"), |b| {
+                b.iter_batched(chat, |r| send(&mut floor, r).status(), batch)
+            });
+        }
+        let mut classified = layer.layer(Wire(answer));
+        group.bench_function(format!("classify, {name}"), |b| {
+            b.iter_batched(chat, |r| send(&mut classified, r).status(), batch)
+        });
+    }
     group.finish();
 }
 

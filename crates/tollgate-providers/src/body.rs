@@ -73,6 +73,25 @@ impl Code<'_> {
     }
 }
 
+/// What [`ErrorBody::parse`] gives for an empty body (every success but an event stream's is
+/// classified with none), built once: no parse, no copy, no drop.
+pub(crate) static EMPTY: ErrorBody<'static> = ErrorBody {
+    message: None,
+    kind: None,
+    code: None,
+    status: None,
+    detail_code: None,
+    quota_ids: Vec::new(),
+    zero_quota: false,
+    retry_delay: None,
+    reason: None,
+    moderation: false,
+    upstream: None,
+    aws_type: None,
+    usage: None,
+    text: None,
+};
+
 impl<'a> ErrorBody<'a> {
     /// Parses a peeked body. Never fails: what cannot be read is left empty.
     pub(crate) fn parse(bytes: &'a [u8]) -> Self {
@@ -589,6 +608,16 @@ impl GeminiUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_is_what_an_empty_body_parses_to() {
+        for bytes in [&b""[..], b"  \r\n"] {
+            assert_eq!(
+                format!("{:?}", ErrorBody::parse(bytes)),
+                format!("{EMPTY:?}")
+            );
+        }
+    }
 
     #[test]
     fn openai_shape() {

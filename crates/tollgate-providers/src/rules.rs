@@ -60,7 +60,11 @@ pub(crate) enum Snapshot {
 
 impl Snapshot {
     /// The snapshot of `view`'s headers.
+    #[inline]
     fn read(self, view: &ResponseView<'_>) -> RateLimitSnapshot {
+        if view.headers().is_empty() {
+            return RateLimitSnapshot::new();
+        }
         match self {
             Snapshot::None => RateLimitSnapshot::new(),
             Snapshot::Relative(parse) => parse(view.headers(), SystemTime::UNIX_EPOCH),
@@ -98,7 +102,9 @@ impl Failure {
     }
 }
 
-/// Builds the verdict from a provider's decision.
+/// Builds the verdict from a provider's decision. Inlined into each classifier: a success (the
+/// common case) is a few stores, the failure's rules are [`failed`].
+#[inline]
 pub(crate) fn verdict(
     view: &ResponseView<'_>,
     body: &ErrorBody<'_>,
@@ -120,7 +126,18 @@ pub(crate) fn verdict(
         }
         return verdict;
     };
+    failed(view, body, failure, spec, snapshot, usage)
+}
 
+/// The verdict on a failed response.
+fn failed(
+    view: &ResponseView<'_>,
+    body: &ErrorBody<'_>,
+    failure: Failure,
+    spec: &Spec,
+    snapshot: RateLimitSnapshot,
+    usage: Option<Usage>,
+) -> Verdict {
     let mut advice = failure.advice;
     if spec.should_retry {
         match should_retry(view.headers()) {
@@ -193,9 +210,16 @@ macro_rules! classifier {
                 &self,
                 response: &tollgate_core::ResponseView<'_>,
             ) -> tollgate_core::Verdict {
-                let body = $crate::body::ErrorBody::parse(response.body());
-                let failure = self.failure(response.status(), response.headers(), &body);
-                $crate::rules::verdict(response, &body, failure, &Self::SPEC)
+                // Every success but an event stream's comes without a body: nothing to parse.
+                let parsed;
+                let body = if response.body().is_empty() {
+                    &$crate::body::EMPTY
+                } else {
+                    parsed = $crate::body::ErrorBody::parse(response.body());
+                    &parsed
+                };
+                let failure = self.failure(response.status(), response.headers(), body);
+                $crate::rules::verdict(response, body, failure, &Self::SPEC)
             }
 
             fn needs_body(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {

@@ -30,11 +30,7 @@ use crate::{Dimension, LimitReading, RateLimitSnapshot, Window};
 /// assert_eq!(requests.reset, Some(Duration::from_millis(8_640)));
 /// ```
 pub fn openai(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
-    let [requests, tokens] = requests_and_tokens(headers, go_duration);
-    let mut snapshot = RateLimitSnapshot::new();
-    snapshot.set(Dimension::Requests, Window::Minute, requests);
-    snapshot.set(Dimension::Tokens, Window::Minute, tokens);
-    snapshot
+    requests_and_tokens(headers, Window::Minute, go_duration)
 }
 
 /// Azure OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`: per minute, resets in
@@ -58,14 +54,10 @@ pub fn openai(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
 /// assert_eq!((requests.remaining, requests.reset), (Some(12), Some(Duration::from_secs(37))));
 /// ```
 pub fn azure_openai(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
-    let [requests, tokens] = requests_and_tokens(headers, |v| {
+    requests_and_tokens(headers, Window::Minute, |v| {
         let reset = whole_seconds(v).or_else(|| go_duration(v))?;
         (!reset.is_zero()).then_some(reset)
-    });
-    let mut snapshot = RateLimitSnapshot::new();
-    snapshot.set(Dimension::Requests, Window::Minute, requests);
-    snapshot.set(Dimension::Tokens, Window::Minute, tokens);
-    snapshot
+    })
 }
 
 /// Groq's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`: the request headers are **per
@@ -87,11 +79,7 @@ pub fn azure_openai(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot 
 /// assert_eq!(snapshot.get(Dimension::Tokens, Window::Minute).unwrap().remaining, Some(17_997));
 /// ```
 pub fn groq(headers: &HeaderMap, _now: SystemTime) -> RateLimitSnapshot {
-    let [requests, tokens] = requests_and_tokens(headers, go_duration);
-    let mut snapshot = RateLimitSnapshot::new();
-    snapshot.set(Dimension::Requests, Window::Day, requests);
-    snapshot.set(Dimension::Tokens, Window::Minute, tokens);
-    snapshot
+    requests_and_tokens(headers, Window::Day, go_duration)
 }
 
 /// Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`:
@@ -265,20 +253,16 @@ pub fn openrouter(headers: &HeaderMap, now: SystemTime) -> RateLimitSnapshot {
     snapshot
 }
 
-/// The `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` family (OpenAI, Azure, Groq),
-/// resets read by `reset`: the requests' reading and the tokens'.
+/// The `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` family (OpenAI, Azure, Groq):
+/// requests over `requests_window`, tokens per minute, resets read by `reset`. A response with
+/// none of these headers (most successes through a proxy, every one in tests) reads nothing else
+/// and allocates nothing.
 fn requests_and_tokens(
     headers: &HeaderMap,
+    requests_window: Window,
     reset: impl Fn(&str) -> Option<Duration>,
-) -> [LimitReading; 2] {
-    let [
-        limit_requests,
-        limit_tokens,
-        remaining_requests,
-        remaining_tokens,
-        reset_requests,
-        reset_tokens,
-    ] = first_values(
+) -> RateLimitSnapshot {
+    let found = first_values(
         headers,
         "x-ratelimit-",
         [
@@ -290,18 +274,37 @@ fn requests_and_tokens(
             "reset-tokens",
         ],
     );
-    [
-        LimitReading {
-            limit: parsed(limit_requests, count),
-            remaining: parsed(remaining_requests, count),
-            reset: parsed(reset_requests, &reset),
-        },
-        LimitReading {
-            limit: parsed(limit_tokens, count),
-            remaining: parsed(remaining_tokens, count),
-            reset: parsed(reset_tokens, &reset),
-        },
-    ]
+    if found.iter().all(Option::is_none) {
+        return RateLimitSnapshot::new();
+    }
+    let [
+        limit_requests,
+        limit_tokens,
+        remaining_requests,
+        remaining_tokens,
+        reset_requests,
+        reset_tokens,
+    ] = found;
+    RateLimitSnapshot::of_distinct([
+        (
+            Dimension::Requests,
+            requests_window,
+            LimitReading {
+                limit: parsed(limit_requests, count),
+                remaining: parsed(remaining_requests, count),
+                reset: parsed(reset_requests, &reset),
+            },
+        ),
+        (
+            Dimension::Tokens,
+            Window::Minute,
+            LimitReading {
+                limit: parsed(limit_tokens, count),
+                remaining: parsed(remaining_tokens, count),
+                reset: parsed(reset_tokens, &reset),
+            },
+        ),
+    ])
 }
 
 /// A header's value (from [`first_values`]) read as trimmed text and parsed.
@@ -309,12 +312,63 @@ fn parsed<T>(value: Option<&HeaderValue>, parse: impl FnOnce(&str) -> Option<T>)
     value.and_then(value_text).and_then(parse)
 }
 
-/// A non-negative integer count; `-1` and anything else unparseable is unknown.
+/// A non-negative integer count; `-1` and anything else unparseable is unknown. Reads what
+/// `value.parse::<u64>()` reads (an optional `+`, then decimal digits, no overflow), without its
+/// error value.
 fn count(value: &str) -> Option<u64> {
-    value.parse::<u64>().ok()
+    let digits = value.strip_prefix('+').unwrap_or(value).as_bytes();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// A non-negative whole number of seconds.
 fn whole_seconds(value: &str) -> Option<Duration> {
     count(value).map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::count;
+
+    #[test]
+    fn count_edges() {
+        for value in [
+            "",
+            "+",
+            "-",
+            "+0",
+            "-0",
+            "++1",
+            "+-1",
+            "0",
+            "007",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999",
+            " 1",
+            "1 ",
+            "1.0",
+            "1e3",
+            "٣",
+        ] {
+            assert_eq!(count(value), value.parse::<u64>().ok(), "{value:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn count_reads_what_parse_reads(value in "[-+]{0,2}[0-9]{0,22}|\\PC{0,8}") {
+            prop_assert_eq!(count(&value), value.parse::<u64>().ok());
+        }
+    }
 }

@@ -75,39 +75,31 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let response = match ready!(future.poll(cx)) {
+                    let mut response = match ready!(future.poll(cx)) {
                         Ok(response) => response,
                         Err(error) => {
                             this.state.set(State::Done);
                             return Poll::Ready(Err(classify_error(this.classifier, error.into())));
                         }
                     };
-                    let (mut parts, body) = response.into_parts();
                     // Classified once, nearest the wire: a verdict already attached stands.
-                    let classified = parts.extensions.get::<Verdict>().is_some();
+                    let classified = response.extensions().get::<Verdict>().is_some();
                     if classified
                         || *this.peek_limit == 0
-                        || !this.classifier.needs_body(parts.status, &parts.headers)
-                        || body.is_end_stream()
+                        || !this
+                            .classifier
+                            .needs_body(response.status(), response.headers())
+                        || response.body().is_end_stream()
                     {
-                        let body = if classified {
-                            PeekedBody::direct(body)
-                        } else {
-                            let view = ResponseView::new(parts.status, &parts.headers, &[]);
-                            parts.extensions.insert(this.classifier.classify(&view));
-                            if parts.status.is_success() && is_event_stream(&parts.headers) {
-                                let shared = Arc::new(this.classifier.clone());
-                                // How the stream ends, for the layers above.
-                                let report = StreamReport::new();
-                                parts.extensions.insert(report.clone());
-                                PeekedBody::followed(body, shared, report)
-                            } else {
-                                PeekedBody::direct(body)
-                            }
-                        };
+                        let followed = !classified && attach(this.classifier, &mut response);
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                        return Poll::Ready(Ok(if followed {
+                            follow(this.classifier, response)
+                        } else {
+                            response.map(PeekedBody::direct)
+                        }));
                     }
+                    let (parts, body) = response.into_parts();
                     this.state.set(State::Peeking {
                         parts: Some(parts),
                         replay: Some(Replay {
@@ -143,6 +135,30 @@ where
             }
         }
     }
+}
+
+/// Classifies `response` from its status and headers (no body) and attaches the verdict; says
+/// whether its body is to be followed: a successful event stream.
+fn attach<C: Classify, B>(classifier: &C, response: &mut Response<B>) -> bool {
+    let view = ResponseView::new(response.status(), response.headers(), &[]);
+    let verdict = classifier.classify(&view);
+    response.extensions_mut().insert(verdict);
+    response.status().is_success()
+        && !response.headers().is_empty()
+        && is_event_stream(response.headers())
+}
+
+/// `response` with its body followed as it passes, and a [`StreamReport`] attached that says,
+/// for the layers above, how the stream ends.
+fn follow<C, B>(classifier: &C, mut response: Response<B>) -> Response<PeekedBody<B>>
+where
+    C: Classify + Clone + Send + Sync + 'static,
+    B: Body,
+{
+    let shared = Arc::new(classifier.clone());
+    let report = StreamReport::new();
+    response.extensions_mut().insert(report.clone());
+    response.map(|body| PeekedBody::followed(body, shared, report))
 }
 
 /// Reads frames into `replay` until `limit` bytes were copied into `peek`, the body ends or
