@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use crate::error::RetriesExhausted;
 use crate::events::{OnRetry, RetryEvent};
-use crate::judge::Judge;
+use crate::judge::{Judge, Kept};
 use crate::policy::{Decision, GaveUp};
 use crate::rng::Rng;
 use crate::service::Shared;
@@ -36,7 +36,7 @@ pin_project! {
         state: State<S::Future>,
         service: S,
         // The request, for the next attempt.
-        request: Req,
+        request: Kept<Req>,
         shared: Arc<Shared<J, R, H>>,
         // Attempts made so far, and how many of the retries followed an overload.
         attempts: u32,
@@ -72,7 +72,7 @@ where
     pub(crate) fn new(
         future: S::Future,
         service: S,
-        request: Req,
+        request: Kept<Req>,
         shared: Arc<Shared<J, R, H>>,
         give_up_at: Option<Instant>,
         observe: Option<Observe>,
@@ -281,7 +281,8 @@ where
         *self.attempts += 1;
         *self.span = attempt_span(*self.attempts);
         let _entered = self.span.enter();
-        Poll::Ready(Ok(self.service.call(self.request.clone())))
+        let request = self.shared.judge.replay(self.request);
+        Poll::Ready(Ok(self.service.call(request)))
     }
 }
 
