@@ -2,8 +2,8 @@
 //! always-ready service in the same run: the copy of the request kept for the targets after
 //! it, and the judging of the response. Run with `cargo bench -p tollgate-fallback`.
 
-use criterion::{Criterion, Throughput, criterion_main};
 use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_main};
 use http::Request;
 use http_body_util::Full;
 use tollgate_core::body::BufferedBody;
