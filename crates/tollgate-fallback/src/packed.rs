@@ -9,54 +9,73 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tollgate_core::body::BufferedBody;
 
-/// The request kept for the targets after the primary: its headers packed, the rest cloned
-/// (the URI's and the body's bytes shared, not copied).
+/// The request kept for the targets after the primary: its headers packed, the other parts
+/// cloned (the URI's and the body's bytes shared, not copied).
 #[derive(Debug)]
 pub(crate) struct Kept {
-    /// The request, without its headers when they are packed.
-    request: http::Request<BufferedBody>,
-    headers: Option<PackedHeaders>,
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: Headers,
+    extensions: http::Extensions,
+    body: BufferedBody,
+}
+
+/// The kept request's headers.
+#[derive(Debug)]
+enum Headers {
+    Packed(PackedHeaders),
+    /// Headers that cannot be packed, or the original request's own.
+    Whole(HeaderMap),
 }
 
 impl Kept {
-    /// A copy of `request`, which is left as it was.
-    pub(crate) fn copy(request: &mut http::Request<BufferedBody>) -> Self {
-        let packed = match request.headers().is_empty() {
-            true => None,
-            false => PackedHeaders::pack(request.headers()),
+    /// A copy of `request`.
+    pub(crate) fn copy(request: &http::Request<BufferedBody>) -> Self {
+        let headers = match PackedHeaders::pack(request.headers()) {
+            Some(packed) => Headers::Packed(packed),
+            None => Headers::Whole(request.headers().clone()),
         };
-        let Some(headers) = packed else {
-            return Kept::whole(request.clone());
-        };
-        let taken = std::mem::take(request.headers_mut());
-        let copy = request.clone();
-        *request.headers_mut() = taken;
         Kept {
-            request: copy,
-            headers: Some(headers),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers,
+            extensions: request.extensions().clone(),
+            body: request.body().clone(),
         }
     }
 
     /// `request` itself, kept whole.
     pub(crate) fn whole(request: http::Request<BufferedBody>) -> Self {
+        let (parts, body) = request.into_parts();
         Kept {
-            request,
-            headers: None,
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: Headers::Whole(parts.headers),
+            extensions: parts.extensions,
+            body,
         }
     }
 
     /// The request again, equal to the original.
     pub(crate) fn replay(&self) -> http::Request<BufferedBody> {
-        let mut request = self.request.clone();
-        if let Some(headers) = &self.headers {
-            *request.headers_mut() = headers.unpack();
-        }
+        let mut request = http::Request::new(self.body.clone());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = self.version;
+        *request.headers_mut() = match &self.headers {
+            Headers::Packed(packed) => packed.unpack(),
+            Headers::Whole(headers) => headers.clone(),
+        };
+        *request.extensions_mut() = self.extensions.clone();
         request
     }
 
-    /// The request's extensions (all of them: only the headers are packed).
+    /// The request's extensions.
     pub(crate) fn extensions(&self) -> &http::Extensions {
-        self.request.extensions()
+        &self.extensions
     }
 }
 

@@ -177,7 +177,7 @@ where
 
     /// Sends the request to the primary at once unless it is cooling down, keeping the request
     /// for the targets after it.
-    fn call(&mut self, mut request: http::Request<BufferedBody>) -> Self::Future {
+    fn call(&mut self, request: http::Request<BufferedBody>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         // Waiting for a cooling target is allowed until then; `None`: not at all.
         let give_up_at = {
@@ -190,7 +190,7 @@ where
         let until = shared.primary.until();
         if until == 0 || until <= shared.now() {
             // The copy for the targets after it; the primary gets the request itself.
-            let kept = Kept::copy(&mut request);
+            let kept = Kept::copy(&request);
             let future = self.inner.call(request);
             return ResponseFuture::calling_primary(future, kept, shared, give_up_at);
         }

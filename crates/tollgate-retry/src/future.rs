@@ -69,6 +69,7 @@ impl<S, Req, J, R, H> ResponseFuture<S, Req, J, R, H>
 where
     S: Service<Req>,
 {
+    #[inline]
     pub(crate) fn new(
         future: S::Future,
         service: S,
@@ -116,12 +117,13 @@ where
                         ready!(future.poll(cx)).map_err(Into::into)
                     };
                     let verdict = this.judge(&outcome);
-                    // The common case stays here; a failure is handled out of line.
-                    let next = match verdict.is_success() {
-                        true => AfterAttempt::Finish(outcome),
-                        false => this.after_failure(verdict, outcome),
-                    };
-                    match next {
+                    // The common case returns here, the outcome moved once; a failure is
+                    // handled out of line.
+                    if verdict.is_success() {
+                        this.state.set(State::Done);
+                        return Poll::Ready(outcome);
+                    }
+                    match this.after_failure(verdict, outcome) {
                         AfterAttempt::Wait(delay) => this.state.set(State::Waiting {
                             sleep: tokio::time::sleep(delay),
                         }),
