@@ -37,7 +37,9 @@
 //!
 //! ## Requests
 //!
-//! The layer works over any `Req: Clone`, sending a clone per attempt. HTTP requests with a
+//! The layer works over any `Req: Clone`: the first attempt gets the request itself, and each
+//! retry a copy of the one kept ([`Judge::keep`]; [`HttpJudge`] keeps the headers packed in one
+//! buffer, which costs no allocation for a small request). HTTP requests with a
 //! streaming body are made cloneable by buffering the body once, above the layer:
 //! [`BufferBodyLayer`](tollgate_core::body::BufferBodyLayer) turns `http::Request<B>` into
 //! `http::Request<BufferedBody>`, whose clones share the bytes (the facade's
