@@ -11,8 +11,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tollgate_core::body::BufferedBody;
 
 /// The request kept for the targets after the primary: its headers packed, the other parts
-/// cloned (the URI's and the body's bytes shared, not copied).
-#[derive(Debug)]
+/// cloned (the URI's and the body's bytes shared, not copied). No `Debug`: the URI's query and
+/// the headers may hold secrets.
 pub(crate) struct Kept {
     method: http::Method,
     uri: http::Uri,
@@ -23,7 +23,6 @@ pub(crate) struct Kept {
 }
 
 /// The kept request's headers.
-#[derive(Debug)]
 enum Headers {
     Packed(PackedHeaders),
     /// Headers that cannot be packed, or the original request's own.
