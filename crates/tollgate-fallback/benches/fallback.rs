@@ -2,16 +2,41 @@
 //! always-ready service in the same run: the copy of the request kept for the targets after
 //! it, and the judging of the response. Run with `cargo bench -p tollgate-fallback`.
 
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_main};
 use http::Request;
+use http_body_util::Full;
 use tollgate_core::body::BufferedBody;
 use tollgate_fallback::{FallbackConfig, FallbackLayer, Target};
 use tollgate_providers::rewrite::SetModel;
 use tower::Layer;
 
 #[path = "../../../benches/support/mod.rs"]
+#[allow(dead_code)] // `Bare` answers `Response<()>`; the rows here use `Wire`
 mod support;
-use support::{Bare, send};
+use support::send;
+
+/// The always-ready service under every row, as in the facade's `peers` bench: a 200 with an
+/// empty `Full<Bytes>` body, dropped inside the timing.
+#[derive(Debug, Clone, Copy)]
+struct Wire;
+
+impl<B> tower::Service<Request<B>> for Wire {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<B>) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(Full::new(Bytes::new()))))
+    }
+}
 
 fn minimal() -> Request<BufferedBody> {
     Request::new(BufferedBody::empty())
@@ -36,14 +61,14 @@ fn first_target_succeeds(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         let batch = criterion::BatchSize::SmallInput;
         group.bench_function("bare", |b| {
-            let mut service = Bare;
+            let mut service = Wire;
             b.iter_batched(make, |r| send(&mut service, r), batch);
         });
         group.bench_function("fallback to one target", |b| {
             let layer = FallbackLayer::new(FallbackConfig::new([
-                Target::new("second", Bare).with_rewrite(SetModel::new("m"))
+                Target::new("second", Wire).with_rewrite(SetModel::new("gpt-4o-mini"))
             ]));
-            let mut service = layer.layer(Bare);
+            let mut service = layer.layer(Wire);
             b.iter_batched(make, |r| send(&mut service, r), batch);
         });
         group.finish();

@@ -16,6 +16,7 @@ use tollgate_core::{BoxError, ErrorClass, StreamOutcome, StreamReport, Verdict};
 use tower_service::Service;
 
 use crate::error::AllTargetsFailed;
+use crate::packed::Kept;
 use crate::service::{Cause, Chain, Cooldown, Shared};
 
 /// A target's place: the primary, or a position in a chain.
@@ -40,7 +41,8 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        request: http::Request<BufferedBody>,
+        // The request, for the targets after the first.
+        request: Kept,
         shared: Arc<Shared<S>>,
         // The primary's clone, when it was cooling at the call and may be waited for.
         primary: Option<S>,
@@ -77,7 +79,7 @@ where
 {
     pub(crate) fn calling_primary(
         future: S::Future,
-        request: http::Request<BufferedBody>,
+        request: Kept,
         shared: Arc<Shared<S>>,
         give_up_at: Option<u64>,
     ) -> Self {
@@ -100,7 +102,7 @@ where
 
     pub(crate) fn skipping_primary(
         primary: S,
-        request: http::Request<BufferedBody>,
+        request: Kept,
         shared: Arc<Shared<S>>,
         give_up_at: Option<u64>,
     ) -> Self {
@@ -219,7 +221,7 @@ where
     fn leave(&mut self, verdict: Verdict, next: Next) {
         let shared = &**self.shared;
         let name = name_of(shared, *self.current);
-        if let Some(observe) = Observe::of(self.request) {
+        if let Some(observe) = self.request.extensions().get::<Observe>() {
             observe.event(&Event::FallbackHop {
                 from: &name,
                 class: verdict.class(),
@@ -436,7 +438,7 @@ fn name_of<S>(shared: &Shared<S>, place: Place) -> Arc<str> {
 fn prepare<S: Clone>(
     shared: &Shared<S>,
     primary: &Option<S>,
-    request: &http::Request<BufferedBody>,
+    request: &Kept,
     place: Place,
     pending: &mut Option<(S, http::Request<BufferedBody>)>,
 ) -> Result<(), BoxError> {
@@ -445,11 +447,11 @@ fn prepare<S: Clone>(
             primary
                 .clone()
                 .expect("the primary is kept when it may be waited for"),
-            request.clone(),
+            request.replay(),
         ),
         Place::In(chain, i) => {
             let target = &shared.chain(chain)[i].0;
-            (target.service().clone(), target.prepare(request)?)
+            (target.service().clone(), target.prepare(request.replay())?)
         }
     };
     *pending = Some(prepared);

@@ -109,6 +109,7 @@ pub mod future;
 mod config;
 pub mod error;
 mod layer;
+mod packed;
 mod service;
 mod target;
 

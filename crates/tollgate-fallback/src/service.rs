@@ -12,6 +12,7 @@ use tollgate_core::{BoxError, Deadline, ErrorClass};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
+use crate::packed::Kept;
 use crate::target::{FallbackPolicy, Target};
 
 /// Which list of targets a request is going through.
@@ -188,10 +189,13 @@ where
         // No clock read unless the primary ever cooled down.
         let until = shared.primary.until();
         if until == 0 || until <= shared.now() {
-            let future = self.inner.call(request.clone());
-            return ResponseFuture::calling_primary(future, request, shared, give_up_at);
+            // The copy for the targets after it; the primary gets the request itself.
+            let kept = Kept::copy(&request);
+            let future = self.inner.call(request);
+            return ResponseFuture::calling_primary(future, kept, shared, give_up_at);
         }
-        ResponseFuture::skipping_primary(self.inner.clone(), request, shared, give_up_at)
+        let kept = Kept::whole(request);
+        ResponseFuture::skipping_primary(self.inner.clone(), kept, shared, give_up_at)
     }
 }
 

@@ -67,9 +67,8 @@ impl<S> Target<S> {
 
     pub(crate) fn prepare(
         &self,
-        request: &http::Request<BufferedBody>,
+        mut request: http::Request<BufferedBody>,
     ) -> Result<http::Request<BufferedBody>, BoxError> {
-        let mut request = request.clone();
         for rewrite in &self.rewrites {
             rewrite.rewrite(&mut request)?;
         }

@@ -2,15 +2,40 @@
 //! service in the same run: the copy of the request kept for a retry, the clone of the inner
 //! service, the judging of the response. Run with `cargo bench -p tollgate-retry`.
 
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_main};
 use http::Request;
+use http_body_util::Full;
 use tollgate_core::body::BufferedBody;
 use tollgate_retry::{RetryLayer, RetryPolicy};
 use tower::Layer;
 
 #[path = "../../../benches/support/mod.rs"]
+#[allow(dead_code)] // `Bare` answers `Response<()>`; the rows here use `Wire`
 mod support;
-use support::{Bare, send};
+use support::send;
+
+/// The always-ready service under every row, as in the facade's `peers` bench: a 200 with an
+/// empty `Full<Bytes>` body, dropped inside the timing.
+#[derive(Debug, Clone, Copy)]
+struct Wire;
+
+impl<B> tower::Service<Request<B>> for Wire {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<B>) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(Full::new(Bytes::new()))))
+    }
+}
 
 /// A chat request as a client sends it: a JSON body, a couple of headers.
 fn request() -> Request<BufferedBody> {
@@ -58,19 +83,19 @@ fn first_try(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         let batch = criterion::BatchSize::SmallInput;
         group.bench_function("bare", |b| {
-            let mut service = Bare;
+            let mut service = Wire;
             b.iter_batched(make, |r| send(&mut service, r), batch);
         });
         group.bench_function("tower retry (clone only)", |b| {
-            let mut service = tower::retry::RetryLayer::new(CloneOnly).layer(Bare);
+            let mut service = tower::retry::RetryLayer::new(CloneOnly).layer(Wire);
             b.iter_batched(make, |r| send(&mut service, r), batch);
         });
         group.bench_function("retry (default policy)", |b| {
-            let mut service = RetryLayer::new(RetryPolicy::default()).layer(Bare);
+            let mut service = RetryLayer::new(RetryPolicy::default()).layer(Wire);
             b.iter_batched(make, |r| send(&mut service, r), batch);
         });
         group.bench_function("retry (OpenAI preset)", |b| {
-            let mut service = RetryLayer::openai().layer(Bare);
+            let mut service = RetryLayer::openai().layer(Wire);
             b.iter_batched(make, |r| send(&mut service, r), batch);
         });
         group.finish();

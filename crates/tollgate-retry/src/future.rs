@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use crate::error::RetriesExhausted;
 use crate::events::{OnRetry, RetryEvent};
-use crate::judge::Judge;
+use crate::judge::{Judge, Kept};
 use crate::policy::{Decision, GaveUp};
 use crate::rng::Rng;
 use crate::service::Shared;
@@ -36,7 +36,7 @@ pin_project! {
         state: State<S::Future>,
         service: S,
         // The request, for the next attempt.
-        request: Req,
+        request: Kept<Req>,
         shared: Arc<Shared<J, R, H>>,
         // Attempts made so far, and how many of the retries followed an overload.
         attempts: u32,
@@ -69,10 +69,11 @@ impl<S, Req, J, R, H> ResponseFuture<S, Req, J, R, H>
 where
     S: Service<Req>,
 {
+    #[inline]
     pub(crate) fn new(
         future: S::Future,
         service: S,
-        request: Req,
+        request: Kept<Req>,
         shared: Arc<Shared<J, R, H>>,
         give_up_at: Option<Instant>,
         observe: Option<Observe>,
@@ -116,12 +117,13 @@ where
                         ready!(future.poll(cx)).map_err(Into::into)
                     };
                     let verdict = this.judge(&outcome);
-                    // The common case stays here; a failure is handled out of line.
-                    let next = match verdict.is_success() {
-                        true => AfterAttempt::Finish(outcome),
-                        false => this.after_failure(verdict, outcome),
-                    };
-                    match next {
+                    // The common case returns here, the outcome moved once; a failure is
+                    // handled out of line.
+                    if verdict.is_success() {
+                        this.state.set(State::Done);
+                        return Poll::Ready(outcome);
+                    }
+                    match this.after_failure(verdict, outcome) {
                         AfterAttempt::Wait(delay) => this.state.set(State::Waiting {
                             sleep: tokio::time::sleep(delay),
                         }),
@@ -281,7 +283,8 @@ where
         *self.attempts += 1;
         *self.span = attempt_span(*self.attempts);
         let _entered = self.span.enter();
-        Poll::Ready(Ok(self.service.call(self.request.clone())))
+        let request = self.shared.judge.replay(self.request);
+        Poll::Ready(Ok(self.service.call(request)))
     }
 }
 

@@ -7,6 +7,8 @@ use tollgate_core::observe::Observe;
 use tollgate_core::{BoxError, Classify, Deadline, ResponseView, Verdict, transport_verdict};
 use tollgate_providers::Generic;
 
+use crate::packed::PackedHeaders;
+
 /// Judges each attempt's outcome, for requests of type `Req` and responses of type `Res`.
 pub trait Judge<Req, Res> {
     /// The verdict: [`Verdict::success`] for a success.
@@ -22,6 +24,52 @@ pub trait Judge<Req, Res> {
     fn observe(&self, request: &Req) -> Option<Observe> {
         let _ = request;
         None
+    }
+
+    /// A copy of `request` kept for the attempts after the first, taken before the first
+    /// attempt consumes it (which gets `request` itself, as it was). By default a clone;
+    /// [`HttpJudge`] keeps the headers packed in one buffer, a cheaper copy than a `HeaderMap`
+    /// clone, rebuilt only when a retry is made.
+    fn keep(&self, request: &mut Req) -> Kept<Req>
+    where
+        Req: Clone,
+    {
+        Kept::new(request.clone())
+    }
+
+    /// The request for another attempt, from the copy [`keep`](Self::keep) made: equal to the
+    /// original. By default a clone of the copy.
+    fn replay(&self, kept: &Kept<Req>) -> Req
+    where
+        Req: Clone,
+    {
+        kept.request.clone()
+    }
+}
+
+/// A request kept for a retry by [`Judge::keep`].
+pub struct Kept<Req> {
+    /// The request, without its headers when they are packed.
+    request: Req,
+    headers: Option<PackedHeaders>,
+}
+
+impl<Req> Kept<Req> {
+    /// `request`, kept whole.
+    pub fn new(request: Req) -> Self {
+        Kept {
+            request,
+            headers: None,
+        }
+    }
+}
+
+impl<Req> fmt::Debug for Kept<Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The request's headers may hold secrets.
+        f.debug_struct("Kept")
+            .field("packed", &self.headers.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,6 +123,41 @@ impl<B, ResBody, C: Classify> Judge<http::Request<B>, http::Response<ResBody>> f
 
     fn observe(&self, request: &http::Request<B>) -> Option<Observe> {
         Observe::of(request).cloned()
+    }
+
+    /// Keeps the headers packed in one buffer and the rest of the request cloned (the URI's and
+    /// the body's bytes are shared, not copied); headers that cannot be packed are cloned.
+    #[inline]
+    fn keep(&self, request: &mut http::Request<B>) -> Kept<http::Request<B>>
+    where
+        http::Request<B>: Clone,
+    {
+        let packed = match request.headers().is_empty() {
+            true => None,
+            false => PackedHeaders::pack(request.headers()),
+        };
+        let Some(headers) = packed else {
+            return Kept::new(request.clone());
+        };
+        // The clone without the headers; the first attempt gets them back.
+        let taken = std::mem::take(request.headers_mut());
+        let copy = request.clone();
+        *request.headers_mut() = taken;
+        Kept {
+            request: copy,
+            headers: Some(headers),
+        }
+    }
+
+    fn replay(&self, kept: &Kept<http::Request<B>>) -> http::Request<B>
+    where
+        http::Request<B>: Clone,
+    {
+        let mut request = kept.request.clone();
+        if let Some(headers) = &kept.headers {
+            *request.headers_mut() = headers.unpack();
+        }
+        request
     }
 }
 

@@ -37,7 +37,9 @@
 //!
 //! ## Requests
 //!
-//! The layer works over any `Req: Clone`, sending a clone per attempt. HTTP requests with a
+//! The layer works over any `Req: Clone`: the first attempt gets the request itself, and each
+//! retry a copy of the one kept ([`Judge::keep`]; [`HttpJudge`] keeps the headers packed in one
+//! buffer, which costs no allocation for a small request). HTTP requests with a
 //! streaming body are made cloneable by buffering the body once, above the layer:
 //! [`BufferBodyLayer`](tollgate_core::body::BufferBodyLayer) turns `http::Request<B>` into
 //! `http::Request<BufferedBody>`, whose clones share the bytes (the facade's
@@ -158,6 +160,7 @@ pub mod error;
 mod events;
 mod judge;
 mod layer;
+mod packed;
 mod policy;
 mod rng;
 mod service;
@@ -167,7 +170,7 @@ pub use backoff::{Backoff, Jitter};
 pub use budget::{InvalidBudget, RetryBudget};
 pub use error::RetriesExhausted;
 pub use events::{OnRetry, OnRetryFn, RetryEvent, on_retry_fn};
-pub use judge::{HttpJudge, Judge, JudgeFn, judge_fn};
+pub use judge::{HttpJudge, Judge, JudgeFn, Kept, judge_fn};
 pub use layer::RetryLayer;
 pub use policy::{Decision, GaveUp, RetryPolicy};
 pub use rng::{HasherRng, Rng, RngFn, rng_fn};

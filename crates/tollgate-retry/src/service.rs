@@ -83,9 +83,9 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    /// Sends the first attempt at once, keeping a copy of the request and a clone of the inner
-    /// service for retries.
-    fn call(&mut self, request: Req) -> Self::Future {
+    /// Sends the first attempt at once, keeping a copy of the request (as the judge keeps it:
+    /// [`Judge::keep`]) and a clone of the inner service for retries.
+    fn call(&mut self, mut request: Req) -> Self::Future {
         let shared = &self.shared;
         let by_deadline = shared.judge.deadline(&request).map(Deadline::at);
         // The clock is read only with a total time.
@@ -95,11 +95,12 @@ where
             budget.deposit(budget.elapsed());
         }
         let observe = shared.judge.observe(&request);
-        let future = self.inner.call(request.clone());
+        let kept = shared.judge.keep(&mut request);
+        let future = self.inner.call(request);
         ResponseFuture::new(
             future,
             self.inner.clone(),
-            request,
+            kept,
             Arc::clone(shared),
             give_up_at,
             observe,
