@@ -70,6 +70,7 @@ pub mod json;
 pub mod key;
 pub mod keyed;
 pub mod observe;
+pub mod packed;
 pub mod redact;
 pub mod rewrite;
 mod snapshot;

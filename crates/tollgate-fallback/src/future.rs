@@ -16,7 +16,7 @@ use tollgate_core::{BoxError, ErrorClass, StreamOutcome, StreamReport, Verdict};
 use tower_service::Service;
 
 use crate::error::AllTargetsFailed;
-use crate::packed::Kept;
+use crate::kept::Kept;
 use crate::service::{Cause, Chain, Cooldown, Shared};
 
 /// A target's place: the primary, or a position in a chain.

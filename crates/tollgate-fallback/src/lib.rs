@@ -108,8 +108,8 @@ pub mod future;
 
 mod config;
 pub mod error;
+mod kept;
 mod layer;
-mod packed;
 mod service;
 mod target;
 

@@ -12,7 +12,7 @@ use tollgate_core::{BoxError, Deadline, ErrorClass};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::packed::Kept;
+use crate::kept::Kept;
 use crate::target::{FallbackPolicy, Target};
 
 /// Which list of targets a request is going through.

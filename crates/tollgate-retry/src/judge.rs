@@ -7,7 +7,7 @@ use tollgate_core::observe::Observe;
 use tollgate_core::{BoxError, Classify, Deadline, ResponseView, Verdict, transport_verdict};
 use tollgate_providers::Generic;
 
-use crate::packed::PackedHeaders;
+use tollgate_core::packed::PackedHeaders;
 
 /// Judges each attempt's outcome, for requests of type `Req` and responses of type `Res`.
 pub trait Judge<Req, Res> {

@@ -160,7 +160,6 @@ pub mod error;
 mod events;
 mod judge;
 mod layer;
-mod packed;
 mod policy;
 mod rng;
 mod service;

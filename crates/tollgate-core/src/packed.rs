@@ -1,4 +1,5 @@
-//! [`PackedHeaders`]: a request's headers kept for a later attempt in one buffer.
+//! [`PackedHeaders`]: a request's headers kept for a later attempt in one buffer (the retry and
+//! fallback layers keep a request this way before its first attempt consumes it).
 //!
 //! A `HeaderMap` clone allocates its two tables and, for every value parsed from a string (a
 //! `Bytes` not yet shared), a shared copy of it: four allocations for a request with two
@@ -19,7 +20,7 @@ const INLINE: usize = 192;
 /// Every name and value of a `HeaderMap`, in its order: for each, the name's length (2 bytes),
 /// the value's length with [`SENSITIVE`] (4 bytes), the name, the value.
 #[derive(Debug, Clone)]
-pub(crate) struct PackedHeaders {
+pub struct PackedHeaders {
     bytes: Buf,
     count: usize,
 }
@@ -52,7 +53,7 @@ impl std::fmt::Debug for Buf {
 impl PackedHeaders {
     /// `headers` packed; `None` if one of its values could not be rebuilt from its bytes (one
     /// built without the usual checks) or is too long to pack: such headers are cloned.
-    pub(crate) fn pack(headers: &HeaderMap) -> Option<Self> {
+    pub fn pack(headers: &HeaderMap) -> Option<Self> {
         // First the size, and whether every value can be rebuilt; then the bytes, inline when
         // they fit.
         let mut size = 0;
@@ -103,7 +104,7 @@ impl PackedHeaders {
     }
 
     /// The headers again, equal to those packed.
-    pub(crate) fn unpack(&self) -> HeaderMap {
+    pub fn unpack(&self) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(self.count);
         let mut rest = self.bytes.as_slice();
         while let [n0, n1, v0, v1, v2, v3, tail @ ..] = rest {
