@@ -7,20 +7,17 @@
 //! `BufferedBody`, built outside the timing) to a service answering `Response<Full<Bytes>>`,
 //! the response and its body dropped inside the timing (which frees a slot held by the body).
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_main};
-use http::{Request, Response};
-use http_body_util::Full;
+use http::Request;
 use tollgate_concurrency::{ConcurrencyConfig, ConcurrencyLayer};
-use tollgate_core::body::BufferedBody;
-use tower::{Layer, Service};
+use tower::Layer;
 
 #[path = "../../../benches/support/mod.rs"]
 mod support;
 use support::{Bare, send};
+#[path = "../../../benches/support/chat.rs"]
+mod chat;
+use chat::{Wire, chat};
 
 fn uncontended(c: &mut Criterion) {
     let mut group = c.benchmark_group("free slot");
@@ -44,35 +41,6 @@ fn uncontended(c: &mut Criterion) {
         b.iter(|| send(&mut service, Request::new(())));
     });
     group.finish();
-}
-
-/// The facade `peers` bench's bare service: answers 200 at once with an empty `Full<Bytes>`.
-#[derive(Debug, Clone, Copy)]
-struct Wire;
-
-impl<B> Service<Request<B>> for Wire {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<B>) -> Self::Future {
-        std::future::ready(Ok(Response::new(Full::new(Bytes::new()))))
-    }
-}
-
-/// The facade `peers` bench's chat request.
-fn chat() -> Request<BufferedBody> {
-    Request::post("https://api.openai.com/v1/chat/completions")
-        .header("content-type", "application/json")
-        .header("authorization", "Bearer sk-bench")
-        .body(BufferedBody::from(
-            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
-        ))
-        .unwrap()
 }
 
 fn chat_request(c: &mut Criterion) {

@@ -2,10 +2,8 @@
 //! always-ready service in the same run: the copy of the request kept for the targets after
 //! it, and the judging of the response. Run with `cargo bench -p tollgate-fallback`.
 
-use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_main};
 use http::Request;
-use http_body_util::Full;
 use tollgate_core::body::BufferedBody;
 use tollgate_fallback::{FallbackConfig, FallbackLayer, Target};
 use tollgate_providers::rewrite::SetModel;
@@ -15,41 +13,12 @@ use tower::Layer;
 #[allow(dead_code)] // `Bare` answers `Response<()>`; the rows here use `Wire`
 mod support;
 use support::send;
-
-/// The always-ready service under every row, as in the facade's `peers` bench: a 200 with an
-/// empty `Full<Bytes>` body, dropped inside the timing.
-#[derive(Debug, Clone, Copy)]
-struct Wire;
-
-impl<B> tower::Service<Request<B>> for Wire {
-    type Response = http::Response<Full<Bytes>>;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<B>) -> Self::Future {
-        std::future::ready(Ok(http::Response::new(Full::new(Bytes::new()))))
-    }
-}
+#[path = "../../../benches/support/chat.rs"]
+mod chat;
+use chat::{Wire, chat};
 
 fn minimal() -> Request<BufferedBody> {
     Request::new(BufferedBody::empty())
-}
-
-fn chat() -> Request<BufferedBody> {
-    Request::post("https://api.openai.com/v1/chat/completions")
-        .header("content-type", "application/json")
-        .header("authorization", "Bearer sk-bench")
-        .body(BufferedBody::from(
-            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
-        ))
-        .unwrap()
 }
 
 fn first_target_succeeds(c: &mut Criterion) {

@@ -15,7 +15,6 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body_util::Full;
 use tollgate_core::Verdict;
-use tollgate_core::body::BufferedBody;
 use tollgate_providers::{ClassifyLayer, OpenAi};
 use tower::{Layer, Service};
 
@@ -23,6 +22,10 @@ use tower::{Layer, Service};
 #[allow(dead_code)] // `Bare` answers with no body; the classifier needs one
 mod support;
 use support::send;
+#[path = "../../../benches/support/chat.rs"]
+#[allow(dead_code)] // `Wire`: this bench answers with headers of its own
+mod chat;
+use chat::chat;
 
 /// An always-ready service answering 200 with the given headers (cloned, when there are any)
 /// and an empty `Full<Bytes>` body, as the facade's peers bench answers.
@@ -87,17 +90,6 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         );
     }
     headers
-}
-
-/// A chat request as a client sends it: a JSON body, a couple of headers.
-fn chat() -> Request<BufferedBody> {
-    Request::post("https://api.openai.com/v1/chat/completions")
-        .header("content-type", "application/json")
-        .header("authorization", "Bearer sk-bench")
-        .body(BufferedBody::from(
-            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
-        ))
-        .unwrap()
 }
 
 fn bench(c: &mut Criterion) {

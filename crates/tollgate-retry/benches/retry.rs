@@ -1,11 +1,9 @@
-//! What `Retry` adds to a request that succeeds at the first try, over the bare always-ready
-//! service in the same run: the copy of the request kept for a retry, the clone of the inner
+//! What `Retry` adds to a chat that succeeds at the first try, over the bare always-ready
+//! service in the same run: the copy of the chat kept for a retry, the clone of the inner
 //! service, the judging of the response. Run with `cargo bench -p tollgate-retry`.
 
-use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_main};
 use http::Request;
-use http_body_util::Full;
 use tollgate_core::body::BufferedBody;
 use tollgate_retry::{RetryLayer, RetryPolicy};
 use tower::Layer;
@@ -14,46 +12,16 @@ use tower::Layer;
 #[allow(dead_code)] // `Bare` answers `Response<()>`; the rows here use `Wire`
 mod support;
 use support::send;
-
-/// The always-ready service under every row, as in the facade's `peers` bench: a 200 with an
-/// empty `Full<Bytes>` body, dropped inside the timing.
-#[derive(Debug, Clone, Copy)]
-struct Wire;
-
-impl<B> tower::Service<Request<B>> for Wire {
-    type Response = http::Response<Full<Bytes>>;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<B>) -> Self::Future {
-        std::future::ready(Ok(http::Response::new(Full::new(Bytes::new()))))
-    }
-}
-
-/// A chat request as a client sends it: a JSON body, a couple of headers.
-fn request() -> Request<BufferedBody> {
-    Request::post("https://api.openai.com/v1/chat/completions")
-        .header("content-type", "application/json")
-        .header("authorization", "Bearer sk-bench")
-        .body(BufferedBody::from(
-            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
-        ))
-        .unwrap()
-}
+#[path = "../../../benches/support/chat.rs"]
+mod chat;
+use chat::{Wire, chat};
 
 /// The smallest request: no headers, an empty body.
 fn minimal() -> Request<BufferedBody> {
     Request::new(BufferedBody::empty())
 }
 
-/// tower's own retry with a policy that clones every request and never retries: the floor any
+/// tower's own retry with a policy that clones every chat and never retries: the floor any
 /// retry layer pays, measured beside ours.
 #[derive(Clone, Copy)]
 struct CloneOnly;
@@ -76,7 +44,7 @@ impl<Res, E> tower::retry::Policy<Request<BufferedBody>, Res, E> for CloneOnly {
 
 fn first_try(c: &mut Criterion) {
     for (name, make) in [
-        ("chat request", request as fn() -> Request<BufferedBody>),
+        ("chat request", chat as fn() -> Request<BufferedBody>),
         ("minimal request", minimal),
     ] {
         let mut group = c.benchmark_group(format!("first-try success, {name}"));
