@@ -234,12 +234,7 @@ impl Entry {
     /// [`admit`](Self::admit) when the common case does not hold: waits, pauses, paces, a
     /// cost too large.
     #[inline(never)]
-    fn admit_general(
-        &mut self,
-        cost: &Cost,
-        ahead: Option<&Cost>,
-        now: Duration,
-    ) -> QuotaDecision {
+    fn admit_general(&mut self, cost: &Cost, ahead: Option<&Cost>, now: Duration) -> QuotaDecision {
         let mut wait = self.paused(now);
         if let Some(ahead) = ahead {
             return self.queued(cost, ahead, wait, now);
