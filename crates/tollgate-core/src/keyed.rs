@@ -129,12 +129,14 @@
 //! assert_eq!(counts.sweep(Duration::from_secs(61)), 0);
 //! ```
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::error::Error;
 use std::fmt;
-use std::hash::BuildHasher;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use foldhash::fast::RandomState;
 use parking_lot::Mutex;
@@ -259,7 +261,6 @@ pub struct KeyStats {
 /// See the [module docs](self) for how it sweeps and evicts, and examples.
 pub struct KeyedMap<V> {
     shards: Box<[Padded<V>]>,
-    hasher: RandomState,
     max_keys: usize,
     /// Each shard's share of `max_keys`.
     shard_max: usize,
@@ -274,7 +275,7 @@ struct Padded<V> {
 }
 
 struct Shard<V> {
-    entries: HashMap<RouteKey, Slot<V>, RandomState>,
+    entries: HashMap<Stored, Slot<V>, BuildHasherDefault<Prehashed>>,
     /// The shard is swept before a new key goes in once it holds this many.
     sweep_at_len: usize,
     /// Bumped on every use of an entry: the stamp of the most recent.
@@ -309,7 +310,6 @@ impl<V> KeyedMap<V> {
                     }),
                 })
                 .collect(),
-            hasher: RandomState::default(),
             max_keys,
             shard_max: max_keys / shards,
             evicted: AtomicU64::new(0),
@@ -317,9 +317,20 @@ impl<V> KeyedMap<V> {
         }
     }
 
-    #[inline]
+    /// The shard of `key`.
+    #[cfg(test)]
     fn shard(&self, key: &RouteKey) -> &Mutex<Shard<V>> {
-        let index = self.hasher.hash_one(key) as usize % self.shards.len();
+        self.shard_of(hash(key))
+    }
+
+    /// The shard of a key hashed to `hash`: chosen by bits 32 to 55, which the shard's table
+    /// uses neither for its bucket (the low bits, below 2³² buckets) nor for its tag (the top
+    /// seven), so that the keys of one shard still spread over its whole table. Scaled by a
+    /// multiplication, not a division (the shard count need not be a power of two).
+    #[inline]
+    fn shard_of(&self, hash: u64) -> &Mutex<Shard<V>> {
+        let bits = (hash >> 32) & 0x00ff_ffff;
+        let index = ((bits * self.shards.len() as u64) >> 24) as usize;
         &self.shards[index].shard
     }
 
@@ -330,10 +341,11 @@ impl<V> KeyedMap<V> {
     where
         V: Clone,
     {
-        self.shard(key)
+        let hash = hash(key);
+        self.shard_of(hash)
             .lock()
             .entries
-            .get(key)
+            .get::<dyn Key>(&Probe::new(hash, key))
             .map(|slot| slot.value.clone())
     }
 
@@ -399,11 +411,13 @@ impl<V: Idle> KeyedMap<V> {
         now: impl FnOnce() -> V::Now,
         f: impl FnOnce(&mut V) -> T,
     ) -> Result<(T, usize), TooManyKeys> {
-        let mut guard = self.shard(key).lock();
+        // The key is hashed once, for its shard and its place in the shard's table.
+        let hash = hash(key);
+        let mut guard = self.shard_of(hash).lock();
         let shard = &mut *guard;
         shard.clock += 1;
         let used = shard.clock;
-        if let Some(slot) = shard.entries.get_mut(key) {
+        if let Some(slot) = shard.entries.get_mut::<dyn Key>(&Probe::new(hash, key)) {
             slot.used = used;
             return Ok((f(&mut slot.value), 0));
         }
@@ -420,10 +434,13 @@ impl<V: Idle> KeyedMap<V> {
                 }
             }
         }
-        let slot = shard.entries.entry(key.clone()).or_insert_with(|| Slot {
-            value: make(),
-            used,
-        });
+        let slot = shard
+            .entries
+            .entry(Stored(key.clone()))
+            .or_insert_with(|| Slot {
+                value: make(),
+                used,
+            });
         Ok((f(&mut slot.value), evicted))
     }
 
@@ -491,6 +508,137 @@ impl<V: Idle> Shard<V> {
         self.entries
             .retain(|_, slot| slot.used > newest_evicted || slot.value.in_use());
         before - self.entries.len()
+    }
+}
+
+// ===== hashing once =====
+//
+// A hit hashes its key once: the hash picks the shard, then goes into the shard's table with
+// the key, so that the table does not hash the string again. Without `hashbrown`'s `HashTable`
+// (not a dependency here) and with the standard map's raw-entry API unstable, the table is a
+// `HashMap` whose hasher passes a precomputed hash through: a stored key hashes its string
+// (when the table grows), a lookup hands over the hash it already has, through `Borrow` of a
+// trait object (`dyn Key`) that both implement. Both hash with the one process-wide seed.
+
+/// The seed every map hashes keys with: random per process.
+fn seed() -> &'static RandomState {
+    static SEED: OnceLock<RandomState> = OnceLock::new();
+    SEED.get_or_init(RandomState::default)
+}
+
+/// The hash of `key`, for its shard and its place in the shard's table.
+#[inline]
+fn hash(key: &RouteKey) -> u64 {
+    seed().hash_one(key)
+}
+
+/// A key in a shard's table (no bigger than the key: the hash is not stored).
+struct Stored(RouteKey);
+
+/// A key as the table compares and hashes it: stored, or looked up with its hash.
+trait Key {
+    fn key(&self) -> &RouteKey;
+    fn hash(&self) -> u64;
+}
+
+impl Key for Stored {
+    #[inline]
+    fn key(&self) -> &RouteKey {
+        &self.0
+    }
+
+    #[inline]
+    fn hash(&self) -> u64 {
+        hash(&self.0)
+    }
+}
+
+/// A key being looked up, with the hash already computed.
+struct Probe<'a> {
+    key: &'a RouteKey,
+    hash: u64,
+}
+
+impl<'a> Probe<'a> {
+    /// What a lookup hands the table.
+    #[inline]
+    fn new(hash: u64, key: &'a RouteKey) -> Probe<'a> {
+        Probe { key, hash }
+    }
+}
+
+impl Key for Probe<'_> {
+    #[inline]
+    fn key(&self) -> &RouteKey {
+        self.key
+    }
+
+    #[inline]
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl<'a> Borrow<dyn Key + 'a> for Stored {
+    #[inline]
+    fn borrow(&self) -> &(dyn Key + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn Key + '_ {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(Key::hash(self));
+    }
+}
+
+impl PartialEq for dyn Key + '_ {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn Key + '_ {}
+
+impl Hash for Stored {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(hash(&self.0));
+    }
+}
+
+impl PartialEq for Stored {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Stored {}
+
+/// A shard table's hasher: the hash it is given is the hash.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    /// Never called: keys hand over one `u64`. Mixes the bytes in all the same.
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
     }
 }
 
@@ -590,6 +738,23 @@ mod tests {
         assert!(map.get(&key(2)).is_none());
         assert_eq!(map.len(), 1);
         assert!(!map.is_empty());
+    }
+
+    #[test]
+    fn every_key_is_found_again_once_the_tables_have_grown() {
+        let map: KeyedMap<Fixed> = KeyedMap::new();
+        for i in 0..5_000 {
+            map.with(&key(i), || BUSY, || (), |_| ()).unwrap();
+        }
+        for i in 0..5_000 {
+            map.with(&key(i), || unreachable!("a hit"), || unreachable!(), |_| ())
+                .unwrap();
+            assert!(map.get(&key(i)).is_some());
+        }
+        assert!(map.get(&key(5_000)).is_none());
+        // Every shard holds some: the hash's shard bits spread keys over all of them.
+        assert!((0..SHARDS).all(|index| shard_len(&map, index) > 200));
+        assert_eq!(map.len(), 5_000);
     }
 
     #[test]
@@ -877,7 +1042,11 @@ mod tests {
 
     impl<V> KeyedMap<V> {
         fn contains(&self, key: &RouteKey) -> bool {
-            self.shard(key).lock().entries.contains_key(key)
+            let hash = hash(key);
+            self.shard_of(hash)
+                .lock()
+                .entries
+                .contains_key::<dyn Key>(&Probe::new(hash, key))
         }
     }
 }

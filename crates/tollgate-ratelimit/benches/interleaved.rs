@@ -6,7 +6,8 @@
 //! the costs the layer cannot avoid, measured the same way — a read of tokio's clock, an
 //! uncontended `parking_lot` lock and unlock, an `Arc` clone and drop — and the in-memory
 //! store's admission alone. Run with `cargo bench -p tollgate-ratelimit --bench interleaved`;
-//! `-- unkeyed` only sends unkeyed requests through the layer, for a profiler.
+//! `-- unkeyed` only sends unkeyed requests through the layer, for a profiler, and `-- keyed`
+//! only keyed ones.
 
 use std::hint::black_box;
 use std::num::NonZeroU64;
@@ -120,12 +121,23 @@ fn main() {
         }
         return;
     }
-    unavoidable();
     let mut keyed = keyed().layer(Bare);
-    let mut bare = Bare;
     let keys: Vec<RouteKey> = (0..64)
         .map(|i| RouteKey::new(format!("model-{i}")))
         .collect();
+    if std::env::args().any(|a| a == "keyed") {
+        for round in 0..10_000 {
+            let requests: Vec<_> = (0..BATCH)
+                .map(|i| keyed_request(&keys, round * BATCH + i))
+                .collect();
+            for request in requests {
+                black_box(send(&mut keyed, request));
+            }
+        }
+        return;
+    }
+    unavoidable();
+    let mut bare = Bare;
     let names = [
         "bare",
         "tower RateLimit",

@@ -180,20 +180,56 @@ where
 {
     type Output = Result<http::Response<ResBody>, BoxError>;
 
+    /// The common case inline: admitted in `call`, the inner future answers, and a plain
+    /// response (no extensions, not a 429) teaches nothing. Everything else (admission still to
+    /// come, a response to learn from, an error) is out of line, so that this stays small
+    /// enough to inline and the response is not copied through calls.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            let step = match this.phase.as_mut().project() {
-                PhaseProj::Admitting => this.limiting.poll_admitting(cx),
-                PhaseProj::Calling { future } => this.limiting.poll_calling(future, cx),
-                PhaseProj::Done => panic!("ResponseFuture polled after completion"),
-            };
-            match ready!(step) {
-                Step::Next(phase) => this.phase.set(phase),
-                Step::Done(output) => {
-                    this.phase.set(Phase::Done);
-                    return Poll::Ready(output);
+        let PhaseProj::Calling { future } = this.phase.as_mut().project() else {
+            return poll_general(this.phase, this.limiting, cx);
+        };
+        let result = ready!(future.poll(cx));
+        this.phase.set(Phase::Done);
+        Poll::Ready(match result {
+            Ok(response) => {
+                if !response.extensions().is_empty()
+                    || response.status() == http::StatusCode::TOO_MANY_REQUESTS
+                {
+                    this.limiting.learn_from_response(&response);
                 }
+                Ok(response)
+            }
+            Err(error) => Err(this.limiting.learn_from_error(error.into())),
+        })
+    }
+}
+
+/// Every phase, in turn, until the future's output: admission still to come.
+#[inline(never)]
+fn poll_general<S, B, E, St, ResBody>(
+    mut phase: Pin<&mut Phase<S::Future>>,
+    limiting: &mut Limiting<S, B, E, St>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<http::Response<ResBody>, BoxError>>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    E: Estimator<B> + Clone + Send + 'static,
+    St: Store,
+{
+    loop {
+        let step = match phase.as_mut().project() {
+            PhaseProj::Admitting => limiting.poll_admitting(cx),
+            PhaseProj::Calling { future } => limiting.poll_calling(future, cx),
+            PhaseProj::Done => panic!("ResponseFuture polled after completion"),
+        };
+        match ready!(step) {
+            Step::Next(next) => phase.set(next),
+            Step::Done(output) => {
+                phase.set(Phase::Done);
+                return Poll::Ready(output);
             }
         }
     }
@@ -357,48 +393,54 @@ where
         let result = ready!(future.poll(cx));
         Poll::Ready(Step::Done(match result {
             Ok(response) => {
-                let verdict = Verdict::of_response(&response);
-                let usage =
-                    Lesson::usage_of(response.extensions(), verdict).map(|usage| Reconcile {
-                        estimated: self.cost,
-                        actual: self.estimator.actual(usage, &self.cost),
-                        taken_at: self.taken_at,
-                    });
-                if usage.is_none() {
-                    if let Some(report) = StreamReport::of(&response) {
-                        self.reconcile_at_end(report);
-                    }
-                }
-                let status = response.status();
-                // Nothing to learn from a plain success: no clock read, no lock.
-                if verdict.is_some()
-                    || usage.is_some()
-                    || status == http::StatusCode::TOO_MANY_REQUESTS
-                {
-                    let lesson = Lesson {
-                        verdict,
-                        status: Some(status),
-                        headers: Some(response.headers()),
-                        usage,
-                        taken_at: self.taken_at,
-                    };
-                    self.limiter.learn(self.key.as_ref(), lesson);
-                }
+                self.learn_from_response(&response);
                 Ok(response)
             }
-            Err(error) => {
-                let error: BoxError = error.into();
-                if let Some(verdict) = Verdict::of_error(&*error) {
-                    let lesson = Lesson {
-                        verdict: Some(verdict),
-                        taken_at: self.taken_at,
-                        ..Lesson::default()
-                    };
-                    self.limiter.learn(self.key.as_ref(), lesson);
-                }
-                Err(error)
-            }
+            Err(error) => Err(self.learn_from_error(error.into())),
         }))
+    }
+
+    /// Tells the limiter what a response said: its verdict's rate-limit readings, its usage
+    /// (now, or at a stream's end), a 429.
+    #[inline(never)]
+    fn learn_from_response(&self, response: &http::Response<ResBody>) {
+        let verdict = Verdict::of_response(response);
+        let usage = Lesson::usage_of(response.extensions(), verdict).map(|usage| Reconcile {
+            estimated: self.cost,
+            actual: self.estimator.actual(usage, &self.cost),
+            taken_at: self.taken_at,
+        });
+        if usage.is_none() {
+            if let Some(report) = StreamReport::of(response) {
+                self.reconcile_at_end(report);
+            }
+        }
+        let status = response.status();
+        // Nothing to learn from a plain success: no clock read, no lock.
+        if verdict.is_some() || usage.is_some() || status == http::StatusCode::TOO_MANY_REQUESTS {
+            let lesson = Lesson {
+                verdict,
+                status: Some(status),
+                headers: Some(response.headers()),
+                usage,
+                taken_at: self.taken_at,
+            };
+            self.limiter.learn(self.key.as_ref(), lesson);
+        }
+    }
+
+    /// Tells the limiter what an error's verdict said, and hands the error back.
+    #[inline(never)]
+    fn learn_from_error(&self, error: BoxError) -> BoxError {
+        if let Some(verdict) = Verdict::of_error(&*error) {
+            let lesson = Lesson {
+                verdict: Some(verdict),
+                taken_at: self.taken_at,
+                ..Lesson::default()
+            };
+            self.limiter.learn(self.key.as_ref(), lesson);
+        }
+        error
     }
 
     /// A streamed answer reports its usage at its end: reconcile the estimate then.

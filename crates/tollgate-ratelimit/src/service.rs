@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tollgate_core::observe::{Event, Observe};
-use tollgate_core::{BoxError, Cost, Deadline, Priority};
+use tollgate_core::{BoxError, Cost, Deadline, Priority, RouteKey};
 use tower_service::Service;
 
 use crate::error::RateLimited;
@@ -100,51 +100,122 @@ where
     /// # Panics
     ///
     /// When `poll_ready` has not returned `Ready(Ok(()))` since the last `call`.
+    #[inline]
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         assert!(
             mem::take(&mut self.ready),
             "RateLimit::call without poll_ready: poll_ready must return Ready(Ok(())) before each call"
         );
         let key = self.keyer.key(&request);
-        let cost = Cost::of(&request)
-            .copied()
-            .unwrap_or_else(|| self.estimator.estimate(&request));
-        let limiter = &self.limiter;
+        let cost = match Cost::of(&request) {
+            Some(cost) => *cost,
+            None => self.estimator.estimate(&request),
+        };
         let at = Instant::now();
-        let now = limiter.origin.offset(at);
+        let now = self.limiter.origin.offset(at);
         // Nobody waits for any key (one atomic load): the request is first in line whatever
         // its priority, which is then not even read.
-        let (priority, ahead) = if limiter.waiting() == 0 {
-            (None, None)
-        } else {
-            let priority = Priority::of(&request);
-            match limiter.place(key.as_ref(), priority) {
-                Place::Front => (Some(priority), None),
-                Place::Behind(ahead) => (Some(priority), Some(ahead)),
+        if self.limiter.waiting() != 0 {
+            return self.call_queued(request, key, cost, at, now);
+        }
+        let mut decision = self.limiter.store.admit(key.as_ref(), &cost, None, now);
+        // The common case is decided here: the quota has room and nobody waits. Then the
+        // readied inner service is called at once, with nothing to carry or allocate.
+        let answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(QuotaDecision::Admitted)) => {
+                return self.call_admitted(request, key, cost, now);
             }
+            Poll::Ready(answer) => Answer::Given(Some(answer)),
+            Poll::Pending => Answer::Coming(decision),
+        };
+        self.call_waiting(request, key, cost, at, now, None, answer)
+    }
+}
+
+impl<S, K, E: Clone, St: Store> RateLimit<S, K, E, St> {
+    /// Admitted: reports the admission to the request's observer, if any, and calls the
+    /// readied inner service.
+    #[inline]
+    fn call_admitted<B>(
+        &mut self,
+        request: http::Request<B>,
+        key: Option<RouteKey>,
+        cost: Cost,
+        now: Duration,
+    ) -> ResponseFuture<S, B, E, St>
+    where
+        S: Service<http::Request<B>> + Clone,
+    {
+        let limiter = &self.limiter;
+        if let Some(observe) = Observe::of(&request) {
+            limiter.report_admission(observe, key.as_ref(), now);
+        }
+        let admission = Admission {
+            limiter: Arc::clone(limiter),
+            key,
+            cost,
+            taken_at: now,
+            estimator: self.estimator.clone(),
+        };
+        ResponseFuture::calling(self.inner.call(request), admission)
+    }
+
+    /// Someone waits: takes a place behind them (by priority) and asks the store.
+    #[inline(never)]
+    fn call_queued<B>(
+        &mut self,
+        request: http::Request<B>,
+        key: Option<RouteKey>,
+        cost: Cost,
+        at: Instant,
+        now: Duration,
+    ) -> ResponseFuture<S, B, E, St>
+    where
+        S: Service<http::Request<B>> + Clone,
+    {
+        let limiter = &self.limiter;
+        let priority = Priority::of(&request);
+        let ahead = match limiter.place(key.as_ref(), priority) {
+            Place::Front => None,
+            Place::Behind(ahead) => Some(ahead),
         };
         let mut decision = limiter
             .store
             .admit(key.as_ref(), &cost, ahead.as_ref(), now);
-        // The common case is decided here: the quota has room and nobody waits. Then the
-        // readied inner service is called at once, with nothing to carry or allocate.
-        let mut answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop()))
-        {
+        let answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Ok(QuotaDecision::Admitted)) => {
-                if let Some(observe) = Observe::of(&request) {
-                    limiter.report_admission(observe, key.as_ref(), now);
-                }
-                let admission = Admission {
-                    limiter: Arc::clone(limiter),
-                    key,
-                    cost,
-                    taken_at: now,
-                    estimator: self.estimator.clone(),
-                };
-                return ResponseFuture::calling(self.inner.call(request), admission);
+                return self.call_admitted(request, key, cost, now);
             }
             Poll::Ready(answer) => Answer::Given(Some(answer)),
             Poll::Pending => Answer::Coming(decision),
+        };
+        self.call_waiting(request, key, cost, at, now, Some((priority, ahead)), answer)
+    }
+
+    /// Not admitted at once: hands the readied service and the request to the response future,
+    /// which waits for admission (queued, if it must wait) and then calls it, and keeps a fresh
+    /// clone for the next call. `placed` is the request's priority and what is ahead of it when
+    /// someone was waiting at the call.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn call_waiting<B>(
+        &mut self,
+        request: http::Request<B>,
+        key: Option<RouteKey>,
+        cost: Cost,
+        at: Instant,
+        now: Duration,
+        placed: Option<(Priority, Option<Cost>)>,
+        mut answer: Answer<St::Future>,
+    ) -> ResponseFuture<S, B, E, St>
+    where
+        S: Service<http::Request<B>> + Clone,
+    {
+        let limiter = &self.limiter;
+        let (priority, ahead) = match placed {
+            Some((priority, ahead)) => (priority, ahead),
+            None => (Priority::of(&request), None),
         };
         let admission = Admission {
             limiter: Arc::clone(limiter),
@@ -153,7 +224,6 @@ where
             taken_at: now,
             estimator: self.estimator.clone(),
         };
-        let priority = priority.unwrap_or_else(|| Priority::of(&request));
         let give_up = Deadline::sooner(Deadline::of(&request), self.max_wait, || at)
             .map(|end| limiter.origin.offset(end.instant()));
         // Take a place in the queue now, not at the first poll, so that requests called later

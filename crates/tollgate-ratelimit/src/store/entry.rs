@@ -212,6 +212,9 @@ impl Entry {
             && self.each().all(|(l, s)| l.is_fresh(s, now))
     }
 
+    /// The common case inline (nobody ahead, no pace, no pause, room in every limit); the
+    /// rest out of line.
+    #[inline]
     pub(super) fn admit(
         &mut self,
         cost: &Cost,
@@ -225,6 +228,13 @@ impl Entry {
         {
             return QuotaDecision::Admitted;
         }
+        self.admit_general(cost, ahead, now)
+    }
+
+    /// [`admit`](Self::admit) when the common case does not hold: waits, pauses, paces, a
+    /// cost too large.
+    #[inline(never)]
+    fn admit_general(&mut self, cost: &Cost, ahead: Option<&Cost>, now: Duration) -> QuotaDecision {
         let mut wait = self.paused(now);
         if let Some(ahead) = ahead {
             return self.queued(cost, ahead, wait, now);

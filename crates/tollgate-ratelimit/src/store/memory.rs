@@ -168,6 +168,14 @@ impl MemoryStore {
         }
     }
 
+    /// Moves `slot` to the limits of configuration `version`.
+    #[cold]
+    #[inline(never)]
+    fn follow(&self, slot: &mut Slot, key: Option<&RouteKey>, version: u64, now: Duration) {
+        slot.entry.follow(self.config().limits(key), now);
+        slot.version = version;
+    }
+
     fn config(&self) -> RwLockReadGuard<'_, Config> {
         self.config.read()
     }
@@ -175,6 +183,7 @@ impl MemoryStore {
     /// Runs `f` on the entry for `key` at `now`: created fresh, or carried over to the current
     /// limits. A new key at the cap evicts others; `None` only when it is refused, which never
     /// happens (no entry is ever in use).
+    #[inline]
     fn with_entry<T>(
         &self,
         key: Option<&RouteKey>,
@@ -184,8 +193,7 @@ impl MemoryStore {
         let version = self.version.load(Ordering::Acquire);
         let follow = |slot: &mut Slot| {
             if slot.version != version {
-                slot.entry.follow(self.config().limits(key), now);
-                slot.version = version;
+                self.follow(slot, key, version, now);
             }
         };
         let Some(key) = key else {
@@ -241,6 +249,7 @@ impl fmt::Debug for MemoryStore {
 impl Store for MemoryStore {
     type Future = Ready<Result<QuotaDecision, BoxError>>;
 
+    #[inline]
     fn admit(
         &self,
         key: Option<&RouteKey>,
