@@ -18,7 +18,7 @@ const SENSITIVE: u32 = 1 << 31;
 const INLINE: usize = 192;
 
 /// Every name and value of a `HeaderMap`, in its order: for each, the name's length (2 bytes),
-/// the value's length with [`SENSITIVE`] (4 bytes), the name, the value.
+/// the value's length with its high bit set when the value is sensitive (4 bytes), the name, the value.
 #[derive(Debug, Clone)]
 pub struct PackedHeaders {
     bytes: Buf,
