@@ -4,73 +4,41 @@
 //!
 //! One test in its own binary: the allocator counts every thread.
 
-use std::alloc::System;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
-use http::{Request, Response};
+use http::Request;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use std::alloc::System;
+
 use tollgate_core::body::BufferedBody;
 use tollgate_fallback::{FallbackConfig, FallbackLayer, Target};
 use tollgate_providers::rewrite::SetModel;
-use tower::{Layer, Service};
+use tower::Layer;
 
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// The documented bound: allocations the layer adds to a chat request whose first target succeeds.
-const DOCUMENTED_CHAT: i64 = 0;
+#[path = "../../../benches/support/mod.rs"]
+mod support;
+use support::Bare;
 
-/// The always-ready service: a 200 with no body.
-#[derive(Clone, Copy)]
-struct Bare;
+#[path = "../../../benches/support/chat.rs"]
+#[allow(dead_code)] // `Wire`: these requests go to `Bare`
+mod chat;
+use chat::chat;
 
-impl<B> Service<Request<B>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+#[path = "../../../benches/support/allocations.rs"]
+mod counting;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<B>) -> Self::Future {
-        std::future::ready(Ok(Response::new(())))
-    }
-}
-
-/// The chat request of the crate's bench: a URI, two headers, a JSON body.
-fn chat() -> Request<BufferedBody> {
-    Request::post("https://api.openai.com/v1/chat/completions")
-        .header("content-type", "application/json")
-        .header("authorization", "Bearer sk-bench")
-        .body(BufferedBody::from(
-            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
-        ))
-        .unwrap()
-}
-
-/// Allocations made while `service` answers `make()` (built outside the count).
-fn allocations<S>(service: &mut S, make: fn() -> Request<BufferedBody>) -> i64
+/// Allocations made while `service` answers `make()`.
+fn allocations<S, R>(service: &mut S, make: fn() -> Request<BufferedBody>) -> i64
 where
-    S: Service<Request<BufferedBody>>,
+    S: tower::Service<Request<BufferedBody>, Response = http::Response<R>>,
     S::Error: std::fmt::Debug,
 {
-    const N: i64 = 100;
-    let mut total = 0;
-    for _ in 0..N {
-        let request = make();
-        let before = ALLOCATOR.stats().allocations;
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(service.poll_ready(&mut cx).is_ready());
-        let future = pin!(service.call(request));
-        assert!(matches!(future.poll(&mut cx), Poll::Ready(Ok(_))));
-        total += (ALLOCATOR.stats().allocations - before) as i64;
-    }
-    total / N
+    counting::per_request(ALLOCATOR, service, make)
 }
+
+/// The documented bound: allocations the layer adds to a chat request whose first target succeeds.
+const DOCUMENTED_CHAT: i64 = 0;
 
 #[test]
 fn a_first_target_success_allocates_at_most_the_documented_count() {
