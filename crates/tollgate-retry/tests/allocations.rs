@@ -4,10 +4,10 @@
 //!
 //! One test in its own binary: the allocator counts every thread.
 
-use http::Request;
-use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use std::alloc::System;
 
+use http::Request;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tollgate_core::body::BufferedBody;
 use tollgate_retry::{RetryLayer, RetryPolicy};
 use tower::Layer;
