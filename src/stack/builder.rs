@@ -18,7 +18,7 @@ use tower::Layer;
 
 use super::error::StackError;
 use super::provider::Provider;
-use super::service::{Description, Erased, Stack, StackBody, Transport};
+use super::service::{BoxBodies, Description, Either, Erased, Stack, StackBody, Transport};
 
 /// Builds a [`Stack`]: a primary [`Provider`], fallbacks, a context-window chain, and
 /// optionally a [`MetricsLayer`] outermost and a [`CacheLayer`] under it.
@@ -370,23 +370,24 @@ fn provider_stack<T: Transport>(
 ) -> Result<Erased, StackError> {
     let rewrites = provider.rewrites()?;
     let keys = provider.key_credentials()?;
-    let classified = ClassifyLayer::new(provider.kind().classifier()).layer(transport);
+    // The optional layers are chosen by `Either`, not erased: the whole provider's stack is
+    // one type, boxed once per request (by `Erased::rewriting`). The body is boxed once, as
+    // the stack answers with a `StackBody`, which is also the `Unpin` body the timeouts want.
+    let classified = BoxBodies(ClassifyLayer::new(provider.kind().classifier()).layer(transport));
     // Time limits per attempt, below the concurrency cap (a wait for a slot is not the
-    // provider being slow); the body is boxed first, as they want an `Unpin` one.
+    // provider being slow).
     let timed = match provider.timeout_config() {
-        Some(config) => {
-            Erased::boxing_body(TimeoutLayer::new(*config).layer(Erased::boxing_body(classified)))
-        }
-        None => Erased::boxing_body(classified),
+        Some(config) => Either::Left(BoxBodies(TimeoutLayer::new(*config).layer(classified))),
+        None => Either::Right(classified),
     };
     let wire = match provider.max_in_flight_limit() {
         Some(max) => {
             let config = ConcurrencyConfig::new(max)
                 .with_max_wait(provider.max_wait())
                 .with_max_queue(provider.max_queue());
-            Erased::boxing_body(ConcurrencyLayer::new(config).layer(timed))
+            Either::Left(BoxBodies(ConcurrencyLayer::new(config).layer(timed)))
         }
-        None => timed,
+        None => Either::Right(timed),
     };
     if !keys.is_empty() {
         return with_router(provider, rewrites, keys, quotas, wire);
@@ -457,13 +458,16 @@ fn key_part(label: &str) -> String {
 /// retries, rewriting each request for the provider (endpoint, model) first. Without a
 /// breaker, each key gets the default one: the router passes over a failing key by its
 /// breaker.
-fn with_router(
+fn with_router<S>(
     provider: &Provider,
     rewrites: super::provider::Rewrites,
     keys: Vec<tollgate_providers::rewrite::Credentials>,
     quotas: &Quotas,
-    wire: Erased,
-) -> Result<Erased, StackError> {
+    wire: S,
+) -> Result<Erased, StackError>
+where
+    S: Transport<Body = StackBody>,
+{
     let label = provider.label();
     let limits = provider.effective_limits();
     let breaker = provider.breaker_config().cloned().unwrap_or_default();

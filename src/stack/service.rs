@@ -1,6 +1,8 @@
 //! [`Stack`]: the built service; the type erasure and the request rewriting behind it.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -8,6 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use pin_project_lite::pin_project;
 use tollgate_cache::CacheHandle;
 use tollgate_core::BoxError;
 use tollgate_core::body::BufferedBody;
@@ -171,7 +174,7 @@ impl Erased {
     where
         S: Transport,
     {
-        Erased(Box::new(BoxingBody(service)))
+        Erased::new(BoxBodies(service))
     }
 }
 
@@ -213,8 +216,10 @@ where
     }
 
     fn call(&mut self, request: Request<BufferedBody>) -> BoxFuture {
-        let future = self.0.call(request);
-        Box::pin(async move { future.await.map_err(Into::into) })
+        // Built straight into the box's argument: no `async` block to move it through first.
+        Box::pin(ErrInto {
+            inner: self.0.call(request),
+        })
     }
 
     fn clone_box(&self) -> Box<dyn Dyn> {
@@ -222,27 +227,155 @@ where
     }
 }
 
-#[derive(Clone)]
-struct BoxingBody<S>(S);
+pin_project! {
+    /// `inner`'s output, its error converted into a [`BoxError`].
+    struct ErrInto<F> {
+        #[pin]
+        inner: F,
+    }
+}
 
-impl<S> Dyn for BoxingBody<S>
+impl<F, E> Future for ErrInto<F>
 where
-    S: Transport,
+    F: Future<Output = Result<Response<StackBody>, E>>,
+    E: Into<BoxError>,
 {
+    type Output = Result<Response<StackBody>, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map_err(Into::into)
+    }
+}
+
+// ===== concrete glue, erased by none of it =====
+
+/// `S`, its response bodies boxed into a [`StackBody`] and its errors into a [`BoxError`]:
+/// one allocation per response, for the body; the future is `S`'s, wrapped, not boxed.
+#[derive(Clone, Debug)]
+pub(crate) struct BoxBodies<S>(pub(crate) S);
+
+impl<S, B> Service<Request<BufferedBody>> for BoxBodies<S>
+where
+    S: Service<Request<BufferedBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = BoxBodiesFuture<S::Future>;
+
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.0.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<BufferedBody>) -> BoxFuture {
-        let future = self.0.call(request);
-        Box::pin(async move {
-            let response = future.await.map_err(Into::into)?;
-            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
-        })
+    #[inline]
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        BoxBodiesFuture {
+            inner: self.0.call(request),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`BoxBodies`].
+    pub(crate) struct BoxBodiesFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, B, E> Future for BoxBodiesFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    type Output = Result<Response<StackBody>, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.poll(cx) {
+            Poll::Ready(Ok(response)) => Poll::Ready(Ok(response.map(box_body))),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// `body` as a [`StackBody`].
+fn box_body<B>(body: B) -> StackBody
+where
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// One of two services answering alike, chosen when the stack is built: an optional layer
+/// (`Left`, the layer over the service; `Right`, the service alone) without erasing either.
+#[derive(Clone, Debug)]
+pub(crate) enum Either<A, B> {
+    /// The first.
+    Left(A),
+    /// The second.
+    Right(B),
+}
+
+impl<A, B> Service<Request<BufferedBody>> for Either<A, B>
+where
+    A: Service<Request<BufferedBody>, Response = Response<StackBody>, Error = BoxError>,
+    B: Service<Request<BufferedBody>, Response = Response<StackBody>, Error = BoxError>,
+{
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = EitherFuture<A::Future, B::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Either::Left(service) => service.poll_ready(cx),
+            Either::Right(service) => service.poll_ready(cx),
+        }
     }
 
-    fn clone_box(&self) -> Box<dyn Dyn> {
-        Box::new(self.clone())
+    #[inline]
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        match self {
+            Either::Left(service) => EitherFuture::Left {
+                inner: service.call(request),
+            },
+            Either::Right(service) => EitherFuture::Right {
+                inner: service.call(request),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Either`].
+    #[project = EitherProj]
+    pub(crate) enum EitherFuture<A, B> {
+        /// The first service's.
+        Left { #[pin] inner: A },
+        /// The second service's.
+        Right { #[pin] inner: B },
+    }
+}
+
+impl<A, B, T> Future for EitherFuture<A, B>
+where
+    A: Future<Output = T>,
+    B: Future<Output = T>,
+{
+    type Output = T;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.project() {
+            EitherProj::Left { inner } => inner.poll(cx),
+            EitherProj::Right { inner } => inner.poll(cx),
+        }
     }
 }
 
