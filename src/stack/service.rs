@@ -324,8 +324,8 @@ pub(crate) enum Either<A, B> {
 
 impl<A, B> Service<Request<BufferedBody>> for Either<A, B>
 where
-    A: Service<Request<BufferedBody>, Response = Response<StackBody>, Error = BoxError>,
-    B: Service<Request<BufferedBody>, Response = Response<StackBody>, Error = BoxError>,
+    A: Service<Request<BufferedBody>, Response = Response<StackBody>, Error: Into<BoxError>>,
+    B: Service<Request<BufferedBody>, Response = Response<StackBody>, Error: Into<BoxError>>,
 {
     type Response = Response<StackBody>;
     type Error = BoxError;
@@ -334,8 +334,8 @@ where
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match self {
-            Either::Left(service) => service.poll_ready(cx),
-            Either::Right(service) => service.poll_ready(cx),
+            Either::Left(service) => service.poll_ready(cx).map_err(Into::into),
+            Either::Right(service) => service.poll_ready(cx).map_err(Into::into),
         }
     }
 
@@ -363,18 +363,20 @@ pin_project! {
     }
 }
 
-impl<A, B, T> Future for EitherFuture<A, B>
+impl<A, B, T, EA, EB> Future for EitherFuture<A, B>
 where
-    A: Future<Output = T>,
-    B: Future<Output = T>,
+    A: Future<Output = Result<T, EA>>,
+    B: Future<Output = Result<T, EB>>,
+    EA: Into<BoxError>,
+    EB: Into<BoxError>,
 {
-    type Output = T;
+    type Output = Result<T, BoxError>;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            EitherProj::Left { inner } => inner.poll(cx),
-            EitherProj::Right { inner } => inner.poll(cx),
+            EitherProj::Left { inner } => inner.poll(cx).map_err(Into::into),
+            EitherProj::Right { inner } => inner.poll(cx).map_err(Into::into),
         }
     }
 }
@@ -382,14 +384,22 @@ where
 // ===== request rewriting =====
 
 /// Rewrites each request for one provider — endpoint, credentials, model — then sends it
-/// down that provider's stack, erased as [`Plain`] erases it.
+/// down that provider's stack. It is not erased: a [`Stack`] boxes its whole future once.
 #[derive(Clone)]
-struct Rewritten<S> {
+pub(crate) struct Rewritten<S> {
     rewrites: Arc<Rewrites>,
-    inner: Plain<S>,
+    inner: S,
 }
 
 impl<S> Rewritten<S> {
+    /// `service`, each request rewritten for its provider first.
+    pub(crate) fn new(rewrites: Rewrites, service: S) -> Self {
+        Rewritten {
+            rewrites: Arc::new(rewrites),
+            inner: service,
+        }
+    }
+
     fn rewrite(&self, request: &mut Request<BufferedBody>) -> Result<(), BoxError> {
         let rewrites = &*self.rewrites;
         rewrites.endpoint.rewrite(request)?;
@@ -406,44 +416,67 @@ impl<S> Rewritten<S> {
     }
 }
 
-impl Erased {
-    /// Erases `service`, rewriting each request for its provider first.
-    pub(crate) fn rewriting<S>(rewrites: Rewrites, service: S) -> Self
-    where
-        S: Transport<Body = StackBody>,
-    {
-        Erased(Box::new(Rewritten {
-            rewrites: Arc::new(rewrites),
-            inner: Plain(service),
-        }))
-    }
-}
-
-impl<S> Dyn for Rewritten<S>
+impl<S> Service<Request<BufferedBody>> for Rewritten<S>
 where
-    S: Transport<Body = StackBody>,
+    S: Service<Request<BufferedBody>, Response = Response<StackBody>, Error: Into<BoxError>>,
 {
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = RewrittenFuture<S::Future>;
+
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<BufferedBody>) -> BoxFuture {
+    fn call(&mut self, mut request: Request<BufferedBody>) -> Self::Future {
         if let Some(models) = &self.rewrites.refused_models
             && models.names_unknown(&request)
         {
             let error = UnknownModel::new(Arc::clone(&self.rewrites.provider));
-            return Box::pin(std::future::ready(Err(error.into())));
+            return RewrittenFuture::Refused {
+                error: Some(error.into()),
+            };
         }
         match self.rewrite(&mut request) {
-            Ok(()) => self.inner.call(request),
+            Ok(()) => RewrittenFuture::Called {
+                inner: self.inner.call(request),
+            },
             Err(source) => {
                 let error = RewriteFailed::new(Arc::clone(&self.rewrites.provider), source);
-                Box::pin(std::future::ready(Err(error.into())))
+                RewrittenFuture::Refused {
+                    error: Some(error.into()),
+                }
             }
         }
     }
+}
 
-    fn clone_box(&self) -> Box<dyn Dyn> {
-        Box::new(self.clone())
+pin_project! {
+    /// The response future of [`Rewritten`].
+    #[project = RewrittenProj]
+    pub(crate) enum RewrittenFuture<F> {
+        /// Refused before anything was sent: the error, until polled.
+        Refused { error: Option<BoxError> },
+        /// Sent down the provider's stack.
+        Called { #[pin] inner: F },
+    }
+}
+
+impl<F, E> Future for RewrittenFuture<F>
+where
+    F: Future<Output = Result<Response<StackBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<StackBody>, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RewrittenProj::Called { inner } => inner.poll(cx).map_err(Into::into),
+            RewrittenProj::Refused { error } => {
+                Poll::Ready(Err(error.take().expect("polled after completion")))
+            }
+        }
     }
 }
