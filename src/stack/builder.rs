@@ -18,7 +18,9 @@ use tower::Layer;
 
 use super::error::StackError;
 use super::provider::Provider;
-use super::service::{Description, Erased, Stack, StackBody, Transport};
+use super::service::{
+    BoxBodies, Description, Either, Erased, Rewritten, Stack, StackBody, Transport,
+};
 
 /// Builds a [`Stack`]: a primary [`Provider`], fallbacks, a context-window chain, and
 /// optionally a [`MetricsLayer`] outermost and a [`CacheLayer`] under it.
@@ -302,17 +304,17 @@ impl StackBuilder {
     /// which includes building outside a tokio runtime).
     pub fn build<T: Transport>(self, transport: T) -> Result<Stack, StackError> {
         // One stack per distinct provider, shared by every chain it appears in.
-        let mut built: Vec<(Provider, Erased)> = Vec::new();
-        let mut stack_for = |provider: &Provider| -> Result<(String, Erased), StackError> {
+        let mut built: Vec<(Provider, _)> = Vec::new();
+        let mut stack_for = |provider: &Provider| -> Result<(String, _), StackError> {
             let label = provider.label();
             if let Some((existing, service)) = built.iter().find(|(p, _)| p.label() == label) {
                 if existing != provider {
                     return Err(StackError::ConflictingProviders { name: label });
                 }
-                return Ok((label, service.clone()));
+                return Ok((label, Clone::clone(service)));
             }
             let service = provider_stack(provider, &self.quotas, transport.clone())?;
-            built.push((provider.clone(), service.clone()));
+            built.push((provider.clone(), Clone::clone(&service)));
             Ok((label, service))
         };
         let (primary_name, primary) = stack_for(&self.primary)?;
@@ -325,8 +327,7 @@ impl StackBuilder {
         let fallback = chain(&self.fallback)?;
         let context_window = chain(&self.context_window)?;
 
-        let names =
-            |chain: &[(String, Erased)]| chain.iter().map(|(name, _)| name.clone()).collect();
+        let names = |chain: &[(String, _)]| chain.iter().map(|(name, _)| name.clone()).collect();
         let description = Description {
             primary: primary_name.clone(),
             fallback: names(&fallback),
@@ -334,18 +335,14 @@ impl StackBuilder {
             metrics: self.metrics.is_some(),
             cache: self.cache.as_ref().map(CacheLayer::handle),
         };
-        let targets = |chain: Vec<(String, Erased)>| {
+        let targets = |chain: Vec<(String, _)>| {
             chain
                 .into_iter()
                 .map(|(name, service)| Target::new(name, service))
                 .collect::<Vec<_>>()
         };
         let service = if fallback.is_empty() && context_window.is_empty() {
-            if self.cache.is_none() && self.metrics.is_none() {
-                primary
-            } else {
-                outermost(self.cache, self.metrics, primary)
-            }
+            outermost(self.cache, self.metrics, primary)
         } else {
             let mut config = FallbackConfig::new(targets(fallback))
                 .with_context_window_targets(targets(context_window))
@@ -362,53 +359,82 @@ impl StackBuilder {
 
 /// One provider's stack: rewrites, retry, breaker, rate limit (its quota where `quotas` says),
 /// concurrency, classify, transport; with several keys, a router over them in place of the
-/// breaker and rate limit.
+/// breaker and rate limit. One type whatever the provider's options (they are chosen by
+/// `Either`s), so that the providers' stacks need no erasing: the [`Stack`] boxes its future
+/// once, for all of them.
 fn provider_stack<T: Transport>(
     provider: &Provider,
     quotas: &Quotas,
     transport: T,
-) -> Result<Erased, StackError> {
+) -> Result<impl Transport<Body = StackBody> + use<T>, StackError> {
     let rewrites = provider.rewrites()?;
     let keys = provider.key_credentials()?;
-    let classified = ClassifyLayer::new(provider.kind().classifier()).layer(transport);
+    // The body is boxed once, as the stack answers with a `StackBody`, which is also the
+    // `Unpin` body the timeouts want.
+    let classified = BoxBodies(ClassifyLayer::new(provider.kind().classifier()).layer(transport));
     // Time limits per attempt, below the concurrency cap (a wait for a slot is not the
-    // provider being slow); the body is boxed first, as they want an `Unpin` one.
+    // provider being slow).
     let timed = match provider.timeout_config() {
-        Some(config) => {
-            Erased::boxing_body(TimeoutLayer::new(*config).layer(Erased::boxing_body(classified)))
-        }
-        None => Erased::boxing_body(classified),
+        Some(config) => Either::Left(BoxBodies(TimeoutLayer::new(*config).layer(classified))),
+        None => Either::Right(classified),
     };
     let wire = match provider.max_in_flight_limit() {
         Some(max) => {
             let config = ConcurrencyConfig::new(max)
                 .with_max_wait(provider.max_wait())
                 .with_max_queue(provider.max_queue());
-            Erased::boxing_body(ConcurrencyLayer::new(config).layer(timed))
+            Either::Left(BoxBodies(ConcurrencyLayer::new(config).layer(timed)))
         }
-        None => timed,
+        None => Either::Right(timed),
     };
-    if !keys.is_empty() {
-        return with_router(provider, rewrites, keys, quotas, wire);
-    }
+    let inner = if keys.is_empty() {
+        Either::Right(with_breaker(provider, limited(provider, quotas, wire)?))
+    } else {
+        Either::Left(with_router(provider, keys, quotas, wire)?)
+    };
+    Ok(Rewritten::new(rewrites, inner))
+}
+
+/// `wire` under the provider's rate limit (its quota where `quotas` says), if it has limits.
+fn limited<W>(
+    provider: &Provider,
+    quotas: &Quotas,
+    wire: W,
+) -> Result<impl Transport<Body = StackBody> + use<W>, StackError>
+where
+    W: Transport<Body = StackBody>,
+{
     let Some(limits) = provider.effective_limits() else {
-        return Ok(with_breaker(provider, rewrites, wire));
+        return Ok(Either::Right(wire));
     };
     let config = RateLimitConfig::new(limits.clone())
         .with_max_wait(provider.max_wait())
         .with_max_queue(provider.max_queue());
     #[cfg(feature = "redis")]
-    if let Some(shared) = &quotas.shared {
-        let store = shared_store(provider, None, shared, limits)?;
-        let layer = RateLimitLayer::from_store(store, config)
+    let limited = match &quotas.shared {
+        Some(shared) => {
+            let store = shared_store(provider, None, shared, limits)?;
+            let layer = RateLimitLayer::from_store(store, config)
+                .keyed_by(provider.model_key())
+                .with_estimator(OpenAiChat::new());
+            Either::Left(layer.layer(wire))
+        }
+        None => {
+            let layer = RateLimitLayer::new(config)
+                .keyed_by(provider.model_key())
+                .with_estimator(OpenAiChat::new());
+            Either::Right(layer.layer(wire))
+        }
+    };
+    #[cfg(not(feature = "redis"))]
+    let limited = {
+        let _ = (quotas, limits);
+        let layer = RateLimitLayer::new(config)
             .keyed_by(provider.model_key())
             .with_estimator(OpenAiChat::new());
-        return Ok(with_breaker(provider, rewrites, layer.layer(wire)));
-    }
-    let layer = RateLimitLayer::new(config)
-        .keyed_by(provider.model_key())
-        .with_estimator(OpenAiChat::new());
-    Ok(with_breaker(provider, rewrites, layer.layer(wire)))
+        layer.layer(wire)
+    };
+    Ok(Either::Left(limited))
 }
 
 /// The Redis store holding `provider`'s quota (or its API key's, `key` by place in its list)
@@ -454,16 +480,18 @@ fn key_part(label: &str) -> String {
 
 /// `wire` under a router over the provider's keys — one deployment each, with the key's
 /// credentials, the provider's limits (each key's quota where `quotas` says) and breaker — and
-/// retries, rewriting each request for the provider (endpoint, model) first. Without a
+/// retries. Without a
 /// breaker, each key gets the default one: the router passes over a failing key by its
 /// breaker.
-fn with_router(
+fn with_router<S>(
     provider: &Provider,
-    rewrites: super::provider::Rewrites,
     keys: Vec<tollgate_providers::rewrite::Credentials>,
     quotas: &Quotas,
-    wire: Erased,
-) -> Result<Erased, StackError> {
+    wire: S,
+) -> Result<impl Transport<Body = StackBody> + use<S>, StackError>
+where
+    S: Transport<Body = StackBody>,
+{
     let label = provider.label();
     let limits = provider.effective_limits();
     let breaker = provider.breaker_config().cloned().unwrap_or_default();
@@ -496,7 +524,7 @@ fn with_router(
         })?
         .with_estimator(OpenAiChat::new());
     let retry = RetryLayer::new(provider.retry_policy().clone());
-    Ok(Erased::rewriting(rewrites, retry.layer(router.layer(wire))))
+    Ok(retry.layer(router.layer(wire)))
 }
 
 /// `service` under `cache` if any, under `metrics` if any, erased once: metrics → cache →
@@ -513,20 +541,17 @@ where
     }
 }
 
-/// `inner` under the provider's breaker (unless turned off) and retries, rewriting each
-/// request for the provider first.
-fn with_breaker<S>(provider: &Provider, rewrites: super::provider::Rewrites, inner: S) -> Erased
+/// `inner` under the provider's breaker (unless turned off) and retries.
+fn with_breaker<S>(provider: &Provider, inner: S) -> impl Transport<Body = StackBody> + use<S>
 where
     S: Transport<Body = StackBody>,
 {
     let retry = RetryLayer::new(provider.retry_policy().clone());
-    match provider.breaker_config() {
-        Some(config) => {
-            let breaker = CircuitBreakerLayer::new(config.clone()).layer(inner);
-            Erased::rewriting(rewrites, retry.layer(breaker))
-        }
-        None => Erased::rewriting(rewrites, retry.layer(inner)),
-    }
+    let inner = match provider.breaker_config() {
+        Some(config) => Either::Left(CircuitBreakerLayer::new(config.clone()).layer(inner)),
+        None => Either::Right(inner),
+    };
+    retry.layer(inner)
 }
 
 impl fmt::Debug for StackBuilder {

@@ -200,10 +200,10 @@
 //!
 //! # Cost
 //!
-//! A ready stack erases its types: each provider's stack boxes its response future once per
-//! request (above its retry layer) and once per attempt (below its rate limiter), and each
-//! response body once; the fallback, cache and metrics layers add one more per request
-//! between them, and a cache boxes each response body (a hit's too) once more — a few
+//! A ready stack erases its types once: it boxes its response future once per request (the
+//! providers' stacks, the fallback and the metrics inside it are not erased), and each
+//! response body once (twice with timeouts, which want an `Unpin` body; three times under a
+//! concurrency cap); a cache boxes each response body (a hit's too) once more — a few
 //! allocations against a call that takes seconds. For a stack without them, compose the
 //! layers yourself with [`ServiceBuilderExt`](crate::ServiceBuilderExt).
 

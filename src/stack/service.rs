@@ -1,6 +1,8 @@
 //! [`Stack`]: the built service; the type erasure and the request rewriting behind it.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -8,6 +10,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use pin_project_lite::pin_project;
 use tollgate_cache::CacheHandle;
 use tollgate_core::BoxError;
 use tollgate_core::body::BufferedBody;
@@ -171,7 +174,7 @@ impl Erased {
     where
         S: Transport,
     {
-        Erased(Box::new(BoxingBody(service)))
+        Erased::new(BoxBodies(service))
     }
 }
 
@@ -213,31 +216,9 @@ where
     }
 
     fn call(&mut self, request: Request<BufferedBody>) -> BoxFuture {
-        let future = self.0.call(request);
-        Box::pin(async move { future.await.map_err(Into::into) })
-    }
-
-    fn clone_box(&self) -> Box<dyn Dyn> {
-        Box::new(self.clone())
-    }
-}
-
-#[derive(Clone)]
-struct BoxingBody<S>(S);
-
-impl<S> Dyn for BoxingBody<S>
-where
-    S: Transport,
-{
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Request<BufferedBody>) -> BoxFuture {
-        let future = self.0.call(request);
-        Box::pin(async move {
-            let response = future.await.map_err(Into::into)?;
-            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+        // Built straight into the box's argument: no `async` block to move it through first.
+        Box::pin(ErrInto {
+            inner: self.0.call(request),
         })
     }
 
@@ -246,17 +227,179 @@ where
     }
 }
 
+pin_project! {
+    /// `inner`'s output, its error converted into a [`BoxError`].
+    struct ErrInto<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, E> Future for ErrInto<F>
+where
+    F: Future<Output = Result<Response<StackBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<StackBody>, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map_err(Into::into)
+    }
+}
+
+// ===== concrete glue, erased by none of it =====
+
+/// `S`, its response bodies boxed into a [`StackBody`] and its errors into a [`BoxError`]:
+/// one allocation per response, for the body; the future is `S`'s, wrapped, not boxed.
+#[derive(Clone, Debug)]
+pub(crate) struct BoxBodies<S>(pub(crate) S);
+
+impl<S, B> Service<Request<BufferedBody>> for BoxBodies<S>
+where
+    S: Service<Request<BufferedBody>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = BoxBodiesFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        BoxBodiesFuture {
+            inner: self.0.call(request),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`BoxBodies`].
+    pub(crate) struct BoxBodiesFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, B, E> Future for BoxBodiesFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    type Output = Result<Response<StackBody>, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.poll(cx) {
+            Poll::Ready(Ok(response)) => Poll::Ready(Ok(response.map(box_body))),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// `body` as a [`StackBody`].
+fn box_body<B>(body: B) -> StackBody
+where
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// One of two services answering alike, chosen when the stack is built: an optional layer
+/// (`Left`, the layer over the service; `Right`, the service alone) without erasing either.
+#[derive(Clone, Debug)]
+pub(crate) enum Either<A, B> {
+    /// The first.
+    Left(A),
+    /// The second.
+    Right(B),
+}
+
+impl<A, B> Service<Request<BufferedBody>> for Either<A, B>
+where
+    A: Service<Request<BufferedBody>, Response = Response<StackBody>, Error: Into<BoxError>>,
+    B: Service<Request<BufferedBody>, Response = Response<StackBody>, Error: Into<BoxError>>,
+{
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = EitherFuture<A::Future, B::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Either::Left(service) => service.poll_ready(cx).map_err(Into::into),
+            Either::Right(service) => service.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request<BufferedBody>) -> Self::Future {
+        match self {
+            Either::Left(service) => EitherFuture::Left {
+                inner: service.call(request),
+            },
+            Either::Right(service) => EitherFuture::Right {
+                inner: service.call(request),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Either`].
+    #[project = EitherProj]
+    pub(crate) enum EitherFuture<A, B> {
+        /// The first service's.
+        Left { #[pin] inner: A },
+        /// The second service's.
+        Right { #[pin] inner: B },
+    }
+}
+
+impl<A, B, T, EA, EB> Future for EitherFuture<A, B>
+where
+    A: Future<Output = Result<T, EA>>,
+    B: Future<Output = Result<T, EB>>,
+    EA: Into<BoxError>,
+    EB: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            EitherProj::Left { inner } => inner.poll(cx).map_err(Into::into),
+            EitherProj::Right { inner } => inner.poll(cx).map_err(Into::into),
+        }
+    }
+}
+
 // ===== request rewriting =====
 
 /// Rewrites each request for one provider — endpoint, credentials, model — then sends it
-/// down that provider's stack, erased as [`Plain`] erases it.
+/// down that provider's stack. It is not erased: a [`Stack`] boxes its whole future once.
 #[derive(Clone)]
-struct Rewritten<S> {
+pub(crate) struct Rewritten<S> {
     rewrites: Arc<Rewrites>,
-    inner: Plain<S>,
+    inner: S,
 }
 
 impl<S> Rewritten<S> {
+    /// `service`, each request rewritten for its provider first.
+    pub(crate) fn new(rewrites: Rewrites, service: S) -> Self {
+        Rewritten {
+            rewrites: Arc::new(rewrites),
+            inner: service,
+        }
+    }
+
     fn rewrite(&self, request: &mut Request<BufferedBody>) -> Result<(), BoxError> {
         let rewrites = &*self.rewrites;
         rewrites.endpoint.rewrite(request)?;
@@ -273,44 +416,67 @@ impl<S> Rewritten<S> {
     }
 }
 
-impl Erased {
-    /// Erases `service`, rewriting each request for its provider first.
-    pub(crate) fn rewriting<S>(rewrites: Rewrites, service: S) -> Self
-    where
-        S: Transport<Body = StackBody>,
-    {
-        Erased(Box::new(Rewritten {
-            rewrites: Arc::new(rewrites),
-            inner: Plain(service),
-        }))
-    }
-}
-
-impl<S> Dyn for Rewritten<S>
+impl<S> Service<Request<BufferedBody>> for Rewritten<S>
 where
-    S: Transport<Body = StackBody>,
+    S: Service<Request<BufferedBody>, Response = Response<StackBody>, Error: Into<BoxError>>,
 {
+    type Response = Response<StackBody>;
+    type Error = BoxError;
+    type Future = RewrittenFuture<S::Future>;
+
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<BufferedBody>) -> BoxFuture {
+    fn call(&mut self, mut request: Request<BufferedBody>) -> Self::Future {
         if let Some(models) = &self.rewrites.refused_models
             && models.names_unknown(&request)
         {
             let error = UnknownModel::new(Arc::clone(&self.rewrites.provider));
-            return Box::pin(std::future::ready(Err(error.into())));
+            return RewrittenFuture::Refused {
+                error: Some(error.into()),
+            };
         }
         match self.rewrite(&mut request) {
-            Ok(()) => self.inner.call(request),
+            Ok(()) => RewrittenFuture::Called {
+                inner: self.inner.call(request),
+            },
             Err(source) => {
                 let error = RewriteFailed::new(Arc::clone(&self.rewrites.provider), source);
-                Box::pin(std::future::ready(Err(error.into())))
+                RewrittenFuture::Refused {
+                    error: Some(error.into()),
+                }
             }
         }
     }
+}
 
-    fn clone_box(&self) -> Box<dyn Dyn> {
-        Box::new(self.clone())
+pin_project! {
+    /// The response future of [`Rewritten`].
+    #[project = RewrittenProj]
+    pub(crate) enum RewrittenFuture<F> {
+        /// Refused before anything was sent: the error, until polled.
+        Refused { error: Option<BoxError> },
+        /// Sent down the provider's stack.
+        Called { #[pin] inner: F },
+    }
+}
+
+impl<F, E> Future for RewrittenFuture<F>
+where
+    F: Future<Output = Result<Response<StackBody>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<StackBody>, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RewrittenProj::Called { inner } => inner.poll(cx).map_err(Into::into),
+            RewrittenProj::Refused { error } => {
+                Poll::Ready(Err(error.take().expect("polled after completion")))
+            }
+        }
     }
 }
