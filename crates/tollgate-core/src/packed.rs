@@ -53,54 +53,56 @@ impl std::fmt::Debug for Buf {
 impl PackedHeaders {
     /// `headers` packed; `None` if one of its values could not be rebuilt from its bytes (one
     /// built without the usual checks) or is too long to pack: such headers are cloned.
+    #[inline]
     pub fn pack(headers: &HeaderMap) -> Option<Self> {
-        // First the size, and whether every value can be rebuilt; then the bytes, inline when
-        // they fit.
+        // One pass while the bytes fit inline: each name and value is checked, measured and
+        // copied at once. Past the inline room, a second pass copies them to the heap.
+        let mut inline = [0; INLINE];
         let mut size = 0;
         let mut bad = false;
         for (name, value) in headers {
-            let value = value.as_bytes();
+            let name = name.as_str().as_bytes();
+            let value_bytes = value.as_bytes();
             // No early exit, so that the check vectorizes.
-            bad |= value.iter().fold(false, |bad, &b| bad | !valid(b));
+            bad |= value_bytes.iter().fold(false, |bad, &b| bad | !valid(b));
             // A header name is at most 65,535 bytes long (http's limit).
-            bad |= value.len() >= SENSITIVE as usize || name.as_str().len() > usize::from(u16::MAX);
-            size += 6 + name.as_str().len() + value.len();
+            bad |= value_bytes.len() >= SENSITIVE as usize || name.len() > usize::from(u16::MAX);
+            let end = size + 6 + name.len() + value_bytes.len();
+            if let Some(out) = inline.get_mut(size..end) {
+                write_entry(out, name, value);
+            }
+            size = end;
         }
         if bad {
             return None;
         }
-        let mut bytes = match size <= INLINE {
-            // No headers: nothing to zero.
+        let bytes = match size <= INLINE {
+            // No headers: nothing to keep.
             true if size == 0 => Buf::Heap(Vec::new()),
             true => Buf::Inline {
                 len: size,
-                bytes: [0; INLINE],
+                bytes: inline,
             },
-            false => Buf::Heap(vec![0; size]),
+            false => Buf::Heap(Self::pack_to_heap(headers, size)),
         };
-        let mut out = match &mut bytes {
-            Buf::Inline { len, bytes } => &mut bytes[..*len],
-            Buf::Heap(heap) => &mut heap[..],
-        };
-        for (name, value) in headers {
-            let name = name.as_str().as_bytes();
-            let mut value_len = value.len() as u32;
-            if value.is_sensitive() {
-                value_len |= SENSITIVE;
-            }
-            let (lengths, rest) = out.split_at_mut(6);
-            lengths[..2].copy_from_slice(&(name.len() as u16).to_le_bytes());
-            lengths[2..].copy_from_slice(&value_len.to_le_bytes());
-            let (name_out, rest) = rest.split_at_mut(name.len());
-            name_out.copy_from_slice(name);
-            let (value_out, rest) = rest.split_at_mut(value.len());
-            value_out.copy_from_slice(value.as_bytes());
-            out = rest;
-        }
         Some(PackedHeaders {
             bytes,
             count: headers.len(),
         })
+    }
+
+    /// Headers of `size` packed bytes, too many to keep inline.
+    #[cold]
+    fn pack_to_heap(headers: &HeaderMap, size: usize) -> Vec<u8> {
+        let mut heap = vec![0; size];
+        let mut at = 0;
+        for (name, value) in headers {
+            let name = name.as_str().as_bytes();
+            let end = at + 6 + name.len() + value.len();
+            write_entry(&mut heap[at..end], name, value);
+            at = end;
+        }
+        heap
     }
 
     /// The headers again, equal to those packed.
@@ -122,6 +124,21 @@ impl PackedHeaders {
         }
         headers
     }
+}
+
+/// Writes one packed entry into `out`, exactly its size: the lengths, the name, the value.
+#[inline]
+fn write_entry(out: &mut [u8], name: &[u8], value: &HeaderValue) {
+    let mut value_len = value.len() as u32;
+    if value.is_sensitive() {
+        value_len |= SENSITIVE;
+    }
+    let (lengths, rest) = out.split_at_mut(6);
+    lengths[..2].copy_from_slice(&(name.len() as u16).to_le_bytes());
+    lengths[2..].copy_from_slice(&value_len.to_le_bytes());
+    let (name_out, value_out) = rest.split_at_mut(name.len());
+    name_out.copy_from_slice(name);
+    value_out.copy_from_slice(value.as_bytes());
 }
 
 /// A byte `HeaderValue::from_bytes` accepts: visible ASCII, space, tab and obs-text.
@@ -181,6 +198,21 @@ mod tests {
         let packed = PackedHeaders::pack(&small).expect("packable");
         assert!(matches!(packed.bytes, Buf::Inline { .. }));
         assert_same(&packed.unpack(), &small);
+    }
+
+    /// The inline room is filled exactly, and one byte past it spills the whole set to the heap.
+    #[test]
+    fn the_inline_boundary_is_exact() {
+        for (extra, inline) in [(0, true), (1, false)] {
+            let mut headers = HeaderMap::new();
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+            // content-type takes 6 + 12 + 16 bytes; x-key takes 6 + 5 + the value.
+            let value = "v".repeat(INLINE - 34 - 11 + extra);
+            headers.insert("x-key", HeaderValue::from_str(&value).unwrap());
+            let packed = PackedHeaders::pack(&headers).expect("packable");
+            assert_eq!(matches!(packed.bytes, Buf::Inline { .. }), inline);
+            assert_same(&packed.unpack(), &headers);
+        }
     }
 
     #[test]
