@@ -67,22 +67,31 @@ pin_project! {
 
 impl<S, Req, J, R, H> ResponseFuture<S, Req, J, R, H>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
+    Req: Clone,
+    J: Judge<Req, S::Response>,
 {
-    #[inline]
-    pub(crate) fn new(
-        future: S::Future,
-        service: S,
-        request: Kept<Req>,
-        shared: Arc<Shared<J, R, H>>,
+    /// Sends the first attempt of `request` to `service` (readied), keeping a copy of the
+    /// request and a clone of the service for retries.
+    ///
+    /// The future is written as one struct literal, the copy first (field initializers run in
+    /// order, before `request` moves into the first attempt): each part is built where it
+    /// stays, not built aside and moved in.
+    #[inline(always)]
+    pub(crate) fn start(
+        service: &mut S,
+        mut request: Req,
+        shared: &Arc<Shared<J, R, H>>,
         give_up_at: Option<Instant>,
         observe: Option<Observe>,
     ) -> Self {
         ResponseFuture {
-            state: State::Calling { future },
-            service,
-            request,
-            shared,
+            request: shared.judge.keep(&mut request),
+            state: State::Calling {
+                future: service.call(request),
+            },
+            service: service.clone(),
+            shared: Arc::clone(shared),
             attempts: 1,
             overloaded: 0,
             previous: Duration::ZERO,
@@ -169,10 +178,13 @@ where
     /// Calling, done: the judge's verdict on the attempt's outcome, recorded on its span.
     fn judge(&mut self, outcome: &Result<S::Response, BoxError>) -> Verdict {
         let verdict = self.shared.judge.judge(outcome.as_ref());
-        self.span
-            .record("outcome", verdict.class().map_or("success", |c| c.as_str()));
-        if let Some(status) = verdict.status() {
-            self.span.record("status", status.as_u16());
+        // A disabled span (no subscriber wants it) records nothing: skip looking up its fields.
+        if !self.span.is_disabled() {
+            self.span
+                .record("outcome", verdict.class().map_or("success", |c| c.as_str()));
+            if let Some(status) = verdict.status() {
+                self.span.record("status", status.as_u16());
+            }
         }
         verdict
     }

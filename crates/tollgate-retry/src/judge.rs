@@ -127,7 +127,7 @@ impl<B, ResBody, C: Classify> Judge<http::Request<B>, http::Response<ResBody>> f
 
     /// Keeps the headers packed in one buffer and the rest of the request cloned (the URI's and
     /// the body's bytes are shared, not copied); headers that cannot be packed are cloned.
-    #[inline]
+    #[inline(always)]
     fn keep(&self, request: &mut http::Request<B>) -> Kept<http::Request<B>>
     where
         http::Request<B>: Clone,

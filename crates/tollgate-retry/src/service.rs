@@ -85,7 +85,8 @@ where
 
     /// Sends the first attempt at once, keeping a copy of the request (as the judge keeps it:
     /// [`Judge::keep`]) and a clone of the inner service for retries.
-    fn call(&mut self, mut request: Req) -> Self::Future {
+    #[inline]
+    fn call(&mut self, request: Req) -> Self::Future {
         let shared = &self.shared;
         let by_deadline = shared.judge.deadline(&request).map(Deadline::at);
         // The clock is read only with a total time.
@@ -95,16 +96,7 @@ where
             budget.deposit(budget.elapsed());
         }
         let observe = shared.judge.observe(&request);
-        let kept = shared.judge.keep(&mut request);
-        let future = self.inner.call(request);
-        ResponseFuture::new(
-            future,
-            self.inner.clone(),
-            kept,
-            Arc::clone(shared),
-            give_up_at,
-            observe,
-        )
+        ResponseFuture::start(&mut self.inner, request, shared, give_up_at, observe)
     }
 }
 
