@@ -101,16 +101,20 @@ impl<S, ResBody> ResponseFuture<S, ResBody>
 where
     S: Service<http::Request<BufferedBody>>,
 {
+    /// Keeps a copy of `request` and sends the request itself to `primary`: one struct
+    /// literal, so that the copy is written in place rather than moved into the future.
     #[inline]
     pub(crate) fn calling_primary(
-        future: S::Future,
-        request: Kept,
+        primary: &mut S,
+        request: http::Request<BufferedBody>,
         shared: Arc<Shared<S>>,
         give_up_at: Option<u64>,
     ) -> Self {
         ResponseFuture {
-            state: State::Calling { future },
-            request,
+            request: Kept::copy(&request),
+            state: State::Calling {
+                future: primary.call(request),
+            },
             shared,
             current: Place::Primary,
             give_up_at,
@@ -176,6 +180,12 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx)).map_err(Into::into);
+                    // The common case, a success, needs no verdict built nor judged.
+                    if succeeded(&outcome) {
+                        this.hand_back(&outcome);
+                        this.state.set(State::Done);
+                        return Poll::Ready(outcome);
+                    }
                     let (chain, visited) = this
                         .later
                         .as_deref()
@@ -502,6 +512,19 @@ fn prepare<S: Clone>(
     };
     *pending = Some(prepared);
     Ok(())
+}
+
+/// Whether `outcome` is a success, which [`judge`] hands back whatever the chain: its attached
+/// verdict says so, or, with none, its status is below 400 (as `Verdict::of_outcome` reads it).
+#[inline]
+fn succeeded<B>(outcome: &Result<http::Response<B>, BoxError>) -> bool {
+    match outcome {
+        Ok(response) => match Verdict::of_response(response) {
+            Some(verdict) => verdict.is_success(),
+            None => response.status().as_u16() < 400,
+        },
+        Err(_) => false,
+    }
 }
 
 /// The verdict on an outcome, and what it means here. Every layer's refusal carries its
