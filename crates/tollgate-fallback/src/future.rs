@@ -44,20 +44,13 @@ pin_project! {
         // The request, for the targets after the first.
         request: Kept,
         shared: Arc<Shared<S>>,
-        // The primary's clone, when it was cooling at the call and may be waited for.
-        primary: Option<S>,
-        // The target being tried, and where the scan goes on from.
+        // The target being tried.
         current: Place,
-        chain: Chain,
-        next: usize,
-        // A target chosen and its prepared request, until it is ready.
-        pending: Option<(S, http::Request<BufferedBody>)>,
-        tried: Vec<(Arc<str>, Verdict)>,
-        // Targets passed over while cooling down, to wait for or report once the scan ends.
-        skipped: Vec<Place>,
-        // The chains entered so far: each at most once.
-        visited: u8,
         give_up_at: Option<u64>,
+        // What only the targets after the first need: allocated at the first failure (or at
+        // the call, when the primary is cooling), so that a first target's success carries,
+        // moves and drops none of it.
+        later: Option<Box<Later<S>>>,
         _body: std::marker::PhantomData<fn() -> ResBody>,
     }
 }
@@ -73,29 +66,59 @@ pin_project! {
     }
 }
 
-impl<S, ResBody> ResponseFuture<S, ResBody>
-where
-    S: Service<http::Request<BufferedBody>>,
-{
-    pub(crate) fn calling_primary(
-        future: S::Future,
-        request: Kept,
-        shared: Arc<Shared<S>>,
-        give_up_at: Option<u64>,
-    ) -> Self {
-        ResponseFuture {
-            state: State::Calling { future },
-            request,
-            shared,
-            primary: None,
-            current: Place::Primary,
+/// The scan's state after the first target: where it goes on from, what was tried and passed
+/// over.
+struct Later<S> {
+    // The primary's clone, when it was cooling at the call and may be waited for.
+    primary: Option<S>,
+    // Where the scan goes on from.
+    chain: Chain,
+    next: usize,
+    // A target chosen and its prepared request, until it is ready.
+    pending: Option<(S, http::Request<BufferedBody>)>,
+    tried: Vec<(Arc<str>, Verdict)>,
+    // Targets passed over while cooling down, to wait for or report once the scan ends.
+    skipped: Vec<Place>,
+    // The chains entered so far: each at most once.
+    visited: u8,
+}
+
+impl<S> Later<S> {
+    fn new(primary: Option<S>) -> Box<Self> {
+        Box::new(Later {
+            primary,
             chain: Chain::Main,
             next: 0,
             pending: None,
             tried: Vec::new(),
             skipped: Vec::new(),
             visited: chain_bit(Chain::Main),
+        })
+    }
+}
+
+impl<S, ResBody> ResponseFuture<S, ResBody>
+where
+    S: Service<http::Request<BufferedBody>>,
+{
+    /// Keeps a copy of `request` and sends the request itself to `primary`: one struct
+    /// literal, so that the copy is written in place rather than moved into the future.
+    #[inline]
+    pub(crate) fn calling_primary(
+        primary: &mut S,
+        request: http::Request<BufferedBody>,
+        shared: Arc<Shared<S>>,
+        give_up_at: Option<u64>,
+    ) -> Self {
+        ResponseFuture {
+            request: Kept::copy(&request),
+            state: State::Calling {
+                future: primary.call(request),
+            },
+            shared,
+            current: Place::Primary,
             give_up_at,
+            later: None,
             _body: std::marker::PhantomData,
         }
     }
@@ -110,15 +133,9 @@ where
             state: State::Choosing,
             request,
             shared,
-            primary: Some(primary),
             current: Place::Primary,
-            chain: Chain::Main,
-            next: 0,
-            pending: None,
-            tried: Vec::new(),
-            skipped: Vec::new(),
-            visited: chain_bit(Chain::Main),
             give_up_at,
+            later: Some(Later::new(Some(primary))),
             _body: std::marker::PhantomData,
         }
     }
@@ -163,8 +180,19 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx)).map_err(Into::into);
-                    let (verdict, next) =
-                        judge(this.shared, outcome.as_ref(), *this.chain, *this.visited);
+                    // The common case, a success, needs no verdict built nor judged.
+                    if succeeded(&outcome) {
+                        this.hand_back(&outcome);
+                        this.state.set(State::Done);
+                        return Poll::Ready(outcome);
+                    }
+                    let (chain, visited) = this
+                        .later
+                        .as_deref()
+                        .map_or((Chain::Main, chain_bit(Chain::Main)), |later| {
+                            (later.chain, later.visited)
+                        });
+                    let (verdict, next) = judge(this.shared, outcome.as_ref(), chain, visited);
                     if let Next::Return = next {
                         this.hand_back(&outcome);
                         this.state.set(State::Done);
@@ -231,16 +259,17 @@ where
             class,
             local: verdict.is_local_refusal(),
         });
-        self.tried.push((name, verdict));
+        let later = self.later.get_or_insert_with(|| Later::new(None));
+        later.tried.push((name, verdict));
         match (next, cause) {
             (Next::MoveOn(Some(wait)), Some(cause)) => {
                 let until = shared.now().saturating_add(nanos(wait));
                 cell(shared, *self.current).extend(until, cause);
             }
             (Next::Switch(chain), _) => {
-                *self.visited |= chain_bit(chain);
-                *self.chain = chain;
-                *self.next = 0;
+                later.visited |= chain_bit(chain);
+                later.chain = chain;
+                later.next = 0;
             }
             _ => {}
         }
@@ -256,14 +285,22 @@ where
                 return self.after_scan(now);
             };
             let shared = &**self.shared;
-            match prepare(shared, self.primary, self.request, place, self.pending) {
+            let later = later(self.later);
+            match prepare(
+                shared,
+                &later.primary,
+                self.request,
+                place,
+                &mut later.pending,
+            ) {
                 Ok(()) => {
                     *self.current = place;
                     return Choice::Chosen;
                 }
                 Err(error) => {
                     let name = name_of(shared, place);
-                    self.tried
+                    later
+                        .tried
                         .push((name, tollgate_core::transport_verdict(&*error)));
                 }
             }
@@ -273,27 +310,28 @@ where
     /// The next place of the chain that is not cooling down; those that are, are kept aside.
     fn scan(&mut self, now: u64) -> Option<Place> {
         let shared = &**self.shared;
+        let later = later(self.later);
         // In the main chain, a primary that was cooling at the call comes first.
-        if *self.chain == Chain::Main && *self.next == 0 && self.primary.is_some() {
-            *self.next = 1;
+        if later.chain == Chain::Main && later.next == 0 && later.primary.is_some() {
+            later.next = 1;
             if cooldown(shared, Place::Primary) <= now {
                 return Some(Place::Primary);
             }
-            self.skipped.push(Place::Primary);
+            later.skipped.push(Place::Primary);
         }
-        if *self.chain == Chain::Main && *self.next == 0 {
+        if later.chain == Chain::Main && later.next == 0 {
             // The primary was tried at the call.
-            *self.next = 1;
+            later.next = 1;
         }
-        let offset = usize::from(*self.chain == Chain::Main);
-        let targets = shared.chain(*self.chain);
-        while *self.next - offset < targets.len() {
-            let place = Place::In(*self.chain, *self.next - offset);
-            *self.next += 1;
+        let offset = usize::from(later.chain == Chain::Main);
+        let targets = shared.chain(later.chain);
+        while later.next - offset < targets.len() {
+            let place = Place::In(later.chain, later.next - offset);
+            later.next += 1;
             if cooldown(shared, place) <= now {
                 return Some(place);
             }
-            self.skipped.push(place);
+            later.skipped.push(place);
         }
         None
     }
@@ -301,7 +339,8 @@ where
     /// The scan is over: wait for the target passed over that is free first, or give up.
     fn after_scan(&mut self, now: u64) -> Choice {
         let shared = &**self.shared;
-        let earliest = self
+        let later = later(self.later);
+        let earliest = later
             .skipped
             .iter()
             .enumerate()
@@ -309,15 +348,15 @@ where
             .min();
         match earliest {
             Some((until, i)) if self.give_up_at.is_some_and(|limit| until <= limit) => {
-                let place = self.skipped.swap_remove(i);
+                let place = later.skipped.swap_remove(i);
                 let until = shared.origin.instant_nanos(until);
                 Choice::Wait { until, place }
             }
             earliest => {
                 let retry_after =
                     earliest.map(|(until, _)| Duration::from_nanos(until.saturating_sub(now)));
-                let tried = std::mem::take(self.tried);
-                let skipped = self
+                let tried = std::mem::take(&mut later.tried);
+                let skipped = later
                     .skipped
                     .iter()
                     .map(|place| {
@@ -336,13 +375,20 @@ where
     /// meanwhile (never shortened) or its request cannot be prepared. `false`: choose again.
     fn take_cooled(&mut self, place: Place) -> bool {
         let shared = &**self.shared;
+        let later = later(self.later);
         if cooldown(shared, place) > shared.now() {
-            self.skipped.push(place);
+            later.skipped.push(place);
             return false;
         }
-        if let Err(error) = prepare(shared, self.primary, self.request, place, self.pending) {
+        if let Err(error) = prepare(
+            shared,
+            &later.primary,
+            self.request,
+            place,
+            &mut later.pending,
+        ) {
             let verdict = tollgate_core::transport_verdict(&*error);
-            self.tried.push((name_of(shared, place), verdict));
+            later.tried.push((name_of(shared, place), verdict));
             return false;
         }
         *self.current = place;
@@ -352,18 +398,28 @@ where
     /// Readying: the chosen target's call once it is ready; `None` if it failed to get ready
     /// (recorded, to choose again).
     fn call_chosen(&mut self, cx: &mut Context<'_>) -> Poll<Option<S::Future>> {
-        let (service, _) = self.pending.as_mut().expect("a target was chosen");
+        let later = later(self.later);
+        let (service, _) = later.pending.as_mut().expect("a target was chosen");
         if let Err(error) = ready!(service.poll_ready(cx)) {
             let error: BoxError = error.into();
             let verdict = tollgate_core::transport_verdict(&*error);
-            self.tried
+            later
+                .tried
                 .push((name_of(self.shared, *self.current), verdict));
-            *self.pending = None;
+            later.pending = None;
             return Poll::Ready(None);
         }
-        let (mut service, request) = self.pending.take().expect("checked above");
+        let (mut service, request) = later.pending.take().expect("checked above");
         Poll::Ready(Some(service.call(request)))
     }
+}
+
+/// The scan's state: there from the first failure on (or from the call, when the primary was
+/// cooling), which is before any state but calling the first target.
+fn later<S>(later: &mut Option<Box<Later<S>>>) -> &mut Later<S> {
+    later
+        .as_deref_mut()
+        .expect("set before the first target is left")
 }
 
 fn chain_bit(chain: Chain) -> u8 {
@@ -458,6 +514,19 @@ fn prepare<S: Clone>(
     Ok(())
 }
 
+/// Whether `outcome` is a success, which [`judge`] hands back whatever the chain: its attached
+/// verdict says so, or, with none, its status is below 400 (as `Verdict::of_outcome` reads it).
+#[inline]
+fn succeeded<B>(outcome: &Result<http::Response<B>, BoxError>) -> bool {
+    match outcome {
+        Ok(response) => match Verdict::of_response(response) {
+            Some(verdict) => verdict.is_success(),
+            None => response.status().as_u16() < 400,
+        },
+        Err(_) => false,
+    }
+}
+
 /// The verdict on an outcome, and what it means here. Every layer's refusal carries its
 /// verdict (an open breaker: an overload, elsewhere, for the time it stays open; a local
 /// quota: a rate limit for as long as it says; a retry layer that gave up: the last attempt's,
@@ -522,7 +591,10 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("current", &self.current)
-            .field("tried", &self.tried.len())
+            .field(
+                "tried",
+                &self.later.as_ref().map_or(0, |later| later.tried.len()),
+            )
             .finish_non_exhaustive()
     }
 }

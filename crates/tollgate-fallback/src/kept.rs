@@ -26,6 +26,7 @@ enum Headers {
 
 impl Kept {
     /// A copy of `request`.
+    #[inline]
     pub(crate) fn copy(request: &http::Request<BufferedBody>) -> Self {
         let headers = match PackedHeaders::pack(request.headers()) {
             Some(packed) => Headers::Packed(packed),

@@ -189,10 +189,8 @@ where
         // No clock read unless the primary ever cooled down.
         let until = shared.primary.until();
         if until == 0 || until <= shared.now() {
-            // The copy for the targets after it; the primary gets the request itself.
-            let kept = Kept::copy(&request);
-            let future = self.inner.call(request);
-            return ResponseFuture::calling_primary(future, kept, shared, give_up_at);
+            // A copy kept for the targets after it; the primary gets the request itself.
+            return ResponseFuture::calling_primary(&mut self.inner, request, shared, give_up_at);
         }
         let kept = Kept::whole(request);
         ResponseFuture::skipping_primary(self.inner.clone(), kept, shared, give_up_at)
