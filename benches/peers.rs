@@ -1,6 +1,7 @@
 //! Every tollgate layer beside its peers, in one run: what each adds per request over the bare,
-//! always-ready service measured in the same run, and the same for tower's `RateLimit` and
-//! `ConcurrencyLimit` and tower-resilience's `RateLimiter` and `CircuitBreaker`. Run with
+//! always-ready service measured in the same run, and the same for tower's `RateLimit`,
+//! `ConcurrencyLimit` and `Retry` (with a policy that only keeps a copy of each request) and
+//! tower-resilience's `RateLimiter` and `CircuitBreaker`. Run with
 //! `cargo bench --bench peers`; at the end it prints a markdown table of the figures.
 //!
 //! Two groups:
@@ -61,6 +62,9 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 #[allow(dead_code)] // `Bare` answers `Response<()>`, which `ClassifyLayer` cannot read: see `Wire`
 mod support;
 use support::send;
+#[path = "support/clone_only.rs"]
+mod clone_only;
+use clone_only::CloneOnly;
 
 const fn n(v: u64) -> NonZeroU64 {
     NonZeroU64::new(v).unwrap()
@@ -293,6 +297,7 @@ mod id {
     pub(crate) const BARE: &str = "bare";
     pub(crate) const TOWER_RATE: &str = "tower RateLimit";
     pub(crate) const TOWER_CONCURRENCY: &str = "tower ConcurrencyLimit";
+    pub(crate) const TOWER_RETRY: &str = "tower Retry, cloning the request";
     pub(crate) const RESILIENCE_RATE: &str = "tower-resilience RateLimiter";
     pub(crate) const RESILIENCE_BREAKER: &str = "tower-resilience CircuitBreaker";
     pub(crate) const UNKEYED: &str = "rate limit, unkeyed, 1 dimension";
@@ -341,6 +346,10 @@ fn peers(c: &mut Criterion) {
     });
     group.bench_function(id::TOWER_CONCURRENCY, |b| {
         let mut service = tower::limit::ConcurrencyLimitLayer::new(64).layer(Wire::plain());
+        b.iter_batched(chat, |r| send(&mut service, r).status(), batch);
+    });
+    group.bench_function(id::TOWER_RETRY, |b| {
+        let mut service = tower::retry::RetryLayer::new(CloneOnly).layer(Wire::plain());
         b.iter_batched(chat, |r| send(&mut service, r).status(), batch);
     });
     group.bench_function(id::RESILIENCE_RATE, |b| {
@@ -584,7 +593,7 @@ const ROWS: &[Row] = &[
     Row {
         id: id::RETRY,
         baseline: Some(id::BARE),
-        peers: &[],
+        peers: &[id::TOWER_RETRY],
     },
     Row {
         id: id::FALLBACK,

@@ -15,31 +15,13 @@ use support::send;
 #[path = "../../../benches/support/chat.rs"]
 mod chat;
 use chat::{Wire, chat};
+#[path = "../../../benches/support/clone_only.rs"]
+mod clone_only;
+use clone_only::CloneOnly;
 
 /// The smallest request: no headers, an empty body.
 fn minimal() -> Request<BufferedBody> {
     Request::new(BufferedBody::empty())
-}
-
-/// tower's own retry with a policy that clones every chat and never retries: the floor any
-/// retry layer pays, measured beside ours.
-#[derive(Clone, Copy)]
-struct CloneOnly;
-
-impl<Res, E> tower::retry::Policy<Request<BufferedBody>, Res, E> for CloneOnly {
-    type Future = std::future::Ready<()>;
-
-    fn retry(
-        &mut self,
-        _: &mut Request<BufferedBody>,
-        _: &mut Result<Res, E>,
-    ) -> Option<Self::Future> {
-        None
-    }
-
-    fn clone_request(&mut self, request: &Request<BufferedBody>) -> Option<Request<BufferedBody>> {
-        Some(request.clone())
-    }
 }
 
 fn first_try(c: &mut Criterion) {
