@@ -231,7 +231,13 @@ pub struct Endpoint {
     base: Uri,
     strip: Arc<str>,
     query: Option<Arc<str>>,
+    /// Where a request for [`CHAT_PATH`] without a query goes, the path most requests have:
+    /// worked out once, as [`rewrite`](Rewrite::rewrite) would each time.
+    chat: Option<Uri>,
 }
+
+/// OpenAI's chat-completions path.
+const CHAT_PATH: &str = "/v1/chat/completions";
 
 impl Endpoint {
     /// Sends to `base`: its scheme, authority and path, which goes before the request's path.
@@ -257,7 +263,37 @@ impl Endpoint {
             base,
             strip: Arc::from(""),
             query: None,
-        })
+            chat: None,
+        }
+        .with_chat())
+    }
+
+    /// `self` with [`chat`](Self::chat) worked out for its base, prefix and query.
+    fn with_chat(mut self) -> Self {
+        self.chat = self.uri(CHAT_PATH, None).ok();
+        self
+    }
+
+    /// Where a request for `path` with the query `theirs` goes.
+    fn uri(&self, path: &str, theirs: Option<&str>) -> Result<Uri, BoxError> {
+        let rest = match path.strip_prefix(&*self.strip) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => path,
+        };
+        let base = self.base.path().trim_end_matches('/');
+        let theirs = theirs.unwrap_or("");
+        let ours = self.query.as_deref().unwrap_or("");
+        let mut path_and_query =
+            String::with_capacity(base.len() + rest.len() + theirs.len() + ours.len() + 2);
+        path_and_query.push_str(base);
+        path_and_query.push_str(rest);
+        if path_and_query.is_empty() {
+            path_and_query.push('/');
+        }
+        add_query(&mut path_and_query, theirs, ours);
+        let mut parts = self.base.clone().into_parts();
+        parts.path_and_query = Some(PathAndQuery::try_from(path_and_query)?);
+        Ok(Uri::from_parts(parts)?)
     }
 
     /// Removes `prefix` from the request's path first (`/v1` for OpenAI-compatible APIs whose
@@ -266,7 +302,7 @@ impl Endpoint {
     #[must_use]
     pub fn with_prefix_replaced(mut self, prefix: &str) -> Self {
         self.strip = Arc::from(prefix.trim_end_matches('/'));
-        self
+        self.with_chat()
     }
 
     /// Adds `query` (`name=value&…`) to the request's own; a parameter the request already has
@@ -274,7 +310,7 @@ impl Endpoint {
     #[must_use]
     pub fn with_query(mut self, query: &str) -> Self {
         self.query = Some(Arc::from(query));
-        self
+        self.with_chat()
     }
 }
 
@@ -294,25 +330,12 @@ impl fmt::Debug for Endpoint {
 
 impl Rewrite for Endpoint {
     fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
-        let path = request.uri().path();
-        let rest = match path.strip_prefix(&*self.strip) {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
-            _ => path,
+        let uri = request.uri();
+        *request.uri_mut() = match &self.chat {
+            // Most requests: no parsing, no allocation (the parts' bytes are shared).
+            Some(chat) if uri.path() == CHAT_PATH && uri.query().is_none() => chat.clone(),
+            _ => self.uri(uri.path(), uri.query())?,
         };
-        let base = self.base.path().trim_end_matches('/');
-        let theirs = request.uri().query().unwrap_or("");
-        let ours = self.query.as_deref().unwrap_or("");
-        let mut path_and_query =
-            String::with_capacity(base.len() + rest.len() + theirs.len() + ours.len() + 2);
-        path_and_query.push_str(base);
-        path_and_query.push_str(rest);
-        if path_and_query.is_empty() {
-            path_and_query.push('/');
-        }
-        add_query(&mut path_and_query, theirs, ours);
-        let mut parts = self.base.clone().into_parts();
-        parts.path_and_query = Some(PathAndQuery::try_from(path_and_query)?);
-        *request.uri_mut() = Uri::from_parts(parts)?;
         // The client sets `Host` from the new URI; one left over would name the old endpoint.
         request.headers_mut().remove(http::header::HOST);
         Ok(())
@@ -419,6 +442,43 @@ impl Rewrite for Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The endpoint worked out once for the chat path is the one each request would get.
+    #[test]
+    fn the_chat_endpoint_worked_out_once_is_the_one_worked_out_each_time() {
+        let endpoints = [
+            Endpoint::new("https://api.openai.com").unwrap(),
+            Endpoint::new("https://api.groq.com/openai/v1/")
+                .unwrap()
+                .with_prefix_replaced("/v1"),
+            Endpoint::new("https://az.example.com/openai/deployments/gpt-4o")
+                .unwrap()
+                .with_prefix_replaced("/v1")
+                .with_query("api-version=2024-10-21"),
+            Endpoint::new("http://127.0.0.1:8080").unwrap(),
+        ];
+        for endpoint in endpoints {
+            let each_time = Endpoint {
+                chat: None,
+                ..endpoint.clone()
+            };
+            for uri in [
+                CHAT_PATH,
+                "https://x/v1/chat/completions",
+                "/v1/chat/completions?a=1",
+            ] {
+                let mut once = http::Request::post(uri)
+                    .body(BufferedBody::empty())
+                    .unwrap();
+                let mut again = http::Request::post(uri)
+                    .body(BufferedBody::empty())
+                    .unwrap();
+                endpoint.rewrite(&mut once).unwrap();
+                each_time.rewrite(&mut again).unwrap();
+                assert_eq!(once.uri(), again.uri(), "{endpoint:?} {uri}");
+            }
+        }
+    }
 
     /// The endpoint rewriter keeps whole path segments, replaces parameters, drops a stale
     /// `Host` and refuses a base with a query.
