@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
@@ -104,6 +104,22 @@ pub(crate) struct Waiting<S, B, St: Store> {
 pub(crate) enum Answer<D> {
     Coming(D),
     Given(Option<Result<QuotaDecision, BoxError>>),
+}
+
+impl<D> Answer<D>
+where
+    D: Future<Output = Result<QuotaDecision, BoxError>> + Unpin,
+{
+    /// Polls a store's `decision` once, with no waker: `None` when it admits at once (the
+    /// common case, decided with nothing to carry), else the answer given or still coming.
+    #[inline]
+    pub(crate) fn first(mut decision: D) -> Option<Self> {
+        match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(QuotaDecision::Admitted)) => None,
+            Poll::Ready(answer) => Some(Answer::Given(Some(answer))),
+            Poll::Pending => Some(Answer::Coming(decision)),
+        }
+    }
 }
 
 impl<D> Future for Answer<D>

@@ -1,11 +1,9 @@
 //! [`RateLimit`]: the service.
 
 use std::fmt;
-use std::future::Future;
 use std::mem;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -118,17 +116,13 @@ where
         if self.limiter.waiting() != 0 {
             return self.call_queued(request, key, cost, at, now);
         }
-        let mut decision = self.limiter.store.admit(key.as_ref(), &cost, None, now);
+        let decision = self.limiter.store.admit(key.as_ref(), &cost, None, now);
         // The common case is decided here: the quota has room and nobody waits. Then the
         // readied inner service is called at once, with nothing to carry or allocate.
-        let answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(QuotaDecision::Admitted)) => {
-                return self.call_admitted(request, key, cost, now);
-            }
-            Poll::Ready(answer) => Answer::Given(Some(answer)),
-            Poll::Pending => Answer::Coming(decision),
-        };
-        self.call_waiting(request, key, cost, at, now, None, answer)
+        match Answer::first(decision) {
+            None => self.call_admitted(request, key, cost, now),
+            Some(answer) => self.call_waiting(request, key, cost, at, now, None, answer),
+        }
     }
 }
 
@@ -150,14 +144,20 @@ impl<S, K, E: Clone, St: Store> RateLimit<S, K, E, St> {
         if let Some(observe) = Observe::of(&request) {
             limiter.report_admission(observe, key.as_ref(), now);
         }
-        let admission = Admission {
-            limiter: Arc::clone(limiter),
+        let admission = self.admission(key, cost, now);
+        ResponseFuture::calling(self.inner.call(request), admission)
+    }
+
+    /// What the response future keeps of an admission asked for at `now`.
+    #[inline]
+    fn admission(&self, key: Option<RouteKey>, cost: Cost, now: Duration) -> Admission<St, E> {
+        Admission {
+            limiter: Arc::clone(&self.limiter),
             key,
             cost,
             taken_at: now,
             estimator: self.estimator.clone(),
-        };
-        ResponseFuture::calling(self.inner.call(request), admission)
+        }
     }
 
     /// Someone waits: takes a place behind them (by priority) and asks the store.
@@ -179,17 +179,15 @@ impl<S, K, E: Clone, St: Store> RateLimit<S, K, E, St> {
             Place::Front => None,
             Place::Behind(ahead) => Some(ahead),
         };
-        let mut decision = limiter
+        let decision = limiter
             .store
             .admit(key.as_ref(), &cost, ahead.as_ref(), now);
-        let answer = match Pin::new(&mut decision).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(QuotaDecision::Admitted)) => {
-                return self.call_admitted(request, key, cost, now);
+        match Answer::first(decision) {
+            None => self.call_admitted(request, key, cost, now),
+            Some(answer) => {
+                self.call_waiting(request, key, cost, at, now, Some((priority, ahead)), answer)
             }
-            Poll::Ready(answer) => Answer::Given(Some(answer)),
-            Poll::Pending => Answer::Coming(decision),
-        };
-        self.call_waiting(request, key, cost, at, now, Some((priority, ahead)), answer)
+        }
     }
 
     /// Not admitted at once: hands the readied service and the request to the response future,
@@ -217,13 +215,7 @@ impl<S, K, E: Clone, St: Store> RateLimit<S, K, E, St> {
             Some((priority, ahead)) => (priority, ahead),
             None => (Priority::of(&request), None),
         };
-        let admission = Admission {
-            limiter: Arc::clone(limiter),
-            key,
-            cost,
-            taken_at: now,
-            estimator: self.estimator.clone(),
-        };
+        let admission = self.admission(key, cost, now);
         let give_up = Deadline::sooner(Deadline::of(&request), self.max_wait, || at)
             .map(|end| limiter.origin.offset(end.instant()));
         // Take a place in the queue now, not at the first poll, so that requests called later
