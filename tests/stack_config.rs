@@ -1771,7 +1771,9 @@ async fn sent_by_key(
             // Refused at once: its wait behind the requests queued ahead of it on the shared
             // quota was longer than `max_wait` (which requests queue where depends on timing).
             Ok(Err(refused)) => assert!(
-                refused.downcast_ref::<tollgate::ratelimit::error::RateLimited>().is_some(),
+                refused
+                    .downcast_ref::<tollgate::ratelimit::error::RateLimited>()
+                    .is_some(),
                 "{refused}"
             ),
             Err(_still_waiting) => {}
