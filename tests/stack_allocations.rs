@@ -103,6 +103,8 @@ async fn allocations_per_request_through_the_ready_stack() {
     let per_request = allocations as f64 / N as f64;
     println!("ready stack: {per_request:.2} allocations per request");
     // 17 before the stack stopped erasing each provider's stack and its optional layers
-    // (2026-12-07); 12 after; 10 since the endpoint keeps the chat path's URI, worked out once.
-    assert!(per_request <= 10.0, "{per_request} allocations per request");
+    // (2026-12-07); 12 after; 10 since the endpoint keeps the chat path's URI, worked out once;
+    // 7 since a plain success gets no verdict (its insertion into the response's empty
+    // extensions was 3).
+    assert!(per_request <= 7.0, "{per_request} allocations per request");
 }

@@ -142,7 +142,9 @@ impl Usage {
 ///
 /// A classifier computes the verdict once, nearest the wire, and attaches it to the response's
 /// extensions (or wraps the transport error in a [`Classified`]); every layer above reads the same
-/// verdict with [`Verdict::of_response`] or [`Verdict::of_error`].
+/// verdict with [`Verdict::of_response`] or [`Verdict::of_error`], or judges the outcome with
+/// [`Verdict::of_outcome`], which also covers the one verdict a classifier leaves out: a
+/// [plain success](Verdict::is_plain_success) on a status below 400.
 ///
 /// # Examples
 ///
@@ -283,6 +285,29 @@ impl Verdict {
         self.class.is_none()
     }
 
+    /// Whether it is a success that says nothing more: no rate-limit readings, no usage, no
+    /// delay. On a response with a status below 400 such a verdict tells a reader what the
+    /// absence of a verdict tells it ([`of_outcome`](Self::of_outcome)), so a classifier does
+    /// not attach it (an insertion into a response's empty extensions costs three allocations).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate_core::{Dimension, LimitReading, RateLimitSnapshot, Verdict, Window};
+    ///
+    /// let ok = Verdict::success().with_status(http::StatusCode::OK);
+    /// assert!(ok.is_plain_success());
+    /// let mut read = RateLimitSnapshot::new();
+    /// read.set(Dimension::Requests, Window::Minute, LimitReading::new().with_remaining(9));
+    /// assert!(!ok.with_rate_limits(read).is_plain_success());
+    /// ```
+    pub fn is_plain_success(&self) -> bool {
+        self.class.is_none()
+            && self.delay.is_none()
+            && self.usage.is_none()
+            && self.rate_limits.is_empty()
+    }
+
     /// What may help.
     pub const fn advice(&self) -> RetryAdvice {
         self.advice
@@ -412,7 +437,9 @@ impl Verdict {
         }
     }
 
-    /// The verdict attached to a response's extensions, if a classifier ran.
+    /// The verdict attached to a response's extensions, if a classifier ran and had more to say
+    /// than a [plain success](Self::is_plain_success) (which it does not attach to a status below
+    /// 400: use [`of_outcome`](Self::of_outcome) to judge any response).
     #[inline]
     pub fn of_response<B>(response: &http::Response<B>) -> Option<&Verdict> {
         response.extensions().get::<Verdict>()

@@ -191,6 +191,43 @@ async fn success_is_classified_from_headers_and_passed_through() {
 }
 
 #[tokio::test]
+async fn a_plain_success_gets_no_verdict() {
+    // Nothing read beyond a 200: its verdict would tell the layers above what the absence of
+    // one tells them, so none is attached (and the empty extensions stay unallocated).
+    let reply = response(200, Full::new(Bytes::from_static(b"{}")));
+    let response = through(ClassifyLayer::new(OpenAi::new()), reply)
+        .await
+        .unwrap();
+    assert!(Verdict::of_response(&response).is_none());
+    assert!(response.extensions().is_empty());
+    assert!(Verdict::of_outcome(Ok(&response)).is_success());
+}
+
+#[tokio::test]
+async fn a_success_on_an_error_status_keeps_its_verdict() {
+    // A classifier may call a 404 a success; without the verdict a reader would judge the
+    // status, so it stays attached.
+    #[derive(Clone)]
+    struct AllFine;
+    impl Classify for AllFine {
+        fn classify(&self, _: &ResponseView<'_>) -> Verdict {
+            Verdict::success()
+        }
+        fn needs_body(&self, _: http::StatusCode, _: &http::HeaderMap) -> bool {
+            false
+        }
+    }
+    let response = through(
+        ClassifyLayer::new(AllFine),
+        response(404, Empty::<Bytes>::new()),
+    )
+    .await
+    .unwrap();
+    assert!(Verdict::of_response(&response).unwrap().is_plain_success());
+    assert!(Verdict::of_outcome(Ok(&response)).is_success());
+}
+
+#[tokio::test]
 async fn rate_limit_gets_its_verdict_and_the_whole_body() {
     const BODY: &[u8] = br#"{"error":{"message":"Rate limit reached for gpt-4o. Please try again in 1.146s.","type":"requests","code":"rate_limit_exceeded"}}"#;
     let reply = Response::builder()
@@ -496,7 +533,7 @@ async fn openrouter_success_is_read_and_handed_on() {
     )
     .await
     .unwrap();
-    assert!(Verdict::of_response(&response).unwrap().is_success());
+    assert!(Verdict::of_outcome(Ok(&response)).is_success());
     assert!(response.body().was_peeked());
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, BODY);
@@ -520,7 +557,7 @@ async fn streams_are_never_held_back() {
         let response = through(ClassifyLayer::new(classifier), reply)
             .await
             .unwrap();
-        assert!(Verdict::of_response(&response).unwrap().is_success());
+        assert!(Verdict::of_outcome(Ok(&response)).is_success());
         assert!(!response.body().was_peeked(), "{classifier}");
         drop(tx);
     }

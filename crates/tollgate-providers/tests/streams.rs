@@ -134,7 +134,7 @@ where
     C: Classify + Clone + Send + Sync + 'static,
 {
     let response = through(classifier, sse(body)).await;
-    assert!(Verdict::of_response(&response).unwrap().is_success());
+    assert!(Verdict::of_outcome(Ok(&response)).is_success());
     assert!(response.body().follows_events());
     let (chunks, error) = read_all(response.into_body()).await;
     (chunks.concat(), error)

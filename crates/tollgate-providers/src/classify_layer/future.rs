@@ -124,7 +124,11 @@ where
                         panic!("ResponseFuture polled after completion");
                     };
                     let view = ResponseView::new(parts.status, &parts.headers, peek);
-                    parts.extensions.insert(this.classifier.classify(&view));
+                    insert(
+                        &mut parts.extensions,
+                        parts.status,
+                        this.classifier.classify(&view),
+                    );
                     this.state.set(State::Done);
                     return Poll::Ready(Ok(Response::from_parts(
                         parts,
@@ -142,10 +146,19 @@ where
 fn attach<C: Classify, B>(classifier: &C, response: &mut Response<B>) -> bool {
     let view = ResponseView::new(response.status(), response.headers(), &[]);
     let verdict = classifier.classify(&view);
-    response.extensions_mut().insert(verdict);
+    let status = response.status();
+    insert(response.extensions_mut(), status, verdict);
     response.status().is_success()
         && !response.headers().is_empty()
         && is_event_stream(response.headers())
+}
+
+/// Attaches `verdict` to a response of `status`, unless it is a plain success on a status
+/// below 400, which says what no verdict says ([`Verdict::is_plain_success`]).
+fn insert(extensions: &mut http::Extensions, status: http::StatusCode, verdict: Verdict) {
+    if !(status.as_u16() < 400 && verdict.is_plain_success()) {
+        extensions.insert(verdict);
+    }
 }
 
 /// `response` with its body followed as it passes, and a [`StreamReport`] attached that says,

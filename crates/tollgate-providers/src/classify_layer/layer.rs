@@ -5,7 +5,8 @@ use tower_layer::Layer;
 
 use super::ClassifyService;
 
-/// Runs a classifier once per response and attaches its [`Verdict`](tollgate_core::Verdict).
+/// Runs a classifier once per response and attaches its [`Verdict`](tollgate_core::Verdict)
+/// (none to a plain success: see [`Verdict::is_plain_success`](tollgate_core::Verdict::is_plain_success)).
 ///
 /// The classifier is cloned into each response future, so it should be cheap to clone: every
 /// classifier in this crate is; wrap an expensive one in an `Arc` (which classifies too). A

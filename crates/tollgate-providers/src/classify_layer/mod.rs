@@ -8,6 +8,11 @@
 //! [`Verdict::of_response`](tollgate_core::Verdict::of_response). An error from the inner
 //! service (connect failure, timeout) is wrapped in [`Classified`](tollgate_core::Classified),
 //! which carries its verdict; read it with [`Verdict::of_error`](tollgate_core::Verdict::of_error).
+//! One verdict is left out: a plain success (a status below 400, no rate-limit readings, no
+//! usage, no delay — [`Verdict::is_plain_success`](tollgate_core::Verdict::is_plain_success))
+//! says what no verdict says, and [`Verdict::of_outcome`](tollgate_core::Verdict::of_outcome),
+//! which every layer uses to judge a response, reads the absence as that same success; not
+//! attaching it spares the response's extensions three allocations.
 //!
 //! tower has no sibling: tower-http's `classify` module judges success or failure for tracing;
 //! this layer produces the full verdict (class, retry advice, server delay and its source,
@@ -28,7 +33,9 @@
 //!   once, its body passed through in place — and, for a successful event stream, followed
 //!   (see [Event streams](#event-streams)).
 //! - A response that already carries a verdict (an inner `ClassifyLayer`) is not classified
-//!   again, and an error that is already `Classified` is not wrapped again.
+//!   again, and an error that is already `Classified` is not wrapped again. (A plain success
+//!   carries none, so an outer `ClassifyLayer` classifies it again: from status and headers,
+//!   without its body.)
 //! - Clones share nothing but the (cloned) classifier.
 //!
 //! The error type is [`BoxError`](tollgate_core::BoxError); every error of a response future is
@@ -93,7 +100,7 @@
 //!
 //! # Examples
 //!
-//! Attach OpenAI's verdict to every response:
+//! Attach OpenAI's verdict to the responses:
 //!
 //! ```
 //! use bytes::Bytes;
