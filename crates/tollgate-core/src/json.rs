@@ -76,10 +76,17 @@ pub struct Name<'a> {
 
 impl Name<'_> {
     /// Whether the name, decoded, is `name`.
+    #[inline]
     pub fn is(&self, name: &str) -> bool {
-        if !self.escaped {
-            return self.raw == name.as_bytes();
+        if self.escaped {
+            self.decodes_to(name)
+        } else {
+            self.raw == name.as_bytes()
         }
+    }
+
+    /// Whether the name's escapes decoded, it is `name`.
+    fn decodes_to(&self, name: &str) -> bool {
         let mut expected = name.chars();
         let mut decoded = Decoded {
             raw: self.raw,
@@ -492,11 +499,13 @@ impl<'a> Scanner<'a> {
         let mut characters = 0u64;
         let mut escaped = false;
         loop {
-            let start = at;
-            at = special(bytes, at);
-            if strings == Strings::Count {
-                characters += count_characters(&bytes[start..at]);
-            }
+            let (end, n) = if strings == Strings::Count {
+                run::<true>(bytes, at)
+            } else {
+                run::<false>(bytes, at)
+            };
+            at = end;
+            characters += n;
             match bytes.get(at) {
                 Some(b'"') => {
                     self.at = at + 1;
@@ -545,38 +554,75 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// How many bytes the string loops take at a time: a width the compiler turns into vector
-/// compares.
+/// How many bytes the string loop takes at a time while none ends the run: a width the
+/// compiler turns into vector compares (an or-reduced mask, and a byte sum for the count).
 const LANES: usize = 16;
 
-/// The first byte at or after `at` that is a quote, a backslash or a control character (or
-/// the end): [`LANES`] bytes at a time through a loop the compiler turns into vector compares,
-/// then eight at a time through the chunk that holds it.
-fn special(bytes: &[u8], mut at: usize) -> usize {
-    while let Some(Ok(chunk)) = bytes.get(at..at + LANES).map(<&[u8; LANES]>::try_from) {
-        let mut found = false;
-        for &b in chunk {
-            found |= (b == b'"') | (b == b'\\') | (b < 0x20);
-        }
-        if found {
+/// Whether `b` ends a run of a string's ordinary bytes: a quote, a backslash or a control
+/// character (`|`, not `||`: branch-free, so it vectorizes).
+const fn stops(b: u8) -> bool {
+    (b == b'"') | (b == b'\\') | (b < 0x20)
+}
+
+/// Whether `b` starts a UTF-8 character (is not a continuation byte `0b10xxxxxx`).
+const fn starts(b: u8) -> bool {
+    (b as i8) >= -0x40
+}
+
+/// The end of the run of a string's ordinary bytes that starts at `at` (the first quote,
+/// backslash or control character at or after it, or the end of `bytes`), and, when `COUNT`,
+/// the characters in the run (its bytes that start a character) — counted in the same pass.
+///
+/// [`LANES`] bytes at a time while none ends the run and that many are left (a JSON text goes
+/// on after a string, so a short string takes one round): vector compares, and a byte sum for
+/// the count only when a round is not all ASCII; then eight bytes at a time through the round
+/// that holds the end, then byte by byte near the text's end.
+fn run<const COUNT: bool>(bytes: &[u8], mut at: usize) -> (usize, u64) {
+    let mut characters = 0u64;
+    let mut chunks = bytes.get(at..).unwrap_or_default().chunks_exact(LANES);
+    for chunk in &mut chunks {
+        // Three reductions, not one of `stops`: each is a compare and a mask move.
+        let any = |test: fn(&u8) -> bool| chunk.iter().fold(false, |found, b| found | test(b));
+        if any(|&b| b == b'"') | any(|&b| b == b'\\') | any(|&b| b < 0x20) {
             break;
+        }
+        if COUNT {
+            if !any(|&b| !b.is_ascii()) {
+                characters += LANES as u64;
+            } else {
+                // At most 16: no overflow.
+                let started: u8 = chunk.iter().map(|&b| u8::from(starts(b))).sum();
+                characters += u64::from(started);
+            }
         }
         at += LANES;
     }
+    // The round that holds the end, or what is left after the last round.
     while let Some(Ok(word)) = bytes.get(at..at + 8).map(<[u8; 8]>::try_from) {
-        let found = ends_run(u64::from_le_bytes(word));
+        let word = u64::from_le_bytes(word);
+        let found = ends_run(word);
         if found != 0 {
-            return at + (found.trailing_zeros() / 8) as usize;
+            let kept = (found.trailing_zeros() / 8) as usize;
+            if COUNT {
+                characters += kept as u64 - continuations(word & below(kept));
+            }
+            return (at + kept, characters);
+        }
+        if COUNT {
+            characters += 8 - continuations(word);
         }
         at += 8;
     }
-    while let Some(&b) = bytes.get(at) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            break;
-        }
+    while let Some(&b) = bytes.get(at).filter(|&&b| !stops(b)) {
+        characters += u64::from(COUNT && starts(b));
         at += 1;
     }
-    at
+    (at, characters)
+}
+
+/// The bytes of a word below its byte `kept` (< 8).
+const fn below(kept: usize) -> u64 {
+    (1 << (8 * kept)) - 1
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -598,32 +644,121 @@ const fn has_zero(v: u64) -> u64 {
     v.wrapping_sub(ONES) & !v & HIGH
 }
 
-/// The characters of UTF-8 text: its bytes that do not continue a character, [`LANES`] bytes
-/// at a time into as many counters, summed every 255 rounds (before a counter could overflow).
-fn count_characters(text: &[u8]) -> u64 {
-    let starts = |b: u8| u8::from((b as i8) >= -0x40);
-    let mut chunks = text.chunks_exact(LANES);
-    let mut total = 0u64;
-    let mut counters = [0u8; LANES];
-    let mut rounds = 0u8;
-    for chunk in &mut chunks {
-        if let Ok(chunk) = <&[u8; LANES]>::try_from(chunk) {
-            for (counter, &b) in counters.iter_mut().zip(chunk) {
-                *counter += starts(b);
+/// How many bytes of `v` continue a UTF-8 character (`0b10xxxxxx`: the high bit set, the next
+/// one clear): one bit per such byte, summed into the top byte by a multiplication (at most 8,
+/// no carry between bytes).
+const fn continuations(v: u64) -> u64 {
+    let marks = (v & !(v << 1) & HIGH) >> 7;
+    marks.wrapping_mul(ONES) >> 56
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Texts without a quote, a backslash or a control character: ASCII and 2-, 3- and 4-byte
+    /// characters in runs that put each kind across every lane of a round.
+    fn texts() -> Vec<String> {
+        let pieces = ["a", "é", "→", "😬", "ab", "ü€", "~\u{7f}", "\u{10ffff}"];
+        let mut texts = vec![String::new()];
+        for length in 1..=40 {
+            for (i, piece) in pieces.iter().enumerate() {
+                let mut text = String::new();
+                let mut k = i;
+                while text.chars().count() < length {
+                    text.push_str(if k % 3 == 0 { piece } else { "x" });
+                    k += 1;
+                }
+                texts.push(text);
             }
         }
-        rounds += 1;
-        if rounds == u8::MAX {
-            total += counters.iter().map(|&n| u64::from(n)).sum::<u64>();
-            counters = [0; LANES];
-            rounds = 0;
+        texts
+    }
+
+    #[test]
+    fn runs_count_characters_as_chars_count() {
+        for text in texts() {
+            let chars = text.chars().count() as u64;
+            // Every start within a round, every end, and every amount of text after the run
+            // (so that rounds and the byte-by-byte tail both meet it).
+            for before in 0..=LANES + 1 {
+                for (stop, after) in [("\"", 0), ("\"", 1), ("\\", 7), ("\n", 15), ("\"", 17)] {
+                    let mut bytes = "q".repeat(before).into_bytes();
+                    bytes.extend_from_slice(text.as_bytes());
+                    bytes.extend_from_slice(stop.as_bytes());
+                    bytes.extend(std::iter::repeat_n(b'z', after));
+                    let end = before + text.len();
+                    assert_eq!(
+                        run::<true>(&bytes, before),
+                        (end, chars),
+                        "{text:?} {before}"
+                    );
+                    assert_eq!(run::<false>(&bytes, before), (end, 0), "{text:?} {before}");
+                }
+                // A run to the end of the text.
+                let mut bytes = "q".repeat(before).into_bytes();
+                bytes.extend_from_slice(text.as_bytes());
+                assert_eq!(run::<true>(&bytes, before), (bytes.len(), chars));
+            }
         }
     }
-    total += counters.iter().map(|&n| u64::from(n)).sum::<u64>();
-    total
-        + chunks
-            .remainder()
-            .iter()
-            .map(|&b| u64::from(starts(b)))
-            .sum::<u64>()
+
+    /// `text` as a JSON string, every `k`-th character escaped (`\uXXXX`, a surrogate pair
+    /// above the BMP, or a short escape where there is one).
+    fn encoded(text: &str, k: usize, phase: usize) -> String {
+        let mut json = String::from("\"");
+        for (i, c) in text.chars().enumerate() {
+            match c {
+                '"' => json.push_str("\\\""),
+                '\\' => json.push_str("\\\\"),
+                '\n' => json.push_str("\\n"),
+                '\t' => json.push_str("\\t"),
+                c if (i + phase) % k == 0 => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        json.push_str(&format!("\\u{unit:04X}"));
+                    }
+                }
+                c => json.push(c),
+            }
+        }
+        json.push('"');
+        json
+    }
+
+    #[test]
+    fn counts_characters_with_escapes_at_every_lane() {
+        let mut texts = texts();
+        texts.extend(
+            [
+                "a\"b\\c\nd\te",
+                "\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"",
+                "é\n😬\t→\\",
+            ]
+            .map(String::from),
+        );
+        for text in texts {
+            let chars = text.chars().count() as u64;
+            for k in [1, 2, 3, 5, 17] {
+                for phase in 0..k.min(4) {
+                    let string = encoded(&text, k, phase);
+                    for before in 0..=LANES {
+                        // The string at every place in a round, with a little or a lot after.
+                        for after in ["", " ", "                 "] {
+                            let json = format!("{}{string}{after}", " ".repeat(before));
+                            let mut scanner = Scanner::new(json.as_bytes()).unwrap();
+                            assert_eq!(scanner.characters(), Ok(chars), "{json:?}");
+                            scanner.finish().unwrap();
+                            let mut scanner = Scanner::new(json.as_bytes()).unwrap();
+                            assert_eq!(
+                                scanner.skip(),
+                                Ok(before..before + string.len()),
+                                "{json:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
