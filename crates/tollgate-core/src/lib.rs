@@ -89,3 +89,8 @@ pub use verdict::{Classified, DelaySource, Judged, Usage, Verdict};
 
 /// A type-erased, thread-safe error: what layers that add failure modes return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+// The README's examples, if any, are compiled (and run) as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
