@@ -72,9 +72,7 @@ impl ModelKey {
     /// Whether the request names a model it does not know (a body without a model names
     /// none).
     pub(crate) fn names_unknown<B: AsRef<[u8]>>(&self, request: &http::Request<B>) -> bool {
-        ByModel
-            .key(request)
-            .is_some_and(|model| self.known(model.as_str()).is_none())
+        ByModel::model_of(request.body().as_ref()).is_some_and(|model| self.known(&model).is_none())
     }
 }
 
@@ -83,8 +81,8 @@ impl<B: AsRef<[u8]>> Keyer<B> for ModelKey {
         if let Some(fixed) = &self.fixed {
             return Some(fixed.clone());
         }
-        let model = ByModel.key(request)?;
-        Some(self.known(model.as_str()).unwrap_or(&self.other).clone())
+        let model = ByModel::model_of(request.body().as_ref())?;
+        Some(self.known(&model).unwrap_or(&self.other).clone())
     }
 }
 
