@@ -3,39 +3,52 @@
 //!
 //! A `HeaderMap` clone allocates its two tables and, for every value parsed from a string (a
 //! `Bytes` not yet shared), a shared copy of it: four allocations for a request with two
-//! headers. Packed, every name and value is copied into one buffer, inline up to 192 bytes (no
+//! headers. Packed, every name and value is copied into one buffer, inline up to 190 bytes (no
 //! allocation: a chat request's `content-type` and an API key of up to about 100 characters),
-//! on the heap past that (one allocation). A `HeaderMap` is rebuilt only when a second attempt is made; it is equal
-//! to the original (the same names, the same values in the same order, each as sensitive).
+//! on the heap past that (one allocation); no headers pack to nothing (no buffer written). A
+//! `HeaderMap` is rebuilt only when a second attempt is made; it is equal to the original (the
+//! same names, the same values in the same order, each as sensitive).
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The high bit of a value's length: the value is sensitive.
 const SENSITIVE: u32 = 1 << 31;
 
-/// Packed headers up to this many bytes stay inline, with no allocation: a chat request's
-/// `content-type` and an API key of up to about 100 characters.
-const INLINE: usize = 192;
+/// Packed headers up to this many bytes stay inline, with no allocation. 190 bytes hold a chat
+/// request's `content-type` with an API key of up to about 100 characters (an Anthropic
+/// request's `x-api-key`, `anthropic-version` and `content-type`: 190 bytes), and keep the
+/// whole `PackedHeaders` at 192 bytes.
+const INLINE: usize = 190;
 
 /// Every name and value of a `HeaderMap`, in its order: for each, the name's length (2 bytes),
 /// the value's length with its high bit set when the value is sensitive (4 bytes), the name, the value.
+///
+/// An empty `HeaderMap` packs to nothing: no buffer written, a single tag.
 #[derive(Debug, Clone)]
 pub struct PackedHeaders {
     bytes: Buf,
-    count: usize,
 }
 
-/// The packed bytes: inline while they fit, on the heap past that.
+/// The packed bytes: none, inline while they fit, on the heap past that.
 #[derive(Clone)]
 enum Buf {
-    Inline { len: usize, bytes: [u8; INLINE] },
-    Heap(Vec<u8>),
+    /// No headers: nothing written (the inline array is not even zeroed).
+    Empty,
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap(Box<[u8]>),
 }
+
+// The length of an inline buffer fits its `u8`.
+const _: () = assert!(INLINE <= u8::MAX as usize);
 
 impl Buf {
     fn as_slice(&self) -> &[u8] {
         match self {
-            Buf::Inline { len, bytes } => &bytes[..*len],
+            Buf::Empty => &[],
+            Buf::Inline { len, bytes } => &bytes[..usize::from(*len)],
             Buf::Heap(heap) => heap,
         }
     }
@@ -55,22 +68,22 @@ impl PackedHeaders {
     /// built without the usual checks) or is too long to pack: such headers are cloned.
     #[inline]
     pub fn pack(headers: &HeaderMap) -> Option<Self> {
+        if headers.is_empty() {
+            return Some(PackedHeaders { bytes: Buf::Empty });
+        }
         // One pass while the bytes fit inline: each name and value is checked, measured and
-        // copied at once. Past the inline room, a second pass copies them to the heap.
+        // copied at once, straight into the inline buffer where it stays. Past the inline room,
+        // a second pass copies them to the heap.
         let mut packed = PackedHeaders {
             bytes: Buf::Inline {
                 len: 0,
                 bytes: [0; INLINE],
             },
-            count: headers.len(),
         };
-        let Buf::Inline {
-            len: size,
-            bytes: inline,
-        } = &mut packed.bytes
-        else {
+        let Buf::Inline { bytes: inline, .. } = &mut packed.bytes else {
             unreachable!("built inline")
         };
+        let mut size = 0;
         let mut bad = 0u8;
         for (name, value) in headers {
             let name = name.as_str().as_bytes();
@@ -80,28 +93,26 @@ impl PackedHeaders {
             bad |= u8::from(
                 value_bytes.len() >= SENSITIVE as usize || name.len() > usize::from(u16::MAX),
             );
-            let end = *size + 6 + name.len() + value_bytes.len();
-            if let Some(out) = inline.get_mut(*size..end) {
+            let end = size + 6 + name.len() + value_bytes.len();
+            if let Some(out) = inline.get_mut(size..end) {
                 write_entry(out, name, value);
             }
-            *size = end;
+            size = end;
         }
         if bad != 0 {
             return None;
         }
-        match *size {
-            // No headers: nothing to keep.
-            0 => packed.bytes = Buf::Heap(Vec::new()),
-            size if size > INLINE => packed.bytes = Buf::Heap(Self::pack_to_heap(headers, size)),
-            _ => {}
+        match (&mut packed.bytes, u8::try_from(size)) {
+            (Buf::Inline { len, .. }, Ok(size)) if usize::from(size) <= INLINE => *len = size,
+            _ => packed.bytes = Buf::Heap(Self::pack_to_heap(headers, size)),
         }
         Some(packed)
     }
 
     /// Headers of `size` packed bytes, too many to keep inline.
     #[cold]
-    fn pack_to_heap(headers: &HeaderMap, size: usize) -> Vec<u8> {
-        let mut heap = vec![0; size];
+    fn pack_to_heap(headers: &HeaderMap, size: usize) -> Box<[u8]> {
+        let mut heap = vec![0; size].into_boxed_slice();
         let mut at = 0;
         for (name, value) in headers {
             let name = name.as_str().as_bytes();
@@ -114,20 +125,28 @@ impl PackedHeaders {
 
     /// The headers again, equal to those packed.
     pub fn unpack(&self) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(self.count);
-        let mut rest = self.bytes.as_slice();
-        while let [n0, n1, v0, v1, v2, v3, tail @ ..] = rest {
-            let name_len = usize::from(u16::from_le_bytes([*n0, *n1]));
-            let value_len = u32::from_le_bytes([*v0, *v1, *v2, *v3]);
-            let sensitive = value_len & SENSITIVE != 0;
-            let value_len = (value_len & !SENSITIVE) as usize;
-            let (name, tail) = tail.split_at(name_len);
-            let (value, tail) = tail.split_at(value_len);
+        let entries = || {
+            let mut rest = self.bytes.as_slice();
+            std::iter::from_fn(move || {
+                let [n0, n1, v0, v1, v2, v3, tail @ ..] = rest else {
+                    return None;
+                };
+                let name_len = usize::from(u16::from_le_bytes([*n0, *n1]));
+                let value_len = u32::from_le_bytes([*v0, *v1, *v2, *v3]);
+                let sensitive = value_len & SENSITIVE != 0;
+                let value_len = (value_len & !SENSITIVE) as usize;
+                let (name, tail) = tail.split_at(name_len);
+                let (value, tail) = tail.split_at(value_len);
+                rest = tail;
+                Some((name, value, sensitive))
+            })
+        };
+        let mut headers = HeaderMap::with_capacity(entries().count());
+        for (name, value, sensitive) in entries() {
             let name = HeaderName::from_bytes(name).expect("packed from a header name");
             let mut value = HeaderValue::from_bytes(value).expect("checked when packed");
             value.set_sensitive(sensitive);
             headers.append(name, value);
-            rest = tail;
         }
         headers
     }
@@ -212,7 +231,7 @@ mod tests {
             HeaderValue::from_bytes(b"caf\xc3\xa9\tx").unwrap(),
         );
         let packed = PackedHeaders::pack(&headers).expect("packable");
-        assert_eq!(packed.count, 6);
+        assert_eq!(packed.unpack().len(), 6);
         assert_same(&packed.unpack(), &headers);
         assert_same(&packed.clone().unpack(), &headers);
     }
@@ -250,11 +269,54 @@ mod tests {
         }
     }
 
+    /// No headers: nothing written, nothing allocated, and an empty map back.
     #[test]
     fn no_headers_pack_to_nothing() {
         let packed = PackedHeaders::pack(&HeaderMap::new()).expect("packable");
-        assert!(matches!(&packed.bytes, Buf::Heap(heap) if heap.capacity() == 0));
+        assert!(matches!(&packed.bytes, Buf::Empty));
         assert!(packed.unpack().is_empty());
+        assert!(packed.clone().unpack().is_empty());
+        // A map emptied of its headers packs to nothing too.
+        let mut emptied = HeaderMap::new();
+        emptied.insert("x-key", HeaderValue::from_static("v"));
+        emptied.clear();
+        let packed = PackedHeaders::pack(&emptied).expect("packable");
+        assert!(matches!(&packed.bytes, Buf::Empty));
+        assert!(packed.unpack().is_empty());
+    }
+
+    /// The buffer is the whole size: the inline bytes, their length and the tag, no more (it is
+    /// moved with the retry and fallback futures).
+    #[test]
+    fn the_packed_headers_are_at_most_192_bytes() {
+        assert!(std::mem::size_of::<PackedHeaders>() <= 192);
+        assert!(std::mem::size_of::<Option<PackedHeaders>>() <= 192);
+    }
+
+    /// A real Anthropic request's headers (an `x-api-key` of 108 characters, its version and
+    /// content type: 190 bytes) stay inline; an OpenAI project key (about 170 characters with
+    /// `Bearer `) spills, as it did at 192 bytes.
+    #[test]
+    fn real_header_sets() {
+        let mut anthropic = HeaderMap::new();
+        anthropic.insert(
+            "x-api-key",
+            HeaderValue::from_str(&format!("sk-ant-api03-{}", "a".repeat(95))).unwrap(),
+        );
+        anthropic.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        anthropic.insert("content-type", HeaderValue::from_static("application/json"));
+        let packed = PackedHeaders::pack(&anthropic).expect("packable");
+        assert!(matches!(packed.bytes, Buf::Inline { len: 190, .. }));
+        assert_same(&packed.unpack(), &anthropic);
+        let mut openai = HeaderMap::new();
+        openai.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer sk-proj-{}", "a".repeat(156))).unwrap(),
+        );
+        openai.insert("content-type", HeaderValue::from_static("application/json"));
+        let packed = PackedHeaders::pack(&openai).expect("packable");
+        assert!(matches!(packed.bytes, Buf::Heap(_)));
+        assert_same(&packed.unpack(), &openai);
     }
 
     /// The word-at-a-time check agrees with the byte check, for every byte at every position

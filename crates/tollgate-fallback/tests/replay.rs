@@ -103,3 +103,30 @@ async fn every_target_gets_the_same_request() {
     assert_eq!(seen[1], seen[0]);
     assert_eq!(seen[2], seen[0]);
 }
+
+/// A request without headers (kept as nothing, not packed) reaches every target without
+/// headers, the rest of it as sent.
+#[tokio::test(start_paused = true)]
+async fn a_request_without_headers_reaches_every_target_without_headers() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let failing = |status| Recorder {
+        seen: Arc::clone(&seen),
+        status,
+    };
+    let layer = FallbackLayer::new(FallbackConfig::new([
+        Target::new("second", failing(StatusCode::SERVICE_UNAVAILABLE)),
+        Target::new("third", failing(StatusCode::OK)),
+    ]));
+    let service = layer.layer(failing(StatusCode::SERVICE_UNAVAILABLE));
+    let mut bare = Request::new(BufferedBody::from("{}"));
+    bare.extensions_mut().insert(Tag("kept"));
+    let response = service.oneshot(bare).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(seen[0].headers.is_empty());
+    assert_eq!(seen[0].tag, Some(Tag("kept")));
+    assert_eq!(seen[0].body, bytes::Bytes::from("{}"));
+    assert_eq!(seen[1], seen[0]);
+    assert_eq!(seen[2], seen[0]);
+}

@@ -8,8 +8,9 @@
 //!     target/release/deps/instructions-<hash> <bare|retry|openai> <N> <chat|minimal>
 //! ```
 //!
-//! The layer's cost is the `retry` (or `openai`) figure minus the `bare` one. Under
-//! `cargo bench` (no such arguments) it does nothing.
+//! The layer's cost is the `retry` (or `openai`) figure minus the `bare` one. `instructions
+//! sizes` prints the size of the response futures instead (every move of one is a `memcpy` of
+//! that many bytes). Under `cargo bench` (no such arguments) it does nothing.
 
 use http::Request;
 use std::hint::black_box;
@@ -42,8 +43,23 @@ where
     }
 }
 
+/// The size of `service`'s response future.
+fn future_size<S: tower::Service<Request<BufferedBody>>>(_: &S) -> usize {
+    std::mem::size_of::<S::Future>()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("sizes") {
+        let retry = RetryLayer::new(RetryPolicy::default()).layer(Wire);
+        println!("bare future: {} bytes", future_size(&Wire));
+        println!("retry future: {} bytes", future_size(&retry));
+        println!(
+            "request: {} bytes",
+            std::mem::size_of::<Request<BufferedBody>>()
+        );
+        return;
+    }
     let [service, n, request] = &args[..] else {
         eprintln!("usage: instructions <bare|retry|openai> <requests> <chat|minimal>");
         return;
