@@ -140,7 +140,7 @@ where
         match client.clone().oneshot(request).await {
             Ok(response) => {
                 let status = response.status();
-                let verdict = Verdict::of_response(&response).cloned().unwrap_or_default();
+                let verdict = Verdict::of_outcome(Ok(&response));
                 let bytes = response
                     .into_body()
                     .collect()

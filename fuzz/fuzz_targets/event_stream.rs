@@ -17,7 +17,7 @@
 //! points (equal points give empty frames), each frame whole or, as bit 5 says, a two-piece
 //! `Chain` (the follower's vectored path); and, for bodies up to 256 bytes, one byte a frame.
 //!
-//! Checks: no panic; the response carries a verdict and a `StreamReport`, its body follows
+//! Checks: no panic; the response is judged a success and carries a `StreamReport`, its body follows
 //! events; every way gives the same end — completed, or the same error (the same verdict, the
 //! same `StreamFailed` type, message and event name, the same `StreamTruncated` terminal event,
 //! or the same read error) — the same usage and the same "first data passed": where the body
@@ -148,7 +148,7 @@ fn follow<D: Buf + Unpin + Send + 'static>(
     }
     let response = now(service.call(Request::new(()))).expect("a 200 is an answer");
     assert!(
-        Verdict::of_response(&response).is_some_and(Verdict::is_success),
+        Verdict::of_outcome(Ok(&response)).is_success(),
         "a 200 head is a success"
     );
     let report = StreamReport::of(&response).expect("a followed stream has a report");
