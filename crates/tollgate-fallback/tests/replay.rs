@@ -81,8 +81,9 @@ fn request() -> Request<BufferedBody> {
     request
 }
 
-#[tokio::test(start_paused = true)]
-async fn every_target_gets_the_same_request() {
+/// What the primary and two fallback targets received for `request`: the primary and the
+/// second answer 503, the third 200 (which the caller gets).
+async fn through_three_targets(request: Request<BufferedBody>) -> Vec<Seen> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let failing = |status| Recorder {
         seen: Arc::clone(&seen),
@@ -93,10 +94,16 @@ async fn every_target_gets_the_same_request() {
         Target::new("third", failing(StatusCode::OK)),
     ]));
     let service = layer.layer(failing(StatusCode::SERVICE_UNAVAILABLE));
-    let response = service.oneshot(request()).await.unwrap();
+    let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(seen.len(), 3);
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_target_gets_the_same_request() {
+    let seen = through_three_targets(request()).await;
     assert_eq!(seen[0].headers, pairs(request().headers()));
     assert_eq!(seen[0].tag, Some(Tag("kept")));
     assert_eq!(seen[0].version, Version::HTTP_2);
@@ -108,22 +115,9 @@ async fn every_target_gets_the_same_request() {
 /// headers, the rest of it as sent.
 #[tokio::test(start_paused = true)]
 async fn a_request_without_headers_reaches_every_target_without_headers() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let failing = |status| Recorder {
-        seen: Arc::clone(&seen),
-        status,
-    };
-    let layer = FallbackLayer::new(FallbackConfig::new([
-        Target::new("second", failing(StatusCode::SERVICE_UNAVAILABLE)),
-        Target::new("third", failing(StatusCode::OK)),
-    ]));
-    let service = layer.layer(failing(StatusCode::SERVICE_UNAVAILABLE));
     let mut bare = Request::new(BufferedBody::from("{}"));
     bare.extensions_mut().insert(Tag("kept"));
-    let response = service.oneshot(bare).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 3);
+    let seen = through_three_targets(bare).await;
     assert!(seen[0].headers.is_empty());
     assert_eq!(seen[0].tag, Some(Tag("kept")));
     assert_eq!(seen[0].body, bytes::Bytes::from("{}"));
