@@ -7,7 +7,8 @@
 //! uncontended `parking_lot` lock and unlock, an `Arc` clone and drop — and the in-memory
 //! store's admission alone. Run with `cargo bench -p tollgate-ratelimit --bench interleaved`;
 //! `-- unkeyed` only sends unkeyed requests through the layer, for a profiler, and `-- keyed`
-//! only keyed ones.
+//! only keyed ones; a number after either (`-- unkeyed 100000`) sends that many requests
+//! (unkeyed) or batches (keyed), so that two runs under callgrind give instructions per request.
 
 use std::hint::black_box;
 use std::num::NonZeroU64;
@@ -114,9 +115,10 @@ fn main() {
         let _context = runtime.enter();
         tower::limit::RateLimitLayer::new(u64::MAX, Duration::from_secs(1)).layer(Bare)
     };
+    let count = std::env::args().find_map(|a| a.parse::<usize>().ok());
     let mut unkeyed = unkeyed().layer(Bare);
     if std::env::args().any(|a| a == "unkeyed") {
-        for _ in 0..50_000_000 {
+        for _ in 0..count.unwrap_or(50_000_000) {
             black_box(send(&mut unkeyed, Request::new(())));
         }
         return;
@@ -126,7 +128,7 @@ fn main() {
         .map(|i| RouteKey::new(format!("model-{i}")))
         .collect();
     if std::env::args().any(|a| a == "keyed") {
-        for round in 0..10_000 {
+        for round in 0..count.unwrap_or(10_000) {
             let requests: Vec<_> = (0..BATCH)
                 .map(|i| keyed_request(&keys, round * BATCH + i))
                 .collect();
