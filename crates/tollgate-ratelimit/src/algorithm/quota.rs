@@ -24,11 +24,37 @@ use std::time::Duration;
 /// let rpm = Quota::per_minute(NonZeroU64::new(500).unwrap()).with_burst(NonZeroU64::new(50).unwrap());
 /// assert_eq!((rpm.limit(), rpm.burst(), rpm.period()), (500, 50, Duration::from_secs(60)));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Quota {
     limit: NonZeroU64,
     period_nanos: u64,
     burst: NonZeroU64,
+    /// `period_nanos` and `limit` divided by their greatest common divisor: the token bucket
+    /// counts in units of one token × `unit` nanoseconds of period, refilled by `rate` units a
+    /// nanosecond — exactly what it would count in token × nanoseconds, in numbers small
+    /// enough for 64-bit arithmetic on everyday quotas. Derived from the three above.
+    unit: u64,
+    rate: u64,
+}
+
+impl fmt::Debug for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quota")
+            .field("limit", &self.limit)
+            .field("period_nanos", &self.period_nanos)
+            .field("burst", &self.burst)
+            .finish()
+    }
+}
+
+/// The greatest common divisor of `a` and `b` (`b` when `a` is zero).
+const fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while a != 0 {
+        let r = b % a;
+        b = a;
+        a = r;
+    }
+    b
 }
 
 /// A [`Quota::new`] period that is zero or longer than about 584 years.
@@ -71,38 +97,34 @@ impl Quota {
         if nanos == 0 || nanos > u64::MAX as u128 {
             return Err(InvalidPeriod { period });
         }
-        Ok(Quota {
+        Ok(Quota::from_parts(limit, nanos as u64))
+    }
+
+    /// `limit` per `period_nanos` (not zero), burst `limit`.
+    const fn from_parts(limit: NonZeroU64, period_nanos: u64) -> Self {
+        let divisor = gcd(limit.get(), period_nanos);
+        Quota {
             limit,
-            period_nanos: nanos as u64,
+            period_nanos,
             burst: limit,
-        })
+            unit: period_nanos / divisor,
+            rate: limit.get() / divisor,
+        }
     }
 
     /// `limit` per second.
     pub const fn per_second(limit: NonZeroU64) -> Self {
-        Quota {
-            limit,
-            period_nanos: 1_000_000_000,
-            burst: limit,
-        }
+        Quota::from_parts(limit, 1_000_000_000)
     }
 
     /// `limit` per minute.
     pub const fn per_minute(limit: NonZeroU64) -> Self {
-        Quota {
-            limit,
-            period_nanos: 60_000_000_000,
-            burst: limit,
-        }
+        Quota::from_parts(limit, 60_000_000_000)
     }
 
     /// `limit` per day.
     pub const fn per_day(limit: NonZeroU64) -> Self {
-        Quota {
-            limit,
-            period_nanos: 86_400_000_000_000,
-            burst: limit,
-        }
+        Quota::from_parts(limit, 86_400_000_000_000)
     }
 
     /// Allows bursts of up to `burst` units (the capacity of a token bucket, the tolerance of
@@ -130,5 +152,17 @@ impl Quota {
 
     pub(crate) const fn period_nanos(&self) -> u64 {
         self.period_nanos
+    }
+
+    /// The period's nanoseconds in the token bucket's unit: `period_nanos / gcd(limit,
+    /// period_nanos)`.
+    pub(crate) const fn unit(&self) -> u64 {
+        self.unit
+    }
+
+    /// The limit in the token bucket's unit: `limit / gcd(limit, period_nanos)`, the units
+    /// refilled per nanosecond.
+    pub(crate) const fn rate(&self) -> u64 {
+        self.rate
     }
 }
