@@ -229,6 +229,35 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// [`Store::admit`] without a key: the one entry's lock and the admission, nothing to
+    /// look up or sweep.
+    #[inline]
+    fn admit_unkeyed(&self, cost: &Cost, ahead: Option<&Cost>, now: Duration) -> QuotaDecision {
+        let version = self.version.load(Ordering::Acquire);
+        let mut slot = lock(&self.unkeyed);
+        if slot.version != version {
+            self.follow(&mut slot, None, version, now);
+        }
+        slot.entry.admit(cost, ahead, now)
+    }
+
+    /// [`Store::admit`] for `key`.
+    #[inline(never)]
+    fn admit_keyed(
+        &self,
+        key: &RouteKey,
+        cost: &Cost,
+        ahead: Option<&Cost>,
+        now: Duration,
+    ) -> Result<QuotaDecision, BoxError> {
+        match self.with_entry(Some(key), now, |entry| entry.admit(cost, ahead, now)) {
+            Some(decision) => Ok(decision),
+            None => Err(TooManyKeys::new(self.keyed.max_keys()).into()),
+        }
+    }
+}
+
 /// Locks are held for a few arithmetic steps: `parking_lot`'s spin-then-park suits them far
 /// better under contention than a futex-only lock. Nothing panics while one is held.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -257,12 +286,10 @@ impl Store for MemoryStore {
         ahead: Option<&Cost>,
         now: Duration,
     ) -> Self::Future {
-        ready(
-            match self.with_entry(key, now, |entry| entry.admit(cost, ahead, now)) {
-                Some(decision) => Ok(decision),
-                None => Err(TooManyKeys::new(self.keyed.max_keys()).into()),
-            },
-        )
+        let Some(key) = key else {
+            return ready(Ok(self.admit_unkeyed(cost, ahead, now)));
+        };
+        ready(self.admit_keyed(key, cost, ahead, now))
     }
 
     fn feedback(&self, key: Option<&RouteKey>, feedback: &Feedback, now: Duration) {
