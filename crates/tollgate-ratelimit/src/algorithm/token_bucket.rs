@@ -13,9 +13,9 @@ use super::{Admission, Algorithm, Quota, mul_div_ceil, nanos};
 ///
 /// (Internally the unit is one token × `period / gcd(limit, period)` nanoseconds, the same
 /// count divided by a constant: 50 tokens per second count in tokens × 20 ms. When a full
-/// bucket in that unit fits in 63 bits — any quota up to about 10¹⁰ tokens per day, and most
-/// beyond — admission runs on 64-bit integers, otherwise on 128-bit ones; both give the same
-/// answers.)
+/// bucket in that unit fits in 63 bits — always for a burst up to 10⁵ with a period up to a
+/// day, and for round quotas far beyond (10¹⁵ tokens a day) — admission runs on 64-bit
+/// integers, otherwise on 128-bit ones; both give the same answers.)
 ///
 /// # Examples
 ///
