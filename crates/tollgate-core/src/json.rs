@@ -599,7 +599,9 @@ struct Run {
 /// that holds the end, then byte by byte near the text's end.
 fn run<const COUNT: bool>(bytes: &[u8], mut at: usize) -> Run {
     let mut characters = 0u64;
-    let mut ascii = true;
+    // Every round's bytes or-ed in, as one 128-bit word (an `or` per round): ASCII while no
+    // byte's high bit is set.
+    let mut high = 0u128;
     let mut chunks = bytes.get(at..).unwrap_or_default().chunks_exact(LANES);
     for chunk in &mut chunks {
         // Three reductions, not one of `stops`: each is a compare and a mask move.
@@ -607,11 +609,8 @@ fn run<const COUNT: bool>(bytes: &[u8], mut at: usize) -> Run {
         if any(|&b| b == b'"') | any(|&b| b == b'\\') | any(|&b| b < 0x20) {
             break;
         }
-        // The high bits' mask move, no compare.
-        let round_ascii = !any(|&b| !b.is_ascii());
-        ascii &= round_ascii;
         if COUNT {
-            if round_ascii {
+            if !any(|&b| !b.is_ascii()) {
                 characters += LANES as u64;
             } else {
                 // At most 16: no overflow.
@@ -619,8 +618,12 @@ fn run<const COUNT: bool>(bytes: &[u8], mut at: usize) -> Run {
                 characters += u64::from(started);
             }
         }
+        if let Ok(round) = <[u8; LANES]>::try_from(chunk) {
+            high |= u128::from_le_bytes(round);
+        }
         at += LANES;
     }
+    let mut ascii = high & (u128::from(HIGH) << 64 | u128::from(HIGH)) == 0;
     // The round that holds the end, or what is left after the last round.
     while let Some(Ok(word)) = bytes.get(at..at + 8).map(<[u8; 8]>::try_from) {
         let word = u64::from_le_bytes(word);
