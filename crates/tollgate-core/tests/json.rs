@@ -140,7 +140,6 @@ fn reads_members_and_numbers() {
 
 #[test]
 fn refuses_invalid_utf8_and_deep_nesting_without_recursion() {
-    assert!(Scanner::new(b"\"\xff\"").is_err());
     let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
     assert!(scanner_accepts(&deep));
     let deeper = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
@@ -202,5 +201,49 @@ proptest! {
         }
         text.replace_range(at..end, insert);
         prop_assert_eq!(scanner_accepts(&text), serde_accepts(&text), "{:?}", text);
+    }
+}
+
+/// Whether the scanner reads `bytes` to its end, skipping and counting alike; the offset of the
+/// error otherwise (the same for both).
+fn read_bytes(bytes: &[u8]) -> Result<(), usize> {
+    let skipped = Scanner::new(bytes)
+        .and_then(|mut scanner| scanner.skip().and_then(|_| scanner.finish()))
+        .map_err(|error| error.offset());
+    let counted = Scanner::new(bytes)
+        .and_then(|mut scanner| scanner.characters().and_then(|_| scanner.finish()))
+        .map_err(|error| error.offset());
+    assert_eq!(skipped, counted, "{bytes:?}");
+    skipped
+}
+
+#[test]
+fn refuses_bytes_that_are_not_utf8_where_they_stand() {
+    // In a string: the offset of the first byte that is not UTF-8.
+    for (text, at) in [
+        (&b"\"\xff\""[..], 1),
+        (b"[\"ok\",\"caf\xc3\"]", 10),   // cut short by the quote
+        (b"{\"a\":\"\xc0\xaf\"}", 6),    // overlong
+        (b"\"\xed\xa0\x80\"", 1),        // a surrogate, encoded
+        (b"\"\\n\xf4\x90\x80\x80\"", 3), // past U+10FFFF, after an escape
+        (b"{\"na\xffme\":1}", 4),        // in a member's name
+    ] {
+        assert_eq!(read_bytes(text), Err(at), "{text:?}");
+    }
+    // A long string, its bad byte past the first rounds of sixteen.
+    let mut long = b"\"".to_vec();
+    long.extend(b"\xc3\xa9".repeat(20));
+    long.push(0xff);
+    long.extend(b"abc\"");
+    assert_eq!(read_bytes(&long), Err(41));
+    // Outside strings JSON is ASCII: any other byte is unexpected there.
+    assert!(read_bytes(b"\xef\xbb\xbf{}").is_err());
+    assert!(read_bytes(b"{}\xff").is_err());
+    assert!(read_bytes(b"[1,\xc3\xa9]").is_err());
+    // And UTF-8 in strings, at every length and place, is read.
+    for n in 0..40 {
+        let text = format!("[\"{}\",\"{}é\"]", "é🙂".repeat(n), "x".repeat(n));
+        assert_eq!(read_bytes(text.as_bytes()), Ok(()), "{text}");
+        assert_eq!(counted(&text), Some(3 * n as u64 + 1));
     }
 }

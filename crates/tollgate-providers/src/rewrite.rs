@@ -431,8 +431,19 @@ impl fmt::Debug for Credentials {
 impl Rewrite for Credentials {
     fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
         let headers = request.headers_mut();
-        for name in &KEY_HEADERS {
-            headers.remove(name);
+        // Which key headers the request has, found by one look along its few headers: cheaper
+        // than hashing every key name to remove it, most of them absent. Ours needs no removal:
+        // the insertion replaces every value it had.
+        let mut present = 0u8;
+        for name in headers.keys() {
+            if let Some(i) = KEY_HEADERS.iter().position(|key| key == name) {
+                present |= 1 << i;
+            }
+        }
+        for (i, name) in KEY_HEADERS.iter().enumerate() {
+            if present & (1 << i) != 0 && *name != self.name {
+                headers.remove(name);
+            }
         }
         headers.insert(self.name.clone(), self.value.clone());
         Ok(())
@@ -442,6 +453,57 @@ impl Rewrite for Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key header the request carried goes, each of its values; ours is there once; the
+    /// other headers stay.
+    #[test]
+    fn credentials_leave_one_key_header_whatever_the_request_carried() {
+        let carried: [&[(&str, &str)]; 4] = [
+            &[],
+            &[("content-type", "application/json")],
+            &[
+                ("authorization", "Bearer a"),
+                ("authorization", "Bearer b"),
+                ("x-goog-api-key", "g"),
+                ("content-type", "application/json"),
+                ("api-key", "z"),
+                ("x-api-key", "x"),
+            ],
+            &[("x-api-key", "theirs"), ("accept", "*/*")],
+        ];
+        for ours in [
+            Credentials::bearer("sk-ours").unwrap(),
+            Credentials::header("x-api-key", "ours").unwrap(),
+        ] {
+            for headers in carried {
+                let mut request = http::Request::post("/")
+                    .body(BufferedBody::empty())
+                    .unwrap();
+                for &(name, value) in headers {
+                    request.headers_mut().append(
+                        HeaderName::from_static(name),
+                        HeaderValue::from_static(value),
+                    );
+                }
+                ours.rewrite(&mut request).unwrap();
+                let sent = request.headers();
+                for key in &KEY_HEADERS {
+                    let expected = usize::from(*key == ours.name);
+                    assert_eq!(sent.get_all(key).iter().count(), expected, "{key}");
+                }
+                assert_eq!(sent[&ours.name], ours.value);
+                let others = |names: &mut dyn Iterator<Item = &str>| {
+                    names
+                        .filter(|name| !KEY_HEADERS.iter().any(|key| key == name))
+                        .count()
+                };
+                assert_eq!(
+                    others(&mut sent.keys().map(HeaderName::as_str)),
+                    others(&mut headers.iter().map(|&(name, _)| name)),
+                );
+            }
+        }
+    }
 
     /// The endpoint worked out once for the chat path is the one each request would get.
     #[test]
