@@ -9,9 +9,8 @@
 //!
 //! What it accepts is RFC 8259 JSON as `serde_json` reads it: any whitespace around values,
 //! no trailing commas, no leading zeros, no control characters inside strings, valid escapes,
-//! at most [`MAX_DEPTH`] nested arrays and objects. The whole text must be UTF-8: outside strings
-//! JSON is ASCII, and a string's contents are checked when the string is read and holds a byte
-//! that is not ASCII (an ASCII text, the common case, is never walked a second time).
+//! at most [`MAX_DEPTH`] nested arrays and objects. The whole text must be UTF-8 (checked once,
+//! up front).
 //!
 //! # Examples
 //!
@@ -117,7 +116,7 @@ impl Iterator for Decoded<'_> {
         let rest = self.raw.get(self.at..)?;
         let first = *rest.first()?;
         if first != b'\\' {
-            // A read string's contents are UTF-8 (checked as it was read) and end on a character.
+            // The text is UTF-8 (checked up front) and a string's contents end on a character.
             let len = utf8_len(first);
             self.at += len;
             return std::str::from_utf8(&rest[..len]).ok()?.chars().next();
@@ -198,15 +197,13 @@ pub struct Scanner<'a> {
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `bytes`.
     ///
-    /// Bytes that are not UTF-8 are an error of the read that meets them (`invalid UTF-8` in
-    /// a string, an unexpected byte elsewhere), at their offset; a text read to its
-    /// [`finish`](Self::finish) has had every byte checked.
-    ///
     /// # Errors
     ///
-    /// None at present: kept fallible so that a check up front can come back without breaking
-    /// callers.
+    /// When `bytes` is not UTF-8.
     pub fn new(bytes: &'a [u8]) -> Result<Self, JsonError> {
+        if let Err(error) = std::str::from_utf8(bytes) {
+            return Err(JsonError::new(error.valid_up_to(), "invalid UTF-8"));
+        }
         Ok(Scanner { bytes, at: 0 })
     }
 
@@ -498,26 +495,19 @@ impl<'a> Scanner<'a> {
     /// otherwise), and whether it had escapes.
     fn string(&mut self, strings: Strings) -> Result<(u64, bool), JsonError> {
         let bytes = self.bytes;
-        let start = self.at + 1;
-        let mut at = start;
+        let mut at = self.at + 1;
         let mut characters = 0u64;
         let mut escaped = false;
-        let mut ascii = true;
         loop {
-            let run = if strings == Strings::Count {
+            let (end, n) = if strings == Strings::Count {
                 run::<true>(bytes, at)
             } else {
                 run::<false>(bytes, at)
             };
-            at = run.end;
-            characters += run.characters;
-            ascii &= run.ascii;
+            at = end;
+            characters += n;
             match bytes.get(at) {
                 Some(b'"') => {
-                    // Escapes are ASCII: a string of ASCII runs is UTF-8 as it stands.
-                    if !ascii && let Err(error) = std::str::from_utf8(&bytes[start..at]) {
-                        return Err(JsonError::new(start + error.valid_up_to(), "invalid UTF-8"));
-                    }
                     self.at = at + 1;
                     return Ok((characters, escaped));
                 }
@@ -579,29 +569,16 @@ const fn starts(b: u8) -> bool {
     (b as i8) >= -0x40
 }
 
-/// A run of a string's ordinary bytes, read by [`run`].
-#[derive(Debug, PartialEq, Eq)]
-struct Run {
-    /// Where it ends: at the first quote, backslash or control character, or the text's end.
-    end: usize,
-    /// Its characters (its bytes that start one), when counted.
-    characters: u64,
-    /// Whether every byte in it is ASCII.
-    ascii: bool,
-}
-
-/// The run of a string's ordinary bytes that starts at `at`, and, when `COUNT`, its characters
-/// — counted in the same pass, as is whether it is all ASCII.
+/// The end of the run of a string's ordinary bytes that starts at `at` (the first quote,
+/// backslash or control character at or after it, or the end of `bytes`), and, when `COUNT`,
+/// the characters in the run (its bytes that start a character) — counted in the same pass.
 ///
 /// [`LANES`] bytes at a time while none ends the run and that many are left (a JSON text goes
 /// on after a string, so a short string takes one round): vector compares, and a byte sum for
 /// the count only when a round is not all ASCII; then eight bytes at a time through the round
 /// that holds the end, then byte by byte near the text's end.
-fn run<const COUNT: bool>(bytes: &[u8], mut at: usize) -> Run {
+fn run<const COUNT: bool>(bytes: &[u8], mut at: usize) -> (usize, u64) {
     let mut characters = 0u64;
-    // Every round's bytes or-ed in, as one 128-bit word (an `or` per round): ASCII while no
-    // byte's high bit is set.
-    let mut high = 0u128;
     let mut chunks = bytes.get(at..).unwrap_or_default().chunks_exact(LANES);
     for chunk in &mut chunks {
         // Three reductions, not one of `stops`: each is a compare and a mask move.
@@ -618,44 +595,29 @@ fn run<const COUNT: bool>(bytes: &[u8], mut at: usize) -> Run {
                 characters += u64::from(started);
             }
         }
-        if let Ok(round) = <[u8; LANES]>::try_from(chunk) {
-            high |= u128::from_le_bytes(round);
-        }
         at += LANES;
     }
-    let mut ascii = high & (u128::from(HIGH) << 64 | u128::from(HIGH)) == 0;
     // The round that holds the end, or what is left after the last round.
     while let Some(Ok(word)) = bytes.get(at..at + 8).map(<[u8; 8]>::try_from) {
         let word = u64::from_le_bytes(word);
         let found = ends_run(word);
         if found != 0 {
             let kept = (found.trailing_zeros() / 8) as usize;
-            let word = word & below(kept);
             if COUNT {
-                characters += kept as u64 - continuations(word);
+                characters += kept as u64 - continuations(word & below(kept));
             }
-            return Run {
-                end: at + kept,
-                characters,
-                ascii: ascii && word & HIGH == 0,
-            };
+            return (at + kept, characters);
         }
         if COUNT {
             characters += 8 - continuations(word);
         }
-        ascii &= word & HIGH == 0;
         at += 8;
     }
     while let Some(&b) = bytes.get(at).filter(|&&b| !stops(b)) {
         characters += u64::from(COUNT && starts(b));
-        ascii &= b.is_ascii();
         at += 1;
     }
-    Run {
-        end: at,
-        characters,
-        ascii,
-    }
+    (at, characters)
 }
 
 /// The bytes of a word below its byte `kept` (< 8).
@@ -726,38 +688,17 @@ mod tests {
                     bytes.extend_from_slice(stop.as_bytes());
                     bytes.extend(std::iter::repeat_n(b'z', after));
                     let end = before + text.len();
-                    let ascii = text.is_ascii();
                     assert_eq!(
                         run::<true>(&bytes, before),
-                        Run {
-                            end,
-                            characters: chars,
-                            ascii
-                        },
+                        (end, chars),
                         "{text:?} {before}"
                     );
-                    assert_eq!(
-                        run::<false>(&bytes, before),
-                        Run {
-                            end,
-                            characters: 0,
-                            ascii
-                        },
-                        "{text:?} {before}"
-                    );
+                    assert_eq!(run::<false>(&bytes, before), (end, 0), "{text:?} {before}");
                 }
                 // A run to the end of the text.
                 let mut bytes = "q".repeat(before).into_bytes();
                 bytes.extend_from_slice(text.as_bytes());
-                let end = bytes.len();
-                assert_eq!(
-                    run::<true>(&bytes, before),
-                    Run {
-                        end,
-                        characters: chars,
-                        ascii: text.is_ascii()
-                    }
-                );
+                assert_eq!(run::<true>(&bytes, before), (bytes.len(), chars));
             }
         }
     }
