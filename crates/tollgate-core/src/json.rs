@@ -38,6 +38,10 @@
 use std::fmt;
 use std::ops::Range;
 
+mod outline;
+
+pub use outline::{Member, Outline};
+
 /// How deeply arrays and objects may nest (as deep as `serde_json` lets them).
 pub const MAX_DEPTH: usize = 128;
 

@@ -70,8 +70,8 @@ impl fmt::Debug for SetModel {
 
 impl Rewrite for SetModel {
     fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
+        let found = members::find(request.body(), ["model"])?;
         let bytes = request.body().bytes();
-        let found = members::find(bytes, ["model"])?;
         if found.repeated {
             return reparse(request, |body| {
                 body.insert("model".to_owned(), serde_json::Value::from(&*self.model));
@@ -146,7 +146,7 @@ impl Rewrite for IncludeUsage {
         if STREAM.find(bytes).is_none() {
             return Ok(());
         }
-        let found = members::find(bytes, ["stream", "stream_options"])?;
+        let found = members::find(request.body(), ["stream", "stream_options"])?;
         if found.repeated {
             return reparse(request, |body| {
                 let streams = body.get("stream") == Some(&serde_json::Value::Bool(true));

@@ -19,9 +19,11 @@
 //! ⌈bytes / 4⌉ tokens, never nothing. The characters are counted as the body is read, without
 //! building a JSON tree or decoding a string ([`tollgate_core::json::Scanner`]).
 
+use std::any::Any;
 use std::fmt;
 
-use tollgate_core::json::Scanner;
+use tollgate_core::body::BufferedBody;
+use tollgate_core::json::{Outline, Scanner};
 use tollgate_core::{Cost, Dimension, Usage};
 
 /// Estimates a request's cost, and the actual cost from the reported usage.
@@ -141,11 +143,11 @@ impl OpenAiChat {
     }
 }
 
-impl<B: AsRef<[u8]>> Estimator<B> for OpenAiChat {
+impl<B: AsRef<[u8]> + 'static> Estimator<B> for OpenAiChat {
     fn estimate(&self, request: &http::Request<B>) -> Cost {
         let bytes = request.body().as_ref();
         let read = Members::read(
-            bytes,
+            request.body(),
             ["messages", "prompt", "input", "instructions", "tools"],
             [
                 "max_completion_tokens",
@@ -219,10 +221,14 @@ impl AnthropicMessages {
     }
 }
 
-impl<B: AsRef<[u8]>> Estimator<B> for AnthropicMessages {
+impl<B: AsRef<[u8]> + 'static> Estimator<B> for AnthropicMessages {
     fn estimate(&self, request: &http::Request<B>) -> Cost {
         let bytes = request.body().as_ref();
-        let read = Members::read(bytes, ["system", "messages", "tools"], ["max_tokens"]);
+        let read = Members::read(
+            request.body(),
+            ["system", "messages", "tools"],
+            ["max_tokens"],
+        );
         let (input, output) = match read {
             Some(Members {
                 characters,
@@ -270,12 +276,60 @@ struct Members<const U: usize> {
 }
 
 impl<const U: usize> Members<U> {
-    /// Reads `bytes` as one JSON object: the characters of the members named in `prompts`
+    /// Reads `body` as one JSON object: the characters of the members named in `prompts`
     /// (`null` counts none) and the non-negative integers (or `null`) of those in `numbers`.
     /// `None`, so that the bytes are counted instead, when it is no such object: not JSON, not
     /// an object, a number member that is no such integer, a prompt member holding a lone
     /// surrogate, or a member given twice — as `serde_json` would refuse it.
-    fn read<const P: usize>(bytes: &[u8], prompts: [&str; P], numbers: [&str; U]) -> Option<Self> {
+    ///
+    /// From the [`Outline`] a [`BufferedBody`] keeps when an earlier reader (a rewriter such
+    /// as `SetModel`) scanned it, else in one pass of its own (keeping nothing: the estimate is
+    /// usually a body's last reader).
+    fn read<B: AsRef<[u8]> + 'static, const P: usize>(
+        body: &B,
+        prompts: [&str; P],
+        numbers: [&str; U],
+    ) -> Option<Self> {
+        let kept = (body as &dyn Any)
+            .downcast_ref::<BufferedBody>()
+            .and_then(BufferedBody::kept_outline);
+        match kept {
+            Some(outline) => Self::from_outline(body.as_ref(), outline, prompts, numbers),
+            None => Self::scan(body.as_ref(), prompts, numbers),
+        }
+    }
+
+    /// [`read`](Self::read) from the outline of `bytes`.
+    fn from_outline<const P: usize>(
+        bytes: &[u8],
+        outline: &Outline,
+        prompts: [&str; P],
+        numbers: [&str; U],
+    ) -> Option<Self> {
+        let mut read = Members {
+            characters: 0,
+            numbers: [None; U],
+        };
+        let (mut prompt_seen, mut number_seen) = ([false; P], [false; U]);
+        for member in outline.members() {
+            if let Some(i) = prompts.iter().position(|p| member.is(bytes, p)) {
+                if std::mem::replace(&mut prompt_seen[i], true) {
+                    return None;
+                }
+                read.characters = read.characters.saturating_add(member.characters()?);
+            } else if let Some(i) = numbers.iter().position(|n| member.is(bytes, n)) {
+                if std::mem::replace(&mut number_seen[i], true) {
+                    return None;
+                }
+                let mut scanner = Scanner::new(bytes.get(member.value())?).ok()?;
+                read.numbers[i] = scanner.unsigned().ok()?;
+            }
+        }
+        Some(read)
+    }
+
+    /// [`read`](Self::read) in one pass over `bytes`.
+    fn scan<const P: usize>(bytes: &[u8], prompts: [&str; P], numbers: [&str; U]) -> Option<Self> {
         let mut scanner = Scanner::new(bytes).ok()?;
         let mut read = Members {
             characters: 0,
@@ -307,4 +361,99 @@ impl<const U: usize> Members<U> {
 /// A body that is not JSON: a token per four bytes.
 fn raw_tokens(bytes: &[u8]) -> u64 {
     (bytes.len() as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Read = Option<(u64, [Option<u64>; 2])>;
+
+    fn both(body: &str) -> (Read, Read) {
+        let prompts = ["messages", "prompt"];
+        let numbers = ["max_tokens", "n"];
+        let plain = |m: Members<2>| (m.characters, m.numbers);
+        let outlined = Outline::scan(body.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|outline| Members::from_outline(body.as_bytes(), &outline, prompts, numbers));
+        let scanned = Members::scan(body.as_bytes(), prompts, numbers);
+        (outlined.map(plain), scanned.map(plain))
+    }
+
+    #[test]
+    fn the_outline_reads_what_one_pass_reads() {
+        for body in [
+            r#"{"messages":[{"role":"user","content":"Bonjour"}],"max_tokens":64,"n":2}"#,
+            r#"{"mess\u0061ges":"é\"x\" \ud83d\ude00","model":"gpt-4o"}"#,
+            r#"{"prompt":null,"max_tokens":null}"#,
+            r#"{"prompt":["a","b"],"max_tokens":0}"#,
+            r#"{"max_tokens":18446744073709551615}"#,
+            r#"{"user":"\ud800","prompt":"ok"}"#,
+            "{}",
+        ] {
+            let (outlined, scanned) = both(body);
+            assert_eq!(outlined, scanned, "{body}");
+            assert!(outlined.is_some(), "{body}");
+        }
+        // Refused alike: counted as bytes instead.
+        for body in [
+            r#"{"prompt":"a","prompt":"b"}"#,
+            r#"{"n":1,"n":1}"#,
+            r#"{"prompt":"\ud800"}"#,
+            r#"{"max_tokens":1.5}"#,
+            r#"{"max_tokens":-1}"#,
+            r#"{"max_tokens":"64"}"#,
+            r#"{"max_tokens":18446744073709551616}"#,
+        ] {
+            assert_eq!(both(body), (None, None), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_kept_outline_gives_the_estimate_one_pass_gives() {
+        for body in [
+            r#"{"model":"m","messages":[{"role":"user","content":"Bonjour"}],"max_tokens":64}"#,
+            r#"{"system":"Be brief.","messages":[],"max_tokens":10,"n":3}"#,
+            r#"{"prompt":"a","prompt":"b"}"#,
+            r#"{"prompt":"\ud800"}"#,
+            "not json",
+        ] {
+            let fresh = http::Request::new(BufferedBody::from(body));
+            let outlined = http::Request::new(BufferedBody::from(body));
+            let kept = outlined.body().outline().is_some();
+            assert_eq!(kept, outlined.body().kept_outline().is_some());
+            assert!(fresh.body().kept_outline().is_none());
+            let chat = OpenAiChat::new().with_default_output(7);
+            assert_eq!(chat.estimate(&outlined), chat.estimate(&fresh), "{body}");
+            let messages = AnthropicMessages::new().with_max_tokens_charged(true);
+            assert_eq!(
+                messages.estimate(&outlined),
+                messages.estimate(&fresh),
+                "{body}"
+            );
+            assert!(
+                fresh.body().kept_outline().is_none(),
+                "the estimate keeps nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_without_an_outline_is_read_in_one_pass() {
+        // More members than an outline holds: the estimate is the same.
+        let extra: Vec<String> = (0..Outline::CAPACITY)
+            .map(|i| format!(r#""x{i}":{i}"#))
+            .collect();
+        let long = format!(
+            r#"{{{},"prompt":"abcdefgh","max_tokens":10}}"#,
+            extra.join(",")
+        );
+        assert_eq!(Outline::scan(long.as_bytes()).unwrap(), None);
+        let request = http::Request::new(long);
+        assert_eq!(
+            OpenAiChat::new().estimate(&request).get(Dimension::Tokens),
+            12
+        );
+    }
 }

@@ -2,19 +2,27 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use crate::json::Outline;
+
 /// A request body held in memory: one [`Bytes`], cheap to clone, replayable.
 ///
 /// As an [`http_body::Body`] it yields its bytes as one frame (none when empty) and never fails.
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// Its bytes never change, so it keeps what one reader learnt of them for the next: the
+/// [`outline`](Self::outline) of a JSON object, scanned once however many layers read it.
+#[derive(Clone, Default)]
 pub struct BufferedBody {
     bytes: Bytes,
     /// Set once the bytes have been yielded as a frame.
     done: bool,
+    /// The bytes' outline, once asked for (`None` inside: no outline); shared by clones.
+    outline: OnceLock<Option<Outline>>,
 }
 
 impl BufferedBody {
@@ -23,6 +31,7 @@ impl BufferedBody {
         BufferedBody {
             bytes: bytes.into(),
             done: false,
+            outline: OnceLock::new(),
         }
     }
 
@@ -31,12 +40,32 @@ impl BufferedBody {
         BufferedBody {
             bytes: Bytes::new(),
             done: false,
+            outline: OnceLock::new(),
         }
     }
 
     /// The bytes.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
+    }
+
+    /// The top-level members of the JSON object the bytes hold ([`Outline::scan`]), scanned on
+    /// the first call and kept (by this body and the clones made after it); `None` when the
+    /// bytes are no JSON object or it has no outline.
+    ///
+    /// For a reader that scans the whole body anyway and precedes others (a rewriter): it pays
+    /// one allocation to keep what it learns. A reader that usually comes last takes
+    /// [`kept_outline`](Self::kept_outline) and scans by itself when there is none.
+    pub fn outline(&self) -> Option<&Outline> {
+        self.outline
+            .get_or_init(|| Outline::scan(&self.bytes).ok().flatten())
+            .as_ref()
+    }
+
+    /// The outline an earlier reader had scanned ([`outline`](Self::outline)), if any; never
+    /// scans.
+    pub fn kept_outline(&self) -> Option<&Outline> {
+        self.outline.get().and_then(Option::as_ref)
     }
 
     /// The number of bytes.
@@ -63,6 +92,15 @@ impl fmt::Debug for BufferedBody {
             .finish()
     }
 }
+
+impl PartialEq for BufferedBody {
+    /// Equal bytes, both yielded or neither (what was learnt of them aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes && self.done == other.done
+    }
+}
+
+impl Eq for BufferedBody {}
 
 impl AsRef<[u8]> for BufferedBody {
     /// The whole body, for readers such as token estimators.
