@@ -112,8 +112,9 @@ impl Rewrite for SetModel {
 /// as its last member, so the stream's last chunk reports its tokens (PROVIDERS.md §6) and the
 /// token quota and the metrics learn from it as from a buffered answer. Other requests are left
 /// as they are; the rest of the body keeps its bytes. A body whose text has no `"stream"` is
-/// not parsed (so a name written with escapes, `"str\u0065am"`, is not seen); one that has and
-/// is not a JSON object is an error.
+/// not parsed (so a name written with escapes, `"str\u0065am"`, is not seen) unless an earlier
+/// rewrite such as [`SetModel`] left its [outline](BufferedBody::outline), which finds every
+/// top-level name, escaped or not; one that is parsed and is not a JSON object is an error.
 ///
 /// # Examples
 ///
@@ -139,11 +140,12 @@ pub struct IncludeUsage;
 impl Rewrite for IncludeUsage {
     fn rewrite(&self, request: &mut http::Request<BufferedBody>) -> Result<(), BoxError> {
         const OPTIONS: &[u8] = br#","stream_options":{"include_usage":true}"#;
-        // Most requests do not stream: no scan for them.
+        // Most requests do not stream: no scan for them, unless an earlier rewrite (`SetModel`)
+        // left the body's outline, which answers at once.
         let bytes = request.body().bytes();
         static STREAM: LazyLock<memmem::Finder<'static>> =
             LazyLock::new(|| memmem::Finder::new(b"\"stream\""));
-        if STREAM.find(bytes).is_none() {
+        if request.body().kept_outline().is_none() && STREAM.find(bytes).is_none() {
             return Ok(());
         }
         let found = members::find(request.body(), ["stream", "stream_options"])?;

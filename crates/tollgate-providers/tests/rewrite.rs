@@ -119,6 +119,33 @@ fn include_usage_appends_the_options_last() {
 }
 
 #[test]
+fn include_usage_reads_the_outline_set_model_left() {
+    let both = |body: &str| {
+        let mut request = request(body);
+        SetModel::new("m").rewrite(&mut request).unwrap();
+        assert!(request.body().kept_outline().is_some(), "{body}");
+        IncludeUsage.rewrite(&mut request).unwrap();
+        String::from_utf8(request.body().bytes().to_vec()).unwrap()
+    };
+    // The same answer as from the text alone.
+    for body in [
+        r#"{"model":"m","stream":true}"#,
+        r#"{"model":"m","stream":false}"#,
+        r#"{"model":"m","x":{"stream":true}}"#,
+        r#"{"model":"m","stream":true,"stream_options":{}}"#,
+        r#"{"model":"m","stream":false,"stream":true}"#,
+        r#"{"model":"m"}"#,
+    ] {
+        assert_eq!(Ok(both(body)), rewritten(&IncludeUsage, body), "{body}");
+    }
+    // The outline knows every top-level name, escaped ones too.
+    assert_eq!(
+        both(r#"{"model":"m","str\u0065am":true}"#),
+        r#"{"model":"m","str\u0065am":true,"stream_options":{"include_usage":true}}"#
+    );
+}
+
+#[test]
 fn what_is_not_one_object_is_refused() {
     for body in [
         "",
