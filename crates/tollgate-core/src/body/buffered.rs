@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -16,13 +16,13 @@ use crate::json::Outline;
 ///
 /// Its bytes never change, so it keeps what one reader learnt of them for the next: the
 /// [`outline`](Self::outline) of a JSON object, scanned once however many layers read it.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct BufferedBody {
     bytes: Bytes,
     /// Set once the bytes have been yielded as a frame.
     done: bool,
-    /// The bytes' outline, once asked for (`None` inside: no outline); shared by clones.
-    outline: OnceLock<Option<Outline>>,
+    /// The bytes' outline, once asked for (`None` inside: no outline).
+    outline: OnceLock<Option<Arc<Outline>>>,
 }
 
 impl BufferedBody {
@@ -50,22 +50,27 @@ impl BufferedBody {
     }
 
     /// The top-level members of the JSON object the bytes hold ([`Outline::scan`]), scanned on
-    /// the first call and kept (by this body and the clones made after it); `None` when the
-    /// bytes are no JSON object or it has no outline.
+    /// the first call and kept (by this body, not by its clones); `None` when the bytes are no
+    /// JSON object or it has no outline.
     ///
     /// For a reader that scans the whole body anyway and precedes others (a rewriter): it pays
     /// one allocation to keep what it learns. A reader that usually comes last takes
     /// [`kept_outline`](Self::kept_outline) and scans by itself when there is none.
     pub fn outline(&self) -> Option<&Outline> {
         self.outline
-            .get_or_init(|| Outline::scan(&self.bytes).ok().flatten())
-            .as_ref()
+            .get_or_init(|| {
+                // Scanned where it is kept: no copy of its members.
+                let mut outline = Arc::new(Outline::EMPTY);
+                let fresh = Arc::get_mut(&mut outline)?;
+                matches!(fresh.fill(&self.bytes), Ok(true)).then_some(outline)
+            })
+            .as_deref()
     }
 
     /// The outline an earlier reader had scanned ([`outline`](Self::outline)), if any; never
     /// scans.
     pub fn kept_outline(&self) -> Option<&Outline> {
-        self.outline.get().and_then(Option::as_ref)
+        self.outline.get().and_then(Option::as_deref)
     }
 
     /// The number of bytes.
@@ -90,6 +95,20 @@ impl fmt::Debug for BufferedBody {
         f.debug_struct("BufferedBody")
             .field("len", &self.bytes.len())
             .finish()
+    }
+}
+
+impl Clone for BufferedBody {
+    /// The same bytes, shared; not the outline (the copies a retry or a fallback keeps are
+    /// made before a rewrite outlines the body, and a clone that carried it would cost every
+    /// copy a check and a counter).
+    #[inline]
+    fn clone(&self) -> Self {
+        BufferedBody {
+            bytes: self.bytes.clone(),
+            done: self.done,
+            outline: OnceLock::new(),
+        }
     }
 }
 

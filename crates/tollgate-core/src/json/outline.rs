@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
 
 use super::{JsonError, Name, Scanner};
 
@@ -15,7 +14,7 @@ use super::{JsonError, Name, Scanner};
 /// reader asked for it ([`outline`](crate::body::BufferedBody::outline)), so the next reader of
 /// the same body takes it from there
 /// ([`kept_outline`](crate::body::BufferedBody::kept_outline)) instead of scanning the body
-/// again. Cheap to clone (the members are shared).
+/// again.
 ///
 /// An object of more than [`Outline::CAPACITY`] members (or a text of 4 GiB or more) has no
 /// outline: its readers scan it themselves.
@@ -35,7 +34,8 @@ use super::{JsonError, Name, Scanner};
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Outline {
-    members: Arc<[Member]>,
+    members: [Member; Outline::CAPACITY],
+    len: u8,
 }
 
 /// One top-level member of an [`Outline`].
@@ -94,6 +94,12 @@ impl Outline {
     /// The most members an outline holds.
     pub const CAPACITY: usize = 24;
 
+    /// No member, before a scan fills it.
+    pub(crate) const EMPTY: Outline = Outline {
+        members: [Member::NONE; Outline::CAPACITY],
+        len: 0,
+    };
+
     /// Scans `bytes`, which must be one JSON object (with any whitespace around it), checked as
     /// [`Scanner`] checks it. `Ok(None)` when the object has more than
     /// [`CAPACITY`](Self::CAPACITY) members (the text after the last that fits is then not
@@ -104,16 +110,22 @@ impl Outline {
     ///
     /// When `bytes` is not a JSON object.
     pub fn scan(bytes: &[u8]) -> Result<Option<Outline>, JsonError> {
+        let mut outline = Outline::EMPTY;
+        Ok(outline.fill(bytes)?.then_some(outline))
+    }
+
+    /// [`scan`](Self::scan) into `self` (which must be [`EMPTY`](Self::EMPTY)), where it stands
+    /// (in a body's memo: no copy); `false` for no outline.
+    pub(crate) fn fill(&mut self, bytes: &[u8]) -> Result<bool, JsonError> {
         if bytes.len() >= LONE_SURROGATE as usize {
-            return Ok(None);
+            return Ok(false);
         }
         let mut scanner = Scanner::new(bytes)?;
-        let mut members = [Member::NONE; Outline::CAPACITY];
-        let mut len = 0;
+        let Outline { members, len } = self;
         let mut full = false;
         let base = bytes.as_ptr().addr();
         let read = scanner.object(|scanner, name| {
-            let Some(slot) = members.get_mut(len) else {
+            let Some(slot) = members.get_mut(usize::from(*len)) else {
                 full = true;
                 return scanner.error("too many members for an outline");
             };
@@ -137,28 +149,26 @@ impl Outline {
                 characters,
                 escaped: name.escaped,
             };
-            len += 1;
+            *len += 1;
             Ok(())
         });
         match read {
             Ok(_) => {}
-            Err(_) if full => return Ok(None),
+            Err(_) if full => return Ok(false),
             Err(error) => return Err(error),
         }
         scanner.finish()?;
-        Ok(Some(Outline {
-            members: Arc::from(&members[..len]),
-        }))
+        Ok(true)
     }
 
     /// The members, in the text's order (a repeated name appears each time).
     pub fn members(&self) -> &[Member] {
-        &self.members
+        &self.members[..usize::from(self.len)]
     }
 
     /// Whether the object has no member.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len == 0
     }
 }
 
@@ -297,12 +307,10 @@ mod tests {
             "the same outline, not a second scan"
         );
         assert_eq!(*first, Outline::scan(body.bytes()).unwrap().unwrap());
-        // A clone shares it.
+        // A clone does not carry it: it scans again when asked.
         let clone = body.clone();
-        assert!(std::ptr::eq(
-            clone.kept_outline().unwrap().members(),
-            first.members()
-        ));
+        assert!(clone.kept_outline().is_none());
+        assert_eq!(clone.outline(), Some(first));
         let bad = BufferedBody::from("not json");
         assert!(bad.outline().is_none() && bad.kept_outline().is_none());
     }
