@@ -99,9 +99,9 @@ impl fmt::Debug for BufferedBody {
 }
 
 impl Clone for BufferedBody {
-    /// The same bytes, shared; not the outline (the copies a retry or a fallback keeps are
-    /// made before a rewrite outlines the body, and a clone that carried it would cost every
-    /// copy a check and a counter).
+    /// The same bytes, shared; not the outline. Retry and fallback keep a copy of each
+    /// request for an attempt that is rarely made: carrying the outline would cost every copy a
+    /// check and a counter, and a copy that is sent scans again when asked.
     #[inline]
     fn clone(&self) -> Self {
         BufferedBody {
