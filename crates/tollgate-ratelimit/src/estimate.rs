@@ -13,7 +13,7 @@
 //! | [`estimator_fn`] | whatever a closure says |
 //!
 //! The JSON estimators read a buffered body (`B: AsRef<[u8]>`, such as
-//! [`BufferedBody`](tollgate_core::body::BufferedBody), `Bytes`, `Vec<u8>` or `String`). "Prompt
+//! [`BufferedBody`], `Bytes`, `Vec<u8>` or `String`). "Prompt
 //! characters" are the Unicode characters of every string in the prompt (`messages`, `system`,
 //! `prompt`, `input`, `tools`), without the JSON around them. A body that is not JSON is charged
 //! ⌈bytes / 4⌉ tokens, never nothing. The characters are counted as the body is read, without
