@@ -2,27 +2,29 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use once_cell::race::OnceBox;
 
 use crate::json::Outline;
 
 /// A request body held in memory: one [`Bytes`], cheap to clone, replayable.
 ///
-/// As an [`http_body::Body`] it yields its bytes as one frame (none when empty) and never fails.
+/// As an [`http_body::Body`] it yields its bytes as one frame (none when empty) and never fails;
+/// it hands them over as it yields them, so a body that was read is empty (its clones made
+/// before keep them: that is how a request is replayed).
 ///
 /// Its bytes never change, so it keeps what one reader learnt of them for the next: the
 /// [`outline`](Self::outline) of a JSON object, scanned once however many layers read it.
 #[derive(Default)]
 pub struct BufferedBody {
+    /// The bytes not yet yielded as a frame.
     bytes: Bytes,
-    /// Set once the bytes have been yielded as a frame.
-    done: bool,
-    /// The bytes' outline, once asked for (`None` inside: no outline).
-    outline: OnceLock<Option<Arc<Outline>>>,
+    /// The bytes' outline, once asked for (`None` inside: no outline). One pointer wide: every
+    /// move of a request moves its body.
+    outline: OnceBox<Option<Outline>>,
 }
 
 impl BufferedBody {
@@ -30,8 +32,7 @@ impl BufferedBody {
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         BufferedBody {
             bytes: bytes.into(),
-            done: false,
-            outline: OnceLock::new(),
+            outline: OnceBox::new(),
         }
     }
 
@@ -39,12 +40,11 @@ impl BufferedBody {
     pub const fn empty() -> Self {
         BufferedBody {
             bytes: Bytes::new(),
-            done: false,
-            outline: OnceLock::new(),
+            outline: OnceBox::new(),
         }
     }
 
-    /// The bytes.
+    /// The bytes (none once the body has been read).
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
     }
@@ -60,17 +60,21 @@ impl BufferedBody {
         self.outline
             .get_or_init(|| {
                 // Scanned where it is kept: no copy of its members.
-                let mut outline = Arc::new(Outline::EMPTY);
-                let fresh = Arc::get_mut(&mut outline)?;
-                matches!(fresh.fill(&self.bytes), Ok(true)).then_some(outline)
+                let mut outline = Box::new(Some(Outline::EMPTY));
+                if let Some(fresh) = outline.as_mut()
+                    && !matches!(fresh.fill(&self.bytes), Ok(true))
+                {
+                    *outline = None;
+                }
+                outline
             })
-            .as_deref()
+            .as_ref()
     }
 
     /// The outline an earlier reader had scanned ([`outline`](Self::outline)), if any; never
     /// scans.
     pub fn kept_outline(&self) -> Option<&Outline> {
-        self.outline.get().and_then(Option::as_deref)
+        self.outline.get().and_then(Option::as_ref)
     }
 
     /// The number of bytes.
@@ -83,7 +87,7 @@ impl BufferedBody {
         self.bytes.is_empty()
     }
 
-    /// The bytes, by value.
+    /// The bytes, by value (none once the body has been read).
     pub fn into_bytes(self) -> Bytes {
         self.bytes
     }
@@ -106,16 +110,15 @@ impl Clone for BufferedBody {
     fn clone(&self) -> Self {
         BufferedBody {
             bytes: self.bytes.clone(),
-            done: self.done,
-            outline: OnceLock::new(),
+            outline: OnceBox::new(),
         }
     }
 }
 
 impl PartialEq for BufferedBody {
-    /// Equal bytes, both yielded or neither (what was learnt of them aside).
+    /// Equal bytes (what was learnt of them aside).
     fn eq(&self, other: &Self) -> bool {
-        self.bytes == other.bytes && self.done == other.done
+        self.bytes == other.bytes
     }
 }
 
@@ -167,24 +170,20 @@ impl Body for BufferedBody {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        if this.done || this.bytes.is_empty() {
-            this.done = true;
+        if this.bytes.is_empty() {
             return Poll::Ready(None);
         }
-        this.done = true;
-        Poll::Ready(Some(Ok(Frame::data(this.bytes.clone()))))
+        // The outline describes bytes this body no longer holds.
+        this.outline = OnceBox::new();
+        Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.bytes)))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.bytes.is_empty()
+        self.bytes.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.done {
-            SizeHint::with_exact(0)
-        } else {
-            SizeHint::with_exact(self.bytes.len() as u64)
-        }
+        SizeHint::with_exact(self.bytes.len() as u64)
     }
 }
 
@@ -199,5 +198,44 @@ mod tests {
         let first = body.clone().collect().await.unwrap().to_bytes();
         let second = body.collect().await.unwrap().to_bytes();
         assert_eq!(first, second);
+    }
+
+    #[tokio::test]
+    async fn a_read_body_is_empty_and_forgets_its_outline() {
+        let mut body = BufferedBody::from(r#"{"model":"m"}"#);
+        let copy = body.clone();
+        assert_eq!(
+            body.outline().map(|outline| outline.members().len()),
+            Some(1)
+        );
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), r#"{"model":"m"}"#);
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert!(body.bytes().is_empty());
+        assert!(body.kept_outline().is_none());
+        assert!(body.outline().is_none(), "an empty body is no JSON object");
+        assert!(body.frame().await.is_none());
+        // A copy made before keeps the bytes.
+        assert_eq!(copy.bytes(), r#"{"model":"m"}"#);
+        assert_ne!(copy, body);
+    }
+
+    #[test]
+    fn a_body_is_as_small_as_its_bytes_and_a_pointer() {
+        assert_eq!(
+            std::mem::size_of::<BufferedBody>(),
+            std::mem::size_of::<Bytes>() + std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn an_outline_is_kept_once_asked_for() {
+        let body = BufferedBody::from(r#"{"a":1,"b":"x"}"#);
+        assert!(body.kept_outline().is_none());
+        let first = body.outline().unwrap() as *const Outline;
+        assert_eq!(body.kept_outline().unwrap() as *const Outline, first);
+        assert!(body.clone().kept_outline().is_none());
+        assert!(BufferedBody::from("[1]").outline().is_none());
     }
 }
