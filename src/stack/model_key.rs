@@ -71,17 +71,21 @@ impl ModelKey {
 
     /// Whether the request names a model it does not know (a body without a model names
     /// none).
-    pub(crate) fn names_unknown<B: AsRef<[u8]>>(&self, request: &http::Request<B>) -> bool {
-        ByModel::model_of(request.body().as_ref()).is_some_and(|model| self.known(&model).is_none())
+    pub(crate) fn names_unknown<B: AsRef<[u8]> + 'static>(
+        &self,
+        request: &http::Request<B>,
+    ) -> bool {
+        ByModel::model_of_body(request.body()).is_some_and(|model| self.known(&model).is_none())
     }
 }
 
-impl<B: AsRef<[u8]>> Keyer<B> for ModelKey {
+impl<B: AsRef<[u8]> + 'static> Keyer<B> for ModelKey {
     fn key(&self, request: &http::Request<B>) -> Option<RouteKey> {
         if let Some(fixed) = &self.fixed {
             return Some(fixed.clone());
         }
-        let model = ByModel::model_of(request.body().as_ref())?;
+        // Through the body's outline, kept for the token estimate after it.
+        let model = ByModel::model_of_body(request.body())?;
         Some(self.known(&model).unwrap_or(&self.other).clone())
     }
 }
