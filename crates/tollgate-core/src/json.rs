@@ -40,7 +40,7 @@ use std::ops::Range;
 
 mod outline;
 
-pub use outline::{Member, Outline};
+pub use outline::{Found, Member, Outline};
 
 /// How deeply arrays and objects may nest (as deep as `serde_json` lets them).
 pub const MAX_DEPTH: usize = 128;

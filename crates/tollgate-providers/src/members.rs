@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use tollgate_core::body::BufferedBody;
-use tollgate_core::json::{JsonError, Scanner};
+use tollgate_core::json::{JsonError, Member, Scanner};
 
 /// What a scan found of up to `N` member names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,22 +36,15 @@ pub(crate) fn find<const N: usize>(
     let Some(outline) = body.outline() else {
         return scan(bytes, names);
     };
-    let mut values = [const { None }; N];
-    let mut repeated = false;
-    for member in outline.members() {
-        if let Some(i) = names.iter().position(|n| member.is(bytes, n)) {
-            repeated |= values[i].is_some();
-            values[i] = Some(member.value());
-        }
-    }
+    let found = outline.find(bytes, names);
     // The outline's text is one object with only whitespace around it.
     let end = bytes
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
         .unwrap_or(0);
     Ok(Found {
-        values,
-        repeated,
+        values: found.members.map(|member| member.map(Member::value)),
+        repeated: found.repeated,
         end,
         empty: outline.is_empty(),
     })

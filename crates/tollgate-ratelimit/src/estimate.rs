@@ -306,23 +306,21 @@ impl<const U: usize> Members<U> {
         prompts: [&str; P],
         numbers: [&str; U],
     ) -> Option<Self> {
+        let (prompts, numbers) = (outline.find(bytes, prompts), outline.find(bytes, numbers));
+        if prompts.repeated || numbers.repeated {
+            return None;
+        }
         let mut read = Members {
             characters: 0,
             numbers: [None; U],
         };
-        let (mut prompt_seen, mut number_seen) = ([false; P], [false; U]);
-        for member in outline.members() {
-            if let Some(i) = prompts.iter().position(|p| member.is(bytes, p)) {
-                if std::mem::replace(&mut prompt_seen[i], true) {
-                    return None;
-                }
-                read.characters = read.characters.saturating_add(member.characters()?);
-            } else if let Some(i) = numbers.iter().position(|n| member.is(bytes, n)) {
-                if std::mem::replace(&mut number_seen[i], true) {
-                    return None;
-                }
+        for member in prompts.members.into_iter().flatten() {
+            read.characters = read.characters.saturating_add(member.characters()?);
+        }
+        for (number, member) in read.numbers.iter_mut().zip(numbers.members) {
+            if let Some(member) = member {
                 let mut scanner = Scanner::new(bytes.get(member.value())?).ok()?;
-                read.numbers[i] = scanner.unsigned().ok()?;
+                *number = scanner.unsigned().ok()?;
             }
         }
         Some(read)

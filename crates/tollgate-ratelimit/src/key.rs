@@ -84,13 +84,11 @@ impl ByModel {
         let Some(outline) = buffered.outline() else {
             return ByModel::model_of(bytes);
         };
-        let mut model = None;
-        for member in outline.members() {
-            if member.is(bytes, "model") && model.replace(member.value()).is_some() {
-                return None;
-            }
+        let found = outline.find(bytes, ["model"]);
+        if found.repeated {
+            return None;
         }
-        model_string(&bytes[model?])
+        model_string(&bytes[found.members[0]?.value()])
     }
 }
 

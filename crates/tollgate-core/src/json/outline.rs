@@ -170,6 +170,48 @@ impl Outline {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The members named `names` (compared decoded, [`Member::is`]) in `bytes`, the text the
+    /// outline was scanned from: each the last given, and whether one was given more than once
+    /// (a reader that refuses repeats, as `serde_json` does for a struct, checks
+    /// [`Found::repeated`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tollgate_core::json::Outline;
+    ///
+    /// let bytes = br#"{"model":"m","n":1,"n":2}"#;
+    /// let outline = Outline::scan(bytes)?.unwrap();
+    /// let found = outline.find(bytes, ["model", "n", "stream"]);
+    /// assert_eq!(found.members[0].map(|m| &bytes[m.value()]), Some(&br#""m""#[..]));
+    /// assert_eq!(found.members[1].map(|m| &bytes[m.value()]), Some(&b"2"[..]));
+    /// assert!(found.members[2].is_none());
+    /// assert!(found.repeated);
+    /// # Ok::<(), tollgate_core::json::JsonError>(())
+    /// ```
+    #[inline]
+    pub fn find<const N: usize>(&self, bytes: &[u8], names: [&str; N]) -> Found<'_, N> {
+        let mut found = Found {
+            members: [None; N],
+            repeated: false,
+        };
+        for member in self.members() {
+            if let Some(i) = names.iter().position(|name| member.is(bytes, name)) {
+                found.repeated |= found.members[i].replace(member).is_some();
+            }
+        }
+        found
+    }
+}
+
+/// What [`Outline::find`] found of some names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found<'a, const N: usize> {
+    /// The member of each name, the last when it is given more than once.
+    pub members: [Option<&'a Member>; N],
+    /// Whether a name was given more than once.
+    pub repeated: bool,
 }
 
 impl fmt::Debug for Outline {
